@@ -1,0 +1,231 @@
+//! [`Envelope`] v1: one sealed JSON value.
+//!
+//! JSON form (`docs/envelope.md` is the normative spec):
+//!
+//! ```json
+//! {"v":1,"alg":"A256GCM","kid":"room-42","kv":1,"iv":"…","ct":"…","kc":"…"}
+//! ```
+//!
+//! `iv` is the 96-bit random nonce, `ct` the AES-256-GCM ciphertext with the
+//! 128-bit tag appended, `kc` the key commitment ([`super::commit`]), all
+//! unpadded base64url. The plaintext is the compact JSON text of the sealed
+//! value. The AAD ([`super::aad`]) binds version, alg, kid, kv, scope and
+//! field path.
+
+use aes_gcm::Nonce;
+use aes_gcm::aead::{Aead, Payload};
+use rand_core::TryCryptoRng;
+use serde_json::{Map, Value};
+
+use super::commit::{self, COMMIT_LEN};
+use super::{CryptoError, JsonPointer, Key, Scope, aad, b64, rng};
+
+/// The envelope format version this build writes and reads.
+pub const VERSION: u8 = 1;
+/// The one algorithm of version 1.
+pub const ALG: &str = "A256GCM";
+/// Largest plaintext (the sealed value's JSON text) sealed or opened, in bytes.
+pub const MAX_SEALED_BYTES: usize = 1 << 20;
+/// Longest key id, in bytes.
+pub const MAX_KID_LEN: usize = 128;
+
+pub(crate) const IV_LEN: usize = 12;
+const TAG_LEN: usize = 16;
+const FIELDS: [&str; 7] = ["v", "alg", "kid", "kv", "iv", "ct", "kc"];
+
+/// A parsed envelope. Holding one says nothing about authenticity: only
+/// [`open_value`] (or the ring and field helpers built on it) checks that.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Envelope {
+    /// Key id.
+    pub kid: String,
+    /// Key version.
+    pub kv: u32,
+    /// Nonce.
+    pub iv: [u8; IV_LEN],
+    /// Ciphertext followed by the 16-byte GCM tag.
+    pub ct: Vec<u8>,
+    /// Key commitment.
+    pub kc: [u8; COMMIT_LEN],
+}
+
+impl Envelope {
+    /// The envelope as the JSON object that replaces the sealed field.
+    pub fn to_json(&self) -> Value {
+        let mut map = Map::with_capacity(FIELDS.len());
+        map.insert("v".into(), VERSION.into());
+        map.insert("alg".into(), ALG.into());
+        map.insert("kid".into(), self.kid.clone().into());
+        map.insert("kv".into(), self.kv.into());
+        map.insert("iv".into(), b64::encode(&self.iv).into());
+        map.insert("ct".into(), b64::encode(&self.ct).into());
+        map.insert("kc".into(), b64::encode(&self.kc).into());
+        Value::Object(map)
+    }
+
+    /// Parses an envelope object strictly: exactly the seven fields, right
+    /// types, canonical base64url, version 1, alg `A256GCM`, sizes in bounds.
+    pub fn from_json(value: &Value) -> Result<Envelope, CryptoError> {
+        let malformed = |reason| CryptoError::MalformedEnvelope { reason };
+        let map = value.as_object().ok_or(malformed("not a JSON object"))?;
+        // Version first: a future format may have other fields, and should
+        // be reported as "newer version", not as "malformed".
+        let version = map.get("v").ok_or(malformed("missing `v`"))?;
+        let version = version
+            .as_u64()
+            .ok_or(malformed("`v` is not a non-negative integer"))?;
+        if version != u64::from(VERSION) {
+            return Err(CryptoError::UnsupportedVersion { version });
+        }
+        if map.len() != FIELDS.len() || !FIELDS.iter().all(|f| map.contains_key(*f)) {
+            return Err(malformed(
+                "fields must be exactly v, alg, kid, kv, iv, ct, kc",
+            ));
+        }
+        let text = |name: &'static str| {
+            map.get(name)
+                .and_then(Value::as_str)
+                .ok_or(malformed("a field is not a string"))
+        };
+        let alg = text("alg")?;
+        if alg != ALG {
+            return Err(CryptoError::UnsupportedAlgorithm {
+                alg: alg.chars().take(32).collect(),
+            });
+        }
+        let kid = text("kid")?;
+        validate_kid(kid)?;
+        let kv = map
+            .get("kv")
+            .and_then(Value::as_u64)
+            .and_then(|kv| u32::try_from(kv).ok())
+            .ok_or(malformed("`kv` is not an integer in 0..=4294967295"))?;
+        let iv = b64::decode_array::<IV_LEN>(text("iv")?, "iv", malformed("`iv` is not 12 bytes"))?;
+        let kc =
+            b64::decode_array::<COMMIT_LEN>(text("kc")?, "kc", malformed("`kc` is not 32 bytes"))?;
+        let ct_text = text("ct")?;
+        let ct_limit = (MAX_SEALED_BYTES + TAG_LEN).div_ceil(3) * 4;
+        if ct_text.len() > ct_limit {
+            return Err(CryptoError::Oversize {
+                what: "envelope `ct`",
+                size: ct_text.len(),
+                limit: ct_limit,
+            });
+        }
+        let ct = b64::decode(ct_text, "ct")?;
+        if ct.len() < TAG_LEN {
+            return Err(malformed("`ct` is shorter than the 16-byte tag"));
+        }
+        Ok(Envelope {
+            kid: kid.to_owned(),
+            kv,
+            iv,
+            ct,
+            kc,
+        })
+    }
+
+    /// True when `value` is shaped like an envelope (an object with the
+    /// `v`, `alg`, `kid`, `kv`, `iv` and `ct` keys) and so must be opened,
+    /// not passed through. Strict parsing happens in [`Envelope::from_json`].
+    pub fn is_envelope(value: &Value) -> bool {
+        value
+            .as_object()
+            .is_some_and(|map| FIELDS[..6].iter().all(|f| map.contains_key(*f)))
+    }
+}
+
+/// Seals `value` under `key` (known as `kid`/`kv`) for `scope` and the
+/// field at `path`, with a fresh nonce from `rng`.
+pub fn seal_value<R: TryCryptoRng + ?Sized>(
+    key: &Key,
+    kid: &str,
+    kv: u32,
+    scope: &Scope,
+    path: &JsonPointer,
+    value: &Value,
+    rng: &mut R,
+) -> Result<Envelope, CryptoError> {
+    validate_kid(kid)?;
+    let plaintext = serde_json::to_vec(value).map_err(|_| CryptoError::InvalidPlaintext)?;
+    if plaintext.len() > MAX_SEALED_BYTES {
+        return Err(CryptoError::Oversize {
+            what: "sealed value",
+            size: plaintext.len(),
+            limit: MAX_SEALED_BYTES,
+        });
+    }
+    let mut iv = [0u8; IV_LEN];
+    rng::fill(rng, &mut iv)?;
+    let aad = aad::build(VERSION, ALG, kid, kv, scope, path);
+    let ct = key
+        .cipher
+        .encrypt(
+            &Nonce::from(iv),
+            Payload {
+                msg: &plaintext,
+                aad: &aad,
+            },
+        )
+        // AES-GCM encryption only fails for inputs beyond 2^36 bytes, far
+        // over MAX_SEALED_BYTES.
+        .map_err(|_| CryptoError::Oversize {
+            what: "sealed value",
+            size: plaintext.len(),
+            limit: MAX_SEALED_BYTES,
+        })?;
+    let kc = commit::commitment(key, &iv);
+    Ok(Envelope {
+        kid: kid.to_owned(),
+        kv,
+        iv,
+        ct,
+        kc,
+    })
+}
+
+/// Opens `envelope` with `key` for `scope` and the field at `path`: checks
+/// the key commitment, then the GCM tag, then parses the JSON plaintext.
+pub fn open_value(
+    key: &Key,
+    scope: &Scope,
+    path: &JsonPointer,
+    envelope: &Envelope,
+) -> Result<Value, CryptoError> {
+    // Commitment before decryption: a ciphertext built to open under two
+    // keys never reaches AES-GCM under the wrong one.
+    if !commit::verify(key, &envelope.iv, &envelope.kc) {
+        return Err(CryptoError::CommitmentMismatch {
+            kid: envelope.kid.clone(),
+            kv: envelope.kv,
+        });
+    }
+    let aad = aad::build(VERSION, ALG, &envelope.kid, envelope.kv, scope, path);
+    let plaintext = key
+        .cipher
+        .decrypt(
+            &Nonce::from(envelope.iv),
+            Payload {
+                msg: &envelope.ct,
+                aad: &aad,
+            },
+        )
+        .map_err(|_| CryptoError::DecryptFailed)?;
+    serde_json::from_slice(&plaintext).map_err(|_| CryptoError::InvalidPlaintext)
+}
+
+/// Checks a key id: 1 to 128 bytes.
+pub(crate) fn validate_kid(kid: &str) -> Result<(), CryptoError> {
+    if kid.is_empty() {
+        return Err(CryptoError::InvalidKeyId { reason: "empty" });
+    }
+    if kid.len() > MAX_KID_LEN {
+        return Err(CryptoError::InvalidKeyId {
+            reason: "longer than 128 bytes",
+        });
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests;

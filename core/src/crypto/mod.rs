@@ -1,0 +1,39 @@
+//! End-to-end encryption of JSON fields.
+//!
+//! Owns keys ([`Key`], [`KeyRing`]), derivation ([`kdf`]), the envelope
+//! format ([`Envelope`], specified byte for byte in `docs/envelope.md`),
+//! scopes ([`Scope`]), sealing and opening fields of a JSON event by RFC 6901
+//! pointer ([`seal_fields`], [`open_fields`]) and replay defence
+//! ([`ReplayWindow`]). It leaves transport, key distribution and storage to
+//! its callers: keys arrive from the app (a key provider), never from the
+//! server.
+
+mod aad;
+mod b64;
+mod commit;
+mod envelope;
+mod error;
+mod fields;
+pub mod kdf;
+mod key;
+mod pointer;
+mod replay;
+mod ring;
+mod rng;
+mod scope;
+
+pub use envelope::{ALG, Envelope, MAX_SEALED_BYTES, VERSION, open_value, seal_value};
+pub use error::CryptoError;
+pub use fields::{
+    find_envelopes, open_call_json, open_chat_json, open_custom_json, open_fields,
+    open_fields_with_replay, seal_call_json, seal_chat_json, seal_custom_json, seal_fields,
+    seal_fields_with_rng,
+};
+pub use kdf::{DerivedKey, derive_document_key, derive_key};
+pub use key::{KEY_LEN, Key};
+pub use pointer::JsonPointer;
+pub use rand_core;
+pub use replay::ReplayWindow;
+pub use ring::{KeyRing, SEAL_HARD_LIMIT, SEAL_SOFT_LIMIT};
+pub use rng::OsRng;
+pub use scope::Scope;
