@@ -1,0 +1,27 @@
+//! Subcommands of the `sealcast` binary, one module each.
+
+pub mod envelope;
+pub mod keys;
+pub mod serve;
+
+use sealcast_core::crypto::CryptoError;
+
+/// Why a CLI command failed. Printed as one line on stderr.
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    /// An envelope, key or scope problem.
+    #[error("{0}")]
+    Crypto(#[from] CryptoError),
+    /// Standard input is not a JSON document.
+    #[error("input is not valid JSON: {0}")]
+    InvalidJson(serde_json::Error),
+    /// Reading stdin or writing stdout failed.
+    #[error("i/o: {0}")]
+    Io(#[from] std::io::Error),
+    /// The command exists in the plan but not in this build.
+    #[error("{0} is not implemented in this version")]
+    NotImplemented(&'static str),
+    /// Standard input is larger than the CLI accepts.
+    #[error("input is over the {0}-byte limit")]
+    InputTooLarge(u64),
+}
