@@ -17,9 +17,7 @@ use aes_gcm::{Aes256Gcm, Nonce};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use rand_core::{TryCryptoRng, TryRng};
-use sealcast_core::crypto::{
-    Envelope, JsonPointer, Key, KeyRing, Scope, derive_key, open_value, seal_value,
-};
+use sealcast_core::crypto::{Envelope, JsonPointer, Key, KeyRing, Scope, derive_key, open_value, seal_value};
 use serde_json::{Value, json};
 
 /// An RNG that hands out exactly the given nonce: vectors need fixed nonces.
@@ -82,15 +80,11 @@ fn key_of(text: &str) -> Key {
 
 /// Deterministic, obviously-synthetic test keys.
 fn test_key(n: u8) -> Key {
-    Key::from_bytes(&core::array::from_fn(|i| {
-        n.wrapping_mul(31).wrapping_add(i as u8)
-    }))
+    Key::from_bytes(&core::array::from_fn(|i| n.wrapping_mul(31).wrapping_add(i as u8)))
 }
 
 fn test_iv(n: u8) -> Vec<u8> {
-    (0..12)
-        .map(|i| n.wrapping_mul(17).wrapping_add(i))
-        .collect()
+    (0..12).map(|i| n.wrapping_mul(17).wrapping_add(i)).collect()
 }
 
 struct Case {
@@ -118,15 +112,7 @@ fn positive_cases() -> Vec<Case> {
         derived_from: None,
     };
     vec![
-        case(
-            "chat body",
-            1,
-            "room-42",
-            1,
-            "chat:room-42:msg-1",
-            "/body",
-            json!("Private message"),
-        ),
+        case("chat body", 1, "room-42", 1, "chat:room-42:msg-1", "/body", json!("Private message")),
         case(
             "chat whole event",
             1,
@@ -136,15 +122,7 @@ fn positive_cases() -> Vec<Case> {
             "",
             json!({"body": "hi", "sender_id": "user-1"}),
         ),
-        case(
-            "chat after rotation (kv 2)",
-            2,
-            "room-42",
-            2,
-            "chat:room-42:msg-3",
-            "/body",
-            json!("rotated"),
-        ),
+        case("chat after rotation (kv 2)", 2, "room-42", 2, "chat:room-42:msg-3", "/body", json!("rotated")),
         case(
             "call offer sdp",
             3,
@@ -200,33 +178,9 @@ fn positive_cases() -> Vec<Case> {
             json!({"ops": [{"insert": "Hello\n"}]}),
         ),
         case("empty string", 6, "k", 0, "chat:r:m", "/body", json!("")),
-        case(
-            "unicode plaintext",
-            6,
-            "k",
-            4294967295,
-            "chat:r:m",
-            "/body",
-            json!("héllo 👋 — ünïcödé \u{0}"),
-        ),
-        case(
-            "escaped pointer",
-            7,
-            "k",
-            1,
-            "chat:r:m",
-            "/a~1b/c~0d",
-            json!(true),
-        ),
-        case(
-            "array element",
-            7,
-            "k",
-            1,
-            "chat:r:m",
-            "/items/0",
-            json!(null),
-        ),
+        case("unicode plaintext", 6, "k", 4294967295, "chat:r:m", "/body", json!("héllo 👋 — ünïcödé \u{0}")),
+        case("escaped pointer", 7, "k", 1, "chat:r:m", "/a~1b/c~0d", json!(true)),
+        case("array element", 7, "k", 1, "chat:r:m", "/items/0", json!(null)),
         case("number", 7, "k", 1, "chat:r:m", "/n", json!(-12.5e-3)),
         Case {
             name: "derived document key",
@@ -246,16 +200,8 @@ fn positive_cases() -> Vec<Case> {
 fn seal_case(case: &Case, iv: &[u8]) -> Envelope {
     let scope: Scope = case.scope.parse().unwrap();
     let path: JsonPointer = case.path.parse().unwrap();
-    seal_value(
-        &case.key,
-        case.kid,
-        case.kv,
-        &scope,
-        &path,
-        &case.plaintext,
-        &mut FixedRng(iv.to_vec()),
-    )
-    .unwrap()
+    seal_value(&case.key, case.kid, case.kv, &scope, &path, &case.plaintext, &mut FixedRng(iv.to_vec()))
+        .unwrap()
 }
 
 fn generate() -> Value {
@@ -318,14 +264,7 @@ fn generate() -> Value {
             "room-42",
             "decrypt_failed",
         ),
-        (
-            "wrong room in scope",
-            envelope.clone(),
-            "chat:room-43:msg-1",
-            "/body",
-            "room-42",
-            "decrypt_failed",
-        ),
+        ("wrong room in scope", envelope.clone(), "chat:room-43:msg-1", "/body", "room-42", "decrypt_failed"),
         (
             "moved to another field",
             envelope.clone(),
@@ -390,14 +329,7 @@ fn generate() -> Value {
             "room-42",
             "invalid_base64",
         ),
-        (
-            "missing commitment",
-            without_kc,
-            "chat:room-42:msg-1",
-            "/body",
-            "room-42",
-            "malformed_envelope",
-        ),
+        ("missing commitment", without_kc, "chat:room-42:msg-1", "/body", "room-42", "malformed_envelope"),
         (
             "extra field",
             mutated("x", json!(1)),
@@ -445,24 +377,10 @@ fn generate() -> Value {
     // Authentic envelope whose plaintext is not JSON: built with raw AES-GCM.
     let key = test_key(1);
     let iv = test_iv(250);
-    let aad = spec_aad(
-        "room-42",
-        1,
-        "chat",
-        &["room-42".into(), "msg-1".into()],
-        "/body",
-    );
+    let aad = spec_aad("room-42", 1, "chat", &["room-42".into(), "msg-1".into()], "/body");
     let cipher = Aes256Gcm::new_from_slice(key.expose_secret()).unwrap();
     let nonce = Nonce::try_from(iv.as_slice()).unwrap();
-    let ct = cipher
-        .encrypt(
-            &nonce,
-            Payload {
-                msg: b"not json",
-                aad: &aad,
-            },
-        )
-        .unwrap();
+    let ct = cipher.encrypt(&nonce, Payload { msg: b"not json", aad: &aad }).unwrap();
     let kc = commitment(&key, &iv);
     negative.push(json!({
         "name": "plaintext is not JSON", "key": key.to_base64url(), "kid": "room-42", "kv": 1,
@@ -547,16 +465,8 @@ fn positive_vectors_seal_and_open_exactly() {
         let iv = B64.decode(v["iv"].as_str().unwrap()).unwrap();
 
         // 1. Sealing with the fixed nonce reproduces the envelope exactly.
-        let envelope = seal_value(
-            &key,
-            kid,
-            kv,
-            &scope,
-            &path,
-            &v["plaintext"],
-            &mut FixedRng(iv.clone()),
-        )
-        .unwrap();
+        let envelope =
+            seal_value(&key, kid, kv, &scope, &path, &v["plaintext"], &mut FixedRng(iv.clone())).unwrap();
         assert_eq!(envelope.to_json(), v["envelope"], "{name}: envelope");
         assert_eq!(
             serde_json::to_string(&v["plaintext"]).unwrap(),
@@ -565,36 +475,16 @@ fn positive_vectors_seal_and_open_exactly() {
         );
 
         // 2. The AAD from the spec and raw AES-GCM give the same ciphertext.
-        let fields: Vec<String> = v["scope_fields"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|f| f.as_str().unwrap().to_owned())
-            .collect();
-        let aad = spec_aad(
-            kid,
-            kv,
-            v["scope_kind"].as_str().unwrap(),
-            &fields,
-            v["path"].as_str().unwrap(),
-        );
+        let fields: Vec<String> =
+            v["scope_fields"].as_array().unwrap().iter().map(|f| f.as_str().unwrap().to_owned()).collect();
+        let aad = spec_aad(kid, kv, v["scope_kind"].as_str().unwrap(), &fields, v["path"].as_str().unwrap());
         assert_eq!(hex(&aad), v["aad_hex"].as_str().unwrap(), "{name}: aad");
         let cipher = Aes256Gcm::new_from_slice(key.expose_secret()).unwrap();
         let nonce = Nonce::try_from(iv.as_slice()).unwrap();
         let raw = cipher
-            .encrypt(
-                &nonce,
-                Payload {
-                    msg: v["plaintext_utf8"].as_str().unwrap().as_bytes(),
-                    aad: &aad,
-                },
-            )
+            .encrypt(&nonce, Payload { msg: v["plaintext_utf8"].as_str().unwrap().as_bytes(), aad: &aad })
             .unwrap();
-        assert_eq!(
-            B64.encode(raw),
-            v["envelope"]["ct"].as_str().unwrap(),
-            "{name}: raw AES-GCM"
-        );
+        assert_eq!(B64.encode(raw), v["envelope"]["ct"].as_str().unwrap(), "{name}: raw AES-GCM");
         assert_eq!(
             B64.encode(commitment(&key, &iv)),
             v["envelope"]["kc"].as_str().unwrap(),
@@ -603,11 +493,7 @@ fn positive_vectors_seal_and_open_exactly() {
 
         // 3. The published envelope opens to the plaintext.
         let parsed = Envelope::from_json(&v["envelope"]).unwrap();
-        assert_eq!(
-            open_value(&key, &scope, &path, &parsed).unwrap(),
-            v["plaintext"],
-            "{name}: open"
-        );
+        assert_eq!(open_value(&key, &scope, &path, &parsed).unwrap(), v["plaintext"], "{name}: open");
     }
 }
 
@@ -633,15 +519,10 @@ fn negative_vectors_fail_with_their_code() {
     assert!(negative.len() >= 12);
     for v in negative {
         let name = v["name"].as_str().unwrap();
-        let ring = KeyRing::single(
-            v["kid"].as_str().unwrap(),
-            1,
-            key_of(v["key"].as_str().unwrap()),
-        )
-        .unwrap();
+        let ring =
+            KeyRing::single(v["kid"].as_str().unwrap(), 1, key_of(v["key"].as_str().unwrap())).unwrap();
         let path: JsonPointer = v["path"].as_str().unwrap().parse().unwrap();
-        let result =
-            Envelope::from_json(&v["envelope"]).and_then(|e| ring.open(&scope_of(v), &path, &e));
+        let result = Envelope::from_json(&v["envelope"]).and_then(|e| ring.open(&scope_of(v), &path, &e));
         let err = result.expect_err(name);
         assert_eq!(err.code(), v["error"].as_str().unwrap(), "{name}: {err}");
     }

@@ -23,11 +23,7 @@ fn sealcast(args: &[&str], env: &[(&str, &str)], stdin: &str) -> Output {
 }
 
 fn stdout(output: &Output) -> String {
-    assert!(
-        output.status.success(),
-        "failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    assert!(output.status.success(), "failed: {}", String::from_utf8_lossy(&output.stderr));
     String::from_utf8(output.stdout.clone()).unwrap()
 }
 
@@ -35,11 +31,7 @@ fn stdout(output: &Output) -> String {
 fn assert_clean_failure(output: &Output, needle: &str) {
     let err = String::from_utf8_lossy(&output.stderr);
     assert!(!output.status.success(), "unexpected success");
-    assert!(
-        output.stdout.is_empty(),
-        "partial output: {}",
-        String::from_utf8_lossy(&output.stdout)
-    );
+    assert!(output.stdout.is_empty(), "partial output: {}", String::from_utf8_lossy(&output.stdout));
     assert_eq!(err.trim_end().lines().count(), 1, "not one line: {err}");
     assert!(err.contains(needle), "{err:?} lacks {needle:?}");
     assert!(!err.contains("panicked"), "{err}");
@@ -48,15 +40,11 @@ fn assert_clean_failure(output: &Output, needle: &str) {
 const EVENT: &str = r#"{"body":"Private message","sender_id":"user-1"}"#;
 
 fn seal_args<'a>(key: &'a str, scope: &'a str) -> Vec<&'a str> {
-    vec![
-        "seal", "--key", key, "--kid", "room-42", "--kv", "1", "--scope", scope, "--path", "/body",
-    ]
+    vec!["seal", "--key", key, "--kid", "room-42", "--kv", "1", "--scope", scope, "--path", "/body"]
 }
 
 fn open_args<'a>(key: &'a str, scope: &'a str) -> Vec<&'a str> {
-    vec![
-        "open", "--key", key, "--kid", "room-42", "--kv", "1", "--scope", scope,
-    ]
+    vec!["open", "--key", key, "--kid", "room-42", "--kv", "1", "--scope", scope]
 }
 
 #[test]
@@ -71,41 +59,21 @@ fn keys_new_prints_fresh_base64url_keys() {
 #[test]
 fn keys_derive_is_deterministic_and_matches_the_library() {
     let master = Key::from_bytes(&[0x11; 32]);
-    let args = [
-        "keys",
-        "derive",
-        "--master",
-        &master.to_base64url(),
-        "--doc",
-        "doc-1",
-        "--salt",
-        "s-1",
-    ];
+    let args = ["keys", "derive", "--master", &master.to_base64url(), "--doc", "doc-1", "--salt", "s-1"];
     let first = stdout(&sealcast(&args, &[], ""));
     assert_eq!(first, stdout(&sealcast(&args, &[], "")));
-    assert_eq!(
-        first.trim(),
-        derive_document_key(&master, "doc-1", b"s-1").to_base64url()
-    );
+    assert_eq!(first.trim(), derive_document_key(&master, "doc-1", b"s-1").to_base64url());
 }
 
 #[test]
 fn seal_then_open_round_trips() {
     let key = Key::generate().unwrap().to_base64url();
-    let sealed = stdout(&sealcast(
-        &seal_args(&key, "chat:room-42:msg-1"),
-        &[],
-        EVENT,
-    ));
+    let sealed = stdout(&sealcast(&seal_args(&key, "chat:room-42:msg-1"), &[], EVENT));
     let sealed_json: Value = serde_json::from_str(&sealed).unwrap();
     assert_eq!(sealed_json["sender_id"], "user-1");
     assert_eq!(sealed_json["body"]["alg"], "A256GCM");
     assert!(!sealed.contains("Private message"));
-    let opened = stdout(&sealcast(
-        &open_args(&key, "chat:room-42:msg-1"),
-        &[],
-        &sealed,
-    ));
+    let opened = stdout(&sealcast(&open_args(&key, "chat:room-42:msg-1"), &[], &sealed));
     assert_eq!(
         serde_json::from_str::<Value>(&opened).unwrap(),
         serde_json::from_str::<Value>(EVENT).unwrap()
@@ -115,61 +83,23 @@ fn seal_then_open_round_trips() {
 #[test]
 fn key_can_come_from_the_environment() {
     let key = Key::generate().unwrap().to_base64url();
-    let args = [
-        "seal",
-        "--kid",
-        "k",
-        "--kv",
-        "2",
-        "--scope",
-        "custom:delivery:order-1:note",
-        "--path",
-        "",
-    ];
-    let sealed = stdout(&sealcast(
-        &args,
-        &[("SEALCAST_KEY", &key)],
-        r#"{"note":"x"}"#,
-    ));
+    let args = ["seal", "--kid", "k", "--kv", "2", "--scope", "custom:delivery:order-1:note", "--path", ""];
+    let sealed = stdout(&sealcast(&args, &[("SEALCAST_KEY", &key)], r#"{"note":"x"}"#));
     let envelope: Value = serde_json::from_str(&sealed).unwrap();
     assert_eq!(envelope["kv"], 2);
-    let args = [
-        "open",
-        "--kid",
-        "k",
-        "--kv",
-        "2",
-        "--scope",
-        "custom:delivery:order-1:note",
-    ];
+    let args = ["open", "--kid", "k", "--kv", "2", "--scope", "custom:delivery:order-1:note"];
     let opened = stdout(&sealcast(&args, &[("SEALCAST_KEY", &key)], &sealed));
-    assert_eq!(
-        serde_json::from_str::<Value>(&opened).unwrap(),
-        json!({"note": "x"})
-    );
+    assert_eq!(serde_json::from_str::<Value>(&opened).unwrap(), json!({"note": "x"}));
 }
 
 #[test]
 fn bad_input_is_one_line_and_no_output() {
     let key = Key::generate().unwrap().to_base64url();
-    let sealed = stdout(&sealcast(
-        &seal_args(&key, "chat:room-42:msg-1"),
-        &[],
-        EVENT,
-    ));
+    let sealed = stdout(&sealcast(&seal_args(&key, "chat:room-42:msg-1"), &[], EVENT));
 
-    assert_clean_failure(
-        &sealcast(&seal_args("not-a-key", "chat:r:m"), &[], EVENT),
-        "invalid key",
-    );
-    assert_clean_failure(
-        &sealcast(&seal_args(&key, "chat:r"), &[], EVENT),
-        "invalid scope",
-    );
-    assert_clean_failure(
-        &sealcast(&seal_args(&key, "chat:r:m"), &[], "{not json"),
-        "not valid JSON",
-    );
+    assert_clean_failure(&sealcast(&seal_args("not-a-key", "chat:r:m"), &[], EVENT), "invalid key");
+    assert_clean_failure(&sealcast(&seal_args(&key, "chat:r"), &[], EVENT), "invalid scope");
+    assert_clean_failure(&sealcast(&seal_args(&key, "chat:r:m"), &[], "{not json"), "not valid JSON");
     assert_clean_failure(
         &sealcast(&seal_args(&key, "chat:r:m"), &[], r#"{"x":1}"#),
         "no value at JSON pointer",
@@ -186,35 +116,14 @@ fn bad_input_is_one_line_and_no_output() {
     );
     let mut tampered: Value = serde_json::from_str(&sealed).unwrap();
     let ct = tampered["body"]["ct"].as_str().unwrap().to_owned();
-    let flipped = if ct.starts_with('A') {
-        ct.replacen('A', "B", 1)
-    } else {
-        format!("A{}", &ct[1..])
-    };
+    let flipped = if ct.starts_with('A') { ct.replacen('A', "B", 1) } else { format!("A{}", &ct[1..]) };
     tampered["body"]["ct"] = Value::String(flipped);
     assert_clean_failure(
-        &sealcast(
-            &open_args(&key, "chat:room-42:msg-1"),
-            &[],
-            &tampered.to_string(),
-        ),
+        &sealcast(&open_args(&key, "chat:room-42:msg-1"), &[], &tampered.to_string()),
         "could not be decrypted",
     );
-    let wrong_kv = [
-        "open",
-        "--key",
-        &key,
-        "--kid",
-        "room-42",
-        "--kv",
-        "9",
-        "--scope",
-        "chat:room-42:msg-1",
-    ];
-    assert_clean_failure(
-        &sealcast(&wrong_kv, &[], &sealed),
-        "no key `room-42` version 1",
-    );
+    let wrong_kv = ["open", "--key", &key, "--kid", "room-42", "--kv", "9", "--scope", "chat:room-42:msg-1"];
+    assert_clean_failure(&sealcast(&wrong_kv, &[], &sealed), "no key `room-42` version 1");
 }
 
 #[test]

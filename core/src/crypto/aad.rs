@@ -24,22 +24,24 @@ pub(crate) fn build(
     scope: &Scope,
     path: &JsonPointer,
 ) -> Vec<u8> {
-    let fields = scope.fields();
-    let mut out =
-        Vec::with_capacity(96 + kid.len() + fields.iter().map(String::len).sum::<usize>());
-    push_prefixed(&mut out, AAD_LABEL);
-    out.push(version);
-    push_prefixed(&mut out, alg.as_bytes());
-    push_prefixed(&mut out, kid.as_bytes());
-    out.extend_from_slice(&kv.to_be_bytes());
-    push_prefixed(&mut out, scope.kind().as_bytes());
-    // At most four fields per scope kind, so the count fits a byte.
-    out.push(u8::try_from(fields.len()).expect("scope kinds have at most 3 fields"));
-    for field in &fields {
-        push_prefixed(&mut out, field.as_bytes());
-    }
-    push_prefixed(&mut out, path.to_string().as_bytes());
-    out
+    let path = path.to_string();
+    scope.with_fields(|fields| {
+        let fields_len: usize = fields.iter().map(|f| f.len() + 4).sum();
+        let mut out = Vec::with_capacity(64 + kid.len() + fields_len + path.len());
+        push_prefixed(&mut out, AAD_LABEL);
+        out.push(version);
+        push_prefixed(&mut out, alg.as_bytes());
+        push_prefixed(&mut out, kid.as_bytes());
+        out.extend_from_slice(&kv.to_be_bytes());
+        push_prefixed(&mut out, scope.kind().as_bytes());
+        // Scope kinds have two or three fields, so the count fits a byte.
+        out.push(u8::try_from(fields.len()).expect("scope kinds have at most 3 fields"));
+        for field in fields {
+            push_prefixed(&mut out, field.as_bytes());
+        }
+        push_prefixed(&mut out, path.as_bytes());
+        out
+    })
 }
 
 /// Appends `u32be(len) || bytes`.
@@ -77,22 +79,8 @@ mod tests {
     fn field_boundaries_are_unambiguous() {
         // ("ab","c") and ("a","bc") must not collide.
         let path: JsonPointer = "".parse().unwrap();
-        let a = build(
-            1,
-            "A256GCM",
-            "k",
-            1,
-            &Scope::chat("ab", "c").unwrap(),
-            &path,
-        );
-        let b = build(
-            1,
-            "A256GCM",
-            "k",
-            1,
-            &Scope::chat("a", "bc").unwrap(),
-            &path,
-        );
+        let a = build(1, "A256GCM", "k", 1, &Scope::chat("ab", "c").unwrap(), &path);
+        let b = build(1, "A256GCM", "k", 1, &Scope::chat("a", "bc").unwrap(), &path);
         assert_ne!(a, b);
     }
 }

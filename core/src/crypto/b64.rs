@@ -3,19 +3,24 @@
 //! non-zero trailing bits are rejected, so every byte string has exactly one
 //! encoding and a changed character can never decode to the same bytes.
 
+use std::sync::LazyLock;
+
 use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::engine::Simd;
+use base64::engine::general_purpose::NO_PAD;
 
 use super::CryptoError;
+
+/// The base64url engine: AVX2 (x86_64) or NEON (aarch64) when the CPU has
+/// it, detected once; the scalar engine otherwise. Same strict rules either way.
+static URL_SAFE_NO_PAD: LazyLock<Simd> = LazyLock::new(|| Simd::url_safe(NO_PAD));
 
 pub(crate) fn encode(bytes: &[u8]) -> String {
     URL_SAFE_NO_PAD.encode(bytes)
 }
 
 pub(crate) fn decode(text: &str, field: &'static str) -> Result<Vec<u8>, CryptoError> {
-    URL_SAFE_NO_PAD
-        .decode(text)
-        .map_err(|_| CryptoError::InvalidBase64 { field })
+    URL_SAFE_NO_PAD.decode(text).map_err(|_| CryptoError::InvalidBase64 { field })
 }
 
 /// Decodes into a fixed-size array, rejecting any other length.

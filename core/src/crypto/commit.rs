@@ -64,9 +64,6 @@ mod tests {
         let mut fresh = <Hmac<Sha256> as KeyInit>::new_from_slice(&[9; 32]).unwrap();
         fresh.update(b"sealcast/v1/commit");
         fresh.update(&iv);
-        assert_eq!(
-            commitment(&key, &iv).as_slice(),
-            fresh.finalize().into_bytes().as_slice()
-        );
+        assert_eq!(commitment(&key, &iv).as_slice(), fresh.finalize().into_bytes().as_slice());
     }
 }

@@ -13,12 +13,12 @@
 //! field path.
 
 use aes_gcm::Nonce;
-use aes_gcm::aead::{Aead, Payload};
+use aes_gcm::aead::AeadInOut;
 use rand_core::TryCryptoRng;
 use serde_json::{Map, Value};
 
 use super::commit::{self, COMMIT_LEN};
-use super::{CryptoError, JsonPointer, Key, Scope, aad, b64, rng};
+use super::{CryptoError, JsonPointer, Key, Scope, aad, b64, plaintext, rng};
 
 /// The envelope format version this build writes and reads.
 pub const VERSION: u8 = 1;
@@ -71,27 +71,19 @@ impl Envelope {
         // Version first: a future format may have other fields, and should
         // be reported as "newer version", not as "malformed".
         let version = map.get("v").ok_or(malformed("missing `v`"))?;
-        let version = version
-            .as_u64()
-            .ok_or(malformed("`v` is not a non-negative integer"))?;
+        let version = version.as_u64().ok_or(malformed("`v` is not a non-negative integer"))?;
         if version != u64::from(VERSION) {
             return Err(CryptoError::UnsupportedVersion { version });
         }
         if map.len() != FIELDS.len() || !FIELDS.iter().all(|f| map.contains_key(*f)) {
-            return Err(malformed(
-                "fields must be exactly v, alg, kid, kv, iv, ct, kc",
-            ));
+            return Err(malformed("fields must be exactly v, alg, kid, kv, iv, ct, kc"));
         }
         let text = |name: &'static str| {
-            map.get(name)
-                .and_then(Value::as_str)
-                .ok_or(malformed("a field is not a string"))
+            map.get(name).and_then(Value::as_str).ok_or(malformed("a field is not a string"))
         };
         let alg = text("alg")?;
         if alg != ALG {
-            return Err(CryptoError::UnsupportedAlgorithm {
-                alg: alg.chars().take(32).collect(),
-            });
+            return Err(CryptoError::UnsupportedAlgorithm { alg: alg.chars().take(32).collect() });
         }
         let kid = text("kid")?;
         validate_kid(kid)?;
@@ -101,8 +93,7 @@ impl Envelope {
             .and_then(|kv| u32::try_from(kv).ok())
             .ok_or(malformed("`kv` is not an integer in 0..=4294967295"))?;
         let iv = b64::decode_array::<IV_LEN>(text("iv")?, "iv", malformed("`iv` is not 12 bytes"))?;
-        let kc =
-            b64::decode_array::<COMMIT_LEN>(text("kc")?, "kc", malformed("`kc` is not 32 bytes"))?;
+        let kc = b64::decode_array::<COMMIT_LEN>(text("kc")?, "kc", malformed("`kc` is not 32 bytes"))?;
         let ct_text = text("ct")?;
         let ct_limit = (MAX_SEALED_BYTES + TAG_LEN).div_ceil(3) * 4;
         if ct_text.len() > ct_limit {
@@ -116,22 +107,18 @@ impl Envelope {
         if ct.len() < TAG_LEN {
             return Err(malformed("`ct` is shorter than the 16-byte tag"));
         }
-        Ok(Envelope {
-            kid: kid.to_owned(),
-            kv,
-            iv,
-            ct,
-            kc,
-        })
+        Ok(Envelope { kid: kid.to_owned(), kv, iv, ct, kc })
     }
 
     /// True when `value` is shaped like an envelope (an object with the
     /// `v`, `alg`, `kid`, `kv`, `iv` and `ct` keys) and so must be opened,
     /// not passed through. Strict parsing happens in [`Envelope::from_json`].
     pub fn is_envelope(value: &Value) -> bool {
+        // Length first: most objects in an event are small and are
+        // dismissed without hashing a single key.
         value
             .as_object()
-            .is_some_and(|map| FIELDS[..6].iter().all(|f| map.contains_key(*f)))
+            .is_some_and(|map| map.len() >= 6 && FIELDS[..6].iter().all(|f| map.contains_key(*f)))
     }
 }
 
@@ -147,41 +134,19 @@ pub fn seal_value<R: TryCryptoRng + ?Sized>(
     rng: &mut R,
 ) -> Result<Envelope, CryptoError> {
     validate_kid(kid)?;
-    let plaintext = serde_json::to_vec(value).map_err(|_| CryptoError::InvalidPlaintext)?;
-    if plaintext.len() > MAX_SEALED_BYTES {
-        return Err(CryptoError::Oversize {
-            what: "sealed value",
-            size: plaintext.len(),
-            limit: MAX_SEALED_BYTES,
-        });
+    let mut ct = plaintext::encode(value)?;
+    let oversize = CryptoError::Oversize { what: "sealed value", size: ct.len(), limit: MAX_SEALED_BYTES };
+    if ct.len() > MAX_SEALED_BYTES {
+        return Err(oversize);
     }
     let mut iv = [0u8; IV_LEN];
     rng::fill(rng, &mut iv)?;
     let aad = aad::build(VERSION, ALG, kid, kv, scope, path);
-    let ct = key
-        .cipher
-        .encrypt(
-            &Nonce::from(iv),
-            Payload {
-                msg: &plaintext,
-                aad: &aad,
-            },
-        )
-        // AES-GCM encryption only fails for inputs beyond 2^36 bytes, far
-        // over MAX_SEALED_BYTES.
-        .map_err(|_| CryptoError::Oversize {
-            what: "sealed value",
-            size: plaintext.len(),
-            limit: MAX_SEALED_BYTES,
-        })?;
+    // In place: the plaintext buffer becomes ciphertext || tag. AES-GCM only
+    // fails for inputs beyond 2^36 bytes, far over MAX_SEALED_BYTES.
+    key.cipher.encrypt_in_place(&Nonce::from(iv), &aad, &mut ct).map_err(|_| oversize)?;
     let kc = commit::commitment(key, &iv);
-    Ok(Envelope {
-        kid: kid.to_owned(),
-        kv,
-        iv,
-        ct,
-        kc,
-    })
+    Ok(Envelope { kid: kid.to_owned(), kv, iv, ct, kc })
 }
 
 /// Opens `envelope` with `key` for `scope` and the field at `path`: checks
@@ -195,23 +160,14 @@ pub fn open_value(
     // Commitment before decryption: a ciphertext built to open under two
     // keys never reaches AES-GCM under the wrong one.
     if !commit::verify(key, &envelope.iv, &envelope.kc) {
-        return Err(CryptoError::CommitmentMismatch {
-            kid: envelope.kid.clone(),
-            kv: envelope.kv,
-        });
+        return Err(CryptoError::CommitmentMismatch { kid: envelope.kid.clone(), kv: envelope.kv });
     }
     let aad = aad::build(VERSION, ALG, &envelope.kid, envelope.kv, scope, path);
-    let plaintext = key
-        .cipher
-        .decrypt(
-            &Nonce::from(envelope.iv),
-            Payload {
-                msg: &envelope.ct,
-                aad: &aad,
-            },
-        )
+    let mut buffer = envelope.ct.clone();
+    key.cipher
+        .decrypt_in_place(&Nonce::from(envelope.iv), &aad, &mut buffer)
         .map_err(|_| CryptoError::DecryptFailed)?;
-    serde_json::from_slice(&plaintext).map_err(|_| CryptoError::InvalidPlaintext)
+    plaintext::decode(&buffer)
 }
 
 /// Checks a key id: 1 to 128 bytes.
@@ -220,9 +176,7 @@ pub(crate) fn validate_kid(kid: &str) -> Result<(), CryptoError> {
         return Err(CryptoError::InvalidKeyId { reason: "empty" });
     }
     if kid.len() > MAX_KID_LEN {
-        return Err(CryptoError::InvalidKeyId {
-            reason: "longer than 128 bytes",
-        });
+        return Err(CryptoError::InvalidKeyId { reason: "longer than 128 bytes" });
     }
     Ok(())
 }

@@ -63,9 +63,7 @@ pub enum CryptoError {
     /// field path differ from what was sealed. Scope and path are
     /// authenticated, not transmitted, so a wrong scope looks exactly like
     /// tampering (caused by: peer, or caller passing the wrong scope).
-    #[error(
-        "envelope could not be decrypted: tampered, or opened with the wrong scope or field path"
-    )]
+    #[error("envelope could not be decrypted: tampered, or opened with the wrong scope or field path")]
     DecryptFailed,
     /// The envelope decrypted but its plaintext is not JSON (caused by: peer,
     /// a sender that sealed something other than a JSON value).

@@ -38,11 +38,7 @@ pub fn seal_fields_with_rng<R: TryCryptoRng + ?Sized>(
     for (i, outer) in pointers.iter().enumerate() {
         for inner in &pointers[i + 1..] {
             if outer.contains(inner) || inner.contains(outer) {
-                let (outer, inner) = if outer.contains(inner) {
-                    (outer, inner)
-                } else {
-                    (inner, outer)
-                };
+                let (outer, inner) = if outer.contains(inner) { (outer, inner) } else { (inner, outer) };
                 return Err(CryptoError::OverlappingPaths {
                     outer: outer.to_string(),
                     inner: inner.to_string(),
@@ -56,19 +52,12 @@ pub fn seal_fields_with_rng<R: TryCryptoRng + ?Sized>(
     for pointer in &pointers {
         let value = pointer
             .resolve(event)
-            .ok_or_else(|| CryptoError::PathNotFound {
-                pointer: pointer.to_string(),
-            })?;
-        sealed.push(
-            ring.seal_with_rng(kid, scope, pointer, value, rng)?
-                .to_json(),
-        );
+            .ok_or_else(|| CryptoError::PathNotFound { pointer: pointer.to_string() })?;
+        sealed.push(ring.seal_with_rng(kid, scope, pointer, value, rng)?.to_json());
     }
     for (pointer, envelope) in pointers.iter().zip(sealed) {
         // Paths do not overlap, so replacing one value never moves another.
-        *pointer
-            .resolve_mut(event)
-            .expect("path resolved above and paths do not overlap") = envelope;
+        *pointer.resolve_mut(event).expect("path resolved above and paths do not overlap") = envelope;
     }
     Ok(())
 }
@@ -162,12 +151,7 @@ pub fn seal_custom_json(
     scope_id: &str,
     event_name: &str,
 ) -> Result<Value, CryptoError> {
-    seal_whole(
-        value,
-        ring,
-        kid,
-        &Scope::custom(scope, scope_id, event_name)?,
-    )
+    seal_whole(value, ring, kid, &Scope::custom(scope, scope_id, event_name)?)
 }
 
 /// Opens a value sealed by [`seal_custom_json`].
@@ -198,32 +182,20 @@ fn open_all(
     for pointer in parse_pointers(required)? {
         if !found.contains(&pointer) {
             return Err(match pointer.resolve(event) {
-                None => CryptoError::PathNotFound {
-                    pointer: pointer.to_string(),
-                },
-                Some(_) => CryptoError::NotSealed {
-                    pointer: pointer.to_string(),
-                },
+                None => CryptoError::PathNotFound { pointer: pointer.to_string() },
+                Some(_) => CryptoError::NotSealed { pointer: pointer.to_string() },
             });
         }
     }
     found
         .into_iter()
         .map(|pointer| {
-            let at_field = |source| CryptoError::Field {
-                pointer: pointer.to_string(),
-                source: Box::new(source),
-            };
-            let node = pointer
-                .resolve(event)
-                .expect("pointer was found by walking this event");
+            let at_field =
+                |source| CryptoError::Field { pointer: pointer.to_string(), source: Box::new(source) };
+            let node = pointer.resolve(event).expect("pointer was found by walking this event");
             let envelope = Envelope::from_json(node).map_err(at_field)?;
             let value = ring.open(scope, &pointer, &envelope).map_err(at_field)?;
-            Ok(Opened {
-                pointer,
-                iv: envelope.iv,
-                value,
-            })
+            Ok(Opened { pointer, iv: envelope.iv, value })
         })
         .collect()
 }
@@ -233,10 +205,7 @@ fn write_back(event: &mut Value, opened: Vec<Opened>) -> Vec<String> {
         .into_iter()
         .map(|field| {
             // Envelopes are leaves of the walk, so none contains another.
-            *field
-                .pointer
-                .resolve_mut(event)
-                .expect("pointer was found by walking this event") = field.value;
+            *field.pointer.resolve_mut(event).expect("pointer was found by walking this event") = field.value;
             field.pointer.to_string()
         })
         .collect()
@@ -248,33 +217,21 @@ fn walk(node: &Value, at: JsonPointer, found: &mut Vec<JsonPointer>) {
         return;
     }
     match node {
-        Value::Object(map) => map
-            .iter()
-            .for_each(|(key, child)| walk(child, at.child(key.as_str()), found)),
-        Value::Array(items) => items
-            .iter()
-            .enumerate()
-            .for_each(|(i, child)| walk(child, at.child(i.to_string()), found)),
+        Value::Object(map) => map.iter().for_each(|(key, child)| walk(child, at.child(key.as_str()), found)),
+        Value::Array(items) => {
+            items.iter().enumerate().for_each(|(i, child)| walk(child, at.child(i.to_string()), found))
+        }
         _ => {}
     }
 }
 
-fn seal_whole(
-    value: &Value,
-    ring: &mut KeyRing,
-    kid: &str,
-    scope: &Scope,
-) -> Result<Value, CryptoError> {
-    Ok(ring
-        .seal(kid, scope, &JsonPointer::root(), value)?
-        .to_json())
+fn seal_whole(value: &Value, ring: &mut KeyRing, kid: &str, scope: &Scope) -> Result<Value, CryptoError> {
+    Ok(ring.seal(kid, scope, &JsonPointer::root(), value)?.to_json())
 }
 
 fn open_whole(sealed: &Value, ring: &KeyRing, scope: &Scope) -> Result<Value, CryptoError> {
     if !Envelope::is_envelope(sealed) {
-        return Err(CryptoError::NotSealed {
-            pointer: String::new(),
-        });
+        return Err(CryptoError::NotSealed { pointer: String::new() });
     }
     ring.open(scope, &JsonPointer::root(), &Envelope::from_json(sealed)?)
 }

@@ -83,11 +83,7 @@ impl DerivedKey {
 
     /// Method 2, reopening a session: re-derives the key whose hint (salt) is
     /// `key_hint`.
-    pub fn from_hint(
-        master: &Key,
-        doc_id: &str,
-        key_hint: &str,
-    ) -> Result<DerivedKey, CryptoError> {
+    pub fn from_hint(master: &Key, doc_id: &str, key_hint: &str) -> Result<DerivedKey, CryptoError> {
         check_hint(key_hint)?;
         Ok(DerivedKey {
             key: derive_document_key(master, doc_id, key_hint.as_bytes()),
@@ -104,18 +100,13 @@ impl DerivedKey {
         salt_id: &str,
     ) -> Result<DerivedKey, CryptoError> {
         check_hint(salt_id)?;
-        Ok(DerivedKey {
-            key: derive_document_key(master, doc_id, salt),
-            key_hint: salt_id.to_owned(),
-        })
+        Ok(DerivedKey { key: derive_document_key(master, doc_id, salt), key_hint: salt_id.to_owned() })
     }
 }
 
 fn check_hint(hint: &str) -> Result<(), CryptoError> {
     if hint.len() > MAX_KEY_HINT_LEN {
-        return Err(CryptoError::InvalidKey {
-            reason: "key hint longer than 256 bytes",
-        });
+        return Err(CryptoError::InvalidKey { reason: "key hint longer than 256 bytes" });
     }
     Ok(())
 }
@@ -133,22 +124,10 @@ mod tests {
     #[test]
     fn deterministic_and_separated() {
         let m = master();
-        assert_eq!(
-            derive_document_key(&m, "doc", b"s"),
-            derive_document_key(&m, "doc", b"s")
-        );
-        assert_ne!(
-            derive_document_key(&m, "doc", b"s"),
-            derive_document_key(&m, "doc2", b"s")
-        );
-        assert_ne!(
-            derive_document_key(&m, "doc", b"s"),
-            derive_document_key(&m, "doc", b"t")
-        );
-        assert_ne!(
-            derive_key(&m, "room", "doc", b"s"),
-            derive_document_key(&m, "doc", b"s")
-        );
+        assert_eq!(derive_document_key(&m, "doc", b"s"), derive_document_key(&m, "doc", b"s"));
+        assert_ne!(derive_document_key(&m, "doc", b"s"), derive_document_key(&m, "doc2", b"s"));
+        assert_ne!(derive_document_key(&m, "doc", b"s"), derive_document_key(&m, "doc", b"t"));
+        assert_ne!(derive_key(&m, "room", "doc", b"s"), derive_document_key(&m, "doc", b"s"));
         assert_ne!(
             derive_document_key(&Key::from_bytes(&[1; 32]), "doc", b"s"),
             derive_document_key(&m, "doc", b"s")
@@ -166,12 +145,7 @@ mod tests {
         let prk = hmac(b"salt", &[&[0x42; 32]]);
         let info = b"\0\0\0\x0fsealcast/kdf/v1\0\0\0\x08document\0\0\0\x03doc";
         let t1 = hmac(&prk, &[info, &[1]]);
-        assert_eq!(
-            derive_document_key(&master(), "doc", b"salt")
-                .expose_secret()
-                .as_slice(),
-            t1.as_slice()
-        );
+        assert_eq!(derive_document_key(&master(), "doc", b"salt").expose_secret().as_slice(), t1.as_slice());
     }
 
     #[test]
@@ -186,13 +160,9 @@ mod tests {
 
     #[test]
     fn secret_salt_hint_carries_no_salt() {
-        let derived =
-            DerivedKey::with_secret_salt(&master(), "doc", b"server-only-salt", "salt-7").unwrap();
+        let derived = DerivedKey::with_secret_salt(&master(), "doc", b"server-only-salt", "salt-7").unwrap();
         assert_eq!(derived.key_hint, "salt-7");
-        assert_eq!(
-            derived.key,
-            derive_document_key(&master(), "doc", b"server-only-salt")
-        );
+        assert_eq!(derived.key, derive_document_key(&master(), "doc", b"server-only-salt"));
         assert!(DerivedKey::with_secret_salt(&master(), "doc", b"s", &"x".repeat(300)).is_err());
     }
 }

@@ -46,18 +46,13 @@ impl Key {
     pub fn from_bytes(bytes: &[u8; KEY_LEN]) -> Key {
         let cipher = Aes256Gcm::new(bytes.into());
         let commit_mac = commit::keyed_mac(bytes);
-        Key {
-            bytes: Zeroizing::new(*bytes),
-            cipher,
-            commit_mac,
-        }
+        Key { bytes: Zeroizing::new(*bytes), cipher, commit_mac }
     }
 
     /// A key from a slice that must be exactly [`KEY_LEN`] bytes.
     pub fn from_slice(bytes: &[u8]) -> Result<Key, CryptoError> {
-        let array: &[u8; KEY_LEN] = bytes.try_into().map_err(|_| CryptoError::InvalidKey {
-            reason: "a key is exactly 32 bytes",
-        })?;
+        let array: &[u8; KEY_LEN] =
+            bytes.try_into().map_err(|_| CryptoError::InvalidKey { reason: "a key is exactly 32 bytes" })?;
         Ok(Key::from_bytes(array))
     }
 
@@ -67,9 +62,7 @@ impl Key {
         let bytes = Zeroizing::new(b64::decode_array::<KEY_LEN>(
             text.trim(),
             "key",
-            CryptoError::InvalidKey {
-                reason: "a key is 43 characters of unpadded base64url (32 bytes)",
-            },
+            CryptoError::InvalidKey { reason: "a key is 43 characters of unpadded base64url (32 bytes)" },
         )?);
         Ok(Key::from_bytes(&bytes))
     }
@@ -88,10 +81,8 @@ impl Key {
     /// example as a key hint): the first 16 bytes of
     /// `SHA-256("sealcast/v1/thumbprint" || key)`, base64url.
     pub fn thumbprint(&self) -> String {
-        let digest = Sha256::new()
-            .chain_update(THUMBPRINT_LABEL)
-            .chain_update(self.bytes.as_ref())
-            .finalize();
+        let digest =
+            Sha256::new().chain_update(THUMBPRINT_LABEL).chain_update(self.bytes.as_ref()).finalize();
         b64::encode(&digest[..16])
     }
 }
@@ -106,9 +97,7 @@ impl Eq for Key {}
 
 impl fmt::Debug for Key {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Key")
-            .field("thumbprint", &self.thumbprint())
-            .finish_non_exhaustive()
+        f.debug_struct("Key").field("thumbprint", &self.thumbprint()).finish_non_exhaustive()
     }
 }
 
@@ -128,23 +117,14 @@ mod tests {
 
     #[test]
     fn import_rejects_bad_input() {
-        for bad in [
-            "",
-            "abc",
-            "A".repeat(44).as_str(),
-            &"A".repeat(42),
-            "+".repeat(43).as_str(),
-        ] {
+        for bad in ["", "abc", "A".repeat(44).as_str(), &"A".repeat(42), "+".repeat(43).as_str()] {
             assert!(Key::from_base64url(bad).is_err(), "{bad:?} accepted");
         }
         // 43 chars but non-zero trailing bits: not a canonical encoding.
         let mut text = Key::from_bytes(&[0; 32]).to_base64url();
         text.pop();
         text.push('B');
-        assert!(matches!(
-            Key::from_base64url(&text),
-            Err(CryptoError::InvalidBase64 { .. })
-        ));
+        assert!(matches!(Key::from_base64url(&text), Err(CryptoError::InvalidBase64 { .. })));
     }
 
     #[test]

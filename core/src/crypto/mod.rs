@@ -16,6 +16,7 @@ mod error;
 mod fields;
 pub mod kdf;
 mod key;
+mod plaintext;
 mod pointer;
 mod replay;
 mod ring;
@@ -25,9 +26,8 @@ mod scope;
 pub use envelope::{ALG, Envelope, MAX_SEALED_BYTES, VERSION, open_value, seal_value};
 pub use error::CryptoError;
 pub use fields::{
-    find_envelopes, open_call_json, open_chat_json, open_custom_json, open_fields,
-    open_fields_with_replay, seal_call_json, seal_chat_json, seal_custom_json, seal_fields,
-    seal_fields_with_rng,
+    find_envelopes, open_call_json, open_chat_json, open_custom_json, open_fields, open_fields_with_replay,
+    seal_call_json, seal_chat_json, seal_custom_json, seal_fields, seal_fields_with_rng,
 };
 pub use kdf::{DerivedKey, derive_document_key, derive_key};
 pub use key::{KEY_LEN, Key};

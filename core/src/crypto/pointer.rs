@@ -41,24 +41,20 @@ impl JsonPointer {
 
     /// The value at this pointer, if any.
     pub fn resolve<'v>(&self, value: &'v Value) -> Option<&'v Value> {
-        self.segments
-            .iter()
-            .try_fold(value, |node, segment| match node {
-                Value::Object(map) => map.get(segment),
-                Value::Array(items) => items.get(array_index(segment)?),
-                _ => None,
-            })
+        self.segments.iter().try_fold(value, |node, segment| match node {
+            Value::Object(map) => map.get(segment),
+            Value::Array(items) => items.get(array_index(segment)?),
+            _ => None,
+        })
     }
 
     /// The value at this pointer, mutably, if any.
     pub fn resolve_mut<'v>(&self, value: &'v mut Value) -> Option<&'v mut Value> {
-        self.segments
-            .iter()
-            .try_fold(value, |node, segment| match node {
-                Value::Object(map) => map.get_mut(segment),
-                Value::Array(items) => items.get_mut(array_index(segment)?),
-                _ => None,
-            })
+        self.segments.iter().try_fold(value, |node, segment| match node {
+            Value::Object(map) => map.get_mut(segment),
+            Value::Array(items) => items.get_mut(array_index(segment)?),
+            _ => None,
+        })
     }
 }
 
@@ -66,10 +62,8 @@ impl FromStr for JsonPointer {
     type Err = CryptoError;
 
     fn from_str(text: &str) -> Result<JsonPointer, CryptoError> {
-        let invalid = |reason| CryptoError::InvalidPointer {
-            pointer: text.chars().take(64).collect(),
-            reason,
-        };
+        let invalid =
+            |reason| CryptoError::InvalidPointer { pointer: text.chars().take(64).collect(), reason };
         if text.len() > MAX_POINTER_LEN {
             return Err(invalid("longer than 1024 bytes"));
         }
@@ -117,11 +111,7 @@ fn array_index(segment: &str) -> Option<usize> {
     let canonical = !segment.is_empty()
         && segment.bytes().all(|b| b.is_ascii_digit())
         && (segment == "0" || !segment.starts_with('0'));
-    if canonical {
-        segment.parse().ok()
-    } else {
-        None
-    }
+    if canonical { segment.parse().ok() } else { None }
 }
 
 #[cfg(test)]

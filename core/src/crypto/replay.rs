@@ -112,36 +112,20 @@ mod tests {
     fn rejects_a_repeat_in_the_same_room_even_for_another_message() {
         let mut window = ReplayWindow::new();
         window.check_and_record(&chat("m1"), &[[1; 12]]).unwrap();
-        assert!(matches!(
-            window.check_and_record(&chat("m1"), &[[1; 12]]),
-            Err(CryptoError::Replayed)
-        ));
-        assert!(matches!(
-            window.check_and_record(&chat("m2"), &[[1; 12]]),
-            Err(CryptoError::Replayed)
-        ));
+        assert!(matches!(window.check_and_record(&chat("m1"), &[[1; 12]]), Err(CryptoError::Replayed)));
+        assert!(matches!(window.check_and_record(&chat("m2"), &[[1; 12]]), Err(CryptoError::Replayed)));
         // Another room is another stream.
-        window
-            .check_and_record(&Scope::chat("other", "m1").unwrap(), &[[1; 12]])
-            .unwrap();
+        window.check_and_record(&Scope::chat("other", "m1").unwrap(), &[[1; 12]]).unwrap();
     }
 
     #[test]
     fn all_or_nothing() {
         let mut window = ReplayWindow::new();
         window.check_and_record(&chat("m"), &[[1; 12]]).unwrap();
-        assert!(
-            window
-                .check_and_record(&chat("m"), &[[2; 12], [1; 12]])
-                .is_err()
-        );
+        assert!(window.check_and_record(&chat("m"), &[[2; 12], [1; 12]]).is_err());
         // [2] was not recorded by the failed call.
         window.check_and_record(&chat("m"), &[[2; 12]]).unwrap();
-        assert!(
-            window
-                .check_and_record(&chat("m"), &[[3; 12], [3; 12]])
-                .is_err()
-        );
+        assert!(window.check_and_record(&chat("m"), &[[3; 12], [3; 12]]).is_err());
     }
 
     #[test]
@@ -154,9 +138,7 @@ mod tests {
         window.check_and_record(&chat("m"), &[[0; 12]]).unwrap();
         assert!(window.check_and_record(&chat("m"), &[[3; 12]]).is_err());
         for room in ["a", "b", "c"] {
-            window
-                .check_and_record(&Scope::chat(room, "m").unwrap(), &[[9; 12]])
-                .unwrap();
+            window.check_and_record(&Scope::chat(room, "m").unwrap(), &[[9; 12]]).unwrap();
         }
         assert_eq!(window.streams(), 2);
     }

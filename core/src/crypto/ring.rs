@@ -56,11 +56,7 @@ impl Default for KeyRing {
 impl KeyRing {
     /// An empty ring with the standard usage limits.
     pub fn new() -> KeyRing {
-        KeyRing {
-            kids: HashMap::new(),
-            soft_limit: SEAL_SOFT_LIMIT,
-            hard_limit: SEAL_HARD_LIMIT,
-        }
+        KeyRing { kids: HashMap::new(), soft_limit: SEAL_SOFT_LIMIT, hard_limit: SEAL_HARD_LIMIT }
     }
 
     /// A ring holding one key.
@@ -87,10 +83,7 @@ impl KeyRing {
         let versions = self.kids.entry(kid.to_owned()).or_default();
         match versions.keys.get(&kv) {
             Some(slot) if slot.key == key => Ok(()),
-            Some(_) => Err(CryptoError::KeyConflict {
-                kid: kid.to_owned(),
-                kv,
-            }),
+            Some(_) => Err(CryptoError::KeyConflict { kid: kid.to_owned(), kv }),
             None => {
                 versions.keys.insert(kv, Slot { key, sealed: 0 });
                 Ok(())
@@ -103,9 +96,9 @@ impl KeyRing {
     pub fn rotate(&mut self, kid: &str, key: Key) -> Result<u32, CryptoError> {
         let next = match self.current_version(kid) {
             None => 1,
-            Some(kv) => kv.checked_add(1).ok_or(CryptoError::InvalidKeyId {
-                reason: "key version space exhausted",
-            })?,
+            Some(kv) => kv
+                .checked_add(1)
+                .ok_or(CryptoError::InvalidKeyId { reason: "key version space exhausted" })?,
         };
         self.insert(kid, next, key)?;
         Ok(next)
@@ -128,10 +121,7 @@ impl KeyRing {
 
     /// Versions of `kid` held, oldest first.
     pub fn versions(&self, kid: &str) -> Vec<u32> {
-        self.kids
-            .get(kid)
-            .map(|v| v.keys.keys().copied().collect())
-            .unwrap_or_default()
+        self.kids.get(kid).map(|v| v.keys.keys().copied().collect()).unwrap_or_default()
     }
 
     /// Removes one version; returns whether it was present. Envelopes sealed
@@ -163,17 +153,13 @@ impl KeyRing {
 
     /// Envelopes sealed by this ring under `kid`/`kv`.
     pub fn sealed_count(&self, kid: &str, kv: u32) -> u64 {
-        self.kids
-            .get(kid)
-            .and_then(|v| v.keys.get(&kv))
-            .map_or(0, |slot| slot.sealed)
+        self.kids.get(kid).and_then(|v| v.keys.get(&kv)).map_or(0, |slot| slot.sealed)
     }
 
     /// True when the current version of `kid` has sealed at least the soft
     /// limit of envelopes: the app should rotate now.
     pub fn needs_rotation(&self, kid: &str) -> bool {
-        self.current_version(kid)
-            .is_some_and(|kv| self.sealed_count(kid, kv) >= self.soft_limit)
+        self.current_version(kid).is_some_and(|kv| self.sealed_count(kid, kv) >= self.soft_limit)
     }
 
     /// Seals `value` with the current version of `kid` (see [`seal_value`]).
@@ -201,16 +187,9 @@ impl KeyRing {
             .kids
             .get_mut(kid)
             .and_then(|v| v.keys.iter_mut().next_back())
-            .ok_or_else(|| CryptoError::UnknownKey {
-                kid: kid.to_owned(),
-                kv: 0,
-            })?;
+            .ok_or_else(|| CryptoError::UnknownKey { kid: kid.to_owned(), kv: 0 })?;
         if slot.sealed >= hard_limit {
-            return Err(CryptoError::KeyExhausted {
-                kid: kid.to_owned(),
-                kv: *kv,
-                limit: hard_limit,
-            });
+            return Err(CryptoError::KeyExhausted { kid: kid.to_owned(), kv: *kv, limit: hard_limit });
         }
         let envelope = seal_value(&slot.key, kid, *kv, scope, path, value, rng)?;
         slot.sealed += 1;
@@ -218,18 +197,10 @@ impl KeyRing {
     }
 
     /// Opens `envelope` with the key it names (see [`open_value`]).
-    pub fn open(
-        &self,
-        scope: &Scope,
-        path: &JsonPointer,
-        envelope: &Envelope,
-    ) -> Result<Value, CryptoError> {
+    pub fn open(&self, scope: &Scope, path: &JsonPointer, envelope: &Envelope) -> Result<Value, CryptoError> {
         let key = self
             .get(&envelope.kid, envelope.kv)
-            .ok_or_else(|| CryptoError::UnknownKey {
-                kid: envelope.kid.clone(),
-                kv: envelope.kv,
-            })?;
+            .ok_or_else(|| CryptoError::UnknownKey { kid: envelope.kid.clone(), kv: envelope.kv })?;
         open_value(key, scope, path, envelope)
     }
 }
@@ -248,22 +219,12 @@ mod tests {
     fn rotation_keeps_old_envelopes_openable() {
         let mut ring = KeyRing::new();
         assert_eq!(ring.rotate("room", Key::generate().unwrap()).unwrap(), 1);
-        let old = ring
-            .seal("room", &scope(), &JsonPointer::root(), &json!("before"))
-            .unwrap();
+        let old = ring.seal("room", &scope(), &JsonPointer::root(), &json!("before")).unwrap();
         assert_eq!(ring.rotate("room", Key::generate().unwrap()).unwrap(), 2);
-        let new = ring
-            .seal("room", &scope(), &JsonPointer::root(), &json!("after"))
-            .unwrap();
+        let new = ring.seal("room", &scope(), &JsonPointer::root(), &json!("after")).unwrap();
         assert_eq!((old.kv, new.kv), (1, 2));
-        assert_eq!(
-            ring.open(&scope(), &JsonPointer::root(), &old).unwrap(),
-            json!("before")
-        );
-        assert_eq!(
-            ring.open(&scope(), &JsonPointer::root(), &new).unwrap(),
-            json!("after")
-        );
+        assert_eq!(ring.open(&scope(), &JsonPointer::root(), &old).unwrap(), json!("before"));
+        assert_eq!(ring.open(&scope(), &JsonPointer::root(), &new).unwrap(), json!("after"));
 
         assert_eq!(ring.retire_before("room", 2), 1);
         let err = ring.open(&scope(), &JsonPointer::root(), &old).unwrap_err();
@@ -285,19 +246,14 @@ mod tests {
 
     #[test]
     fn usage_limits() {
-        let mut ring = KeyRing::single("k", 1, Key::from_bytes(&[1; 32]))
-            .unwrap()
-            .with_usage_limits(2, 3);
+        let mut ring = KeyRing::single("k", 1, Key::from_bytes(&[1; 32])).unwrap().with_usage_limits(2, 3);
         let seal = |ring: &mut KeyRing| ring.seal("k", &scope(), &JsonPointer::root(), &json!(1));
         seal(&mut ring).unwrap();
         assert!(!ring.needs_rotation("k"));
         seal(&mut ring).unwrap();
         assert!(ring.needs_rotation("k"));
         seal(&mut ring).unwrap();
-        assert!(matches!(
-            seal(&mut ring),
-            Err(CryptoError::KeyExhausted { limit: 3, .. })
-        ));
+        assert!(matches!(seal(&mut ring), Err(CryptoError::KeyExhausted { limit: 3, .. })));
         ring.rotate("k", Key::from_bytes(&[2; 32])).unwrap();
         assert!(!ring.needs_rotation("k"));
         seal(&mut ring).unwrap();
@@ -306,9 +262,7 @@ mod tests {
     #[test]
     fn unknown_kid_for_sealing() {
         let mut ring = KeyRing::new();
-        let err = ring
-            .seal("nope", &scope(), &JsonPointer::root(), &json!(1))
-            .unwrap_err();
+        let err = ring.seal("nope", &scope(), &JsonPointer::root(), &json!(1)).unwrap_err();
         assert_eq!(err.code(), "unknown_key");
     }
 

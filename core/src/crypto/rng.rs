@@ -11,10 +11,6 @@ pub use getrandom::SysRng as OsRng;
 
 /// Fills `buf` from `rng`, mapping any RNG failure to
 /// [`CryptoError::RandomnessUnavailable`].
-pub(crate) fn fill<R: TryCryptoRng + ?Sized>(
-    rng: &mut R,
-    buf: &mut [u8],
-) -> Result<(), CryptoError> {
-    rng.try_fill_bytes(buf)
-        .map_err(|_| CryptoError::RandomnessUnavailable)
+pub(crate) fn fill<R: TryCryptoRng + ?Sized>(rng: &mut R, buf: &mut [u8]) -> Result<(), CryptoError> {
+    rng.try_fill_bytes(buf).map_err(|_| CryptoError::RandomnessUnavailable)
 }

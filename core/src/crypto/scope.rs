@@ -56,27 +56,13 @@ pub enum Scope {
 
 impl Scope {
     /// A chat scope.
-    pub fn chat(
-        room_id: impl Into<String>,
-        message_id: impl Into<String>,
-    ) -> Result<Scope, CryptoError> {
-        Scope::Chat {
-            room_id: room_id.into(),
-            message_id: message_id.into(),
-        }
-        .validated()
+    pub fn chat(room_id: impl Into<String>, message_id: impl Into<String>) -> Result<Scope, CryptoError> {
+        Scope::Chat { room_id: room_id.into(), message_id: message_id.into() }.validated()
     }
 
     /// A call-signaling scope.
-    pub fn call(
-        call_id: impl Into<String>,
-        event_name: impl Into<String>,
-    ) -> Result<Scope, CryptoError> {
-        Scope::Call {
-            call_id: call_id.into(),
-            event_name: event_name.into(),
-        }
-        .validated()
+    pub fn call(call_id: impl Into<String>, event_name: impl Into<String>) -> Result<Scope, CryptoError> {
+        Scope::Call { call_id: call_id.into(), event_name: event_name.into() }.validated()
     }
 
     /// A custom scope.
@@ -85,12 +71,8 @@ impl Scope {
         scope_id: impl Into<String>,
         event_name: impl Into<String>,
     ) -> Result<Scope, CryptoError> {
-        Scope::Custom {
-            scope: scope.into(),
-            scope_id: scope_id.into(),
-            event_name: event_name.into(),
-        }
-        .validated()
+        Scope::Custom { scope: scope.into(), scope_id: scope_id.into(), event_name: event_name.into() }
+            .validated()
     }
 
     /// A document scope.
@@ -99,12 +81,7 @@ impl Scope {
         kind: impl Into<String>,
         sequence: u64,
     ) -> Result<Scope, CryptoError> {
-        Scope::Document {
-            doc_id: doc_id.into(),
-            kind: kind.into(),
-            sequence,
-        }
-        .validated()
+        Scope::Document { doc_id: doc_id.into(), kind: kind.into(), sequence }.validated()
     }
 
     /// The kind label bound into the AAD: `chat`, `call`, `custom` or `doc`.
@@ -121,28 +98,25 @@ impl Scope {
     /// sequence in decimal without leading zeros).
     pub fn fields(&self) -> Vec<String> {
         match self {
-            Scope::Chat {
-                room_id,
-                message_id,
-            } => vec![room_id.clone(), message_id.clone()],
-            Scope::Call {
-                call_id,
-                event_name,
-            } => vec![call_id.clone(), event_name.clone()],
-            Scope::Custom {
-                scope,
-                scope_id,
-                event_name,
-            } => {
+            Scope::Chat { room_id, message_id } => vec![room_id.clone(), message_id.clone()],
+            Scope::Call { call_id, event_name } => vec![call_id.clone(), event_name.clone()],
+            Scope::Custom { scope, scope_id, event_name } => {
                 vec![scope.clone(), scope_id.clone(), event_name.clone()]
             }
-            Scope::Document {
-                doc_id,
-                kind,
-                sequence,
-            } => {
+            Scope::Document { doc_id, kind, sequence } => {
                 vec![doc_id.clone(), kind.clone(), sequence.to_string()]
             }
+        }
+    }
+
+    /// Calls `f` with the fields in AAD order without cloning them (the
+    /// per-envelope path; [`Scope::fields`] is the convenient one).
+    pub(crate) fn with_fields<R>(&self, f: impl FnOnce(&[&str]) -> R) -> R {
+        match self {
+            Scope::Chat { room_id, message_id } => f(&[room_id, message_id]),
+            Scope::Call { call_id, event_name } => f(&[call_id, event_name]),
+            Scope::Custom { scope, scope_id, event_name } => f(&[scope, scope_id, event_name]),
+            Scope::Document { doc_id, kind, sequence } => f(&[doc_id, kind, &sequence.to_string()]),
         }
     }
 
@@ -153,9 +127,7 @@ impl Scope {
         let parts: [&str; 3] = match self {
             Scope::Chat { room_id, .. } => ["chat", room_id, ""],
             Scope::Call { call_id, .. } => ["call", call_id, ""],
-            Scope::Custom {
-                scope, scope_id, ..
-            } => ["custom", scope, scope_id],
+            Scope::Custom { scope, scope_id, .. } => ["custom", scope, scope_id],
             Scope::Document { doc_id, .. } => ["doc", doc_id, ""],
         };
         let mut out = Vec::new();
@@ -193,9 +165,7 @@ impl FromStr for Scope {
     type Err = CryptoError;
 
     fn from_str(text: &str) -> Result<Scope, CryptoError> {
-        let (kind, rest) = text
-            .split_once(':')
-            .ok_or_else(|| invalid(text, "expected KIND:FIELD:…"))?;
+        let (kind, rest) = text.split_once(':').ok_or_else(|| invalid(text, "expected KIND:FIELD:…"))?;
         let arity = match kind {
             "chat" | "call" => 2,
             "custom" | "doc" => 3,
@@ -210,8 +180,8 @@ impl FromStr for Scope {
             ("call", [call, event]) => Scope::call(*call, *event),
             ("custom", [scope, id, event]) => Scope::custom(*scope, *id, *event),
             ("doc", [doc, item, seq]) => {
-                let sequence = parse_sequence(seq)
-                    .ok_or_else(|| invalid(text, "SEQ must be a decimal u64"))?;
+                let sequence =
+                    parse_sequence(seq).ok_or_else(|| invalid(text, "SEQ must be a decimal u64"))?;
                 Scope::document(*doc, *item, sequence)
             }
             _ => Err(invalid(text, "wrong number of fields for this kind")),
@@ -235,9 +205,7 @@ fn parse_sequence(text: &str) -> Option<u64> {
 
 fn invalid(text: &str, reason: &str) -> CryptoError {
     let shown: String = text.chars().take(64).collect();
-    CryptoError::InvalidScope {
-        reason: format!("{reason} (got {shown:?})"),
-    }
+    CryptoError::InvalidScope { reason: format!("{reason} (got {shown:?})") }
 }
 
 #[cfg(test)]
@@ -246,29 +214,15 @@ mod tests {
 
     #[test]
     fn parses_every_kind() {
+        assert_eq!("chat:room-42:msg-1".parse::<Scope>().unwrap(), Scope::chat("room-42", "msg-1").unwrap());
+        assert_eq!("call:c9:call.offer".parse::<Scope>().unwrap(), Scope::call("c9", "call.offer").unwrap());
         assert_eq!(
-            "chat:room-42:msg-1".parse::<Scope>().unwrap(),
-            Scope::chat("room-42", "msg-1").unwrap()
-        );
-        assert_eq!(
-            "call:c9:call.offer".parse::<Scope>().unwrap(),
-            Scope::call("c9", "call.offer").unwrap()
-        );
-        assert_eq!(
-            "custom:delivery:order-1:delivery.note"
-                .parse::<Scope>()
-                .unwrap(),
+            "custom:delivery:order-1:delivery.note".parse::<Scope>().unwrap(),
             Scope::custom("delivery", "order-1", "delivery.note").unwrap()
         );
-        assert_eq!(
-            "doc:d1:op:17".parse::<Scope>().unwrap(),
-            Scope::document("d1", "op", 17).unwrap()
-        );
+        assert_eq!("doc:d1:op:17".parse::<Scope>().unwrap(), Scope::document("d1", "op", 17).unwrap());
         // The last field may hold colons.
-        assert_eq!(
-            "chat:r:a:b".parse::<Scope>().unwrap(),
-            Scope::chat("r", "a:b").unwrap()
-        );
+        assert_eq!("chat:r:a:b".parse::<Scope>().unwrap(), Scope::chat("r", "a:b").unwrap());
     }
 
     #[test]

@@ -73,10 +73,7 @@ impl KeyArgs {
 
 fn read_stdin_json() -> Result<Value, CliError> {
     let mut input = Vec::new();
-    std::io::stdin()
-        .lock()
-        .take(MAX_INPUT + 1)
-        .read_to_end(&mut input)?;
+    std::io::stdin().lock().take(MAX_INPUT + 1).read_to_end(&mut input)?;
     if input.len() as u64 > MAX_INPUT {
         return Err(CliError::InputTooLarge(MAX_INPUT));
     }

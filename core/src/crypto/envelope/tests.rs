@@ -17,16 +17,7 @@ fn body() -> JsonPointer {
 }
 
 fn sealed(value: &Value) -> Envelope {
-    seal_value(
-        &key(),
-        "room-42",
-        1,
-        &scope(),
-        &body(),
-        value,
-        &mut crate::crypto::OsRng,
-    )
-    .unwrap()
+    seal_value(&key(), "room-42", 1, &scope(), &body(), value, &mut crate::crypto::OsRng).unwrap()
 }
 
 fn open(envelope: &Envelope) -> Result<Value, CryptoError> {
@@ -35,12 +26,9 @@ fn open(envelope: &Envelope) -> Result<Value, CryptoError> {
 
 #[test]
 fn round_trip_through_json() {
-    for value in [
-        json!("Private message"),
-        json!(""),
-        json!({"a": [1, 2.5, null, true]}),
-        json!("héllo 👋 \u{0}"),
-    ] {
+    for value in
+        [json!("Private message"), json!(""), json!({"a": [1, 2.5, null, true]}), json!("héllo 👋 \u{0}")]
+    {
         let envelope = sealed(&value);
         let parsed = Envelope::from_json(&envelope.to_json()).unwrap();
         assert_eq!(parsed, envelope);
@@ -51,12 +39,7 @@ fn round_trip_through_json() {
 #[test]
 fn json_form_has_exactly_the_spec_fields() {
     let json = sealed(&json!("x")).to_json();
-    let keys: Vec<&str> = json
-        .as_object()
-        .unwrap()
-        .keys()
-        .map(String::as_str)
-        .collect();
+    let keys: Vec<&str> = json.as_object().unwrap().keys().map(String::as_str).collect();
     assert_eq!(keys, ["v", "alg", "kid", "kv", "iv", "ct", "kc"]);
     assert_eq!(json["v"], 1);
     assert_eq!(json["alg"], "A256GCM");
@@ -76,29 +59,17 @@ fn every_byte_of_iv_ct_and_kc_is_authenticated() {
         let mut bad = envelope.clone();
         bad.iv[i] ^= 0x01;
         // The commitment covers the nonce, so it fails first.
-        assert_eq!(
-            open(&bad).unwrap_err().code(),
-            "commitment_mismatch",
-            "iv byte {i}"
-        );
+        assert_eq!(open(&bad).unwrap_err().code(), "commitment_mismatch", "iv byte {i}");
     }
     for i in 0..envelope.ct.len() {
         let mut bad = envelope.clone();
         bad.ct[i] ^= 0x80;
-        assert_eq!(
-            open(&bad).unwrap_err().code(),
-            "decrypt_failed",
-            "ct byte {i}"
-        );
+        assert_eq!(open(&bad).unwrap_err().code(), "decrypt_failed", "ct byte {i}");
     }
     for i in 0..envelope.kc.len() {
         let mut bad = envelope.clone();
         bad.kc[i] ^= 0x01;
-        assert_eq!(
-            open(&bad).unwrap_err().code(),
-            "commitment_mismatch",
-            "kc byte {i}"
-        );
+        assert_eq!(open(&bad).unwrap_err().code(), "commitment_mismatch", "kc byte {i}");
     }
     let mut truncated = envelope.clone();
     truncated.ct.pop();
@@ -122,21 +93,11 @@ fn kid_kv_scope_and_path_are_bound() {
         Scope::call("room-42", "msg-1").unwrap(),
     ];
     for scope in wrong_scopes {
-        assert_eq!(
-            open_value(&key(), &scope, &body(), &envelope)
-                .unwrap_err()
-                .code(),
-            "decrypt_failed"
-        );
+        assert_eq!(open_value(&key(), &scope, &body(), &envelope).unwrap_err().code(), "decrypt_failed");
     }
     for path in ["", "/bodx", "/body/0", "/Body"] {
         let path: JsonPointer = path.parse().unwrap();
-        assert_eq!(
-            open_value(&key(), &scope(), &path, &envelope)
-                .unwrap_err()
-                .code(),
-            "decrypt_failed"
-        );
+        assert_eq!(open_value(&key(), &scope(), &path, &envelope).unwrap_err().code(), "decrypt_failed");
     }
 }
 
@@ -171,29 +132,14 @@ fn strict_parsing() {
     assert_eq!(with("extra", json!(1)), "malformed_envelope");
     let mut missing = good.clone();
     missing.as_object_mut().unwrap().remove("kc");
-    assert_eq!(
-        Envelope::from_json(&missing).unwrap_err().code(),
-        "malformed_envelope"
-    );
-    assert_eq!(
-        Envelope::from_json(&json!([1])).unwrap_err().code(),
-        "malformed_envelope"
-    );
+    assert_eq!(Envelope::from_json(&missing).unwrap_err().code(), "malformed_envelope");
+    assert_eq!(Envelope::from_json(&json!([1])).unwrap_err().code(), "malformed_envelope");
 }
 
 #[test]
 fn oversize_is_rejected_both_ways() {
     let big = Value::String("x".repeat(MAX_SEALED_BYTES));
-    let err = seal_value(
-        &key(),
-        "k",
-        1,
-        &scope(),
-        &body(),
-        &big,
-        &mut crate::crypto::OsRng,
-    )
-    .unwrap_err();
+    let err = seal_value(&key(), "k", 1, &scope(), &body(), &big, &mut crate::crypto::OsRng).unwrap_err();
     assert_eq!(err.code(), "oversize");
     let mut json = sealed(&json!("x")).to_json();
     json["ct"] = Value::String("A".repeat(MAX_SEALED_BYTES * 2));
@@ -212,10 +158,7 @@ fn error_messages_never_contain_plaintext_or_key() {
     ];
     for err in errors {
         let text = format!("{err} {err:?}");
-        assert!(
-            !text.contains(secret) && !text.contains(&key().to_base64url()),
-            "{text}"
-        );
+        assert!(!text.contains(secret) && !text.contains(&key().to_base64url()), "{text}");
     }
 }
 
@@ -224,9 +167,7 @@ fn arb_json() -> impl Strategy<Value = Value> {
         Just(Value::Null),
         any::<bool>().prop_map(Value::from),
         any::<i64>().prop_map(Value::from),
-        any::<f64>()
-            .prop_filter("finite", |f| f.is_finite())
-            .prop_map(Value::from),
+        any::<f64>().prop_filter("finite", |f| f.is_finite()).prop_map(Value::from),
         ".*".prop_map(Value::from),
     ];
     leaf.prop_recursive(3, 24, 4, |inner| {
@@ -249,11 +190,8 @@ fn arb_scope() -> impl Strategy<Value = Scope> {
 }
 
 fn arb_pointer() -> impl Strategy<Value = JsonPointer> {
-    prop::collection::vec(".{0,5}", 0..4).prop_map(|segments| {
-        segments
-            .into_iter()
-            .fold(JsonPointer::root(), |p, s| p.child(s))
-    })
+    prop::collection::vec(".{0,5}", 0..4)
+        .prop_map(|segments| segments.into_iter().fold(JsonPointer::root(), |p, s| p.child(s)))
 }
 
 /// Flips one byte of one of: iv, ct, kc, kid, kv, a scope field, the path.

@@ -20,14 +20,7 @@ fn event() -> Value {
 fn seals_exactly_the_named_fields() {
     let mut ring = ring();
     let mut sealed = event();
-    seal_fields(
-        &mut sealed,
-        &["/body", "/meta/loc"],
-        &mut ring,
-        "room-42",
-        &scope(),
-    )
-    .unwrap();
+    seal_fields(&mut sealed, &["/body", "/meta/loc"], &mut ring, "room-42", &scope()).unwrap();
     assert_eq!(sealed["sender_id"], "user-1");
     assert_eq!(sealed["meta"]["n"], 3);
     assert!(Envelope::is_envelope(&sealed["body"]));
@@ -38,10 +31,7 @@ fn seals_exactly_the_named_fields() {
     assert_eq!(keys, ["body", "sender_id", "meta"]);
 
     let mut opened = sealed.clone();
-    assert_eq!(
-        open_fields(&mut opened, &ring, &scope(), &["/body"]).unwrap(),
-        vec!["/body", "/meta/loc"]
-    );
+    assert_eq!(open_fields(&mut opened, &ring, &scope(), &["/body"]).unwrap(), vec!["/body", "/meta/loc"]);
     assert_eq!(opened, event());
 }
 
@@ -49,33 +39,12 @@ fn seals_exactly_the_named_fields() {
 fn sealing_is_all_or_nothing() {
     let mut ring = ring();
     let mut value = event();
-    let err = seal_fields(
-        &mut value,
-        &["/body", "/missing"],
-        &mut ring,
-        "room-42",
-        &scope(),
-    )
-    .unwrap_err();
+    let err = seal_fields(&mut value, &["/body", "/missing"], &mut ring, "room-42", &scope()).unwrap_err();
     assert_eq!(err.code(), "path_not_found");
     assert_eq!(value, event());
-    let err = seal_fields(
-        &mut value,
-        &["/meta", "/meta/n"],
-        &mut ring,
-        "room-42",
-        &scope(),
-    )
-    .unwrap_err();
+    let err = seal_fields(&mut value, &["/meta", "/meta/n"], &mut ring, "room-42", &scope()).unwrap_err();
     assert!(matches!(err, CryptoError::OverlappingPaths { .. }));
-    let err = seal_fields(
-        &mut value,
-        &["/body", "/body"],
-        &mut ring,
-        "room-42",
-        &scope(),
-    )
-    .unwrap_err();
+    let err = seal_fields(&mut value, &["/body", "/body"], &mut ring, "room-42", &scope()).unwrap_err();
     assert!(matches!(err, CryptoError::OverlappingPaths { .. }));
     let err = seal_fields(&mut value, &["body"], &mut ring, "room-42", &scope()).unwrap_err();
     assert_eq!(err.code(), "invalid_pointer");
@@ -86,21 +55,11 @@ fn sealing_is_all_or_nothing() {
 fn opening_fails_closed_and_names_the_field() {
     let mut ring = ring();
     let mut sealed = event();
-    seal_fields(
-        &mut sealed,
-        &["/body", "/sender_id"],
-        &mut ring,
-        "room-42",
-        &scope(),
-    )
-    .unwrap();
+    seal_fields(&mut sealed, &["/body", "/sender_id"], &mut ring, "room-42", &scope()).unwrap();
     sealed["sender_id"]["ct"] = json!("AAAAAAAAAAAAAAAAAAAAAA");
     let before = sealed.clone();
     let err = open_fields(&mut sealed, &ring, &scope(), &[]).unwrap_err();
-    assert!(
-        matches!(&err, CryptoError::Field { pointer, .. } if pointer == "/sender_id"),
-        "{err}"
-    );
+    assert!(matches!(&err, CryptoError::Field { pointer, .. } if pointer == "/sender_id"), "{err}");
     assert_eq!(err.code(), "decrypt_failed");
     // /body opened fine but nothing was written back.
     assert_eq!(sealed, before);
@@ -135,8 +94,7 @@ fn replays_are_rejected() {
     let mut first = sealed.clone();
     open_fields_with_replay(&mut first, &ring, &scope(), &["/body"], &mut window).unwrap();
     let mut again = sealed.clone();
-    let err =
-        open_fields_with_replay(&mut again, &ring, &scope(), &["/body"], &mut window).unwrap_err();
+    let err = open_fields_with_replay(&mut again, &ring, &scope(), &["/body"], &mut window).unwrap_err();
     assert_eq!(err.code(), "replayed");
     assert_eq!(again, sealed);
 }
@@ -147,50 +105,24 @@ fn whole_value_helpers_mirror_the_guide() {
     let message = json!({"body": "Private message", "sender_id": "user-1"});
     let sealed = seal_chat_json(&message, &mut ring, "room-42", "room-42", "msg-1").unwrap();
     assert!(Envelope::is_envelope(&sealed));
-    assert_eq!(
-        open_chat_json(&sealed, &ring, "room-42", "msg-1").unwrap(),
-        message
-    );
-    assert_eq!(
-        open_chat_json(&sealed, &ring, "room-42", "msg-2")
-            .unwrap_err()
-            .code(),
-        "decrypt_failed"
-    );
+    assert_eq!(open_chat_json(&sealed, &ring, "room-42", "msg-1").unwrap(), message);
+    assert_eq!(open_chat_json(&sealed, &ring, "room-42", "msg-2").unwrap_err().code(), "decrypt_failed");
 
     let offer = json!({"sdp_type": "offer", "sdp": "v=0..."});
     let sealed = seal_call_json(&offer, &mut ring, "room-42", "call-9001", "call.offer").unwrap();
-    assert_eq!(
-        open_call_json(&sealed, &ring, "call-9001", "call.offer").unwrap(),
-        offer
-    );
+    assert_eq!(open_call_json(&sealed, &ring, "call-9001", "call.offer").unwrap(), offer);
     assert!(open_call_json(&sealed, &ring, "call-9001", "call.answer").is_err());
 
     let note = json!({"note": "Sensitive delivery instruction"});
-    let sealed = seal_custom_json(
-        &note,
-        &mut ring,
-        "room-42",
-        "delivery",
-        "order-1001",
-        "delivery.private_note",
-    )
-    .unwrap();
+    let sealed =
+        seal_custom_json(&note, &mut ring, "room-42", "delivery", "order-1001", "delivery.private_note")
+            .unwrap();
     assert_eq!(
-        open_custom_json(
-            &sealed,
-            &ring,
-            "delivery",
-            "order-1001",
-            "delivery.private_note"
-        )
-        .unwrap(),
+        open_custom_json(&sealed, &ring, "delivery", "order-1001", "delivery.private_note").unwrap(),
         note
     );
     assert_eq!(
-        open_custom_json(&note, &ring, "delivery", "order-1001", "x")
-            .unwrap_err()
-            .code(),
+        open_custom_json(&note, &ring, "delivery", "order-1001", "x").unwrap_err().code(),
         "not_sealed"
     );
 }
@@ -200,18 +132,9 @@ fn envelopes_inside_arrays_and_escaped_keys() {
     let mut ring = ring();
     let original = json!({"list": ["a", {"x/y": "b", "t~": "c"}]});
     let mut sealed = original.clone();
-    seal_fields(
-        &mut sealed,
-        &["/list/0", "/list/1/x~1y", "/list/1/t~0"],
-        &mut ring,
-        "room-42",
-        &scope(),
-    )
-    .unwrap();
-    assert_eq!(
-        find_envelopes(&sealed),
-        vec!["/list/0", "/list/1/x~1y", "/list/1/t~0"]
-    );
+    seal_fields(&mut sealed, &["/list/0", "/list/1/x~1y", "/list/1/t~0"], &mut ring, "room-42", &scope())
+        .unwrap();
+    assert_eq!(find_envelopes(&sealed), vec!["/list/0", "/list/1/x~1y", "/list/1/t~0"]);
     open_fields(&mut sealed, &ring, &scope(), &[]).unwrap();
     assert_eq!(sealed, original);
 }
@@ -220,13 +143,10 @@ fn envelopes_inside_arrays_and_escaped_keys() {
 fn pointers(value: &Value, at: JsonPointer, out: &mut Vec<JsonPointer>) {
     out.push(at.clone());
     match value {
-        Value::Object(map) => map
-            .iter()
-            .for_each(|(k, v)| pointers(v, at.child(k.as_str()), out)),
-        Value::Array(items) => items
-            .iter()
-            .enumerate()
-            .for_each(|(i, v)| pointers(v, at.child(i.to_string()), out)),
+        Value::Object(map) => map.iter().for_each(|(k, v)| pointers(v, at.child(k.as_str()), out)),
+        Value::Array(items) => {
+            items.iter().enumerate().for_each(|(i, v)| pointers(v, at.child(i.to_string()), out))
+        }
         _ => {}
     }
 }
