@@ -30,6 +30,6 @@
 
 pub mod crypto;
 
-#[cfg(fuzzing)]
+#[cfg(any(fuzzing, test))]
 #[doc(hidden)]
 pub mod fuzzing;

@@ -1,1 +1,1 @@
-
+//! Runnable sealcast example apps live in this crate's `examples` targets.

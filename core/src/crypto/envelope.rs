@@ -65,7 +65,7 @@ impl Envelope {
 
     /// Parses an envelope object strictly: exactly the seven fields, right
     /// types, canonical base64url, version 1, alg `A256GCM`, sizes in bounds.
-    pub fn from_json(value: &Value) -> Result<Envelope, CryptoError> {
+    pub fn from_json<'a>(value: &'a Value) -> Result<Envelope, CryptoError> {
         let malformed = |reason| CryptoError::MalformedEnvelope { reason };
         let map = value.as_object().ok_or(malformed("not a JSON object"))?;
         // Version first: a future format may have other fields, and should
@@ -75,26 +75,42 @@ impl Envelope {
         if version != u64::from(VERSION) {
             return Err(CryptoError::UnsupportedVersion { version });
         }
-        if map.len() != FIELDS.len() || !FIELDS.iter().all(|f| map.contains_key(*f)) {
-            return Err(malformed("fields must be exactly v, alg, kid, kv, iv, ct, kc"));
+        // One pass over the entries (no per-field hashing); a JSON object
+        // has unique keys, so seven known keys and nothing else means exactly
+        // the seven fields.
+        let (mut alg, mut kid, mut kv, mut iv, mut ct, mut kc) = (None, None, None, None, None, None);
+        for (name, field) in map {
+            let slot = match name.as_str() {
+                "v" => continue,
+                "alg" => &mut alg,
+                "kid" => &mut kid,
+                "kv" => &mut kv,
+                "iv" => &mut iv,
+                "ct" => &mut ct,
+                "kc" => &mut kc,
+                _ => return Err(malformed("fields must be exactly v, alg, kid, kv, iv, ct, kc")),
+            };
+            *slot = Some(field);
         }
-        let text = |name: &'static str| {
-            map.get(name).and_then(Value::as_str).ok_or(malformed("a field is not a string"))
+        let missing = malformed("fields must be exactly v, alg, kid, kv, iv, ct, kc");
+        let (Some(alg), Some(kid), Some(kv), Some(iv), Some(ct), Some(kc)) = (alg, kid, kv, iv, ct, kc)
+        else {
+            return Err(missing);
         };
-        let alg = text("alg")?;
+        let text = |field: &'a Value| field.as_str().ok_or(malformed("a field is not a string"));
+        let alg = text(alg)?;
         if alg != ALG {
             return Err(CryptoError::UnsupportedAlgorithm { alg: alg.chars().take(32).collect() });
         }
-        let kid = text("kid")?;
+        let kid = text(kid)?;
         validate_kid(kid)?;
-        let kv = map
-            .get("kv")
-            .and_then(Value::as_u64)
+        let kv = kv
+            .as_u64()
             .and_then(|kv| u32::try_from(kv).ok())
             .ok_or(malformed("`kv` is not an integer in 0..=4294967295"))?;
-        let iv = b64::decode_array::<IV_LEN>(text("iv")?, "iv", malformed("`iv` is not 12 bytes"))?;
-        let kc = b64::decode_array::<COMMIT_LEN>(text("kc")?, "kc", malformed("`kc` is not 32 bytes"))?;
-        let ct_text = text("ct")?;
+        let iv = b64::decode_array::<IV_LEN>(text(iv)?, "iv", malformed("`iv` is not 12 bytes"))?;
+        let kc = b64::decode_array::<COMMIT_LEN>(text(kc)?, "kc", malformed("`kc` is not 32 bytes"))?;
+        let ct_text = text(ct)?;
         let ct_limit = (MAX_SEALED_BYTES + TAG_LEN).div_ceil(3) * 4;
         if ct_text.len() > ct_limit {
             return Err(CryptoError::Oversize {

@@ -83,7 +83,15 @@ impl FromStr for JsonPointer {
 impl fmt::Display for JsonPointer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         for segment in &self.segments {
-            write!(f, "/{}", segment.replace('~', "~0").replace('/', "~1"))?;
+            f.write_str("/")?;
+            // Escape without allocating: split at each '~' or '/'.
+            let mut rest = segment.as_str();
+            while let Some(at) = rest.find(['~', '/']) {
+                f.write_str(&rest[..at])?;
+                f.write_str(if rest.as_bytes()[at] == b'~' { "~0" } else { "~1" })?;
+                rest = &rest[at + 1..];
+            }
+            f.write_str(rest)?;
         }
         Ok(())
     }

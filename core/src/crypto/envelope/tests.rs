@@ -228,7 +228,7 @@ fn mutate(
             Scope::Custom { scope_id, .. } => flip_string(scope_id),
             Scope::Document { sequence, .. } => *sequence ^= 1,
         },
-        _ => path = path.child(if index % 2 == 0 { "x" } else { "" }),
+        _ => path = path.child(if index.is_multiple_of(2) { "x" } else { "" }),
     }
     (envelope, scope, path)
 }

@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# The one command that runs every sealcast test (README names it; .ci/run calls it).
+#
+# 1. Installs what the tests need when it is missing (idempotent: apt, pip and
+#    rustup only act when something is absent), so a fresh Debian machine works.
+# 2. Runs: rustfmt check, clippy with warnings denied, the whole workspace test
+#    suite (unit, property, known-answer vectors, CLI and integration tests,
+#    fuzz-corpus replay), and the independent Python check of the envelope
+#    test vectors.
+#
+# Environment: SEALCAST_TEST_SKIP_INSTALL=1 skips step 1.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+log() { printf '\n== %s\n' "$*"; }
+
+apt_install() {
+    # Install the Debian packages named in "$@" that are not installed yet.
+    local missing=()
+    for pkg in "$@"; do
+        dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+    done
+    [ ${#missing[@]} -eq 0 ] && return 0
+    log "apt-get install ${missing[*]}"
+    local sudo=""
+    [ "$(id -u)" -ne 0 ] && sudo="sudo"
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
+}
+
+install_prerequisites() {
+    command -v cargo >/dev/null || { echo "cargo is required (https://rustup.rs)" >&2; exit 1; }
+    if ! cargo fmt --version >/dev/null 2>&1 || ! cargo clippy --version >/dev/null 2>&1; then
+        log "rustup component add rustfmt clippy"
+        rustup component add rustfmt clippy
+    fi
+    command -v python3 >/dev/null || apt_install python3 python3-pip
+    if ! python3 -c 'import cryptography' 2>/dev/null; then
+        log "pip install cryptography"
+        python3 -m pip install --quiet 'cryptography>=41' || python3 -m pip install --quiet --break-system-packages 'cryptography>=41'
+    fi
+}
+
+[ "${SEALCAST_TEST_SKIP_INSTALL:-0}" = 1 ] || install_prerequisites
+
+log "cargo fmt --check"
+cargo fmt --all --check
+
+log "cargo clippy (warnings are errors)"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+log "cargo test --workspace"
+cargo test --workspace --locked
+
+log "envelope vectors, independent Python implementation"
+python3 scripts/verify_vectors.py docs/envelope-vectors.json
+
+log "all tests passed"
