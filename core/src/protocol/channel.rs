@@ -1,0 +1,102 @@
+//! [`ChannelName`]: a validated channel name and its kind.
+
+use core::fmt;
+
+use super::WireError;
+
+/// Longest channel name, in bytes (Pusher's limit).
+pub const MAX_CHANNEL_NAME_LEN: usize = 200;
+
+/// What a channel name's prefix makes it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ChannelKind {
+    /// No prefix: anyone with the app key may subscribe.
+    Public,
+    /// `private-`: subscription needs an auth signature; client events allowed.
+    Private,
+    /// `private-encrypted-`: like private, payloads encrypted with a key the
+    /// app server hands to clients; no client events.
+    PrivateEncrypted,
+    /// `presence-`: private plus a roster of members; client events allowed.
+    Presence,
+}
+
+/// A channel name that passed validation: 1–200 bytes of
+/// `A-Z a-z 0-9 _ - = @ , . ;`.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ChannelName(String);
+
+impl ChannelName {
+    /// Validates `name`.
+    pub fn parse(name: &str) -> Result<ChannelName, WireError> {
+        if name.is_empty() || name.len() > MAX_CHANNEL_NAME_LEN {
+            return Err(WireError::InvalidChannel("channel names are 1 to 200 characters"));
+        }
+        let allowed = |b: u8| b.is_ascii_alphanumeric() || b"_-=@,.;".contains(&b);
+        if !name.bytes().all(allowed) {
+            return Err(WireError::InvalidChannel("channel names use only A-Z a-z 0-9 _ - = @ , . ;"));
+        }
+        Ok(ChannelName(name.to_owned()))
+    }
+
+    /// The name.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The channel's kind, from its prefix.
+    pub fn kind(&self) -> ChannelKind {
+        if self.0.starts_with("private-encrypted-") {
+            ChannelKind::PrivateEncrypted
+        } else if self.0.starts_with("private-") {
+            ChannelKind::Private
+        } else if self.0.starts_with("presence-") {
+            ChannelKind::Presence
+        } else {
+            ChannelKind::Public
+        }
+    }
+
+    /// True when subscribing needs an auth signature.
+    pub fn requires_auth(&self) -> bool {
+        self.kind() != ChannelKind::Public
+    }
+
+    /// True when clients may publish `client-` events on it.
+    pub fn allows_client_events(&self) -> bool {
+        matches!(self.kind(), ChannelKind::Private | ChannelKind::Presence)
+    }
+}
+
+impl fmt::Display for ChannelName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kinds() {
+        let kind = |n| ChannelName::parse(n).unwrap().kind();
+        assert_eq!(kind("news"), ChannelKind::Public);
+        assert_eq!(kind("private-chat"), ChannelKind::Private);
+        assert_eq!(kind("private-encrypted-chat"), ChannelKind::PrivateEncrypted);
+        assert_eq!(kind("presence-room"), ChannelKind::Presence);
+        assert!(!ChannelName::parse("private-encrypted-x").unwrap().allows_client_events());
+        assert!(ChannelName::parse("presence-x").unwrap().allows_client_events());
+        assert!(!ChannelName::parse("news").unwrap().allows_client_events());
+    }
+
+    #[test]
+    fn validation() {
+        for bad in ["", "a b", "ü", "x/y", &"a".repeat(201), "a\"b"] {
+            assert!(ChannelName::parse(bad).is_err(), "{bad:?}");
+        }
+        for good in ["a", "private-a_b-c=d@e,f.g;h", &"a".repeat(200)] {
+            assert!(ChannelName::parse(good).is_ok(), "{good:?}");
+        }
+    }
+}
