@@ -5,8 +5,9 @@
 #    rustup only act when something is absent), so a fresh Debian machine works.
 # 2. Runs: rustfmt check, clippy with warnings denied, the whole workspace test
 #    suite (unit, property, known-answer vectors, CLI and integration tests,
-#    fuzz-corpus replay), and the independent Python check of the envelope
-#    test vectors.
+#    fuzz-corpus replay), the interop suite (the real pusher-js client and
+#    `pusher` server library from npm against a real `sealcast serve`), and
+#    the independent Python check of the envelope test vectors.
 #
 # Environment: SEALCAST_TEST_SKIP_INSTALL=1 skips step 1.
 set -euo pipefail
@@ -35,6 +36,11 @@ install_prerequisites() {
         rustup component add rustfmt clippy
     fi
     command -v python3 >/dev/null || apt_install python3 python3-pip
+    command -v node >/dev/null && command -v npm >/dev/null || apt_install nodejs npm
+    if [ ! -d tests/interop/node_modules/pusher-js ] || [ ! -d tests/interop/node_modules/pusher ]; then
+        log "npm ci (pusher-js, pusher) in tests/interop"
+        (cd tests/interop && npm ci --no-audit --no-fund)
+    fi
     if ! python3 -c 'import cryptography' 2>/dev/null; then
         log "pip install cryptography"
         python3 -m pip install --quiet 'cryptography>=41' || python3 -m pip install --quiet --break-system-packages 'cryptography>=41'
@@ -51,6 +57,10 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 
 log "cargo test --workspace"
 cargo test --workspace --locked
+
+log "interop: pusher-js and the pusher server library against sealcast serve"
+cargo build --locked -p sealcast-server
+(cd tests/interop && SEALCAST_BIN="$PWD/../../target/debug/sealcast" node --test)
 
 log "envelope vectors, independent Python implementation"
 python3 scripts/verify_vectors.py docs/envelope-vectors.json

@@ -1,14 +1,20 @@
 //! `sealcast`: the sealcast server binary and its tools.
 //!
-//! `serve` runs the relay (a placeholder until the server issue lands);
-//! `keys`, `seal` and `open` let app developers and other implementations
-//! work with envelopes from the shell.
+//! `serve` runs the relay; `keys`, `seal` and `open` let app developers and
+//! other implementations work with envelopes from the shell.
 
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
 mod cli;
+mod config;
+mod connection;
+mod http_api;
+mod hub;
+mod metrics;
+mod server;
+mod state;
 
 /// sealcast: end-to-end-encrypted realtime pub/sub.
 #[derive(Parser)]

@@ -125,9 +125,10 @@ pub fn event_with_string_data(event: &str, channel: Option<&str>, data: &str) ->
     to_json(&Frame { event, channel, data })
 }
 
-/// A client event relayed to the other subscribers: `data` verbatim, plus
-/// the sender's `user_id` on presence channels.
-pub fn client_event(event: &str, channel: &str, data: Option<&RawValue>, user_id: Option<&str>) -> String {
+/// A channel event: a client event relayed to the other subscribers
+/// (`data` verbatim, plus the sender's `user_id` on presence channels), or
+/// an HTTP API publish (`data` a JSON string literal, as given).
+pub fn channel_event(event: &str, channel: &str, data: Option<&RawValue>, user_id: Option<&str>) -> String {
     #[derive(Serialize)]
     struct Frame<'a> {
         event: &'a str,
@@ -172,7 +173,7 @@ mod tests {
     #[test]
     fn client_event_keeps_data_bytes() {
         let data = RawValue::from_string(r#"{"b" : 1}"#.into()).unwrap();
-        let frame = client_event("client-x", "presence-r", Some(&data), Some("u1"));
+        let frame = channel_event("client-x", "presence-r", Some(&data), Some("u1"));
         assert_eq!(frame, r#"{"event":"client-x","channel":"presence-r","data":{"b" : 1},"user_id":"u1"}"#);
     }
 }

@@ -18,9 +18,9 @@ pub enum CliError {
     /// Reading stdin or writing stdout failed.
     #[error("i/o: {0}")]
     Io(#[from] std::io::Error),
-    /// The command exists in the plan but not in this build.
-    #[error("{0} is not implemented in this version")]
-    NotImplemented(&'static str),
+    /// The server configuration is invalid.
+    #[error("{0}")]
+    Config(#[from] crate::config::ConfigError),
     /// Standard input is larger than the CLI accepts.
     #[error("input is over the {0}-byte limit")]
     InputTooLarge(u64),

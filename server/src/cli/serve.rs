@@ -1,30 +1,81 @@
 //! `sealcast serve`: the realtime relay.
-//!
-//! Not built yet: the Pusher-protocol server is the next issue. Until then
-//! this command says so plainly and exits with an error, rather than
-//! pretending to serve.
+
+use std::path::PathBuf;
+use std::sync::Arc;
 
 use clap::Args;
+use tracing::info;
 
 use super::CliError;
+use crate::config::{Overrides, ServerConfig};
+use crate::server;
+use crate::state::ServerState;
 
 #[derive(Args)]
 pub struct ServeArgs {
-    /// Address to listen on.
-    #[arg(long, env = "SEALCAST_HOST", default_value = "127.0.0.1")]
-    host: String,
-    /// Port to listen on.
-    #[arg(long, env = "SEALCAST_PORT", default_value_t = 6001)]
-    port: u16,
+    /// TOML configuration file (see docs/configuration.md).
+    #[arg(long, env = "SEALCAST_CONFIG")]
+    config: Option<PathBuf>,
+    /// Address to listen on [env: SEALCAST_HOST; default 127.0.0.1].
+    #[arg(long)]
+    host: Option<String>,
+    /// Port to listen on; 0 picks a free one [env: SEALCAST_PORT; default 6001].
+    #[arg(long)]
+    port: Option<u16>,
+    /// Directory for persistent state [env: SEALCAST_DATA_DIR; default ./sealcast-data].
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
 }
 
 pub fn run(args: ServeArgs) -> Result<(), CliError> {
-    eprintln!(
-        "sealcast serve ({}:{}) is not implemented yet.\n\
-         Planned: a Pusher Channels protocol v7 compatible relay (public, private-, presence- channels,\n\
-         client- events, the HTTP events API) that never sees plaintext; see docs/architecture.md.\n\
-         Available now: `sealcast keys new|derive|thumbprint`, `sealcast seal`, `sealcast open`.",
-        args.host, args.port
-    );
-    Err(CliError::NotImplemented("`sealcast serve`"))
+    init_logging();
+    let overrides = Overrides { config_file: args.config, host: args.host, port: args.port, data_dir: args.data_dir };
+    let config = ServerConfig::load(&overrides, |name| std::env::var(name).ok())?;
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    runtime.block_on(async move {
+        let listener = tokio::net::TcpListener::bind((config.host.as_str(), config.port)).await?;
+        let address = listener.local_addr()?;
+        // Tests and scripts read this line to find the port when --port 0.
+        println!("sealcast listening on {address}");
+        if config.demo_app {
+            let app = &config.apps[0];
+            println!(
+                "No app configured: serving a demo app.\n  app id:     {}\n  app key:    {}\n  app secret: {}\n\
+                 Connect with pusher-js:\n  new Pusher(\"{}\", {{ wsHost: \"{}\", wsPort: {}, forceTLS: false, enabledTransports: [\"ws\"], cluster: \"\" }})",
+                app.id, app.key, app.secret, app.key, address.ip(), address.port()
+            );
+        }
+        info!(%address, apps = config.apps.len(), data_dir = %config.data_dir.display(), "serving");
+        let state = Arc::new(ServerState::new(config));
+        server::serve(state, listener, shutdown_signal()).await
+    })?;
+    Ok(())
+}
+
+/// Resolves on SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = tokio::signal::ctrl_c() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = tokio::signal::ctrl_c().await;
+}
+
+fn init_logging() {
+    // RUST_LOG overrides; the default keeps per-frame detail out of the logs.
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("sealcast=info,sealcast_server=info"));
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
 }

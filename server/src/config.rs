@@ -1,0 +1,334 @@
+//! Server configuration: a TOML file, `SEALCAST_*` environment variables and
+//! command-line flags, validated once into [`ServerConfig`].
+//!
+//! Precedence: flags > environment > file > defaults. With no app configured
+//! anywhere, a demo app with a random key and secret is created (and printed
+//! by `serve`). See `docs/configuration.md`.
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+/// Why a configuration was rejected (caused by: the operator).
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML for this schema.
+    #[error("invalid config file {path}: {message}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// The parser's message (line and column included).
+        message: String,
+    },
+    /// A value is out of range or inconsistent.
+    #[error("invalid configuration: {0}")]
+    Invalid(String),
+}
+
+/// The whole server configuration.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// Address to bind.
+    pub host: String,
+    /// Port to bind (0 picks a free port; the bound address is logged).
+    pub port: u16,
+    /// Where persistent state lives (documents, later).
+    pub data_dir: PathBuf,
+    /// Seconds of client silence before the server pings it; also sent to
+    /// clients as `activity_timeout`.
+    pub activity_timeout: Duration,
+    /// How long a pinged client has to answer before it is closed (4201).
+    pub pong_timeout: Duration,
+    /// Frames queued per connection before it counts as a slow consumer and
+    /// is closed with 4100.
+    pub max_outbound_queue: usize,
+    /// Largest WebSocket message accepted from a client, in bytes.
+    pub max_frame_bytes: usize,
+    /// Allowed clock skew for HTTP API `auth_timestamp`.
+    pub http_timestamp_window: Duration,
+    /// The apps served.
+    pub apps: Vec<AppConfig>,
+    /// True when `apps` holds the generated demo app.
+    pub demo_app: bool,
+}
+
+/// One app: its credentials and limits.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AppConfig {
+    /// App id (HTTP API paths: `/apps/{id}/…`).
+    pub id: String,
+    /// App key (WebSocket path `/app/{key}`, signatures' `key:` prefix).
+    pub key: String,
+    /// App secret (HMAC key). Never logged.
+    pub secret: String,
+    /// Whether clients may send `client-` events.
+    #[serde(default = "yes")]
+    pub enable_client_messages: bool,
+    /// Most simultaneous connections (0 = unlimited).
+    #[serde(default)]
+    pub max_connections: usize,
+    /// Largest event `data`, in bytes (Pusher's default 10 KB).
+    #[serde(default = "default_max_payload")]
+    pub max_event_payload_bytes: usize,
+    /// Client events per connection per second (Pusher's default 10).
+    #[serde(default = "default_client_rate")]
+    pub client_events_per_second: u32,
+    /// Most members in one presence channel.
+    #[serde(default = "default_presence_members")]
+    pub max_presence_members: usize,
+    /// Largest presence `channel_data`, in bytes.
+    #[serde(default = "default_presence_data")]
+    pub max_presence_data_bytes: usize,
+    /// Most channels in one HTTP publish.
+    #[serde(default = "default_event_channels")]
+    pub max_event_channels: usize,
+    /// Most events in one `batch_events` call.
+    #[serde(default = "default_batch_size")]
+    pub max_batch_size: usize,
+}
+
+fn yes() -> bool {
+    true
+}
+fn default_max_payload() -> usize {
+    10 * 1024
+}
+fn default_client_rate() -> u32 {
+    10
+}
+fn default_presence_members() -> usize {
+    100
+}
+fn default_presence_data() -> usize {
+    1024
+}
+fn default_event_channels() -> usize {
+    100
+}
+fn default_batch_size() -> usize {
+    10
+}
+
+impl AppConfig {
+    /// An app with the given credentials and default limits.
+    pub fn new(id: impl Into<String>, key: impl Into<String>, secret: impl Into<String>) -> AppConfig {
+        AppConfig {
+            id: id.into(),
+            key: key.into(),
+            secret: secret.into(),
+            enable_client_messages: true,
+            max_connections: 0,
+            max_event_payload_bytes: default_max_payload(),
+            client_events_per_second: default_client_rate(),
+            max_presence_members: default_presence_members(),
+            max_presence_data_bytes: default_presence_data(),
+            max_event_channels: default_event_channels(),
+            max_batch_size: default_batch_size(),
+        }
+    }
+}
+
+/// The file schema.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    host: Option<String>,
+    port: Option<u16>,
+    data_dir: Option<PathBuf>,
+    activity_timeout: Option<u64>,
+    pong_timeout: Option<u64>,
+    max_outbound_queue: Option<usize>,
+    max_frame_bytes: Option<usize>,
+    http_timestamp_window: Option<u64>,
+    #[serde(default)]
+    apps: Vec<AppConfig>,
+}
+
+/// Settings given on the command line (they win over everything else).
+#[derive(Debug, Default, Clone)]
+pub struct Overrides {
+    /// `--config`
+    pub config_file: Option<PathBuf>,
+    /// `--host`
+    pub host: Option<String>,
+    /// `--port`
+    pub port: Option<u16>,
+    /// `--data-dir`
+    pub data_dir: Option<PathBuf>,
+}
+
+impl ServerConfig {
+    /// Builds the configuration from `overrides`, the environment (through
+    /// `env`, so tests need not touch the process environment) and the file.
+    pub fn load(overrides: &Overrides, env: impl Fn(&str) -> Option<String>) -> Result<ServerConfig, ConfigError> {
+        let file = match &overrides.config_file {
+            Some(path) => read_file(path)?,
+            None => FileConfig::default(),
+        };
+        let env_u16 = |name: &str| -> Result<Option<u16>, ConfigError> {
+            env(name)
+                .map(|v| v.parse().map_err(|_| ConfigError::Invalid(format!("{name}={v:?} is not a port number"))))
+                .transpose()
+        };
+        let host = overrides.host.clone().or_else(|| env("SEALCAST_HOST")).or(file.host).unwrap_or_else(|| "127.0.0.1".into());
+        let port = match overrides.port {
+            Some(port) => port,
+            None => env_u16("SEALCAST_PORT")?.or(file.port).unwrap_or(6001),
+        };
+        let data_dir = overrides
+            .data_dir
+            .clone()
+            .or_else(|| env("SEALCAST_DATA_DIR").map(PathBuf::from))
+            .or(file.data_dir)
+            .unwrap_or_else(|| PathBuf::from("sealcast-data"));
+
+        let mut apps = file.apps;
+        match (env("SEALCAST_APP_ID"), env("SEALCAST_APP_KEY"), env("SEALCAST_APP_SECRET")) {
+            (Some(id), Some(key), Some(secret)) => apps.push(AppConfig::new(id, key, secret)),
+            (None, None, None) => {}
+            _ => {
+                return Err(ConfigError::Invalid(
+                    "SEALCAST_APP_ID, SEALCAST_APP_KEY and SEALCAST_APP_SECRET must be set together".into(),
+                ));
+            }
+        }
+        let demo_app = apps.is_empty();
+        if demo_app {
+            apps.push(AppConfig::new("demo", random_hex(10), random_hex(16)));
+        }
+        let config = ServerConfig {
+            host,
+            port,
+            data_dir,
+            activity_timeout: Duration::from_secs(file.activity_timeout.unwrap_or(120)),
+            pong_timeout: Duration::from_secs(file.pong_timeout.unwrap_or(30)),
+            max_outbound_queue: file.max_outbound_queue.unwrap_or(1024),
+            max_frame_bytes: file.max_frame_bytes.unwrap_or(256 * 1024),
+            http_timestamp_window: Duration::from_secs(file.http_timestamp_window.unwrap_or(600)),
+            apps,
+            demo_app,
+        };
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |m: String| Err(ConfigError::Invalid(m));
+        if self.activity_timeout.is_zero() || self.pong_timeout.is_zero() {
+            return invalid("activity_timeout and pong_timeout must be at least 1 second".into());
+        }
+        if self.max_outbound_queue == 0 || self.max_frame_bytes < 1024 {
+            return invalid("max_outbound_queue must be ≥ 1 and max_frame_bytes ≥ 1024".into());
+        }
+        let (mut ids, mut keys) = (HashSet::new(), HashSet::new());
+        for app in &self.apps {
+            if app.id.is_empty() || app.key.is_empty() || app.secret.is_empty() {
+                return invalid(format!("app {:?}: id, key and secret must be non-empty", app.id));
+            }
+            let url_safe = |s: &str| s.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b));
+            if !url_safe(&app.id) || !url_safe(&app.key) {
+                return invalid(format!("app {:?}: id and key may use only A-Z a-z 0-9 - _ .", app.id));
+            }
+            if !ids.insert(&app.id) || !keys.insert(&app.key) {
+                return invalid(format!("app {:?}: app ids and keys must be unique", app.id));
+            }
+            if app.max_event_payload_bytes == 0 || app.client_events_per_second == 0 {
+                return invalid(format!("app {:?}: limits must be positive", app.id));
+            }
+        }
+        Ok(())
+    }
+}
+
+fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.into(), source })?;
+    toml::from_str(&text).map_err(|e| ConfigError::Parse { path: path.into(), message: e.to_string() })
+}
+
+fn random_hex(bytes: usize) -> String {
+    let mut buf = vec![0u8; bytes];
+    // The demo app is a convenience; if the OS RNG fails, the process
+    // cannot do anything secure anyway.
+    getrandom::fill(&mut buf).expect("operating system random number generator");
+    buf.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env_of(pairs: &'static [(&'static str, &'static str)]) -> impl Fn(&str) -> Option<String> {
+        move |name| pairs.iter().find(|(k, _)| *k == name).map(|(_, v)| v.to_string())
+    }
+
+    #[test]
+    fn demo_app_when_nothing_is_configured() {
+        let config = ServerConfig::load(&Overrides::default(), env_of(&[])).unwrap();
+        assert!(config.demo_app);
+        assert_eq!((config.host.as_str(), config.port), ("127.0.0.1", 6001));
+        assert_eq!(config.apps.len(), 1);
+        assert_eq!(config.apps[0].secret.len(), 32);
+    }
+
+    #[test]
+    fn single_app_from_environment() {
+        let env = env_of(&[
+            ("SEALCAST_APP_ID", "a1"),
+            ("SEALCAST_APP_KEY", "k1"),
+            ("SEALCAST_APP_SECRET", "s1"),
+            ("SEALCAST_PORT", "7000"),
+            ("SEALCAST_HOST", "0.0.0.0"),
+        ]);
+        let config = ServerConfig::load(&Overrides::default(), env).unwrap();
+        assert!(!config.demo_app);
+        assert_eq!((config.apps[0].id.as_str(), config.apps[0].key.as_str()), ("a1", "k1"));
+        assert_eq!((config.host.as_str(), config.port), ("0.0.0.0", 7000));
+        // Flags win.
+        let flags = Overrides { port: Some(7001), ..Overrides::default() };
+        assert_eq!(ServerConfig::load(&flags, env_of(&[("SEALCAST_PORT", "7000")])).unwrap().port, 7001);
+    }
+
+    #[test]
+    fn bad_values_are_clear_errors() {
+        let partial = ServerConfig::load(&Overrides::default(), env_of(&[("SEALCAST_APP_ID", "a")])).unwrap_err();
+        assert!(partial.to_string().contains("must be set together"));
+        let port = ServerConfig::load(&Overrides::default(), env_of(&[("SEALCAST_PORT", "http")])).unwrap_err();
+        assert!(port.to_string().contains("not a port number"));
+    }
+
+    #[test]
+    fn file_with_apps_and_limits() {
+        let dir = std::env::temp_dir().join(format!("sealcast-config-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("sealcast.toml");
+        std::fs::write(
+            &path,
+            "port = 6100\nactivity_timeout = 30\n[[apps]]\nid = \"1\"\nkey = \"k\"\nsecret = \"s\"\nclient_events_per_second = 5\n\
+             [[apps]]\nid = \"2\"\nkey = \"k2\"\nsecret = \"s2\"\n",
+        )
+        .unwrap();
+        let config = ServerConfig::load(&Overrides { config_file: Some(path.clone()), ..Overrides::default() }, env_of(&[])).unwrap();
+        assert_eq!(config.port, 6100);
+        assert_eq!(config.activity_timeout, Duration::from_secs(30));
+        assert_eq!(config.apps.len(), 2);
+        assert_eq!(config.apps[0].client_events_per_second, 5);
+        std::fs::write(&path, "[[apps]]\nid = \"1\"\nkey = \"k\"\nsecret = \"s\"\ntypo = 1\n").unwrap();
+        let err = ServerConfig::load(&Overrides { config_file: Some(path.clone()), ..Overrides::default() }, env_of(&[])).unwrap_err();
+        assert!(err.to_string().contains("typo"), "{err}");
+        std::fs::write(&path, "[[apps]]\nid = \"1\"\nkey = \"k\"\nsecret = \"s\"\n[[apps]]\nid = \"1\"\nkey = \"k\"\nsecret = \"t\"\n").unwrap();
+        let err = ServerConfig::load(&Overrides { config_file: Some(path), ..Overrides::default() }, env_of(&[])).unwrap_err();
+        assert!(err.to_string().contains("unique"), "{err}");
+        std::fs::remove_dir_all(dir).ok();
+    }
+}

@@ -1,0 +1,409 @@
+//! One WebSocket connection: the Pusher protocol from the server's side.
+//!
+//! Two tasks per connection. The reader parses client frames and acts on
+//! them (subscribe, client events, pings); the writer drains the bounded
+//! outbound queue to the socket. Either side can end the connection: the
+//! reader on EOF, a protocol error or a silent client; anyone holding the
+//! [`ConnHandle`] by asking it to close (slow consumer, terminate, shutdown).
+//! Event data is never parsed or logged here: client events are forwarded
+//! byte for byte.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::Bytes;
+use fastwebsockets::upgrade::UpgradeFut;
+use fastwebsockets::{FragmentCollectorRead, Frame, OpCode, Payload, WebSocketError, WebSocketWrite};
+use hyper::upgrade::Upgraded;
+use hyper_util::rt::TokioIo;
+use sealcast_core::protocol::{
+    ChannelKind, ChannelName, ClientFrame, PresenceMember, SigninData, SubscribeData, auth, codes, server as frames,
+};
+use tokio::io::WriteHalf;
+use tokio::sync::{mpsc, watch};
+use tracing::{Instrument, debug, info_span, warn};
+
+use crate::hub::{App, ConnHandle, SubscribeError};
+use crate::state::ServerState;
+
+type Stream = TokioIo<Upgraded>;
+type CloseRequest = Option<(u16, &'static str)>;
+
+/// Why the WebSocket is refused before any protocol exchange (sent as
+/// `pusher:error` then a close with the same code).
+#[derive(Debug, Clone, Copy)]
+pub struct Refusal {
+    /// Pusher code.
+    pub code: u16,
+    /// Message.
+    pub message: &'static str,
+}
+
+/// Runs a connection to completion.
+pub async fn run(state: Arc<ServerState>, app: Result<Arc<App>, Refusal>, upgrade: UpgradeFut) {
+    let ws = match upgrade.await {
+        Ok(ws) => ws,
+        Err(err) => {
+            debug!(error = %err, "websocket upgrade failed");
+            return;
+        }
+    };
+    let mut ws = ws;
+    ws.set_max_message_size(state.config.max_frame_bytes);
+    // Pings and closes come back to us and are answered through the writer,
+    // which owns the write half.
+    ws.set_auto_pong(false);
+    ws.set_auto_close(false);
+    let (read_half, mut write_half) = ws.split(tokio::io::split);
+
+    let app = match app {
+        Ok(app) => app,
+        Err(refusal) => {
+            state.metrics.error(refusal.code);
+            let _ = refuse(&mut write_half, refusal).await;
+            return;
+        }
+    };
+    let socket_id: Arc<str> = state.next_socket_id().into();
+    let span = info_span!("conn", app = %app.config.id, socket_id = %socket_id);
+    async move {
+        let (handle, out_rx, close_rx) = ConnHandle::new(socket_id.clone(), state.config.max_outbound_queue);
+        if !app.connect(handle.clone()) {
+            state.metrics.error(codes::OVER_CONNECTION_QUOTA);
+            let _ = refuse(&mut write_half, Refusal { code: codes::OVER_CONNECTION_QUOTA, message: "over connection quota" })
+                .await;
+            return;
+        }
+        state.metrics.connections.inc();
+        state.metrics.connections_total.inc();
+        debug!("connected");
+        let activity = state.config.activity_timeout.as_secs();
+        handle.send(Bytes::from(frames::connection_established(&socket_id, activity)), &state.metrics);
+
+        let writer = tokio::spawn(write_loop(write_half, out_rx, close_rx.clone()));
+        let mut session = Session {
+            state: state.clone(),
+            app: app.clone(),
+            handle: handle.clone(),
+            rate: RateLimiter::new(app.config.client_events_per_second),
+        };
+        session.read_loop(FragmentCollectorRead::new(read_half), close_rx).await;
+
+        app.disconnect(&socket_id, &state.metrics);
+        handle.close(1000, "");
+        let _ = writer.await;
+        state.metrics.connections.dec();
+        debug!("disconnected");
+    }
+    .instrument(span)
+    .await;
+}
+
+/// Sends `pusher:error` and a close frame with the refusal's code.
+async fn refuse(write: &mut WebSocketWrite<WriteHalf<Stream>>, refusal: Refusal) -> Result<(), WebSocketError> {
+    let error = frames::error(Some(refusal.code), refusal.message);
+    write.write_frame(Frame::text(Payload::Borrowed(error.as_bytes()))).await?;
+    write.write_frame(Frame::close(refusal.code, refusal.message.as_bytes())).await
+}
+
+/// Drains the outbound queue until a close is requested or the socket fails.
+async fn write_loop(
+    mut write: WebSocketWrite<WriteHalf<Stream>>,
+    mut queue: mpsc::Receiver<Bytes>,
+    mut close: watch::Receiver<CloseRequest>,
+) {
+    loop {
+        tokio::select! {
+            biased;
+            changed = close.changed() => {
+                let request = *close.borrow();
+                if let (Ok(()), Some((code, reason))) = (changed, request) {
+                    let _ = write.write_frame(Frame::close(code, reason.as_bytes())).await;
+                }
+                return;
+            }
+            frame = queue.recv() => {
+                let Some(frame) = frame else { return };
+                let result = if frame.first() == Some(&PONG_MARKER) {
+                    write.write_frame(Frame::pong(Payload::Borrowed(&frame[1..]))).await
+                } else {
+                    write.write_frame(Frame::text(Payload::Borrowed(&frame))).await
+                };
+                if result.is_err() {
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// Queue entries are text frames, except WebSocket pongs, which are queued
+/// with this first byte (a text frame is JSON and starts with `{`).
+const PONG_MARKER: u8 = 0;
+
+/// What the reader does after a frame.
+enum Flow {
+    Continue,
+    Close(u16, &'static str),
+}
+
+struct Session {
+    state: Arc<ServerState>,
+    app: Arc<App>,
+    handle: ConnHandle,
+    rate: RateLimiter,
+}
+
+impl Session {
+    async fn read_loop(&mut self, mut read: FragmentCollectorRead<tokio::io::ReadHalf<Stream>>, mut close: watch::Receiver<CloseRequest>) {
+        let (activity_timeout, pong_timeout) = (self.state.config.activity_timeout, self.state.config.pong_timeout);
+        // Auto-pong and auto-close are off, so the reader never has frames
+        // it must send itself.
+        let mut no_obligated_sends = |_| async { Ok::<(), std::io::Error>(()) };
+        let mut pinged = false;
+        loop {
+            let wait = if pinged { pong_timeout } else { activity_timeout };
+            let frame = tokio::select! {
+                _ = close.changed() => return,
+                frame = tokio::time::timeout(wait, read.read_frame(&mut no_obligated_sends)) => frame,
+            };
+            let frame = match frame {
+                Err(_elapsed) if pinged => {
+                    self.handle.close(codes::PONG_NOT_RECEIVED, "pong not received");
+                    return;
+                }
+                Err(_elapsed) => {
+                    // Quiet for the activity timeout: ask the client to prove it is alive.
+                    pinged = true;
+                    self.send(frames::ping());
+                    continue;
+                }
+                Ok(Err(err)) => {
+                    debug!(error = %err, "read failed");
+                    if matches!(err, WebSocketError::FrameTooLarge) {
+                        self.handle.close(1009, "message too big");
+                    }
+                    return;
+                }
+                Ok(Ok(frame)) => frame,
+            };
+            pinged = false;
+            let flow = match frame.opcode {
+                OpCode::Text => {
+                    self.state.metrics.messages_in.inc();
+                    self.state.metrics.bytes_in.add(frame.payload.len() as u64);
+                    self.handle_text(&frame.payload)
+                }
+                OpCode::Close => Flow::Close(1000, ""),
+                OpCode::Ping => {
+                    let mut pong = Vec::with_capacity(frame.payload.len() + 1);
+                    pong.push(PONG_MARKER);
+                    pong.extend_from_slice(&frame.payload);
+                    self.handle.send(Bytes::from(pong), &self.state.metrics);
+                    Flow::Continue
+                }
+                OpCode::Binary => {
+                    self.error(None, "binary frames are not part of the Pusher protocol");
+                    Flow::Continue
+                }
+                OpCode::Pong | OpCode::Continuation => Flow::Continue,
+            };
+            if let Flow::Close(code, reason) = flow {
+                self.handle.close(code, reason);
+                return;
+            }
+        }
+    }
+
+    fn handle_text(&mut self, bytes: &[u8]) -> Flow {
+        let frame = match ClientFrame::parse(bytes) {
+            Ok(frame) => frame,
+            Err(err) => {
+                warn!(error = %err, "malformed frame");
+                self.error(None, "malformed frame: expected a JSON object with a string `event`");
+                return Flow::Continue;
+            }
+        };
+        match frame.event.as_str() {
+            "pusher:ping" => self.send(frames::pong()),
+            "pusher:pong" => {}
+            "pusher:subscribe" => self.subscribe(&frame),
+            "pusher:unsubscribe" => self.unsubscribe(&frame),
+            "pusher:signin" => self.signin(&frame),
+            event if event.starts_with("client-") => self.client_event(&frame),
+            event => debug!(event, "ignoring unknown event"),
+        }
+        Flow::Continue
+    }
+
+    fn subscribe(&mut self, frame: &ClientFrame) {
+        let data: SubscribeData = match frame.data_as() {
+            Ok(data) => data,
+            Err(err) => return self.error(None, &err.to_string()),
+        };
+        let channel = match ChannelName::parse(&data.channel) {
+            Ok(channel) => channel,
+            Err(err) => return self.subscription_error(&data.channel, "InvalidChannel", &err.to_string(), 400),
+        };
+        let socket_id = self.handle.socket_id.clone();
+        let config = &self.app.config;
+        let mut member = None;
+        if channel.requires_auth() {
+            let Some(auth_value) = data.auth.as_deref() else {
+                return self.unauthorized(&channel, "missing `auth` for a private or presence channel");
+            };
+            let channel_data =
+                if channel.kind() == ChannelKind::Presence { Some(data.channel_data.as_deref().unwrap_or("")) } else { None };
+            if let Err(err) =
+                auth::verify_channel_auth(&config.key, &config.secret, &socket_id, channel.as_str(), channel_data, auth_value)
+            {
+                return self.unauthorized(&channel, &err.to_string());
+            }
+            if let Some(channel_data) = channel_data {
+                if channel_data.len() > config.max_presence_data_bytes {
+                    return self.subscription_error(channel.as_str(), "InvalidPresenceData", "channel_data too large", 400);
+                }
+                match PresenceMember::parse(channel_data) {
+                    Ok(parsed) => member = Some(parsed),
+                    Err(err) => return self.subscription_error(channel.as_str(), "InvalidPresenceData", &err.to_string(), 400),
+                }
+            }
+        }
+        match self.app.subscribe(&socket_id, &channel, member, &self.state.metrics) {
+            Ok(()) => debug!(channel = %channel, "subscribed"),
+            Err(SubscribeError::PresenceFull) => {
+                self.subscription_error(channel.as_str(), "LimitReached", "presence channel is full", 403)
+            }
+            Err(SubscribeError::NotConnected) => {}
+        }
+    }
+
+    fn unsubscribe(&mut self, frame: &ClientFrame) {
+        #[derive(serde::Deserialize)]
+        struct Data {
+            channel: String,
+        }
+        match frame.data_as::<Data>() {
+            Ok(data) => self.app.unsubscribe(&self.handle.socket_id, &data.channel, &self.state.metrics),
+            Err(err) => self.error(None, &err.to_string()),
+        }
+    }
+
+    fn signin(&mut self, frame: &ClientFrame) {
+        let data: SigninData = match frame.data_as() {
+            Ok(data) => data,
+            Err(err) => return self.error(None, &err.to_string()),
+        };
+        let config = &self.app.config;
+        if auth::verify_user_auth(&config.key, &config.secret, &self.handle.socket_id, &data.user_data, &data.auth).is_err() {
+            return self.error(Some(codes::UNAUTHORIZED), "user sign-in signature does not match");
+        }
+        #[derive(serde::Deserialize)]
+        struct User {
+            id: String,
+        }
+        match serde_json::from_str::<User>(&data.user_data) {
+            Ok(user) if !user.id.is_empty() => {
+                self.app.sign_in(&self.handle.socket_id, user.id);
+                self.send(frames::signin_success(&data.user_data));
+            }
+            _ => self.error(Some(codes::UNAUTHORIZED), "user_data must be a JSON object with a non-empty string `id`"),
+        }
+    }
+
+    fn client_event(&mut self, frame: &ClientFrame) {
+        let started = Instant::now();
+        let channel = match frame.channel_name() {
+            Ok(channel) => channel,
+            Err(err) => return self.error(Some(codes::CLIENT_EVENT_REJECTED), &err.to_string()),
+        };
+        if !self.app.config.enable_client_messages {
+            return self.error(Some(codes::CLIENT_EVENT_REJECTED), "client events are disabled for this app");
+        }
+        if !channel.allows_client_events() {
+            return self.error(Some(codes::CLIENT_EVENT_REJECTED), "client events are only allowed on private and presence channels");
+        }
+        if frame.event.len() > 200 {
+            return self.error(Some(codes::CLIENT_EVENT_REJECTED), "event name longer than 200 characters");
+        }
+        let size = frame.data.as_ref().map_or(0, |d| d.get().len());
+        if size > self.app.config.max_event_payload_bytes {
+            return self.error(Some(codes::CLIENT_EVENT_REJECTED), "event data over the payload limit");
+        }
+        let Some(user_id) = self.app.subscription(&self.handle.socket_id, channel.as_str()) else {
+            return self.error(Some(codes::CLIENT_EVENT_REJECTED), "not subscribed to this channel");
+        };
+        if !self.rate.allow(Instant::now()) {
+            return self.error(Some(codes::CLIENT_EVENT_RATE_LIMIT), "client event rate limit exceeded");
+        }
+        let out = frames::channel_event(&frame.event, channel.as_str(), frame.data.as_deref(), user_id.as_deref());
+        self.app.publish(channel.as_str(), &Bytes::from(out), Some(&self.handle.socket_id), &self.state.metrics);
+        self.state.metrics.fanout_latency.observe(started.elapsed());
+    }
+
+    fn unauthorized(&mut self, channel: &ChannelName, message: &str) {
+        warn!(channel = %channel, "subscription refused: {message}");
+        self.state.metrics.error(codes::UNAUTHORIZED);
+        self.send(frames::subscription_error(channel.as_str(), "AuthError", message, 401));
+    }
+
+    fn subscription_error(&mut self, channel: &str, kind: &str, message: &str, status: u16) {
+        self.send(frames::subscription_error(channel, kind, message, status));
+    }
+
+    fn error(&mut self, code: Option<u16>, message: &str) {
+        if let Some(code) = code {
+            self.state.metrics.error(code);
+        }
+        self.send(frames::error(code, message));
+    }
+
+    fn send(&self, frame: String) {
+        self.handle.send(Bytes::from(frame), &self.state.metrics);
+    }
+}
+
+/// A token bucket: `rate` client events per second, bursts up to `rate`.
+struct RateLimiter {
+    rate: f64,
+    tokens: f64,
+    last: Option<Instant>,
+}
+
+impl RateLimiter {
+    fn new(per_second: u32) -> RateLimiter {
+        let rate = f64::from(per_second.max(1));
+        RateLimiter { rate, tokens: rate, last: None }
+    }
+
+    fn allow(&mut self, now: Instant) -> bool {
+        if let Some(last) = self.last {
+            let refill = now.saturating_duration_since(last).as_secs_f64() * self.rate;
+            self.tokens = (self.tokens + refill).min(self.rate);
+        }
+        self.last = Some(now);
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    #[test]
+    fn rate_limiter_allows_bursts_then_refills() {
+        let mut limiter = RateLimiter::new(3);
+        let t0 = Instant::now();
+        assert!(limiter.allow(t0) && limiter.allow(t0) && limiter.allow(t0));
+        assert!(!limiter.allow(t0));
+        assert!(limiter.allow(t0 + Duration::from_millis(340)));
+        assert!(!limiter.allow(t0 + Duration::from_millis(341)));
+    }
+}

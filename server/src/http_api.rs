@@ -1,0 +1,251 @@
+//! The Pusher HTTP API (`/apps/{app_id}/…`): publish events, query channels
+//! and users, terminate a user's connections.
+//!
+//! Every request is signed like Pusher's: query parameters `auth_key`,
+//! `auth_timestamp`, `auth_version`, `body_md5` (when there is a body) and
+//! `auth_signature = hex(HMAC-SHA256(secret, METHOD "\n" PATH "\n" QUERY))`,
+//! where QUERY is every other parameter, keys lowercased, sorted by key,
+//! joined as `k=v` with `&`. Event `data` is routed as raw JSON text, never
+//! decoded, never logged.
+
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::{Method, Response, StatusCode};
+use md5::{Digest, Md5};
+use sealcast_core::protocol::{ChannelKind, ChannelName, auth, server as frames};
+use serde::Deserialize;
+use serde_json::value::RawValue;
+use serde_json::{Map, Value, json};
+
+use crate::hub::App;
+use crate::state::ServerState;
+
+/// Largest HTTP API request body, in bytes.
+pub const MAX_BODY_BYTES: usize = 1 << 20;
+
+/// A response with a status and a JSON or text body.
+pub type HttpResponse = Response<Full<Bytes>>;
+
+/// Handles one `/apps/…` request.
+pub fn handle(state: &ServerState, method: &Method, path: &str, query: &str, body: &[u8]) -> HttpResponse {
+    state.metrics.http_requests.inc();
+    let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    let Some(app) = segments.get(1).and_then(|id| state.app_by_id(id)) else {
+        return text(StatusCode::NOT_FOUND, "unknown app id");
+    };
+    if let Err(message) = verify_signature(state, &app, method, path, query, body) {
+        return text(StatusCode::UNAUTHORIZED, message);
+    }
+    let params: Vec<(String, String)> = form_urlencoded::parse(query.as_bytes()).into_owned().collect();
+    let param = |name: &str| params.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str());
+    match (method, &segments[2..]) {
+        (&Method::POST, ["events"]) => publish(state, &app, body),
+        (&Method::POST, ["batch_events"]) => batch(state, &app, body),
+        (&Method::GET, ["channels"]) => channels(&app, param("filter_by_prefix").unwrap_or(""), param("info").unwrap_or("")),
+        (&Method::GET, ["channels", name]) => channel(&app, name, param("info").unwrap_or("")),
+        (&Method::GET, ["channels", name, "users"]) => users(&app, name),
+        (&Method::POST, ["users", user_id, "terminate_connections"]) => {
+            let closed = app.terminate_user(user_id);
+            tracing::info!(app = %app.config.id, closed, "terminated a user's connections");
+            ok(json!({}))
+        }
+        _ => text(StatusCode::NOT_FOUND, "no such endpoint"),
+    }
+}
+
+fn verify_signature(
+    state: &ServerState,
+    app: &App,
+    method: &Method,
+    path: &str,
+    query: &str,
+    body: &[u8],
+) -> Result<(), &'static str> {
+    let mut params: Vec<(String, String)> = form_urlencoded::parse(query.as_bytes())
+        .filter(|(k, _)| k != "auth_signature")
+        .map(|(k, v)| (k.to_lowercase(), v.into_owned()))
+        .collect();
+    let get = |name: &str| params.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
+    let signature = form_urlencoded::parse(query.as_bytes())
+        .find(|(k, _)| k == "auth_signature")
+        .map(|(_, v)| v.into_owned())
+        .ok_or("missing auth_signature")?;
+    if get("auth_key").as_deref() != Some(app.config.key.as_str()) {
+        return Err("auth_key does not name this app");
+    }
+    if get("auth_version").as_deref() != Some("1.0") {
+        return Err("auth_version must be 1.0");
+    }
+    let timestamp: u64 = get("auth_timestamp").and_then(|t| t.parse().ok()).ok_or("missing or invalid auth_timestamp")?;
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    if now.abs_diff(timestamp) > state.config.http_timestamp_window.as_secs() {
+        return Err("auth_timestamp is outside the allowed window: check the clock");
+    }
+    if !body.is_empty() {
+        let expected = hex(&Md5::digest(body));
+        if get("body_md5").as_deref() != Some(expected.as_str()) {
+            return Err("body_md5 does not match the body");
+        }
+    }
+    params.sort();
+    let query_string = params.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join("&");
+    let to_sign = format!("{method}\n{path}\n{query_string}");
+    let expected = auth::hmac_hex(&app.config.secret, to_sign.as_bytes());
+    if !auth::signatures_equal(&signature, &expected) {
+        return Err("invalid auth_signature");
+    }
+    Ok(())
+}
+
+/// One event to publish (the `events` body, or an element of `batch`).
+#[derive(Deserialize)]
+struct EventRequest {
+    name: String,
+    data: Box<RawValue>,
+    #[serde(default)]
+    channels: Option<Vec<String>>,
+    #[serde(default)]
+    channel: Option<String>,
+    #[serde(default)]
+    socket_id: Option<String>,
+}
+
+fn publish(state: &ServerState, app: &App, body: &[u8]) -> HttpResponse {
+    match serde_json::from_slice::<EventRequest>(body) {
+        Ok(event) => match send_event(state, app, &event) {
+            Ok(()) => ok(json!({})),
+            Err(response) => response,
+        },
+        Err(err) => text(StatusCode::BAD_REQUEST, &format!("invalid event body: {}", classify(&err))),
+    }
+}
+
+fn batch(state: &ServerState, app: &App, body: &[u8]) -> HttpResponse {
+    #[derive(Deserialize)]
+    struct Batch {
+        batch: Vec<EventRequest>,
+    }
+    let batch = match serde_json::from_slice::<Batch>(body) {
+        Ok(batch) => batch.batch,
+        Err(err) => return text(StatusCode::BAD_REQUEST, &format!("invalid batch body: {}", classify(&err))),
+    };
+    if batch.len() > app.config.max_batch_size {
+        return text(StatusCode::BAD_REQUEST, "too many events in the batch");
+    }
+    // Validate every event before publishing any.
+    for event in &batch {
+        if let Err(response) = validate_event(app, event) {
+            return response;
+        }
+    }
+    for event in &batch {
+        if let Err(response) = send_event(state, app, event) {
+            return response;
+        }
+    }
+    ok(json!({ "batch": batch.iter().map(|_| json!({})).collect::<Vec<_>>() }))
+}
+
+fn validate_event(app: &App, event: &EventRequest) -> Result<Vec<ChannelName>, HttpResponse> {
+    let names: Vec<&String> = event.channels.iter().flatten().chain(event.channel.iter()).collect();
+    if names.is_empty() {
+        return Err(text(StatusCode::BAD_REQUEST, "an event needs `channels` or `channel`"));
+    }
+    if names.len() > app.config.max_event_channels {
+        return Err(text(StatusCode::BAD_REQUEST, "too many channels in one event"));
+    }
+    if event.name.is_empty() || event.name.len() > 200 {
+        return Err(text(StatusCode::BAD_REQUEST, "event names are 1 to 200 characters"));
+    }
+    if event.data.get().len() > app.config.max_event_payload_bytes {
+        return Err(text(StatusCode::PAYLOAD_TOO_LARGE, "event data over the payload limit"));
+    }
+    names
+        .into_iter()
+        .map(|name| ChannelName::parse(name).map_err(|err| text(StatusCode::BAD_REQUEST, &err.to_string())))
+        .collect()
+}
+
+fn send_event(state: &ServerState, app: &App, event: &EventRequest) -> Result<(), HttpResponse> {
+    let started = Instant::now();
+    let channels = validate_event(app, event)?;
+    // Pusher's `data` is a string; other JSON is carried as its text.
+    let data = if event.data.get().starts_with('"') {
+        event.data.clone()
+    } else {
+        RawValue::from_string(serde_json::to_string(event.data.get()).expect("a string serialises"))
+            .expect("a JSON string literal is valid JSON")
+    };
+    for channel in channels {
+        let frame = Bytes::from(frames::channel_event(&event.name, channel.as_str(), Some(&data), None));
+        app.publish(channel.as_str(), &frame, event.socket_id.as_deref(), &state.metrics);
+    }
+    state.metrics.fanout_latency.observe(started.elapsed());
+    Ok(())
+}
+
+fn channels(app: &App, prefix: &str, info: &str) -> HttpResponse {
+    let want_users = info.split(',').any(|i| i == "user_count");
+    let mut map = Map::new();
+    for (name, channel) in app.channels(prefix) {
+        let mut entry = Map::new();
+        if let (true, Some(users)) = (want_users, channel.user_count) {
+            entry.insert("user_count".into(), users.into());
+        }
+        map.insert(name, Value::Object(entry));
+    }
+    ok(json!({ "channels": map }))
+}
+
+fn channel(app: &App, name: &str, info: &str) -> HttpResponse {
+    let Ok(channel) = ChannelName::parse(name) else { return text(StatusCode::BAD_REQUEST, "invalid channel name") };
+    let occupancy = app.channel(channel.as_str());
+    let mut body = Map::new();
+    body.insert("occupied".into(), occupancy.is_some().into());
+    for item in info.split(',') {
+        match item {
+            "subscription_count" => {
+                body.insert("subscription_count".into(), occupancy.as_ref().map_or(0, |o| o.subscription_count).into());
+            }
+            "user_count" if channel.kind() == ChannelKind::Presence => {
+                body.insert("user_count".into(), occupancy.as_ref().and_then(|o| o.user_count).unwrap_or(0).into());
+            }
+            _ => {}
+        }
+    }
+    ok(Value::Object(body))
+}
+
+fn users(app: &App, name: &str) -> HttpResponse {
+    match ChannelName::parse(name) {
+        Ok(channel) if channel.kind() == ChannelKind::Presence => {
+            let users: Vec<Value> = app.users(channel.as_str()).into_iter().map(|id| json!({ "id": id })).collect();
+            ok(json!({ "users": users }))
+        }
+        _ => text(StatusCode::BAD_REQUEST, "users are only listed for presence channels"),
+    }
+}
+
+fn classify(err: &serde_json::Error) -> String {
+    // serde_json's message names the field and position; it never quotes the data.
+    err.to_string()
+}
+
+fn ok(body: Value) -> HttpResponse {
+    let mut response = Response::new(Full::new(Bytes::from(body.to_string())));
+    response.headers_mut().insert(hyper::header::CONTENT_TYPE, hyper::header::HeaderValue::from_static("application/json"));
+    response
+}
+
+/// A plain-text response.
+pub fn text(status: StatusCode, message: &str) -> HttpResponse {
+    let mut response = Response::new(Full::new(Bytes::from(format!("{message}\n"))));
+    *response.status_mut() = status;
+    response
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}

@@ -1,0 +1,129 @@
+//! The listener: accepts TCP connections, serves HTTP/1.1 with hyper, routes
+//! WebSocket upgrades on `/app/{key}` to [`crate::connection`] and
+//! everything else to the HTTP API, health and metrics endpoints; shuts down
+//! gracefully (every client gets close code 4200, then the process drains).
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Method, Request, StatusCode};
+use hyper_util::rt::TokioIo;
+use sealcast_core::protocol::codes;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tracing::{debug, info, warn};
+
+use crate::connection::{self, Refusal};
+use crate::http_api::{self, HttpResponse, text};
+use crate::state::ServerState;
+
+/// How long shutdown waits for connections to finish closing.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Serves until `shutdown` resolves, then closes every connection with 4200
+/// and waits (bounded) for them to drain.
+pub async fn serve(
+    state: Arc<ServerState>,
+    listener: TcpListener,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> std::io::Result<()> {
+    let (stop_tx, stop_rx) = watch::channel(false);
+    tokio::pin!(shutdown);
+    loop {
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(err) => {
+                    // Out of file descriptors and the like: back off, keep serving.
+                    warn!(error = %err, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let state = state.clone();
+        let mut stop = stop_rx.clone();
+        tokio::spawn(async move {
+            let service = service_fn(move |request| route(state.clone(), peer, request));
+            let conn = http1::Builder::new().serve_connection(TokioIo::new(stream), service).with_upgrades();
+            tokio::pin!(conn);
+            tokio::select! {
+                result = conn.as_mut() => if let Err(err) = result { debug!(error = %err, "http connection ended") },
+                _ = stop.changed() => conn.as_mut().graceful_shutdown(),
+            }
+        });
+    }
+    info!("shutting down: closing connections with 4200");
+    let _ = stop_tx.send(true);
+    for app in state.apps() {
+        app.close_all(codes::RECONNECT_IMMEDIATELY, "server shutting down");
+    }
+    let deadline = tokio::time::Instant::now() + DRAIN_TIMEOUT;
+    while state.metrics.connections.get() > 0 && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    info!(remaining = state.metrics.connections.get(), "shutdown complete");
+    Ok(())
+}
+
+async fn route(state: Arc<ServerState>, peer: SocketAddr, mut request: Request<Incoming>) -> Result<HttpResponse, Infallible> {
+    let path = request.uri().path().to_owned();
+    let method = request.method().clone();
+    if let Some(key) = path.strip_prefix("/app/") {
+        return Ok(websocket(state, key, &mut request));
+    }
+    let response = match (&method, path.as_str()) {
+        (&Method::GET, "/health") => text(StatusCode::OK, "OK"),
+        (&Method::GET, "/ready") => text(StatusCode::OK, "READY"),
+        (&Method::GET, "/metrics") => text(StatusCode::OK, state.metrics.render().trim_end()),
+        (_, p) if p.starts_with("/apps/") => {
+            let query = request.uri().query().unwrap_or("").to_owned();
+            match Limited::new(request.into_body(), http_api::MAX_BODY_BYTES).collect().await {
+                Ok(body) => http_api::handle(&state, &method, &path, &query, &body.to_bytes()),
+                Err(_) => text(StatusCode::PAYLOAD_TOO_LARGE, "request body too large or interrupted"),
+            }
+        }
+        _ => text(StatusCode::NOT_FOUND, "not found"),
+    };
+    debug!(%peer, %method, %path, status = response.status().as_u16(), "http");
+    Ok(response)
+}
+
+/// Upgrades `/app/{key}?protocol=7…`. Protocol problems are reported in
+/// Pusher's way: the WebSocket opens, gets `pusher:error`, and is closed
+/// with the code.
+fn websocket(state: Arc<ServerState>, key: &str, request: &mut Request<Incoming>) -> HttpResponse {
+    if !fastwebsockets::upgrade::is_upgrade_request(request) {
+        return text(StatusCode::UPGRADE_REQUIRED, "this path takes WebSocket connections");
+    }
+    let refusal = |code, message| Err(Refusal { code, message });
+    let protocol = request
+        .uri()
+        .query()
+        .and_then(|q| form_urlencoded::parse(q.as_bytes()).find(|(k, _)| k == "protocol").map(|(_, v)| v.into_owned()));
+    let app = match protocol.as_deref().map(str::parse::<u32>) {
+        None => refusal(codes::NO_PROTOCOL_VERSION, "no protocol version given"),
+        Some(Err(_)) => refusal(codes::INVALID_VERSION_FORMAT, "protocol version is not a number"),
+        Some(Ok(version)) if !(5..=7).contains(&version) => {
+            refusal(codes::UNSUPPORTED_PROTOCOL_VERSION, "unsupported protocol version (this server speaks 5 to 7)")
+        }
+        Some(Ok(_)) if key.is_empty() || key.contains('/') => refusal(codes::PATH_NOT_FOUND, "path must be /app/{key}"),
+        Some(Ok(_)) => state.app_by_key(key).ok_or(Refusal { code: codes::APP_DOES_NOT_EXIST, message: "app does not exist" }),
+    };
+    match fastwebsockets::upgrade::upgrade(request) {
+        Ok((response, upgrade)) => {
+            tokio::spawn(connection::run(state, app, upgrade));
+            response.map(|_| Full::new(Bytes::new()))
+        }
+        Err(err) => text(StatusCode::BAD_REQUEST, &format!("bad websocket handshake: {err}")),
+    }
+}

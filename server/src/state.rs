@@ -1,0 +1,66 @@
+//! [`ServerState`]: what every connection and request shares.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use crate::config::ServerConfig;
+use crate::hub::App;
+use crate::metrics::Metrics;
+
+/// Apps, configuration and metrics of one server process.
+#[derive(Debug)]
+pub struct ServerState {
+    /// The validated configuration.
+    pub config: ServerConfig,
+    /// Process-wide metrics.
+    pub metrics: Metrics,
+    by_key: HashMap<String, Arc<App>>,
+    by_id: HashMap<String, Arc<App>>,
+    // Socket ids are "{process prefix}.{counter}": unique per process, and
+    // unguessable enough that one client cannot name another's socket id
+    // in an auth request by accident.
+    socket_prefix: u32,
+    socket_counter: AtomicU64,
+}
+
+impl ServerState {
+    /// State for `config`'s apps.
+    pub fn new(config: ServerConfig) -> ServerState {
+        let apps: Vec<Arc<App>> = config.apps.iter().cloned().map(|app| Arc::new(App::new(app))).collect();
+        let by_key = apps.iter().map(|app| (app.config.key.clone(), app.clone())).collect();
+        let by_id = apps.iter().map(|app| (app.config.id.clone(), app.clone())).collect();
+        let mut seed = [0u8; 4];
+        // A fixed prefix only makes socket ids guessable, not unsafe: auth
+        // signatures still bind them.
+        let _ = getrandom::fill(&mut seed);
+        ServerState {
+            config,
+            metrics: Metrics::default(),
+            by_key,
+            by_id,
+            socket_prefix: u32::from_le_bytes(seed) % 1_000_000_000,
+            socket_counter: AtomicU64::new(1),
+        }
+    }
+
+    /// The app with WebSocket key `key`.
+    pub fn app_by_key(&self, key: &str) -> Option<Arc<App>> {
+        self.by_key.get(key).cloned()
+    }
+
+    /// The app with HTTP API id `id`.
+    pub fn app_by_id(&self, id: &str) -> Option<Arc<App>> {
+        self.by_id.get(id).cloned()
+    }
+
+    /// Every app.
+    pub fn apps(&self) -> impl Iterator<Item = &Arc<App>> {
+        self.by_id.values()
+    }
+
+    /// A fresh socket id.
+    pub fn next_socket_id(&self) -> String {
+        format!("{}.{}", self.socket_prefix, self.socket_counter.fetch_add(1, Ordering::Relaxed))
+    }
+}

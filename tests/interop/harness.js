@@ -1,0 +1,98 @@
+// Starts a real `sealcast serve` on a free loopback port and builds real
+// pusher-js clients and a real `pusher` server-library client against it.
+'use strict';
+const { spawn } = require('node:child_process');
+const path = require('node:path');
+const Pusher = require('pusher-js');
+const PusherServer = require('pusher');
+
+const APP = { id: 'interop-app', key: 'interop-key', secret: 'interop-secret' };
+const BIN = process.env.SEALCAST_BIN || path.join(__dirname, '..', '..', 'target', 'debug', 'sealcast');
+
+/** Starts the server; resolves to { port, stop() } once it listens. */
+function startServer(extraEnv = {}) {
+  return new Promise((resolve, reject) => {
+    const child = spawn(BIN, ['serve', '--port', '0'], {
+      env: {
+        ...process.env,
+        SEALCAST_APP_ID: APP.id,
+        SEALCAST_APP_KEY: APP.key,
+        SEALCAST_APP_SECRET: APP.secret,
+        RUST_LOG: process.env.RUST_LOG || 'warn',
+        ...extraEnv,
+      },
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    const timer = setTimeout(() => reject(new Error('server did not start within 10 s')), 10000);
+    let out = '';
+    child.stdout.on('data', (chunk) => {
+      out += chunk;
+      const m = out.match(/sealcast listening on [^:\s]+:(\d+)/);
+      if (m) {
+        clearTimeout(timer);
+        resolve({
+          port: Number(m[1]),
+          child,
+          stop: () => new Promise((done) => {
+            if (child.exitCode !== null) return done();
+            child.once('exit', done);
+            child.kill('SIGTERM');
+          }),
+        });
+      }
+    });
+    child.on('exit', (code) => reject(new Error(`server exited early with ${code}`)));
+  });
+}
+
+/** A `pusher` server library instance pointed at the local server. */
+function serverLib(port, secret = APP.secret) {
+  return new PusherServer({ appId: APP.id, key: APP.key, secret, host: '127.0.0.1', port: String(port), useTLS: false });
+}
+
+/** A pusher-js client whose channel authorizer signs with `lib` (as an app's auth endpoint would). */
+function client(port, lib, userFor) {
+  return new Pusher(APP.key, {
+    wsHost: '127.0.0.1',
+    wsPort: port,
+    forceTLS: false,
+    enabledTransports: ['ws'],
+    disableStats: true,
+    cluster: 'local',
+    channelAuthorization: {
+      customHandler: ({ socketId, channelName }, callback) => {
+        try {
+          const presence = channelName.startsWith('presence-') ? userFor() : undefined;
+          callback(null, lib.authorizeChannel(socketId, channelName, presence));
+        } catch (err) {
+          callback(err, null);
+        }
+      },
+    },
+  });
+}
+
+/** Resolves when `emitter` fires `event` (bind-style), rejects after `ms`. */
+function once(target, event, ms = 5000) {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`timed out waiting for ${event}`)), ms);
+    const handler = (data, meta) => {
+      clearTimeout(timer);
+      target.unbind(event, handler);
+      resolve({ data, meta });
+    };
+    target.bind(event, handler);
+  });
+}
+
+function connected(pusher) {
+  return new Promise((resolve, reject) => {
+    if (pusher.connection.state === 'connected') return resolve();
+    const timer = setTimeout(() => reject(new Error('not connected within 5 s')), 5000);
+    pusher.connection.bind('connected', () => { clearTimeout(timer); resolve(); });
+  });
+}
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+module.exports = { APP, startServer, serverLib, client, once, connected, sleep };

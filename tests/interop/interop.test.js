@@ -1,0 +1,149 @@
+// pusher-js (the real browser/Node client) and `pusher` (the real Node
+// server library) against a real `sealcast serve`.
+'use strict';
+const { test, before, after } = require('node:test');
+const assert = require('node:assert/strict');
+const { startServer, serverLib, client, once, connected, sleep } = require('./harness');
+
+let server;
+let lib;
+const clients = [];
+function newClient(userFor = () => ({ user_id: 'anon' })) {
+  const c = client(server.port, lib, userFor);
+  clients.push(c);
+  return c;
+}
+
+before(async () => {
+  server = await startServer();
+  lib = serverLib(server.port);
+});
+
+after(async () => {
+  clients.forEach((c) => c.disconnect());
+  await sleep(100);
+  await server.stop();
+});
+
+test('public channel receives an event triggered through the HTTP API', async () => {
+  const c = newClient();
+  const channel = c.subscribe('news');
+  await once(channel, 'pusher:subscription_succeeded');
+  const got = once(channel, 'headline');
+  const res = await lib.trigger('news', 'headline', { title: 'hello' });
+  assert.equal(res.status, 200);
+  assert.deepEqual((await got).data, { title: 'hello' });
+});
+
+test('private channel: signature from the pusher library is accepted, a bad one is rejected with 4009/401', async () => {
+  const c = newClient();
+  const ok = c.subscribe('private-room');
+  await once(ok, 'pusher:subscription_succeeded');
+
+  const badLib = serverLib(server.port, 'wrong-secret');
+  const bad = client(server.port, badLib, () => ({ user_id: 'x' }));
+  clients.push(bad);
+  const denied = bad.subscribe('private-room');
+  const { data } = await once(denied, 'pusher:subscription_error');
+  assert.equal(data.status, 401);
+  assert.equal(data.type, 'AuthError');
+});
+
+test('presence: roster, member_added and member_removed once per user', async () => {
+  const alice = newClient(() => ({ user_id: 'alice', user_info: { name: 'Alice' } }));
+  const a = alice.subscribe('presence-lobby');
+  await once(a, 'pusher:subscription_succeeded');
+  assert.equal(a.members.count, 1);
+
+  const added = once(a, 'pusher:member_added');
+  const bob = newClient(() => ({ user_id: 'bob', user_info: { name: 'Bob' } }));
+  const b = bob.subscribe('presence-lobby');
+  const { data: roster } = await once(b, 'pusher:subscription_succeeded');
+  assert.equal(roster.count, 2);
+  assert.equal(b.members.get('alice').info.name, 'Alice');
+  const { data: member } = await added;
+  assert.equal(member.id, 'bob');
+  assert.equal(member.info.name, 'Bob');
+
+  // A second connection of bob adds no member.
+  let extraAdds = 0;
+  a.bind('pusher:member_added', () => { extraAdds += 1; });
+  const bob2 = newClient(() => ({ user_id: 'bob', user_info: { name: 'Bob' } }));
+  await once(bob2.subscribe('presence-lobby'), 'pusher:subscription_succeeded');
+  await sleep(200);
+  assert.equal(extraAdds, 0);
+
+  const removed = once(a, 'pusher:member_removed');
+  bob.disconnect();
+  bob2.disconnect();
+  assert.equal((await removed).data.id, 'bob');
+  assert.equal(a.members.count, 1);
+});
+
+test('client events reach the other subscriber, not the sender', async () => {
+  const c1 = newClient();
+  const c2 = newClient();
+  const ch1 = c1.subscribe('private-chat');
+  const ch2 = c2.subscribe('private-chat');
+  await Promise.all([once(ch1, 'pusher:subscription_succeeded'), once(ch2, 'pusher:subscription_succeeded')]);
+  let echoed = false;
+  ch1.bind('client-typing', () => { echoed = true; });
+  const got = once(ch2, 'client-typing');
+  assert.ok(ch1.trigger('client-typing', { who: 'c1' }));
+  assert.deepEqual((await got).data, { who: 'c1' });
+  await sleep(200);
+  assert.equal(echoed, false);
+});
+
+test('batch events', async () => {
+  const c = newClient();
+  const ch = c.subscribe('batch-channel');
+  await once(ch, 'pusher:subscription_succeeded');
+  const first = once(ch, 'first');
+  const second = once(ch, 'second');
+  const res = await lib.triggerBatch([
+    { channel: 'batch-channel', name: 'first', data: { n: 1 } },
+    { channel: 'batch-channel', name: 'second', data: { n: 2 } },
+  ]);
+  assert.equal(res.status, 200);
+  assert.deepEqual((await first).data, { n: 1 });
+  assert.deepEqual((await second).data, { n: 2 });
+});
+
+test('channel info and users endpoints', async () => {
+  const c = newClient(() => ({ user_id: 'carol' }));
+  const ch = c.subscribe('presence-info');
+  await once(ch, 'pusher:subscription_succeeded');
+
+  const list = await (await lib.get({ path: '/channels', params: { filter_by_prefix: 'presence-', info: 'user_count' } })).json();
+  assert.deepEqual(list.channels['presence-info'], { user_count: 1 });
+
+  const info = await (await lib.get({ path: '/channels/presence-info', params: { info: 'user_count,subscription_count' } })).json();
+  assert.deepEqual(info, { occupied: true, user_count: 1, subscription_count: 1 });
+
+  const empty = await (await lib.get({ path: '/channels/nobody-here', params: {} })).json();
+  assert.equal(empty.occupied, false);
+
+  const users = await (await lib.get({ path: '/channels/presence-info/users' })).json();
+  assert.deepEqual(users, { users: [{ id: 'carol' }] });
+});
+
+test('socket_id exclusion', async () => {
+  const c1 = newClient();
+  const c2 = newClient();
+  const ch1 = c1.subscribe('excl');
+  const ch2 = c2.subscribe('excl');
+  await Promise.all([once(ch1, 'pusher:subscription_succeeded'), once(ch2, 'pusher:subscription_succeeded')]);
+  let excludedGot = false;
+  ch1.bind('ping', () => { excludedGot = true; });
+  const got = once(ch2, 'ping');
+  await lib.trigger('excl', 'ping', { x: 1 }, { socket_id: c1.connection.socket_id });
+  await got;
+  await sleep(200);
+  assert.equal(excludedGot, false);
+});
+
+test('a request signed with the wrong secret is refused with 401', async () => {
+  const wrong = serverLib(server.port, 'wrong-secret');
+  await assert.rejects(wrong.trigger('news', 'x', {}), (err) => err.status === 401);
+});
