@@ -96,6 +96,9 @@ pub struct AppConfig {
     /// Most events in one `batch_events` call.
     #[serde(default = "default_batch_size")]
     pub max_batch_size: usize,
+    /// Public keys for JWT channel authorization (see docs/auth.md).
+    #[serde(default)]
+    pub jwt_keys: Vec<crate::jwt::JwtKeyConfig>,
 }
 
 fn yes() -> bool {
@@ -135,6 +138,7 @@ impl AppConfig {
             max_presence_data_bytes: default_presence_data(),
             max_event_channels: default_event_channels(),
             max_batch_size: default_batch_size(),
+            jwt_keys: Vec::new(),
         }
     }
 }
@@ -245,6 +249,9 @@ impl ServerConfig {
             }
             if app.max_event_payload_bytes == 0 || app.client_events_per_second == 0 {
                 return invalid(format!("app {:?}: limits must be positive", app.id));
+            }
+            if let Err(err) = crate::jwt::TokenVerifier::from_config(&app.jwt_keys) {
+                return invalid(format!("app {:?}: {err}", app.id));
             }
         }
         Ok(())

@@ -9,7 +9,7 @@
 //! byte for byte.
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use fastwebsockets::upgrade::UpgradeFut;
@@ -24,6 +24,7 @@ use tokio::sync::{mpsc, watch};
 use tracing::{Instrument, debug, info_span, warn};
 
 use crate::hub::{App, ConnHandle, SubscribeError};
+use crate::jwt;
 use crate::state::ServerState;
 
 type Stream = TokioIo<Upgraded>;
@@ -246,35 +247,75 @@ impl Session {
             Err(err) => return self.subscription_error(&data.channel, "InvalidChannel", &err.to_string(), 400),
         };
         let socket_id = self.handle.socket_id.clone();
-        let config = &self.app.config;
-        let mut member = None;
-        if channel.requires_auth() {
+        let member = if channel.requires_auth() {
             let Some(auth_value) = data.auth.as_deref() else {
                 return self.unauthorized(&channel, "missing `auth` for a private or presence channel");
             };
-            let channel_data =
-                if channel.kind() == ChannelKind::Presence { Some(data.channel_data.as_deref().unwrap_or("")) } else { None };
-            if let Err(err) =
-                auth::verify_channel_auth(&config.key, &config.secret, &socket_id, channel.as_str(), channel_data, auth_value)
-            {
-                return self.unauthorized(&channel, &err.to_string());
-            }
-            if let Some(channel_data) = channel_data {
-                if channel_data.len() > config.max_presence_data_bytes {
-                    return self.subscription_error(channel.as_str(), "InvalidPresenceData", "channel_data too large", 400);
+            let authorized = if jwt::looks_like_jwt(auth_value) && self.app.tokens.is_enabled() {
+                self.authorize_token(&channel, auth_value)
+            } else {
+                self.authorize_signature(&channel, auth_value, data.channel_data.as_deref())
+            };
+            match authorized {
+                Ok(member) => member,
+                Err(refusal) => {
+                    return match refusal {
+                        AuthRefusal::Unauthorized(message) => self.unauthorized(&channel, &message),
+                        AuthRefusal::BadPresenceData(message) => {
+                            self.subscription_error(channel.as_str(), "InvalidPresenceData", &message, 400)
+                        }
+                    };
                 }
-                match PresenceMember::parse(channel_data) {
-                    Ok(parsed) => member = Some(parsed),
-                    Err(err) => return self.subscription_error(channel.as_str(), "InvalidPresenceData", &err.to_string(), 400),
-                }
             }
-        }
+        } else {
+            None
+        };
         match self.app.subscribe(&socket_id, &channel, member, &self.state.metrics) {
             Ok(()) => debug!(channel = %channel, "subscribed"),
             Err(SubscribeError::PresenceFull) => {
                 self.subscription_error(channel.as_str(), "LimitReached", "presence channel is full", 403)
             }
             Err(SubscribeError::NotConnected) => {}
+        }
+    }
+
+    /// Pusher HMAC authorization; the presence member comes from `channel_data`.
+    fn authorize_signature(
+        &self,
+        channel: &ChannelName,
+        auth_value: &str,
+        channel_data: Option<&str>,
+    ) -> Result<Option<PresenceMember>, AuthRefusal> {
+        let config = &self.app.config;
+        let presence = channel.kind() == ChannelKind::Presence;
+        let channel_data = presence.then(|| channel_data.unwrap_or(""));
+        auth::verify_channel_auth(&config.key, &config.secret, &self.handle.socket_id, channel.as_str(), channel_data, auth_value)
+            .map_err(|err| AuthRefusal::Unauthorized(err.to_string()))?;
+        let Some(channel_data) = channel_data else { return Ok(None) };
+        if channel_data.len() > config.max_presence_data_bytes {
+            return Err(AuthRefusal::BadPresenceData("channel_data too large".into()));
+        }
+        PresenceMember::parse(channel_data).map(Some).map_err(|err| AuthRefusal::BadPresenceData(err.to_string()))
+    }
+
+    /// JWT authorization; the presence member comes from the token's claims.
+    fn authorize_token(&self, channel: &ChannelName, token: &str) -> Result<Option<PresenceMember>, AuthRefusal> {
+        let presence = channel.kind() == ChannelKind::Presence;
+        let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        let grant = self
+            .app
+            .tokens
+            .verify(token, &self.app.config.id, &self.handle.socket_id, channel.as_str(), presence, now)
+            .map_err(|err| AuthRefusal::Unauthorized(err.to_string()))?;
+        match (presence, grant.user_id) {
+            (true, Some(user_id)) => {
+                let info_size = grant.user_info.as_ref().map_or(0, |i| i.get().len());
+                if info_size > self.app.config.max_presence_data_bytes {
+                    return Err(AuthRefusal::BadPresenceData("user_info too large".into()));
+                }
+                Ok(Some(PresenceMember { user_id, user_info: grant.user_info }))
+            }
+            _ => Ok(None),
         }
     }
 
@@ -361,6 +402,14 @@ impl Session {
     fn send(&self, frame: String) {
         self.handle.send(Bytes::from(frame), &self.state.metrics);
     }
+}
+
+/// Why a subscription was not authorized.
+enum AuthRefusal {
+    /// Bad or missing signature or token (4009 / HTTP-style 401).
+    Unauthorized(String),
+    /// Authorized, but the presence member data is unusable (400).
+    BadPresenceData(String),
 }
 
 /// A token bucket: `rate` client events per second, bursts up to `rate`.

@@ -16,6 +16,7 @@ use serde_json::value::RawValue;
 use tokio::sync::{mpsc, watch};
 
 use crate::config::AppConfig;
+use crate::jwt::TokenVerifier;
 use crate::metrics::Metrics;
 
 /// A handle to one connection's outbound side.
@@ -71,6 +72,8 @@ impl ConnHandle {
 pub struct App {
     /// Its configuration.
     pub config: AppConfig,
+    /// Its JWT public keys (empty when it uses HMAC auth only).
+    pub tokens: TokenVerifier,
     state: Mutex<AppState>,
 }
 
@@ -122,9 +125,11 @@ pub struct ChannelInfo {
 }
 
 impl App {
-    /// An app with no connections.
+    /// An app with no connections. `config` must have passed
+    /// [`crate::config::ServerConfig::load`]'s validation.
     pub fn new(config: AppConfig) -> App {
-        App { config, state: Mutex::new(AppState::default()) }
+        let tokens = TokenVerifier::from_config(&config.jwt_keys).expect("jwt keys were validated when the config loaded");
+        App { config, tokens, state: Mutex::new(AppState::default()) }
     }
 
     fn lock(&self) -> MutexGuard<'_, AppState> {

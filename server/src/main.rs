@@ -12,6 +12,7 @@ mod config;
 mod connection;
 mod http_api;
 mod hub;
+mod jwt;
 mod metrics;
 mod server;
 mod state;
