@@ -1,0 +1,269 @@
+//! Test harness: a real `sealcast serve` process on a free loopback port,
+//! WebSocket clients (tungstenite, an independent implementation) and a
+//! signed HTTP API client.
+
+#![allow(dead_code)] // each test file uses a different part
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream as StdTcpStream;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use futures_util::{SinkExt, StreamExt};
+use md5::{Digest, Md5};
+use sealcast_core::protocol::auth;
+use serde_json::{Value, json};
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+pub const APP_ID: &str = "test-app";
+pub const APP_KEY: &str = "test-key";
+pub const APP_SECRET: &str = "test-secret";
+
+/// A running server; killed on drop.
+pub struct Server {
+    pub child: Child,
+    pub port: u16,
+    pub stderr: Arc<Mutex<String>>,
+    _dir: TempDir,
+}
+
+/// A directory removed on drop.
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    pub fn new(tag: &str) -> TempDir {
+        let nanos = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_nanos();
+        let dir = std::env::temp_dir().join(format!("sealcast-test-{tag}-{}-{nanos}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        TempDir(dir)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+impl Server {
+    /// Starts a server whose config file has `extra` TOML appended to the
+    /// test app (top-level keys must come in `top`).
+    pub fn start(top: &str, app_extra: &str) -> Server {
+        Server::start_with_env(top, app_extra, &[])
+    }
+
+    pub fn start_with_env(top: &str, app_extra: &str, env: &[(&str, &str)]) -> Server {
+        let dir = TempDir::new("server");
+        let config = dir.0.join("sealcast.toml");
+        std::fs::write(
+            &config,
+            format!("{top}\n[[apps]]\nid = \"{APP_ID}\"\nkey = \"{APP_KEY}\"\nsecret = \"{APP_SECRET}\"\n{app_extra}\n"),
+        )
+        .unwrap();
+        let mut child = Command::new(env!("CARGO_BIN_EXE_sealcast"))
+            .args(["serve", "--port", "0", "--config"])
+            .arg(&config)
+            .arg("--data-dir")
+            .arg(dir.0.join("data"))
+            .env("RUST_LOG", std::env::var("TEST_RUST_LOG").unwrap_or_else(|_| "debug".into()))
+            .envs(env.iter().copied())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start sealcast serve");
+        let stderr = Arc::new(Mutex::new(String::new()));
+        let sink = stderr.clone();
+        let mut err_pipe = child.stderr.take().unwrap();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = err_pipe.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                sink.lock().unwrap().push_str(&String::from_utf8_lossy(&buf[..n]));
+            }
+        });
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let port = loop {
+            let line = lines.next().expect("server printed its address").unwrap();
+            if let Some(addr) = line.strip_prefix("sealcast listening on ") {
+                break addr.rsplit(':').next().unwrap().parse().unwrap();
+            }
+        };
+        // Keep draining stdout so the server never blocks on a full pipe.
+        std::thread::spawn(move || for _ in lines {});
+        Server { child, port, stderr, _dir: dir }
+    }
+
+    pub fn ws_url(&self, key: &str, query: &str) -> String {
+        format!("ws://127.0.0.1:{}/app/{key}?{query}", self.port)
+    }
+
+    /// Connects a client to the test app with protocol 7 and reads
+    /// `connection_established`.
+    pub async fn client(&self) -> Client {
+        let mut client = Client::connect(&self.ws_url(APP_KEY, "protocol=7&client=test&version=1")).await;
+        let established = client.expect_event("pusher:connection_established").await;
+        let data: Value = serde_json::from_str(established["data"].as_str().unwrap()).unwrap();
+        client.socket_id = data["socket_id"].as_str().unwrap().to_owned();
+        client
+    }
+
+    /// A signed HTTP API request; returns (status, body).
+    pub fn api(&self, method: &str, path: &str, params: &[(&str, &str)], body: &str) -> (u16, String) {
+        self.api_signed(method, path, params, body, APP_SECRET, now())
+    }
+
+    pub fn api_signed(&self, method: &str, path: &str, params: &[(&str, &str)], body: &str, secret: &str, timestamp: u64) -> (u16, String) {
+        let query = signed_query(method, path, params, body.as_bytes(), secret, timestamp);
+        http(self.port, method, &format!("{path}?{query}"), body)
+    }
+
+    pub fn publish(&self, channel: &str, event: &str, data: &str) -> (u16, String) {
+        let body = json!({"name": event, "channel": channel, "data": data}).to_string();
+        self.api("POST", &format!("/apps/{APP_ID}/events"), &[], &body)
+    }
+
+    pub fn stderr(&self) -> String {
+        self.stderr.lock().unwrap().clone()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn now() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs()
+}
+
+/// Pusher's HTTP API signature, as the `pusher` server libraries compute it.
+pub fn signed_query(method: &str, path: &str, params: &[(&str, &str)], body: &[u8], secret: &str, timestamp: u64) -> String {
+    let mut all: Vec<(String, String)> = vec![
+        ("auth_key".into(), APP_KEY.into()),
+        ("auth_timestamp".into(), timestamp.to_string()),
+        ("auth_version".into(), "1.0".into()),
+    ];
+    if !body.is_empty() {
+        all.push(("body_md5".into(), Md5::digest(body).iter().map(|b| format!("{b:02x}")).collect()));
+    }
+    all.extend(params.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+    all.sort();
+    let query = all.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join("&");
+    let signature = auth::hmac_hex(secret, format!("{method}\n{path}\n{query}").as_bytes());
+    format!("{query}&auth_signature={signature}")
+}
+
+/// A minimal HTTP/1.1 request over a fresh connection.
+pub fn http(port: u16, method: &str, target: &str, body: &str) -> (u16, String) {
+    let mut stream = StdTcpStream::connect(("127.0.0.1", port)).unwrap();
+    stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(
+        stream,
+        "{method} {target} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    let status = response.split(' ').nth(1).and_then(|s| s.parse().ok()).expect("status line");
+    let body = response.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default();
+    (status, body)
+}
+
+/// A WebSocket client speaking raw Pusher frames.
+pub struct Client {
+    pub ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
+    pub socket_id: String,
+}
+
+/// What a client saw next.
+#[derive(Debug)]
+pub enum Seen {
+    Frame(Value),
+    Closed(Option<u16>),
+}
+
+impl Client {
+    pub async fn connect(url: &str) -> Client {
+        let (ws, _) = tokio_tungstenite::connect_async(url).await.expect("websocket connect");
+        Client { ws, socket_id: String::new() }
+    }
+
+    pub async fn send(&mut self, frame: Value) {
+        self.ws.send(Message::Text(frame.to_string().into())).await.unwrap();
+    }
+
+    pub async fn send_raw(&mut self, text: &str) {
+        self.ws.send(Message::Text(text.to_owned().into())).await.unwrap();
+    }
+
+    /// The next frame or close, within 5 s.
+    pub async fn next(&mut self) -> Seen {
+        self.next_within(Duration::from_secs(5)).await.expect("timed out waiting for the server")
+    }
+
+    pub async fn next_within(&mut self, wait: Duration) -> Option<Seen> {
+        loop {
+            let message = match tokio::time::timeout(wait, self.ws.next()).await {
+                Err(_) => return None,
+                Ok(None) | Ok(Some(Err(_))) => return Some(Seen::Closed(None)),
+                Ok(Some(Ok(message))) => message,
+            };
+            match message {
+                Message::Text(text) => return Some(Seen::Frame(serde_json::from_str(&text).expect("server sent JSON"))),
+                Message::Close(frame) => return Some(Seen::Closed(frame.map(|f: CloseFrame| f.code.into()))),
+                _ => continue,
+            }
+        }
+    }
+
+    /// Reads frames until one with `event`, returning it.
+    pub async fn expect_event(&mut self, event: &str) -> Value {
+        loop {
+            match self.next().await {
+                Seen::Frame(frame) if frame["event"] == event => return frame,
+                Seen::Frame(_) => continue,
+                Seen::Closed(code) => panic!("closed ({code:?}) while waiting for {event}"),
+            }
+        }
+    }
+
+    /// Reads until the connection closes; returns the close code.
+    pub async fn expect_close(&mut self) -> Option<u16> {
+        loop {
+            if let Seen::Closed(code) = self.next_within(Duration::from_secs(15)).await.expect("connection did not close") {
+                return code;
+            }
+        }
+    }
+
+    pub async fn subscribe(&mut self, channel: &str, auth: Option<&str>, channel_data: Option<&str>) {
+        let mut data = json!({"channel": channel});
+        if let Some(auth) = auth {
+            data["auth"] = json!(auth);
+        }
+        if let Some(channel_data) = channel_data {
+            data["channel_data"] = json!(channel_data);
+        }
+        self.send(json!({"event": "pusher:subscribe", "data": data})).await;
+    }
+
+    /// Subscribes with a valid HMAC signature and waits for success.
+    pub async fn join(&mut self, channel: &str, channel_data: Option<&str>) -> Value {
+        let auth = channel
+            .starts_with("private-")
+            .then(|| auth::channel_auth(APP_KEY, APP_SECRET, &self.socket_id, channel, None))
+            .or_else(|| channel.starts_with("presence-").then(|| auth::channel_auth(APP_KEY, APP_SECRET, &self.socket_id, channel, channel_data)));
+        self.subscribe(channel, auth.as_deref(), channel_data).await;
+        self.expect_event("pusher_internal:subscription_succeeded").await
+    }
+}
