@@ -1,0 +1,62 @@
+//! The HTTP API's signing, limits and answers against a real server.
+
+mod common;
+
+use common::{APP_ID, APP_SECRET, Server, http, now};
+use serde_json::{Value, json};
+
+#[tokio::test]
+async fn signing_is_enforced() {
+    let server = Server::start("", "");
+    let path = format!("/apps/{APP_ID}/channels");
+    assert_eq!(server.api("GET", &path, &[], "").0, 200);
+    assert_eq!(server.api_signed("GET", &path, &[], "", "wrong-secret", now()).0, 401);
+    assert_eq!(server.api_signed("GET", &path, &[], "", APP_SECRET, now() - 3600).0, 401, "stale timestamp");
+    assert_eq!(http(server.port, "GET", &path, "").0, 401, "unsigned");
+    assert_eq!(server.api("GET", "/apps/nope/channels", &[], "").0, 404);
+    // A body that does not match body_md5.
+    let body = json!({"name": "e", "channel": "c", "data": "x"}).to_string();
+    let query = common::signed_query("POST", &format!("/apps/{APP_ID}/events"), &[], body.as_bytes(), APP_SECRET, now());
+    let (status, _) = http(server.port, "POST", &format!("/apps/{APP_ID}/events?{query}"), &body.replace('x', "y"));
+    assert_eq!(status, 401);
+}
+
+#[tokio::test]
+async fn event_limits_and_errors() {
+    let server = Server::start("", "max_event_payload_bytes = 100\nmax_batch_size = 2");
+    let events = format!("/apps/{APP_ID}/events");
+    assert_eq!(server.publish("c", "e", &"x".repeat(90)).0, 200);
+    assert_eq!(server.publish("c", "e", &"x".repeat(200)).0, 413);
+    assert_eq!(server.publish("bad channel!", "e", "x").0, 400);
+    assert_eq!(server.api("POST", &events, &[], "{not json").0, 400);
+    assert_eq!(server.api("POST", &events, &[], r#"{"name":"e","data":"x"}"#).0, 400, "no channel");
+    let batch = |n: usize| json!({"batch": (0..n).map(|i| json!({"channel": "c", "name": format!("e{i}"), "data": "x"})).collect::<Vec<_>>()});
+    assert_eq!(server.api("POST", &format!("/apps/{APP_ID}/batch_events"), &[], &batch(2).to_string()).0, 200);
+    assert_eq!(server.api("POST", &format!("/apps/{APP_ID}/batch_events"), &[], &batch(3).to_string()).0, 400);
+}
+
+#[tokio::test]
+async fn published_data_reaches_subscribers_verbatim() {
+    let server = Server::start("", "");
+    let mut client = server.client().await;
+    client.join("news", None).await;
+    let data = r#"{"text":"héllo \"quoted\" 👋"}"#;
+    assert_eq!(server.publish("news", "update", data).0, 200);
+    let got = client.expect_event("update").await;
+    assert_eq!(got["channel"], "news");
+    assert_eq!(got["data"], data);
+}
+
+#[tokio::test]
+async fn terminate_connections_closes_the_users_sockets() {
+    let server = Server::start("", "");
+    let mut doomed = server.client().await;
+    doomed.join("presence-t", Some(r#"{"user_id":"mallory"}"#)).await;
+    let mut other = server.client().await;
+    other.join("presence-t", Some(r#"{"user_id":"alice"}"#)).await;
+    let (status, body) = server.api("POST", &format!("/apps/{APP_ID}/users/mallory/terminate_connections"), &[], "{}");
+    assert_eq!((status, body.trim()), (200, "{}"));
+    assert_eq!(doomed.expect_close().await, Some(4009));
+    let removed = other.expect_event("pusher_internal:member_removed").await;
+    assert_eq!(serde_json::from_str::<Value>(removed["data"].as_str().unwrap()).unwrap()["user_id"], "mallory");
+}
