@@ -175,17 +175,27 @@ pub struct Overrides {
 impl ServerConfig {
     /// Builds the configuration from `overrides`, the environment (through
     /// `env`, so tests need not touch the process environment) and the file.
-    pub fn load(overrides: &Overrides, env: impl Fn(&str) -> Option<String>) -> Result<ServerConfig, ConfigError> {
+    pub fn load(
+        overrides: &Overrides,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<ServerConfig, ConfigError> {
         let file = match &overrides.config_file {
             Some(path) => read_file(path)?,
             None => FileConfig::default(),
         };
         let env_u16 = |name: &str| -> Result<Option<u16>, ConfigError> {
             env(name)
-                .map(|v| v.parse().map_err(|_| ConfigError::Invalid(format!("{name}={v:?} is not a port number"))))
+                .map(|v| {
+                    v.parse().map_err(|_| ConfigError::Invalid(format!("{name}={v:?} is not a port number")))
+                })
                 .transpose()
         };
-        let host = overrides.host.clone().or_else(|| env("SEALCAST_HOST")).or(file.host).unwrap_or_else(|| "127.0.0.1".into());
+        let host = overrides
+            .host
+            .clone()
+            .or_else(|| env("SEALCAST_HOST"))
+            .or(file.host)
+            .unwrap_or_else(|| "127.0.0.1".into());
         let port = match overrides.port {
             Some(port) => port,
             None => env_u16("SEALCAST_PORT")?.or(file.port).unwrap_or(6001),
@@ -259,7 +269,8 @@ impl ServerConfig {
 }
 
 fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.into(), source })?;
+    let text =
+        std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.into(), source })?;
     toml::from_str(&text).map_err(|e| ConfigError::Parse { path: path.into(), message: e.to_string() })
 }
 
@@ -308,9 +319,11 @@ mod tests {
 
     #[test]
     fn bad_values_are_clear_errors() {
-        let partial = ServerConfig::load(&Overrides::default(), env_of(&[("SEALCAST_APP_ID", "a")])).unwrap_err();
+        let partial =
+            ServerConfig::load(&Overrides::default(), env_of(&[("SEALCAST_APP_ID", "a")])).unwrap_err();
         assert!(partial.to_string().contains("must be set together"));
-        let port = ServerConfig::load(&Overrides::default(), env_of(&[("SEALCAST_PORT", "http")])).unwrap_err();
+        let port =
+            ServerConfig::load(&Overrides::default(), env_of(&[("SEALCAST_PORT", "http")])).unwrap_err();
         assert!(port.to_string().contains("not a port number"));
     }
 
@@ -325,16 +338,26 @@ mod tests {
              [[apps]]\nid = \"2\"\nkey = \"k2\"\nsecret = \"s2\"\n",
         )
         .unwrap();
-        let config = ServerConfig::load(&Overrides { config_file: Some(path.clone()), ..Overrides::default() }, env_of(&[])).unwrap();
+        let config = ServerConfig::load(
+            &Overrides { config_file: Some(path.clone()), ..Overrides::default() },
+            env_of(&[]),
+        )
+        .unwrap();
         assert_eq!(config.port, 6100);
         assert_eq!(config.activity_timeout, Duration::from_secs(30));
         assert_eq!(config.apps.len(), 2);
         assert_eq!(config.apps[0].client_events_per_second, 5);
         std::fs::write(&path, "[[apps]]\nid = \"1\"\nkey = \"k\"\nsecret = \"s\"\ntypo = 1\n").unwrap();
-        let err = ServerConfig::load(&Overrides { config_file: Some(path.clone()), ..Overrides::default() }, env_of(&[])).unwrap_err();
+        let err = ServerConfig::load(
+            &Overrides { config_file: Some(path.clone()), ..Overrides::default() },
+            env_of(&[]),
+        )
+        .unwrap_err();
         assert!(err.to_string().contains("typo"), "{err}");
         std::fs::write(&path, "[[apps]]\nid = \"1\"\nkey = \"k\"\nsecret = \"s\"\n[[apps]]\nid = \"1\"\nkey = \"k\"\nsecret = \"t\"\n").unwrap();
-        let err = ServerConfig::load(&Overrides { config_file: Some(path), ..Overrides::default() }, env_of(&[])).unwrap_err();
+        let err =
+            ServerConfig::load(&Overrides { config_file: Some(path), ..Overrides::default() }, env_of(&[]))
+                .unwrap_err();
         assert!(err.to_string().contains("unique"), "{err}");
         std::fs::remove_dir_all(dir).ok();
     }

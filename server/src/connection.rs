@@ -17,18 +17,18 @@ use fastwebsockets::{FragmentCollectorRead, Frame, OpCode, Payload, WebSocketErr
 use hyper::upgrade::Upgraded;
 use hyper_util::rt::TokioIo;
 use sealcast_core::protocol::{
-    ChannelKind, ChannelName, ClientFrame, PresenceMember, SigninData, SubscribeData, auth, codes, server as frames,
+    ChannelKind, ChannelName, ClientFrame, PresenceMember, SigninData, SubscribeData, auth, codes,
+    server as frames,
 };
 use tokio::io::WriteHalf;
 use tokio::sync::{mpsc, watch};
 use tracing::{Instrument, debug, info_span, warn};
 
-use crate::hub::{App, ConnHandle, SubscribeError};
+use crate::hub::{App, CloseRequest, ConnHandle, SubscribeError};
 use crate::jwt;
 use crate::state::ServerState;
 
 type Stream = TokioIo<Upgraded>;
-type CloseRequest = Option<(u16, &'static str)>;
 
 /// Why the WebSocket is refused before any protocol exchange (sent as
 /// `pusher:error` then a close with the same code).
@@ -71,8 +71,11 @@ pub async fn run(state: Arc<ServerState>, app: Result<Arc<App>, Refusal>, upgrad
         let (handle, out_rx, close_rx) = ConnHandle::new(socket_id.clone(), state.config.max_outbound_queue);
         if !app.connect(handle.clone()) {
             state.metrics.error(codes::OVER_CONNECTION_QUOTA);
-            let _ = refuse(&mut write_half, Refusal { code: codes::OVER_CONNECTION_QUOTA, message: "over connection quota" })
-                .await;
+            let _ = refuse(
+                &mut write_half,
+                Refusal { code: codes::OVER_CONNECTION_QUOTA, message: "over connection quota" },
+            )
+            .await;
             return;
         }
         state.metrics.connections.inc();
@@ -101,7 +104,10 @@ pub async fn run(state: Arc<ServerState>, app: Result<Arc<App>, Refusal>, upgrad
 }
 
 /// Sends `pusher:error` and a close frame with the refusal's code.
-async fn refuse(write: &mut WebSocketWrite<WriteHalf<Stream>>, refusal: Refusal) -> Result<(), WebSocketError> {
+async fn refuse(
+    write: &mut WebSocketWrite<WriteHalf<Stream>>,
+    refusal: Refusal,
+) -> Result<(), WebSocketError> {
     let error = frames::error(Some(refusal.code), refusal.message);
     write.write_frame(Frame::text(Payload::Borrowed(error.as_bytes()))).await?;
     write.write_frame(Frame::close(refusal.code, refusal.message.as_bytes())).await
@@ -156,8 +162,13 @@ struct Session {
 }
 
 impl Session {
-    async fn read_loop(&mut self, mut read: FragmentCollectorRead<tokio::io::ReadHalf<Stream>>, mut close: watch::Receiver<CloseRequest>) {
-        let (activity_timeout, pong_timeout) = (self.state.config.activity_timeout, self.state.config.pong_timeout);
+    async fn read_loop(
+        &mut self,
+        mut read: FragmentCollectorRead<tokio::io::ReadHalf<Stream>>,
+        mut close: watch::Receiver<CloseRequest>,
+    ) {
+        let (activity_timeout, pong_timeout) =
+            (self.state.config.activity_timeout, self.state.config.pong_timeout);
         // Auto-pong and auto-close are off, so the reader never has frames
         // it must send itself.
         let mut no_obligated_sends = |_| async { Ok::<(), std::io::Error>(()) };
@@ -244,7 +255,9 @@ impl Session {
         };
         let channel = match ChannelName::parse(&data.channel) {
             Ok(channel) => channel,
-            Err(err) => return self.subscription_error(&data.channel, "InvalidChannel", &err.to_string(), 400),
+            Err(err) => {
+                return self.subscription_error(&data.channel, "InvalidChannel", &err.to_string(), 400);
+            }
         };
         let socket_id = self.handle.socket_id.clone();
         let member = if channel.requires_auth() {
@@ -289,17 +302,30 @@ impl Session {
         let config = &self.app.config;
         let presence = channel.kind() == ChannelKind::Presence;
         let channel_data = presence.then(|| channel_data.unwrap_or(""));
-        auth::verify_channel_auth(&config.key, &config.secret, &self.handle.socket_id, channel.as_str(), channel_data, auth_value)
-            .map_err(|err| AuthRefusal::Unauthorized(err.to_string()))?;
+        auth::verify_channel_auth(
+            &config.key,
+            &config.secret,
+            &self.handle.socket_id,
+            channel.as_str(),
+            channel_data,
+            auth_value,
+        )
+        .map_err(|err| AuthRefusal::Unauthorized(err.to_string()))?;
         let Some(channel_data) = channel_data else { return Ok(None) };
         if channel_data.len() > config.max_presence_data_bytes {
             return Err(AuthRefusal::BadPresenceData("channel_data too large".into()));
         }
-        PresenceMember::parse(channel_data).map(Some).map_err(|err| AuthRefusal::BadPresenceData(err.to_string()))
+        PresenceMember::parse(channel_data)
+            .map(Some)
+            .map_err(|err| AuthRefusal::BadPresenceData(err.to_string()))
     }
 
     /// JWT authorization; the presence member comes from the token's claims.
-    fn authorize_token(&self, channel: &ChannelName, token: &str) -> Result<Option<PresenceMember>, AuthRefusal> {
+    fn authorize_token(
+        &self,
+        channel: &ChannelName,
+        token: &str,
+    ) -> Result<Option<PresenceMember>, AuthRefusal> {
         let presence = channel.kind() == ChannelKind::Presence;
         let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
         let grant = self
@@ -336,7 +362,15 @@ impl Session {
             Err(err) => return self.error(None, &err.to_string()),
         };
         let config = &self.app.config;
-        if auth::verify_user_auth(&config.key, &config.secret, &self.handle.socket_id, &data.user_data, &data.auth).is_err() {
+        if auth::verify_user_auth(
+            &config.key,
+            &config.secret,
+            &self.handle.socket_id,
+            &data.user_data,
+            &data.auth,
+        )
+        .is_err()
+        {
             return self.error(Some(codes::UNAUTHORIZED), "user sign-in signature does not match");
         }
         #[derive(serde::Deserialize)]
@@ -348,7 +382,10 @@ impl Session {
                 self.app.sign_in(&self.handle.socket_id, user.id);
                 self.send(frames::signin_success(&data.user_data));
             }
-            _ => self.error(Some(codes::UNAUTHORIZED), "user_data must be a JSON object with a non-empty string `id`"),
+            _ => self.error(
+                Some(codes::UNAUTHORIZED),
+                "user_data must be a JSON object with a non-empty string `id`",
+            ),
         }
     }
 
@@ -362,7 +399,10 @@ impl Session {
             return self.error(Some(codes::CLIENT_EVENT_REJECTED), "client events are disabled for this app");
         }
         if !channel.allows_client_events() {
-            return self.error(Some(codes::CLIENT_EVENT_REJECTED), "client events are only allowed on private and presence channels");
+            return self.error(
+                Some(codes::CLIENT_EVENT_REJECTED),
+                "client events are only allowed on private and presence channels",
+            );
         }
         if frame.event.len() > 200 {
             return self.error(Some(codes::CLIENT_EVENT_REJECTED), "event name longer than 200 characters");
@@ -377,8 +417,14 @@ impl Session {
         if !self.rate.allow(Instant::now()) {
             return self.error(Some(codes::CLIENT_EVENT_RATE_LIMIT), "client event rate limit exceeded");
         }
-        let out = frames::channel_event(&frame.event, channel.as_str(), frame.data.as_deref(), user_id.as_deref());
-        self.app.publish(channel.as_str(), &Bytes::from(out), Some(&self.handle.socket_id), &self.state.metrics);
+        let out =
+            frames::channel_event(&frame.event, channel.as_str(), frame.data.as_deref(), user_id.as_deref());
+        self.app.publish(
+            channel.as_str(),
+            &Bytes::from(out),
+            Some(&self.handle.socket_id),
+            &self.state.metrics,
+        );
         self.state.metrics.fanout_latency.observe(started.elapsed());
     }
 

@@ -43,7 +43,9 @@ pub fn handle(state: &ServerState, method: &Method, path: &str, query: &str, bod
     match (method, &segments[2..]) {
         (&Method::POST, ["events"]) => publish(state, &app, body),
         (&Method::POST, ["batch_events"]) => batch(state, &app, body),
-        (&Method::GET, ["channels"]) => channels(&app, param("filter_by_prefix").unwrap_or(""), param("info").unwrap_or("")),
+        (&Method::GET, ["channels"]) => {
+            channels(&app, param("filter_by_prefix").unwrap_or(""), param("info").unwrap_or(""))
+        }
         (&Method::GET, ["channels", name]) => channel(&app, name, param("info").unwrap_or("")),
         (&Method::GET, ["channels", name, "users"]) => users(&app, name),
         (&Method::POST, ["users", user_id, "terminate_connections"]) => {
@@ -78,7 +80,8 @@ fn verify_signature(
     if get("auth_version").as_deref() != Some("1.0") {
         return Err("auth_version must be 1.0");
     }
-    let timestamp: u64 = get("auth_timestamp").and_then(|t| t.parse().ok()).ok_or("missing or invalid auth_timestamp")?;
+    let timestamp: u64 =
+        get("auth_timestamp").and_then(|t| t.parse().ok()).ok_or("missing or invalid auth_timestamp")?;
     let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
     if now.abs_diff(timestamp) > state.config.http_timestamp_window.as_secs() {
         return Err("auth_timestamp is outside the allowed window: check the clock");
@@ -112,11 +115,24 @@ struct EventRequest {
     socket_id: Option<String>,
 }
 
+/// A refused request: status and a message for the caller.
+struct Refused(StatusCode, String);
+
+impl Refused {
+    fn bad_request(message: impl Into<String>) -> Refused {
+        Refused(StatusCode::BAD_REQUEST, message.into())
+    }
+
+    fn into_response(self) -> HttpResponse {
+        text(self.0, &self.1)
+    }
+}
+
 fn publish(state: &ServerState, app: &App, body: &[u8]) -> HttpResponse {
     match serde_json::from_slice::<EventRequest>(body) {
         Ok(event) => match send_event(state, app, &event) {
             Ok(()) => ok(json!({})),
-            Err(response) => response,
+            Err(refused) => refused.into_response(),
         },
         Err(err) => text(StatusCode::BAD_REQUEST, &format!("invalid event body: {}", classify(&err))),
     }
@@ -136,39 +152,39 @@ fn batch(state: &ServerState, app: &App, body: &[u8]) -> HttpResponse {
     }
     // Validate every event before publishing any.
     for event in &batch {
-        if let Err(response) = validate_event(app, event) {
-            return response;
+        if let Err(refused) = validate_event(app, event) {
+            return refused.into_response();
         }
     }
     for event in &batch {
-        if let Err(response) = send_event(state, app, event) {
-            return response;
+        if let Err(refused) = send_event(state, app, event) {
+            return refused.into_response();
         }
     }
     ok(json!({ "batch": batch.iter().map(|_| json!({})).collect::<Vec<_>>() }))
 }
 
-fn validate_event(app: &App, event: &EventRequest) -> Result<Vec<ChannelName>, HttpResponse> {
+fn validate_event(app: &App, event: &EventRequest) -> Result<Vec<ChannelName>, Refused> {
     let names: Vec<&String> = event.channels.iter().flatten().chain(event.channel.iter()).collect();
     if names.is_empty() {
-        return Err(text(StatusCode::BAD_REQUEST, "an event needs `channels` or `channel`"));
+        return Err(Refused::bad_request("an event needs `channels` or `channel`"));
     }
     if names.len() > app.config.max_event_channels {
-        return Err(text(StatusCode::BAD_REQUEST, "too many channels in one event"));
+        return Err(Refused::bad_request("too many channels in one event"));
     }
     if event.name.is_empty() || event.name.len() > 200 {
-        return Err(text(StatusCode::BAD_REQUEST, "event names are 1 to 200 characters"));
+        return Err(Refused::bad_request("event names are 1 to 200 characters"));
     }
     if event.data.get().len() > app.config.max_event_payload_bytes {
-        return Err(text(StatusCode::PAYLOAD_TOO_LARGE, "event data over the payload limit"));
+        return Err(Refused(StatusCode::PAYLOAD_TOO_LARGE, "event data over the payload limit".into()));
     }
     names
         .into_iter()
-        .map(|name| ChannelName::parse(name).map_err(|err| text(StatusCode::BAD_REQUEST, &err.to_string())))
+        .map(|name| ChannelName::parse(name).map_err(|err| Refused::bad_request(err.to_string())))
         .collect()
 }
 
-fn send_event(state: &ServerState, app: &App, event: &EventRequest) -> Result<(), HttpResponse> {
+fn send_event(state: &ServerState, app: &App, event: &EventRequest) -> Result<(), Refused> {
     let started = Instant::now();
     let channels = validate_event(app, event)?;
     // Pusher's `data` is a string; other JSON is carried as its text.
@@ -200,17 +216,25 @@ fn channels(app: &App, prefix: &str, info: &str) -> HttpResponse {
 }
 
 fn channel(app: &App, name: &str, info: &str) -> HttpResponse {
-    let Ok(channel) = ChannelName::parse(name) else { return text(StatusCode::BAD_REQUEST, "invalid channel name") };
+    let Ok(channel) = ChannelName::parse(name) else {
+        return text(StatusCode::BAD_REQUEST, "invalid channel name");
+    };
     let occupancy = app.channel(channel.as_str());
     let mut body = Map::new();
     body.insert("occupied".into(), occupancy.is_some().into());
     for item in info.split(',') {
         match item {
             "subscription_count" => {
-                body.insert("subscription_count".into(), occupancy.as_ref().map_or(0, |o| o.subscription_count).into());
+                body.insert(
+                    "subscription_count".into(),
+                    occupancy.as_ref().map_or(0, |o| o.subscription_count).into(),
+                );
             }
             "user_count" if channel.kind() == ChannelKind::Presence => {
-                body.insert("user_count".into(), occupancy.as_ref().and_then(|o| o.user_count).unwrap_or(0).into());
+                body.insert(
+                    "user_count".into(),
+                    occupancy.as_ref().and_then(|o| o.user_count).unwrap_or(0).into(),
+                );
             }
             _ => {}
         }
@@ -221,7 +245,8 @@ fn channel(app: &App, name: &str, info: &str) -> HttpResponse {
 fn users(app: &App, name: &str) -> HttpResponse {
     match ChannelName::parse(name) {
         Ok(channel) if channel.kind() == ChannelKind::Presence => {
-            let users: Vec<Value> = app.users(channel.as_str()).into_iter().map(|id| json!({ "id": id })).collect();
+            let users: Vec<Value> =
+                app.users(channel.as_str()).into_iter().map(|id| json!({ "id": id })).collect();
             ok(json!({ "users": users }))
         }
         _ => text(StatusCode::BAD_REQUEST, "users are only listed for presence channels"),
@@ -235,7 +260,9 @@ fn classify(err: &serde_json::Error) -> String {
 
 fn ok(body: Value) -> HttpResponse {
     let mut response = Response::new(Full::new(Bytes::from(body.to_string())));
-    response.headers_mut().insert(hyper::header::CONTENT_TYPE, hyper::header::HeaderValue::from_static("application/json"));
+    response
+        .headers_mut()
+        .insert(hyper::header::CONTENT_TYPE, hyper::header::HeaderValue::from_static("application/json"));
     response
 }
 
@@ -248,4 +275,28 @@ pub fn text(status: StatusCode, message: &str) -> HttpResponse {
 
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The signed query string for an HTTP API request, as Pusher's server
+/// libraries build it (used by `sealcast bench` to publish).
+pub fn signed_query(
+    key: &str,
+    secret: &str,
+    method: &str,
+    path: &str,
+    body: &[u8],
+    timestamp: u64,
+) -> String {
+    let mut params: Vec<(String, String)> = vec![
+        ("auth_key".into(), key.into()),
+        ("auth_timestamp".into(), timestamp.to_string()),
+        ("auth_version".into(), "1.0".into()),
+    ];
+    if !body.is_empty() {
+        params.push(("body_md5".into(), hex(&Md5::digest(body))));
+    }
+    params.sort();
+    let query = params.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join("&");
+    let signature = auth::hmac_hex(secret, format!("{method}\n{path}\n{query}").as_bytes());
+    format!("{query}&auth_signature={signature}")
 }

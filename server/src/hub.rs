@@ -19,13 +19,16 @@ use crate::config::AppConfig;
 use crate::jwt::TokenVerifier;
 use crate::metrics::Metrics;
 
+/// A request to close a connection: WebSocket close code and reason.
+pub type CloseRequest = Option<(u16, &'static str)>;
+
 /// A handle to one connection's outbound side.
 #[derive(Clone, Debug)]
 pub struct ConnHandle {
     /// The connection's socket id.
     pub socket_id: Arc<str>,
     tx: mpsc::Sender<Bytes>,
-    close: Arc<watch::Sender<Option<(u16, &'static str)>>>,
+    close: Arc<watch::Sender<CloseRequest>>,
 }
 
 impl ConnHandle {
@@ -34,7 +37,7 @@ impl ConnHandle {
     pub fn new(
         socket_id: Arc<str>,
         capacity: usize,
-    ) -> (ConnHandle, mpsc::Receiver<Bytes>, watch::Receiver<Option<(u16, &'static str)>>) {
+    ) -> (ConnHandle, mpsc::Receiver<Bytes>, watch::Receiver<CloseRequest>) {
         let (tx, rx) = mpsc::channel(capacity);
         let (close, close_rx) = watch::channel(None);
         (ConnHandle { socket_id, tx, close: Arc::new(close) }, rx, close_rx)
@@ -128,7 +131,8 @@ impl App {
     /// An app with no connections. `config` must have passed
     /// [`crate::config::ServerConfig::load`]'s validation.
     pub fn new(config: AppConfig) -> App {
-        let tokens = TokenVerifier::from_config(&config.jwt_keys).expect("jwt keys were validated when the config loaded");
+        let tokens = TokenVerifier::from_config(&config.jwt_keys)
+            .expect("jwt keys were validated when the config loaded");
         App { config, tokens, state: Mutex::new(AppState::default()) }
     }
 
@@ -184,11 +188,17 @@ impl App {
             if !existing && entry.members.len() >= self.config.max_presence_members {
                 return Err(SubscribeError::PresenceFull);
             }
-            let slot =
-                entry.members.entry(member.user_id.clone()).or_insert(Member { info: member.user_info, connections: 0 });
+            let slot = entry
+                .members
+                .entry(member.user_id.clone())
+                .or_insert(Member { info: member.user_info, connections: 0 });
             slot.connections += 1;
             if slot.connections == 1 {
-                let added = Bytes::from(frames::member_added(channel.as_str(), &member.user_id, slot.info.as_deref()));
+                let added = Bytes::from(frames::member_added(
+                    channel.as_str(),
+                    &member.user_id,
+                    slot.info.as_deref(),
+                ));
                 for (other, (peer, _)) in &entry.subscribers {
                     if **other != *socket_id {
                         peer.send(added.clone(), metrics);
@@ -202,7 +212,12 @@ impl App {
         let succeeded = if channel.kind() == ChannelKind::Presence {
             frames::presence_subscription_succeeded(
                 channel.as_str(),
-                entry.members.iter().map(|(id, m)| (id.as_str(), m.info.as_deref())).collect::<Vec<_>>().into_iter(),
+                entry
+                    .members
+                    .iter()
+                    .map(|(id, m)| (id.as_str(), m.info.as_deref()))
+                    .collect::<Vec<_>>()
+                    .into_iter(),
             )
         } else {
             frames::subscription_succeeded(channel.as_str())
@@ -269,7 +284,8 @@ impl App {
     /// User ids in a presence channel.
     pub fn users(&self, name: &str) -> Vec<String> {
         let state = self.lock();
-        let mut users: Vec<_> = state.channels.get(name).map(|c| c.members.keys().cloned().collect()).unwrap_or_default();
+        let mut users: Vec<_> =
+            state.channels.get(name).map(|c| c.members.keys().cloned().collect()).unwrap_or_default();
         users.sort();
         users
     }
@@ -288,9 +304,11 @@ impl App {
         let mut closed = 0;
         for conn in state.connections.values() {
             let present = conn.channels.iter().any(|name| {
-                state.channels.get(name).and_then(|c| c.subscribers.get(&conn.handle.socket_id)).is_some_and(|(_, user)| {
-                    user.as_deref() == Some(user_id)
-                })
+                state
+                    .channels
+                    .get(name)
+                    .and_then(|c| c.subscribers.get(&conn.handle.socket_id))
+                    .is_some_and(|(_, user)| user.as_deref() == Some(user_id))
             });
             if conn.user_id.as_deref() == Some(user_id) || present {
                 conn.handle.close(codes::UNAUTHORIZED, "connection terminated by the app");
@@ -310,7 +328,10 @@ impl App {
 
 fn info_of(name: &str, channel: &Channel) -> ChannelInfo {
     let presence = name.starts_with("presence-");
-    ChannelInfo { subscription_count: channel.subscribers.len(), user_count: presence.then_some(channel.members.len()) }
+    ChannelInfo {
+        subscription_count: channel.subscribers.len(),
+        user_count: presence.then_some(channel.members.len()),
+    }
 }
 
 fn remove_subscriber(state: &mut AppState, channel: &str, socket_id: &str, metrics: &Metrics) {

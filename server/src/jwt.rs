@@ -141,12 +141,16 @@ impl TokenVerifier {
                 "EdDSA" => {
                     let x = decode32(&key.x, "x")?;
                     PublicKey::Ed25519(
-                        ed25519_dalek::VerifyingKey::from_bytes(&x).map_err(|_| format!("jwt key {:?}: not an Ed25519 point", key.kid))?,
+                        ed25519_dalek::VerifyingKey::from_bytes(&x)
+                            .map_err(|_| format!("jwt key {:?}: not an Ed25519 point", key.kid))?,
                     )
                 }
                 "ES256" => {
                     let x = decode32(&key.x, "x")?;
-                    let y = decode32(key.y.as_deref().ok_or_else(|| format!("jwt key {:?}: ES256 needs y", key.kid))?, "y")?;
+                    let y = decode32(
+                        key.y.as_deref().ok_or_else(|| format!("jwt key {:?}: ES256 needs y", key.kid))?,
+                        "y",
+                    )?;
                     let mut sec1 = [0u8; 65];
                     sec1[0] = 4;
                     sec1[1..33].copy_from_slice(&x);
@@ -183,7 +187,8 @@ impl TokenVerifier {
             return Err(TokenError::Malformed("token too large"));
         }
         let mut parts = token.split('.');
-        let (Some(header_b64), Some(claims_b64), Some(signature_b64), None) = (parts.next(), parts.next(), parts.next(), parts.next())
+        let (Some(header_b64), Some(claims_b64), Some(signature_b64), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
         else {
             return Err(TokenError::Malformed("expected header.claims.signature"));
         };
@@ -196,7 +201,10 @@ impl TokenVerifier {
         // The algorithm comes from the key, never from the token alone: a
         // token can only pick among keys the app registered for that alg.
         let candidates = self.keys.iter().filter(|(kid, key)| {
-            let alg_matches = matches!((header.alg.as_str(), key), ("EdDSA", PublicKey::Ed25519(_)) | ("ES256", PublicKey::P256(_)));
+            let alg_matches = matches!(
+                (header.alg.as_str(), key),
+                ("EdDSA", PublicKey::Ed25519(_)) | ("ES256", PublicKey::P256(_))
+            );
             alg_matches && header.kid.as_deref().is_none_or(|wanted| wanted == kid)
         });
         if !matches!(header.alg.as_str(), "EdDSA" | "ES256") {
@@ -207,9 +215,11 @@ impl TokenVerifier {
         for (_, key) in candidates {
             any_key = true;
             verified = match key {
-                PublicKey::Ed25519(key) => <[u8; 64]>::try_from(signature.as_slice())
-                    .is_ok_and(|sig| key.verify_strict(signed, &ed25519_dalek::Signature::from_bytes(&sig)).is_ok()),
-                PublicKey::P256(key) => p256::ecdsa::Signature::from_slice(&signature).is_ok_and(|sig| key.verify(signed, &sig).is_ok()),
+                PublicKey::Ed25519(key) => <[u8; 64]>::try_from(signature.as_slice()).is_ok_and(|sig| {
+                    key.verify_strict(signed, &ed25519_dalek::Signature::from_bytes(&sig)).is_ok()
+                }),
+                PublicKey::P256(key) => p256::ecdsa::Signature::from_slice(&signature)
+                    .is_ok_and(|sig| key.verify(signed, &sig).is_ok()),
             };
             if verified {
                 break;
@@ -241,7 +251,10 @@ impl TokenVerifier {
             return Err(TokenError::WrongSocket);
         }
         let granted = claims.channels.iter().any(|c| c == channel)
-            || claims.channel_prefix.as_deref().is_some_and(|prefix| !prefix.is_empty() && channel.starts_with(prefix));
+            || claims
+                .channel_prefix
+                .as_deref()
+                .is_some_and(|prefix| !prefix.is_empty() && channel.starts_with(prefix));
         if !granted {
             return Err(TokenError::ChannelNotGranted);
         }
@@ -280,8 +293,18 @@ mod tests {
         let point = p256_key().verifying_key().to_sec1_point(false);
         let bytes = point.as_bytes();
         TokenVerifier::from_config(&[
-            JwtKeyConfig { kid: "ed".into(), alg: "EdDSA".into(), x: b64(ed_key().verifying_key().as_bytes()), y: None },
-            JwtKeyConfig { kid: "ec".into(), alg: "ES256".into(), x: b64(&bytes[1..33]), y: Some(b64(&bytes[33..65])) },
+            JwtKeyConfig {
+                kid: "ed".into(),
+                alg: "EdDSA".into(),
+                x: b64(ed_key().verifying_key().as_bytes()),
+                y: None,
+            },
+            JwtKeyConfig {
+                kid: "ec".into(),
+                alg: "ES256".into(),
+                x: b64(&bytes[1..33]),
+                y: Some(b64(&bytes[33..65])),
+            },
         ])
         .unwrap()
     }
@@ -310,9 +333,13 @@ mod tests {
     fn valid_tokens_with_both_algorithms() {
         for alg in ["EdDSA", "ES256"] {
             let kid = if alg == "EdDSA" { "ed" } else { "ec" };
-            let grant = verifier().verify(&token(alg, kid, claims()), "app1", "1.1", "private-a", false, NOW).unwrap();
+            let grant = verifier()
+                .verify(&token(alg, kid, claims()), "app1", "1.1", "private-a", false, NOW)
+                .unwrap();
             assert_eq!(grant.user_id.as_deref(), Some("u1"));
-            let grant = verifier().verify(&token(alg, kid, claims()), "app1", "1.1", "presence-team-x", true, NOW).unwrap();
+            let grant = verifier()
+                .verify(&token(alg, kid, claims()), "app1", "1.1", "presence-team-x", true, NOW)
+                .unwrap();
             assert_eq!(grant.user_info.unwrap().get(), r#"{"name":"U"}"#);
         }
     }
@@ -320,10 +347,15 @@ mod tests {
     #[test]
     fn every_check_refuses() {
         let v = verifier();
-        let check = |token: &str, channel: &str| v.verify(token, "app1", "1.1", channel, channel.starts_with("presence-"), NOW);
+        let check = |token: &str, channel: &str| {
+            v.verify(token, "app1", "1.1", channel, channel.starts_with("presence-"), NOW)
+        };
         let good = token("EdDSA", "ed", claims());
         assert_eq!(check(&good, "private-b").unwrap_err(), TokenError::ChannelNotGranted);
-        assert_eq!(v.verify(&good, "app2", "1.1", "private-a", false, NOW).unwrap_err(), TokenError::WrongAudience);
+        assert_eq!(
+            v.verify(&good, "app2", "1.1", "private-a", false, NOW).unwrap_err(),
+            TokenError::WrongAudience
+        );
         let mut expired = claims();
         expired["exp"] = json!(NOW - LEEWAY_SECS - 1);
         assert_eq!(check(&token("EdDSA", "ed", expired), "private-a").unwrap_err(), TokenError::Expired);
@@ -335,8 +367,14 @@ mod tests {
         assert_eq!(check(&token("EdDSA", "ed", bound), "private-a").unwrap_err(), TokenError::WrongSocket);
         let mut anonymous = claims();
         anonymous.as_object_mut().unwrap().remove("sub");
-        assert_eq!(check(&token("EdDSA", "ed", anonymous), "presence-team-1").unwrap_err(), TokenError::MissingSubject);
-        assert_eq!(check(&token("EdDSA", "nope", claims()), "private-a").unwrap_err(), TokenError::UnknownKey);
+        assert_eq!(
+            check(&token("EdDSA", "ed", anonymous), "presence-team-1").unwrap_err(),
+            TokenError::MissingSubject
+        );
+        assert_eq!(
+            check(&token("EdDSA", "nope", claims()), "private-a").unwrap_err(),
+            TokenError::UnknownKey
+        );
 
         // Tampered claims, alg confusion, none, garbage.
         let parts: Vec<&str> = good.split('.').collect();
@@ -344,7 +382,8 @@ mod tests {
         other["channels"] = json!(["private-b"]);
         let forged = format!("{}.{}.{}", parts[0], b64(other.to_string().as_bytes()), parts[2]);
         assert_eq!(check(&forged, "private-b").unwrap_err(), TokenError::BadSignature);
-        let es_header_on_ed_sig = format!("{}.{}.{}", b64(br#"{"alg":"ES256","kid":"ed"}"#), parts[1], parts[2]);
+        let es_header_on_ed_sig =
+            format!("{}.{}.{}", b64(br#"{"alg":"ES256","kid":"ed"}"#), parts[1], parts[2]);
         assert_eq!(check(&es_header_on_ed_sig, "private-a").unwrap_err(), TokenError::UnknownKey);
         let none = format!("{}.{}.", b64(br#"{"alg":"none"}"#), parts[1]);
         assert_eq!(check(&none, "private-a").unwrap_err(), TokenError::UnsupportedAlgorithm);
@@ -358,12 +397,19 @@ mod tests {
     #[test]
     fn bad_key_config_is_reported() {
         let bad = |alg: &str, x: &str, y: Option<&str>| {
-            TokenVerifier::from_config(&[JwtKeyConfig { kid: "k".into(), alg: alg.into(), x: x.into(), y: y.map(Into::into) }])
+            TokenVerifier::from_config(&[JwtKeyConfig {
+                kid: "k".into(),
+                alg: alg.into(),
+                x: x.into(),
+                y: y.map(Into::into),
+            }])
         };
         assert!(bad("RS256", &b64(&[1; 32]), None).unwrap_err().contains("not EdDSA or ES256"));
         assert!(bad("EdDSA", "short", None).is_err());
         assert!(bad("ES256", &b64(&[1; 32]), None).unwrap_err().contains("needs y"));
-        assert!(bad("ES256", &b64(&[1; 32]), Some(&b64(&[1; 32]))).unwrap_err().contains("not a P-256 point"));
+        assert!(
+            bad("ES256", &b64(&[1; 32]), Some(&b64(&[1; 32]))).unwrap_err().contains("not a P-256 point")
+        );
     }
 
     #[test]

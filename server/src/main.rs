@@ -7,6 +7,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod bench;
 mod cli;
 mod config;
 mod connection;
@@ -36,6 +37,9 @@ enum Command {
     Seal(cli::envelope::SealArgs),
     /// Open every envelope in an event read from stdin.
     Open(cli::envelope::OpenArgs),
+    /// Load generators for Pusher-protocol servers (loopback only).
+    #[command(subcommand)]
+    Bench(bench::BenchCommand),
 }
 
 fn main() -> ExitCode {
@@ -45,6 +49,7 @@ fn main() -> ExitCode {
         Command::Keys(command) => cli::keys::run(command),
         Command::Seal(args) => cli::envelope::seal(args),
         Command::Open(args) => cli::envelope::open(args),
+        Command::Bench(command) => bench::run(command),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

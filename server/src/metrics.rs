@@ -45,7 +45,8 @@ impl Gauge {
 }
 
 /// Upper bounds of the fan-out latency histogram, in seconds.
-const LATENCY_BUCKETS: [f64; 10] = [0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.05, 0.25];
+const LATENCY_BUCKETS: [f64; 10] =
+    [0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.05, 0.25];
 
 /// Time from receiving an event to queueing it for every subscriber.
 #[derive(Debug, Default)]
@@ -112,16 +113,64 @@ impl Metrics {
         let mut metric = |name: &str, kind: &str, help: &str, value: String| {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}");
         };
-        metric("sealcast_connections", "gauge", "Open WebSocket connections.", self.connections.get().to_string());
-        metric("sealcast_connections_total", "counter", "WebSocket connections accepted.", self.connections_total.get().to_string());
-        metric("sealcast_subscriptions", "gauge", "Channel subscriptions.", self.subscriptions.get().to_string());
-        metric("sealcast_messages_in_total", "counter", "Frames received from clients.", self.messages_in.get().to_string());
-        metric("sealcast_messages_out_total", "counter", "Frames queued to clients by fan-out.", self.messages_out.get().to_string());
-        metric("sealcast_bytes_in_total", "counter", "Bytes received from clients.", self.bytes_in.get().to_string());
-        metric("sealcast_bytes_out_total", "counter", "Bytes queued to clients by fan-out.", self.bytes_out.get().to_string());
-        metric("sealcast_slow_consumers_total", "counter", "Connections closed as slow consumers.", self.slow_consumers.get().to_string());
-        metric("sealcast_http_requests_total", "counter", "HTTP API requests.", self.http_requests.get().to_string());
-        let _ = writeln!(out, "# HELP sealcast_errors_total Errors sent to clients, by Pusher code.\n# TYPE sealcast_errors_total counter");
+        metric(
+            "sealcast_connections",
+            "gauge",
+            "Open WebSocket connections.",
+            self.connections.get().to_string(),
+        );
+        metric(
+            "sealcast_connections_total",
+            "counter",
+            "WebSocket connections accepted.",
+            self.connections_total.get().to_string(),
+        );
+        metric(
+            "sealcast_subscriptions",
+            "gauge",
+            "Channel subscriptions.",
+            self.subscriptions.get().to_string(),
+        );
+        metric(
+            "sealcast_messages_in_total",
+            "counter",
+            "Frames received from clients.",
+            self.messages_in.get().to_string(),
+        );
+        metric(
+            "sealcast_messages_out_total",
+            "counter",
+            "Frames queued to clients by fan-out.",
+            self.messages_out.get().to_string(),
+        );
+        metric(
+            "sealcast_bytes_in_total",
+            "counter",
+            "Bytes received from clients.",
+            self.bytes_in.get().to_string(),
+        );
+        metric(
+            "sealcast_bytes_out_total",
+            "counter",
+            "Bytes queued to clients by fan-out.",
+            self.bytes_out.get().to_string(),
+        );
+        metric(
+            "sealcast_slow_consumers_total",
+            "counter",
+            "Connections closed as slow consumers.",
+            self.slow_consumers.get().to_string(),
+        );
+        metric(
+            "sealcast_http_requests_total",
+            "counter",
+            "HTTP API requests.",
+            self.http_requests.get().to_string(),
+        );
+        let _ = writeln!(
+            out,
+            "# HELP sealcast_errors_total Errors sent to clients, by Pusher code.\n# TYPE sealcast_errors_total counter"
+        );
         for (code, n) in self.errors.lock().unwrap_or_else(|p| p.into_inner()).iter() {
             let _ = writeln!(out, "sealcast_errors_total{{code=\"{code}\"}} {n}");
         }
@@ -131,11 +180,16 @@ impl Metrics {
             "# HELP sealcast_fanout_seconds Time from receiving an event to queueing it for all subscribers.\n# TYPE sealcast_fanout_seconds histogram"
         );
         for (bucket, bound) in h.buckets.iter().zip(LATENCY_BUCKETS) {
-            let _ = writeln!(out, "sealcast_fanout_seconds_bucket{{le=\"{bound}\"}} {}", bucket.load(Ordering::Relaxed));
+            let _ = writeln!(
+                out,
+                "sealcast_fanout_seconds_bucket{{le=\"{bound}\"}} {}",
+                bucket.load(Ordering::Relaxed)
+            );
         }
         let count = h.count.load(Ordering::Relaxed);
         let _ = writeln!(out, "sealcast_fanout_seconds_bucket{{le=\"+Inf\"}} {count}");
-        let _ = writeln!(out, "sealcast_fanout_seconds_sum {}", h.sum_nanos.load(Ordering::Relaxed) as f64 / 1e9);
+        let _ =
+            writeln!(out, "sealcast_fanout_seconds_sum {}", h.sum_nanos.load(Ordering::Relaxed) as f64 / 1e9);
         let _ = writeln!(out, "sealcast_fanout_seconds_count {count}");
         out
     }

@@ -75,7 +75,11 @@ pub async fn serve(
     Ok(())
 }
 
-async fn route(state: Arc<ServerState>, peer: SocketAddr, mut request: Request<Incoming>) -> Result<HttpResponse, Infallible> {
+async fn route(
+    state: Arc<ServerState>,
+    peer: SocketAddr,
+    mut request: Request<Incoming>,
+) -> Result<HttpResponse, Infallible> {
     let path = request.uri().path().to_owned();
     let method = request.method().clone();
     if let Some(key) = path.strip_prefix("/app/") {
@@ -106,18 +110,22 @@ fn websocket(state: Arc<ServerState>, key: &str, request: &mut Request<Incoming>
         return text(StatusCode::UPGRADE_REQUIRED, "this path takes WebSocket connections");
     }
     let refusal = |code, message| Err(Refusal { code, message });
-    let protocol = request
-        .uri()
-        .query()
-        .and_then(|q| form_urlencoded::parse(q.as_bytes()).find(|(k, _)| k == "protocol").map(|(_, v)| v.into_owned()));
+    let protocol = request.uri().query().and_then(|q| {
+        form_urlencoded::parse(q.as_bytes()).find(|(k, _)| k == "protocol").map(|(_, v)| v.into_owned())
+    });
     let app = match protocol.as_deref().map(str::parse::<u32>) {
         None => refusal(codes::NO_PROTOCOL_VERSION, "no protocol version given"),
         Some(Err(_)) => refusal(codes::INVALID_VERSION_FORMAT, "protocol version is not a number"),
-        Some(Ok(version)) if !(5..=7).contains(&version) => {
-            refusal(codes::UNSUPPORTED_PROTOCOL_VERSION, "unsupported protocol version (this server speaks 5 to 7)")
+        Some(Ok(version)) if !(5..=7).contains(&version) => refusal(
+            codes::UNSUPPORTED_PROTOCOL_VERSION,
+            "unsupported protocol version (this server speaks 5 to 7)",
+        ),
+        Some(Ok(_)) if key.is_empty() || key.contains('/') => {
+            refusal(codes::PATH_NOT_FOUND, "path must be /app/{key}")
         }
-        Some(Ok(_)) if key.is_empty() || key.contains('/') => refusal(codes::PATH_NOT_FOUND, "path must be /app/{key}"),
-        Some(Ok(_)) => state.app_by_key(key).ok_or(Refusal { code: codes::APP_DOES_NOT_EXIST, message: "app does not exist" }),
+        Some(Ok(_)) => state
+            .app_by_key(key)
+            .ok_or(Refusal { code: codes::APP_DOES_NOT_EXIST, message: "app does not exist" }),
     };
     match fastwebsockets::upgrade::upgrade(request) {
         Ok((response, upgrade)) => {

@@ -16,8 +16,16 @@ async fn signing_is_enforced() {
     assert_eq!(server.api("GET", "/apps/nope/channels", &[], "").0, 404);
     // A body that does not match body_md5.
     let body = json!({"name": "e", "channel": "c", "data": "x"}).to_string();
-    let query = common::signed_query("POST", &format!("/apps/{APP_ID}/events"), &[], body.as_bytes(), APP_SECRET, now());
-    let (status, _) = http(server.port, "POST", &format!("/apps/{APP_ID}/events?{query}"), &body.replace('x', "y"));
+    let query = common::signed_query(
+        "POST",
+        &format!("/apps/{APP_ID}/events"),
+        &[],
+        body.as_bytes(),
+        APP_SECRET,
+        now(),
+    );
+    let (status, _) =
+        http(server.port, "POST", &format!("/apps/{APP_ID}/events?{query}"), &body.replace('x', "y"));
     assert_eq!(status, 401);
 }
 
@@ -31,8 +39,14 @@ async fn event_limits_and_errors() {
     assert_eq!(server.api("POST", &events, &[], "{not json").0, 400);
     assert_eq!(server.api("POST", &events, &[], r#"{"name":"e","data":"x"}"#).0, 400, "no channel");
     let batch = |n: usize| json!({"batch": (0..n).map(|i| json!({"channel": "c", "name": format!("e{i}"), "data": "x"})).collect::<Vec<_>>()});
-    assert_eq!(server.api("POST", &format!("/apps/{APP_ID}/batch_events"), &[], &batch(2).to_string()).0, 200);
-    assert_eq!(server.api("POST", &format!("/apps/{APP_ID}/batch_events"), &[], &batch(3).to_string()).0, 400);
+    assert_eq!(
+        server.api("POST", &format!("/apps/{APP_ID}/batch_events"), &[], &batch(2).to_string()).0,
+        200
+    );
+    assert_eq!(
+        server.api("POST", &format!("/apps/{APP_ID}/batch_events"), &[], &batch(3).to_string()).0,
+        400
+    );
 }
 
 #[tokio::test]
@@ -54,9 +68,13 @@ async fn terminate_connections_closes_the_users_sockets() {
     doomed.join("presence-t", Some(r#"{"user_id":"mallory"}"#)).await;
     let mut other = server.client().await;
     other.join("presence-t", Some(r#"{"user_id":"alice"}"#)).await;
-    let (status, body) = server.api("POST", &format!("/apps/{APP_ID}/users/mallory/terminate_connections"), &[], "{}");
+    let (status, body) =
+        server.api("POST", &format!("/apps/{APP_ID}/users/mallory/terminate_connections"), &[], "{}");
     assert_eq!((status, body.trim()), (200, "{}"));
     assert_eq!(doomed.expect_close().await, Some(4009));
     let removed = other.expect_event("pusher_internal:member_removed").await;
-    assert_eq!(serde_json::from_str::<Value>(removed["data"].as_str().unwrap()).unwrap()["user_id"], "mallory");
+    assert_eq!(
+        serde_json::from_str::<Value>(removed["data"].as_str().unwrap()).unwrap()["user_id"],
+        "mallory"
+    );
 }

@@ -41,7 +41,9 @@ async fn valid_token_subscribes_private_and_presence() {
 
     // Presence member comes from the token, not from client-sent channel_data.
     let forged_member = r#"{"user_id":"admin"}"#;
-    client.subscribe("presence-jwt", Some(&token(&app_key(), claims(&["presence-jwt"]))), Some(forged_member)).await;
+    client
+        .subscribe("presence-jwt", Some(&token(&app_key(), claims(&["presence-jwt"]))), Some(forged_member))
+        .await;
     let ok = client.expect_event("pusher_internal:subscription_succeeded").await;
     let data: Value = serde_json::from_str(ok["data"].as_str().unwrap()).unwrap();
     assert_eq!(data["presence"]["ids"], json!(["user-1"]));

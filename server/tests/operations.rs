@@ -75,7 +75,12 @@ async fn health_ready_and_metrics() {
     let mut client = server.client().await;
     client.join("news", None).await;
     let metrics = http(server.port, "GET", "/metrics", "").1;
-    for name in ["sealcast_connections 1", "sealcast_subscriptions 1", "sealcast_fanout_seconds_bucket", "sealcast_messages_in_total"] {
+    for name in [
+        "sealcast_connections 1",
+        "sealcast_subscriptions 1",
+        "sealcast_fanout_seconds_bucket",
+        "sealcast_messages_in_total",
+    ] {
         assert!(metrics.contains(name), "{name} missing from\n{metrics}");
     }
 }
@@ -97,7 +102,8 @@ async fn payloads_never_reach_the_logs() {
     // Malformed input containing the canary is reported without echoing it.
     a.send_raw(&format!("{{\"event\": \"client-x\", \"channel\": \"private-p\", \"data\": {canary}}}")).await;
     a.expect_event("pusher:error").await;
-    let (status, _) = server.api("POST", &format!("/apps/{APP_ID}/events"), &[], &format!("{{\"name\":\"{canary}\"")); // invalid JSON
+    let (status, _) =
+        server.api("POST", &format!("/apps/{APP_ID}/events"), &[], &format!("{{\"name\":\"{canary}\"")); // invalid JSON
     assert_eq!(status, 400);
     tokio::time::sleep(Duration::from_millis(200)).await;
     let logs = server.stderr();

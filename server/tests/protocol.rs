@@ -40,7 +40,8 @@ async fn connection_established_and_ping() {
 async fn malformed_frames_get_an_error_and_the_connection_survives() {
     let server = Server::start("", "");
     let mut client = server.client().await;
-    for bad in ["not json", "[]", r#"{"event": 5}"#, r#"{"event":"pusher:subscribe","data":{"nochannel":1}}"#] {
+    for bad in ["not json", "[]", r#"{"event": 5}"#, r#"{"event":"pusher:subscribe","data":{"nochannel":1}}"#]
+    {
         client.send_raw(bad).await;
         let error = client.expect_event("pusher:error").await;
         assert!(error["data"]["message"].as_str().unwrap().contains("malformed"), "{error}");
@@ -136,7 +137,7 @@ async fn client_events_only_where_allowed() {
         assert_eq!(error["data"]["code"], 4300, "{channel}");
     }
     // Nothing was echoed to the sender, nothing leaked to b.
-    assert!(matches!(b.next_within(std::time::Duration::from_millis(200)).await, None));
+    assert!(b.next_within(std::time::Duration::from_millis(200)).await.is_none());
     while let Some(Seen::Frame(frame)) = a.next_within(std::time::Duration::from_millis(100)).await {
         assert_ne!(frame["event"], "client-hi");
     }

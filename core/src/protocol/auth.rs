@@ -27,7 +27,13 @@ pub fn channel_signature(secret: &str, socket_id: &str, channel: &str, channel_d
 }
 
 /// The `auth` value an app server returns for a channel subscription.
-pub fn channel_auth(app_key: &str, secret: &str, socket_id: &str, channel: &str, channel_data: Option<&str>) -> String {
+pub fn channel_auth(
+    app_key: &str,
+    secret: &str,
+    socket_id: &str,
+    channel: &str,
+    channel_data: Option<&str>,
+) -> String {
     format!("{app_key}:{}", channel_signature(secret, socket_id, channel, channel_data))
 }
 
@@ -53,7 +59,13 @@ pub fn verify_channel_auth(
 }
 
 /// Checks a user sign-in `auth` value (`key:hexsig`).
-pub fn verify_user_auth(app_key: &str, secret: &str, socket_id: &str, user_data: &str, auth: &str) -> Result<(), WireError> {
+pub fn verify_user_auth(
+    app_key: &str,
+    secret: &str,
+    socket_id: &str,
+    user_data: &str,
+    auth: &str,
+) -> Result<(), WireError> {
     verify(app_key, auth, &user_signature(secret, socket_id, user_data))
 }
 
@@ -78,7 +90,8 @@ pub fn is_valid_socket_id(socket_id: &str) -> bool {
 }
 
 fn verify(app_key: &str, auth: &str, expected: &str) -> Result<(), WireError> {
-    let (key, signature) = auth.split_once(':').ok_or(WireError::Unauthorized("auth must be `key:signature`"))?;
+    let (key, signature) =
+        auth.split_once(':').ok_or(WireError::Unauthorized("auth must be `key:signature`"))?;
     if key != app_key {
         return Err(WireError::Unauthorized("auth names another app key"));
     }
@@ -121,9 +134,18 @@ mod tests {
     fn verify_accepts_only_the_right_signature() {
         let auth = channel_auth("key", "secret", "1.2", "presence-r", Some(r#"{"user_id":"u"}"#));
         verify_channel_auth("key", "secret", "1.2", "presence-r", Some(r#"{"user_id":"u"}"#), &auth).unwrap();
-        assert!(verify_channel_auth("key", "secret", "1.3", "presence-r", Some(r#"{"user_id":"u"}"#), &auth).is_err());
-        assert!(verify_channel_auth("key", "secret", "1.2", "presence-r", Some(r#"{"user_id":"v"}"#), &auth).is_err());
-        assert!(verify_channel_auth("other", "secret", "1.2", "presence-r", Some(r#"{"user_id":"u"}"#), &auth).is_err());
+        assert!(
+            verify_channel_auth("key", "secret", "1.3", "presence-r", Some(r#"{"user_id":"u"}"#), &auth)
+                .is_err()
+        );
+        assert!(
+            verify_channel_auth("key", "secret", "1.2", "presence-r", Some(r#"{"user_id":"v"}"#), &auth)
+                .is_err()
+        );
+        assert!(
+            verify_channel_auth("other", "secret", "1.2", "presence-r", Some(r#"{"user_id":"u"}"#), &auth)
+                .is_err()
+        );
         assert!(verify_channel_auth("key", "secret", "1.2", "presence-r", None, "nocolon").is_err());
         let user = format!("key:{}", user_signature("secret", "1.2", r#"{"id":"u"}"#));
         verify_user_auth("key", "secret", "1.2", r#"{"id":"u"}"#, &user).unwrap();

@@ -43,8 +43,8 @@ pub struct ClientFrame {
 impl ClientFrame {
     /// Parses one text frame.
     pub fn parse(bytes: &[u8]) -> Result<ClientFrame, WireError> {
-        let frame: ClientFrame =
-            serde_json::from_slice(bytes).map_err(|_| WireError::Malformed("expected a JSON object with a string `event`"))?;
+        let frame: ClientFrame = serde_json::from_slice(bytes)
+            .map_err(|_| WireError::Malformed("expected a JSON object with a string `event`"))?;
         if frame.event.is_empty() {
             return Err(WireError::Malformed("empty event name"));
         }
@@ -118,7 +118,8 @@ impl PresenceMember {
         let raw: Raw = serde_json::from_str(channel_data).map_err(|_| invalid)?;
         let text = raw.user_id.get();
         let user_id = if text.starts_with('"') {
-            serde_json::from_str::<String>(text).map_err(|_| WireError::InvalidPresenceData("bad `user_id`"))?
+            serde_json::from_str::<String>(text)
+                .map_err(|_| WireError::InvalidPresenceData("bad `user_id`"))?
         } else if text.bytes().all(|b| b.is_ascii_digit() || b == b'-') {
             text.to_owned()
         } else {
@@ -137,9 +138,14 @@ mod tests {
 
     #[test]
     fn parses_subscribe_in_both_data_forms() {
-        let object = ClientFrame::parse(br#"{"event":"pusher:subscribe","data":{"channel":"private-a","auth":"k:s"}}"#).unwrap();
-        let string =
-            ClientFrame::parse(br#"{"event":"pusher:subscribe","data":"{\"channel\":\"private-a\",\"auth\":\"k:s\"}"}"#).unwrap();
+        let object = ClientFrame::parse(
+            br#"{"event":"pusher:subscribe","data":{"channel":"private-a","auth":"k:s"}}"#,
+        )
+        .unwrap();
+        let string = ClientFrame::parse(
+            br#"{"event":"pusher:subscribe","data":"{\"channel\":\"private-a\",\"auth\":\"k:s\"}"}"#,
+        )
+        .unwrap();
         for frame in [object, string] {
             let data: SubscribeData = frame.data_as().unwrap();
             assert_eq!(data.channel, "private-a");
@@ -157,7 +163,15 @@ mod tests {
 
     #[test]
     fn rejects_malformed_frames() {
-        for bad in [&b""[..], b"[]", b"{}", br#"{"event":1}"#, br#"{"event":""}"#, b"\xff", br#"{"event":"x","channel":5}"#] {
+        for bad in [
+            &b""[..],
+            b"[]",
+            b"{}",
+            br#"{"event":1}"#,
+            br#"{"event":""}"#,
+            b"\xff",
+            br#"{"event":"x","channel":5}"#,
+        ] {
             assert!(ClientFrame::parse(bad).is_err(), "{:?}", String::from_utf8_lossy(bad));
         }
     }

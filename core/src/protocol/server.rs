@@ -61,7 +61,8 @@ pub fn presence_subscription_succeeded<'a>(
     let mut hash = serde_json::Map::with_capacity(count);
     for (id, info) in members {
         ids.push(id);
-        let info = info.map_or(serde_json::Value::Null, |raw| serde_json::from_str(raw.get()).unwrap_or_default());
+        let info =
+            info.map_or(serde_json::Value::Null, |raw| serde_json::from_str(raw.get()).unwrap_or_default());
         hash.insert(id.to_owned(), info);
     }
     let data = serde_json::json!({"presence": {"ids": ids, "hash": hash, "count": count}});
@@ -163,7 +164,9 @@ mod tests {
     fn presence_roster() {
         let info = RawValue::from_string(r#"{"name":"A"}"#.into()).unwrap();
         let members = vec![("u1", Some(info.as_ref())), ("u2", None)];
-        let frame: Value = serde_json::from_str(&presence_subscription_succeeded("presence-r", members.into_iter())).unwrap();
+        let frame: Value =
+            serde_json::from_str(&presence_subscription_succeeded("presence-r", members.into_iter()))
+                .unwrap();
         let data: Value = serde_json::from_str(frame["data"].as_str().unwrap()).unwrap();
         assert_eq!(data["presence"]["count"], 2);
         assert_eq!(data["presence"]["ids"], serde_json::json!(["u1", "u2"]));

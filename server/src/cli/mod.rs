@@ -21,6 +21,9 @@ pub enum CliError {
     /// The server configuration is invalid.
     #[error("{0}")]
     Config(#[from] crate::config::ConfigError),
+    /// A benchmark could not run.
+    #[error("bench: {0}")]
+    Bench(String),
     /// Standard input is larger than the CLI accepts.
     #[error("input is over the {0}-byte limit")]
     InputTooLarge(u64),

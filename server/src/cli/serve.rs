@@ -29,7 +29,8 @@ pub struct ServeArgs {
 
 pub fn run(args: ServeArgs) -> Result<(), CliError> {
     init_logging();
-    let overrides = Overrides { config_file: args.config, host: args.host, port: args.port, data_dir: args.data_dir };
+    let overrides =
+        Overrides { config_file: args.config, host: args.host, port: args.port, data_dir: args.data_dir };
     let config = ServerConfig::load(&overrides, |name| std::env::var(name).ok())?;
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async move {

@@ -119,7 +119,15 @@ impl Server {
         self.api_signed(method, path, params, body, APP_SECRET, now())
     }
 
-    pub fn api_signed(&self, method: &str, path: &str, params: &[(&str, &str)], body: &str, secret: &str, timestamp: u64) -> (u16, String) {
+    pub fn api_signed(
+        &self,
+        method: &str,
+        path: &str,
+        params: &[(&str, &str)],
+        body: &str,
+        secret: &str,
+        timestamp: u64,
+    ) -> (u16, String) {
         let query = signed_query(method, path, params, body.as_bytes(), secret, timestamp);
         http(self.port, method, &format!("{path}?{query}"), body)
     }
@@ -146,7 +154,14 @@ pub fn now() -> u64 {
 }
 
 /// Pusher's HTTP API signature, as the `pusher` server libraries compute it.
-pub fn signed_query(method: &str, path: &str, params: &[(&str, &str)], body: &[u8], secret: &str, timestamp: u64) -> String {
+pub fn signed_query(
+    method: &str,
+    path: &str,
+    params: &[(&str, &str)],
+    body: &[u8],
+    secret: &str,
+    timestamp: u64,
+) -> String {
     let mut all: Vec<(String, String)> = vec![
         ("auth_key".into(), APP_KEY.into()),
         ("auth_timestamp".into(), timestamp.to_string()),
@@ -219,7 +234,9 @@ impl Client {
                 Ok(Some(Ok(message))) => message,
             };
             match message {
-                Message::Text(text) => return Some(Seen::Frame(serde_json::from_str(&text).expect("server sent JSON"))),
+                Message::Text(text) => {
+                    return Some(Seen::Frame(serde_json::from_str(&text).expect("server sent JSON")));
+                }
                 Message::Close(frame) => return Some(Seen::Closed(frame.map(|f: CloseFrame| f.code.into()))),
                 _ => continue,
             }
@@ -240,7 +257,9 @@ impl Client {
     /// Reads until the connection closes; returns the close code.
     pub async fn expect_close(&mut self) -> Option<u16> {
         loop {
-            if let Seen::Closed(code) = self.next_within(Duration::from_secs(15)).await.expect("connection did not close") {
+            if let Seen::Closed(code) =
+                self.next_within(Duration::from_secs(15)).await.expect("connection did not close")
+            {
                 return code;
             }
         }
@@ -262,7 +281,11 @@ impl Client {
         let auth = channel
             .starts_with("private-")
             .then(|| auth::channel_auth(APP_KEY, APP_SECRET, &self.socket_id, channel, None))
-            .or_else(|| channel.starts_with("presence-").then(|| auth::channel_auth(APP_KEY, APP_SECRET, &self.socket_id, channel, channel_data)));
+            .or_else(|| {
+                channel
+                    .starts_with("presence-")
+                    .then(|| auth::channel_auth(APP_KEY, APP_SECRET, &self.socket_id, channel, channel_data))
+            });
         self.subscribe(channel, auth.as_deref(), channel_data).await;
         self.expect_event("pusher_internal:subscription_succeeded").await
     }

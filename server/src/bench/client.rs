@@ -1,0 +1,160 @@
+//! The bench's clients: a raw Pusher WebSocket subscriber and a keep-alive
+//! HTTP API publisher.
+
+use std::future::Future;
+use std::pin::Pin;
+
+use bytes::Bytes;
+use fastwebsockets::{FragmentCollector, Frame, OpCode, Payload, WebSocket, handshake};
+use http_body_util::{Empty, Full};
+use hyper::client::conn::http1;
+use hyper::upgrade::Upgraded;
+use hyper::{Request, header};
+use hyper_util::rt::TokioIo;
+use serde::Deserialize;
+use serde_json::json;
+use tokio::net::TcpStream;
+
+use super::Target;
+use crate::cli::CliError;
+use crate::http_api::signed_query;
+
+/// A connected Pusher client.
+pub struct Subscriber {
+    pub ws: FragmentCollector<TokioIo<Upgraded>>,
+}
+
+/// A server frame, borrowing from the received bytes.
+#[derive(Deserialize)]
+pub struct ServerFrame<'a> {
+    #[serde(borrow)]
+    pub event: &'a str,
+    // Borrowed when the string has no escapes (bench payloads), owned otherwise.
+    #[serde(borrow, default)]
+    pub data: Option<std::borrow::Cow<'a, str>>,
+}
+
+struct SpawnExecutor;
+
+impl<Fut> hyper::rt::Executor<Fut> for SpawnExecutor
+where
+    Fut: Future + Send + 'static,
+    Fut::Output: Send + 'static,
+{
+    fn execute(&self, fut: Fut) {
+        tokio::spawn(fut);
+    }
+}
+
+impl Subscriber {
+    /// Connects and waits for `pusher:connection_established`.
+    pub async fn connect(target: &Target) -> Result<Subscriber, CliError> {
+        let authority = target.authority()?;
+        let stream = TcpStream::connect(&authority)
+            .await
+            .map_err(|e| CliError::Bench(format!("connect {authority}: {e}")))?;
+        stream.set_nodelay(true)?;
+        let request = Request::builder()
+            .method("GET")
+            .uri(format!("/app/{}?protocol=7&client=sealcast-bench&version=1", target.key))
+            .header(header::HOST, &authority)
+            .header(header::UPGRADE, "websocket")
+            .header(header::CONNECTION, "upgrade")
+            .header("Sec-WebSocket-Key", handshake::generate_key())
+            .header("Sec-WebSocket-Version", "13")
+            .body(Empty::<Bytes>::new())
+            .map_err(|e| CliError::Bench(e.to_string()))?;
+        let executor = SpawnExecutor;
+        let (ws, _): (WebSocket<TokioIo<Upgraded>>, _) = handshake::client(&(executor), request, stream)
+            .await
+            .map_err(|e| CliError::Bench(format!("websocket handshake: {e}")))?;
+        let mut subscriber = Subscriber { ws: FragmentCollector::new(ws) };
+        subscriber.wait_for("pusher:connection_established").await?;
+        Ok(subscriber)
+    }
+
+    /// Subscribes to a public channel and waits for success.
+    pub async fn subscribe(&mut self, channel: &str) -> Result<(), CliError> {
+        let frame = json!({"event": "pusher:subscribe", "data": {"channel": channel}}).to_string();
+        self.ws
+            .write_frame(Frame::text(Payload::Borrowed(frame.as_bytes())))
+            .await
+            .map_err(|e| CliError::Bench(format!("subscribe: {e}")))?;
+        self.wait_for("pusher_internal:subscription_succeeded").await
+    }
+
+    async fn wait_for(&mut self, event: &str) -> Result<(), CliError> {
+        loop {
+            let frame = self
+                .ws
+                .read_frame()
+                .await
+                .map_err(|e| CliError::Bench(format!("waiting for {event}: {e}")))?;
+            if frame.opcode == OpCode::Text {
+                let parsed: ServerFrame<'_> = serde_json::from_slice(&frame.payload)
+                    .map_err(|_| CliError::Bench("server sent a non-JSON frame".into()))?;
+                if parsed.event == event {
+                    return Ok(());
+                }
+                if parsed.event == "pusher:error" {
+                    return Err(CliError::Bench(format!(
+                        "server error while waiting for {event}: {}",
+                        String::from_utf8_lossy(&frame.payload)
+                    )));
+                }
+            } else if frame.opcode == OpCode::Close {
+                return Err(CliError::Bench(format!("closed while waiting for {event}")));
+            }
+        }
+    }
+}
+
+/// A keep-alive HTTP/1.1 connection that publishes events.
+pub struct Publisher {
+    sender: http1::SendRequest<Full<Bytes>>,
+    target: Target,
+    authority: String,
+}
+
+impl Publisher {
+    /// Opens the connection.
+    pub async fn connect(target: &Target) -> Result<Publisher, CliError> {
+        let authority = target.authority()?;
+        let stream = TcpStream::connect(&authority)
+            .await
+            .map_err(|e| CliError::Bench(format!("connect {authority}: {e}")))?;
+        stream.set_nodelay(true)?;
+        let (sender, conn) = http1::handshake(TokioIo::new(stream))
+            .await
+            .map_err(|e| CliError::Bench(format!("http handshake: {e}")))?;
+        let driver: Pin<Box<dyn Future<Output = ()> + Send>> = Box::pin(async move {
+            let _ = conn.await;
+        });
+        tokio::spawn(driver);
+        Ok(Publisher { sender, target: target.clone(), authority })
+    }
+
+    /// Publishes one event; returns the HTTP status.
+    pub async fn publish(&mut self, channel: &str, event: &str, data: &str) -> Result<u16, CliError> {
+        let body = json!({"name": event, "channel": channel, "data": data}).to_string();
+        let path = format!("/apps/{}/events", self.target.app_id);
+        let timestamp =
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        let query =
+            signed_query(&self.target.key, &self.target.secret, "POST", &path, body.as_bytes(), timestamp);
+        let request = Request::builder()
+            .method("POST")
+            .uri(format!("{path}?{query}"))
+            .header(header::HOST, &self.authority)
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Full::new(Bytes::from(body)))
+            .map_err(|e| CliError::Bench(e.to_string()))?;
+        self.sender.ready().await.map_err(|e| CliError::Bench(format!("publisher connection: {e}")))?;
+        let response =
+            self.sender.send_request(request).await.map_err(|e| CliError::Bench(format!("publish: {e}")))?;
+        let status = response.status().as_u16();
+        // Drain the small body so the connection can be reused.
+        let _ = http_body_util::BodyExt::collect(response.into_body()).await;
+        Ok(status)
+    }
+}
