@@ -99,6 +99,9 @@ pub struct AppConfig {
     /// Public keys for JWT channel authorization (see docs/auth.md).
     #[serde(default)]
     pub jwt_keys: Vec<crate::jwt::JwtKeyConfig>,
+    /// Webhook endpoints.
+    #[serde(default)]
+    pub webhooks: Vec<crate::webhooks::WebhookConfig>,
 }
 
 fn yes() -> bool {
@@ -139,6 +142,7 @@ impl AppConfig {
             max_event_channels: default_event_channels(),
             max_batch_size: default_batch_size(),
             jwt_keys: Vec::new(),
+            webhooks: Vec::new(),
         }
     }
 }
@@ -261,6 +265,9 @@ impl ServerConfig {
                 return invalid(format!("app {:?}: limits must be positive", app.id));
             }
             if let Err(err) = crate::jwt::TokenVerifier::from_config(&app.jwt_keys) {
+                return invalid(format!("app {:?}: {err}", app.id));
+            }
+            if let Some(err) = app.webhooks.iter().find_map(|hook| crate::webhooks::validate(hook).err()) {
                 return invalid(format!("app {:?}: {err}", app.id));
             }
         }

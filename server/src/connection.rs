@@ -27,6 +27,7 @@ use tracing::{Instrument, debug, info_span, warn};
 use crate::hub::{App, CloseRequest, ConnHandle, SubscribeError};
 use crate::jwt;
 use crate::state::ServerState;
+use crate::webhooks::HookEvent;
 
 type Stream = TokioIo<Upgraded>;
 
@@ -426,6 +427,16 @@ impl Session {
             &self.state.metrics,
         );
         self.state.metrics.fanout_latency.observe(started.elapsed());
+        if self.app.webhooks.wants_client_events() {
+            let event = HookEvent::ClientEvent {
+                channel: channel.as_str().to_owned(),
+                event: frame.event.clone(),
+                data: frame.data.as_ref().map_or_else(String::new, |d| d.get().to_owned()),
+                socket_id: self.handle.socket_id.to_string(),
+                user_id,
+            };
+            self.app.webhooks.emit(event, &self.state.metrics);
+        }
     }
 
     fn unauthorized(&mut self, channel: &ChannelName, message: &str) {

@@ -18,6 +18,7 @@ use tokio::sync::{mpsc, watch};
 use crate::config::AppConfig;
 use crate::jwt::TokenVerifier;
 use crate::metrics::Metrics;
+use crate::webhooks::{HookEvent, Webhooks};
 
 /// A request to close a connection: WebSocket close code and reason.
 pub type CloseRequest = Option<(u16, &'static str)>;
@@ -77,6 +78,8 @@ pub struct App {
     pub config: AppConfig,
     /// Its JWT public keys (empty when it uses HMAC auth only).
     pub tokens: TokenVerifier,
+    /// Its webhook queue.
+    pub webhooks: Webhooks,
     state: Mutex<AppState>,
 }
 
@@ -133,7 +136,13 @@ impl App {
     pub fn new(config: AppConfig) -> App {
         let tokens = TokenVerifier::from_config(&config.jwt_keys)
             .expect("jwt keys were validated when the config loaded");
-        App { config, tokens, state: Mutex::new(AppState::default()) }
+        let webhooks = Webhooks::start(
+            config.id.clone(),
+            config.key.clone(),
+            config.secret.clone(),
+            config.webhooks.clone(),
+        );
+        App { config, tokens, webhooks, state: Mutex::new(AppState::default()) }
     }
 
     fn lock(&self) -> MutexGuard<'_, AppState> {
@@ -160,7 +169,7 @@ impl App {
         let mut state = self.lock();
         let Some(conn) = state.connections.remove(socket_id) else { return };
         for channel in conn.channels {
-            remove_subscriber(&mut state, &channel, socket_id, metrics);
+            remove_subscriber(&mut state, &channel, socket_id, &self.webhooks, metrics);
         }
     }
 
@@ -182,18 +191,31 @@ impl App {
         if entry.subscribers.contains_key(socket_id) {
             return Ok(());
         }
+        if let Some(member) = &member
+            && !entry.members.contains_key(&member.user_id)
+            && entry.members.len() >= self.config.max_presence_members
+        {
+            return Err(SubscribeError::PresenceFull);
+        }
+        // Webhook order follows causality: the channel is occupied before
+        // anyone is added to it.
+        if entry.subscribers.is_empty() {
+            tracing::debug!(channel = %channel, "channel occupied");
+            self.webhooks.emit(HookEvent::ChannelOccupied { channel: channel.as_str().to_owned() }, metrics);
+        }
         let user_id = member.as_ref().map(|m| m.user_id.clone());
         if let Some(member) = member {
-            let existing = entry.members.contains_key(&member.user_id);
-            if !existing && entry.members.len() >= self.config.max_presence_members {
-                return Err(SubscribeError::PresenceFull);
-            }
             let slot = entry
                 .members
                 .entry(member.user_id.clone())
                 .or_insert(Member { info: member.user_info, connections: 0 });
             slot.connections += 1;
             if slot.connections == 1 {
+                let event = HookEvent::MemberAdded {
+                    channel: channel.as_str().to_owned(),
+                    user_id: member.user_id.clone(),
+                };
+                self.webhooks.emit(event, metrics);
                 let added = Bytes::from(frames::member_added(
                     channel.as_str(),
                     &member.user_id,
@@ -207,7 +229,6 @@ impl App {
             }
         }
         conn.channels.insert(channel.as_str().to_owned());
-        let newly_occupied = entry.subscribers.is_empty();
         entry.subscribers.insert(handle.socket_id.clone(), (handle.clone(), user_id));
         let succeeded = if channel.kind() == ChannelKind::Presence {
             frames::presence_subscription_succeeded(
@@ -224,9 +245,6 @@ impl App {
         };
         handle.send(Bytes::from(succeeded), metrics);
         metrics.subscriptions.inc();
-        if newly_occupied {
-            tracing::debug!(channel = %channel, "channel occupied");
-        }
         Ok(())
     }
 
@@ -235,7 +253,7 @@ impl App {
         let mut state = self.lock();
         let was_subscribed = state.connections.get_mut(socket_id).is_some_and(|c| c.channels.remove(channel));
         if was_subscribed {
-            remove_subscriber(&mut state, channel, socket_id, metrics);
+            remove_subscriber(&mut state, channel, socket_id, &self.webhooks, metrics);
         }
     }
 
@@ -334,7 +352,13 @@ fn info_of(name: &str, channel: &Channel) -> ChannelInfo {
     }
 }
 
-fn remove_subscriber(state: &mut AppState, channel: &str, socket_id: &str, metrics: &Metrics) {
+fn remove_subscriber(
+    state: &mut AppState,
+    channel: &str,
+    socket_id: &str,
+    webhooks: &Webhooks,
+    metrics: &Metrics,
+) {
     let Some(entry) = state.channels.get_mut(channel) else { return };
     let Some((_, user_id)) = entry.subscribers.remove(socket_id) else { return };
     metrics.subscriptions.dec();
@@ -344,6 +368,10 @@ fn remove_subscriber(state: &mut AppState, channel: &str, socket_id: &str, metri
         member.connections -= 1;
         if member.connections == 0 {
             entry.members.remove(&user_id);
+            webhooks.emit(
+                HookEvent::MemberRemoved { channel: channel.to_owned(), user_id: user_id.clone() },
+                metrics,
+            );
             let removed = Bytes::from(frames::member_removed(channel, &user_id));
             for (peer, _) in entry.subscribers.values() {
                 peer.send(removed.clone(), metrics);
@@ -353,5 +381,6 @@ fn remove_subscriber(state: &mut AppState, channel: &str, socket_id: &str, metri
     if entry.subscribers.is_empty() {
         state.channels.remove(channel);
         tracing::debug!(channel, "channel vacated");
+        webhooks.emit(HookEvent::ChannelVacated { channel: channel.to_owned() }, metrics);
     }
 }

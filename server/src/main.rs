@@ -17,6 +17,7 @@ mod jwt;
 mod metrics;
 mod server;
 mod state;
+mod webhooks;
 
 /// sealcast: end-to-end-encrypted realtime pub/sub.
 #[derive(Parser)]

@@ -91,6 +91,8 @@ pub struct Metrics {
     pub slow_consumers: Counter,
     /// HTTP API requests.
     pub http_requests: Counter,
+    /// Webhook events dropped because the app's queue was full.
+    pub webhooks_dropped: Counter,
     /// Fan-out latency.
     pub fanout_latency: Histogram,
     /// Errors sent to clients, by Pusher code.

@@ -1,0 +1,124 @@
+//! Webhooks against a real server and a real HTTP receiver: lifecycle
+//! events, signatures, and retries after a failing endpoint.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::TcpListener;
+use std::sync::mpsc;
+use std::time::Duration;
+
+use common::{APP_KEY, APP_SECRET, Server};
+use sealcast_core::protocol::auth;
+use serde_json::{Value, json};
+
+/// A receiver that answers `failures` requests with 500, then 200, and
+/// forwards each (signature header, body) it accepted.
+fn receiver(failures: usize) -> (u16, mpsc::Receiver<(String, String, String)>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let mut seen = 0;
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            stream.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+            let mut raw = Vec::new();
+            let mut buf = [0u8; 8192];
+            // Read headers, then Content-Length bytes of body.
+            let (head, body) = loop {
+                let n = stream.read(&mut buf).unwrap_or(0);
+                if n == 0 {
+                    break (String::new(), String::new());
+                }
+                raw.extend_from_slice(&buf[..n]);
+                let text = String::from_utf8_lossy(&raw).to_string();
+                if let Some((head, body)) = text.split_once("\r\n\r\n") {
+                    let len: usize = head
+                        .lines()
+                        .find_map(|l| {
+                            l.to_ascii_lowercase()
+                                .strip_prefix("content-length:")
+                                .map(|v| v.trim().parse().unwrap())
+                        })
+                        .unwrap_or(0);
+                    if body.len() >= len {
+                        break (head.to_owned(), body[..len].to_owned());
+                    }
+                }
+            };
+            seen += 1;
+            let status = if seen <= failures { "500 Internal Server Error" } else { "200 OK" };
+            let _ = write!(stream, "HTTP/1.1 {status}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+            if seen > failures {
+                let header = |name: &str| {
+                    head.lines().find_map(|l| {
+                        l.split_once(':')
+                            .filter(|(k, _)| k.eq_ignore_ascii_case(name))
+                            .map(|(_, v)| v.trim().to_owned())
+                    })
+                };
+                let _ = tx.send((
+                    header("X-Pusher-Key").unwrap_or_default(),
+                    header("X-Pusher-Signature").unwrap_or_default(),
+                    body,
+                ));
+            }
+        }
+    });
+    (port, rx)
+}
+
+fn collect(rx: &mpsc::Receiver<(String, String, String)>, until: impl Fn(&[Value]) -> bool) -> Vec<Value> {
+    let mut events = Vec::new();
+    while !until(&events) {
+        let (key, signature, body) =
+            rx.recv_timeout(Duration::from_secs(15)).expect("webhook did not arrive");
+        assert_eq!(key, APP_KEY);
+        assert!(
+            auth::signatures_equal(&signature, &auth::hmac_hex(APP_SECRET, body.as_bytes())),
+            "bad signature"
+        );
+        let batch: Value = serde_json::from_str(&body).unwrap();
+        assert!(batch["time_ms"].as_u64().unwrap() > 0);
+        events.extend(batch["events"].as_array().unwrap().iter().cloned());
+    }
+    events
+}
+
+#[tokio::test]
+async fn lifecycle_and_client_events_are_delivered_signed() {
+    let (port, rx) = receiver(0);
+    let server = Server::start(
+        "",
+        &format!(
+            "[[apps.webhooks]]\nurl = \"http://127.0.0.1:{port}/hooks\"\nevent_types = [\"channel_occupied\", \"channel_vacated\", \"member_added\", \"member_removed\", \"client_event\"]\n"
+        ),
+    );
+    let mut a = server.client().await;
+    a.join("presence-w", Some(r#"{"user_id":"ann"}"#)).await;
+    let mut b = server.client().await;
+    b.join("presence-w", Some(r#"{"user_id":"ben"}"#)).await;
+    a.send(json!({"event": "client-note", "channel": "presence-w", "data": {"n": 1}})).await;
+    b.expect_event("client-note").await;
+    drop(a);
+    drop(b);
+    let events = collect(&rx, |e| e.iter().any(|e| e["name"] == "channel_vacated"));
+    let names: Vec<&str> = events.iter().map(|e| e["name"].as_str().unwrap()).collect();
+    assert_eq!(names.first(), Some(&"channel_occupied"), "{names:?}");
+    assert_eq!(names.iter().filter(|n| **n == "member_added").count(), 2, "{names:?}");
+    assert_eq!(names.iter().filter(|n| **n == "member_removed").count(), 2, "{names:?}");
+    let client = events.iter().find(|e| e["name"] == "client_event").expect("client_event hook");
+    assert_eq!((client["event"].as_str(), client["user_id"].as_str()), (Some("client-note"), Some("ann")));
+    assert_eq!(client["data"], r#"{"n":1}"#);
+}
+
+#[tokio::test]
+async fn failed_deliveries_are_retried() {
+    let (port, rx) = receiver(2);
+    let server = Server::start("", &format!("[[apps.webhooks]]\nurl = \"http://127.0.0.1:{port}/\"\n"));
+    let mut a = server.client().await;
+    a.join("retried", None).await;
+    let events = collect(&rx, |e| !e.is_empty());
+    assert_eq!(events[0], json!({"name": "channel_occupied", "channel": "retried"}));
+}
