@@ -13,14 +13,14 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use fastwebsockets::upgrade::UpgradeFut;
-use fastwebsockets::{FragmentCollectorRead, Frame, OpCode, Payload, WebSocketError, WebSocketWrite};
+use fastwebsockets::{FragmentCollectorRead, Frame, OpCode, Payload, Role, WebSocketError};
 use hyper::upgrade::Upgraded;
 use hyper_util::rt::TokioIo;
 use sealcast_core::protocol::{
     ChannelKind, ChannelName, ClientFrame, PresenceMember, SigninData, SubscribeData, auth, codes,
     server as frames,
 };
-use tokio::io::WriteHalf;
+use tokio::io::{AsyncWriteExt, WriteHalf};
 use tokio::sync::{mpsc, watch};
 use tracing::{Instrument, debug, info_span, warn};
 
@@ -50,19 +50,21 @@ pub async fn run(state: Arc<ServerState>, app: Result<Arc<App>, Refusal>, upgrad
             return;
         }
     };
-    let mut ws = ws;
-    ws.set_max_message_size(state.config.max_frame_bytes);
-    // Pings and closes come back to us and are answered through the writer,
-    // which owns the write half.
-    ws.set_auto_pong(false);
-    ws.set_auto_close(false);
-    let (read_half, mut write_half) = ws.split(tokio::io::split);
+    // fastwebsockets reads; writes are ours (see `write_loop`), so the raw
+    // stream is split and the library gets only the read half.
+    let (read_stream, mut write_stream) = tokio::io::split(ws.into_inner());
+    let (mut read_half, _) =
+        fastwebsockets::after_handshake_split(read_stream, tokio::io::sink(), Role::Server);
+    read_half.set_max_message_size(state.config.max_frame_bytes);
+    // Pings and closes come back to us and are answered through the writer.
+    read_half.set_auto_pong(false);
+    read_half.set_auto_close(false);
 
     let app = match app {
         Ok(app) => app,
         Err(refusal) => {
             state.metrics.error(refusal.code);
-            let _ = refuse(&mut write_half, refusal).await;
+            let _ = refuse(&mut write_stream, refusal).await;
             return;
         }
     };
@@ -72,11 +74,8 @@ pub async fn run(state: Arc<ServerState>, app: Result<Arc<App>, Refusal>, upgrad
         let (handle, out_rx, close_rx) = ConnHandle::new(socket_id.clone(), state.config.max_outbound_queue);
         if !app.connect(handle.clone()) {
             state.metrics.error(codes::OVER_CONNECTION_QUOTA);
-            let _ = refuse(
-                &mut write_half,
-                Refusal { code: codes::OVER_CONNECTION_QUOTA, message: "over connection quota" },
-            )
-            .await;
+            let refusal = Refusal { code: codes::OVER_CONNECTION_QUOTA, message: "over connection quota" };
+            let _ = refuse(&mut write_stream, refusal).await;
             return;
         }
         state.metrics.connections.inc();
@@ -85,7 +84,7 @@ pub async fn run(state: Arc<ServerState>, app: Result<Arc<App>, Refusal>, upgrad
         let activity = state.config.activity_timeout.as_secs();
         handle.send(Bytes::from(frames::connection_established(&socket_id, activity)), &state.metrics);
 
-        let writer = tokio::spawn(write_loop(write_half, out_rx, close_rx.clone()));
+        let writer = tokio::spawn(write_loop(write_stream, out_rx, close_rx.clone()));
         let mut session = Session {
             state: state.clone(),
             app: app.clone(),
@@ -105,45 +104,88 @@ pub async fn run(state: Arc<ServerState>, app: Result<Arc<App>, Refusal>, upgrad
 }
 
 /// Sends `pusher:error` and a close frame with the refusal's code.
-async fn refuse(
-    write: &mut WebSocketWrite<WriteHalf<Stream>>,
-    refusal: Refusal,
-) -> Result<(), WebSocketError> {
-    let error = frames::error(Some(refusal.code), refusal.message);
-    write.write_frame(Frame::text(Payload::Borrowed(error.as_bytes()))).await?;
-    write.write_frame(Frame::close(refusal.code, refusal.message.as_bytes())).await
+async fn refuse(write: &mut WriteHalf<Stream>, refusal: Refusal) -> std::io::Result<()> {
+    let mut out = Vec::new();
+    encode_frame(&mut out, OpCode::Text, frames::error(Some(refusal.code), refusal.message).as_bytes());
+    encode_close(&mut out, refusal.code, refusal.message);
+    write.write_all(&out).await
 }
 
+/// Largest batch of frames written with one `write` call.
+const MAX_BATCH_BYTES: usize = 64 * 1024;
+
 /// Drains the outbound queue until a close is requested or the socket fails.
+///
+/// Frames already queued are coalesced into one buffer and written with a
+/// single system call: under fan-out load a connection typically has
+/// several frames waiting, and one write per frame would dominate the CPU
+/// time. The buffer starts empty and is released after bursts, so idle
+/// connections hold no write buffer.
 async fn write_loop(
-    mut write: WebSocketWrite<WriteHalf<Stream>>,
+    mut write: WriteHalf<Stream>,
     mut queue: mpsc::Receiver<Bytes>,
     mut close: watch::Receiver<CloseRequest>,
 ) {
+    let mut batch: Vec<u8> = Vec::new();
     loop {
         tokio::select! {
             biased;
             changed = close.changed() => {
                 let request = *close.borrow();
                 if let (Ok(()), Some((code, reason))) = (changed, request) {
-                    let _ = write.write_frame(Frame::close(code, reason.as_bytes())).await;
+                    encode_close(&mut batch, code, reason);
+                    let _ = write.write_all(&batch).await;
                 }
+                let _ = write.shutdown().await;
                 return;
             }
             frame = queue.recv() => {
                 let Some(frame) = frame else { return };
-                let result = if frame.first() == Some(&PONG_MARKER) {
-                    write.write_frame(Frame::pong(Payload::Borrowed(&frame[1..]))).await
-                } else {
-                    write.write_frame(Frame::text(Payload::Borrowed(&frame))).await
-                };
-                if result.is_err() {
+                encode_queued(&mut batch, &frame);
+                while batch.len() < MAX_BATCH_BYTES {
+                    match queue.try_recv() {
+                        Ok(frame) => encode_queued(&mut batch, &frame),
+                        Err(_) => break,
+                    }
+                }
+                if write.write_all(&batch).await.is_err() {
                     return;
+                }
+                batch.clear();
+                if batch.capacity() > 2 * MAX_BATCH_BYTES {
+                    batch = Vec::new();
                 }
             }
         }
     }
 }
+
+/// Appends a queued entry: a text frame, or a pong (see [`PONG_MARKER`]).
+fn encode_queued(out: &mut Vec<u8>, entry: &[u8]) {
+    match entry.split_first() {
+        Some((&PONG_MARKER, payload)) => encode_frame(out, OpCode::Pong, payload),
+        _ => encode_frame(out, OpCode::Text, entry),
+    }
+}
+
+/// Appends one unmasked, unfragmented server frame (RFC 6455 §5.2).
+fn encode_frame(out: &mut Vec<u8>, opcode: OpCode, payload: &[u8]) {
+    let mut frame = Frame::new(true, opcode, None, Payload::Borrowed(payload));
+    let mut head = [0u8; MAX_HEAD_SIZE];
+    let len = frame.fmt_head(&mut head);
+    out.extend_from_slice(&head[..len]);
+    out.extend_from_slice(payload);
+}
+
+fn encode_close(out: &mut Vec<u8>, code: u16, reason: &str) {
+    let mut payload = Vec::with_capacity(2 + reason.len());
+    payload.extend_from_slice(&code.to_be_bytes());
+    payload.extend_from_slice(reason.as_bytes());
+    encode_frame(out, OpCode::Close, &payload);
+}
+
+/// A frame header is at most 14 bytes (2 + 8 length + 4 mask).
+const MAX_HEAD_SIZE: usize = 14;
 
 /// Queue entries are text frames, except WebSocket pongs, which are queued
 /// with this first byte (a text frame is JSON and starts with `{`).

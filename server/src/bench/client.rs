@@ -134,8 +134,19 @@ impl Publisher {
         Ok(Publisher { sender, target: target.clone(), authority })
     }
 
-    /// Publishes one event; returns the HTTP status.
+    /// Publishes one event; returns the HTTP status. A server that closed
+    /// the keep-alive connection gets one reconnect and retry.
     pub async fn publish(&mut self, channel: &str, event: &str, data: &str) -> Result<u16, CliError> {
+        match self.publish_once(channel, event, data).await {
+            Err(_) if self.sender.is_closed() => {
+                *self = Publisher::connect(&self.target).await?;
+                self.publish_once(channel, event, data).await
+            }
+            outcome => outcome,
+        }
+    }
+
+    async fn publish_once(&mut self, channel: &str, event: &str, data: &str) -> Result<u16, CliError> {
         let body = json!({"name": event, "channel": channel, "data": data}).to_string();
         let path = format!("/apps/{}/events", self.target.app_id);
         let timestamp =

@@ -150,7 +150,12 @@ pub async fn run(args: FanoutArgs) -> Result<(), CliError> {
         data.push_str(&padding[..args.payload.saturating_sub(data.len())]);
         match publisher.publish(&args.channel, "bench", &data).await {
             Ok(200) => {}
-            Ok(_) | Err(_) => publish_errors += 1,
+            outcome => {
+                if publish_errors == 0 {
+                    eprintln!("first publish error: {outcome:?}");
+                }
+                publish_errors += 1;
+            }
         }
     }
     let published_in = start.elapsed();
