@@ -114,6 +114,8 @@ pub struct Publisher {
     sender: http1::SendRequest<Full<Bytes>>,
     target: Target,
     authority: String,
+    /// The server said `connection: close`.
+    reconnect: bool,
 }
 
 impl Publisher {
@@ -131,14 +133,19 @@ impl Publisher {
             let _ = conn.await;
         });
         tokio::spawn(driver);
-        Ok(Publisher { sender, target: target.clone(), authority })
+        Ok(Publisher { sender, target: target.clone(), authority, reconnect: false })
     }
 
-    /// Publishes one event; returns the HTTP status. A server that closed
-    /// the keep-alive connection gets one reconnect and retry.
+    /// Publishes one event; returns the HTTP status. Servers that close
+    /// the connection after each response (Sockudo answers the HTTP API
+    /// with `connection: close`) get a fresh connection per request; a
+    /// transport error gets one reconnect and retry.
     pub async fn publish(&mut self, channel: &str, event: &str, data: &str) -> Result<u16, CliError> {
+        if self.reconnect || self.sender.is_closed() {
+            *self = Publisher::connect(&self.target).await?;
+        }
         match self.publish_once(channel, event, data).await {
-            Err(_) if self.sender.is_closed() => {
+            Err(_) => {
                 *self = Publisher::connect(&self.target).await?;
                 self.publish_once(channel, event, data).await
             }
@@ -164,6 +171,7 @@ impl Publisher {
         let response =
             self.sender.send_request(request).await.map_err(|e| CliError::Bench(format!("publish: {e}")))?;
         let status = response.status().as_u16();
+        self.reconnect = response.headers().get(header::CONNECTION).is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"close"));
         // Drain the small body so the connection can be reused.
         let _ = http_body_util::BodyExt::collect(response.into_body()).await;
         Ok(status)
