@@ -18,8 +18,11 @@ CONFIG=$PWD/scripts/bench/sockudo-bench.toml
 
 wait_port() { for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/6001) 2>/dev/null && return 0; sleep 0.1; done; return 1; }
 
+port_busy() { (exec 3<>/dev/tcp/127.0.0.1/6001) 2>/dev/null; }
+
 run_one() {
     local name=$1; shift
+    if port_busy; then echo "127.0.0.1:6001 is already in use: stop that server first" >&2; exit 1; fi
     "$@" >/tmp/bench-server-$name.log 2>&1 &
     local pid=$!
     wait_port || { echo "$name did not start" >&2; kill $pid; return 1; }
