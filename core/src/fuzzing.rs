@@ -42,6 +42,22 @@ pub fn envelope_round_trip(data: &[u8]) {
     assert_eq!(opened, value);
 }
 
+/// Untrusted bytes as a client WebSocket frame: parse it the way the relay
+/// does (frame, subscribe data, channel name, presence member).
+pub fn frame_decode(data: &[u8]) {
+    use crate::protocol::{ChannelName, ClientFrame, PresenceMember, SubscribeData};
+    let Ok(frame) = ClientFrame::parse(data) else { return };
+    let _ = frame.channel_name();
+    if let Ok(subscribe) = frame.data_as::<SubscribeData>() {
+        if let Ok(channel) = ChannelName::parse(&subscribe.channel) {
+            assert!(!channel.as_str().is_empty() && channel.as_str().len() <= 200);
+        }
+        if let Some(channel_data) = subscribe.channel_data {
+            let _ = PresenceMember::parse(&channel_data);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::path::Path;
@@ -54,6 +70,7 @@ mod tests {
         for (target, run) in [
             ("envelope_open", super::envelope_open as fn(&[u8])),
             ("envelope_round_trip", super::envelope_round_trip),
+            ("frame_decode", super::frame_decode),
         ] {
             // Only the committed seeds: a local fuzzing run may be rewriting the rest.
             for entry in std::fs::read_dir(root.join(target)).expect("corpus directory") {

@@ -7,17 +7,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-mod bench;
-mod cli;
-mod config;
-mod connection;
-mod http_api;
-mod hub;
-mod jwt;
-mod metrics;
-mod server;
-mod state;
-mod webhooks;
+use sealcast_server::{bench, cli};
 
 /// sealcast: end-to-end-encrypted realtime pub/sub.
 #[derive(Parser)]

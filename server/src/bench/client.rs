@@ -171,7 +171,10 @@ impl Publisher {
         let response =
             self.sender.send_request(request).await.map_err(|e| CliError::Bench(format!("publish: {e}")))?;
         let status = response.status().as_u16();
-        self.reconnect = response.headers().get(header::CONNECTION).is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"close"));
+        self.reconnect = response
+            .headers()
+            .get(header::CONNECTION)
+            .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"close"));
         // Drain the small body so the connection can be reused.
         let _ = http_body_util::BodyExt::collect(response.into_body()).await;
         Ok(status)

@@ -1,0 +1,22 @@
+//! sealcast-server: the blind realtime relay behind the `sealcast` binary.
+//!
+//! A library so that the binary, the load generator and the fuzz targets
+//! share one implementation; the supported interface is the binary
+//! (`docs/cli.md`, `docs/protocol.md`). See `docs/architecture.md` for what
+//! each module owns.
+
+pub mod bench;
+pub mod cli;
+pub mod config;
+pub mod connection;
+pub mod http_api;
+pub mod hub;
+pub mod jwt;
+pub mod metrics;
+pub mod server;
+pub mod state;
+pub mod webhooks;
+
+#[cfg(any(fuzzing, test))]
+#[doc(hidden)]
+pub mod fuzzing;
