@@ -78,3 +78,28 @@ async fn terminate_connections_closes_the_users_sockets() {
         "mallory"
     );
 }
+
+#[tokio::test]
+async fn apps_are_isolated() {
+    let server =
+        Server::start("", "[[apps]]\nid = \"other-app\"\nkey = \"other-key\"\nsecret = \"other-secret\"\n");
+    let mut mine = server.client().await;
+    mine.join("news", None).await;
+    let mut theirs = common::Client::connect(&server.ws_url("other-key", "protocol=7")).await;
+    theirs.expect_event("pusher:connection_established").await;
+    theirs.send(json!({"event": "pusher:subscribe", "data": {"channel": "news"}})).await;
+    theirs.expect_event("pusher_internal:subscription_succeeded").await;
+
+    assert_eq!(server.publish("news", "only-mine", "x").0, 200);
+    mine.expect_event("only-mine").await;
+    assert!(theirs.next_within(std::time::Duration::from_millis(300)).await.is_none(), "event crossed apps");
+
+    // The other app's API does not accept this app's credentials.
+    let path = "/apps/other-app/channels";
+    let query = common::signed_query("GET", path, &[], b"", APP_SECRET, now());
+    assert_eq!(http(server.port, "GET", &format!("{path}?{query}"), "").0, 401);
+    // And this app's channel list does not show the other app's subscribers.
+    let (_, body) =
+        server.api("GET", &format!("/apps/{APP_ID}/channels/news"), &[("info", "subscription_count")], "");
+    assert_eq!(serde_json::from_str::<Value>(&body).unwrap()["subscription_count"], 1);
+}
