@@ -29,6 +29,7 @@
 //! ```
 
 pub mod crypto;
+pub mod ot;
 pub mod protocol;
 
 #[cfg(any(fuzzing, test))]

@@ -1,0 +1,115 @@
+//! The Delta JSON form: `{"ops":[{"insert":"text","attributes":{…}},
+//! {"insert":{"image":"…"}},{"retain":3,"attributes":{"bold":null}},{"delete":2}]}`.
+//!
+//! Parsing is strict (typed errors, never a panic) and normalizes the way
+//! quill-delta's builder does: ops are pushed one by one, so adjacent ops
+//! merge and empty attribute objects disappear.
+
+use serde_json::{Map, Value, json};
+
+use super::{Delta, Insert, Op, OtError};
+
+/// Most ops accepted in one delta.
+pub const MAX_OPS: usize = 100_000;
+
+/// Largest op length accepted (JavaScript's largest safe integer).
+const MAX_LENGTH: u64 = (1 << 53) - 1;
+
+impl Delta {
+    /// Parses `{"ops": [...]}` or a bare `[...]` of ops.
+    pub fn from_json(value: &Value) -> Result<Delta, OtError> {
+        let ops = match value {
+            Value::Array(ops) => ops,
+            Value::Object(map) => map
+                .get("ops")
+                .and_then(Value::as_array)
+                .ok_or(OtError::Malformed("expected {\"ops\": [...]}"))?,
+            _ => return Err(OtError::Malformed("expected {\"ops\": [...]}")),
+        };
+        if ops.len() > MAX_OPS {
+            return Err(OtError::Oversize("more than 100000 ops"));
+        }
+        let mut delta = Delta::new();
+        for op in ops {
+            delta.push(parse_op(op)?);
+        }
+        Ok(delta)
+    }
+
+    /// Parses the JSON text of a delta.
+    pub fn from_json_str(text: &str) -> Result<Delta, OtError> {
+        Delta::from_json(&serde_json::from_str(text).map_err(|_| OtError::Malformed("not JSON"))?)
+    }
+
+    /// The JSON form `{"ops": [...]}`.
+    pub fn to_json(&self) -> Value {
+        let ops: Vec<Value> = self.ops().iter().map(op_to_json).collect();
+        json!({ "ops": ops })
+    }
+}
+
+fn parse_op(value: &Value) -> Result<Op, OtError> {
+    let map = value.as_object().ok_or(OtError::Malformed("an op must be a JSON object"))?;
+    let attributes = match map.get("attributes") {
+        None | Some(Value::Null) => None,
+        Some(Value::Object(attrs)) if attrs.is_empty() => None,
+        Some(Value::Object(attrs)) => Some(attrs.clone()),
+        Some(_) => return Err(OtError::InvalidAttributes("`attributes` must be a JSON object")),
+    };
+    let kinds = ["insert", "retain", "delete"].iter().filter(|k| map.contains_key(**k)).count();
+    if kinds != 1 {
+        return Err(OtError::Malformed("an op has exactly one of insert, retain, delete"));
+    }
+    if map.keys().any(|k| !matches!(k.as_str(), "insert" | "retain" | "delete" | "attributes")) {
+        return Err(OtError::Malformed("unknown member in op"));
+    }
+    if let Some(insert) = map.get("insert") {
+        let insert = match insert {
+            Value::String(text) if text.is_empty() => return Err(OtError::InvalidLength("empty insert")),
+            Value::String(text) => Insert::text(text.as_str()),
+            Value::Object(embed) if !embed.is_empty() => Insert::Embed(embed.clone()),
+            _ => return Err(OtError::InvalidEmbed("an insert is a non-empty string or a non-empty object")),
+        };
+        return Ok(Op::Insert { insert, attributes });
+    }
+    if let Some(retain) = map.get("retain") {
+        if retain.is_object() {
+            return Err(OtError::InvalidEmbed("embed retains are not supported"));
+        }
+        return Ok(Op::Retain { n: length(retain)?, attributes });
+    }
+    if attributes.is_some() {
+        return Err(OtError::InvalidAttributes("a delete has no attributes"));
+    }
+    Ok(Op::Delete(length(map.get("delete").unwrap_or(&Value::Null))?))
+}
+
+fn length(value: &Value) -> Result<usize, OtError> {
+    match value.as_u64() {
+        Some(0) | None => Err(OtError::InvalidLength("retain and delete take a positive integer")),
+        Some(n) if n > MAX_LENGTH => Err(OtError::Oversize("length over 2^53 - 1")),
+        Some(n) => usize::try_from(n).map_err(|_| OtError::Oversize("length does not fit this platform")),
+    }
+}
+
+fn op_to_json(op: &Op) -> Value {
+    let mut map = Map::new();
+    match op {
+        Op::Insert { insert: Insert::Text { text, .. }, .. } => {
+            map.insert("insert".into(), Value::String(text.clone()));
+        }
+        Op::Insert { insert: Insert::Embed(embed), .. } => {
+            map.insert("insert".into(), Value::Object(embed.clone()));
+        }
+        Op::Retain { n, .. } => {
+            map.insert("retain".into(), json!(n));
+        }
+        Op::Delete(n) => {
+            map.insert("delete".into(), json!(n));
+        }
+    }
+    if let Some(attributes) = op.attributes() {
+        map.insert("attributes".into(), Value::Object(attributes.clone()));
+    }
+    Value::Object(map)
+}
