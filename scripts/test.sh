@@ -41,6 +41,10 @@ install_prerequisites() {
         log "npm ci (pusher-js, pusher) in tests/interop"
         (cd tests/interop && npm ci --no-audit --no-fund)
     fi
+    if [ ! -d tests/ot-diff/node_modules/quill-delta ]; then
+        log "npm ci (quill-delta) in tests/ot-diff"
+        (cd tests/ot-diff && npm ci --no-audit --no-fund)
+    fi
     if ! python3 -c 'import cryptography' 2>/dev/null; then
         log "pip install cryptography"
         python3 -m pip install --quiet 'cryptography>=41' || python3 -m pip install --quiet --break-system-packages 'cryptography>=41'
@@ -57,6 +61,9 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 
 log "cargo test --workspace"
 cargo test --workspace --locked
+
+log "OT: differential test against quill-delta (120,000 random cases)"
+OT_DIFF_ITERATIONS=${OT_DIFF_ITERATIONS:-20000} cargo test --locked -p sealcast-core --test quill_differential -- --ignored --nocapture
 
 log "interop: pusher-js and the pusher server library against sealcast serve"
 cargo build --locked -p sealcast-server
