@@ -66,7 +66,10 @@ log "OT: differential test against quill-delta (120,000 random cases)"
 OT_DIFF_ITERATIONS=${OT_DIFF_ITERATIONS:-20000} cargo test --locked -p sealcast-core --test quill_differential -- --ignored --nocapture
 
 log "interop: pusher-js and the pusher server library against sealcast serve"
-cargo build --locked -p sealcast-server
+# `cargo test --workspace` above built target/debug/sealcast for the server's
+# integration tests; a separate `cargo build` would rebuild dependencies with
+# a different feature set for nothing.
+[ -x target/debug/sealcast ] || cargo build --locked -p sealcast-server
 (cd tests/interop && SEALCAST_BIN="$PWD/../../target/debug/sealcast" node --test)
 
 log "envelope vectors, independent Python implementation"
