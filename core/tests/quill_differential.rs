@@ -18,11 +18,15 @@ use serde_json::Value;
 #[ignore = "needs node and tests/ot-diff/node_modules; run by scripts/test.sh"]
 fn matches_quill_delta_on_random_cases() {
     let seed: u32 = std::env::var("OT_DIFF_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or_else(|| {
-        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos();
+        let nanos =
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos();
         nanos | 1
     });
-    let iterations: usize = std::env::var("OT_DIFF_ITERATIONS").ok().and_then(|s| s.parse().ok()).unwrap_or(20_000);
-    println!("quill-delta differential: seed {seed}, {iterations} iterations (OT_DIFF_SEED={seed} to reproduce)");
+    let iterations: usize =
+        std::env::var("OT_DIFF_ITERATIONS").ok().and_then(|s| s.parse().ok()).unwrap_or(20_000);
+    println!(
+        "quill-delta differential: seed {seed}, {iterations} iterations (OT_DIFF_SEED={seed} to reproduce)"
+    );
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/ot-diff");
     let mut child = Command::new("node")
         .arg("generate.js")
@@ -41,14 +45,18 @@ fn matches_quill_delta_on_random_cases() {
         }
         let case: Value = serde_json::from_str(&line).unwrap();
         let kind = case["k"].as_str().unwrap().to_owned();
-        let delta = |key: &str| Delta::from_json(&case[key]).unwrap_or_else(|e| panic!("{key} of {line}: {e}"));
+        let delta =
+            |key: &str| Delta::from_json(&case[key]).unwrap_or_else(|e| panic!("{key} of {line}: {e}"));
         let ok = match kind.as_str() {
             "compose" => delta("a").compose(&delta("b")).map(|r| r == delta("r")),
-            "transform" => delta("a").transform(&delta("b"), case["p"].as_bool().unwrap()).map(|r| r == delta("r")),
+            "transform" => {
+                delta("a").transform(&delta("b"), case["p"].as_bool().unwrap()).map(|r| r == delta("r"))
+            }
             "invert" => delta("a").invert(&delta("b")).map(|r| r == delta("r")),
             "position" => {
                 let index = case["i"].as_u64().unwrap() as usize;
-                Ok(delta("a").transform_position(index, case["p"].as_bool().unwrap()) as u64 == case["r"].as_u64().unwrap())
+                Ok(delta("a").transform_position(index, case["p"].as_bool().unwrap()) as u64
+                    == case["r"].as_u64().unwrap())
             }
             other => panic!("unknown case kind {other}"),
         };
@@ -57,7 +65,10 @@ fn matches_quill_delta_on_random_cases() {
             failures.push(format!("{ok:?}: {line}"));
         }
     }
-    assert!(child.wait().unwrap().success(), "generator failed (is quill-delta installed? cd tests/ot-diff && npm ci)");
+    assert!(
+        child.wait().unwrap().success(),
+        "generator failed (is quill-delta installed? cd tests/ot-diff && npm ci)"
+    );
     let total: usize = counts.values().sum();
     println!("checked {total} cases: {counts:?}");
     assert!(failures.is_empty(), "seed {seed}: mismatches with quill-delta:\n{}", failures.join("\n"));
