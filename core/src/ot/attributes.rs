@@ -1,30 +1,40 @@
 //! Formatting attributes (`{"bold": true, "link": "…"}`) and quill-delta's
 //! `AttributeMap` rules for combining them. `null` removes an attribute.
 
+use std::sync::Arc;
+
 use serde_json::{Map, Value};
 
 /// An op's attributes: a JSON object, never empty (empty means "none").
 pub type Attributes = Map<String, Value>;
 
+/// Attributes as ops hold them: shared, so slicing and composing ops
+/// copies a pointer, not a map.
+pub(crate) type Shared = Arc<Attributes>;
+
 /// `AttributeMap.compose(a, b, keepNull)`: `b` over `a`; nulls dropped
 /// unless `keep_null` (composing onto a retain keeps "remove" markers).
-pub(crate) fn compose(a: Option<&Attributes>, b: Option<&Attributes>, keep_null: bool) -> Option<Attributes> {
-    let mut out = Attributes::new();
-    if let Some(b) = b {
-        for (key, value) in b {
-            if keep_null || !value.is_null() {
-                out.insert(key.clone(), value.clone());
+pub(crate) fn compose(a: Option<&Shared>, b: Option<&Shared>, keep_null: bool) -> Option<Shared> {
+    let has_null = |map: &Attributes| map.values().any(Value::is_null);
+    match (a, b) {
+        // quill copies every key of `a` (nulls included) when `b` is absent.
+        (a, None) => a.cloned(),
+        (None, Some(b)) if keep_null || !has_null(b) => Some(b.clone()),
+        (a, Some(b)) => {
+            let mut out = Attributes::new();
+            for (key, value) in b.iter() {
+                if keep_null || !value.is_null() {
+                    out.insert(key.clone(), value.clone());
+                }
             }
+            for (key, value) in a.map(|a| a.iter()).into_iter().flatten() {
+                if !b.contains_key(key) {
+                    out.insert(key.clone(), value.clone());
+                }
+            }
+            non_empty(out)
         }
     }
-    if let Some(a) = a {
-        for (key, value) in a {
-            if b.is_none_or(|b| !b.contains_key(key)) {
-                out.insert(key.clone(), value.clone());
-            }
-        }
-    }
-    non_empty(out)
 }
 
 /// `AttributeMap.invert(attr, base)`: the attributes that undo `attr`
@@ -51,11 +61,7 @@ pub(crate) fn invert(attr: Option<&Attributes>, base: Option<&Attributes>) -> At
 
 /// `AttributeMap.transform(a, b, priority)`: `b`'s attributes as seen
 /// after `a`; with priority, `a` wins on keys both set.
-pub(crate) fn transform(
-    a: Option<&Attributes>,
-    b: Option<&Attributes>,
-    priority: bool,
-) -> Option<Attributes> {
+pub(crate) fn transform(a: Option<&Shared>, b: Option<&Shared>, priority: bool) -> Option<Shared> {
     let Some(a) = a else { return b.cloned() };
     let b = b?;
     if !priority {
@@ -76,8 +82,8 @@ fn strictly_different(a: &Value, b: &Value) -> bool {
     }
 }
 
-fn non_empty(map: Attributes) -> Option<Attributes> {
-    (!map.is_empty()).then_some(map)
+fn non_empty(map: Attributes) -> Option<Shared> {
+    (!map.is_empty()).then(|| Arc::new(map))
 }
 
 #[cfg(test)]
@@ -86,8 +92,8 @@ mod tests {
 
     use super::*;
 
-    fn attrs(v: Value) -> Attributes {
-        v.as_object().unwrap().clone()
+    fn attrs(v: Value) -> Shared {
+        Arc::new(v.as_object().unwrap().clone())
     }
 
     #[test]
@@ -106,7 +112,7 @@ mod tests {
     fn invert_rules() {
         let attr = attrs(json!({"bold": true, "italic": null}));
         let base = attrs(json!({"italic": true, "color": "red"}));
-        assert_eq!(invert(Some(&attr), Some(&base)), attrs(json!({"italic": true, "bold": null})));
+        assert_eq!(invert(Some(&*attr), Some(&*base)), *attrs(json!({"italic": true, "bold": null})));
     }
 
     #[test]

@@ -3,6 +3,8 @@
 //! differences: surrogate pairs and embed retains).
 
 use super::OtError;
+use std::sync::Arc;
+
 use super::attributes::{self, Attributes};
 use super::iter::{Kind, OpIter};
 use super::op::{Insert, Op};
@@ -41,7 +43,7 @@ impl Delta {
         if text.is_empty() {
             return self;
         }
-        self.push(Op::Insert { insert: Insert::text(text), attributes: attributes.filter(|a| !a.is_empty()) })
+        self.push(Op::Insert { insert: Insert::text(text), attributes: shared(attributes) })
     }
 
     /// Appends an insert.
@@ -49,7 +51,7 @@ impl Delta {
         if insert.is_empty() {
             return self;
         }
-        self.push(Op::Insert { insert, attributes: attributes.filter(|a| !a.is_empty()) })
+        self.push(Op::Insert { insert, attributes: shared(attributes) })
     }
 
     /// Appends a retain (ignored when zero).
@@ -57,7 +59,7 @@ impl Delta {
         if n == 0 {
             return self;
         }
-        self.push(Op::Retain { n, attributes: attributes.filter(|a| !a.is_empty()) })
+        self.push(Op::Retain { n, attributes: shared(attributes) })
     }
 
     /// Appends a delete (ignored when zero).
@@ -71,18 +73,25 @@ impl Delta {
     /// quill-delta's `push`: merge with the previous op when possible;
     /// inserts go before a trailing delete.
     pub fn push(&mut self, new_op: Op) -> &mut Delta {
+        self.push_op(new_op);
+        self
+    }
+
+    /// [`Delta::push`]; true when the op was appended as is at the end
+    /// (quill-delta's "last op equals the op just pushed").
+    fn push_op(&mut self, new_op: Op) -> bool {
         let mut index = self.ops.len();
         if let Some(last) = self.ops.last() {
             if let (Op::Delete(new), Op::Delete(old)) = (&new_op, last) {
                 let merged = old.saturating_add(*new);
                 self.ops[index - 1] = Op::Delete(merged);
-                return self;
+                return false;
             }
             if matches!(last, Op::Delete(_)) && matches!(new_op, Op::Insert { .. }) {
                 index -= 1;
                 if index == 0 {
                     self.ops.insert(0, new_op);
-                    return self;
+                    return false;
                 }
             }
             let last = &self.ops[index - 1];
@@ -95,12 +104,12 @@ impl Delta {
                         let text = format!("{old}{new}");
                         self.ops[index - 1] =
                             Op::Insert { insert: Insert::text(text), attributes: attributes.clone() };
-                        return self;
+                        return false;
                     }
                     (Op::Retain { n: new, attributes }, Op::Retain { n: old, .. }) => {
                         self.ops[index - 1] =
                             Op::Retain { n: old.saturating_add(*new), attributes: attributes.clone() };
-                        return self;
+                        return false;
                     }
                     _ => {}
                 }
@@ -108,10 +117,11 @@ impl Delta {
         }
         if index == self.ops.len() {
             self.ops.push(new_op);
+            true
         } else {
             self.ops.insert(index, new_op);
+            false
         }
-        self
     }
 
     /// Drops a trailing plain retain (it changes nothing).
@@ -213,13 +223,13 @@ impl Delta {
                             // Deletes in `self` were consumed by the branch above.
                             Op::Delete(_) => continue,
                         };
-                        delta.push(new_op.clone());
+                        let appended = delta.push_op(new_op);
                         // Optimization (and output shape) of quill-delta: if the
                         // rest of `other` is an endless retain, the rest of `self`
                         // follows verbatim.
-                        if !other_iter.has_next() && delta.ops.last() == Some(&new_op) {
-                            let rest = Delta { ops: this_iter.rest()? };
-                            return Ok(delta.concat(&rest).chop());
+                        if !other_iter.has_next() && appended {
+                            let rest = this_iter.rest()?;
+                            return Ok(delta.concat_ops(rest).chop());
                         }
                     }
                     (Op::Retain { .. }, delete @ Op::Delete(_)) => {
@@ -235,12 +245,16 @@ impl Delta {
 
     /// `self` followed by `other`'s ops (the first one merged).
     pub fn concat(&self, other: &Delta) -> Delta {
-        let mut delta = self.clone();
-        if let Some((first, rest)) = other.ops.split_first() {
-            delta.push(first.clone());
-            delta.ops.extend_from_slice(rest);
+        self.clone().concat_ops(other.ops.clone())
+    }
+
+    fn concat_ops(mut self, ops: Vec<Op>) -> Delta {
+        let mut ops = ops.into_iter();
+        if let Some(first) = ops.next() {
+            self.push(first);
+            self.ops.extend(ops);
         }
-        delta
+        self
     }
 
     /// The delta that undoes `self` applied to the document `base`.
@@ -306,9 +320,14 @@ impl Delta {
                         delta.push(delete);
                     }
                     (this_op, other_op) => {
-                        let attrs =
-                            attributes::transform(this_op.attributes(), other_op.attributes(), priority);
-                        delta.retain(length, attrs);
+                        let attrs = attributes::transform(
+                            this_op.shared_attributes(),
+                            other_op.shared_attributes(),
+                            priority,
+                        );
+                        if length > 0 {
+                            delta.push(Op::Retain { n: length, attributes: attrs });
+                        }
                     }
                 }
             }
@@ -346,6 +365,11 @@ impl Delta {
         }
         self.compose(change)
     }
+}
+
+/// Builder attributes as ops hold them (empty means none).
+fn shared(attributes: Option<Attributes>) -> Option<Arc<Attributes>> {
+    attributes.filter(|a| !a.is_empty()).map(Arc::new)
 }
 
 #[cfg(test)]

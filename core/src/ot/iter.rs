@@ -56,10 +56,15 @@ impl<'a> OpIter<'a> {
         Ok(match op {
             Op::Delete(_) => Op::Delete(length),
             Op::Retain { attributes, .. } => Op::Retain { n: length, attributes: attributes.clone() },
-            Op::Insert { insert: Insert::Text { text, .. }, attributes } => Op::Insert {
-                insert: Insert::text(utf16_slice(text, offset, length)?),
-                attributes: attributes.clone(),
-            },
+            Op::Insert { insert: Insert::Text { text, len }, attributes } => {
+                // A whole op is cloned; a piece is cut, its UTF-16 length already known.
+                let text = if offset == 0 && length == *len {
+                    text.clone()
+                } else {
+                    utf16_slice(text, offset, length)?.to_owned()
+                };
+                Op::Insert { insert: Insert::Text { text, len: length }, attributes: attributes.clone() }
+            }
             Op::Insert { insert, attributes } => {
                 Op::Insert { insert: insert.clone(), attributes: attributes.clone() }
             }

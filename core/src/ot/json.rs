@@ -53,7 +53,7 @@ fn parse_op(value: &Value) -> Result<Op, OtError> {
     let attributes = match map.get("attributes") {
         None | Some(Value::Null) => None,
         Some(Value::Object(attrs)) if attrs.is_empty() => None,
-        Some(Value::Object(attrs)) => Some(attrs.clone()),
+        Some(Value::Object(attrs)) => Some(std::sync::Arc::new(attrs.clone())),
         Some(_) => return Err(OtError::InvalidAttributes("`attributes` must be a JSON object")),
     };
     let kinds = ["insert", "retain", "delete"].iter().filter(|k| map.contains_key(**k)).count();

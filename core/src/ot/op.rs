@@ -1,5 +1,7 @@
 //! [`Op`] and [`Insert`], with UTF-16 lengths and slicing.
 
+use std::sync::Arc;
+
 use serde_json::{Map, Value};
 
 use super::{Attributes, OtError};
@@ -47,15 +49,15 @@ pub enum Op {
     Insert {
         /// What to insert.
         insert: Insert,
-        /// Its formatting.
-        attributes: Option<Attributes>,
+        /// Its formatting (shared: slicing an op never copies the map).
+        attributes: Option<Arc<Attributes>>,
     },
     /// Keep `n` units, optionally changing their attributes.
     Retain {
         /// Units kept.
         n: usize,
         /// Attribute changes (`null` removes).
-        attributes: Option<Attributes>,
+        attributes: Option<Arc<Attributes>>,
     },
     /// Remove `n` units.
     Delete(usize),
@@ -76,10 +78,18 @@ impl Op {
         self.len() == 0
     }
 
+    /// The op's attributes, shared.
+    pub(crate) fn shared_attributes(&self) -> Option<&Arc<Attributes>> {
+        match self {
+            Op::Insert { attributes, .. } | Op::Retain { attributes, .. } => attributes.as_ref(),
+            Op::Delete(_) => None,
+        }
+    }
+
     /// The op's attributes.
     pub fn attributes(&self) -> Option<&Attributes> {
         match self {
-            Op::Insert { attributes, .. } | Op::Retain { attributes, .. } => attributes.as_ref(),
+            Op::Insert { attributes, .. } | Op::Retain { attributes, .. } => attributes.as_deref(),
             Op::Delete(_) => None,
         }
     }
