@@ -14,7 +14,10 @@ use sealcast_core::ot::Delta;
 use serde_json::Value;
 use std::hint::black_box;
 
-fn load() -> (Vec<(Delta, Delta)>, Vec<(Delta, Delta)>) {
+/// Delta pairs to combine.
+type Pairs = Vec<(Delta, Delta)>;
+
+fn load() -> (Pairs, Pairs) {
     let path = std::env::var("OT_BENCH_CASES").unwrap_or_else(|_| "../target/ot-bench-cases.jsonl".into());
     let text = std::fs::read_to_string(&path)
         .unwrap_or_else(|_| panic!("{path}: generate it first (see the file header)"));
