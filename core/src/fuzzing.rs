@@ -58,6 +58,28 @@ pub fn frame_decode(data: &[u8]) {
     }
 }
 
+/// Untrusted bytes as `[document, change, other change]` deltas: parse,
+/// apply, compose, transform, invert. Errors are expected; panics are bugs,
+/// and every successful result must hold OT's invariants.
+pub fn ot_apply(data: &[u8]) {
+    use crate::ot::Delta;
+    let Ok(Value::Array(parts)) = serde_json::from_slice::<Value>(data) else { return };
+    let mut deltas = parts.iter().filter_map(|part| Delta::from_json(part).ok());
+    let (Some(doc), Some(a)) = (deltas.next(), deltas.next()) else { return };
+    let b = deltas.next().unwrap_or_default();
+    let _ = doc.compose(&a);
+    let _ = a.transform_position(doc.len(), true);
+    let Ok(after) = doc.apply(&a) else { return };
+    if let Ok(inverse) = a.invert(&doc) {
+        assert_eq!(after.apply(&inverse).ok().as_ref(), Some(&doc), "invert must undo");
+    }
+    if let (Ok(b_after_a), Ok(a_after_b), Ok(after_b)) = (a.transform(&b, true), b.transform(&a, false), doc.apply(&b)) {
+        if let (Ok(left), Ok(right)) = (after.apply(&b_after_a), after_b.apply(&a_after_b)) {
+            assert_eq!(left, right, "TP1");
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::path::Path;
@@ -71,6 +93,7 @@ mod tests {
             ("envelope_open", super::envelope_open as fn(&[u8])),
             ("envelope_round_trip", super::envelope_round_trip),
             ("frame_decode", super::frame_decode),
+            ("ot_apply", super::ot_apply),
         ] {
             // Only the committed seeds: a local fuzzing run may be rewriting the rest.
             for entry in std::fs::read_dir(root.join(target)).expect("corpus directory") {
