@@ -73,10 +73,11 @@ pub fn ot_apply(data: &[u8]) {
     if let Ok(inverse) = a.invert(&doc) {
         assert_eq!(after.apply(&inverse).ok().as_ref(), Some(&doc), "invert must undo");
     }
-    if let (Ok(b_after_a), Ok(a_after_b), Ok(after_b)) = (a.transform(&b, true), b.transform(&a, false), doc.apply(&b)) {
-        if let (Ok(left), Ok(right)) = (after.apply(&b_after_a), after_b.apply(&a_after_b)) {
-            assert_eq!(left, right, "TP1");
-        }
+    if let (Ok(b_after_a), Ok(a_after_b), Ok(after_b)) =
+        (a.transform(&b, true), b.transform(&a, false), doc.apply(&b))
+        && let (Ok(left), Ok(right)) = (after.apply(&b_after_a), after_b.apply(&a_after_b))
+    {
+        assert_eq!(left, right, "TP1");
     }
 }
 

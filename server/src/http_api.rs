@@ -87,7 +87,7 @@ fn verify_signature(
         return Err("auth_timestamp is outside the allowed window: check the clock");
     }
     if !body.is_empty() {
-        let expected = hex(&Md5::digest(body));
+        let expected = auth::hex(&Md5::digest(body));
         if get("body_md5").as_deref() != Some(expected.as_str()) {
             return Err("body_md5 does not match the body");
         }
@@ -273,17 +273,15 @@ pub fn text(status: StatusCode, message: &str) -> HttpResponse {
     response
 }
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-/// The signed query string for an HTTP API request, as Pusher's server
-/// libraries build it (used by `sealcast bench` to publish).
+/// The signed query string for an HTTP API request with `extra` query
+/// parameters, as Pusher's server libraries build it (used by `sealcast
+/// bench` to publish, and by the tests).
 pub fn signed_query(
     key: &str,
     secret: &str,
     method: &str,
     path: &str,
+    extra: &[(&str, &str)],
     body: &[u8],
     timestamp: u64,
 ) -> String {
@@ -293,8 +291,9 @@ pub fn signed_query(
         ("auth_version".into(), "1.0".into()),
     ];
     if !body.is_empty() {
-        params.push(("body_md5".into(), hex(&Md5::digest(body))));
+        params.push(("body_md5".into(), auth::hex(&Md5::digest(body))));
     }
+    params.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
     params.sort();
     let query = params.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join("&");
     let signature = auth::hmac_hex(secret, format!("{method}\n{path}\n{query}").as_bytes());

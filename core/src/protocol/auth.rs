@@ -105,7 +105,8 @@ fn mac(secret: &str) -> Hmac<Sha256> {
     <Hmac<Sha256> as KeyInit>::new_from_slice(secret.as_bytes()).expect("HMAC accepts keys of any length")
 }
 
-fn hex(bytes: &[u8]) -> String {
+/// Lowercase hex of `bytes` (the encoding of every Pusher signature).
+pub fn hex(bytes: &[u8]) -> String {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
     let mut out = String::with_capacity(bytes.len() * 2);
     for b in bytes {

@@ -46,14 +46,20 @@ where
     }
 }
 
+/// A TCP connection to the target with Nagle off, and its `host:port`.
+async fn connect_tcp(target: &Target) -> Result<(TcpStream, String), CliError> {
+    let authority = target.authority()?;
+    let stream = TcpStream::connect(&authority)
+        .await
+        .map_err(|e| CliError::Bench(format!("connect {authority}: {e}")))?;
+    stream.set_nodelay(true)?;
+    Ok((stream, authority))
+}
+
 impl Subscriber {
     /// Connects and waits for `pusher:connection_established`.
     pub async fn connect(target: &Target) -> Result<Subscriber, CliError> {
-        let authority = target.authority()?;
-        let stream = TcpStream::connect(&authority)
-            .await
-            .map_err(|e| CliError::Bench(format!("connect {authority}: {e}")))?;
-        stream.set_nodelay(true)?;
+        let (stream, authority) = connect_tcp(target).await?;
         let request = Request::builder()
             .method("GET")
             .uri(format!("/app/{}?protocol=7&client=sealcast-bench&version=1", target.key))
@@ -121,11 +127,7 @@ pub struct Publisher {
 impl Publisher {
     /// Opens the connection.
     pub async fn connect(target: &Target) -> Result<Publisher, CliError> {
-        let authority = target.authority()?;
-        let stream = TcpStream::connect(&authority)
-            .await
-            .map_err(|e| CliError::Bench(format!("connect {authority}: {e}")))?;
-        stream.set_nodelay(true)?;
+        let (stream, authority) = connect_tcp(target).await?;
         let (sender, conn) = http1::handshake(TokioIo::new(stream))
             .await
             .map_err(|e| CliError::Bench(format!("http handshake: {e}")))?;
@@ -158,8 +160,15 @@ impl Publisher {
         let path = format!("/apps/{}/events", self.target.app_id);
         let timestamp =
             std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
-        let query =
-            signed_query(&self.target.key, &self.target.secret, "POST", &path, body.as_bytes(), timestamp);
+        let query = signed_query(
+            &self.target.key,
+            &self.target.secret,
+            "POST",
+            &path,
+            &[],
+            body.as_bytes(),
+            timestamp,
+        );
         let request = Request::builder()
             .method("POST")
             .uri(format!("{path}?{query}"))

@@ -12,7 +12,6 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use futures_util::{SinkExt, StreamExt};
-use md5::{Digest, Md5};
 use sealcast_core::protocol::auth;
 use serde_json::{Value, json};
 use tokio::net::TcpStream;
@@ -153,7 +152,8 @@ pub fn now() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs()
 }
 
-/// Pusher's HTTP API signature, as the `pusher` server libraries compute it.
+/// Pusher's HTTP API signature for the test app, as the `pusher` server
+/// libraries compute it.
 pub fn signed_query(
     method: &str,
     path: &str,
@@ -162,19 +162,7 @@ pub fn signed_query(
     secret: &str,
     timestamp: u64,
 ) -> String {
-    let mut all: Vec<(String, String)> = vec![
-        ("auth_key".into(), APP_KEY.into()),
-        ("auth_timestamp".into(), timestamp.to_string()),
-        ("auth_version".into(), "1.0".into()),
-    ];
-    if !body.is_empty() {
-        all.push(("body_md5".into(), Md5::digest(body).iter().map(|b| format!("{b:02x}")).collect()));
-    }
-    all.extend(params.iter().map(|(k, v)| (k.to_string(), v.to_string())));
-    all.sort();
-    let query = all.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join("&");
-    let signature = auth::hmac_hex(secret, format!("{method}\n{path}\n{query}").as_bytes());
-    format!("{query}&auth_signature={signature}")
+    sealcast_server::http_api::signed_query(APP_KEY, secret, method, path, params, body, timestamp)
 }
 
 /// A minimal HTTP/1.1 request over a fresh connection.
