@@ -18,6 +18,7 @@ mod error;
 mod iter;
 mod json;
 mod op;
+pub mod session;
 
 pub use attributes::Attributes;
 pub use delta::Delta;

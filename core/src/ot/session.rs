@@ -1,0 +1,276 @@
+//! [`DocSession`]: one client's view of a collaborative document, sans-IO.
+//!
+//! The server (a blind sequencer) gives every submitted op the next
+//! sequence number and stores it as sent: `{seq, base, op}`, where `base` is
+//! the last sequence the author had integrated. It never transforms. Every
+//! client turns the raw op into its *canonical* form, the op as it applies
+//! to the document after op `seq - 1`, by transforming it through the
+//! canonical ops `base+1 .. seq-1` in order, each of which, being earlier,
+//! wins insert ties (`priority = true`). Since every client runs the same
+//! deterministic computation on the same inputs, all compute the same
+//! canonical history without the server's help (Tiny's RTC design,
+//! `shared/seeds/002_*`; docs/ot.md).
+//!
+//! Locally the session follows the ot.js client: at most one op in flight
+//! (sent, not yet acknowledged) and a buffer composing everything typed
+//! meanwhile. Remote ops are transformed past both so the app's view stays
+//! current; the in-flight op, transformed the same way, is exactly its
+//! canonical form when its acknowledgement arrives.
+//!
+//! Calling order: [`DocSession::local_edit`] for the user's changes,
+//! [`DocSession::handle_remote`] / [`DocSession::handle_ack`] for server
+//! messages (in the order the server sent them), then drain
+//! [`DocSession::poll_transmit`] (ops to submit) and
+//! [`DocSession::poll_event`] (changes for the editor).
+
+use std::collections::VecDeque;
+
+use super::{Delta, OtError};
+
+/// Canonical ops kept for transforming late-based remote ops.
+pub const DEFAULT_HISTORY: usize = 10_000;
+
+/// Why the session refused a call.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum SessionError {
+    /// A delta could not be applied or transformed (caused by: the caller for
+    /// local edits, the peer for remote ops).
+    #[error(transparent)]
+    Ot(#[from] OtError),
+    /// A remote op is not the next sequence number (caused by: a missed
+    /// message): resynchronize from a snapshot or "since".
+    #[error("expected op {expected}, got {got}: resynchronize")]
+    OutOfOrder {
+        /// The sequence number expected next.
+        expected: u64,
+        /// The one received.
+        got: u64,
+    },
+    /// A remote op's base is older than the history kept, or newer than
+    /// the op itself (caused by: peer, or a client far behind): resynchronize.
+    #[error("op {seq} has base {base}, outside the history kept: resynchronize")]
+    BaseOutOfRange {
+        /// The op's sequence number.
+        seq: u64,
+        /// Its base.
+        base: u64,
+    },
+    /// An acknowledgement for an op that is not in flight (caused by: peer).
+    #[error("acknowledgement for op {op_id}, which is not in flight")]
+    UnexpectedAck {
+        /// The op id acknowledged.
+        op_id: u64,
+    },
+}
+
+/// An op to submit to the sequencer.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Submission {
+    /// Client op id: resubmitting the same id must not apply it twice.
+    pub op_id: u64,
+    /// The last sequence number integrated when the op was made.
+    pub base: u64,
+    /// The op, against the document at `base`.
+    pub op: Delta,
+}
+
+/// Something the app (editor) must hear about.
+#[derive(Debug, Clone, PartialEq)]
+pub enum DocEvent {
+    /// A remote change, to apply to the editor's current content.
+    RemoteChange(Delta),
+}
+
+#[derive(Debug, Clone)]
+struct InFlight {
+    op_id: u64,
+    /// The op transformed past every remote op seen since it was sent.
+    op: Delta,
+}
+
+/// One client's document state.
+#[derive(Debug, Clone)]
+pub struct DocSession {
+    /// The canonical document after op `seq`.
+    document: Delta,
+    seq: u64,
+    /// Canonical ops `(seq, op)`, oldest first, at most `history_limit`.
+    history: VecDeque<(u64, Delta)>,
+    history_limit: usize,
+    in_flight: Option<InFlight>,
+    buffer: Option<Delta>,
+    next_op_id: u64,
+    outbox: VecDeque<Submission>,
+    events: VecDeque<DocEvent>,
+}
+
+impl DocSession {
+    /// A session starting from `document` at sequence `seq` (a snapshot, or
+    /// the empty document at 0). `first_op_id` should be unique per client
+    /// session (e.g. random high bits), so resubmissions are recognizable.
+    pub fn new(document: Delta, seq: u64, first_op_id: u64) -> Result<DocSession, SessionError> {
+        if !document.is_document() {
+            return Err(OtError::NotADocument.into());
+        }
+        Ok(DocSession {
+            document,
+            seq,
+            history: VecDeque::new(),
+            history_limit: DEFAULT_HISTORY,
+            in_flight: None,
+            buffer: None,
+            next_op_id: first_op_id,
+            outbox: VecDeque::new(),
+            events: VecDeque::new(),
+        })
+    }
+
+    /// The last sequence number integrated.
+    pub fn seq(&self) -> u64 {
+        self.seq
+    }
+
+    /// The canonical document at [`DocSession::seq`] (what every client
+    /// agrees on; digests are computed over it).
+    pub fn canonical(&self) -> &Delta {
+        &self.document
+    }
+
+    /// What the user sees: the canonical document plus unacknowledged edits.
+    pub fn view(&self) -> Result<Delta, SessionError> {
+        let mut view = self.document.clone();
+        if let Some(in_flight) = &self.in_flight {
+            view = view.apply(&in_flight.op)?;
+        }
+        if let Some(buffer) = &self.buffer {
+            view = view.apply(buffer)?;
+        }
+        Ok(view)
+    }
+
+    /// True when edits are waiting to be acknowledged or sent.
+    pub fn has_pending(&self) -> bool {
+        self.in_flight.is_some() || self.buffer.is_some()
+    }
+
+    /// The user's unacknowledged changes, as one delta against the canonical
+    /// document (what is at stake if the session must be abandoned).
+    pub fn pending_changes(&self) -> Result<Option<Delta>, SessionError> {
+        Ok(match (&self.in_flight, &self.buffer) {
+            (None, None) => None,
+            (Some(f), None) => Some(f.op.clone()),
+            (None, Some(b)) => Some(b.clone()),
+            (Some(f), Some(b)) => Some(f.op.compose(b)?),
+        })
+    }
+
+    /// A change the user made to the current [`DocSession::view`].
+    pub fn local_edit(&mut self, change: Delta) -> Result<(), SessionError> {
+        let view_len = self.view()?.len();
+        if change.base_len() > view_len {
+            return Err(OtError::RetainPastEnd { needed: change.base_len(), length: view_len }.into());
+        }
+        if self.in_flight.is_none() {
+            self.send(change);
+        } else {
+            self.buffer = Some(match self.buffer.take() {
+                Some(buffer) => buffer.compose(&change)?,
+                None => change,
+            });
+        }
+        Ok(())
+    }
+
+    /// Another client's op, sequenced `seq` with base `base`.
+    pub fn handle_remote(&mut self, seq: u64, base: u64, op: &Delta) -> Result<(), SessionError> {
+        if seq != self.seq + 1 {
+            return Err(SessionError::OutOfOrder { expected: self.seq + 1, got: seq });
+        }
+        let canonical = self.canonicalize(seq, base, op)?;
+        // Move the remote op past our in-flight op and buffer (the remote op
+        // is earlier in the total order, so it wins ties), and move those
+        // past it in turn.
+        let mut remote = canonical.clone();
+        if let Some(in_flight) = &mut self.in_flight {
+            let rebased = remote.transform(&in_flight.op, true)?;
+            remote = in_flight.op.transform(&remote, false)?;
+            in_flight.op = rebased;
+        }
+        if let Some(buffer) = &mut self.buffer {
+            let rebased = remote.transform(buffer, true)?;
+            remote = buffer.transform(&remote, false)?;
+            *buffer = rebased;
+        }
+        self.integrate(seq, canonical)?;
+        self.events.push_back(DocEvent::RemoteChange(remote));
+        Ok(())
+    }
+
+    /// The server's acknowledgement: our in-flight op became `seq`.
+    pub fn handle_ack(&mut self, op_id: u64, seq: u64) -> Result<(), SessionError> {
+        let Some(in_flight) = self.in_flight.take_if(|f| f.op_id == op_id) else {
+            return Err(SessionError::UnexpectedAck { op_id });
+        };
+        if seq != self.seq + 1 {
+            self.in_flight = Some(in_flight);
+            return Err(SessionError::OutOfOrder { expected: self.seq + 1, got: seq });
+        }
+        // Every op before `seq` has been integrated and transformed into
+        // it, so the in-flight op now is its canonical form.
+        self.integrate(seq, in_flight.op)?;
+        if let Some(buffer) = self.buffer.take() {
+            self.send(buffer);
+        }
+        Ok(())
+    }
+
+    /// The next op to submit.
+    pub fn poll_transmit(&mut self) -> Option<Submission> {
+        self.outbox.pop_front()
+    }
+
+    /// The next change for the editor.
+    pub fn poll_event(&mut self) -> Option<DocEvent> {
+        self.events.pop_front()
+    }
+
+    /// The canonical form of raw op `seq` based on `base`: transformed
+    /// through canonical ops `base+1 ..= self.seq`, each with priority.
+    fn canonicalize(&self, seq: u64, base: u64, op: &Delta) -> Result<Delta, SessionError> {
+        let out_of_range = SessionError::BaseOutOfRange { seq, base };
+        if base > self.seq {
+            return Err(out_of_range);
+        }
+        let oldest_needed = base + 1;
+        let covered = self.history.front().map_or(self.seq + 1, |(first, _)| *first);
+        if oldest_needed < covered && base < self.seq {
+            return Err(out_of_range);
+        }
+        let mut op = op.clone();
+        for (_, earlier) in self.history.iter().filter(|(k, _)| *k > base) {
+            op = earlier.transform(&op, true)?;
+        }
+        Ok(op)
+    }
+
+    fn integrate(&mut self, seq: u64, canonical: Delta) -> Result<(), SessionError> {
+        self.document = self.document.apply(&canonical)?;
+        self.seq = seq;
+        self.history.push_back((seq, canonical));
+        while self.history.len() > self.history_limit {
+            self.history.pop_front();
+        }
+        Ok(())
+    }
+
+    fn send(&mut self, op: Delta) {
+        let op_id = self.next_op_id;
+        self.next_op_id += 1;
+        self.outbox.push_back(Submission { op_id, base: self.seq, op: op.clone() });
+        self.in_flight = Some(InFlight { op_id, op });
+    }
+}
+
+#[cfg(test)]
+mod tests;
