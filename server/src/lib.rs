@@ -9,6 +9,7 @@ pub mod bench;
 pub mod cli;
 pub mod config;
 pub mod connection;
+pub mod docs;
 pub mod http_api;
 pub mod hub;
 pub mod jwt;

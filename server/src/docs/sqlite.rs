@@ -1,0 +1,271 @@
+//! [`SqliteStore`]: the embedded [`DocStore`], one SQLite file under the
+//! data directory.
+//!
+//! WAL journal with `synchronous = FULL`: a commit is on disk (fsynced)
+//! when `append` returns, so an acknowledged op survives `kill -9` and power
+//! loss. Sequence numbers are assigned inside an immediate transaction, so
+//! two appends to one document can never share a number.
+
+use std::path::Path;
+use std::sync::{Mutex, MutexGuard};
+
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
+
+use super::store::{check_base, check_payload};
+use super::{AppendOutcome, DocId, DocLimits, DocStore, Snapshot, StoreError, StoredOp};
+
+const SCHEMA: &str = "
+    CREATE TABLE IF NOT EXISTS docs (
+        app TEXT NOT NULL, doc TEXT NOT NULL,
+        head INTEGER NOT NULL DEFAULT 0,
+        compacted INTEGER NOT NULL DEFAULT 0,
+        bytes INTEGER NOT NULL DEFAULT 0,
+        PRIMARY KEY (app, doc)) WITHOUT ROWID;
+    CREATE TABLE IF NOT EXISTS ops (
+        app TEXT NOT NULL, doc TEXT NOT NULL, seq INTEGER NOT NULL,
+        base INTEGER NOT NULL, op_id TEXT NOT NULL, payload TEXT NOT NULL,
+        PRIMARY KEY (app, doc, seq)) WITHOUT ROWID;
+    CREATE UNIQUE INDEX IF NOT EXISTS ops_by_op_id ON ops (app, doc, op_id);
+    CREATE TABLE IF NOT EXISTS snapshots (
+        app TEXT NOT NULL, doc TEXT NOT NULL, seq INTEGER NOT NULL,
+        payload TEXT NOT NULL, key_hint TEXT,
+        PRIMARY KEY (app, doc)) WITHOUT ROWID;
+";
+
+/// Documents in a SQLite database file.
+#[derive(Debug)]
+pub struct SqliteStore {
+    limits: DocLimits,
+    conn: Mutex<Connection>,
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database at `path`.
+    pub fn open(path: &Path, limits: DocLimits) -> Result<SqliteStore, StoreError> {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(|e| backend(&e))?;
+        }
+        let conn = Connection::open(path).map_err(|e| backend(&e))?;
+        conn.pragma_update(None, "journal_mode", "WAL").map_err(|e| backend(&e))?;
+        conn.pragma_update(None, "synchronous", "FULL").map_err(|e| backend(&e))?;
+        conn.busy_timeout(std::time::Duration::from_secs(5)).map_err(|e| backend(&e))?;
+        conn.execute_batch(SCHEMA).map_err(|e| backend(&e))?;
+        Ok(SqliteStore { limits, conn: Mutex::new(conn) })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Connection> {
+        self.conn.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// `(head, compacted, bytes)` of a document, zeros when it has none yet.
+fn doc_row(conn: &Connection, id: &DocId) -> rusqlite::Result<(u64, u64, u64)> {
+    Ok(conn
+        .query_row(
+            "SELECT head, compacted, bytes FROM docs WHERE app = ?1 AND doc = ?2",
+            params![id.app, id.doc],
+            |r| Ok((get_u64(r, 0)?, get_u64(r, 1)?, get_u64(r, 2)?)),
+        )
+        .optional()?
+        .unwrap_or((0, 0, 0)))
+}
+
+impl DocStore for SqliteStore {
+    fn append(&self, id: &DocId, base: u64, op_id: &str, payload: &str) -> Result<AppendOutcome, StoreError> {
+        check_payload(&self.limits, payload)?;
+        let mut conn = self.lock();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(|e| backend(&e))?;
+        let existing: Option<u64> = tx
+            .query_row(
+                "SELECT seq FROM ops WHERE app = ?1 AND doc = ?2 AND op_id = ?3",
+                params![id.app, id.doc, op_id],
+                |r| get_u64(r, 0),
+            )
+            .optional()
+            .map_err(|e| backend(&e))?;
+        if let Some(seq) = existing {
+            return Ok(AppendOutcome::Duplicate(seq));
+        }
+        let (head, compacted, bytes) = doc_row(&tx, id).map_err(|e| backend(&e))?;
+        check_base(base, compacted, head)?;
+        let bytes = bytes + payload.len() as u64;
+        if bytes > self.limits.max_document_bytes {
+            return Err(StoreError::TooLarge(
+                "document history over its size limit: compact with a snapshot",
+            ));
+        }
+        let seq = head + 1;
+        tx.execute(
+            "INSERT INTO ops (app, doc, seq, base, op_id, payload) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![id.app, id.doc, int(seq), int(base), op_id, payload],
+        )
+        .map_err(|e| backend(&e))?;
+        tx.execute(
+            "INSERT INTO docs (app, doc, head, bytes) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT (app, doc) DO UPDATE SET head = excluded.head, bytes = excluded.bytes",
+            params![id.app, id.doc, int(seq), int(bytes)],
+        )
+        .map_err(|e| backend(&e))?;
+        tx.commit().map_err(|e| backend(&e))?;
+        Ok(AppendOutcome::Appended(seq))
+    }
+
+    fn head(&self, id: &DocId) -> Result<u64, StoreError> {
+        doc_row(&self.lock(), id).map(|(head, _, _)| head).map_err(|e| backend(&e))
+    }
+
+    fn ops_since(&self, id: &DocId, since: u64, limit: usize) -> Result<Vec<StoredOp>, StoreError> {
+        let conn = self.lock();
+        let mut statement = conn
+            .prepare_cached(
+                "SELECT seq, base, op_id, payload FROM ops WHERE app = ?1 AND doc = ?2 AND seq > ?3 ORDER BY seq LIMIT ?4",
+            )
+            .map_err(|e| backend(&e))?;
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let rows = statement
+            .query_map(params![id.app, id.doc, int(since), limit], |r| {
+                Ok(StoredOp {
+                    seq: get_u64(r, 0)?,
+                    base: get_u64(r, 1)?,
+                    op_id: r.get(2)?,
+                    payload: r.get(3)?,
+                })
+            })
+            .map_err(|e| backend(&e))?;
+        rows.collect::<rusqlite::Result<Vec<_>>>().map_err(|e| backend(&e))
+    }
+
+    fn put_snapshot(&self, id: &DocId, snapshot: &Snapshot) -> Result<(), StoreError> {
+        check_payload(&self.limits, &snapshot.payload)?;
+        let mut conn = self.lock();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(|e| backend(&e))?;
+        let (head, _, _) = doc_row(&tx, id).map_err(|e| backend(&e))?;
+        if snapshot.seq > head {
+            return Err(StoreError::SnapshotAhead { seq: snapshot.seq, head });
+        }
+        tx.execute(
+            "INSERT INTO snapshots (app, doc, seq, payload, key_hint) VALUES (?1, ?2, ?3, ?4, ?5)
+             ON CONFLICT (app, doc) DO UPDATE SET seq = excluded.seq, payload = excluded.payload, key_hint = excluded.key_hint
+             WHERE excluded.seq >= snapshots.seq",
+            params![id.app, id.doc, int(snapshot.seq), snapshot.payload, snapshot.key_hint],
+        )
+        .map_err(|e| backend(&e))?;
+        tx.commit().map_err(|e| backend(&e))
+    }
+
+    fn latest_snapshot(&self, id: &DocId) -> Result<Option<Snapshot>, StoreError> {
+        self.lock()
+            .query_row(
+                "SELECT seq, payload, key_hint FROM snapshots WHERE app = ?1 AND doc = ?2",
+                params![id.app, id.doc],
+                |r| Ok(Snapshot { seq: get_u64(r, 0)?, payload: r.get(1)?, key_hint: r.get(2)? }),
+            )
+            .optional()
+            .map_err(|e| backend(&e))
+    }
+
+    fn compact(&self, id: &DocId, upto: u64) -> Result<u64, StoreError> {
+        let mut conn = self.lock();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(|e| backend(&e))?;
+        let dropped = tx
+            .execute(
+                "DELETE FROM ops WHERE app = ?1 AND doc = ?2 AND seq <= ?3",
+                params![id.app, id.doc, int(upto)],
+            )
+            .map_err(|e| backend(&e))?;
+        tx.execute(
+            "UPDATE docs SET compacted = MAX(compacted, MIN(?3, head)),
+                 bytes = (SELECT COALESCE(SUM(LENGTH(CAST(payload AS BLOB))), 0) FROM ops WHERE app = ?1 AND doc = ?2)
+             WHERE app = ?1 AND doc = ?2",
+            params![id.app, id.doc, int(upto)],
+        )
+        .map_err(|e| backend(&e))?;
+        tx.commit().map_err(|e| backend(&e))?;
+        Ok(dropped as u64)
+    }
+}
+
+/// A sequence number or size as SQLite stores it (INTEGER is i64; ours
+/// never approach 2^63).
+fn int(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+/// Column `i` as a u64 (negative values are corruption, reported as errors).
+fn get_u64(row: &rusqlite::Row<'_>, i: usize) -> rusqlite::Result<u64> {
+    let value: i64 = row.get(i)?;
+    u64::try_from(value).map_err(|_| rusqlite::Error::IntegralValueOutOfRange(i, value))
+}
+
+fn backend(err: &dyn std::fmt::Display) -> StoreError {
+    StoreError::Backend(err.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::docs::conformance;
+
+    fn temp_db(tag: &str) -> std::path::PathBuf {
+        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
+        std::env::temp_dir()
+            .join(format!("sealcast-{tag}-{}-{nanos}", std::process::id()))
+            .join("docs.sqlite3")
+    }
+
+    #[test]
+    fn sqlite_store_meets_the_contract() {
+        let path = temp_db("conformance");
+        conformance(&SqliteStore::open(&path, DocLimits::default()).unwrap());
+        std::fs::remove_dir_all(path.parent().unwrap()).ok();
+    }
+
+    #[test]
+    fn data_survives_reopening() {
+        let path = temp_db("reopen");
+        let doc = DocId::new("a", "d");
+        {
+            let store = SqliteStore::open(&path, DocLimits::default()).unwrap();
+            store.append(&doc, 0, "op-1", "payload-1").unwrap();
+            store.append(&doc, 1, "op-2", "payload-2").unwrap();
+            store.put_snapshot(&doc, &Snapshot { seq: 1, payload: "s".into(), key_hint: None }).unwrap();
+        }
+        let store = SqliteStore::open(&path, DocLimits::default()).unwrap();
+        assert_eq!(store.head(&doc).unwrap(), 2);
+        assert_eq!(store.append(&doc, 0, "op-1", "payload-1").unwrap(), AppendOutcome::Duplicate(1));
+        assert_eq!(store.ops_since(&doc, 0, 10).unwrap().len(), 2);
+        assert_eq!(store.latest_snapshot(&doc).unwrap().unwrap().seq, 1);
+        let mode: String = store.lock().query_row("PRAGMA journal_mode", [], |r| r.get(0)).unwrap();
+        let sync: i64 = store.lock().query_row("PRAGMA synchronous", [], |r| r.get(0)).unwrap();
+        assert_eq!((mode.as_str(), sync), ("wal", 2), "WAL with synchronous=FULL");
+        std::fs::remove_dir_all(path.parent().unwrap()).ok();
+    }
+
+    #[test]
+    fn concurrent_appends_get_distinct_sequence_numbers() {
+        let path = temp_db("concurrent");
+        let store = std::sync::Arc::new(SqliteStore::open(&path, DocLimits::default()).unwrap());
+        let doc = DocId::new("a", "d");
+        let handles: Vec<_> = (0..4)
+            .map(|t| {
+                let (store, doc) = (store.clone(), doc.clone());
+                std::thread::spawn(move || {
+                    (0..25)
+                        .map(|i| store.append(&doc, 0, &format!("t{t}-{i}"), "p").unwrap())
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        let mut seqs: Vec<u64> = handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap())
+            .map(|o| match o {
+                AppendOutcome::Appended(s) => s,
+                AppendOutcome::Duplicate(s) => panic!("duplicate {s}"),
+            })
+            .collect();
+        seqs.sort_unstable();
+        assert_eq!(seqs, (1..=100).collect::<Vec<_>>());
+        std::fs::remove_dir_all(path.parent().unwrap()).ok();
+    }
+}

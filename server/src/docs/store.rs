@@ -1,0 +1,287 @@
+//! [`DocStore`]: the storage contract of the blind sequencer, and an
+//! in-memory implementation used as the reference in tests.
+//!
+//! Contract (every implementation passes [`conformance`]):
+//! - `append` assigns the next sequence number and makes the op durable
+//!   before returning (the server acks only after it); two appends can
+//!   never get the same number.
+//! - An op id already appended for the document returns its original
+//!   sequence number (`Duplicate`) and stores nothing.
+//! - An op whose base is older than the oldest op still retained (after
+//!   compaction) is refused with `StoreError::Resync`; so is a base in the
+//!   future.
+//! - Payloads and key hints are opaque strings; sizes are limited.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+/// A document, per app.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct DocId {
+    /// App id.
+    pub app: String,
+    /// Document id.
+    pub doc: String,
+}
+
+impl DocId {
+    /// A document id.
+    pub fn new(app: impl Into<String>, doc: impl Into<String>) -> DocId {
+        DocId { app: app.into(), doc: doc.into() }
+    }
+}
+
+/// A stored operation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredOp {
+    /// Its place in the document's total order (1, 2, …).
+    pub seq: u64,
+    /// The last sequence number its author had integrated.
+    pub base: u64,
+    /// The client's op id (idempotency key).
+    pub op_id: String,
+    /// The opaque, encrypted op.
+    pub payload: String,
+}
+
+/// A stored snapshot.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Snapshot {
+    /// The sequence number it captures.
+    pub seq: u64,
+    /// The opaque, encrypted document.
+    pub payload: String,
+    /// The non-secret key hint it was sealed under.
+    pub key_hint: Option<String>,
+}
+
+/// Outcome of an append.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AppendOutcome {
+    /// Stored with this new sequence number.
+    Appended(u64),
+    /// Already stored under this sequence number (a resubmission).
+    Duplicate(u64),
+}
+
+/// Per-document limits.
+#[derive(Debug, Clone, Copy)]
+pub struct DocLimits {
+    /// Largest op or snapshot payload, bytes.
+    pub max_payload_bytes: usize,
+    /// Largest total of retained op payloads per document, bytes.
+    pub max_document_bytes: u64,
+}
+
+impl Default for DocLimits {
+    fn default() -> DocLimits {
+        DocLimits { max_payload_bytes: 64 * 1024, max_document_bytes: 64 * 1024 * 1024 }
+    }
+}
+
+/// Storage failures.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// The op's base is outside the retained history (caused by: a client
+    /// too far behind): it must resynchronize from a snapshot.
+    #[error("base {base} is outside the retained history ({oldest}..={head}): resync")]
+    Resync {
+        /// The op's base.
+        base: u64,
+        /// Oldest base still accepted.
+        oldest: u64,
+        /// Current head.
+        head: u64,
+    },
+    /// A payload or the document is over its limit (caused by: peer).
+    #[error("{0}")]
+    TooLarge(&'static str),
+    /// A snapshot for a sequence number not yet reached (caused by: peer).
+    #[error("snapshot at {seq} is past the head {head}")]
+    SnapshotAhead {
+        /// The snapshot's sequence.
+        seq: u64,
+        /// Current head.
+        head: u64,
+    },
+    /// The storage backend failed (caused by: environment).
+    #[error("storage: {0}")]
+    Backend(String),
+}
+
+/// Where the sequencer keeps ops, snapshots and key hints.
+pub trait DocStore: Send + Sync {
+    /// Appends an op (see the module contract).
+    fn append(&self, id: &DocId, base: u64, op_id: &str, payload: &str) -> Result<AppendOutcome, StoreError>;
+    /// The last sequence number assigned (0 for a new document).
+    fn head(&self, id: &DocId) -> Result<u64, StoreError>;
+    /// Retained ops with `seq > since`, oldest first, at most `limit`.
+    fn ops_since(&self, id: &DocId, since: u64, limit: usize) -> Result<Vec<StoredOp>, StoreError>;
+    /// Stores a snapshot (the newest one wins as the join point).
+    fn put_snapshot(&self, id: &DocId, snapshot: &Snapshot) -> Result<(), StoreError>;
+    /// The newest snapshot.
+    fn latest_snapshot(&self, id: &DocId) -> Result<Option<Snapshot>, StoreError>;
+    /// Drops ops with `seq <= upto`; later bases must be ≥ `upto`.
+    /// Returns how many were dropped.
+    fn compact(&self, id: &DocId, upto: u64) -> Result<u64, StoreError>;
+}
+
+#[derive(Debug, Default)]
+struct MemoryDoc {
+    ops: Vec<StoredOp>,
+    head: u64,
+    /// Ops with seq ≤ this were compacted away.
+    compacted: u64,
+    snapshot: Option<Snapshot>,
+}
+
+/// A [`DocStore`] in memory: the reference implementation for tests (and a
+/// choice for deployments that keep no document history).
+#[derive(Debug, Default)]
+pub struct MemoryStore {
+    limits: DocLimits,
+    docs: Mutex<HashMap<DocId, MemoryDoc>>,
+}
+
+impl MemoryStore {
+    /// An empty store with `limits`.
+    pub fn new(limits: DocLimits) -> MemoryStore {
+        MemoryStore { limits, docs: Mutex::default() }
+    }
+
+    fn with_doc<T>(&self, id: &DocId, f: impl FnOnce(&mut MemoryDoc) -> T) -> T {
+        let mut docs = self.docs.lock().unwrap_or_else(|p| p.into_inner());
+        f(docs.entry(id.clone()).or_default())
+    }
+}
+
+impl DocStore for MemoryStore {
+    fn append(&self, id: &DocId, base: u64, op_id: &str, payload: &str) -> Result<AppendOutcome, StoreError> {
+        check_payload(&self.limits, payload)?;
+        let limit = self.limits.max_document_bytes;
+        self.with_doc(id, |doc| {
+            if let Some(op) = doc.ops.iter().find(|op| op.op_id == op_id) {
+                return Ok(AppendOutcome::Duplicate(op.seq));
+            }
+            check_base(base, doc.compacted, doc.head)?;
+            let total: u64 = doc.ops.iter().map(|op| op.payload.len() as u64).sum();
+            if total + payload.len() as u64 > limit {
+                return Err(StoreError::TooLarge(
+                    "document history over its size limit: compact with a snapshot",
+                ));
+            }
+            doc.head += 1;
+            doc.ops.push(StoredOp {
+                seq: doc.head,
+                base,
+                op_id: op_id.to_owned(),
+                payload: payload.to_owned(),
+            });
+            Ok(AppendOutcome::Appended(doc.head))
+        })
+    }
+
+    fn head(&self, id: &DocId) -> Result<u64, StoreError> {
+        Ok(self.with_doc(id, |doc| doc.head))
+    }
+
+    fn ops_since(&self, id: &DocId, since: u64, limit: usize) -> Result<Vec<StoredOp>, StoreError> {
+        Ok(self.with_doc(id, |doc| doc.ops.iter().filter(|op| op.seq > since).take(limit).cloned().collect()))
+    }
+
+    fn put_snapshot(&self, id: &DocId, snapshot: &Snapshot) -> Result<(), StoreError> {
+        check_payload(&self.limits, &snapshot.payload)?;
+        self.with_doc(id, |doc| {
+            if snapshot.seq > doc.head {
+                return Err(StoreError::SnapshotAhead { seq: snapshot.seq, head: doc.head });
+            }
+            if doc.snapshot.as_ref().is_none_or(|s| s.seq <= snapshot.seq) {
+                doc.snapshot = Some(snapshot.clone());
+            }
+            Ok(())
+        })
+    }
+
+    fn latest_snapshot(&self, id: &DocId) -> Result<Option<Snapshot>, StoreError> {
+        Ok(self.with_doc(id, |doc| doc.snapshot.clone()))
+    }
+
+    fn compact(&self, id: &DocId, upto: u64) -> Result<u64, StoreError> {
+        Ok(self.with_doc(id, |doc| {
+            let before = doc.ops.len();
+            doc.ops.retain(|op| op.seq > upto);
+            doc.compacted = doc.compacted.max(upto.min(doc.head));
+            (before - doc.ops.len()) as u64
+        }))
+    }
+}
+
+/// Refuses payloads over the limit.
+pub(crate) fn check_payload(limits: &DocLimits, payload: &str) -> Result<(), StoreError> {
+    if payload.len() > limits.max_payload_bytes {
+        return Err(StoreError::TooLarge("payload over the per-op size limit"));
+    }
+    Ok(())
+}
+
+/// A base must lie in `compacted..=head`.
+pub(crate) fn check_base(base: u64, compacted: u64, head: u64) -> Result<(), StoreError> {
+    if base < compacted || base > head {
+        return Err(StoreError::Resync { base, oldest: compacted, head });
+    }
+    Ok(())
+}
+
+/// The contract every [`DocStore`] must meet; run against each backend.
+#[cfg(test)]
+pub(crate) fn conformance(store: &dyn DocStore) {
+    let doc = DocId::new("app", "doc-1");
+    let other = DocId::new("app", "doc-2");
+    let other_app = DocId::new("app-2", "doc-1");
+    assert_eq!(store.head(&doc).unwrap(), 0);
+    assert_eq!(store.append(&doc, 0, "c1-1", "op-a").unwrap(), AppendOutcome::Appended(1));
+    assert_eq!(store.append(&doc, 0, "c2-1", "op-b").unwrap(), AppendOutcome::Appended(2));
+    assert_eq!(store.append(&doc, 2, "c1-2", "op-c").unwrap(), AppendOutcome::Appended(3));
+    // Idempotent resubmission.
+    assert_eq!(store.append(&doc, 0, "c2-1", "op-b").unwrap(), AppendOutcome::Duplicate(2));
+    assert_eq!(store.head(&doc).unwrap(), 3);
+    // Documents and apps are separate sequences.
+    assert_eq!(store.append(&other, 0, "c1-1", "x").unwrap(), AppendOutcome::Appended(1));
+    assert_eq!(store.append(&other_app, 0, "c1-1", "y").unwrap(), AppendOutcome::Appended(1));
+    // A base in the future is refused.
+    assert!(matches!(store.append(&doc, 9, "c3-1", "z"), Err(StoreError::Resync { .. })));
+    let ops = store.ops_since(&doc, 1, 10).unwrap();
+    assert_eq!(
+        ops.iter().map(|o| (o.seq, o.base, o.op_id.as_str(), o.payload.as_str())).collect::<Vec<_>>(),
+        vec![(2, 0, "c2-1", "op-b"), (3, 2, "c1-2", "op-c")]
+    );
+    assert_eq!(store.ops_since(&doc, 0, 1).unwrap().len(), 1);
+    // Snapshots: newest wins; not past the head.
+    assert!(store.latest_snapshot(&doc).unwrap().is_none());
+    let snap = Snapshot { seq: 2, payload: "snap-2".into(), key_hint: Some("salt-1".into()) };
+    store.put_snapshot(&doc, &snap).unwrap();
+    store.put_snapshot(&doc, &Snapshot { seq: 1, payload: "old".into(), key_hint: None }).unwrap();
+    assert_eq!(store.latest_snapshot(&doc).unwrap(), Some(snap));
+    assert!(matches!(
+        store.put_snapshot(&doc, &Snapshot { seq: 99, payload: "s".into(), key_hint: None }),
+        Err(StoreError::SnapshotAhead { .. })
+    ));
+    // Compaction drops history; older bases must resync.
+    assert_eq!(store.compact(&doc, 2).unwrap(), 2);
+    assert_eq!(store.ops_since(&doc, 0, 10).unwrap().len(), 1);
+    assert!(matches!(store.append(&doc, 1, "c4-1", "late"), Err(StoreError::Resync { oldest: 2, .. })));
+    assert_eq!(store.append(&doc, 2, "c4-2", "ok").unwrap(), AppendOutcome::Appended(4));
+    // Limits.
+    assert!(matches!(store.append(&doc, 4, "big", &"x".repeat(64 * 1024 + 1)), Err(StoreError::TooLarge(_))));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn memory_store_meets_the_contract() {
+        conformance(&MemoryStore::new(DocLimits::default()));
+    }
+}
