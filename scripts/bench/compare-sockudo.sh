@@ -38,6 +38,6 @@ BENCH_ARGS=("$@")
 for round in $(seq "$ROUNDS"); do
     echo "# round $round"
     SEALCAST_APP_ID=anchor-app SEALCAST_APP_KEY=anchor-key SEALCAST_APP_SECRET=anchor-secret RUST_LOG=warn \
-        run_one sealcast $SEALCAST serve --host 127.0.0.1 --port 6001
+        run_one sealcast $SEALCAST serve --host 127.0.0.1 --port 6001 --data-dir "$(mktemp -d)"
     (cd "$(dirname "$CONFIG")" && run_one sockudo "$SOCKUDO" --config "$CONFIG")
 done

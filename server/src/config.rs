@@ -96,6 +96,9 @@ pub struct AppConfig {
     /// Most events in one `batch_events` call.
     #[serde(default = "default_batch_size")]
     pub max_batch_size: usize,
+    /// Document ops submitted per connection per second.
+    #[serde(default = "default_doc_rate")]
+    pub doc_ops_per_second: u32,
     /// Public keys for JWT channel authorization (see docs/auth.md).
     #[serde(default)]
     pub jwt_keys: Vec<crate::jwt::JwtKeyConfig>,
@@ -125,6 +128,9 @@ fn default_event_channels() -> usize {
 fn default_batch_size() -> usize {
     10
 }
+fn default_doc_rate() -> u32 {
+    50
+}
 
 impl AppConfig {
     /// An app with the given credentials and default limits.
@@ -141,6 +147,7 @@ impl AppConfig {
             max_presence_data_bytes: default_presence_data(),
             max_event_channels: default_event_channels(),
             max_batch_size: default_batch_size(),
+            doc_ops_per_second: default_doc_rate(),
             jwt_keys: Vec::new(),
             webhooks: Vec::new(),
         }

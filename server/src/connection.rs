@@ -24,6 +24,7 @@ use tokio::io::{AsyncWriteExt, WriteHalf};
 use tokio::sync::{mpsc, watch};
 use tracing::{Instrument, debug, info_span, warn};
 
+use crate::docs::{AppendOutcome, DocId, Snapshot, StoreError, frames as doc_frames};
 use crate::hub::{App, CloseRequest, ConnHandle, SubscribeError};
 use crate::jwt;
 use crate::state::ServerState;
@@ -90,6 +91,7 @@ pub async fn run(state: Arc<ServerState>, app: Result<Arc<App>, Refusal>, upgrad
             app: app.clone(),
             handle: handle.clone(),
             rate: RateLimiter::new(app.config.client_events_per_second),
+            doc_rate: RateLimiter::new(app.config.doc_ops_per_second),
         };
         session.read_loop(FragmentCollectorRead::new(read_half), close_rx).await;
 
@@ -202,6 +204,7 @@ struct Session {
     app: Arc<App>,
     handle: ConnHandle,
     rate: RateLimiter,
+    doc_rate: RateLimiter,
 }
 
 impl Session {
@@ -247,7 +250,7 @@ impl Session {
                 OpCode::Text => {
                     self.state.metrics.messages_in.inc();
                     self.state.metrics.bytes_in.add(frame.payload.len() as u64);
-                    self.handle_text(&frame.payload)
+                    self.handle_text(&frame.payload).await
                 }
                 OpCode::Close => Flow::Close(1000, ""),
                 OpCode::Ping => {
@@ -270,7 +273,7 @@ impl Session {
         }
     }
 
-    fn handle_text(&mut self, bytes: &[u8]) -> Flow {
+    async fn handle_text(&mut self, bytes: &[u8]) -> Flow {
         let frame = match ClientFrame::parse(bytes) {
             Ok(frame) => frame,
             Err(err) => {
@@ -285,6 +288,9 @@ impl Session {
             "pusher:subscribe" => self.subscribe(&frame),
             "pusher:unsubscribe" => self.unsubscribe(&frame),
             "pusher:signin" => self.signin(&frame),
+            "sealcast:doc-join" | "sealcast:doc-submit" | "sealcast:doc-snapshot" => {
+                self.document(&frame).await
+            }
             event if event.starts_with("client-") => self.client_event(&frame),
             event => debug!(event, "ignoring unknown event"),
         }
@@ -430,6 +436,131 @@ impl Session {
                 "user_data must be a JSON object with a non-empty string `id`",
             ),
         }
+    }
+
+    /// Document events on `private-doc-*` / `presence-doc-*` channels the
+    /// connection is subscribed to. Payloads are opaque strings.
+    async fn document(&mut self, frame: &ClientFrame) {
+        let channel = match frame.channel_name() {
+            Ok(channel) => channel,
+            Err(err) => return self.error(None, &err.to_string()),
+        };
+        let name = channel.as_str().to_owned();
+        let Some(doc) = name.strip_prefix("private-doc-").or_else(|| name.strip_prefix("presence-doc-"))
+        else {
+            return self.doc_error(
+                &name,
+                "invalid",
+                "document events need a private-doc- or presence-doc- channel",
+                None,
+            );
+        };
+        if self.app.subscription(&self.handle.socket_id, &name).is_none() {
+            return self.doc_error(&name, "not_subscribed", "subscribe to the document channel first", None);
+        }
+        let id = DocId::new(self.app.config.id.clone(), doc);
+        match frame.event.as_str() {
+            "sealcast:doc-join" => {
+                #[derive(serde::Deserialize)]
+                struct Join {
+                    #[serde(default)]
+                    since: Option<u64>,
+                }
+                let Ok(join) = frame.data_as::<Join>() else {
+                    return self.doc_error(&name, "invalid", "doc-join data is {\"since\"?: number}", None);
+                };
+                match self.state.sequencer.join(id, join.since).await {
+                    Ok(state) => self.send(doc_frames::state(&name, &state)),
+                    Err(err) => self.doc_store_error(&name, &err, None),
+                }
+            }
+            "sealcast:doc-submit" => {
+                #[derive(serde::Deserialize)]
+                struct Submit {
+                    base: u64,
+                    op_id: String,
+                    payload: String,
+                }
+                let Ok(submit) = frame.data_as::<Submit>() else {
+                    return self.doc_error(
+                        &name,
+                        "invalid",
+                        "doc-submit data is {base, op_id, payload}",
+                        None,
+                    );
+                };
+                if submit.op_id.is_empty() || submit.op_id.len() > 128 {
+                    return self.doc_error(&name, "invalid", "op_id must be 1 to 128 bytes", None);
+                }
+                if !self.doc_rate.allow(Instant::now()) {
+                    return self.doc_error(
+                        &name,
+                        "rate_limited",
+                        "document op rate limit exceeded",
+                        Some(&submit.op_id),
+                    );
+                }
+                let (app, metrics, sender) =
+                    (self.app.clone(), &self.state.metrics, self.handle.socket_id.clone());
+                let broadcast = |seq| {
+                    let op = doc_frames::op(&name, seq, submit.base, &submit.op_id, &submit.payload);
+                    app.publish(&name, &Bytes::from(op), Some(&sender), metrics);
+                };
+                let (base, op_id, payload) = (submit.base, submit.op_id.clone(), submit.payload.clone());
+                match self.state.sequencer.submit(id, base, op_id, payload, broadcast).await {
+                    Ok(AppendOutcome::Appended(seq)) => {
+                        self.send(doc_frames::ack(&name, &submit.op_id, seq, false))
+                    }
+                    Ok(AppendOutcome::Duplicate(seq)) => {
+                        self.send(doc_frames::ack(&name, &submit.op_id, seq, true))
+                    }
+                    Err(err) => self.doc_store_error(&name, &err, Some(&submit.op_id)),
+                }
+            }
+            _ => {
+                #[derive(serde::Deserialize)]
+                struct Snap {
+                    seq: u64,
+                    payload: String,
+                    #[serde(default)]
+                    key_hint: Option<String>,
+                }
+                let Ok(snap) = frame.data_as::<Snap>() else {
+                    return self.doc_error(
+                        &name,
+                        "invalid",
+                        "doc-snapshot data is {seq, payload, key_hint?}",
+                        None,
+                    );
+                };
+                if snap.key_hint.as_ref().is_some_and(|h| h.len() > 256) {
+                    return self.doc_error(&name, "invalid", "key_hint longer than 256 bytes", None);
+                }
+                let seq = snap.seq;
+                let snapshot = Snapshot { seq, payload: snap.payload, key_hint: snap.key_hint };
+                match self.state.sequencer.snapshot(id, snapshot).await {
+                    Ok(()) => self.send(doc_frames::snapshot_stored(&name, seq)),
+                    Err(err) => self.doc_store_error(&name, &err, None),
+                }
+            }
+        }
+    }
+
+    fn doc_store_error(&mut self, channel: &str, err: &StoreError, op_id: Option<&str>) {
+        let code = match err {
+            StoreError::Resync { .. } => "resync",
+            StoreError::TooLarge(_) => "too_large",
+            StoreError::SnapshotAhead { .. } => "invalid",
+            _ => {
+                tracing::error!(channel, error = %err, "document store failed");
+                "storage"
+            }
+        };
+        self.doc_error(channel, code, &err.to_string(), op_id);
+    }
+
+    fn doc_error(&mut self, channel: &str, code: &str, message: &str, op_id: Option<&str>) {
+        self.send(doc_frames::error(channel, code, message, op_id));
     }
 
     fn client_event(&mut self, frame: &ClientFrame) {

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::config::ServerConfig;
+use crate::docs::{DocLimits, Sequencer, StoreError};
 use crate::hub::App;
 use crate::metrics::Metrics;
 
@@ -15,6 +16,8 @@ pub struct ServerState {
     pub config: ServerConfig,
     /// Process-wide metrics.
     pub metrics: Metrics,
+    /// Orders and stores document ops.
+    pub sequencer: Sequencer,
     by_key: HashMap<String, Arc<App>>,
     by_id: HashMap<String, Arc<App>>,
     // Socket ids are "{process prefix}.{counter}": unique per process, and
@@ -25,8 +28,10 @@ pub struct ServerState {
 }
 
 impl ServerState {
-    /// State for `config`'s apps.
-    pub fn new(config: ServerConfig) -> ServerState {
+    /// State for `config`'s apps, with the document store opened under
+    /// the data directory.
+    pub fn new(config: ServerConfig) -> Result<ServerState, StoreError> {
+        let sequencer = Sequencer::open(&config.data_dir, DocLimits::default())?;
         let apps: Vec<Arc<App>> = config.apps.iter().cloned().map(|app| Arc::new(App::new(app))).collect();
         let by_key = apps.iter().map(|app| (app.config.key.clone(), app.clone())).collect();
         let by_id = apps.iter().map(|app| (app.config.id.clone(), app.clone())).collect();
@@ -34,14 +39,15 @@ impl ServerState {
         // A fixed prefix only makes socket ids guessable, not unsafe: auth
         // signatures still bind them.
         let _ = getrandom::fill(&mut seed);
-        ServerState {
+        Ok(ServerState {
             config,
             metrics: Metrics::default(),
+            sequencer,
             by_key,
             by_id,
             socket_prefix: u32::from_le_bytes(seed) % 1_000_000_000,
             socket_counter: AtomicU64::new(1),
-        }
+        })
     }
 
     /// The app with WebSocket key `key`.

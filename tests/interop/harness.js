@@ -2,6 +2,8 @@
 // pusher-js clients and a real `pusher` server-library client against it.
 'use strict';
 const { spawn } = require('node:child_process');
+const fs = require('node:fs');
+const os = require('node:os');
 const path = require('node:path');
 const Pusher = require('pusher-js');
 const PusherServer = require('pusher');
@@ -12,7 +14,8 @@ const BIN = process.env.SEALCAST_BIN || path.join(__dirname, '..', '..', 'target
 /** Starts the server; resolves to { port, stop() } once it listens. */
 function startServer(extraEnv = {}) {
   return new Promise((resolve, reject) => {
-    const child = spawn(BIN, ['serve', '--port', '0'], {
+    const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'sealcast-interop-'));
+    const child = spawn(BIN, ['serve', '--port', '0', '--data-dir', dataDir], {
       env: {
         ...process.env,
         SEALCAST_APP_ID: APP.id,
@@ -34,8 +37,9 @@ function startServer(extraEnv = {}) {
           port: Number(m[1]),
           child,
           stop: () => new Promise((done) => {
-            if (child.exitCode !== null) return done();
-            child.once('exit', done);
+            const cleanup = () => { fs.rmSync(dataDir, { recursive: true, force: true }); done(); };
+            if (child.exitCode !== null) return cleanup();
+            child.once('exit', cleanup);
             child.kill('SIGTERM');
           }),
         });

@@ -21,6 +21,9 @@ pub enum CliError {
     /// The server configuration is invalid.
     #[error("{0}")]
     Config(#[from] crate::config::ConfigError),
+    /// The document store could not be opened.
+    #[error("document store: {0}")]
+    Store(#[from] crate::docs::StoreError),
     /// A benchmark could not run.
     #[error("bench: {0}")]
     Bench(String),

@@ -34,6 +34,10 @@ pub fn run(args: ServeArgs) -> Result<(), CliError> {
     let config = ServerConfig::load(&overrides, |name| std::env::var(name).ok())?;
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async move {
+        // Open the document store (and start webhook workers) before
+        // announcing the address, so a bad data directory fails fast.
+        let state = Arc::new(ServerState::new(config)?);
+        let config = &state.config;
         let listener = tokio::net::TcpListener::bind((config.host.as_str(), config.port)).await?;
         let address = listener.local_addr()?;
         // Tests and scripts read this line to find the port when --port 0.
@@ -47,8 +51,8 @@ pub fn run(args: ServeArgs) -> Result<(), CliError> {
             );
         }
         info!(%address, apps = config.apps.len(), data_dir = %config.data_dir.display(), "serving");
-        let state = Arc::new(ServerState::new(config));
-        server::serve(state, listener, shutdown_signal()).await
+        server::serve(state.clone(), listener, shutdown_signal()).await?;
+        Ok::<(), CliError>(())
     })?;
     Ok(())
 }

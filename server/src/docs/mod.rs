@@ -2,13 +2,16 @@
 //!
 //! The server orders and stores opaque (encrypted) document operations and
 //! snapshots; it never reads or transforms them (docs/ot.md). This module
-//! owns the storage contract ([`DocStore`]) and its embedded SQLite
-//! implementation; the channel protocol that uses it comes with the
-//! document-channel work.
+//! owns the storage contract ([`DocStore`]), its embedded SQLite
+//! implementation and the [`Sequencer`] that orders ops; the channel events
+//! are handled in `connection` (docs/protocol.md, "Documents").
 
+pub mod frames;
+mod sequencer;
 mod sqlite;
 mod store;
 
+pub use sequencer::{JOIN_PAGE, JoinState, Sequencer};
 pub use sqlite::SqliteStore;
 pub use store::{AppendOutcome, DocId, DocLimits, DocStore, MemoryStore, Snapshot, StoreError, StoredOp};
 

@@ -28,7 +28,7 @@ pub struct Server {
     pub child: Child,
     pub port: u16,
     pub stderr: Arc<Mutex<String>>,
-    _dir: TempDir,
+    _dir: Option<TempDir>,
 }
 
 /// A directory removed on drop.
@@ -58,7 +58,15 @@ impl Server {
 
     pub fn start_with_env(top: &str, app_extra: &str, env: &[(&str, &str)]) -> Server {
         let dir = TempDir::new("server");
-        let config = dir.0.join("sealcast.toml");
+        let mut server = Server::start_in(&dir.0, top, app_extra, env);
+        server._dir = Some(dir);
+        server
+    }
+
+    /// Starts a server whose config and data live in `root` (which outlives
+    /// it, so another server can restart on the same data).
+    pub fn start_in(root: &std::path::Path, top: &str, app_extra: &str, env: &[(&str, &str)]) -> Server {
+        let config = root.join("sealcast.toml");
         std::fs::write(
             &config,
             format!("{top}\n[[apps]]\nid = \"{APP_ID}\"\nkey = \"{APP_KEY}\"\nsecret = \"{APP_SECRET}\"\n{app_extra}\n"),
@@ -68,7 +76,7 @@ impl Server {
             .args(["serve", "--port", "0", "--config"])
             .arg(&config)
             .arg("--data-dir")
-            .arg(dir.0.join("data"))
+            .arg(root.join("data"))
             .env("RUST_LOG", std::env::var("TEST_RUST_LOG").unwrap_or_else(|_| "debug".into()))
             .envs(env.iter().copied())
             .stdout(Stdio::piped())
@@ -96,7 +104,7 @@ impl Server {
         };
         // Keep draining stdout so the server never blocks on a full pipe.
         std::thread::spawn(move || for _ in lines {});
-        Server { child, port, stderr, _dir: dir }
+        Server { child, port, stderr, _dir: None }
     }
 
     pub fn ws_url(&self, key: &str, query: &str) -> String {
@@ -238,6 +246,17 @@ impl Client {
                 Seen::Frame(frame) if frame["event"] == event => return frame,
                 Seen::Frame(_) => continue,
                 Seen::Closed(code) => panic!("closed ({code:?}) while waiting for {event}"),
+            }
+        }
+    }
+
+    /// Reads frames until one whose event is in `events`, returning it.
+    pub async fn expect_event_any(&mut self, events: &[&str]) -> Value {
+        loop {
+            match self.next().await {
+                Seen::Frame(frame) if events.iter().any(|e| frame["event"] == *e) => return frame,
+                Seen::Frame(_) => continue,
+                Seen::Closed(code) => panic!("closed ({code:?}) while waiting for {events:?}"),
             }
         }
     }

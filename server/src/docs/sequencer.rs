@@ -1,0 +1,112 @@
+//! [`Sequencer`]: orders a document's ops and persists them before anyone
+//! hears of them.
+//!
+//! One async lock per document spans "append to the store" and "publish to
+//! the channel", so subscribers receive ops in sequence order; the store
+//! call (an fsync with SQLite) runs on the blocking pool, never on a
+//! runtime worker.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use super::{AppendOutcome, DocId, DocLimits, DocStore, Snapshot, SqliteStore, StoreError, StoredOp};
+
+/// Most ops returned by one join (clients page with `since`).
+pub const JOIN_PAGE: usize = 1000;
+
+/// The document sequencer of one server.
+pub struct Sequencer {
+    store: Arc<dyn DocStore>,
+    locks: Mutex<HashMap<DocId, Arc<tokio::sync::Mutex<()>>>>,
+}
+
+/// What a joining client receives.
+#[derive(Debug)]
+pub struct JoinState {
+    /// The last sequence number assigned.
+    pub head: u64,
+    /// The newest snapshot, if any.
+    pub snapshot: Option<Snapshot>,
+    /// Ops after `since` (or after the snapshot), at most [`JOIN_PAGE`].
+    pub ops: Vec<StoredOp>,
+}
+
+impl std::fmt::Debug for Sequencer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sequencer").finish_non_exhaustive()
+    }
+}
+
+impl Sequencer {
+    /// A sequencer over `store`.
+    pub fn new(store: Arc<dyn DocStore>) -> Sequencer {
+        Sequencer { store, locks: Mutex::default() }
+    }
+
+    /// A sequencer over the SQLite database in `data_dir`.
+    pub fn open(data_dir: &Path, limits: DocLimits) -> Result<Sequencer, StoreError> {
+        Ok(Sequencer::new(Arc::new(SqliteStore::open(&data_dir.join("documents.sqlite3"), limits)?)))
+    }
+
+    /// Appends an op; `publish(seq)` runs (still in order) once it is durable.
+    pub async fn submit(
+        &self,
+        id: DocId,
+        base: u64,
+        op_id: String,
+        payload: String,
+        publish: impl FnOnce(u64),
+    ) -> Result<AppendOutcome, StoreError> {
+        let lock = self.lock_for(&id);
+        let guard = lock.lock().await;
+        let store = self.store.clone();
+        let doc = id.clone();
+        let outcome = tokio::task::spawn_blocking(move || store.append(&doc, base, &op_id, &payload))
+            .await
+            .map_err(|e| StoreError::Backend(e.to_string()))??;
+        if let AppendOutcome::Appended(seq) = outcome {
+            publish(seq);
+        }
+        drop(guard);
+        self.release(&id, lock);
+        Ok(outcome)
+    }
+
+    /// The state a client needs to (re)join: snapshot and ops after `since`
+    /// (default: after the snapshot).
+    pub async fn join(&self, id: DocId, since: Option<u64>) -> Result<JoinState, StoreError> {
+        let store = self.store.clone();
+        tokio::task::spawn_blocking(move || {
+            let snapshot = store.latest_snapshot(&id)?;
+            let since = since.unwrap_or_else(|| snapshot.as_ref().map_or(0, |s| s.seq));
+            let ops = store.ops_since(&id, since, JOIN_PAGE)?;
+            Ok(JoinState { head: store.head(&id)?, snapshot, ops })
+        })
+        .await
+        .map_err(|e| StoreError::Backend(e.to_string()))?
+    }
+
+    /// Stores a snapshot.
+    pub async fn snapshot(&self, id: DocId, snapshot: Snapshot) -> Result<(), StoreError> {
+        let store = self.store.clone();
+        tokio::task::spawn_blocking(move || store.put_snapshot(&id, &snapshot))
+            .await
+            .map_err(|e| StoreError::Backend(e.to_string()))?
+    }
+
+    fn lock_for(&self, id: &DocId) -> Arc<tokio::sync::Mutex<()>> {
+        let mut locks = self.locks.lock().unwrap_or_else(|p| p.into_inner());
+        locks.entry(id.clone()).or_default().clone()
+    }
+
+    /// Forgets a document's lock when nobody else holds it, so the map stays
+    /// as small as the set of documents being written.
+    fn release(&self, id: &DocId, lock: Arc<tokio::sync::Mutex<()>>) {
+        let mut locks = self.locks.lock().unwrap_or_else(|p| p.into_inner());
+        // Two references: the map's and ours.
+        if Arc::strong_count(&lock) == 2 {
+            locks.remove(id);
+        }
+    }
+}
