@@ -551,6 +551,7 @@ impl Session {
             StoreError::Resync { .. } => "resync",
             StoreError::TooLarge(_) => "too_large",
             StoreError::SnapshotAhead { .. } => "invalid",
+            StoreError::SnapshotStale { .. } => "stale_snapshot",
             _ => {
                 tracing::error!(channel, error = %err, "document store failed");
                 "storage"

@@ -18,7 +18,7 @@ const SCHEMA: &str = "
     CREATE TABLE IF NOT EXISTS docs (
         app TEXT NOT NULL, doc TEXT NOT NULL,
         head INTEGER NOT NULL DEFAULT 0,
-        compacted INTEGER NOT NULL DEFAULT 0,
+        floor INTEGER NOT NULL DEFAULT 0,
         bytes INTEGER NOT NULL DEFAULT 0,
         PRIMARY KEY (app, doc)) WITHOUT ROWID;
     CREATE TABLE IF NOT EXISTS ops (
@@ -58,11 +58,11 @@ impl SqliteStore {
     }
 }
 
-/// `(head, compacted, bytes)` of a document, zeros when it has none yet.
+/// `(head, floor, bytes)` of a document, zeros when it has none yet.
 fn doc_row(conn: &Connection, id: &DocId) -> rusqlite::Result<(u64, u64, u64)> {
     Ok(conn
         .query_row(
-            "SELECT head, compacted, bytes FROM docs WHERE app = ?1 AND doc = ?2",
+            "SELECT head, floor, bytes FROM docs WHERE app = ?1 AND doc = ?2",
             params![id.app, id.doc],
             |r| Ok((get_u64(r, 0)?, get_u64(r, 1)?, get_u64(r, 2)?)),
         )
@@ -86,8 +86,8 @@ impl DocStore for SqliteStore {
         if let Some(seq) = existing {
             return Ok(AppendOutcome::Duplicate(seq));
         }
-        let (head, compacted, bytes) = doc_row(&tx, id).map_err(|e| backend(&e))?;
-        check_base(base, compacted, head)?;
+        let (head, floor, bytes) = doc_row(&tx, id).map_err(|e| backend(&e))?;
+        check_base(base, floor, head)?;
         let bytes = bytes + payload.len() as u64;
         if bytes > self.limits.max_document_bytes {
             return Err(StoreError::TooLarge(
@@ -143,11 +143,36 @@ impl DocStore for SqliteStore {
         if snapshot.seq > head {
             return Err(StoreError::SnapshotAhead { seq: snapshot.seq, head });
         }
+        let seq = int(snapshot.seq);
+        let newer_stored: bool = tx
+            .query_row(
+                "SELECT EXISTS (SELECT 1 FROM snapshots WHERE app = ?1 AND doc = ?2 AND seq > ?3)",
+                params![id.app, id.doc, seq],
+                |r| r.get(0),
+            )
+            .map_err(|e| backend(&e))?;
+        if newer_stored {
+            return Ok(());
+        }
+        let stale: bool = tx
+            .query_row(
+                "SELECT EXISTS (SELECT 1 FROM ops WHERE app = ?1 AND doc = ?2 AND seq > ?3 AND base < ?3)",
+                params![id.app, id.doc, seq],
+                |r| r.get(0),
+            )
+            .map_err(|e| backend(&e))?;
+        if stale {
+            return Err(StoreError::SnapshotStale { seq: snapshot.seq });
+        }
         tx.execute(
             "INSERT INTO snapshots (app, doc, seq, payload, key_hint) VALUES (?1, ?2, ?3, ?4, ?5)
-             ON CONFLICT (app, doc) DO UPDATE SET seq = excluded.seq, payload = excluded.payload, key_hint = excluded.key_hint
-             WHERE excluded.seq >= snapshots.seq",
-            params![id.app, id.doc, int(snapshot.seq), snapshot.payload, snapshot.key_hint],
+             ON CONFLICT (app, doc) DO UPDATE SET seq = excluded.seq, payload = excluded.payload, key_hint = excluded.key_hint",
+            params![id.app, id.doc, seq, snapshot.payload, snapshot.key_hint],
+        )
+        .map_err(|e| backend(&e))?;
+        tx.execute(
+            "UPDATE docs SET floor = MAX(floor, ?3) WHERE app = ?1 AND doc = ?2",
+            params![id.app, id.doc, seq],
         )
         .map_err(|e| backend(&e))?;
         tx.commit().map_err(|e| backend(&e))
@@ -174,7 +199,7 @@ impl DocStore for SqliteStore {
             )
             .map_err(|e| backend(&e))?;
         tx.execute(
-            "UPDATE docs SET compacted = MAX(compacted, MIN(?3, head)),
+            "UPDATE docs SET floor = MAX(floor, MIN(?3, head)),
                  bytes = (SELECT COALESCE(SUM(LENGTH(CAST(payload AS BLOB))), 0) FROM ops WHERE app = ?1 AND doc = ?2)
              WHERE app = ?1 AND doc = ?2",
             params![id.app, id.doc, int(upto)],

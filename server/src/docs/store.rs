@@ -7,9 +7,14 @@
 //!   never get the same number.
 //! - An op id already appended for the document returns its original
 //!   sequence number (`Duplicate`) and stores nothing.
-//! - An op whose base is older than the oldest op still retained (after
-//!   compaction) is refused with `StoreError::Resync`; so is a base in the
-//!   future.
+//! - An op whose base is below the document's *floor* is refused with
+//!   `StoreError::Resync`; so is a base in the future. Compaction and
+//!   snapshots raise the floor: a client joining from a snapshot at `S`
+//!   must be able to place every later op, so no op based before `S` may
+//!   follow it.
+//! - A snapshot at `S` is refused (`SnapshotStale`) while a retained op
+//!   after `S` is based before `S`; an older snapshot than the stored one is
+//!   ignored.
 //! - Payloads and key hints are opaque strings; sizes are limited.
 
 use std::collections::HashMap;
@@ -97,6 +102,14 @@ pub enum StoreError {
     /// A payload or the document is over its limit (caused by: peer).
     #[error("{0}")]
     TooLarge(&'static str),
+    /// A snapshot that joiners could not use: an op sequenced after it is
+    /// based before it (caused by: a client snapshotting too early; retry
+    /// with a newer one).
+    #[error("snapshot at {seq} is stale: a later op is based before it")]
+    SnapshotStale {
+        /// The snapshot's sequence.
+        seq: u64,
+    },
     /// A snapshot for a sequence number not yet reached (caused by: peer).
     #[error("snapshot at {seq} is past the head {head}")]
     SnapshotAhead {
@@ -131,8 +144,8 @@ pub trait DocStore: Send + Sync {
 struct MemoryDoc {
     ops: Vec<StoredOp>,
     head: u64,
-    /// Ops with seq ≤ this were compacted away.
-    compacted: u64,
+    /// Oldest base accepted (raised by compaction and snapshots).
+    floor: u64,
     snapshot: Option<Snapshot>,
 }
 
@@ -164,7 +177,7 @@ impl DocStore for MemoryStore {
             if let Some(op) = doc.ops.iter().find(|op| op.op_id == op_id) {
                 return Ok(AppendOutcome::Duplicate(op.seq));
             }
-            check_base(base, doc.compacted, doc.head)?;
+            check_base(base, doc.floor, doc.head)?;
             let total: u64 = doc.ops.iter().map(|op| op.payload.len() as u64).sum();
             if total + payload.len() as u64 > limit {
                 return Err(StoreError::TooLarge(
@@ -196,9 +209,14 @@ impl DocStore for MemoryStore {
             if snapshot.seq > doc.head {
                 return Err(StoreError::SnapshotAhead { seq: snapshot.seq, head: doc.head });
             }
-            if doc.snapshot.as_ref().is_none_or(|s| s.seq <= snapshot.seq) {
-                doc.snapshot = Some(snapshot.clone());
+            if doc.snapshot.as_ref().is_some_and(|s| s.seq > snapshot.seq) {
+                return Ok(());
             }
+            if doc.ops.iter().any(|op| op.seq > snapshot.seq && op.base < snapshot.seq) {
+                return Err(StoreError::SnapshotStale { seq: snapshot.seq });
+            }
+            doc.snapshot = Some(snapshot.clone());
+            doc.floor = doc.floor.max(snapshot.seq);
             Ok(())
         })
     }
@@ -211,7 +229,7 @@ impl DocStore for MemoryStore {
         Ok(self.with_doc(id, |doc| {
             let before = doc.ops.len();
             doc.ops.retain(|op| op.seq > upto);
-            doc.compacted = doc.compacted.max(upto.min(doc.head));
+            doc.floor = doc.floor.max(upto.min(doc.head));
             (before - doc.ops.len()) as u64
         }))
     }
@@ -225,10 +243,10 @@ pub(crate) fn check_payload(limits: &DocLimits, payload: &str) -> Result<(), Sto
     Ok(())
 }
 
-/// A base must lie in `compacted..=head`.
-pub(crate) fn check_base(base: u64, compacted: u64, head: u64) -> Result<(), StoreError> {
-    if base < compacted || base > head {
-        return Err(StoreError::Resync { base, oldest: compacted, head });
+/// A base must lie in `floor..=head`.
+pub(crate) fn check_base(base: u64, floor: u64, head: u64) -> Result<(), StoreError> {
+    if base < floor || base > head {
+        return Err(StoreError::Resync { base, oldest: floor, head });
     }
     Ok(())
 }
@@ -274,6 +292,17 @@ pub(crate) fn conformance(store: &dyn DocStore) {
     assert_eq!(store.append(&doc, 2, "c4-2", "ok").unwrap(), AppendOutcome::Appended(4));
     // Limits.
     assert!(matches!(store.append(&doc, 4, "big", &"x".repeat(64 * 1024 + 1)), Err(StoreError::TooLarge(_))));
+
+    // A snapshot that a later op bases before is refused; an accepted one
+    // raises the floor for later ops.
+    let fresh = DocId::new("app", "doc-3");
+    store.append(&fresh, 0, "x1", "a").unwrap();
+    store.append(&fresh, 0, "x2", "b").unwrap();
+    let early = Snapshot { seq: 1, payload: "s1".into(), key_hint: None };
+    assert!(matches!(store.put_snapshot(&fresh, &early), Err(StoreError::SnapshotStale { seq: 1 })));
+    store.put_snapshot(&fresh, &Snapshot { seq: 2, payload: "s2".into(), key_hint: None }).unwrap();
+    assert!(matches!(store.append(&fresh, 1, "x3", "c"), Err(StoreError::Resync { oldest: 2, .. })));
+    assert_eq!(store.append(&fresh, 2, "x4", "d").unwrap(), AppendOutcome::Appended(3));
 }
 
 #[cfg(test)]
