@@ -253,9 +253,16 @@ fn users(app: &App, name: &str) -> HttpResponse {
     }
 }
 
+/// What is wrong with a request body, without its content: serde_json's
+/// own messages can quote values (`invalid type: string "…"`), and event
+/// data must never be echoed or logged.
 fn classify(err: &serde_json::Error) -> String {
-    // serde_json's message names the field and position; it never quotes the data.
-    err.to_string()
+    let kind = match err.classify() {
+        serde_json::error::Category::Syntax | serde_json::error::Category::Eof => "not valid JSON",
+        serde_json::error::Category::Data => "a field is missing or has the wrong type",
+        serde_json::error::Category::Io => "unreadable",
+    };
+    format!("{kind} (line {}, column {})", err.line(), err.column())
 }
 
 fn ok(body: Value) -> HttpResponse {
