@@ -288,7 +288,7 @@ impl Session {
             "pusher:subscribe" => self.subscribe(&frame),
             "pusher:unsubscribe" => self.unsubscribe(&frame),
             "pusher:signin" => self.signin(&frame),
-            "sealcast:doc-join" | "sealcast:doc-submit" | "sealcast:doc-snapshot" => {
+            "sealcast:doc-join" | "sealcast:doc-submit" | "sealcast:doc-snapshot" | "sealcast:doc-digest" => {
                 self.document(&frame).await
             }
             event if event.starts_with("client-") => self.client_event(&frame),
@@ -500,22 +500,45 @@ impl Session {
                         Some(&submit.op_id),
                     );
                 }
-                let (app, metrics, sender) =
-                    (self.app.clone(), &self.state.metrics, self.handle.socket_id.clone());
+                let (app, metrics, author) = (self.app.clone(), &self.state.metrics, &self.handle);
+                // The ack is queued under the document lock, like the
+                // broadcast: the author must see it before any later op.
                 let broadcast = |seq| {
                     let op = doc_frames::op(&name, seq, submit.base, &submit.op_id, &submit.payload);
-                    app.publish(&name, &Bytes::from(op), Some(&sender), metrics);
+                    app.publish(&name, &Bytes::from(op), Some(&author.socket_id), metrics);
+                    author.send(Bytes::from(doc_frames::ack(&name, &submit.op_id, seq, false)), metrics);
                 };
                 let (base, op_id, payload) = (submit.base, submit.op_id.clone(), submit.payload.clone());
                 match self.state.sequencer.submit(id, base, op_id, payload, broadcast).await {
-                    Ok(AppendOutcome::Appended(seq)) => {
-                        self.send(doc_frames::ack(&name, &submit.op_id, seq, false))
-                    }
+                    Ok(AppendOutcome::Appended(_)) => {}
                     Ok(AppendOutcome::Duplicate(seq)) => {
                         self.send(doc_frames::ack(&name, &submit.op_id, seq, true))
                     }
                     Err(err) => self.doc_store_error(&name, &err, Some(&submit.op_id)),
                 }
+            }
+            "sealcast:doc-digest" => {
+                #[derive(serde::Deserialize)]
+                struct Digest {
+                    seq: u64,
+                    kv: u32,
+                    digest: String,
+                }
+                let Ok(digest) = frame.data_as::<Digest>() else {
+                    return self.doc_error(&name, "invalid", "doc-digest data is {seq, kv, digest}", None);
+                };
+                if digest.digest.is_empty() || digest.digest.len() > 128 {
+                    return self.doc_error(&name, "invalid", "digest must be 1 to 128 bytes", None);
+                }
+                // Relayed, not stored: every client compares it with its own
+                // digest at that sequence (the server cannot compute one).
+                let relay = doc_frames::digest(&name, digest.seq, digest.kv, &digest.digest);
+                self.app.publish(
+                    &name,
+                    &Bytes::from(relay),
+                    Some(&self.handle.socket_id),
+                    &self.state.metrics,
+                );
             }
             _ => {
                 #[derive(serde::Deserialize)]
@@ -550,7 +573,7 @@ impl Session {
         let code = match err {
             StoreError::Resync { .. } => "resync",
             StoreError::TooLarge(_) => "too_large",
-            StoreError::SnapshotAhead { .. } => "invalid",
+            StoreError::SnapshotAhead { .. } | StoreError::Invalid(_) => "invalid",
             StoreError::SnapshotStale { .. } => "stale_snapshot",
             _ => {
                 tracing::error!(channel, error = %err, "document store failed");

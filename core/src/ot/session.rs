@@ -64,6 +64,45 @@ pub enum SessionError {
     },
 }
 
+/// The user's own changes that can be undone or redone, as inverse deltas
+/// against the current view, newest last. Remote changes are transformed
+/// into them (as Quill's history module does), so undo reverts only what
+/// this user did, wherever remote edits moved it.
+#[derive(Debug, Clone, Default)]
+struct UndoStacks {
+    undo: Vec<Delta>,
+    redo: Vec<Delta>,
+}
+
+impl UndoStacks {
+    fn record(&mut self, inverse: Delta) {
+        if !inverse.is_empty() {
+            self.undo.push(inverse);
+            if self.undo.len() > DEFAULT_UNDO_DEPTH {
+                self.undo.remove(0);
+            }
+        }
+        self.redo.clear();
+    }
+
+    /// Moves both stacks past `remote`, a change just applied to the view.
+    fn transform(&mut self, remote: &Delta) -> Result<(), OtError> {
+        for stack in [&mut self.undo, &mut self.redo] {
+            let mut remote = remote.clone();
+            for i in (0..stack.len()).rev() {
+                let item = std::mem::take(&mut stack[i]);
+                stack[i] = remote.transform(&item, true)?;
+                remote = item.transform(&remote, false)?;
+            }
+            stack.retain(|item| !item.is_empty());
+        }
+        Ok(())
+    }
+}
+
+/// Undo steps kept per direction.
+pub const DEFAULT_UNDO_DEPTH: usize = 100;
+
 /// An op to submit to the sequencer.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Submission {
@@ -103,6 +142,7 @@ pub struct DocSession {
     next_op_id: u64,
     outbox: VecDeque<Submission>,
     events: VecDeque<DocEvent>,
+    undo: UndoStacks,
 }
 
 impl DocSession {
@@ -123,6 +163,7 @@ impl DocSession {
             next_op_id: first_op_id,
             outbox: VecDeque::new(),
             events: VecDeque::new(),
+            undo: UndoStacks::default(),
         })
     }
 
@@ -165,12 +206,44 @@ impl DocSession {
         })
     }
 
-    /// A change the user made to the current [`DocSession::view`].
+    /// A change the user made to the current [`DocSession::view`]; it
+    /// becomes one undo step.
     pub fn local_edit(&mut self, change: Delta) -> Result<(), SessionError> {
-        let view_len = self.view()?.len();
-        if change.base_len() > view_len {
-            return Err(OtError::RetainPastEnd { needed: change.base_len(), length: view_len }.into());
+        let inverse = self.submit_local(change)?;
+        self.undo.record(inverse);
+        Ok(())
+    }
+
+    /// Reverts the user's newest undoable change (transformed past remote
+    /// edits since). Returns the change applied to the view, for the editor,
+    /// or `None` when there is nothing to undo.
+    pub fn undo(&mut self) -> Result<Option<Delta>, SessionError> {
+        let Some(change) = self.undo.undo.pop() else { return Ok(None) };
+        let inverse = self.submit_local(change.clone())?;
+        self.undo.redo.push(inverse);
+        Ok(Some(change))
+    }
+
+    /// Re-applies the newest undone change; `None` when there is none.
+    pub fn redo(&mut self) -> Result<Option<Delta>, SessionError> {
+        let Some(change) = self.undo.redo.pop() else { return Ok(None) };
+        let inverse = self.submit_local(change.clone())?;
+        self.undo.undo.push(inverse);
+        Ok(Some(change))
+    }
+
+    /// Whether [`DocSession::undo`] / [`DocSession::redo`] have something to do.
+    pub fn can_undo(&self) -> (bool, bool) {
+        (!self.undo.undo.is_empty(), !self.undo.redo.is_empty())
+    }
+
+    /// Queues a local change and returns its inverse against the view.
+    fn submit_local(&mut self, change: Delta) -> Result<Delta, SessionError> {
+        let view = self.view()?;
+        if change.base_len() > view.len() {
+            return Err(OtError::RetainPastEnd { needed: change.base_len(), length: view.len() }.into());
         }
+        let inverse = change.invert(&view)?;
         if self.in_flight.is_none() {
             self.send(change);
         } else {
@@ -179,7 +252,7 @@ impl DocSession {
                 None => change,
             });
         }
-        Ok(())
+        Ok(inverse)
     }
 
     /// Another client's op, sequenced `seq` with base `base`.
@@ -203,6 +276,7 @@ impl DocSession {
             *buffer = rebased;
         }
         self.integrate(seq, canonical)?;
+        self.undo.transform(&remote)?;
         self.events.push_back(DocEvent::RemoteChange(remote));
         Ok(())
     }
@@ -223,6 +297,26 @@ impl DocSession {
             self.send(buffer);
         }
         Ok(())
+    }
+
+    /// The op id in flight, if any.
+    pub fn in_flight_id(&self) -> Option<u64> {
+        self.in_flight.as_ref().map(|f| f.op_id)
+    }
+
+    /// Queues the in-flight op again, under the same op id, against the
+    /// current sequence (after a reconnect or a `resync` refusal: the op
+    /// was not sequenced, or if it was, the server answers with its
+    /// original sequence number).
+    pub fn resubmit(&mut self) {
+        if let Some(in_flight) = &self.in_flight {
+            self.outbox.clear();
+            self.outbox.push_back(Submission {
+                op_id: in_flight.op_id,
+                base: self.seq,
+                op: in_flight.op.clone(),
+            });
+        }
     }
 
     /// The next op to submit.

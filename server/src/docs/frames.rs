@@ -44,6 +44,11 @@ pub fn snapshot_stored(channel: &str, seq: u64) -> String {
     frame("sealcast_internal:doc-snapshot-stored", channel, json!({"seq": seq}))
 }
 
+/// A client's digest of the canonical document at `seq`, relayed as sent.
+pub fn digest(channel: &str, seq: u64, kv: u32, digest: &str) -> String {
+    frame("sealcast_internal:doc-digest", channel, json!({"seq": seq, "kv": kv, "digest": digest}))
+}
+
 /// A refused document event.
 pub fn error(channel: &str, code: &str, message: &str, op_id: Option<&str>) -> String {
     frame("sealcast_internal:doc-error", channel, json!({"code": code, "message": message, "op_id": op_id}))

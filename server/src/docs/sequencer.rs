@@ -15,6 +15,10 @@ use super::{AppendOutcome, DocId, DocLimits, DocStore, Snapshot, SqliteStore, St
 /// Most ops returned by one join (clients page with `since`).
 pub const JOIN_PAGE: usize = 1000;
 
+/// Ops kept before the newest snapshot when compacting, so clients a
+/// little behind can still catch up with "since" instead of reloading.
+pub const HISTORY_KEPT_BEFORE_SNAPSHOT: u64 = 1000;
+
 /// The document sequencer of one server.
 pub struct Sequencer {
     store: Arc<dyn DocStore>,
@@ -87,12 +91,20 @@ impl Sequencer {
         .map_err(|e| StoreError::Backend(e.to_string()))?
     }
 
-    /// Stores a snapshot.
+    /// Stores a snapshot, then compacts: payloads more than
+    /// [`HISTORY_KEPT_BEFORE_SNAPSHOT`] ops before it are dropped.
     pub async fn snapshot(&self, id: DocId, snapshot: Snapshot) -> Result<(), StoreError> {
         let store = self.store.clone();
-        tokio::task::spawn_blocking(move || store.put_snapshot(&id, &snapshot))
-            .await
-            .map_err(|e| StoreError::Backend(e.to_string()))?
+        tokio::task::spawn_blocking(move || {
+            store.put_snapshot(&id, &snapshot)?;
+            let upto = snapshot.seq.saturating_sub(HISTORY_KEPT_BEFORE_SNAPSHOT);
+            if upto > 0 {
+                store.compact(&id, upto)?;
+            }
+            Ok(())
+        })
+        .await
+        .map_err(|e| StoreError::Backend(e.to_string()))?
     }
 
     fn lock_for(&self, id: &DocId) -> Arc<tokio::sync::Mutex<()>> {

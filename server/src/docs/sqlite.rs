@@ -118,7 +118,7 @@ impl DocStore for SqliteStore {
         let conn = self.lock();
         let mut statement = conn
             .prepare_cached(
-                "SELECT seq, base, op_id, payload FROM ops WHERE app = ?1 AND doc = ?2 AND seq > ?3 ORDER BY seq LIMIT ?4",
+                "SELECT seq, base, op_id, payload FROM ops WHERE app = ?1 AND doc = ?2 AND seq > ?3 AND payload != '' ORDER BY seq LIMIT ?4",
             )
             .map_err(|e| backend(&e))?;
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
@@ -192,9 +192,11 @@ impl DocStore for SqliteStore {
     fn compact(&self, id: &DocId, upto: u64) -> Result<u64, StoreError> {
         let mut conn = self.lock();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(|e| backend(&e))?;
+        // Payloads go; the rows stay as tombstones so a compacted op id is
+        // still recognised as a duplicate.
         let dropped = tx
             .execute(
-                "DELETE FROM ops WHERE app = ?1 AND doc = ?2 AND seq <= ?3",
+                "UPDATE ops SET payload = '' WHERE app = ?1 AND doc = ?2 AND seq <= ?3 AND payload != ''",
                 params![id.app, id.doc, int(upto)],
             )
             .map_err(|e| backend(&e))?;

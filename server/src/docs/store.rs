@@ -15,7 +15,9 @@
 //! - A snapshot at `S` is refused (`SnapshotStale`) while a retained op
 //!   after `S` is based before `S`; an older snapshot than the stored one is
 //!   ignored.
-//! - Payloads and key hints are opaque strings; sizes are limited.
+//! - Compaction drops payloads up to a sequence number but remembers their
+//!   op ids, so a late resubmission is still a `Duplicate`.
+//! - Payloads and key hints are opaque, non-empty strings; sizes are limited.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -118,6 +120,9 @@ pub enum StoreError {
         /// Current head.
         head: u64,
     },
+    /// A malformed op or snapshot (caused by: peer).
+    #[error("{0}")]
+    Invalid(&'static str),
     /// The storage backend failed (caused by: environment).
     #[error("storage: {0}")]
     Backend(String),
@@ -143,6 +148,8 @@ pub trait DocStore: Send + Sync {
 #[derive(Debug, Default)]
 struct MemoryDoc {
     ops: Vec<StoredOp>,
+    /// Op ids of compacted ops, with their sequence numbers.
+    compacted: HashMap<String, u64>,
     head: u64,
     /// Oldest base accepted (raised by compaction and snapshots).
     floor: u64,
@@ -176,6 +183,9 @@ impl DocStore for MemoryStore {
         self.with_doc(id, |doc| {
             if let Some(op) = doc.ops.iter().find(|op| op.op_id == op_id) {
                 return Ok(AppendOutcome::Duplicate(op.seq));
+            }
+            if let Some(&seq) = doc.compacted.get(op_id) {
+                return Ok(AppendOutcome::Duplicate(seq));
             }
             check_base(base, doc.floor, doc.head)?;
             let total: u64 = doc.ops.iter().map(|op| op.payload.len() as u64).sum();
@@ -228,7 +238,10 @@ impl DocStore for MemoryStore {
     fn compact(&self, id: &DocId, upto: u64) -> Result<u64, StoreError> {
         Ok(self.with_doc(id, |doc| {
             let before = doc.ops.len();
-            doc.ops.retain(|op| op.seq > upto);
+            let (dropped, kept) = std::mem::take(&mut doc.ops).into_iter().partition(|op| op.seq <= upto);
+            doc.ops = kept;
+            let dropped: Vec<StoredOp> = dropped;
+            doc.compacted.extend(dropped.into_iter().map(|op| (op.op_id, op.seq)));
             doc.floor = doc.floor.max(upto.min(doc.head));
             (before - doc.ops.len()) as u64
         }))
@@ -237,6 +250,9 @@ impl DocStore for MemoryStore {
 
 /// Refuses payloads over the limit.
 pub(crate) fn check_payload(limits: &DocLimits, payload: &str) -> Result<(), StoreError> {
+    if payload.is_empty() {
+        return Err(StoreError::Invalid("empty payload"));
+    }
     if payload.len() > limits.max_payload_bytes {
         return Err(StoreError::TooLarge("payload over the per-op size limit"));
     }
@@ -289,6 +305,8 @@ pub(crate) fn conformance(store: &dyn DocStore) {
     assert_eq!(store.compact(&doc, 2).unwrap(), 2);
     assert_eq!(store.ops_since(&doc, 0, 10).unwrap().len(), 1);
     assert!(matches!(store.append(&doc, 1, "c4-1", "late"), Err(StoreError::Resync { oldest: 2, .. })));
+    // A compacted op id is still a duplicate, never appended again.
+    assert_eq!(store.append(&doc, 0, "c1-1", "op-a").unwrap(), AppendOutcome::Duplicate(1));
     assert_eq!(store.append(&doc, 2, "c4-2", "ok").unwrap(), AppendOutcome::Appended(4));
     // Limits.
     assert!(matches!(store.append(&doc, 4, "big", &"x".repeat(64 * 1024 + 1)), Err(StoreError::TooLarge(_))));

@@ -188,3 +188,52 @@ proptest! {
         simulate(clients, &steps);
     }
 }
+
+#[test]
+fn undo_reverts_own_changes_past_remote_ones() {
+    let mut s = DocSession::new(d(json!([{"insert": "hello"}])), 0, 1).unwrap();
+    s.local_edit(d(json!([{"retain": 5}, {"insert": " world"}]))).unwrap();
+    let _ = s.poll_transmit();
+    s.handle_ack(1, 1).unwrap();
+    // Someone prepends text; our undo must still remove exactly " world".
+    s.handle_remote(2, 1, &d(json!([{"insert": ">> "}]))).unwrap();
+    assert_eq!(text(&s.view().unwrap()), ">> hello world");
+    assert_eq!(s.can_undo(), (true, false));
+    let change = s.undo().unwrap().unwrap();
+    assert_eq!(change, d(json!([{"retain": 8}, {"delete": 6}])));
+    assert_eq!(text(&s.view().unwrap()), ">> hello");
+    assert_eq!(s.can_undo(), (false, true));
+    // A remote edit between undo and redo moves the redo too.
+    let sent = s.poll_transmit().unwrap();
+    s.handle_ack(sent.op_id, 3).unwrap();
+    s.handle_remote(4, 3, &d(json!([{"insert": "#"}]))).unwrap();
+    s.redo().unwrap().unwrap();
+    assert_eq!(text(&s.view().unwrap()), "#>> hello world");
+    assert_eq!(s.undo().unwrap(), Some(d(json!([{"retain": 9}, {"delete": 6}]))));
+    assert_eq!(s.undo().unwrap(), None, "the remote edits are not ours to undo");
+    assert_eq!(text(&s.view().unwrap()), "#>> hello");
+}
+
+#[test]
+fn an_undo_step_disappears_when_remote_edits_delete_its_text() {
+    let mut s = DocSession::new(d(json!([{"insert": "abc"}])), 0, 1).unwrap();
+    s.local_edit(d(json!([{"retain": 3}, {"insert": "XYZ"}]))).unwrap();
+    let _ = s.poll_transmit();
+    s.handle_ack(1, 1).unwrap();
+    s.handle_remote(2, 1, &d(json!([{"retain": 2}, {"delete": 4}]))).unwrap();
+    assert_eq!(text(&s.view().unwrap()), "ab");
+    assert_eq!(s.undo().unwrap(), None);
+}
+
+#[test]
+fn resubmit_reuses_the_op_id_with_a_current_base() {
+    let mut s = DocSession::new(d(json!([{"insert": "ab"}])), 0, 7).unwrap();
+    s.local_edit(d(json!([{"retain": 2}, {"insert": "!"}]))).unwrap();
+    assert_eq!(s.poll_transmit().unwrap().base, 0);
+    s.handle_remote(1, 0, &d(json!([{"insert": "x"}]))).unwrap();
+    s.resubmit();
+    let again = s.poll_transmit().unwrap();
+    assert_eq!((again.op_id, again.base), (7, 1));
+    assert_eq!(again.op, d(json!([{"retain": 3}, {"insert": "!"}])));
+    assert_eq!(s.in_flight_id(), Some(7));
+}
