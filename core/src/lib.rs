@@ -29,6 +29,7 @@
 //! ```
 
 pub mod crypto;
+pub mod doc;
 pub mod ot;
 pub mod protocol;
 

@@ -465,11 +465,13 @@ impl Session {
                 struct Join {
                     #[serde(default)]
                     since: Option<u64>,
+                    #[serde(default)]
+                    op_id: Option<String>,
                 }
                 let Ok(join) = frame.data_as::<Join>() else {
-                    return self.doc_error(&name, "invalid", "doc-join data is {\"since\"?: number}", None);
+                    return self.doc_error(&name, "invalid", "doc-join data is {since?, op_id?}", None);
                 };
-                match self.state.sequencer.join(id, join.since).await {
+                match self.state.sequencer.join(id, join.since, join.op_id).await {
                     Ok(state) => self.send(doc_frames::state(&name, &state)),
                     Err(err) => self.doc_store_error(&name, &err, None),
                 }

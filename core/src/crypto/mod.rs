@@ -9,7 +9,7 @@
 //! server.
 
 mod aad;
-mod b64;
+pub(crate) mod b64;
 mod commit;
 mod envelope;
 mod error;

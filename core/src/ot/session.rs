@@ -299,6 +299,26 @@ impl DocSession {
         Ok(())
     }
 
+    /// Moves a position in the view another client had at sequence
+    /// `from_seq` into this client's view: through the canonical ops since
+    /// (when known) and this client's unacknowledged edits. Used for remote
+    /// cursors; the other client's own pending edits are unknown here, so
+    /// this is the usual best effort.
+    pub fn rebase_position(&self, from_seq: u64, mut index: usize) -> usize {
+        for (_, op) in self.history.iter().filter(|(seq, _)| *seq > from_seq) {
+            index = op.transform_position(index, false);
+        }
+        for pending in self.in_flight.iter().map(|f| &f.op).chain(&self.buffer) {
+            index = pending.transform_position(index, false);
+        }
+        index
+    }
+
+    /// Local edits made while an op was in flight, not yet sent.
+    pub fn buffered(&self) -> Option<&Delta> {
+        self.buffer.as_ref()
+    }
+
     /// The op id in flight, if any.
     pub fn in_flight_id(&self) -> Option<u64> {
         self.in_flight.as_ref().map(|f| f.op_id)

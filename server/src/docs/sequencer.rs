@@ -34,6 +34,9 @@ pub struct JoinState {
     pub snapshot: Option<Snapshot>,
     /// Ops after `since` (or after the snapshot), at most [`JOIN_PAGE`].
     pub ops: Vec<StoredOp>,
+    /// The sequence number of the op id the client asked about, if that
+    /// op was sequenced (a client rejoining with an op in flight).
+    pub op_seq: Option<u64>,
 }
 
 impl std::fmt::Debug for Sequencer {
@@ -79,13 +82,22 @@ impl Sequencer {
 
     /// The state a client needs to (re)join: snapshot and ops after `since`
     /// (default: after the snapshot).
-    pub async fn join(&self, id: DocId, since: Option<u64>) -> Result<JoinState, StoreError> {
+    pub async fn join(
+        &self,
+        id: DocId,
+        since: Option<u64>,
+        op_id: Option<String>,
+    ) -> Result<JoinState, StoreError> {
         let store = self.store.clone();
         tokio::task::spawn_blocking(move || {
             let snapshot = store.latest_snapshot(&id)?;
             let since = since.unwrap_or_else(|| snapshot.as_ref().map_or(0, |s| s.seq));
             let ops = store.ops_since(&id, since, JOIN_PAGE)?;
-            Ok(JoinState { head: store.head(&id)?, snapshot, ops })
+            let op_seq = match op_id {
+                Some(op_id) => store.find_op(&id, &op_id)?,
+                None => None,
+            };
+            Ok(JoinState { head: store.head(&id)?, snapshot, ops, op_seq })
         })
         .await
         .map_err(|e| StoreError::Backend(e.to_string()))?

@@ -58,6 +58,16 @@ impl SqliteStore {
     }
 }
 
+/// The sequence number given to `op_id`.
+fn op_seq(conn: &Connection, id: &DocId, op_id: &str) -> rusqlite::Result<Option<u64>> {
+    conn.query_row(
+        "SELECT seq FROM ops WHERE app = ?1 AND doc = ?2 AND op_id = ?3",
+        params![id.app, id.doc, op_id],
+        |r| get_u64(r, 0),
+    )
+    .optional()
+}
+
 /// `(head, floor, bytes)` of a document, zeros when it has none yet.
 fn doc_row(conn: &Connection, id: &DocId) -> rusqlite::Result<(u64, u64, u64)> {
     Ok(conn
@@ -75,15 +85,7 @@ impl DocStore for SqliteStore {
         check_payload(&self.limits, payload)?;
         let mut conn = self.lock();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(|e| backend(&e))?;
-        let existing: Option<u64> = tx
-            .query_row(
-                "SELECT seq FROM ops WHERE app = ?1 AND doc = ?2 AND op_id = ?3",
-                params![id.app, id.doc, op_id],
-                |r| get_u64(r, 0),
-            )
-            .optional()
-            .map_err(|e| backend(&e))?;
-        if let Some(seq) = existing {
+        if let Some(seq) = op_seq(&tx, id, op_id).map_err(|e| backend(&e))? {
             return Ok(AppendOutcome::Duplicate(seq));
         }
         let (head, floor, bytes) = doc_row(&tx, id).map_err(|e| backend(&e))?;
@@ -187,6 +189,10 @@ impl DocStore for SqliteStore {
             )
             .optional()
             .map_err(|e| backend(&e))
+    }
+
+    fn find_op(&self, id: &DocId, op_id: &str) -> Result<Option<u64>, StoreError> {
+        op_seq(&self.lock(), id, op_id).map_err(|e| backend(&e))
     }
 
     fn compact(&self, id: &DocId, upto: u64) -> Result<u64, StoreError> {

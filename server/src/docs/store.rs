@@ -138,6 +138,8 @@ pub trait DocStore: Send + Sync {
     fn ops_since(&self, id: &DocId, since: u64, limit: usize) -> Result<Vec<StoredOp>, StoreError>;
     /// Stores a snapshot (the newest one wins as the join point).
     fn put_snapshot(&self, id: &DocId, snapshot: &Snapshot) -> Result<(), StoreError>;
+    /// The sequence number given to `op_id`, compacted or not.
+    fn find_op(&self, id: &DocId, op_id: &str) -> Result<Option<u64>, StoreError>;
     /// The newest snapshot.
     fn latest_snapshot(&self, id: &DocId) -> Result<Option<Snapshot>, StoreError>;
     /// Drops ops with `seq <= upto`; later bases must be ≥ `upto`.
@@ -235,6 +237,12 @@ impl DocStore for MemoryStore {
         Ok(self.with_doc(id, |doc| doc.snapshot.clone()))
     }
 
+    fn find_op(&self, id: &DocId, op_id: &str) -> Result<Option<u64>, StoreError> {
+        Ok(self.with_doc(id, |doc| {
+            doc.ops.iter().find(|op| op.op_id == op_id).map(|op| op.seq).or(doc.compacted.get(op_id).copied())
+        }))
+    }
+
     fn compact(&self, id: &DocId, upto: u64) -> Result<u64, StoreError> {
         Ok(self.with_doc(id, |doc| {
             let before = doc.ops.len();
@@ -307,6 +315,9 @@ pub(crate) fn conformance(store: &dyn DocStore) {
     assert!(matches!(store.append(&doc, 1, "c4-1", "late"), Err(StoreError::Resync { oldest: 2, .. })));
     // A compacted op id is still a duplicate, never appended again.
     assert_eq!(store.append(&doc, 0, "c1-1", "op-a").unwrap(), AppendOutcome::Duplicate(1));
+    assert_eq!(store.find_op(&doc, "c1-1").unwrap(), Some(1));
+    assert_eq!(store.find_op(&doc, "c1-2").unwrap(), Some(3));
+    assert_eq!(store.find_op(&doc, "nope").unwrap(), None);
     assert_eq!(store.append(&doc, 2, "c4-2", "ok").unwrap(), AppendOutcome::Appended(4));
     // Limits.
     assert!(matches!(store.append(&doc, 4, "big", &"x".repeat(64 * 1024 + 1)), Err(StoreError::TooLarge(_))));

@@ -205,8 +205,14 @@ pub enum Seen {
 
 impl Client {
     pub async fn connect(url: &str) -> Client {
-        let (ws, _) = tokio_tungstenite::connect_async(url).await.expect("websocket connect");
-        Client { ws, socket_id: String::new() }
+        Client::try_connect(url).await.expect("websocket connect")
+    }
+
+    /// Connects and reads `connection_established`; `None` if the server
+    /// is not there (e.g. restarting).
+    pub async fn try_connect(url: &str) -> Option<Client> {
+        let (ws, _) = tokio_tungstenite::connect_async(url).await.ok()?;
+        Some(Client { ws, socket_id: String::new() })
     }
 
     pub async fn send(&mut self, frame: Value) {

@@ -1,0 +1,764 @@
+//! [`DocClient`]: one end-to-end-encrypted document over the sealcast
+//! document channel protocol (`docs/protocol.md`), sans-IO.
+//!
+//! It wraps a [`DocSession`] (the OT state) with what the wire needs:
+//! sealing and opening every op, snapshot and cursor with the document
+//! scope; joining, paging and rejoining; snapshots every
+//! [`DocConfig::snapshot_every`] ops; digests every
+//! [`DocConfig::digest_every`] ops and the `Diverged` stop; keys asked for
+//! when an envelope names one the ring lacks.
+//!
+//! The transport subscribes to the channel, then feeds every frame on it to
+//! [`DocClient::handle_event`] and sends whatever [`DocClient::poll_frame`]
+//! returns; the app reads [`DocClient::poll_event`].
+
+use std::collections::{BTreeMap, HashSet, VecDeque};
+
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::payload::{self, PayloadError};
+use crate::crypto::{CryptoError, Key, KeyRing};
+use crate::ot::Delta;
+use crate::ot::session::{DocEvent as SessionEvent, DocSession, SessionError};
+
+/// Most ops the server returns per join (it pages with `since`).
+const JOIN_PAGE: usize = 1000;
+/// Own and reported digests remembered, per direction.
+const DIGESTS_KEPT: usize = 64;
+/// Presence client event carrying sealed cursors.
+pub const CURSOR_EVENT: &str = "client-sealcast-cursor";
+
+/// Tuning of a [`DocClient`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DocConfig {
+    /// The author of every op whose sequence number is a multiple of this
+    /// uploads a snapshot (joiners then replay at most about this many ops).
+    pub snapshot_every: u64,
+    /// Every client computes a digest at multiples of this; the author of
+    /// that op publishes it and the others compare.
+    pub digest_every: u64,
+}
+
+impl Default for DocConfig {
+    fn default() -> DocConfig {
+        DocConfig { snapshot_every: 500, digest_every: 100 }
+    }
+}
+
+/// What the app (editor) must hear about.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum DocClientEvent {
+    /// Joined or rejoined: show `view`. `unsent` holds local changes that
+    /// could not be carried into the new session (the history they were
+    /// based on is gone); offer them to the user, nothing is dropped silently.
+    Ready {
+        /// The document including this user's pending edits.
+        view: Delta,
+        /// The last sequence number integrated.
+        seq: u64,
+        /// Local changes not carried over, against the previous view.
+        unsent: Option<Delta>,
+    },
+    /// A remote change, to apply to the editor's current content.
+    RemoteChange(Delta),
+    /// Another user's cursor, moved into this client's view.
+    Cursor {
+        /// The sender's user id (presence channels), if known.
+        user_id: Option<String>,
+        /// Selection start.
+        index: usize,
+        /// Selection length.
+        length: usize,
+    },
+    /// Another user's cursor could not be opened (it is ignored).
+    CursorError {
+        /// The sender's user id, if known.
+        user_id: Option<String>,
+        /// Why.
+        error: String,
+    },
+    /// The ring lacks the key an envelope names; call
+    /// [`DocClient::add_key`]. Processing waits for it (nothing is dropped).
+    KeyNeeded {
+        /// Key id.
+        kid: String,
+        /// Key version.
+        kv: u32,
+        /// The key hint stored with the document's snapshot, if any.
+        key_hint: Option<String>,
+    },
+    /// The session stopped: local input is refused from now on. `unsent`
+    /// holds the user's unacknowledged changes; [`DocClient::restart`]
+    /// reloads the document.
+    Diverged {
+        /// The sequence number where it was noticed.
+        seq: u64,
+        /// Why.
+        reason: DivergeReason,
+        /// Local changes not acknowledged by the server.
+        unsent: Option<Delta>,
+    },
+    /// The server refused something that is not fatal (`rate_limited`,
+    /// `too_large`, …). A refused op stays pending: call
+    /// [`DocClient::resubmit`] to try again.
+    Refused {
+        /// The server's error code.
+        code: String,
+        /// Its message.
+        message: String,
+    },
+}
+
+/// Why a session stopped.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum DivergeReason {
+    /// Another client's digest at the same sequence differs from ours.
+    DigestMismatch,
+    /// A remote op, snapshot or server message could not be used
+    /// (undecryptable, malformed, or not applicable).
+    BadRemote(String),
+    /// A local op could not be sealed (e.g. the key reached its usage
+    /// limit): rotate the key, then restart.
+    CannotSeal(String),
+}
+
+/// Why a call was refused.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum DocClientError {
+    /// Not joined yet (caused by: caller).
+    #[error("the document is not joined yet")]
+    NotReady,
+    /// The session diverged; call `restart` (caused by: divergence).
+    #[error("the document session stopped after divergence: restart it")]
+    Diverged,
+    /// The local change does not fit the view (caused by: caller).
+    #[error(transparent)]
+    Session(#[from] SessionError),
+    /// Sealing failed, e.g. no key for the kid (caused by: caller's keys).
+    #[error(transparent)]
+    Crypto(#[from] CryptoError),
+    /// A frame from the server is malformed (caused by: peer).
+    #[error("malformed document frame: {0}")]
+    Malformed(&'static str),
+}
+
+#[derive(Debug, Clone, Deserialize)]
+struct WireOp {
+    seq: u64,
+    base: u64,
+    op_id: String,
+    payload: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+struct WireSnapshot {
+    seq: u64,
+    payload: String,
+    key_hint: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+struct WireState {
+    head: u64,
+    snapshot: Option<WireSnapshot>,
+    ops: Vec<WireOp>,
+    #[serde(default)]
+    op_seq: Option<u64>,
+}
+
+/// A server message waiting to be processed (in order).
+#[derive(Debug, Clone)]
+enum Incoming {
+    State(WireState),
+    Op(WireOp),
+    Ack { op_id: String, seq: u64 },
+    Digest { seq: u64, kv: u32, digest: String },
+    Cursor { user_id: Option<String>, seq: u64, envelope: Value },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    Idle,
+    /// Waiting for `doc-state`; `since` is what was asked.
+    Joining { since: Option<u64> },
+    Ready,
+    Diverged,
+}
+
+/// One client's encrypted document.
+#[derive(Debug)]
+pub struct DocClient {
+    doc_id: String,
+    channel: String,
+    config: DocConfig,
+    ring: KeyRing,
+    kid: String,
+    key_hint: Option<String>,
+    phase: Phase,
+    session: Option<DocSession>,
+    /// The session being replaced by a join from a snapshot: its pending
+    /// changes become `unsent`.
+    abandoned: Option<DocSession>,
+    /// The in-flight op of the abandoned session was sequenced (as this).
+    abandoned_op_seq: Option<u64>,
+    /// Prefix making this client's op ids unique.
+    op_id_prefix: String,
+    /// Sessions started: op ids of session `g` start at `g << 32`.
+    generation: u64,
+    inbox: VecDeque<Incoming>,
+    /// Live ops and acks that arrived while joining.
+    early: Vec<Incoming>,
+    /// Keys already asked for (asked once each).
+    asked: HashSet<(String, u32)>,
+    /// Snapshot key hint of the joined document.
+    doc_key_hint: Option<String>,
+    /// Our digests by sequence, `(kv, digest)`.
+    own_digests: BTreeMap<u64, (u32, String)>,
+    /// Others' digests for sequences not reached yet.
+    their_digests: BTreeMap<u64, (u32, String)>,
+    /// A snapshot upload was refused as stale: retry at our next ack.
+    snapshot_retry: bool,
+    frames: VecDeque<String>,
+    events: VecDeque<DocClientEvent>,
+}
+
+impl DocClient {
+    /// A client for document `doc_id` on `private-doc-{doc_id}` (or
+    /// `presence-doc-{doc_id}` when `presence`), sealing with the current
+    /// version of `kid` in `ring`. `key_hint` is stored with snapshots (see
+    /// docs/keys.md). `op_id_prefix` must be unique per client session
+    /// (e.g. random); op ids are `{prefix}-{n}`.
+    pub fn new(
+        doc_id: &str,
+        presence: bool,
+        ring: KeyRing,
+        kid: &str,
+        key_hint: Option<String>,
+        op_id_prefix: &str,
+        config: DocConfig,
+    ) -> Result<DocClient, DocClientError> {
+        if ring.current_version(kid).is_none() {
+            return Err(CryptoError::UnknownKey { kid: kid.to_owned(), kv: 0 }.into());
+        }
+        if config.snapshot_every == 0 || config.digest_every == 0 {
+            return Err(DocClientError::Malformed("snapshot_every and digest_every must be positive"));
+        }
+        let kind = if presence { "presence" } else { "private" };
+        Ok(DocClient {
+            doc_id: doc_id.to_owned(),
+            channel: format!("{kind}-doc-{doc_id}"),
+            config,
+            ring,
+            kid: kid.to_owned(),
+            key_hint,
+            phase: Phase::Idle,
+            session: None,
+            abandoned: None,
+            abandoned_op_seq: None,
+            op_id_prefix: op_id_prefix.to_owned(),
+            generation: 0,
+            inbox: VecDeque::new(),
+            early: Vec::new(),
+            asked: HashSet::new(),
+            doc_key_hint: None,
+            own_digests: BTreeMap::new(),
+            their_digests: BTreeMap::new(),
+            snapshot_retry: false,
+            frames: VecDeque::new(),
+            events: VecDeque::new(),
+        })
+    }
+
+    /// The channel to subscribe to.
+    pub fn channel(&self) -> &str {
+        &self.channel
+    }
+
+    /// True once joined and not diverged.
+    pub fn is_ready(&self) -> bool {
+        self.phase == Phase::Ready
+    }
+
+    /// The last sequence number integrated (0 before joining).
+    pub fn seq(&self) -> u64 {
+        self.session.as_ref().map_or(0, DocSession::seq)
+    }
+
+    /// The document as the user sees it.
+    pub fn view(&self) -> Result<Delta, DocClientError> {
+        Ok(self.session.as_ref().ok_or(DocClientError::NotReady)?.view()?)
+    }
+
+    /// The canonical document at [`DocClient::seq`].
+    pub fn canonical(&self) -> Option<&Delta> {
+        self.session.as_ref().map(DocSession::canonical)
+    }
+
+    /// True while local edits await acknowledgement.
+    pub fn has_pending(&self) -> bool {
+        self.session.as_ref().is_some_and(DocSession::has_pending)
+    }
+
+    /// Joins (after subscribing), or rejoins after a reconnect: with a
+    /// session, only the ops after it are fetched and pending edits are
+    /// resubmitted under their op ids; otherwise from the newest snapshot.
+    pub fn join(&mut self) {
+        if self.phase == Phase::Diverged {
+            return;
+        }
+        let since = self.session.as_ref().map(DocSession::seq);
+        self.send_join(since);
+    }
+
+    /// After divergence: drops the session and reloads the document from
+    /// the server. The abandoned session's pending changes were already
+    /// reported in the `Diverged` event.
+    pub fn restart(&mut self) {
+        self.session = None;
+        self.abandoned = None;
+        self.own_digests.clear();
+        self.their_digests.clear();
+        self.inbox.clear();
+        self.early.clear();
+        self.phase = Phase::Idle;
+        self.send_join(None);
+    }
+
+    /// A change the user made to the view.
+    pub fn local_edit(&mut self, change: Delta) -> Result<(), DocClientError> {
+        self.session_for_input()?.local_edit(change)?;
+        self.flush_submissions();
+        Ok(())
+    }
+
+    /// Undoes the user's newest change; returns the change for the editor.
+    pub fn undo(&mut self) -> Result<Option<Delta>, DocClientError> {
+        let change = self.session_for_input()?.undo()?;
+        self.flush_submissions();
+        Ok(change)
+    }
+
+    /// Redoes the newest undone change; returns the change for the editor.
+    pub fn redo(&mut self) -> Result<Option<Delta>, DocClientError> {
+        let change = self.session_for_input()?.redo()?;
+        self.flush_submissions();
+        Ok(change)
+    }
+
+    /// Sends the in-flight op again (after a `Refused` event).
+    pub fn resubmit(&mut self) {
+        if self.phase == Phase::Ready
+            && let Some(session) = &mut self.session
+        {
+            session.resubmit();
+            self.flush_submissions();
+        }
+    }
+
+    /// A frame sharing this user's selection, as a presence client event.
+    pub fn cursor(&mut self, index: usize, length: usize) -> Result<(), DocClientError> {
+        let seq = self.session.as_ref().ok_or(DocClientError::NotReady)?.seq();
+        let envelope = payload::seal_cursor(&mut self.ring, &self.kid, &self.doc_id, seq, index, length)?;
+        self.push_frame(CURSOR_EVENT, json!({"seq": seq, "cursor": envelope}));
+        Ok(())
+    }
+
+    /// Adds a key the app fetched after `KeyNeeded`; processing resumes.
+    pub fn add_key(&mut self, kid: &str, kv: u32, key: Key) -> Result<(), DocClientError> {
+        self.ring.insert(kid, kv, key)?;
+        self.process();
+        Ok(())
+    }
+
+    /// A server frame on [`DocClient::channel`]: its event name, its `data`
+    /// (parsed), and the sender's user id for client events.
+    pub fn handle_event(
+        &mut self,
+        event: &str,
+        data: &Value,
+        user_id: Option<&str>,
+    ) -> Result<(), DocClientError> {
+        let malformed = || DocClientError::Malformed("unexpected data for a document event");
+        let field = |name: &str| data.get(name).and_then(Value::as_u64).ok_or_else(malformed);
+        let incoming = match event {
+            "sealcast_internal:doc-state" => {
+                Incoming::State(WireState::deserialize(data).map_err(|_| malformed())?)
+            }
+            "sealcast_internal:doc-op" => Incoming::Op(WireOp::deserialize(data).map_err(|_| malformed())?),
+            "sealcast_internal:doc-ack" => Incoming::Ack {
+                op_id: data.get("op_id").and_then(Value::as_str).ok_or_else(malformed)?.to_owned(),
+                seq: field("seq")?,
+            },
+            "sealcast_internal:doc-digest" => Incoming::Digest {
+                seq: field("seq")?,
+                kv: u32::try_from(field("kv")?).map_err(|_| malformed())?,
+                digest: data.get("digest").and_then(Value::as_str).ok_or_else(malformed)?.to_owned(),
+            },
+            "sealcast_internal:doc-snapshot-stored" => {
+                self.snapshot_retry = false;
+                return Ok(());
+            }
+            "sealcast_internal:doc-error" => {
+                self.handle_error(data);
+                return Ok(());
+            }
+            CURSOR_EVENT => Incoming::Cursor {
+                user_id: user_id.map(str::to_owned),
+                seq: field("seq")?,
+                envelope: data.get("cursor").cloned().ok_or_else(malformed)?,
+            },
+            _ => return Ok(()),
+        };
+        if self.phase == Phase::Diverged {
+            return Ok(());
+        }
+        self.inbox.push_back(incoming);
+        self.process();
+        Ok(())
+    }
+
+    /// The next frame to send on the WebSocket.
+    pub fn poll_frame(&mut self) -> Option<String> {
+        self.frames.pop_front()
+    }
+
+    /// The next event for the app.
+    pub fn poll_event(&mut self) -> Option<DocClientEvent> {
+        self.events.pop_front()
+    }
+
+    fn session_for_input(&mut self) -> Result<&mut DocSession, DocClientError> {
+        match self.phase {
+            Phase::Diverged => Err(DocClientError::Diverged),
+            _ => self.session.as_mut().ok_or(DocClientError::NotReady),
+        }
+    }
+
+    fn send_join(&mut self, since: Option<u64>) {
+        self.phase = Phase::Joining { since };
+        let mut data = json!({});
+        if let Some(since) = since {
+            data["since"] = json!(since);
+        }
+        // Ask whether our in-flight op was sequenced, in case the history
+        // after `since` is gone.
+        if let Some(op_id) = self.session.as_ref().and_then(DocSession::in_flight_id) {
+            data["op_id"] = json!(self.op_id(op_id));
+        }
+        self.push_frame("sealcast:doc-join", data);
+    }
+
+    fn handle_error(&mut self, data: &Value) {
+        let text = |name| data.get(name).and_then(Value::as_str).unwrap_or_default().to_owned();
+        let (code, message) = (text("code"), text("message"));
+        match code.as_str() {
+            // Our op's base fell behind the floor: catch up, then resend.
+            "resync" if self.phase == Phase::Ready => self.join(),
+            // A newer snapshot will do; retry at our next ack.
+            "stale_snapshot" => self.snapshot_retry = true,
+            _ => self.events.push_back(DocClientEvent::Refused { code, message }),
+        }
+    }
+
+    /// Works through the inbox in order; stops at a message whose key is
+    /// missing (it stays queued).
+    fn process(&mut self) {
+        while let Some(incoming) = self.inbox.pop_front() {
+            if self.phase == Phase::Diverged {
+                self.inbox.clear();
+                return;
+            }
+            match self.handle(&incoming) {
+                Ok(()) => {}
+                Err(Failure::NeedKey { kid, kv }) => {
+                    self.inbox.push_front(incoming);
+                    if self.asked.insert((kid.clone(), kv)) {
+                        let key_hint = self.doc_key_hint.clone();
+                        self.events.push_back(DocClientEvent::KeyNeeded { kid, kv, key_hint });
+                    }
+                    return;
+                }
+                Err(Failure::Diverge(reason)) => self.diverge(reason),
+            }
+        }
+        self.flush_submissions();
+    }
+
+    fn handle(&mut self, incoming: &Incoming) -> Result<(), Failure> {
+        match (incoming, self.phase) {
+            (Incoming::State(state), Phase::Joining { since }) => self.handle_state(state, since),
+            // Live traffic during a join: the state frame decides; keep
+            // what comes after it.
+            (Incoming::Op(op), Phase::Ready) => self.handle_op(op),
+            (Incoming::Ack { op_id, seq }, Phase::Ready) => self.handle_ack(op_id, *seq),
+            (Incoming::Digest { seq, kv, digest }, Phase::Ready) => {
+                self.handle_digest(*seq, *kv, digest.clone())
+            }
+            (Incoming::Cursor { user_id, seq, envelope }, Phase::Ready) => {
+                self.handle_cursor(user_id.clone(), *seq, envelope)
+            }
+            (Incoming::Op(_) | Incoming::Ack { .. }, Phase::Joining { .. }) => {
+                self.early.push(incoming.clone());
+                Ok(())
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+impl DocClient {
+    fn handle_state(&mut self, state: &WireState, since: Option<u64>) -> Result<(), Failure> {
+        if let Some(snapshot) = &state.snapshot {
+            self.doc_key_hint = snapshot.key_hint.clone();
+        }
+        match (since, self.session.is_some()) {
+            (Some(since), true) => {
+                if state.head < since {
+                    return Err(bad_remote("the server's head is behind this client: acknowledged ops were lost"));
+                }
+                let contiguous = state.ops.first().map_or(state.head == since, |op| op.seq == since + 1);
+                if !contiguous {
+                    // The history after `since` was compacted: reload from
+                    // the snapshot; pending edits become `unsent`.
+                    self.abandoned_op_seq = state.op_seq;
+                    self.abandoned = self.session.take();
+                    self.send_join(None);
+                    return Ok(());
+                }
+            }
+            _ => {
+                let (document, seq) = match &state.snapshot {
+                    Some(s) => (payload::open_snapshot(&self.ring, &self.doc_id, s.seq, &s.payload)?, s.seq),
+                    None => (Delta::new(), 0),
+                };
+                if state.ops.first().is_some_and(|op| op.seq != seq + 1) {
+                    return Err(bad_remote("the join state does not continue its snapshot"));
+                }
+                self.generation += 1;
+                self.session = Some(DocSession::new(document, seq, self.generation << 32)?);
+            }
+        }
+        for op in &state.ops {
+            self.integrate_op(op, false)?;
+        }
+        let seq = self.seq();
+        if state.ops.len() >= JOIN_PAGE && seq < state.head {
+            self.send_join(Some(seq));
+            return Ok(());
+        }
+        self.become_ready()
+    }
+
+    fn become_ready(&mut self) -> Result<(), Failure> {
+        self.phase = Phase::Ready;
+        let unsent = match self.abandoned.take() {
+            None => None,
+            // Its in-flight op was sequenced: only the buffer is unsent.
+            Some(old) if self.abandoned_op_seq.take().is_some() => old.buffered().cloned(),
+            Some(old) => old.pending_changes()?,
+        };
+        let session = self.session.as_mut().expect("a joined client has a session");
+        while session.poll_event().is_some() {}
+        self.events.push_back(DocClientEvent::Ready { view: session.view()?, seq: session.seq(), unsent });
+        for early in std::mem::take(&mut self.early) {
+            self.handle(&early)?;
+        }
+        if let Some(session) = &mut self.session {
+            session.resubmit();
+        }
+        Ok(())
+    }
+
+    fn handle_op(&mut self, op: &WireOp) -> Result<(), Failure> {
+        let seq = self.seq();
+        if op.seq <= seq {
+            return Ok(()); // already integrated (join overlap)
+        }
+        if op.seq != seq + 1 {
+            self.join(); // a gap: catch up
+            return Ok(());
+        }
+        self.integrate_op(op, true)
+    }
+
+    /// Integrates sequenced op `op`: ours (an ack) or another client's.
+    fn integrate_op(&mut self, op: &WireOp, live: bool) -> Result<(), Failure> {
+        if self.in_flight_op_id().as_deref() == Some(op.op_id.as_str()) {
+            return self.handle_ack(&op.op_id, op.seq);
+        }
+        let delta = payload::open_op(&self.ring, &self.doc_id, op.base, &op.op_id, &op.payload)?;
+        let session = self.session.as_mut().expect("a joined client has a session");
+        session.handle_remote(op.seq, op.base, &delta)?;
+        while let Some(SessionEvent::RemoteChange(change)) = session.poll_event() {
+            if live {
+                self.events.push_back(DocClientEvent::RemoteChange(change));
+            }
+        }
+        self.after_integrate(op.seq, false)
+    }
+
+    fn handle_ack(&mut self, op_id: &str, seq: u64) -> Result<(), Failure> {
+        if self.in_flight_op_id().as_deref() != Some(op_id) {
+            return Ok(()); // a duplicate ack of an op integrated on rejoin
+        }
+        let session = self.session.as_mut().expect("an op in flight has a session");
+        let id = session.in_flight_id().expect("checked above");
+        match session.handle_ack(id, seq) {
+            Ok(()) => self.after_integrate(seq, true),
+            Err(SessionError::OutOfOrder { .. }) => {
+                self.join(); // ops before ours were missed: catch up
+                Ok(())
+            }
+            Err(err) => Err(err.into()),
+        }
+    }
+
+    /// Digests and snapshots at checkpoints.
+    fn after_integrate(&mut self, seq: u64, authored: bool) -> Result<(), Failure> {
+        let session = self.session.as_ref().expect("a joined client has a session");
+        if seq.is_multiple_of(self.config.digest_every)
+            && let Some(kv) = self.ring.current_version(&self.kid)
+            && let Some(key) = self.ring.get(&self.kid, kv)
+        {
+            let digest = payload::digest(key, &self.doc_id, seq, session.canonical());
+            if authored && self.phase == Phase::Ready {
+                self.push_frame("sealcast:doc-digest", json!({"seq": seq, "kv": kv, "digest": digest}));
+            }
+            remember(&mut self.own_digests, seq, (kv, digest));
+            if let Some((their_kv, theirs)) = self.their_digests.remove(&seq) {
+                self.compare_digest(seq, their_kv, &theirs)?;
+            }
+        }
+        if authored
+            && self.phase == Phase::Ready
+            && (seq.is_multiple_of(self.config.snapshot_every) || self.snapshot_retry)
+        {
+            self.snapshot_retry = false;
+            let session = self.session.as_ref().expect("a joined client has a session");
+            let sealed = payload::seal_snapshot(&mut self.ring, &self.kid, &self.doc_id, seq, session.canonical())
+                .map_err(|e| Failure::Diverge(DivergeReason::CannotSeal(e.to_string())))?;
+            let key_hint = self.key_hint.clone();
+            self.push_frame("sealcast:doc-snapshot", json!({"seq": seq, "payload": sealed, "key_hint": key_hint}));
+        }
+        Ok(())
+    }
+
+    fn handle_digest(&mut self, seq: u64, kv: u32, digest: String) -> Result<(), Failure> {
+        if seq > self.seq() {
+            remember(&mut self.their_digests, seq, (kv, digest));
+            return Ok(());
+        }
+        self.compare_digest(seq, kv, &digest)
+    }
+
+    fn compare_digest(&self, seq: u64, kv: u32, theirs: &str) -> Result<(), Failure> {
+        match self.own_digests.get(&seq) {
+            Some((own_kv, own)) if *own_kv == kv && own != theirs => {
+                Err(Failure::Diverge(DivergeReason::DigestMismatch))
+            }
+            // Equal, or not comparable (other key version, or too old).
+            _ => Ok(()),
+        }
+    }
+
+    fn handle_cursor(&mut self, user_id: Option<String>, seq: u64, envelope: &Value) -> Result<(), Failure> {
+        match payload::open_cursor(&self.ring, &self.doc_id, seq, envelope) {
+            Ok((index, length)) => {
+                let session = self.session.as_ref().expect("a joined client has a session");
+                let start = session.rebase_position(seq, index);
+                let end = session.rebase_position(seq, index.saturating_add(length)).max(start);
+                self.events.push_back(DocClientEvent::Cursor { user_id, index: start, length: end - start });
+                Ok(())
+            }
+            Err(PayloadError::Crypto(CryptoError::UnknownKey { kid, kv })) => Err(Failure::NeedKey { kid, kv }),
+            Err(err) => {
+                self.events.push_back(DocClientEvent::CursorError { user_id, error: err.to_string() });
+                Ok(())
+            }
+        }
+    }
+
+    fn diverge(&mut self, reason: DivergeReason) {
+        self.phase = Phase::Diverged;
+        self.inbox.clear();
+        self.early.clear();
+        let session = self.session.as_ref();
+        let unsent = session.and_then(|s| s.pending_changes().ok().flatten());
+        let seq = session.map_or(0, DocSession::seq);
+        self.events.push_back(DocClientEvent::Diverged { seq, reason, unsent });
+    }
+
+    /// Seals and queues the session's submissions (only when joined: a
+    /// rejoin resubmits with a current base).
+    fn flush_submissions(&mut self) {
+        if self.phase != Phase::Ready {
+            return;
+        }
+        let Some(session) = self.session.as_mut() else { return };
+        while let Some(submission) = session.poll_transmit() {
+            let op_id = format!("{}-{:x}", self.op_id_prefix, submission.op_id);
+            match payload::seal_op(&mut self.ring, &self.kid, &self.doc_id, submission.base, &op_id, &submission.op)
+            {
+                Ok(sealed) => self.frames.push_back(frame(
+                    &self.channel,
+                    "sealcast:doc-submit",
+                    json!({"base": submission.base, "op_id": op_id, "payload": sealed}),
+                )),
+                Err(err) => return self.diverge(DivergeReason::CannotSeal(err.to_string())),
+            }
+        }
+    }
+
+    fn in_flight_op_id(&self) -> Option<String> {
+        self.session.as_ref().and_then(DocSession::in_flight_id).map(|id| self.op_id(id))
+    }
+
+    fn op_id(&self, id: u64) -> String {
+        format!("{}-{id:x}", self.op_id_prefix)
+    }
+
+    fn push_frame(&mut self, event: &str, data: Value) {
+        self.frames.push_back(frame(&self.channel, event, data));
+    }
+}
+
+fn frame(channel: &str, event: &str, data: Value) -> String {
+    json!({"event": event, "channel": channel, "data": data}).to_string()
+}
+
+/// Keeps at most [`DIGESTS_KEPT`] entries, dropping the oldest.
+fn remember(map: &mut BTreeMap<u64, (u32, String)>, seq: u64, entry: (u32, String)) {
+    map.insert(seq, entry);
+    while map.len() > DIGESTS_KEPT {
+        map.pop_first();
+    }
+}
+
+fn bad_remote(reason: &str) -> Failure {
+    Failure::Diverge(DivergeReason::BadRemote(reason.to_owned()))
+}
+
+/// Why processing a message stopped.
+enum Failure {
+    NeedKey { kid: String, kv: u32 },
+    Diverge(DivergeReason),
+}
+
+impl From<PayloadError> for Failure {
+    fn from(err: PayloadError) -> Failure {
+        match err {
+            PayloadError::Crypto(CryptoError::UnknownKey { kid, kv }) => Failure::NeedKey { kid, kv },
+            other => Failure::Diverge(DivergeReason::BadRemote(other.to_string())),
+        }
+    }
+}
+
+impl From<SessionError> for Failure {
+    fn from(err: SessionError) -> Failure {
+        Failure::Diverge(DivergeReason::BadRemote(err.to_string()))
+    }
+}

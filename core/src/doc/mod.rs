@@ -1,0 +1,9 @@
+//! Collaborative documents, end to end encrypted: [`DocClient`] drives an
+//! OT session ([`crate::ot::session`]) over the sealcast document channel
+//! protocol, sealing every op, snapshot and cursor so the server only sees
+//! sizes and sequence numbers (`docs/ot.md`, `docs/protocol.md`).
+
+mod client;
+pub mod payload;
+
+pub use client::{CURSOR_EVENT, DivergeReason, DocClient, DocClientError, DocClientEvent, DocConfig};

@@ -1,0 +1,425 @@
+//! End-to-end document convergence against a real `sealcast serve`:
+//! encrypted `DocClient`s edit one document concurrently with random
+//! delays, disconnects, rejoins (from "since" and from a snapshot) and a
+//! `kill -9` of the server with a restart on the same data directory. At
+//! the end every client's document equals a replay of the server's log, and
+//! every op acknowledged before the crash is in it.
+//!
+//! The random choices come from one seed, printed at the start; rerun with
+//! `DOC_SEED=<seed>` (timing on the network still varies between runs).
+//! `DOC_OPS` sets the number of sequenced ops to reach (default 10,000).
+
+mod common;
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use common::{APP_ID, APP_KEY, APP_SECRET, Client, Seen, Server, TempDir};
+use sealcast_core::crypto::{Key, KeyRing};
+use sealcast_core::doc::{DocClient, DocClientEvent, DocConfig, payload};
+use sealcast_core::ot::Delta;
+use sealcast_core::ot::session::DocSession;
+use sealcast_core::protocol::auth;
+use serde_json::{Value, json};
+
+const CLIENTS: usize = 5;
+const DOC: &str = "convergence";
+const KID: &str = "doc-key";
+
+/// splitmix64: small, seedable, good enough for test choices.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    fn below(&mut self, n: u64) -> u64 {
+        if n == 0 { 0 } else { self.next() % n }
+    }
+
+    fn chance(&mut self, percent: u64) -> bool {
+        self.below(100) < percent
+    }
+}
+
+fn ring(seed: u64) -> KeyRing {
+    let mut bytes = [0u8; 32];
+    bytes[..8].copy_from_slice(&seed.to_le_bytes());
+    KeyRing::single(KID, 1, Key::from_bytes(&bytes)).unwrap()
+}
+
+fn config() -> DocConfig {
+    DocConfig { snapshot_every: 200, digest_every: 25 }
+}
+
+/// A random edit of `view` (BMP text, an embed, deletes, formatting).
+fn random_edit(rng: &mut Rng, view: &Delta) -> Delta {
+    const TEXT: [&str; 6] = ["a", "bc", "xyz", " ", "é", "日本"];
+    let len = view.len() as u64;
+    let mut edit = Delta::new();
+    let at = rng.below(len + 1) as usize;
+    match rng.below(10) {
+        0..=4 => {
+            edit.retain(at, None).insert_text(TEXT[rng.below(6) as usize], None);
+        }
+        5 => {
+            let embed = json!({"image": format!("img-{}", rng.below(100))});
+            let embed = sealcast_core::ot::Insert::Embed(embed.as_object().unwrap().clone());
+            edit.retain(at, None).insert(embed, None);
+        }
+        6..=8 if len > 0 => {
+            let at = rng.below(len) as usize;
+            let n = 1 + rng.below((len - at as u64).min(4)) as usize;
+            edit.retain(at, None).delete(n);
+        }
+        _ if len > 0 => {
+            let at = rng.below(len) as usize;
+            let n = 1 + rng.below((len - at as u64).min(6)) as usize;
+            let value = if rng.chance(50) { json!(true) } else { Value::Null };
+            let attrs = json!({"bold": value}).as_object().unwrap().clone();
+            edit.retain(at, None).retain(n, Some(attrs));
+        }
+        _ => {
+            edit.insert_text("z", None);
+        }
+    }
+    edit
+}
+
+/// Where clients connect; changes when the server restarts.
+#[derive(Clone)]
+struct Target(Arc<Mutex<u16>>);
+
+impl Target {
+    fn url(&self) -> String {
+        let port = *self.0.lock().unwrap();
+        format!("ws://127.0.0.1:{port}/app/{APP_KEY}?protocol=7&client=test&version=1")
+    }
+}
+
+/// Connects (retrying while the server restarts), reads the socket id and
+/// subscribes to the document channel.
+async fn connect(target: &Target, channel: &str) -> Client {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        assert!(Instant::now() < deadline, "could not reconnect within 30 s");
+        let Some(mut client) = Client::try_connect(&target.url()).await else {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            continue;
+        };
+        let Some(Seen::Frame(established)) = client.next_within(Duration::from_secs(5)).await else {
+            continue;
+        };
+        let data: Value = serde_json::from_str(established["data"].as_str().unwrap()).unwrap();
+        client.socket_id = data["socket_id"].as_str().unwrap().to_owned();
+        let signature = auth::channel_auth(APP_KEY, APP_SECRET, &client.socket_id, channel, None);
+        client
+            .send(json!({"event": "pusher:subscribe", "data": {"channel": channel, "auth": signature}}))
+            .await;
+        loop {
+            match client.next_within(Duration::from_secs(5)).await {
+                Some(Seen::Frame(f)) if f["event"] == "pusher_internal:subscription_succeeded" => return client,
+                Some(Seen::Frame(_)) => continue,
+                _ => break,
+            }
+        }
+    }
+}
+
+/// Shared progress.
+struct Shared {
+    target: Target,
+    /// Highest sequence number any client has seen.
+    max_seq: AtomicU64,
+    /// Stop editing.
+    stop: AtomicBool,
+    /// Op ids acknowledged to any client, with their sequence numbers.
+    acked: Mutex<HashMap<String, u64>>,
+}
+
+struct Peer {
+    index: usize,
+    rng: Rng,
+    seed: u64,
+    doc: DocClient,
+    ws: Option<Client>,
+    edits: u64,
+    rejoins_since: u64,
+    restarts: u64,
+    unsent_offers: u64,
+}
+
+impl Peer {
+    fn fresh_doc(seed: u64, index: usize, incarnation: u64) -> DocClient {
+        let prefix = format!("c{index}i{incarnation}");
+        DocClient::new(DOC, false, ring(seed), KID, Some("hint-1".into()), &prefix, config()).unwrap()
+    }
+
+    async fn send_frames(&mut self) {
+        while let Some(frame) = self.doc.poll_frame() {
+            match &mut self.ws {
+                Some(ws) => ws.send_raw(&frame).await,
+                None => break, // sent again after the rejoin
+            }
+        }
+    }
+
+    fn drain_events(&mut self) {
+        while let Some(event) = self.doc.poll_event() {
+            match event {
+                DocClientEvent::Diverged { seq, reason, .. } => {
+                    panic!("client {} diverged at {seq}: {reason:?} (seed {})", self.index, self.seed)
+                }
+                DocClientEvent::Ready { unsent: Some(_), .. } => self.unsent_offers += 1,
+                DocClientEvent::Refused { code, message } => {
+                    panic!("client {} refused: {code} {message}", self.index)
+                }
+                _ => {}
+            }
+        }
+    }
+
+    async fn reconnect(&mut self, shared: &Shared) {
+        self.ws = None;
+        self.ws = Some(connect(&shared.target, self.doc.channel()).await);
+        self.doc.join();
+        self.send_frames().await;
+    }
+
+    /// Reads frames for up to `wait`, feeding the client.
+    async fn pump(&mut self, shared: &Shared, wait: Duration) {
+        let deadline = Instant::now() + wait;
+        loop {
+            let Some(ws) = &mut self.ws else { return };
+            let left = deadline.saturating_duration_since(Instant::now());
+            match ws.next_within(left).await {
+                None => return,
+                Some(Seen::Closed(_)) => {
+                    self.reconnect(shared).await;
+                    self.rejoins_since += 1;
+                }
+                Some(Seen::Frame(frame)) => {
+                    let event = frame["event"].as_str().unwrap_or_default();
+                    let data = &frame["data"];
+                    if event == "sealcast_internal:doc-ack" {
+                        let seq = data["seq"].as_u64().unwrap();
+                        shared.acked.lock().unwrap().insert(data["op_id"].as_str().unwrap().to_owned(), seq);
+                    }
+                    self.doc.handle_event(event, data, None).unwrap();
+                    shared.max_seq.fetch_max(self.doc.seq(), Ordering::Relaxed);
+                    self.drain_events();
+                    self.send_frames().await;
+                }
+            }
+        }
+    }
+
+    async fn run(mut self, shared: Arc<Shared>) -> Peer {
+        self.reconnect(&shared).await;
+        while !shared.stop.load(Ordering::Relaxed) {
+            let roll = self.rng.below(1000);
+            if self.doc.is_ready() && roll < 700 {
+                let edit = random_edit(&mut self.rng, &self.doc.view().unwrap());
+                self.doc.local_edit(edit).unwrap();
+                self.edits += 1;
+                if self.rng.chance(5) {
+                    let len = self.doc.view().unwrap().len() as u64;
+                    let at = self.rng.below(len + 1) as usize;
+                    self.doc.cursor(at, 0).unwrap();
+                }
+                if self.rng.chance(3) {
+                    let _ = self.doc.undo().unwrap();
+                }
+            } else if roll < 704 {
+                // Drop the connection; rejoin with "since".
+                self.reconnect(&shared).await;
+                self.rejoins_since += 1;
+            } else if roll < 706 && !self.doc.has_pending() {
+                // The app restarts: a fresh client joins from the snapshot.
+                self.restarts += 1;
+                self.doc = Peer::fresh_doc(self.seed, self.index, self.restarts);
+                self.reconnect(&shared).await;
+            }
+            self.send_frames().await;
+            let wait = Duration::from_micros(self.rng.below(3000));
+            self.pump(&shared, wait).await;
+        }
+        // Drain: nothing pending, nothing arriving for a while.
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            assert!(Instant::now() < deadline, "client {} did not settle", self.index);
+            self.send_frames().await;
+            self.pump(&shared, Duration::from_millis(300)).await;
+            if self.doc.is_ready() && !self.doc.has_pending() && self.doc.seq() >= shared.max_seq.load(Ordering::Relaxed)
+            {
+                self.pump(&shared, Duration::from_millis(500)).await;
+                if !self.doc.has_pending() && self.doc.seq() >= shared.max_seq.load(Ordering::Relaxed) {
+                    return self;
+                }
+            }
+        }
+    }
+}
+
+/// Records the server's log as broadcast, rejoining after a restart.
+async fn observe(shared: Arc<Shared>, done: Arc<AtomicBool>) -> Vec<(u64, u64, String, String)> {
+    let channel = format!("private-doc-{DOC}");
+    let mut log: Vec<(u64, u64, String, String)> = Vec::new();
+    'connection: loop {
+        let mut ws = connect(&shared.target, &channel).await;
+        let since = log.last().map_or(0, |op| op.0);
+        ws.send(json!({"event": "sealcast:doc-join", "channel": channel, "data": {"since": since}})).await;
+        loop {
+            if done.load(Ordering::Relaxed) {
+                return log;
+            }
+            let frame = match ws.next_within(Duration::from_millis(100)).await {
+                None => continue,
+                Some(Seen::Closed(_)) => continue 'connection,
+                Some(Seen::Frame(frame)) => frame,
+            };
+            let data = &frame["data"];
+            let ops: Vec<Value> = match frame["event"].as_str() {
+                Some("sealcast_internal:doc-state") => {
+                    let ops = data["ops"].as_array().unwrap().clone();
+                    if ops.len() == 1000 {
+                        let last = ops.last().unwrap()["seq"].as_u64().unwrap();
+                        ws.send(json!({"event": "sealcast:doc-join", "channel": channel, "data": {"since": last}}))
+                            .await;
+                    }
+                    ops
+                }
+                Some("sealcast_internal:doc-op") => vec![data.clone()],
+                _ => continue,
+            };
+            for op in ops {
+                let seq = op["seq"].as_u64().unwrap();
+                let next = log.last().map_or(1, |last| last.0 + 1);
+                if seq < next {
+                    continue;
+                }
+                assert_eq!(seq, next, "the observer saw a gap in the log");
+                let text = |k: &str| op[k].as_str().unwrap().to_owned();
+                log.push((seq, op["base"].as_u64().unwrap(), text("op_id"), text("payload")));
+            }
+        }
+    }
+}
+
+fn data_root() -> PathBuf {
+    // tmpfs when there is one: fsyncs there cost nothing, and the crash
+    // being tested is the process's, not the machine's.
+    let shm = PathBuf::from("/dev/shm");
+    if shm.is_dir() { shm } else { std::env::temp_dir() }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn five_encrypted_clients_converge_through_disconnects_and_a_server_crash() {
+    let seed = std::env::var("DOC_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64);
+    let target_ops: u64 = std::env::var("DOC_OPS").ok().and_then(|s| s.parse().ok()).unwrap_or(10_000);
+    eprintln!("doc convergence: DOC_SEED={seed} DOC_OPS={target_ops}");
+    let _ = APP_ID;
+
+    let dir = TempDir(data_root().join(format!("sealcast-conv-{}-{seed}", std::process::id())));
+    std::fs::create_dir_all(&dir.0).unwrap();
+    let app = "doc_ops_per_second = 100000";
+    let env = [("RUST_LOG", "info")];
+    let mut server = Server::start_in(&dir.0, "", app, &env);
+    let shared = Arc::new(Shared {
+        target: Target(Arc::new(Mutex::new(server.port))),
+        max_seq: AtomicU64::new(0),
+        stop: AtomicBool::new(false),
+        acked: Mutex::new(HashMap::new()),
+    });
+    let observer_done = Arc::new(AtomicBool::new(false));
+    let observer = tokio::spawn(observe(shared.clone(), observer_done.clone()));
+
+    let mut master = Rng(seed);
+    let peers: Vec<_> = (0..CLIENTS)
+        .map(|index| {
+            let peer = Peer {
+                index,
+                rng: Rng(master.next()),
+                seed,
+                doc: Peer::fresh_doc(seed, index, 0),
+                ws: None,
+                edits: 0,
+                rejoins_since: 0,
+                restarts: 0,
+                unsent_offers: 0,
+            };
+            tokio::spawn(peer.run(shared.clone()))
+        })
+        .collect();
+
+    // Crash the server halfway, restart it on the same data.
+    let started = Instant::now();
+    let limit = Duration::from_secs(600);
+    while shared.max_seq.load(Ordering::Relaxed) < target_ops / 2 {
+        assert!(started.elapsed() < limit, "too slow: {} ops", shared.max_seq.load(Ordering::Relaxed));
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let acked_before_crash: HashMap<String, u64> = shared.acked.lock().unwrap().clone();
+    server.child.kill().unwrap(); // SIGKILL
+    server.child.wait().unwrap();
+    server = Server::start_in(&dir.0, "", app, &env);
+    *shared.target.0.lock().unwrap() = server.port;
+    eprintln!("killed and restarted the server at ~{} ops", shared.max_seq.load(Ordering::Relaxed));
+
+    while shared.max_seq.load(Ordering::Relaxed) < target_ops {
+        assert!(started.elapsed() < limit, "too slow: {} ops", shared.max_seq.load(Ordering::Relaxed));
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    shared.stop.store(true, Ordering::Relaxed);
+    let mut settled = Vec::new();
+    for peer in peers {
+        settled.push(peer.await.expect("client task"));
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    observer_done.store(true, Ordering::Relaxed);
+    let log = observer.await.unwrap();
+
+    // Replay the server's log from scratch.
+    let key_ring = ring(seed);
+    let mut replay = DocSession::new(Delta::new(), 0, 0).unwrap();
+    for (seq, base, op_id, sealed) in &log {
+        let op = payload::open_op(&key_ring, DOC, *base, op_id, sealed).unwrap();
+        replay.handle_remote(*seq, *base, &op).unwrap();
+    }
+    let head = log.len() as u64;
+    eprintln!(
+        "{} ops sequenced in {:.1} s; final document {} units",
+        head,
+        started.elapsed().as_secs_f64(),
+        replay.canonical().len()
+    );
+    assert!(head >= target_ops);
+    for peer in &settled {
+        eprintln!(
+            "client {}: {} edits, {} since-rejoins, {} restarts, {} unsent offers",
+            peer.index, peer.edits, peer.rejoins_since, peer.restarts, peer.unsent_offers
+        );
+        assert_eq!(peer.doc.seq(), head, "client {} is not at the head (seed {seed})", peer.index);
+        assert_eq!(peer.doc.canonical(), Some(replay.canonical()), "client {} differs (seed {seed})", peer.index);
+        assert_eq!(&peer.doc.view().unwrap(), replay.canonical());
+    }
+    // No op acknowledged before the crash was lost, nor renumbered.
+    let by_id: HashMap<&str, u64> = log.iter().map(|(seq, _, id, _)| (id.as_str(), *seq)).collect();
+    for (op_id, seq) in &acked_before_crash {
+        assert_eq!(by_id.get(op_id.as_str()), Some(seq), "acked op {op_id} lost (seed {seed})");
+    }
+    // Op ids are unique in the log: nothing was applied twice.
+    assert_eq!(by_id.len(), log.len());
+    eprintln!("{} ops acknowledged before the crash all survived", acked_before_crash.len());
+}
