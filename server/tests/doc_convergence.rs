@@ -126,7 +126,9 @@ async fn connect(target: &Target, channel: &str) -> Client {
             .await;
         loop {
             match client.next_within(Duration::from_secs(5)).await {
-                Some(Seen::Frame(f)) if f["event"] == "pusher_internal:subscription_succeeded" => return client,
+                Some(Seen::Frame(f)) if f["event"] == "pusher_internal:subscription_succeeded" => {
+                    return client;
+                }
                 Some(Seen::Frame(_)) => continue,
                 _ => break,
             }
@@ -258,7 +260,9 @@ impl Peer {
             assert!(Instant::now() < deadline, "client {} did not settle", self.index);
             self.send_frames().await;
             self.pump(&shared, Duration::from_millis(300)).await;
-            if self.doc.is_ready() && !self.doc.has_pending() && self.doc.seq() >= shared.max_seq.load(Ordering::Relaxed)
+            if self.doc.is_ready()
+                && !self.doc.has_pending()
+                && self.doc.seq() >= shared.max_seq.load(Ordering::Relaxed)
             {
                 self.pump(&shared, Duration::from_millis(500)).await;
                 if !self.doc.has_pending() && self.doc.seq() >= shared.max_seq.load(Ordering::Relaxed) {
@@ -323,10 +327,9 @@ fn data_root() -> PathBuf {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn five_encrypted_clients_converge_through_disconnects_and_a_server_crash() {
-    let seed = std::env::var("DOC_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64);
+    let seed = std::env::var("DOC_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or_else(|| {
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64
+    });
     let target_ops: u64 = std::env::var("DOC_OPS").ok().and_then(|s| s.parse().ok()).unwrap_or(10_000);
     eprintln!("doc convergence: DOC_SEED={seed} DOC_OPS={target_ops}");
     let _ = APP_ID;
@@ -411,7 +414,12 @@ async fn five_encrypted_clients_converge_through_disconnects_and_a_server_crash(
             peer.index, peer.edits, peer.rejoins_since, peer.restarts, peer.unsent_offers
         );
         assert_eq!(peer.doc.seq(), head, "client {} is not at the head (seed {seed})", peer.index);
-        assert_eq!(peer.doc.canonical(), Some(replay.canonical()), "client {} differs (seed {seed})", peer.index);
+        assert_eq!(
+            peer.doc.canonical(),
+            Some(replay.canonical()),
+            "client {} differs (seed {seed})",
+            peer.index
+        );
         assert_eq!(&peer.doc.view().unwrap(), replay.canonical());
     }
     // No op acknowledged before the crash was lost, nor renumbered.

@@ -5,6 +5,9 @@
 mod common;
 
 use common::{Client, Server, TempDir};
+use sealcast_core::crypto::{Key, KeyRing};
+use sealcast_core::doc::{DocClient, DocClientEvent, DocConfig};
+use sealcast_core::ot::Delta;
 use serde_json::{Value, json};
 
 async fn submit(client: &mut Client, channel: &str, base: u64, op_id: &str, payload: &str) {
@@ -142,4 +145,95 @@ async fn acknowledged_ops_survive_kill_9() {
     );
     submit(&mut a, channel, 20, "after-restart", "P").await;
     assert_eq!(data_of(&mut a, "sealcast_internal:doc-ack").await["seq"], 21);
+}
+
+/// Feeds `doc` every frame `client` receives (recording the raw text in
+/// `wire`) and sends what it produces, until `done(doc)` or 10 s.
+async fn drive(
+    doc: &mut DocClient,
+    client: &mut Client,
+    wire: &mut String,
+    done: impl Fn(&DocClient) -> bool,
+) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        while let Some(frame) = doc.poll_frame() {
+            client.send_raw(&frame).await;
+        }
+        while let Some(event) = doc.poll_event() {
+            assert!(
+                !matches!(event, DocClientEvent::Diverged { .. } | DocClientEvent::Refused { .. }),
+                "{event:?}"
+            );
+        }
+        if done(doc) {
+            return;
+        }
+        assert!(std::time::Instant::now() < deadline, "document client did not settle");
+        if let Some(common::Seen::Frame(frame)) =
+            client.next_within(std::time::Duration::from_millis(50)).await
+        {
+            wire.push_str(&frame.to_string());
+            let event = frame["event"].as_str().unwrap_or_default();
+            doc.handle_event(event, &frame["data"], frame["user_id"].as_str()).unwrap();
+        }
+    }
+}
+
+#[tokio::test]
+async fn document_plaintext_never_reaches_the_server() {
+    let canary = "CANARY-doc-5e1d0b";
+    let root = TempDir::new("docs-canary");
+    let server = Server::start_in(&root.0, "", "", &[("RUST_LOG", "trace")]);
+    let channel = "presence-doc-secret";
+    let key = || KeyRing::single("k", 1, Key::from_bytes(&[9; 32])).unwrap();
+    let config = DocConfig { snapshot_every: 3, digest_every: 2 };
+    let mut wire = String::new();
+    let mut clients = Vec::new();
+    for user in ["ann", "bob"] {
+        let mut client = server.client().await;
+        client.join(channel, Some(&format!(r#"{{"user_id":"{user}"}}"#))).await;
+        let mut doc = DocClient::new("secret", true, key(), "k", Some("hint".into()), user, config).unwrap();
+        doc.join();
+        drive(&mut doc, &mut client, &mut wire, DocClient::is_ready).await;
+        clients.push((client, doc));
+    }
+    // Ann types the canary (and more, so snapshots and digests happen),
+    // shares her cursor; Bob follows.
+    let (ann_client, ann) = &mut clients[0];
+    let mut edit = Delta::new();
+    edit.insert_text(canary, None);
+    ann.local_edit(edit).unwrap();
+    for i in 0..8 {
+        let mut edit = Delta::new();
+        edit.retain(canary.len() + i, None).insert_text("!", None);
+        ann.local_edit(edit).unwrap();
+        drive(ann, ann_client, &mut wire, |d| !d.has_pending()).await;
+    }
+    ann.cursor(3, 4).unwrap();
+    drive(ann, ann_client, &mut wire, |d| !d.has_pending()).await;
+    let seq = ann.seq();
+    let (bob_client, bob) = &mut clients[1];
+    drive(bob, bob_client, &mut wire, |d| d.seq() == seq).await;
+    assert_eq!(bob.view().unwrap(), clients[0].1.view().unwrap());
+    assert!(wire.contains("sealcast_internal:doc-snapshot-stored"), "a snapshot was uploaded");
+    assert!(wire.contains("sealcast_internal:doc-digest"), "digests were relayed");
+
+    // A late joiner starts from the snapshot and sees the canary.
+    let mut carl_client = server.client().await;
+    carl_client.join(channel, Some(r#"{"user_id":"carl"}"#)).await;
+    let mut carl = DocClient::new("secret", true, key(), "k", None, "carl", config).unwrap();
+    carl.join();
+    drive(&mut carl, &mut carl_client, &mut wire, DocClient::is_ready).await;
+    assert_eq!(carl.view().unwrap(), clients[0].1.view().unwrap());
+
+    assert!(!wire.contains(canary), "plaintext in a frame the server sent");
+    let logs = server.stderr();
+    assert!(logs.contains("TRACE") || logs.contains("DEBUG"), "verbose logging was on");
+    assert!(!logs.contains(canary), "plaintext in the server logs");
+    for entry in std::fs::read_dir(root.0.join("data")).unwrap() {
+        let path = entry.unwrap().path();
+        let bytes = std::fs::read(&path).unwrap();
+        assert!(!bytes.windows(canary.len()).any(|w| w == canary.as_bytes()), "plaintext in {path:?}");
+    }
 }

@@ -184,7 +184,9 @@ enum Incoming {
 enum Phase {
     Idle,
     /// Waiting for `doc-state`; `since` is what was asked.
-    Joining { since: Option<u64> },
+    Joining {
+        since: Option<u64>,
+    },
     Ready,
     Diverged,
 }
@@ -518,7 +520,9 @@ impl DocClient {
         match (since, self.session.is_some()) {
             (Some(since), true) => {
                 if state.head < since {
-                    return Err(bad_remote("the server's head is behind this client: acknowledged ops were lost"));
+                    return Err(bad_remote(
+                        "the server's head is behind this client: acknowledged ops were lost",
+                    ));
                 }
                 let contiguous = state.ops.first().map_or(state.head == since, |op| op.seq == since + 1);
                 if !contiguous {
@@ -639,10 +643,14 @@ impl DocClient {
         {
             self.snapshot_retry = false;
             let session = self.session.as_ref().expect("a joined client has a session");
-            let sealed = payload::seal_snapshot(&mut self.ring, &self.kid, &self.doc_id, seq, session.canonical())
-                .map_err(|e| Failure::Diverge(DivergeReason::CannotSeal(e.to_string())))?;
+            let sealed =
+                payload::seal_snapshot(&mut self.ring, &self.kid, &self.doc_id, seq, session.canonical())
+                    .map_err(|e| Failure::Diverge(DivergeReason::CannotSeal(e.to_string())))?;
             let key_hint = self.key_hint.clone();
-            self.push_frame("sealcast:doc-snapshot", json!({"seq": seq, "payload": sealed, "key_hint": key_hint}));
+            self.push_frame(
+                "sealcast:doc-snapshot",
+                json!({"seq": seq, "payload": sealed, "key_hint": key_hint}),
+            );
         }
         Ok(())
     }
@@ -674,7 +682,9 @@ impl DocClient {
                 self.events.push_back(DocClientEvent::Cursor { user_id, index: start, length: end - start });
                 Ok(())
             }
-            Err(PayloadError::Crypto(CryptoError::UnknownKey { kid, kv })) => Err(Failure::NeedKey { kid, kv }),
+            Err(PayloadError::Crypto(CryptoError::UnknownKey { kid, kv })) => {
+                Err(Failure::NeedKey { kid, kv })
+            }
             Err(err) => {
                 self.events.push_back(DocClientEvent::CursorError { user_id, error: err.to_string() });
                 Ok(())
@@ -701,8 +711,14 @@ impl DocClient {
         let Some(session) = self.session.as_mut() else { return };
         while let Some(submission) = session.poll_transmit() {
             let op_id = format!("{}-{:x}", self.op_id_prefix, submission.op_id);
-            match payload::seal_op(&mut self.ring, &self.kid, &self.doc_id, submission.base, &op_id, &submission.op)
-            {
+            match payload::seal_op(
+                &mut self.ring,
+                &self.kid,
+                &self.doc_id,
+                submission.base,
+                &op_id,
+                &submission.op,
+            ) {
                 Ok(sealed) => self.frames.push_back(frame(
                     &self.channel,
                     "sealcast:doc-submit",

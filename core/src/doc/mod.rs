@@ -7,3 +7,6 @@ mod client;
 pub mod payload;
 
 pub use client::{CURSOR_EVENT, DivergeReason, DocClient, DocClientError, DocClientEvent, DocConfig};
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,196 @@
+//! `DocClient` fed hand-made server frames (the real server is exercised
+//! in `server/tests/doc_convergence.rs` and `server/tests/documents.rs`).
+
+use serde_json::{Value, json};
+
+use super::*;
+use crate::crypto::{Key, KeyRing};
+use crate::ot::Delta;
+
+fn ring() -> KeyRing {
+    KeyRing::single("k", 1, Key::from_bytes(&[3; 32])).unwrap()
+}
+
+fn client(prefix: &str) -> DocClient {
+    let config = DocConfig { snapshot_every: 4, digest_every: 2 };
+    DocClient::new("d", false, ring(), "k", Some("hint".into()), prefix, config).unwrap()
+}
+
+fn text(s: &str) -> Delta {
+    let mut d = Delta::new();
+    d.insert_text(s, None);
+    d
+}
+
+fn frames(c: &mut DocClient) -> Vec<Value> {
+    std::iter::from_fn(|| c.poll_frame()).map(|f| serde_json::from_str(&f).unwrap()).collect()
+}
+
+fn events(c: &mut DocClient) -> Vec<DocClientEvent> {
+    std::iter::from_fn(|| c.poll_event()).collect()
+}
+
+fn op(seq: u64, base: u64, op_id: &str, delta: &Delta) -> Value {
+    let payload = payload::seal_op(&mut ring(), "k", "d", base, op_id, delta).unwrap();
+    json!({"seq": seq, "base": base, "op_id": op_id, "payload": payload})
+}
+
+fn state(head: u64, ops: Vec<Value>) -> Value {
+    json!({"head": head, "snapshot": null, "ops": ops})
+}
+
+fn joined(prefix: &str) -> DocClient {
+    let mut c = client(prefix);
+    c.join();
+    assert_eq!(frames(&mut c)[0]["event"], "sealcast:doc-join");
+    c.handle_event("sealcast_internal:doc-state", &state(0, vec![]), None).unwrap();
+    assert!(c.is_ready());
+    events(&mut c);
+    c
+}
+
+#[test]
+fn edits_are_sealed_and_acks_complete_them() {
+    let mut c = joined("a");
+    c.local_edit(text("secret words")).unwrap();
+    let sent = frames(&mut c);
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0]["event"], "sealcast:doc-submit");
+    assert!(!sent[0].to_string().contains("secret"), "the server must not see plaintext");
+    let op_id = sent[0]["data"]["op_id"].as_str().unwrap().to_owned();
+    c.handle_event("sealcast_internal:doc-ack", &json!({"op_id": op_id, "seq": 1, "duplicate": false}), None)
+        .unwrap();
+    assert!(!c.has_pending());
+    assert_eq!(c.canonical(), Some(&text("secret words")));
+}
+
+#[test]
+fn a_missing_key_is_asked_for_once_and_nothing_is_dropped() {
+    let mut c = joined("a");
+    let mut other = KeyRing::single("k", 2, Key::from_bytes(&[4; 32])).unwrap();
+    let p1 = payload::seal_op(&mut other, "k", "d", 0, "b-1", &text("x")).unwrap();
+    let p2 = payload::seal_op(&mut other, "k", "d", 1, "b-2", &text("y")).unwrap();
+    for (seq, base, id, p) in [(1, 0, "b-1", p1), (2, 1, "b-2", p2)] {
+        let data = json!({"seq": seq, "base": base, "op_id": id, "payload": p});
+        c.handle_event("sealcast_internal:doc-op", &data, None).unwrap();
+    }
+    assert_eq!(events(&mut c), vec![DocClientEvent::KeyNeeded { kid: "k".into(), kv: 2, key_hint: None }]);
+    assert_eq!(c.seq(), 0);
+    c.add_key("k", 2, Key::from_bytes(&[4; 32])).unwrap();
+    assert_eq!(c.seq(), 2);
+    assert_eq!(c.canonical(), Some(&text("yx")));
+}
+
+#[test]
+fn a_digest_mismatch_stops_input_and_offers_unsent_changes() {
+    let mut c = joined("a");
+    c.handle_event("sealcast_internal:doc-op", &op(1, 0, "b-1", &text("x")), None).unwrap();
+    c.handle_event("sealcast_internal:doc-op", &op(2, 1, "b-2", &text("y")), None).unwrap();
+    c.local_edit(text("mine")).unwrap();
+    // A matching digest is fine; a different one is divergence.
+    let own = payload::digest(&Key::from_bytes(&[3; 32]), "d", 2, c.canonical().unwrap());
+    c.handle_event("sealcast_internal:doc-digest", &json!({"seq": 2, "kv": 1, "digest": own}), None).unwrap();
+    assert!(c.is_ready());
+    c.handle_event("sealcast_internal:doc-digest", &json!({"seq": 2, "kv": 1, "digest": "AAAA"}), None)
+        .unwrap();
+    let last = events(&mut c).pop().unwrap();
+    assert_eq!(
+        last,
+        DocClientEvent::Diverged {
+            seq: 2,
+            reason: DivergeReason::DigestMismatch,
+            unsent: Some(text("mine"))
+        }
+    );
+    assert!(matches!(c.local_edit(text("more")), Err(DocClientError::Diverged)));
+    c.restart();
+    assert_eq!(frames(&mut c).last().unwrap()["data"], json!({}));
+}
+
+#[test]
+fn the_author_of_a_checkpoint_publishes_its_digest_and_snapshot() {
+    let mut c = joined("a");
+    c.handle_event("sealcast_internal:doc-op", &op(1, 0, "b-1", &text("x")), None).unwrap();
+    c.local_edit(text("ab")).unwrap();
+    let id = frames(&mut c)[0]["data"]["op_id"].clone();
+    c.handle_event("sealcast_internal:doc-ack", &json!({"op_id": id, "seq": 2}), None).unwrap();
+    let sent = frames(&mut c);
+    assert_eq!(sent[0]["event"], "sealcast:doc-digest");
+    assert_eq!(sent[0]["data"]["seq"], 2);
+    // Snapshot every 4: not yet. At 4 (ours), yes, before the next submit.
+    c.local_edit(text("c")).unwrap();
+    let id = frames(&mut c)[0]["data"]["op_id"].clone();
+    c.handle_event("sealcast_internal:doc-op", &op(3, 2, "b-2", &text("y")), None).unwrap();
+    c.local_edit(text("d")).unwrap();
+    c.handle_event("sealcast_internal:doc-ack", &json!({"op_id": id, "seq": 4}), None).unwrap();
+    let sent: Vec<_> = frames(&mut c).iter().map(|f| f["event"].as_str().unwrap().to_owned()).collect();
+    assert_eq!(sent, ["sealcast:doc-digest", "sealcast:doc-snapshot", "sealcast:doc-submit"]);
+}
+
+#[test]
+fn a_rejoin_whose_history_was_compacted_reloads_and_offers_unsent() {
+    let mut c = joined("a");
+    c.handle_event("sealcast_internal:doc-op", &op(1, 0, "b-1", &text("x")), None).unwrap();
+    c.local_edit(text("typed offline")).unwrap();
+    frames(&mut c);
+    events(&mut c);
+    // Reconnect: the ops after 1 are gone (compacted behind a snapshot at 1500).
+    c.join();
+    let join = frames(&mut c).pop().unwrap();
+    assert_eq!(join["data"]["since"], 1);
+    assert!(join["data"]["op_id"].is_string(), "asks whether the in-flight op was sequenced");
+    c.handle_event(
+        "sealcast_internal:doc-state",
+        &json!({"head": 2000, "snapshot": null, "ops": [], "op_seq": null}),
+        None,
+    )
+    .unwrap();
+    assert_eq!(frames(&mut c).pop().unwrap()["data"], json!({}), "falls back to the snapshot");
+    let snapshot = payload::seal_snapshot(&mut ring(), "k", "d", 2000, &text("new world")).unwrap();
+    let state =
+        json!({"head": 2000, "snapshot": {"seq": 2000, "payload": snapshot, "key_hint": "hint"}, "ops": []});
+    c.handle_event("sealcast_internal:doc-state", &state, None).unwrap();
+    assert_eq!(
+        events(&mut c),
+        vec![DocClientEvent::Ready {
+            view: text("new world"),
+            seq: 2000,
+            unsent: Some(text("typed offline"))
+        }]
+    );
+}
+
+#[test]
+fn bad_frames_are_typed_errors_and_bad_ops_stop_the_session() {
+    let mut c = joined("a");
+    assert!(matches!(
+        c.handle_event("sealcast_internal:doc-op", &json!({"seq": "x"}), None),
+        Err(DocClientError::Malformed(_))
+    ));
+    let mut forged = op(1, 0, "b-1", &text("x"));
+    forged["op_id"] = json!("b-9"); // the server relabelled someone's op
+    c.handle_event("sealcast_internal:doc-op", &forged, None).unwrap();
+    assert!(matches!(
+        events(&mut c).pop(),
+        Some(DocClientEvent::Diverged { reason: DivergeReason::BadRemote(_), .. })
+    ));
+}
+
+#[test]
+fn remote_cursors_follow_later_edits() {
+    let mut a = joined("a");
+    let mut b = joined("b");
+    for c in [&mut a, &mut b] {
+        c.handle_event("sealcast_internal:doc-op", &op(1, 0, "x-1", &text("hello")), None).unwrap();
+    }
+    a.cursor(2, 3).unwrap();
+    let cursor = frames(&mut a).pop().unwrap();
+    assert_eq!(cursor["event"], CURSOR_EVENT);
+    b.handle_event("sealcast_internal:doc-op", &op(2, 1, "x-2", &text(">>")), None).unwrap();
+    events(&mut b);
+    b.handle_event(CURSOR_EVENT, &cursor["data"], Some("ann")).unwrap();
+    assert_eq!(
+        events(&mut b),
+        vec![DocClientEvent::Cursor { user_id: Some("ann".into()), index: 4, length: 3 }]
+    );
+}
