@@ -22,6 +22,8 @@ use crate::http_api::signed_query;
 /// A connected Pusher client.
 pub struct Subscriber {
     pub ws: FragmentCollector<TokioIo<Upgraded>>,
+    /// The socket id the server assigned.
+    pub socket_id: String,
 }
 
 /// A server frame, borrowing from the received bytes.
@@ -74,22 +76,58 @@ impl Subscriber {
         let (ws, _): (WebSocket<TokioIo<Upgraded>>, _) = handshake::client(&(executor), request, stream)
             .await
             .map_err(|e| CliError::Bench(format!("websocket handshake: {e}")))?;
-        let mut subscriber = Subscriber { ws: FragmentCollector::new(ws) };
-        subscriber.wait_for("pusher:connection_established").await?;
+        let mut subscriber = Subscriber { ws: FragmentCollector::new(ws), socket_id: String::new() };
+        let established = subscriber.wait_for("pusher:connection_established").await?;
+        let data: serde_json::Value = serde_json::from_str(&established).unwrap_or_default();
+        subscriber.socket_id = data["socket_id"].as_str().unwrap_or_default().to_owned();
         Ok(subscriber)
     }
 
     /// Subscribes to a public channel and waits for success.
     pub async fn subscribe(&mut self, channel: &str) -> Result<(), CliError> {
-        let frame = json!({"event": "pusher:subscribe", "data": {"channel": channel}}).to_string();
-        self.ws
-            .write_frame(Frame::text(Payload::Borrowed(frame.as_bytes())))
-            .await
-            .map_err(|e| CliError::Bench(format!("subscribe: {e}")))?;
-        self.wait_for("pusher_internal:subscription_succeeded").await
+        self.send(&json!({"event": "pusher:subscribe", "data": {"channel": channel}}).to_string()).await?;
+        self.wait_for("pusher_internal:subscription_succeeded").await.map(drop)
     }
 
-    async fn wait_for(&mut self, event: &str) -> Result<(), CliError> {
+    /// Subscribes to a private channel, signing with the app secret.
+    pub async fn subscribe_private(&mut self, target: &Target, channel: &str) -> Result<(), CliError> {
+        let auth = sealcast_core::protocol::auth::channel_auth(
+            &target.key,
+            &target.secret,
+            &self.socket_id,
+            channel,
+            None,
+        );
+        let frame = json!({"event": "pusher:subscribe", "data": {"channel": channel, "auth": auth}});
+        self.send(&frame.to_string()).await?;
+        self.wait_for("pusher_internal:subscription_succeeded").await.map(drop)
+    }
+
+    /// Sends a text frame.
+    pub async fn send(&mut self, text: &str) -> Result<(), CliError> {
+        self.ws
+            .write_frame(Frame::text(Payload::Borrowed(text.as_bytes())))
+            .await
+            .map_err(|e| CliError::Bench(format!("send: {e}")))
+    }
+
+    /// The next text frame, parsed.
+    pub async fn next_json(&mut self) -> Result<serde_json::Value, CliError> {
+        loop {
+            let frame = self.ws.read_frame().await.map_err(|e| CliError::Bench(format!("read: {e}")))?;
+            match frame.opcode {
+                OpCode::Text => {
+                    return serde_json::from_slice(&frame.payload)
+                        .map_err(|_| CliError::Bench("server sent a non-JSON frame".into()));
+                }
+                OpCode::Close => return Err(CliError::Bench("the server closed the connection".into())),
+                _ => {}
+            }
+        }
+    }
+
+    /// Waits for `event`; returns its `data` when it is a string.
+    async fn wait_for(&mut self, event: &str) -> Result<String, CliError> {
         loop {
             let frame = self
                 .ws
@@ -100,7 +138,7 @@ impl Subscriber {
                 let parsed: ServerFrame<'_> = serde_json::from_slice(&frame.payload)
                     .map_err(|_| CliError::Bench("server sent a non-JSON frame".into()))?;
                 if parsed.event == event {
-                    return Ok(());
+                    return Ok(parsed.data.map(|d| d.into_owned()).unwrap_or_default());
                 }
                 if parsed.event == "pusher:error" {
                     return Err(CliError::Bench(format!(

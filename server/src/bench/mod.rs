@@ -7,9 +7,12 @@
 //!   latency percentiles, losses, and (with `--server-pid`) server CPU time
 //!   per delivered message.
 //! - `connections`: N idle connections; server RSS per connection.
+//! - `doc-sequencer`, `doc-join`: document channels (sealcast only); see
+//!   [`docs`].
 
 mod client;
 mod connections;
+mod docs;
 mod fanout;
 mod proc_stats;
 
@@ -23,6 +26,10 @@ pub enum BenchCommand {
     Fanout(fanout::FanoutArgs),
     /// Memory per idle connection.
     Connections(connections::ConnectionsArgs),
+    /// Document ops acknowledged per second (sealcast document channels).
+    DocSequencer(docs::SequencerArgs),
+    /// Time to join a document with a long history via its snapshot.
+    DocJoin(docs::JoinArgs),
 }
 
 /// Where the server under test is.
@@ -61,6 +68,8 @@ pub fn run(command: BenchCommand) -> Result<(), CliError> {
         match command {
             BenchCommand::Fanout(args) => fanout::run(args).await,
             BenchCommand::Connections(args) => connections::run(args).await,
+            BenchCommand::DocSequencer(args) => docs::sequencer(args).await,
+            BenchCommand::DocJoin(args) => docs::join(args).await,
         }
     })
 }

@@ -74,15 +74,22 @@ pub enum AppendOutcome {
 /// Per-document limits.
 #[derive(Debug, Clone, Copy)]
 pub struct DocLimits {
-    /// Largest op or snapshot payload, bytes.
+    /// Largest op payload, bytes.
     pub max_payload_bytes: usize,
+    /// Largest snapshot payload, bytes (a snapshot holds the whole
+    /// document; it must also fit the server's `max_frame_bytes`).
+    pub max_snapshot_bytes: usize,
     /// Largest total of retained op payloads per document, bytes.
     pub max_document_bytes: u64,
 }
 
 impl Default for DocLimits {
     fn default() -> DocLimits {
-        DocLimits { max_payload_bytes: 64 * 1024, max_document_bytes: 64 * 1024 * 1024 }
+        DocLimits {
+            max_payload_bytes: 64 * 1024,
+            max_snapshot_bytes: 16 * 1024 * 1024,
+            max_document_bytes: 64 * 1024 * 1024,
+        }
     }
 }
 
@@ -216,7 +223,7 @@ impl DocStore for MemoryStore {
     }
 
     fn put_snapshot(&self, id: &DocId, snapshot: &Snapshot) -> Result<(), StoreError> {
-        check_payload(&self.limits, &snapshot.payload)?;
+        check_snapshot(&self.limits, &snapshot.payload)?;
         self.with_doc(id, |doc| {
             if snapshot.seq > doc.head {
                 return Err(StoreError::SnapshotAhead { seq: snapshot.seq, head: doc.head });
@@ -263,6 +270,17 @@ pub(crate) fn check_payload(limits: &DocLimits, payload: &str) -> Result<(), Sto
     }
     if payload.len() > limits.max_payload_bytes {
         return Err(StoreError::TooLarge("payload over the per-op size limit"));
+    }
+    Ok(())
+}
+
+/// Refuses snapshots over the limit.
+pub(crate) fn check_snapshot(limits: &DocLimits, payload: &str) -> Result<(), StoreError> {
+    if payload.is_empty() {
+        return Err(StoreError::Invalid("empty snapshot"));
+    }
+    if payload.len() > limits.max_snapshot_bytes {
+        return Err(StoreError::TooLarge("snapshot over its size limit"));
     }
     Ok(())
 }
