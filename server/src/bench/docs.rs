@@ -173,12 +173,12 @@ impl Typist {
     }
 
     fn edit(&mut self, len: usize) -> Delta {
-        if self.next() % 50 == 0 {
+        if self.next().is_multiple_of(50) {
             self.cursor = (self.next() as usize) % (len + 1);
         }
         self.cursor = self.cursor.min(len);
         let mut delta = Delta::new();
-        if self.cursor > 0 && self.next() % 7 == 0 {
+        if self.cursor > 0 && self.next().is_multiple_of(7) {
             self.cursor -= 1;
             delta.retain(self.cursor, None).delete(1);
         } else {
