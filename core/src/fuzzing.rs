@@ -81,6 +81,76 @@ pub fn ot_apply(data: &[u8]) {
     }
 }
 
+/// Untrusted bytes as a script of server frames and local edits for a
+/// joined [`crate::doc::DocClient`]: `[[kind, a, b, x], …]`. Kind 0 is a
+/// remote op `a` based on `b` whose delta `x` is sealed here (so the
+/// fuzzer reaches the OT paths), 1 acks the op in flight as `a`, 2 is a
+/// local edit `x`, 3 is event number `a` with raw data `x`, 4 a digest, 5
+/// a rejoin. Errors and divergence are expected; panics are bugs.
+pub fn doc_client(data: &[u8]) {
+    use crate::doc::{CURSOR_EVENT, DocClient, DocConfig, payload};
+    use crate::ot::Delta;
+    use serde_json::json;
+    const EVENTS: [&str; 7] = [
+        "sealcast_internal:doc-state",
+        "sealcast_internal:doc-op",
+        "sealcast_internal:doc-ack",
+        "sealcast_internal:doc-digest",
+        "sealcast_internal:doc-error",
+        "sealcast_internal:doc-snapshot-stored",
+        CURSOR_EVENT,
+    ];
+    let Ok(Value::Array(steps)) = serde_json::from_slice::<Value>(data) else { return };
+    let config = DocConfig { snapshot_every: 3, digest_every: 2 };
+    let Ok(mut client) = DocClient::new("d", false, ring(), "room-42", None, "f", config) else { return };
+    client.join();
+    let empty = json!({"head": 0, "snapshot": null, "ops": []});
+    let _ = client.handle_event(EVENTS[0], &empty, None);
+    let mut sealer = ring();
+    for step in steps.iter().take(64) {
+        let num = |i: usize| step.get(i).and_then(Value::as_u64).unwrap_or(0);
+        let x = step.get(3).cloned().unwrap_or(Value::Null);
+        let _ = match num(0) {
+            0 => match Delta::from_json(&x) {
+                Ok(delta) => {
+                    let (seq, base) = (num(1), num(2));
+                    let Ok(sealed) = payload::seal_op(&mut sealer, "room-42", "d", base, "r", &delta) else {
+                        continue;
+                    };
+                    let op = json!({"seq": seq, "base": base, "op_id": "r", "payload": sealed});
+                    client.handle_event(EVENTS[1], &op, None)
+                }
+                Err(_) => continue,
+            },
+            1 => {
+                let Some(frame) = std::iter::from_fn(|| client.poll_frame())
+                    .filter_map(|f| serde_json::from_str::<Value>(&f).ok())
+                    .filter(|f| f["event"] == "sealcast:doc-submit")
+                    .last()
+                else {
+                    continue;
+                };
+                let ack = json!({"op_id": frame["data"]["op_id"], "seq": num(1)});
+                client.handle_event(EVENTS[2], &ack, None)
+            }
+            2 => match Delta::from_json(&x) {
+                Ok(delta) => client.local_edit(delta).map(drop),
+                Err(_) => continue,
+            },
+            3 => client.handle_event(EVENTS[(num(1) % 7) as usize], &x, Some("u")),
+            4 => client.handle_event(EVENTS[3], &json!({"seq": num(1), "kv": 1, "digest": x}), None),
+            _ => {
+                client.join();
+                Ok(())
+            }
+        };
+        while client.poll_event().is_some() {}
+        if client.is_ready() {
+            assert!(client.view().is_ok(), "a ready client has a view");
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::path::Path;
@@ -95,6 +165,7 @@ mod tests {
             ("envelope_round_trip", super::envelope_round_trip),
             ("frame_decode", super::frame_decode),
             ("ot_apply", super::ot_apply),
+            ("doc_client", super::doc_client),
         ] {
             // Only the committed seeds: a local fuzzing run may be rewriting the rest.
             for entry in std::fs::read_dir(root.join(target)).expect("corpus directory") {
