@@ -121,9 +121,10 @@ async fn connect(target: &Target, channel: &str) -> Client {
         let data: Value = serde_json::from_str(established["data"].as_str().unwrap()).unwrap();
         client.socket_id = data["socket_id"].as_str().unwrap().to_owned();
         let signature = auth::channel_auth(APP_KEY, APP_SECRET, &client.socket_id, channel, None);
-        client
-            .send(json!({"event": "pusher:subscribe", "data": {"channel": channel, "auth": signature}}))
-            .await;
+        let subscribe = json!({"event": "pusher:subscribe", "data": {"channel": channel, "auth": signature}});
+        if !client.try_send_raw(&subscribe.to_string()).await {
+            continue;
+        }
         loop {
             match client.next_within(Duration::from_secs(5)).await {
                 Some(Seen::Frame(f)) if f["event"] == "pusher_internal:subscription_succeeded" => {
@@ -165,11 +166,13 @@ impl Peer {
         DocClient::new(DOC, false, ring(seed), KID, Some("hint-1".into()), &prefix, config()).unwrap()
     }
 
+    /// Sends the client's frames. If the connection is gone the rest are
+    /// dropped, as on a real network: the rejoin resubmits what matters.
     async fn send_frames(&mut self) {
         while let Some(frame) = self.doc.poll_frame() {
-            match &mut self.ws {
-                Some(ws) => ws.send_raw(&frame).await,
-                None => break, // sent again after the rejoin
+            let Some(ws) = &mut self.ws else { continue };
+            if !ws.try_send_raw(&frame).await {
+                self.ws = None;
             }
         }
     }
@@ -200,6 +203,10 @@ impl Peer {
     async fn pump(&mut self, shared: &Shared, wait: Duration) {
         let deadline = Instant::now() + wait;
         loop {
+            if self.ws.is_none() {
+                self.reconnect(shared).await;
+                self.rejoins_since += 1;
+            }
             let Some(ws) = &mut self.ws else { return };
             let left = deadline.saturating_duration_since(Instant::now());
             match ws.next_within(left).await {
@@ -280,7 +287,10 @@ async fn observe(shared: Arc<Shared>, done: Arc<AtomicBool>) -> Vec<(u64, u64, S
     'connection: loop {
         let mut ws = connect(&shared.target, &channel).await;
         let since = log.last().map_or(0, |op| op.0);
-        ws.send(json!({"event": "sealcast:doc-join", "channel": channel, "data": {"since": since}})).await;
+        let join = json!({"event": "sealcast:doc-join", "channel": channel, "data": {"since": since}});
+        if !ws.try_send_raw(&join.to_string()).await {
+            continue 'connection;
+        }
         loop {
             if done.load(Ordering::Relaxed) {
                 return log;
@@ -296,8 +306,10 @@ async fn observe(shared: Arc<Shared>, done: Arc<AtomicBool>) -> Vec<(u64, u64, S
                     let ops = data["ops"].as_array().unwrap().clone();
                     if ops.len() == 1000 {
                         let last = ops.last().unwrap()["seq"].as_u64().unwrap();
-                        ws.send(json!({"event": "sealcast:doc-join", "channel": channel, "data": {"since": last}}))
-                            .await;
+                        let join = json!({"event": "sealcast:doc-join", "channel": channel, "data": {"since": last}});
+                        if !ws.try_send_raw(&join.to_string()).await {
+                            continue 'connection;
+                        }
                     }
                     ops
                 }

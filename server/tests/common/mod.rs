@@ -219,6 +219,11 @@ impl Client {
         self.ws.send(Message::Text(frame.to_string().into())).await.unwrap();
     }
 
+    /// Sends a text frame; false if the connection is gone.
+    pub async fn try_send_raw(&mut self, text: &str) -> bool {
+        self.ws.send(Message::Text(text.to_owned().into())).await.is_ok()
+    }
+
     pub async fn send_raw(&mut self, text: &str) {
         self.ws.send(Message::Text(text.to_owned().into())).await.unwrap();
     }
