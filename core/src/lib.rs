@@ -28,6 +28,7 @@
 //! # Ok::<(), sealcast_core::crypto::CryptoError>(())
 //! ```
 
+pub mod client;
 pub mod crypto;
 pub mod doc;
 pub mod ot;

@@ -1,0 +1,593 @@
+//! [`ClientSession`]: a Pusher-protocol client connection as a state
+//! machine, sans-IO. The transport tells it what happened (socket opened,
+//! frame received, socket closed, time passed) and carries out the
+//! [`Action`]s it returns; the app reads [`ClientEvent`]s. Time is passed
+//! in, never read, so every behaviour (pings, pong timeouts, backoff) is
+//! testable without sleeping.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use super::backoff::{Backoff, CloseClass};
+use super::presence::{Member, Roster};
+use crate::protocol::ChannelName;
+
+/// Tuning of a [`ClientSession`].
+#[derive(Debug, Clone)]
+pub struct SessionConfig {
+    /// Longest silence before the client pings; the server's own
+    /// `activity_timeout` wins when shorter.
+    pub activity_timeout: Duration,
+    /// How long to wait for a pong before giving the connection up.
+    pub pong_timeout: Duration,
+    /// Reconnect delays.
+    pub backoff: Backoff,
+}
+
+impl Default for SessionConfig {
+    fn default() -> SessionConfig {
+        SessionConfig {
+            activity_timeout: Duration::from_secs(120),
+            pong_timeout: Duration::from_secs(30),
+            backoff: Backoff::default(),
+        }
+    }
+}
+
+/// The connection's state, as the app sees it (pusher-js's names).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConnectionState {
+    /// Not started.
+    Initialized,
+    /// Opening a socket, or waiting for `connection_established`.
+    Connecting,
+    /// Connected with this socket id.
+    Connected {
+        /// The server-assigned socket id.
+        socket_id: String,
+    },
+    /// Lost; retrying after `retry_in` (attempt `attempt`).
+    Unavailable {
+        /// Reconnect attempt number (1-based).
+        attempt: u32,
+        /// Delay before it.
+        retry_in: Duration,
+    },
+    /// The server refused the client for good (close codes 4000–4099).
+    Failed {
+        /// The close code.
+        code: Option<u16>,
+        /// The server's reason.
+        reason: String,
+    },
+    /// Closed by the app.
+    Disconnected,
+}
+
+/// What the transport must do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    /// Open a WebSocket to the server (then call `on_open` or `on_closed`).
+    Connect,
+    /// Send this text frame.
+    Send(String),
+    /// Close the socket (then call `on_closed`).
+    Close,
+    /// Ask the app's authorizer for `channel` on `socket_id`, then call
+    /// [`ClientSession::authorized`].
+    Authorize {
+        /// The socket id to sign.
+        socket_id: String,
+        /// The channel.
+        channel: String,
+    },
+}
+
+/// A private or presence channel authorization (what a Pusher auth
+/// endpoint returns; `auth` may also be a JWT for sealcast).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChannelAuth {
+    /// `key:signature`, or a JWT.
+    pub auth: String,
+    /// Presence member data (JSON text), for presence channels with HMAC auth.
+    pub channel_data: Option<String>,
+}
+
+/// Something for the app.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ClientEvent {
+    /// The connection state changed.
+    State(ConnectionState),
+    /// A subscription succeeded (again, after each reconnect).
+    Subscribed {
+        /// The channel.
+        channel: String,
+    },
+    /// A subscription was refused (authorizer error or server refusal).
+    SubscriptionFailed {
+        /// The channel.
+        channel: String,
+        /// HTTP-style status the server gave, if any.
+        status: Option<u16>,
+        /// Why.
+        message: String,
+    },
+    /// An event on a channel (or a connection-level one).
+    Message {
+        /// The channel, if any.
+        channel: Option<String>,
+        /// Event name.
+        event: String,
+        /// Its data: parsed when the wire carried JSON text.
+        data: Value,
+        /// The sender, for client events on presence channels.
+        user_id: Option<String>,
+    },
+    /// A member joined a presence channel.
+    MemberAdded {
+        /// The channel.
+        channel: String,
+        /// The member.
+        member: Member,
+    },
+    /// A member left a presence channel.
+    MemberRemoved {
+        /// The channel.
+        channel: String,
+        /// The member as last known.
+        member: Member,
+    },
+    /// A `pusher:error` from the server.
+    Error {
+        /// Its code.
+        code: Option<u16>,
+        /// Its message.
+        message: String,
+    },
+}
+
+/// Why a call was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ClientError {
+    /// Not connected (caused by: caller timing).
+    #[error("not connected")]
+    NotConnected,
+    /// Not subscribed to the channel (caused by: caller).
+    #[error("not subscribed to {0}")]
+    NotSubscribed(String),
+    /// Invalid channel or event name (caused by: caller).
+    #[error("{0}")]
+    Invalid(String),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum SubState {
+    /// Waiting for a connection.
+    Pending,
+    /// Waiting for the app's authorizer.
+    Authorizing,
+    /// `pusher:subscribe` sent.
+    Subscribing,
+    Subscribed,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Link {
+    Idle,
+    /// `Connect` issued; socket not open yet.
+    Opening,
+    /// Socket open; waiting for `connection_established`.
+    Handshaking,
+    Connected,
+    /// Waiting until `reconnect_at`.
+    Waiting,
+    Stopped,
+}
+
+/// One client connection's state.
+#[derive(Debug)]
+pub struct ClientSession {
+    config: SessionConfig,
+    link: Link,
+    state: ConnectionState,
+    socket_id: Option<String>,
+    activity_timeout: Duration,
+    last_received: Option<Instant>,
+    ping_sent: Option<Instant>,
+    attempt: u32,
+    reconnect_at: Option<Instant>,
+    subscriptions: BTreeMap<String, SubState>,
+    rosters: BTreeMap<String, Roster>,
+    /// Our own presence user id per channel (from the authorizer's data).
+    me: BTreeMap<String, String>,
+    actions: VecDeque<Action>,
+    events: VecDeque<ClientEvent>,
+}
+
+impl ClientSession {
+    /// A session that has not connected yet.
+    pub fn new(config: SessionConfig) -> ClientSession {
+        let activity_timeout = config.activity_timeout;
+        ClientSession {
+            config,
+            link: Link::Idle,
+            state: ConnectionState::Initialized,
+            socket_id: None,
+            activity_timeout,
+            last_received: None,
+            ping_sent: None,
+            attempt: 0,
+            reconnect_at: None,
+            subscriptions: BTreeMap::new(),
+            rosters: BTreeMap::new(),
+            me: BTreeMap::new(),
+            actions: VecDeque::new(),
+            events: VecDeque::new(),
+        }
+    }
+
+    /// The current state.
+    pub fn state(&self) -> &ConnectionState {
+        &self.state
+    }
+
+    /// The socket id while connected.
+    pub fn socket_id(&self) -> Option<&str> {
+        self.socket_id.as_deref()
+    }
+
+    /// Starts connecting (again, after `disconnect` or failure).
+    pub fn connect(&mut self) {
+        if matches!(self.link, Link::Idle | Link::Stopped | Link::Waiting) {
+            self.open();
+        }
+    }
+
+    /// Closes the connection and stops reconnecting; subscriptions are kept
+    /// for a later `connect`.
+    pub fn disconnect(&mut self) {
+        if matches!(self.link, Link::Opening | Link::Handshaking | Link::Connected) {
+            self.actions.push_back(Action::Close);
+        }
+        self.link = Link::Stopped;
+        self.reset_link();
+        self.set_state(ConnectionState::Disconnected);
+    }
+
+    /// The app says connectivity changed (e.g. the phone found a network):
+    /// a waiting reconnect happens now with the backoff reset, and a live
+    /// connection is checked with a ping.
+    pub fn network_changed(&mut self, now: Instant) {
+        self.attempt = 0;
+        match self.link {
+            Link::Waiting => self.open(),
+            Link::Connected if self.ping_sent.is_none() => self.ping(now),
+            _ => {}
+        }
+    }
+
+    /// The socket opened.
+    pub fn on_open(&mut self, now: Instant) {
+        if self.link == Link::Opening {
+            self.link = Link::Handshaking;
+            self.last_received = Some(now);
+        }
+    }
+
+    /// The socket closed or failed to open (`code`: its close code).
+    pub fn on_closed(&mut self, code: Option<u16>, reason: &str, now: Instant) {
+        if matches!(self.link, Link::Stopped | Link::Idle | Link::Waiting) {
+            return;
+        }
+        self.reset_link();
+        match CloseClass::of(code) {
+            CloseClass::Fatal => {
+                self.link = Link::Stopped;
+                self.set_state(ConnectionState::Failed { code, reason: reason.to_owned() });
+            }
+            CloseClass::Immediate => self.open(),
+            CloseClass::Backoff => {
+                self.attempt += 1;
+                let retry_in = self.config.backoff.delay(self.attempt);
+                self.link = Link::Waiting;
+                self.reconnect_at = Some(now + retry_in);
+                self.set_state(ConnectionState::Unavailable { attempt: self.attempt, retry_in });
+            }
+        }
+    }
+
+    /// Time passed: pings, pong timeouts and reconnects happen here.
+    pub fn on_timer(&mut self, now: Instant) {
+        match self.link {
+            Link::Waiting if self.reconnect_at.is_some_and(|at| now >= at) => self.open(),
+            Link::Handshaking | Link::Connected => {
+                if let Some(sent) = self.ping_sent {
+                    if now >= sent + self.config.pong_timeout {
+                        // The link is dead: drop it and reconnect.
+                        self.actions.push_back(Action::Close);
+                        self.on_closed(None, "pong timeout", now);
+                    }
+                } else if self.last_received.is_some_and(|at| now >= at + self.activity_timeout) {
+                    self.ping(now);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// When [`ClientSession::on_timer`] next needs to run.
+    pub fn next_deadline(&self) -> Option<Instant> {
+        match self.link {
+            Link::Waiting => self.reconnect_at,
+            Link::Handshaking | Link::Connected => match self.ping_sent {
+                Some(sent) => Some(sent + self.config.pong_timeout),
+                None => self.last_received.map(|at| at + self.activity_timeout),
+            },
+            _ => None,
+        }
+    }
+
+    /// A text frame from the server.
+    pub fn on_frame(&mut self, text: &str, now: Instant) {
+        self.last_received = Some(now);
+        self.ping_sent = None;
+        let Ok(frame) = serde_json::from_str::<Value>(text) else {
+            return self.events.push_back(ClientEvent::Error {
+                code: None,
+                message: "the server sent a frame that is not JSON".into(),
+            });
+        };
+        let event = frame.get("event").and_then(Value::as_str).unwrap_or_default().to_owned();
+        let channel = frame.get("channel").and_then(Value::as_str).map(str::to_owned);
+        let data = parse_data(frame.get("data"));
+        match (event.as_str(), channel) {
+            ("pusher:connection_established", _) => self.established(&data),
+            ("pusher:ping", _) => self.send(json!({"event": "pusher:pong", "data": {}})),
+            ("pusher:pong", _) => {}
+            ("pusher:error", _) => {
+                let code = data.get("code").and_then(Value::as_u64).and_then(|c| u16::try_from(c).ok());
+                let message = data.get("message").and_then(Value::as_str).unwrap_or_default().to_owned();
+                self.events.push_back(ClientEvent::Error { code, message });
+            }
+            ("pusher_internal:subscription_succeeded", Some(channel)) => self.subscribed(channel, &data),
+            ("pusher:subscription_error", Some(channel)) => {
+                self.subscriptions.remove(&channel);
+                let status = data.get("status").and_then(Value::as_u64).and_then(|s| u16::try_from(s).ok());
+                let message = data.get("error").and_then(Value::as_str).unwrap_or("refused").to_owned();
+                self.events.push_back(ClientEvent::SubscriptionFailed { channel, status, message });
+            }
+            ("pusher_internal:member_added", Some(channel)) => {
+                if let Some(member) = Member::from_json(&data)
+                    && let Some(roster) = self.rosters.get_mut(&channel)
+                    && roster.add(member.clone())
+                {
+                    self.events.push_back(ClientEvent::MemberAdded { channel, member });
+                }
+            }
+            ("pusher_internal:member_removed", Some(channel)) => {
+                let user_id = data.get("user_id").and_then(Value::as_str).unwrap_or_default();
+                if let Some(member) = self.rosters.get_mut(&channel).and_then(|r| r.remove(user_id)) {
+                    self.events.push_back(ClientEvent::MemberRemoved { channel, member });
+                }
+            }
+            (_, channel) => {
+                let user_id = frame.get("user_id").and_then(Value::as_str).map(str::to_owned);
+                self.events.push_back(ClientEvent::Message { channel, event, data, user_id });
+            }
+        }
+    }
+
+    /// Subscribes to `channel` (now, or once connected; again after every
+    /// reconnect). Private and presence channels go through the authorizer.
+    pub fn subscribe(&mut self, channel: &str) -> Result<(), ClientError> {
+        ChannelName::parse(channel).map_err(|e| ClientError::Invalid(e.to_string()))?;
+        if !self.subscriptions.contains_key(channel) {
+            self.subscriptions.insert(channel.to_owned(), SubState::Pending);
+            if self.link == Link::Connected {
+                self.start_subscription(channel.to_owned());
+            }
+        }
+        Ok(())
+    }
+
+    /// Leaves `channel`.
+    pub fn unsubscribe(&mut self, channel: &str) {
+        if self.subscriptions.remove(channel).is_some() && self.link == Link::Connected {
+            self.send(json!({"event": "pusher:unsubscribe", "data": {"channel": channel}}));
+        }
+        self.rosters.remove(channel);
+    }
+
+    /// The authorizer's answer for `channel`, requested for `socket_id`.
+    pub fn authorized(&mut self, channel: &str, socket_id: &str, result: Result<ChannelAuth, String>) {
+        if self.socket_id.as_deref() != Some(socket_id)
+            || self.subscriptions.get(channel) != Some(&SubState::Authorizing)
+        {
+            return; // reconnected meanwhile (a new request is out) or unsubscribed
+        }
+        match result {
+            Ok(auth) => {
+                if let Some(user_id) = auth
+                    .channel_data
+                    .as_deref()
+                    .and_then(|d| serde_json::from_str::<Value>(d).ok())
+                    .and_then(|d| Member::from_json(&d))
+                    .map(|m| m.user_id)
+                {
+                    self.me.insert(channel.to_owned(), user_id);
+                }
+                let mut data = json!({"channel": channel, "auth": auth.auth});
+                if let Some(channel_data) = auth.channel_data {
+                    data["channel_data"] = Value::String(channel_data);
+                }
+                self.subscriptions.insert(channel.to_owned(), SubState::Subscribing);
+                self.send(json!({"event": "pusher:subscribe", "data": data}));
+            }
+            Err(message) => {
+                self.subscriptions.remove(channel);
+                self.events.push_back(ClientEvent::SubscriptionFailed {
+                    channel: channel.to_owned(),
+                    status: None,
+                    message: format!("authorizer failed: {message}"),
+                });
+            }
+        }
+    }
+
+    /// Sends a `client-` event on a subscribed private or presence channel.
+    pub fn trigger(&mut self, channel: &str, event: &str, data: Value) -> Result<(), ClientError> {
+        if !event.starts_with("client-") {
+            return Err(ClientError::Invalid(format!("client event names start with client-: {event}")));
+        }
+        if !(channel.starts_with("private-") || channel.starts_with("presence-")) {
+            return Err(ClientError::Invalid("client events need a private or presence channel".into()));
+        }
+        self.send_on_channel(channel, event, data)
+    }
+
+    /// Sends any event on a subscribed channel (used for the document
+    /// protocol's `sealcast:doc-*` events).
+    pub fn send_on_channel(&mut self, channel: &str, event: &str, data: Value) -> Result<(), ClientError> {
+        if self.link != Link::Connected {
+            return Err(ClientError::NotConnected);
+        }
+        if self.subscriptions.get(channel) != Some(&SubState::Subscribed) {
+            return Err(ClientError::NotSubscribed(channel.to_owned()));
+        }
+        self.send(json!({"event": event, "channel": channel, "data": data}));
+        Ok(())
+    }
+
+    /// Sends a frame already encoded by a channel's owner (the document
+    /// client), if connected.
+    pub fn send_frame(&mut self, frame: String) -> Result<(), ClientError> {
+        if self.link != Link::Connected {
+            return Err(ClientError::NotConnected);
+        }
+        self.actions.push_back(Action::Send(frame));
+        Ok(())
+    }
+
+    /// Whether `channel` is subscribed now.
+    pub fn is_subscribed(&self, channel: &str) -> bool {
+        self.subscriptions.get(channel) == Some(&SubState::Subscribed)
+    }
+
+    /// The members of a subscribed presence channel.
+    pub fn members(&self, channel: &str) -> Vec<Member> {
+        self.rosters.get(channel).map(Roster::members).unwrap_or_default()
+    }
+
+    /// This client's own member id on a presence channel.
+    pub fn my_id(&self, channel: &str) -> Option<&str> {
+        self.rosters.get(channel).and_then(Roster::me)
+    }
+
+    /// The next thing the transport must do.
+    pub fn poll_action(&mut self) -> Option<Action> {
+        self.actions.pop_front()
+    }
+
+    /// The next event for the app.
+    pub fn poll_event(&mut self) -> Option<ClientEvent> {
+        self.events.pop_front()
+    }
+
+    fn open(&mut self) {
+        self.link = Link::Opening;
+        self.reconnect_at = None;
+        self.actions.push_back(Action::Connect);
+        self.set_state(ConnectionState::Connecting);
+    }
+
+    fn established(&mut self, data: &Value) {
+        let Some(socket_id) = data.get("socket_id").and_then(Value::as_str) else {
+            return self.events.push_back(ClientEvent::Error {
+                code: None,
+                message: "connection_established without a socket_id".into(),
+            });
+        };
+        let server_timeout = data.get("activity_timeout").and_then(Value::as_u64).map(Duration::from_secs);
+        self.activity_timeout =
+            server_timeout.map_or(self.config.activity_timeout, |t| t.min(self.config.activity_timeout));
+        self.socket_id = Some(socket_id.to_owned());
+        self.link = Link::Connected;
+        self.attempt = 0;
+        self.set_state(ConnectionState::Connected { socket_id: socket_id.to_owned() });
+        let channels: Vec<String> = self.subscriptions.keys().cloned().collect();
+        for channel in channels {
+            self.start_subscription(channel);
+        }
+    }
+
+    fn start_subscription(&mut self, channel: String) {
+        if channel.starts_with("private-") || channel.starts_with("presence-") {
+            let socket_id = self.socket_id.clone().unwrap_or_default();
+            self.subscriptions.insert(channel.clone(), SubState::Authorizing);
+            self.actions.push_back(Action::Authorize { socket_id, channel });
+        } else {
+            self.subscriptions.insert(channel.clone(), SubState::Subscribing);
+            self.send(json!({"event": "pusher:subscribe", "data": {"channel": channel}}));
+        }
+    }
+
+    fn subscribed(&mut self, channel: String, data: &Value) {
+        if !self.subscriptions.contains_key(&channel) {
+            return;
+        }
+        self.subscriptions.insert(channel.clone(), SubState::Subscribed);
+        if channel.starts_with("presence-") {
+            let mut roster = Roster::from_subscription(data);
+            if let Some(me) = self.me.get(&channel) {
+                roster.set_me(me.clone());
+            }
+            self.rosters.insert(channel.clone(), roster);
+        }
+        self.events.push_back(ClientEvent::Subscribed { channel });
+    }
+
+    fn ping(&mut self, now: Instant) {
+        self.ping_sent = Some(now);
+        self.send(json!({"event": "pusher:ping", "data": {}}));
+    }
+
+    fn send(&mut self, frame: Value) {
+        self.actions.push_back(Action::Send(frame.to_string()));
+    }
+
+    /// Forgets everything tied to the lost socket.
+    fn reset_link(&mut self) {
+        self.socket_id = None;
+        self.ping_sent = None;
+        self.last_received = None;
+        self.reconnect_at = None;
+        for state in self.subscriptions.values_mut() {
+            *state = SubState::Pending;
+        }
+        self.rosters.clear();
+    }
+
+    fn set_state(&mut self, state: ConnectionState) {
+        if self.state != state {
+            self.state = state.clone();
+            self.events.push_back(ClientEvent::State(state));
+        }
+    }
+}
+
+/// A frame's `data`: Pusher sends JSON as a string; parse it when it is.
+fn parse_data(data: Option<&Value>) -> Value {
+    match data {
+        Some(Value::String(text)) => {
+            serde_json::from_str(text).unwrap_or_else(|_| Value::String(text.clone()))
+        }
+        Some(other) => other.clone(),
+        None => Value::Null,
+    }
+}
+
+#[cfg(test)]
+mod tests;
