@@ -31,6 +31,8 @@
 pub mod client;
 pub mod crypto;
 pub mod doc;
+#[cfg(feature = "net")]
+pub mod net;
 pub mod ot;
 pub mod protocol;
 

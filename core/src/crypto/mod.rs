@@ -20,7 +20,7 @@ mod plaintext;
 mod pointer;
 mod replay;
 mod ring;
-mod rng;
+pub(crate) mod rng;
 mod scope;
 
 pub use envelope::{ALG, Envelope, MAX_SEALED_BYTES, VERSION, open_value, seal_value};

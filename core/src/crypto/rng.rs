@@ -14,3 +14,10 @@ pub use getrandom::SysRng as OsRng;
 pub(crate) fn fill<R: TryCryptoRng + ?Sized>(rng: &mut R, buf: &mut [u8]) -> Result<(), CryptoError> {
     rng.try_fill_bytes(buf).map_err(|_| CryptoError::RandomnessUnavailable)
 }
+
+/// A random `u64` from the OS (op id prefixes, backoff seeds).
+pub(crate) fn random_u64() -> Result<u64, CryptoError> {
+    let mut bytes = [0u8; 8];
+    fill(&mut OsRng, &mut bytes)?;
+    Ok(u64::from_le_bytes(bytes))
+}

@@ -66,6 +66,17 @@ impl Server {
     /// Starts a server whose config and data live in `root` (which outlives
     /// it, so another server can restart on the same data).
     pub fn start_in(root: &std::path::Path, top: &str, app_extra: &str, env: &[(&str, &str)]) -> Server {
+        Server::start_in_on(root, 0, top, app_extra, env)
+    }
+
+    /// [`Server::start_in`] on a given port (0: any free one).
+    pub fn start_in_on(
+        root: &std::path::Path,
+        port: u16,
+        top: &str,
+        app_extra: &str,
+        env: &[(&str, &str)],
+    ) -> Server {
         let config = root.join("sealcast.toml");
         std::fs::write(
             &config,
@@ -73,7 +84,7 @@ impl Server {
         )
         .unwrap();
         let mut child = Command::new(env!("CARGO_BIN_EXE_sealcast"))
-            .args(["serve", "--port", "0", "--config"])
+            .args(["serve", "--port", &port.to_string(), "--config"])
             .arg(&config)
             .arg("--data-dir")
             .arg(root.join("data"))
@@ -188,6 +199,11 @@ pub fn http(port: u16, method: &str, target: &str, body: &str) -> (u16, String) 
     let status = response.split(' ').nth(1).and_then(|s| s.parse().ok()).expect("status line");
     let body = response.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default();
     (status, body)
+}
+
+/// A loopback port that was free a moment ago.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 /// A WebSocket client speaking raw Pusher frames.

@@ -1,0 +1,227 @@
+//! Opening a WebSocket (`ws://` or `wss://` through rustls) to a Pusher
+//! endpoint, split into a reader task and a writer the client loop owns.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use fastwebsockets::{Frame, OpCode, Payload, Role, WebSocketError, WebSocketWrite, handshake};
+use http_body_util::Empty;
+use hyper::header;
+use hyper::upgrade::Upgraded;
+use hyper_util::rt::TokioIo;
+use tokio::io::WriteHalf;
+use tokio::net::TcpStream;
+use tokio::sync::mpsc;
+
+/// Where to connect.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Endpoint {
+    tls: bool,
+    host: String,
+    port: u16,
+}
+
+impl Endpoint {
+    /// Parses `ws://HOST[:PORT]` or `wss://HOST[:PORT]` (a path is ignored:
+    /// the Pusher path `/app/KEY` is added).
+    pub fn parse(url: &str) -> Result<Endpoint, String> {
+        let (tls, rest) = if let Some(rest) = url.strip_prefix("wss://") {
+            (true, rest)
+        } else if let Some(rest) = url.strip_prefix("ws://") {
+            (false, rest)
+        } else {
+            return Err(format!("URL must start with ws:// or wss://: {url}"));
+        };
+        let authority = rest.split('/').next().unwrap_or_default();
+        let (host, port) = match authority.strip_prefix('[') {
+            // [IPv6]:port
+            Some(bracketed) => {
+                let (host, after) =
+                    bracketed.split_once(']').ok_or_else(|| format!("unclosed [ in {url}"))?;
+                (host, after.strip_prefix(':'))
+            }
+            None => match authority.split_once(':') {
+                Some((host, port)) => (host, Some(port)),
+                None => (authority, None),
+            },
+        };
+        let port = match port {
+            Some(port) => port.parse::<u16>().map_err(|_| format!("invalid port in {url}"))?,
+            None => {
+                if tls {
+                    443
+                } else {
+                    80
+                }
+            }
+        };
+        if host.is_empty() {
+            return Err(format!("no host in {url}"));
+        }
+        Ok(Endpoint { tls, host: host.to_owned(), port })
+    }
+}
+
+/// What the reader task reports.
+#[derive(Debug)]
+pub enum Incoming {
+    /// A text frame.
+    Text(String),
+    /// A WebSocket ping to answer.
+    Ping(Vec<u8>),
+    /// The connection ended (close code, reason).
+    Closed(Option<u16>, String),
+}
+
+type Stream = TokioIo<Upgraded>;
+
+/// The writing half of an open socket.
+pub struct Writer {
+    inner: WebSocketWrite<WriteHalf<Stream>>,
+}
+
+impl Writer {
+    /// Sends a text frame.
+    pub async fn text(&mut self, text: &str) -> Result<(), WebSocketError> {
+        self.inner.write_frame(Frame::text(Payload::Borrowed(text.as_bytes()))).await
+    }
+
+    /// Answers a ping.
+    pub async fn pong(&mut self, payload: Vec<u8>) -> Result<(), WebSocketError> {
+        self.inner.write_frame(Frame::pong(Payload::Owned(payload))).await
+    }
+
+    /// Sends a close frame.
+    pub async fn close(&mut self) {
+        let _ = self.inner.write_frame(Frame::close(1000, b"")).await;
+    }
+}
+
+struct SpawnExecutor;
+
+impl<Fut> hyper::rt::Executor<Fut> for SpawnExecutor
+where
+    Fut: Future + Send + 'static,
+    Fut::Output: Send + 'static,
+{
+    fn execute(&self, fut: Fut) {
+        tokio::spawn(fut);
+    }
+}
+
+/// Opens the socket for app `key` and starts a reader task sending to
+/// `incoming`. `tls` holds the root certificates for `wss://`.
+pub async fn open(
+    endpoint: &Endpoint,
+    key: &str,
+    tls: &Arc<rustls::ClientConfig>,
+    incoming: mpsc::UnboundedSender<Incoming>,
+    timeout: Duration,
+) -> Result<Writer, String> {
+    let connect = async {
+        let tcp = TcpStream::connect((endpoint.host.as_str(), endpoint.port))
+            .await
+            .map_err(|e| format!("connect {}:{}: {e}", endpoint.host, endpoint.port))?;
+        tcp.set_nodelay(true).map_err(|e| e.to_string())?;
+        let authority = format!("{}:{}", endpoint.host, endpoint.port);
+        let request = hyper::Request::builder()
+            .method("GET")
+            .uri(format!("/app/{key}?protocol=7&client=sealcast-rust&version={}", env!("CARGO_PKG_VERSION")))
+            .header(header::HOST, &authority)
+            .header(header::UPGRADE, "websocket")
+            .header(header::CONNECTION, "upgrade")
+            .header("Sec-WebSocket-Key", handshake::generate_key())
+            .header("Sec-WebSocket-Version", "13")
+            .body(Empty::<Bytes>::new())
+            .map_err(|e| e.to_string())?;
+        let ws = if endpoint.tls {
+            let name = rustls::pki_types::ServerName::try_from(endpoint.host.clone())
+                .map_err(|e| format!("invalid TLS server name {}: {e}", endpoint.host))?;
+            let stream = tokio_rustls::TlsConnector::from(tls.clone())
+                .connect(name, tcp)
+                .await
+                .map_err(|e| format!("TLS handshake with {authority}: {e}"))?;
+            handshake::client(&SpawnExecutor, request, stream).await
+        } else {
+            handshake::client(&SpawnExecutor, request, tcp).await
+        }
+        .map_err(|e| format!("WebSocket handshake with {authority}: {e}"))?;
+        Ok::<_, String>(ws.0)
+    };
+    let ws = tokio::time::timeout(timeout, connect).await.map_err(|_| "connect timed out".to_owned())??;
+    let (read, write) = tokio::io::split(ws.into_inner());
+    let (mut reader, writer) = fastwebsockets::after_handshake_split(read, write, Role::Client);
+    // Pings and closes are answered by the client loop through the writer.
+    reader.set_auto_pong(false);
+    reader.set_auto_close(false);
+    tokio::spawn(async move {
+        let mut no_send = |_: Frame<'_>| async { Ok::<(), std::io::Error>(()) };
+        let mut collector = fastwebsockets::FragmentCollectorRead::new(reader);
+        loop {
+            let report = match collector.read_frame(&mut no_send).await {
+                Ok(frame) => match frame.opcode {
+                    OpCode::Text => Incoming::Text(String::from_utf8_lossy(&frame.payload).into_owned()),
+                    OpCode::Ping => Incoming::Ping(frame.payload.to_vec()),
+                    OpCode::Close => {
+                        let payload = &frame.payload[..];
+                        let code = (payload.len() >= 2).then(|| u16::from_be_bytes([payload[0], payload[1]]));
+                        let reason =
+                            String::from_utf8_lossy(payload.get(2..).unwrap_or_default()).into_owned();
+                        let _ = incoming.send(Incoming::Closed(code, reason));
+                        return;
+                    }
+                    _ => continue,
+                },
+                Err(err) => {
+                    let _ = incoming.send(Incoming::Closed(None, err.to_string()));
+                    return;
+                }
+            };
+            if incoming.send(report).is_err() {
+                return; // the client loop is gone
+            }
+        }
+    });
+    Ok(Writer { inner: writer })
+}
+
+/// A rustls configuration trusting the webpki roots plus `extra_roots`
+/// (DER certificates, e.g. a private CA).
+pub fn tls_config(extra_roots: &[Vec<u8>]) -> Result<Arc<rustls::ClientConfig>, String> {
+    let mut roots = rustls::RootCertStore::empty();
+    roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+    for der in extra_roots {
+        roots
+            .add(rustls::pki_types::CertificateDer::from(der.clone()))
+            .map_err(|e| format!("invalid root certificate: {e}"))?;
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(Arc::new(config))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn endpoints_parse() {
+        assert_eq!(
+            Endpoint::parse("ws://127.0.0.1:6001").unwrap(),
+            Endpoint { tls: false, host: "127.0.0.1".into(), port: 6001 }
+        );
+        assert_eq!(
+            Endpoint::parse("wss://rt.example.com/app/x").unwrap(),
+            Endpoint { tls: true, host: "rt.example.com".into(), port: 443 }
+        );
+        assert!(Endpoint::parse("http://x").is_err());
+        assert!(Endpoint::parse("ws://:80").is_err());
+        assert!(Endpoint::parse("ws://h:notaport").is_err());
+    }
+}

@@ -1,0 +1,282 @@
+//! The Rust client SDK (`sealcast_core::net::Client`, feature `net`)
+//! against a real `sealcast serve`: sealed chat, presence, call signaling,
+//! key rotation, a shared document, a wrong key, and reconnecting through
+//! a server restart.
+
+mod common;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use common::{APP_KEY, APP_SECRET, Server, TempDir, free_port};
+use sealcast_core::client::ChannelAuth;
+use sealcast_core::crypto::{Key, Scope};
+use sealcast_core::doc::{DocClientEvent, DocConfig};
+use sealcast_core::net::{Authorizer, Client, ClientConfig, Event, KeyGrant, KeyProvider, KeyRequest};
+use sealcast_core::ot::Delta;
+use sealcast_core::protocol::auth;
+use serde_json::{Value, json};
+use tokio::sync::mpsc::UnboundedReceiver;
+
+/// Signs with the app secret, as an app's auth endpoint would.
+struct HmacAuthorizer {
+    user_id: String,
+}
+
+impl Authorizer for HmacAuthorizer {
+    fn authorize(&self, socket_id: &str, channel: &str) -> Result<ChannelAuth, String> {
+        let channel_data = channel
+            .starts_with("presence-")
+            .then(|| json!({"user_id": self.user_id, "user_info": {"name": self.user_id}}).to_string());
+        let auth = auth::channel_auth(APP_KEY, APP_SECRET, socket_id, channel, channel_data.as_deref());
+        Ok(ChannelAuth { auth, channel_data })
+    }
+}
+
+/// Keys by (kid, kv); the newest version answers `kv: None`. Counts calls.
+#[derive(Default)]
+struct Keys {
+    keys: Mutex<HashMap<(String, u32), [u8; 32]>>,
+    calls: Mutex<Vec<KeyRequest>>,
+}
+
+impl Keys {
+    fn with(entries: &[(&str, u32, u8)]) -> Arc<Keys> {
+        let keys = Keys::default();
+        for (kid, kv, byte) in entries {
+            keys.keys.lock().unwrap().insert(((*kid).to_owned(), *kv), [*byte; 32]);
+        }
+        Arc::new(keys)
+    }
+}
+
+impl KeyProvider for Keys {
+    fn key(&self, request: &KeyRequest) -> Result<KeyGrant, String> {
+        self.calls.lock().unwrap().push(request.clone());
+        let keys = self.keys.lock().unwrap();
+        let kv = match request.kv {
+            Some(kv) => kv,
+            None => keys
+                .keys()
+                .filter(|(kid, _)| *kid == request.kid)
+                .map(|(_, kv)| *kv)
+                .max()
+                .ok_or("no such kid")?,
+        };
+        let bytes =
+            keys.get(&(request.kid.clone(), kv)).ok_or_else(|| format!("no key {} v{kv}", request.kid))?;
+        Ok(KeyGrant { kv, key: Key::from_bytes(bytes) })
+    }
+}
+
+fn start(port: u16, user: &str, keys: Arc<Keys>) -> (Client, UnboundedReceiver<Event>) {
+    let config = ClientConfig::new(&format!("ws://127.0.0.1:{port}"), APP_KEY);
+    let authorizer = Arc::new(HmacAuthorizer { user_id: user.to_owned() });
+    Client::start(config, authorizer, keys, &tokio::runtime::Handle::current()).unwrap()
+}
+
+/// The first event matching `want` within 10 s (others are skipped).
+async fn expect<T>(
+    rx: &mut UnboundedReceiver<Event>,
+    what: &str,
+    mut want: impl FnMut(&Event) -> Option<T>,
+) -> T {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let event = tokio::time::timeout_at(deadline, rx.recv())
+            .await
+            .unwrap_or_else(|_| panic!("timed out waiting for {what}"))
+            .expect("client stopped");
+        eprintln!("{what}: saw {event:?}");
+        if let Some(found) = want(&event) {
+            return found;
+        }
+    }
+}
+
+async fn subscribed(rx: &mut UnboundedReceiver<Event>, channel: &str) {
+    expect(rx, channel, |e| matches!(e, Event::Subscribed { channel: c } if c == channel).then_some(()))
+        .await;
+}
+
+async fn message(rx: &mut UnboundedReceiver<Event>, name: &str) -> (Value, Option<Scope>, Option<String>) {
+    expect(rx, name, |e| match e {
+        Event::Message { event, data, scope, user_id, .. } if event == name => {
+            Some((data.clone(), scope.clone(), user_id.clone()))
+        }
+        _ => None,
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sealed_chat_presence_signaling_and_rotation() {
+    let server = Server::start("", "");
+    let keys = Keys::with(&[("room-1", 1, 1), ("call-9", 1, 9)]);
+    let (ann, mut ann_rx) = start(server.port, "ann", keys.clone());
+    let (bob, mut bob_rx) = start(server.port, "bob", keys.clone());
+
+    // Presence: both see the roster.
+    let channel = "presence-room-1";
+    ann.subscribe(channel).unwrap();
+    subscribed(&mut ann_rx, channel).await;
+    bob.subscribe(channel).unwrap();
+    subscribed(&mut bob_rx, channel).await;
+    let added = expect(&mut ann_rx, "member_added", |e| match e {
+        Event::MemberAdded { member, .. } => Some(member.user_id.clone()),
+        _ => None,
+    })
+    .await;
+    assert_eq!(added, "bob");
+    let mut roster: Vec<_> = bob.members(channel).into_iter().map(|m| m.user_id).collect();
+    roster.sort();
+    assert_eq!(roster, ["ann", "bob"]);
+
+    // Sealed chat: Bob sees plaintext, the wire carried an envelope.
+    let scope = Scope::chat("room-1", "m-1").unwrap();
+    let data = json!({"body": "meet at 5", "sent_at": 1});
+    ann.trigger_sealed(channel, "client-chat", data, &["/body"], "room-1", &scope).unwrap();
+    let (data, got_scope, from) = message(&mut bob_rx, "client-chat").await;
+    assert_eq!(data["body"], "meet at 5");
+    assert_eq!(got_scope, Some(scope));
+    assert_eq!(from.as_deref(), Some("ann"));
+
+    // Call signaling with a sealed SDP.
+    let offer = Scope::call("call-9", "client-offer").unwrap();
+    bob.trigger_sealed(channel, "client-offer", json!({"sdp": "v=0 o=bob"}), &["/sdp"], "call-9", &offer)
+        .unwrap();
+    let (data, _, _) = message(&mut ann_rx, "client-offer").await;
+    assert_eq!(data["sdp"], "v=0 o=bob");
+    let answer = Scope::call("call-9", "client-answer").unwrap();
+    ann.trigger_sealed(channel, "client-answer", json!({"sdp": "v=0 o=ann"}), &["/sdp"], "call-9", &answer)
+        .unwrap();
+    assert_eq!(message(&mut bob_rx, "client-answer").await.0["sdp"], "v=0 o=ann");
+
+    // Rotation mid-conversation: Ann moves to v2; Bob asks the provider once.
+    keys.keys.lock().unwrap().insert(("room-1".into(), 2), [2; 32]);
+    ann.add_key("room-1", 2, Key::from_bytes(&[2; 32])).unwrap();
+    for i in 2..4 {
+        let scope = Scope::chat("room-1", format!("m-{i}")).unwrap();
+        ann.trigger_sealed(
+            channel,
+            "client-chat",
+            json!({"body": format!("v2 #{i}")}),
+            &["/body"],
+            "room-1",
+            &scope,
+        )
+        .unwrap();
+        assert_eq!(message(&mut bob_rx, "client-chat").await.0["body"], format!("v2 #{i}"));
+    }
+    let v2_calls = keys.calls.lock().unwrap().iter().filter(|r| r.kid == "room-1" && r.kv == Some(2)).count();
+    assert_eq!(v2_calls, 1, "an unknown version costs one provider call, then it is cached");
+
+    // A wrong key reaches the app as a typed error, never as ciphertext.
+    let mallory_keys = Keys::with(&[("room-1", 3, 66)]);
+    let (mallory, _mallory_rx) = start(server.port, "mallory", mallory_keys);
+    mallory.subscribe(channel).unwrap();
+    expect(&mut bob_rx, "mallory joins", |e| matches!(e, Event::MemberAdded { .. }).then_some(())).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let scope = Scope::chat("room-1", "m-x").unwrap();
+    mallory
+        .trigger_sealed(channel, "client-chat", json!({"body": "forged"}), &["/body"], "room-1", &scope)
+        .unwrap();
+    let error = expect(&mut bob_rx, "undecryptable", |e| match e {
+        Event::Undecryptable { error, .. } => Some(error.code()),
+        Event::Message { event, .. } if event == "client-chat" => panic!("a forged message was delivered"),
+        _ => None,
+    })
+    .await;
+    assert_eq!(error, "unknown_key");
+
+    // Leaving fires member_removed for the others.
+    drop(bob);
+    let removed = expect(&mut ann_rx, "member_removed", |e| match e {
+        Event::MemberRemoved { member, .. } if member.user_id == "bob" => Some(()),
+        _ => None,
+    })
+    .await;
+    assert_eq!(removed, ());
+}
+
+async fn ready(rx: &mut UnboundedReceiver<Event>) -> Delta {
+    expect(rx, "document ready", |e| match e {
+        Event::Document { event: DocClientEvent::Ready { view, .. }, .. } => Some(view.clone()),
+        _ => None,
+    })
+    .await
+}
+
+fn insert(at: usize, text: &str) -> Delta {
+    let mut d = Delta::new();
+    d.retain(at, None).insert_text(text, None);
+    d
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_clients_edit_a_document_and_survive_a_server_restart() {
+    let root = TempDir::new("sdk-restart");
+    let port = free_port();
+    let mut server = Server::start_in_on(&root.0, port, "", "", &[]);
+    let keys = Keys::with(&[("doc-key", 1, 4)]);
+    let (ann, mut ann_rx) = start(port, "ann", keys.clone());
+    let (bob, mut bob_rx) = start(port, "bob", keys.clone());
+    let config = DocConfig { snapshot_every: 5, digest_every: 2 };
+    ann.open_document("notes", true, "doc-key", None, config).unwrap();
+    bob.open_document("notes", true, "doc-key", None, config).unwrap();
+    ready(&mut ann_rx).await;
+    ready(&mut bob_rx).await;
+
+    ann.edit_document("notes", insert(0, "Hello")).unwrap();
+    expect(&mut bob_rx, "remote change", |e| {
+        matches!(e, Event::Document { event: DocClientEvent::RemoteChange(_), .. }).then_some(())
+    })
+    .await;
+    for i in 0..10 {
+        bob.edit_document("notes", insert(5, &format!("{i}"))).unwrap();
+        ann.edit_document("notes", insert(0, "<")).unwrap();
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let converged = |ann: &Client, bob: &Client| {
+        let (a, b) = (ann.document_view("notes").unwrap(), bob.document_view("notes").unwrap());
+        (a == b && a.len() == 25).then_some(a)
+    };
+    let mut view = None;
+    for _ in 0..200 {
+        view = converged(&ann, &bob);
+        if view.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(view.is_some(), "documents did not converge");
+
+    // Undo Ann's last "<" on both sides.
+    ann.undo_document("notes").unwrap().unwrap();
+
+    // The server restarts on the same port and data: both clients reconnect,
+    // re-authorize, rejoin, and keep editing.
+    server.child.kill().unwrap();
+    server.child.wait().unwrap();
+    expect(&mut ann_rx, "unavailable", |e| {
+        matches!(e, Event::State(sealcast_core::client::ConnectionState::Unavailable { .. })).then_some(())
+    })
+    .await;
+    bob.edit_document("notes", insert(0, "offline ")).unwrap();
+    let _server = Server::start_in_on(&root.0, port, "", "", &[]);
+    ann.network_changed();
+    bob.network_changed();
+    ready(&mut ann_rx).await;
+    ready(&mut bob_rx).await;
+    let mut done = false;
+    for _ in 0..300 {
+        let (a, b) = (ann.document_view("notes").unwrap(), bob.document_view("notes").unwrap());
+        if a == b && a.len() == 32 {
+            done = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(done, "documents did not converge after the restart");
+}
