@@ -1,5 +1,21 @@
-//! sealcast-ffi: the uniffi surface of sealcast-core for Swift, Kotlin and
-//! Python. A placeholder until the bindings issue lands: it only re-exports
-//! the core so the workspace layout is final from the start.
+//! sealcast-ffi: the uniffi surface of the sealcast client SDK for Kotlin
+//! (`io.sealcast`), Swift (`Sealcast`) and Python (`sealcast`).
+//!
+//! Thin wrappers over `sealcast_core`, one module per area: [`client`]
+//! (connection, channels, sealed events, presence), [`document`]
+//! (collaborative documents), [`crypto`] (keys and sealing without a
+//! connection), [`delta`] (Quill Delta operations). No call is `async`:
+//! each returns at once and results arrive through the app's listeners,
+//! on a thread the SDK owns. JSON crosses the boundary as strings (event
+//! data, Quill deltas), keys as 32-byte arrays.
 
-pub use sealcast_core as core;
+uniffi::setup_scaffolding!("sealcast");
+
+pub mod client;
+pub mod crypto;
+pub mod delta;
+pub mod document;
+mod error;
+mod runtime;
+
+pub use error::{CallbackError, SealcastError};

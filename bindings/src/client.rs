@@ -1,0 +1,360 @@
+//! The connection: channels, sealed client events and presence, with the
+//! app's [`Authorizer`], [`KeyProvider`] and [`ClientListener`].
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use sealcast_core::client::{ChannelAuth, ConnectionState as CoreState, Member};
+use sealcast_core::crypto::Scope;
+use sealcast_core::net::{self, ClientConfig, Event};
+use serde_json::Value;
+
+use crate::crypto::key_from;
+use crate::document::{DocumentListener, document_event};
+use crate::{CallbackError, SealcastError, runtime};
+
+/// What an authorizer returns: the Pusher auth string (`key:signature`) or
+/// a JWT, and for presence channels with HMAC auth the member data.
+#[derive(uniffi::Record)]
+pub struct ChannelAuthorization {
+    /// `key:signature`, or a JWT.
+    pub auth: String,
+    /// Presence member JSON (`{"user_id", "user_info"}`), HMAC only.
+    pub channel_data: Option<String>,
+}
+
+/// Signs channel access; the app calls its own backend. Called on an SDK
+/// thread; may block.
+#[uniffi::export(with_foreign)]
+pub trait Authorizer: Send + Sync {
+    /// The authorization for `channel` on connection `socket_id`.
+    fn authorize(&self, socket_id: String, channel: String) -> Result<ChannelAuthorization, CallbackError>;
+}
+
+/// A key the SDK needs.
+#[derive(uniffi::Record)]
+pub struct KeyRequest {
+    /// Key id.
+    pub kid: String,
+    /// The version an envelope names; none: the current one, to seal with.
+    pub kv: Option<u32>,
+    /// The document, for document keys.
+    pub doc_id: Option<String>,
+    /// The document's stored key hint (none: a new document session).
+    pub key_hint: Option<String>,
+}
+
+/// A key the provider hands out.
+#[derive(uniffi::Record)]
+pub struct KeyGrant {
+    /// Its version.
+    pub kv: u32,
+    /// 32 bytes.
+    pub key: Vec<u8>,
+}
+
+/// Hands out keys; each (kid, kv) is asked for once and cached.
+#[uniffi::export(with_foreign)]
+pub trait KeyProvider: Send + Sync {
+    /// The key for `request`.
+    fn key(&self, request: KeyRequest) -> Result<KeyGrant, CallbackError>;
+}
+
+/// The connection state.
+#[derive(uniffi::Enum, Debug, Clone, PartialEq)]
+pub enum ConnectionState {
+    /// Not started.
+    Initialized,
+    /// Connecting.
+    Connecting,
+    /// Connected.
+    Connected {
+        /// The server's socket id.
+        socket_id: String,
+    },
+    /// Lost; retrying.
+    Unavailable {
+        /// Attempt number.
+        attempt: u32,
+        /// Delay before it, milliseconds.
+        retry_in_ms: u64,
+    },
+    /// Refused for good (close codes 4000–4099).
+    Failed {
+        /// Close code.
+        code: Option<u16>,
+        /// Reason.
+        reason: String,
+    },
+    /// Closed by the app.
+    Disconnected,
+}
+
+impl From<CoreState> for ConnectionState {
+    fn from(state: CoreState) -> ConnectionState {
+        match state {
+            CoreState::Initialized => ConnectionState::Initialized,
+            CoreState::Connecting => ConnectionState::Connecting,
+            CoreState::Connected { socket_id } => ConnectionState::Connected { socket_id },
+            CoreState::Unavailable { attempt, retry_in } => {
+                ConnectionState::Unavailable { attempt, retry_in_ms: retry_in.as_millis() as u64 }
+            }
+            CoreState::Failed { code, reason } => ConnectionState::Failed { code, reason },
+            CoreState::Disconnected => ConnectionState::Disconnected,
+        }
+    }
+}
+
+/// A presence channel member.
+#[derive(uniffi::Record, Debug, Clone, PartialEq)]
+pub struct PresenceMember {
+    /// User id.
+    pub user_id: String,
+    /// The app's public info about the user, as JSON.
+    pub user_info_json: String,
+}
+
+impl From<Member> for PresenceMember {
+    fn from(member: Member) -> PresenceMember {
+        PresenceMember { user_id: member.user_id, user_info_json: member.user_info.to_string() }
+    }
+}
+
+/// Receives the connection's events, in order, on an SDK thread.
+#[uniffi::export(with_foreign)]
+pub trait ClientListener: Send + Sync {
+    /// The connection state changed.
+    fn on_state(&self, state: ConnectionState);
+    /// A subscription succeeded (again after each reconnect).
+    fn on_subscribed(&self, channel: String);
+    /// A subscription was refused.
+    fn on_subscription_failed(&self, channel: String, status: Option<u16>, message: String);
+    /// An event; sealed fields are already opened (`scope` names their
+    /// scope when there were any).
+    fn on_message(
+        &self,
+        channel: Option<String>,
+        event: String,
+        data_json: String,
+        user_id: Option<String>,
+        scope: Option<String>,
+    );
+    /// An event whose sealed fields did not open (wrong or missing key,
+    /// tampering): never delivered as ciphertext.
+    fn on_undecryptable(
+        &self,
+        channel: Option<String>,
+        event: String,
+        user_id: Option<String>,
+        code: String,
+        message: String,
+    );
+    /// A member joined a presence channel.
+    fn on_member_added(&self, channel: String, member: PresenceMember);
+    /// A member left a presence channel.
+    fn on_member_removed(&self, channel: String, member: PresenceMember);
+    /// A server or SDK error.
+    fn on_error(&self, code: Option<u16>, message: String);
+}
+
+struct AuthorizerAdapter(Arc<dyn Authorizer>);
+
+impl net::Authorizer for AuthorizerAdapter {
+    fn authorize(&self, socket_id: &str, channel: &str) -> Result<ChannelAuth, String> {
+        let auth = self.0.authorize(socket_id.to_owned(), channel.to_owned()).map_err(|e| e.to_string())?;
+        Ok(ChannelAuth { auth: auth.auth, channel_data: auth.channel_data })
+    }
+}
+
+struct KeyProviderAdapter(Arc<dyn KeyProvider>);
+
+impl net::KeyProvider for KeyProviderAdapter {
+    fn key(&self, request: &net::KeyRequest) -> Result<net::KeyGrant, String> {
+        let grant = self
+            .0
+            .key(KeyRequest {
+                kid: request.kid.clone(),
+                kv: request.kv,
+                doc_id: request.doc_id.clone(),
+                key_hint: request.key_hint.clone(),
+            })
+            .map_err(|e| e.to_string())?;
+        Ok(net::KeyGrant { kv: grant.kv, key: key_from(&grant.key).map_err(|e| e.to_string())? })
+    }
+}
+
+/// A connection to a sealcast (or any Pusher-protocol) server. It connects
+/// when created and reconnects by itself; drop it (or call `disconnect`)
+/// to stop.
+#[derive(uniffi::Object)]
+pub struct SealcastClient {
+    pub(crate) client: net::Client,
+    pub(crate) documents: Arc<Mutex<HashMap<String, Arc<dyn DocumentListener>>>>,
+}
+
+fn parse_json(text: &str) -> Result<Value, SealcastError> {
+    serde_json::from_str(text).map_err(SealcastError::invalid)
+}
+
+#[uniffi::export]
+impl SealcastClient {
+    /// Connects to `url` (`ws://HOST:PORT` or `wss://HOST`) as app `app_key`.
+    #[uniffi::constructor]
+    pub fn new(
+        url: String,
+        app_key: String,
+        authorizer: Arc<dyn Authorizer>,
+        key_provider: Arc<dyn KeyProvider>,
+        listener: Arc<dyn ClientListener>,
+    ) -> Result<Arc<SealcastClient>, SealcastError> {
+        let (client, mut events) = net::Client::start(
+            ClientConfig::new(&url, &app_key),
+            Arc::new(AuthorizerAdapter(authorizer)),
+            Arc::new(KeyProviderAdapter(key_provider)),
+            &runtime::handle(),
+        )?;
+        let documents: Arc<Mutex<HashMap<String, Arc<dyn DocumentListener>>>> = Arc::default();
+        let routes = documents.clone();
+        // One thread per client delivers events in order; it ends when the
+        // client is dropped.
+        std::thread::Builder::new()
+            .name("sealcast-events".into())
+            .spawn(move || {
+                while let Some(event) = events.blocking_recv() {
+                    deliver(&*listener, &routes, event);
+                }
+            })
+            .map_err(|e| SealcastError::Config { message: format!("cannot start the event thread: {e}") })?;
+        Ok(Arc::new(SealcastClient { client, documents }))
+    }
+
+    /// Subscribes to a channel (private and presence ones through the authorizer).
+    pub fn subscribe(&self, channel: String) -> Result<(), SealcastError> {
+        Ok(self.client.subscribe(&channel)?)
+    }
+
+    /// Leaves a channel.
+    pub fn unsubscribe(&self, channel: String) {
+        self.client.unsubscribe(&channel);
+    }
+
+    /// Sends a plaintext `client-` event (`data_json`: any JSON).
+    pub fn trigger(&self, channel: String, event: String, data_json: String) -> Result<(), SealcastError> {
+        Ok(self.client.trigger(&channel, &event, parse_json(&data_json)?)?)
+    }
+
+    /// Sends a `client-` event with `paths` (JSON pointers into the object
+    /// `data_json`) sealed for `scope` (`chat:ROOM:MSG`, `call:CALL:EVENT`,
+    /// `custom:SCOPE:ID:EVENT`) under the current version of `kid`.
+    pub fn trigger_sealed(
+        &self,
+        channel: String,
+        event: String,
+        data_json: String,
+        paths: Vec<String>,
+        kid: String,
+        scope: String,
+    ) -> Result<(), SealcastError> {
+        let scope: Scope = scope.parse()?;
+        let paths: Vec<&str> = paths.iter().map(String::as_str).collect();
+        Ok(self.client.trigger_sealed(&channel, &event, parse_json(&data_json)?, &paths, &kid, &scope)?)
+    }
+
+    /// Sends a sealed chat message: `/body` of `data_json` sealed for
+    /// `chat:ROOM:MESSAGE_ID` with key id `room`.
+    pub fn send_chat(
+        &self,
+        channel: String,
+        room: String,
+        message_id: String,
+        data_json: String,
+    ) -> Result<(), SealcastError> {
+        let scope = Scope::chat(room.clone(), message_id)?;
+        Ok(self.client.trigger_sealed(
+            &channel,
+            "client-chat",
+            parse_json(&data_json)?,
+            &["/body"],
+            &room,
+            &scope,
+        )?)
+    }
+
+    /// Sends a call-signaling event (`client-offer`, `client-answer`,
+    /// `client-ice`…) with `/sdp` and `/candidate` sealed (those present)
+    /// for `call:CALL_ID:EVENT` with key id `call_id`.
+    pub fn send_signal(
+        &self,
+        channel: String,
+        call_id: String,
+        event: String,
+        data_json: String,
+    ) -> Result<(), SealcastError> {
+        let data = parse_json(&data_json)?;
+        let paths: Vec<&str> =
+            ["/sdp", "/candidate"].into_iter().filter(|p| data.pointer(p).is_some()).collect();
+        let scope = Scope::call(call_id.clone(), event.clone())?;
+        Ok(self.client.trigger_sealed(&channel, &event, data, &paths, &call_id, &scope)?)
+    }
+
+    /// The members of a subscribed presence channel.
+    pub fn members(&self, channel: String) -> Vec<PresenceMember> {
+        self.client.members(&channel).into_iter().map(PresenceMember::from).collect()
+    }
+
+    /// Adds a key version (after rotating `kid`): sealing uses the newest.
+    pub fn add_key(&self, kid: String, kv: u32, key: Vec<u8>) -> Result<(), SealcastError> {
+        Ok(self.client.add_key(&kid, kv, key_from(&key)?)?)
+    }
+
+    /// The connection state now.
+    pub fn state(&self) -> ConnectionState {
+        self.client.state().into()
+    }
+
+    /// Call when the device's connectivity changed: reconnects now with the
+    /// backoff reset, or checks a live connection.
+    pub fn network_changed(&self) {
+        self.client.network_changed();
+    }
+
+    /// Connects again after `disconnect`.
+    pub fn connect(&self) {
+        self.client.connect();
+    }
+
+    /// Closes the connection; subscriptions are kept for `connect`.
+    pub fn disconnect(&self) {
+        self.client.disconnect();
+    }
+}
+
+fn deliver(
+    listener: &dyn ClientListener,
+    documents: &Mutex<HashMap<String, Arc<dyn DocumentListener>>>,
+    event: Event,
+) {
+    match event {
+        Event::State(state) => listener.on_state(state.into()),
+        Event::Subscribed { channel } => listener.on_subscribed(channel),
+        Event::SubscriptionFailed { channel, status, message } => {
+            listener.on_subscription_failed(channel, status, message)
+        }
+        Event::Message { channel, event, data, user_id, scope } => {
+            listener.on_message(channel, event, data.to_string(), user_id, scope.map(|s| s.to_string()))
+        }
+        Event::Undecryptable { channel, event, user_id, error } => {
+            listener.on_undecryptable(channel, event, user_id, error.code().to_owned(), error.to_string())
+        }
+        Event::MemberAdded { channel, member } => listener.on_member_added(channel, member.into()),
+        Event::MemberRemoved { channel, member } => listener.on_member_removed(channel, member.into()),
+        Event::Error { code, message } => listener.on_error(code, message),
+        Event::Document { doc_id, event } => {
+            let target = documents.lock().unwrap_or_else(|p| p.into_inner()).get(&doc_id).cloned();
+            if let (Some(target), Some(event)) = (target, document_event(event)) {
+                target.on_event(doc_id, event);
+            }
+        }
+        _ => {}
+    }
+}

@@ -1,0 +1,180 @@
+//! Collaborative documents on a [`SealcastClient`]: Quill deltas as JSON,
+//! events through a [`DocumentListener`].
+
+use std::sync::Arc;
+
+use sealcast_core::doc::{DivergeReason, DocClientEvent, DocConfig};
+use sealcast_core::ot::Delta;
+
+use crate::SealcastError;
+use crate::client::SealcastClient;
+
+/// Something that happened to an open document.
+#[derive(uniffi::Enum, Debug, Clone, PartialEq)]
+pub enum DocumentEvent {
+    /// Joined or rejoined: show `view_json`. `unsent_json`: local changes
+    /// that could not be carried over; offer them to the user.
+    Ready {
+        /// The document (Quill delta JSON).
+        view_json: String,
+        /// Last sequence number integrated.
+        seq: u64,
+        /// Changes not carried over, if any.
+        unsent_json: Option<String>,
+    },
+    /// Apply this delta to the editor's content.
+    RemoteChange {
+        /// The change (Quill delta JSON).
+        delta_json: String,
+    },
+    /// Another user's cursor.
+    Cursor {
+        /// Their user id (presence documents).
+        user_id: Option<String>,
+        /// Selection start.
+        index: u64,
+        /// Selection length.
+        length: u64,
+    },
+    /// Another user's cursor did not open.
+    CursorError {
+        /// Their user id.
+        user_id: Option<String>,
+        /// Why.
+        message: String,
+    },
+    /// The key provider could not supply a key the document needs.
+    KeyNeeded {
+        /// Key id.
+        kid: String,
+        /// Key version.
+        kv: u32,
+        /// The document's key hint.
+        key_hint: Option<String>,
+    },
+    /// The session stopped; input is refused until `restart_document`.
+    Diverged {
+        /// Where it was noticed.
+        seq: u64,
+        /// Why.
+        reason: String,
+        /// The user's unacknowledged changes (Quill delta JSON).
+        unsent_json: Option<String>,
+    },
+    /// The server refused something (e.g. `rate_limited`); the op stays
+    /// pending.
+    Refused {
+        /// Error code.
+        code: String,
+        /// Message.
+        message: String,
+    },
+}
+
+/// Receives a document's events, in order, on an SDK thread.
+#[uniffi::export(with_foreign)]
+pub trait DocumentListener: Send + Sync {
+    /// An event of document `doc_id`.
+    fn on_event(&self, doc_id: String, event: DocumentEvent);
+}
+
+fn json(delta: &Delta) -> String {
+    delta.to_json().to_string()
+}
+
+pub(crate) fn document_event(event: DocClientEvent) -> Option<DocumentEvent> {
+    Some(match event {
+        DocClientEvent::Ready { view, seq, unsent } => {
+            DocumentEvent::Ready { view_json: json(&view), seq, unsent_json: unsent.as_ref().map(json) }
+        }
+        DocClientEvent::RemoteChange(delta) => DocumentEvent::RemoteChange { delta_json: json(&delta) },
+        DocClientEvent::Cursor { user_id, index, length } => {
+            DocumentEvent::Cursor { user_id, index: index as u64, length: length as u64 }
+        }
+        DocClientEvent::CursorError { user_id, error } => {
+            DocumentEvent::CursorError { user_id, message: error }
+        }
+        DocClientEvent::KeyNeeded { kid, kv, key_hint } => DocumentEvent::KeyNeeded { kid, kv, key_hint },
+        DocClientEvent::Diverged { seq, reason, unsent } => DocumentEvent::Diverged {
+            seq,
+            reason: match reason {
+                DivergeReason::DigestMismatch => "digest_mismatch".to_owned(),
+                DivergeReason::BadRemote(why) => format!("bad_remote: {why}"),
+                DivergeReason::CannotSeal(why) => format!("cannot_seal: {why}"),
+                other => format!("{other:?}"),
+            },
+            unsent_json: unsent.as_ref().map(json),
+        },
+        DocClientEvent::Refused { code, message } => DocumentEvent::Refused { code, message },
+        _ => return None,
+    })
+}
+
+fn delta(json: &str) -> Result<Delta, SealcastError> {
+    Ok(Delta::from_json_str(json)?)
+}
+
+#[uniffi::export]
+impl SealcastClient {
+    /// Opens document `doc_id` (channel `private-doc-…`, or
+    /// `presence-doc-…` when `presence`), sealing with key id `kid`
+    /// (asked from the key provider with the document id and `key_hint`).
+    /// A snapshot is uploaded every `snapshot_every` ops and digests are
+    /// compared every `digest_every` ops (0: the defaults, 500 and 100).
+    pub fn open_document(
+        &self,
+        doc_id: String,
+        presence: bool,
+        kid: String,
+        key_hint: Option<String>,
+        snapshot_every: u64,
+        digest_every: u64,
+        listener: Arc<dyn DocumentListener>,
+    ) -> Result<(), SealcastError> {
+        let defaults = DocConfig::default();
+        let config = DocConfig {
+            snapshot_every: if snapshot_every == 0 { defaults.snapshot_every } else { snapshot_every },
+            digest_every: if digest_every == 0 { defaults.digest_every } else { digest_every },
+        };
+        self.documents.lock().unwrap_or_else(|p| p.into_inner()).insert(doc_id.clone(), listener);
+        Ok(self.client.open_document(&doc_id, presence, &kid, key_hint, config)?)
+    }
+
+    /// A local change (Quill delta JSON against the current view).
+    pub fn edit_document(&self, doc_id: String, delta_json: String) -> Result<(), SealcastError> {
+        Ok(self.client.edit_document(&doc_id, delta(&delta_json)?)?)
+    }
+
+    /// Undoes this user's newest change; returns the change for the editor.
+    pub fn undo_document(&self, doc_id: String) -> Result<Option<String>, SealcastError> {
+        Ok(self.client.undo_document(&doc_id)?.as_ref().map(json))
+    }
+
+    /// Redoes the newest undone change; returns the change for the editor.
+    pub fn redo_document(&self, doc_id: String) -> Result<Option<String>, SealcastError> {
+        Ok(self.client.redo_document(&doc_id)?.as_ref().map(json))
+    }
+
+    /// Shares this user's selection.
+    pub fn document_cursor(&self, doc_id: String, index: u64, length: u64) -> Result<(), SealcastError> {
+        let index = usize::try_from(index).map_err(SealcastError::invalid)?;
+        let length = usize::try_from(length).map_err(SealcastError::invalid)?;
+        Ok(self.client.document_cursor(&doc_id, index, length)?)
+    }
+
+    /// The document as this user sees it (Quill delta JSON).
+    pub fn document_view(&self, doc_id: String) -> Result<String, SealcastError> {
+        Ok(json(&self.client.document_view(&doc_id)?))
+    }
+
+    /// After `Diverged`: reloads the document from the server.
+    pub fn restart_document(&self, doc_id: String) -> Result<(), SealcastError> {
+        Ok(self.client.restart_document(&doc_id)?)
+    }
+
+    /// Closes the document and leaves its channel.
+    pub fn close_document(&self, doc_id: String) {
+        self.client.close_document(&doc_id);
+        self.documents.lock().unwrap_or_else(|p| p.into_inner()).remove(&doc_id);
+    }
+}

@@ -1,0 +1,131 @@
+//! The errors foreign code sees: one flat enum for calls, one for the
+//! app's callbacks.
+
+use sealcast_core::client::ClientError;
+use sealcast_core::crypto::CryptoError;
+use sealcast_core::doc::DocClientError;
+use sealcast_core::net::NetError;
+use sealcast_core::ot::OtError;
+
+/// Why a call failed.
+#[derive(Debug, thiserror::Error, uniffi::Error)]
+pub enum SealcastError {
+    /// A bad argument: JSON, channel or event name, key length.
+    #[error("invalid: {message}")]
+    Invalid {
+        /// What was wrong.
+        message: String,
+    },
+    /// The client is not connected.
+    #[error("not connected")]
+    NotConnected,
+    /// The channel is not subscribed.
+    #[error("not subscribed to {channel}")]
+    NotSubscribed {
+        /// The channel.
+        channel: String,
+    },
+    /// Sealing or opening failed; `code` is stable (docs/envelope.md).
+    #[error("{message}")]
+    Crypto {
+        /// Stable error code, e.g. `unknown_key`, `decrypt_failed`.
+        code: String,
+        /// Human-readable message.
+        message: String,
+    },
+    /// A delta could not be parsed or applied.
+    #[error("{message}")]
+    Delta {
+        /// Why.
+        message: String,
+    },
+    /// A document refused the call (not joined yet, no such document…).
+    #[error("{message}")]
+    Document {
+        /// Why.
+        message: String,
+    },
+    /// The document diverged: restart it.
+    #[error("the document session stopped after divergence: restart it")]
+    Diverged,
+    /// The app's key provider failed.
+    #[error("key provider: {message}")]
+    KeyProvider {
+        /// Its message.
+        message: String,
+    },
+    /// Bad client configuration (URL, certificates).
+    #[error("{message}")]
+    Config {
+        /// Why.
+        message: String,
+    },
+}
+
+impl SealcastError {
+    pub(crate) fn invalid(message: impl ToString) -> SealcastError {
+        SealcastError::Invalid { message: message.to_string() }
+    }
+}
+
+impl From<CryptoError> for SealcastError {
+    fn from(err: CryptoError) -> SealcastError {
+        SealcastError::Crypto { code: err.code().to_owned(), message: err.to_string() }
+    }
+}
+
+impl From<OtError> for SealcastError {
+    fn from(err: OtError) -> SealcastError {
+        SealcastError::Delta { message: err.to_string() }
+    }
+}
+
+impl From<ClientError> for SealcastError {
+    fn from(err: ClientError) -> SealcastError {
+        match err {
+            ClientError::NotConnected => SealcastError::NotConnected,
+            ClientError::NotSubscribed(channel) => SealcastError::NotSubscribed { channel },
+            other => SealcastError::invalid(other),
+        }
+    }
+}
+
+impl From<DocClientError> for SealcastError {
+    fn from(err: DocClientError) -> SealcastError {
+        match err {
+            DocClientError::Diverged => SealcastError::Diverged,
+            DocClientError::Crypto(err) => err.into(),
+            other => SealcastError::Document { message: other.to_string() },
+        }
+    }
+}
+
+impl From<NetError> for SealcastError {
+    fn from(err: NetError) -> SealcastError {
+        match err {
+            NetError::Client(err) => err.into(),
+            NetError::Crypto(err) => err.into(),
+            NetError::Document(err) => err.into(),
+            NetError::KeyProvider(message) => SealcastError::KeyProvider { message },
+            NetError::Config(message) => SealcastError::Config { message },
+            other => SealcastError::Document { message: other.to_string() },
+        }
+    }
+}
+
+/// What the app's callbacks (authorizer, key provider) return on failure.
+#[derive(Debug, thiserror::Error, uniffi::Error)]
+pub enum CallbackError {
+    /// The callback failed.
+    #[error("{message}")]
+    Failed {
+        /// Why.
+        message: String,
+    },
+}
+
+impl From<uniffi::UnexpectedUniFFICallbackError> for CallbackError {
+    fn from(err: uniffi::UnexpectedUniFFICallbackError) -> CallbackError {
+        CallbackError::Failed { message: err.reason }
+    }
+}
