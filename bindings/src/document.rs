@@ -71,6 +71,24 @@ pub enum DocumentEvent {
     },
 }
 
+/// How to open a document.
+#[derive(uniffi::Record)]
+pub struct DocumentOptions {
+    /// Channel `presence-doc-…` (with a roster and user ids on cursors)
+    /// instead of `private-doc-…`.
+    pub presence: bool,
+    /// Key id to seal with (asked from the key provider with the document
+    /// id and `key_hint` when the client lacks it).
+    pub kid: String,
+    /// The document session's key hint, stored with snapshots (none: a new
+    /// session).
+    pub key_hint: Option<String>,
+    /// Upload a snapshot every this many ops (0: 500).
+    pub snapshot_every: u64,
+    /// Compare digests every this many ops (0: 100).
+    pub digest_every: u64,
+}
+
 /// Receives a document's events, in order, on an SDK thread.
 #[uniffi::export(with_foreign)]
 pub trait DocumentListener: Send + Sync {
@@ -116,28 +134,21 @@ fn delta(json: &str) -> Result<Delta, SealcastError> {
 
 #[uniffi::export]
 impl SealcastClient {
-    /// Opens document `doc_id` (channel `private-doc-…`, or
-    /// `presence-doc-…` when `presence`), sealing with key id `kid`
-    /// (asked from the key provider with the document id and `key_hint`).
-    /// A snapshot is uploaded every `snapshot_every` ops and digests are
-    /// compared every `digest_every` ops (0: the defaults, 500 and 100).
+    /// Opens document `doc_id` with `options`; its events go to `listener`.
     pub fn open_document(
         &self,
         doc_id: String,
-        presence: bool,
-        kid: String,
-        key_hint: Option<String>,
-        snapshot_every: u64,
-        digest_every: u64,
+        options: DocumentOptions,
         listener: Arc<dyn DocumentListener>,
     ) -> Result<(), SealcastError> {
         let defaults = DocConfig::default();
+        let or_default = |value: u64, default: u64| if value == 0 { default } else { value };
         let config = DocConfig {
-            snapshot_every: if snapshot_every == 0 { defaults.snapshot_every } else { snapshot_every },
-            digest_every: if digest_every == 0 { defaults.digest_every } else { digest_every },
+            snapshot_every: or_default(options.snapshot_every, defaults.snapshot_every),
+            digest_every: or_default(options.digest_every, defaults.digest_every),
         };
         self.documents.lock().unwrap_or_else(|p| p.into_inner()).insert(doc_id.clone(), listener);
-        Ok(self.client.open_document(&doc_id, presence, &kid, key_hint, config)?)
+        Ok(self.client.open_document(&doc_id, options.presence, &options.kid, options.key_hint, config)?)
     }
 
     /// A local change (Quill delta JSON against the current view).

@@ -176,7 +176,8 @@ def document_converges():
     a, a_in = client("ann", dkeys)
     b, b_in = client("bob", dkeys)
     for c, inbox in ((a, a_in), (b, b_in)):
-        c.open_document(doc, True, "doc", None, 0, 0, inbox)
+        options = s.DocumentOptions(presence=True, kid="doc", key_hint=None, snapshot_every=0, digest_every=0)
+        c.open_document(doc, options, inbox)
         inbox.expect(lambda e: e[0] == "doc" and e[2].is_ready(), "document ready")
     a.edit_document(doc, json.dumps({"ops": [{"insert": "Hello"}]}))
     b_in.expect(lambda e: e[0] == "doc" and e[2].is_remote_change(), "remote change")
