@@ -224,7 +224,7 @@ impl SealcastClient {
                     deliver(&*listener, &routes, event);
                 }
             })
-            .map_err(|e| SealcastError::Config { message: format!("cannot start the event thread: {e}") })?;
+            .map_err(|e| SealcastError::Config { detail: format!("cannot start the event thread: {e}") })?;
         Ok(Arc::new(SealcastClient { client, documents }))
     }
 

@@ -11,10 +11,10 @@ use sealcast_core::ot::OtError;
 #[derive(Debug, thiserror::Error, uniffi::Error)]
 pub enum SealcastError {
     /// A bad argument: JSON, channel or event name, key length.
-    #[error("invalid: {message}")]
+    #[error("invalid: {detail}")]
     Invalid {
         /// What was wrong.
-        message: String,
+        detail: String,
     },
     /// The client is not connected.
     #[error("not connected")]
@@ -26,57 +26,59 @@ pub enum SealcastError {
         channel: String,
     },
     /// Sealing or opening failed; `code` is stable (docs/envelope.md).
-    #[error("{message}")]
+    /// (Fields are named `detail`, not `message`, which Kotlin and Swift
+    /// errors already have.)
+    #[error("{detail}")]
     Crypto {
         /// Stable error code, e.g. `unknown_key`, `decrypt_failed`.
         code: String,
         /// Human-readable message.
-        message: String,
+        detail: String,
     },
     /// A delta could not be parsed or applied.
-    #[error("{message}")]
+    #[error("{detail}")]
     Delta {
         /// Why.
-        message: String,
+        detail: String,
     },
     /// A document refused the call (not joined yet, no such document…).
-    #[error("{message}")]
+    #[error("{detail}")]
     Document {
         /// Why.
-        message: String,
+        detail: String,
     },
     /// The document diverged: restart it.
     #[error("the document session stopped after divergence: restart it")]
     Diverged,
     /// The app's key provider failed.
-    #[error("key provider: {message}")]
+    #[error("key provider: {detail}")]
     KeyProvider {
         /// Its message.
-        message: String,
+        detail: String,
     },
     /// Bad client configuration (URL, certificates).
-    #[error("{message}")]
+    #[error("{detail}")]
     Config {
         /// Why.
-        message: String,
+        detail: String,
     },
 }
 
 impl SealcastError {
     pub(crate) fn invalid(message: impl ToString) -> SealcastError {
-        SealcastError::Invalid { message: message.to_string() }
+        SealcastError::Invalid { detail: message.to_string() }
     }
 }
 
 impl From<CryptoError> for SealcastError {
     fn from(err: CryptoError) -> SealcastError {
-        SealcastError::Crypto { code: err.code().to_owned(), message: err.to_string() }
+        SealcastError::Crypto { code: err.code().to_owned(), detail: err.to_string() }
     }
 }
 
 impl From<OtError> for SealcastError {
     fn from(err: OtError) -> SealcastError {
-        SealcastError::Delta { message: err.to_string() }
+        SealcastError::Delta { detail: err.to_string() }
     }
 }
 
@@ -95,7 +97,7 @@ impl From<DocClientError> for SealcastError {
         match err {
             DocClientError::Diverged => SealcastError::Diverged,
             DocClientError::Crypto(err) => err.into(),
-            other => SealcastError::Document { message: other.to_string() },
+            other => SealcastError::Document { detail: other.to_string() },
         }
     }
 }
@@ -106,9 +108,9 @@ impl From<NetError> for SealcastError {
             NetError::Client(err) => err.into(),
             NetError::Crypto(err) => err.into(),
             NetError::Document(err) => err.into(),
-            NetError::KeyProvider(message) => SealcastError::KeyProvider { message },
-            NetError::Config(message) => SealcastError::Config { message },
-            other => SealcastError::Document { message: other.to_string() },
+            NetError::KeyProvider(detail) => SealcastError::KeyProvider { detail },
+            NetError::Config(detail) => SealcastError::Config { detail },
+            other => SealcastError::Document { detail: other.to_string() },
         }
     }
 }
@@ -117,15 +119,15 @@ impl From<NetError> for SealcastError {
 #[derive(Debug, thiserror::Error, uniffi::Error)]
 pub enum CallbackError {
     /// The callback failed.
-    #[error("{message}")]
+    #[error("{detail}")]
     Failed {
         /// Why.
-        message: String,
+        detail: String,
     },
 }
 
 impl From<uniffi::UnexpectedUniFFICallbackError> for CallbackError {
     fn from(err: uniffi::UnexpectedUniFFICallbackError) -> CallbackError {
-        CallbackError::Failed { message: err.reason }
+        CallbackError::Failed { detail: err.reason }
     }
 }
