@@ -6,8 +6,11 @@
 # 2. Runs: rustfmt check, clippy with warnings denied, the whole workspace test
 #    suite (unit, property, known-answer vectors, CLI and integration tests,
 #    fuzz-corpus replay), the interop suite (the real pusher-js client and
-#    `pusher` server library from npm against a real `sealcast serve`), and
-#    the independent Python check of the envelope test vectors.
+#    `pusher` server library from npm against a real `sealcast serve`), the
+#    independent Python check of the envelope test vectors, and the Kotlin,
+#    Swift and Python bindings' tests against a real server
+#    (scripts/bindings.sh, which installs the Kotlin compiler and a Swift
+#    chroot into ~/.cache/sealcast-bindings the first time).
 #
 # Environment: SEALCAST_TEST_SKIP_INSTALL=1 skips step 1.
 set -euo pipefail
@@ -37,6 +40,9 @@ install_prerequisites() {
     fi
     command -v python3 >/dev/null || apt_install python3 python3-pip
     command -v node >/dev/null && command -v npm >/dev/null || apt_install nodejs npm
+    command -v curl >/dev/null || apt_install curl
+    command -v java >/dev/null || apt_install default-jdk-headless
+    [ -f /usr/share/java/jna.jar ] || apt_install libjna-java
     if [ ! -d tests/interop/node_modules/pusher-js ] || [ ! -d tests/interop/node_modules/pusher ]; then
         log "npm ci (pusher-js, pusher) in tests/interop"
         (cd tests/interop && npm ci --no-audit --no-fund)
@@ -74,5 +80,8 @@ log "interop: pusher-js and the pusher server library against sealcast serve"
 
 log "envelope vectors, independent Python implementation"
 python3 scripts/verify_vectors.py docs/envelope-vectors.json
+
+log "bindings: Python, Kotlin and Swift against sealcast serve"
+scripts/bindings.sh
 
 log "all tests passed"
