@@ -1,1 +1,28 @@
-//! Runnable sealcast example apps live in this crate's `examples` targets.
+//! Shared code of the runnable examples (`examples/*.rs`):
+//!
+//! - [`auth_server`]: an app's own backend — signs channel access (Pusher
+//!   HMAC with the app secret, or an Ed25519 JWT) and hands out keys
+//!   derived with HKDF from a master key the realtime server never sees;
+//! - [`backend`]: the client side of it, an [`Authorizer`] and
+//!   [`KeyProvider`] that call that backend over HTTP;
+//! - [`http`]: the few lines of HTTP/1.1 both need (examples stay free of
+//!   an HTTP framework).
+//!
+//! [`Authorizer`]: sealcast_core::net::Authorizer
+//! [`KeyProvider`]: sealcast_core::net::KeyProvider
+
+pub mod auth_server;
+pub mod backend;
+pub mod http;
+
+/// Reads `--name value` pairs from the command line.
+pub fn args() -> std::collections::HashMap<String, String> {
+    let mut args = std::collections::HashMap::new();
+    let mut iter = std::env::args().skip(1);
+    while let Some(name) = iter.next() {
+        if let Some(name) = name.strip_prefix("--") {
+            args.insert(name.to_owned(), iter.next().unwrap_or_default());
+        }
+    }
+    args
+}
