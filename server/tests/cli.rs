@@ -133,3 +133,14 @@ fn open_require_detects_stripped_encryption() {
     args.extend(["--require", "/body"]);
     assert_clean_failure(&sealcast(&args, &[], EVENT), "expected to be sealed");
 }
+
+#[test]
+fn keys_starting_with_a_hyphen_are_values_not_flags() {
+    // base64url keys start with '-' one time in 64.
+    let key = "-W".to_owned() + &"A".repeat(41);
+    let sealed = stdout(&sealcast(&seal_args(&key, "chat:r:m"), &[], EVENT));
+    let opened = stdout(&sealcast(&open_args(&key, "chat:r:m"), &[], &sealed));
+    assert!(opened.contains("Private message"));
+    let master = ["keys", "derive", "--master", &key, "--doc", "d", "--salt", "s"];
+    assert!(sealcast(&master, &[], "").status.success());
+}

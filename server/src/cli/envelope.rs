@@ -16,7 +16,7 @@ const MAX_INPUT: u64 = 16 << 20;
 pub struct KeyArgs {
     /// The key (base64url). Prefer the SEALCAST_KEY environment variable:
     /// command-line arguments are visible to other local users.
-    #[arg(long, env = "SEALCAST_KEY", hide_env_values = true)]
+    #[arg(long, env = "SEALCAST_KEY", hide_env_values = true, allow_hyphen_values = true)]
     key: String,
     /// Key id.
     #[arg(long)]

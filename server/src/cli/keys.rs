@@ -12,7 +12,7 @@ pub enum KeysCommand {
     /// Derive a per-document (per-session) key with HKDF-SHA256; deterministic.
     Derive {
         /// The app master key (base64url).
-        #[arg(long, env = "SEALCAST_MASTER_KEY", hide_env_values = true)]
+        #[arg(long, env = "SEALCAST_MASTER_KEY", hide_env_values = true, allow_hyphen_values = true)]
         master: String,
         /// Document id.
         #[arg(long)]
@@ -24,7 +24,7 @@ pub enum KeysCommand {
     /// Print a key's non-secret thumbprint (usable as a key hint).
     Thumbprint {
         /// The key (base64url).
-        #[arg(long, env = "SEALCAST_KEY", hide_env_values = true)]
+        #[arg(long, env = "SEALCAST_KEY", hide_env_values = true, allow_hyphen_values = true)]
         key: String,
     },
 }
