@@ -69,11 +69,16 @@ fn receiver(failures: usize) -> (u16, mpsc::Receiver<(String, String, String)>) 
     (port, rx)
 }
 
-fn collect(rx: &mpsc::Receiver<(String, String, String)>, until: impl Fn(&[Value]) -> bool) -> Vec<Value> {
+fn collect(
+    server: &Server,
+    rx: &mpsc::Receiver<(String, String, String)>,
+    until: impl Fn(&[Value]) -> bool,
+) -> Vec<Value> {
     let mut events = Vec::new();
     while !until(&events) {
-        let (key, signature, body) =
-            rx.recv_timeout(Duration::from_secs(15)).expect("webhook did not arrive");
+        let Ok((key, signature, body)) = rx.recv_timeout(Duration::from_secs(30)) else {
+            panic!("webhook did not arrive within 30 s; server log:\n{}", server.stderr());
+        };
         assert_eq!(key, APP_KEY);
         assert!(
             auth::signatures_equal(&signature, &auth::hmac_hex(APP_SECRET, body.as_bytes())),
@@ -103,7 +108,7 @@ async fn lifecycle_and_client_events_are_delivered_signed() {
     b.expect_event("client-note").await;
     drop(a);
     drop(b);
-    let events = collect(&rx, |e| e.iter().any(|e| e["name"] == "channel_vacated"));
+    let events = collect(&server, &rx, |e| e.iter().any(|e| e["name"] == "channel_vacated"));
     let names: Vec<&str> = events.iter().map(|e| e["name"].as_str().unwrap()).collect();
     assert_eq!(names.first(), Some(&"channel_occupied"), "{names:?}");
     assert_eq!(names.iter().filter(|n| **n == "member_added").count(), 2, "{names:?}");
@@ -119,6 +124,6 @@ async fn failed_deliveries_are_retried() {
     let server = Server::start("", &format!("[[apps.webhooks]]\nurl = \"http://127.0.0.1:{port}/\"\n"));
     let mut a = server.client().await;
     a.join("retried", None).await;
-    let events = collect(&rx, |e| !e.is_empty());
+    let events = collect(&server, &rx, |e| !e.is_empty());
     assert_eq!(events[0], json!({"name": "channel_occupied", "channel": "retried"}));
 }
