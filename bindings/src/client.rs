@@ -297,6 +297,18 @@ impl SealcastClient {
         Ok(self.client.trigger_sealed(&channel, &event, data, &paths, &call_id, &scope)?)
     }
 
+    /// Shares this user's presence state (typing, cursor, location…) on a
+    /// presence channel, sealed under `kid`; others receive it through
+    /// `on_message` as event `client-presence-state` with `{"state": …}`.
+    pub fn send_presence_state(
+        &self,
+        channel: String,
+        kid: String,
+        state_json: String,
+    ) -> Result<(), SealcastError> {
+        Ok(self.client.send_presence_state(&channel, &kid, parse_json(&state_json)?)?)
+    }
+
     /// The members of a subscribed presence channel.
     pub fn members(&self, channel: String) -> Vec<PresenceMember> {
         self.client.members(&channel).into_iter().map(PresenceMember::from).collect()

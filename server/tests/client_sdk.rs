@@ -133,6 +133,13 @@ async fn sealed_chat_presence_signaling_and_rotation() {
     roster.sort();
     assert_eq!(roster, ["ann", "bob"]);
 
+    // Sealed presence state (typing indicator).
+    ann.send_presence_state(channel, "room-1", json!({"typing": true})).unwrap();
+    let (data, scope, from) = message(&mut bob_rx, "client-presence-state").await;
+    assert_eq!(data["state"], json!({"typing": true}));
+    assert_eq!(scope.unwrap().to_string(), "custom:presence-state:presence-room-1:client-presence-state");
+    assert_eq!(from.as_deref(), Some("ann"));
+
     // Sealed chat: Bob sees plaintext, the wire carried an envelope.
     let scope = Scope::chat("room-1", "m-1").unwrap();
     let data = json!({"body": "meet at 5", "sent_at": 1});

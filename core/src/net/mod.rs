@@ -31,6 +31,9 @@ use crate::crypto::{CryptoError, Key, KeyRing, Scope};
 use crate::doc::{CURSOR_EVENT, DocClient, DocClientError, DocClientEvent, DocConfig};
 use crate::ot::Delta;
 
+/// The event carrying sealed presence state ([`Client::send_presence_state`]).
+pub const PRESENCE_STATE_EVENT: &str = "client-presence-state";
+
 /// Signs channel access: the app calls its own auth endpoint.
 pub trait Authorizer: Send + Sync {
     /// The authorization for `channel` on the connection `socket_id`.
@@ -323,6 +326,18 @@ impl Client {
             seal_event(&mut data, paths, &mut inner.ring, kid, scope)?;
             Ok(inner.session.trigger(channel, event, data)?)
         })
+    }
+
+    /// Shares this user's presence state (typing, cursor, location…) on a
+    /// presence channel: `state` travels sealed as `/state` of a
+    /// `client-presence-state` event, scope
+    /// `custom:presence-state:CHANNEL:client-presence-state` (receivers get
+    /// it as a `Message` with that scope and the sender's `user_id`, which
+    /// the server attaches on presence channels).
+    pub fn send_presence_state(&self, channel: &str, kid: &str, state: Value) -> Result<(), NetError> {
+        let scope = Scope::custom("presence-state", channel, PRESENCE_STATE_EVENT)?;
+        let data = serde_json::json!({ "state": state });
+        self.trigger_sealed(channel, PRESENCE_STATE_EVENT, data, &["/state"], kid, &scope)
     }
 
     /// Adds a key version (e.g. after the app rotated `kid`); sealing uses
