@@ -43,6 +43,7 @@ install_prerequisites() {
     command -v curl >/dev/null || apt_install curl
     command -v java >/dev/null || apt_install default-jdk-headless
     [ -f /usr/share/java/jna.jar ] || apt_install libjna-java
+    command -v redis-server >/dev/null || apt_install redis-server
     if [ ! -d tests/interop/node_modules/pusher-js ] || [ ! -d tests/interop/node_modules/pusher ]; then
         log "npm ci (pusher-js, pusher) in tests/interop"
         (cd tests/interop && npm ci --no-audit --no-fund)

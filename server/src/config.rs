@@ -60,6 +60,9 @@ pub struct ServerConfig {
     pub apps: Vec<AppConfig>,
     /// True when `apps` holds the generated demo app.
     pub demo_app: bool,
+    /// Cluster mode: `redis://HOST:PORT/DB` of the Redis all nodes share
+    /// (`None`: a single node with an in-process broker).
+    pub cluster: Option<String>,
 }
 
 /// One app: its credentials and limits.
@@ -166,6 +169,7 @@ struct FileConfig {
     max_outbound_queue: Option<usize>,
     max_frame_bytes: Option<usize>,
     http_timestamp_window: Option<u64>,
+    cluster: Option<String>,
     #[serde(default)]
     apps: Vec<AppConfig>,
 }
@@ -181,6 +185,8 @@ pub struct Overrides {
     pub port: Option<u16>,
     /// `--data-dir`
     pub data_dir: Option<PathBuf>,
+    /// `--cluster`
+    pub cluster: Option<String>,
 }
 
 impl ServerConfig {
@@ -218,6 +224,7 @@ impl ServerConfig {
             .or(file.data_dir)
             .unwrap_or_else(|| PathBuf::from("sealcast-data"));
 
+        let cluster = overrides.cluster.clone().or_else(|| env("SEALCAST_CLUSTER")).or(file.cluster);
         let mut apps = file.apps;
         match (env("SEALCAST_APP_ID"), env("SEALCAST_APP_KEY"), env("SEALCAST_APP_SECRET")) {
             (Some(id), Some(key), Some(secret)) => apps.push(AppConfig::new(id, key, secret)),
@@ -243,6 +250,7 @@ impl ServerConfig {
             http_timestamp_window: Duration::from_secs(file.http_timestamp_window.unwrap_or(600)),
             apps,
             demo_app,
+            cluster,
         };
         config.validate()?;
         Ok(config)
@@ -250,6 +258,11 @@ impl ServerConfig {
 
     fn validate(&self) -> Result<(), ConfigError> {
         let invalid = |m: String| Err(ConfigError::Invalid(m));
+        if let Some(url) = &self.cluster
+            && !(url.starts_with("redis://") || url.starts_with("rediss://"))
+        {
+            return invalid(format!("cluster must be a redis:// URL, got {url:?}"));
+        }
         if self.activity_timeout.is_zero() || self.pong_timeout.is_zero() {
             return invalid("activity_timeout and pong_timeout must be at least 1 second".into());
         }

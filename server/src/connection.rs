@@ -458,6 +458,16 @@ impl Session {
         if self.app.subscription(&self.handle.socket_id, &name).is_none() {
             return self.doc_error(&name, "not_subscribed", "subscribe to the document channel first", None);
         }
+        if self.state.bus.is_clustered() {
+            // The embedded store orders one node's ops only; documents in
+            // cluster mode need the Redis store (docs/scaling.md).
+            return self.doc_error(
+                &name,
+                "unavailable",
+                "document channels are not available in cluster mode yet",
+                None,
+            );
+        }
         let id = DocId::new(self.app.config.id.clone(), doc);
         match frame.event.as_str() {
             "sealcast:doc-join" => {
@@ -616,6 +626,12 @@ impl Session {
         };
         if !self.rate.allow(Instant::now()) {
             return self.error(Some(codes::CLIENT_EVENT_RATE_LIMIT), "client event rate limit exceeded");
+        }
+        if !self.app.can_publish() {
+            return self.error(
+                Some(codes::CLIENT_EVENT_REJECTED),
+                "cluster broker unreachable: the event was not sent; retry",
+            );
         }
         let out =
             frames::channel_event(&frame.event, channel.as_str(), frame.data.as_deref(), user_id.as_deref());

@@ -186,6 +186,12 @@ fn validate_event(app: &App, event: &EventRequest) -> Result<Vec<ChannelName>, R
 
 fn send_event(state: &ServerState, app: &App, event: &EventRequest) -> Result<(), Refused> {
     let started = Instant::now();
+    if !app.can_publish() {
+        return Err(Refused(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "cluster broker unreachable: the event was not published; retry".into(),
+        ));
+    }
     let channels = validate_event(app, event)?;
     // Pusher's `data` is a string; other JSON is carried as its text.
     let data = if event.data.get().starts_with('"') {

@@ -6,6 +6,12 @@
 //! counted) and `try_send`s it to each subscriber's bounded queue: a full
 //! queue marks that connection a slow consumer and closes it (4100) instead
 //! of buffering without bound or slowing the publisher.
+//!
+//! In cluster mode every publish and presence change is also forwarded
+//! through the [`Broker`]; what other nodes forward arrives in
+//! [`App::on_bus`]. Presence rosters are the union of this node's members
+//! and the replica of the other nodes' (`remote`), so `member_added` /
+//! `member_removed` fire when a user appears or disappears cluster-wide.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -15,6 +21,7 @@ use sealcast_core::protocol::{ChannelKind, ChannelName, PresenceMember, codes, s
 use serde_json::value::RawValue;
 use tokio::sync::{mpsc, watch};
 
+use crate::cluster::{Broker, BusMessage};
 use crate::config::AppConfig;
 use crate::jwt::TokenVerifier;
 use crate::metrics::Metrics;
@@ -80,6 +87,7 @@ pub struct App {
     pub tokens: TokenVerifier,
     /// Its webhook queue.
     pub webhooks: Webhooks,
+    bus: Arc<dyn Broker>,
     state: Mutex<AppState>,
 }
 
@@ -87,6 +95,20 @@ pub struct App {
 struct AppState {
     connections: HashMap<Arc<str>, Connection>,
     channels: HashMap<String, Channel>,
+    /// Presence on other nodes: channel → user → (info, nodes with them).
+    remote: HashMap<String, HashMap<String, RemoteMember>>,
+}
+
+#[derive(Debug)]
+struct RemoteMember {
+    info: Option<Box<RawValue>>,
+    nodes: HashSet<String>,
+}
+
+impl AppState {
+    fn remotely_present(&self, channel: &str, user_id: &str) -> bool {
+        self.remote.get(channel).is_some_and(|users| users.contains_key(user_id))
+    }
 }
 
 #[derive(Debug)]
@@ -133,7 +155,7 @@ pub struct ChannelInfo {
 impl App {
     /// An app with no connections. `config` must have passed
     /// [`crate::config::ServerConfig::load`]'s validation.
-    pub fn new(config: AppConfig) -> App {
+    pub fn new(config: AppConfig, bus: Arc<dyn Broker>) -> App {
         let tokens = TokenVerifier::from_config(&config.jwt_keys)
             .expect("jwt keys were validated when the config loaded");
         let webhooks = Webhooks::start(
@@ -142,7 +164,7 @@ impl App {
             config.secret.clone(),
             config.webhooks.clone(),
         );
-        App { config, tokens, webhooks, state: Mutex::new(AppState::default()) }
+        App { config, tokens, webhooks, bus, state: Mutex::new(AppState::default()) }
     }
 
     fn lock(&self) -> MutexGuard<'_, AppState> {
@@ -169,7 +191,7 @@ impl App {
         let mut state = self.lock();
         let Some(conn) = state.connections.remove(socket_id) else { return };
         for channel in conn.channels {
-            remove_subscriber(&mut state, &channel, socket_id, &self.webhooks, metrics);
+            self.remove_subscriber(&mut state, &channel, socket_id, metrics);
         }
     }
 
@@ -185,6 +207,7 @@ impl App {
     ) -> Result<(), SubscribeError> {
         let mut state = self.lock();
         let state = &mut *state;
+        let remote_users = state.remote.get(channel.as_str());
         let conn = state.connections.get_mut(socket_id).ok_or(SubscribeError::NotConnected)?;
         let handle = conn.handle.clone();
         let entry = state.channels.entry(channel.as_str().to_owned()).or_default();
@@ -210,7 +233,16 @@ impl App {
                 .entry(member.user_id.clone())
                 .or_insert(Member { info: member.user_info, connections: 0 });
             slot.connections += 1;
-            if slot.connections == 1 {
+            if slot.connections == 1 && self.bus.is_clustered() {
+                let message = BusMessage::MemberJoined {
+                    channel: channel.as_str().to_owned(),
+                    user_id: member.user_id.clone(),
+                    info: slot.info.as_ref().map(|i| i.get().to_owned()),
+                };
+                self.bus.forward(&self.config.id, message);
+            }
+            let already_elsewhere = remote_users.is_some_and(|users| users.contains_key(&member.user_id));
+            if slot.connections == 1 && !already_elsewhere {
                 let event = HookEvent::MemberAdded {
                     channel: channel.as_str().to_owned(),
                     user_id: member.user_id.clone(),
@@ -231,14 +263,16 @@ impl App {
         conn.channels.insert(channel.as_str().to_owned());
         entry.subscribers.insert(handle.socket_id.clone(), (handle.clone(), user_id));
         let succeeded = if channel.kind() == ChannelKind::Presence {
+            // This node's members, then those only on other nodes.
+            let local = entry.members.iter().map(|(id, m)| (id.as_str(), m.info.as_deref()));
+            let remote = remote_users
+                .into_iter()
+                .flatten()
+                .filter(|(id, _)| !entry.members.contains_key(*id))
+                .map(|(id, m)| (id.as_str(), m.info.as_deref()));
             frames::presence_subscription_succeeded(
                 channel.as_str(),
-                entry
-                    .members
-                    .iter()
-                    .map(|(id, m)| (id.as_str(), m.info.as_deref()))
-                    .collect::<Vec<_>>()
-                    .into_iter(),
+                local.chain(remote).collect::<Vec<_>>().into_iter(),
             )
         } else {
             frames::subscription_succeeded(channel.as_str())
@@ -253,7 +287,7 @@ impl App {
         let mut state = self.lock();
         let was_subscribed = state.connections.get_mut(socket_id).is_some_and(|c| c.channels.remove(channel));
         if was_subscribed {
-            remove_subscriber(&mut state, channel, socket_id, &self.webhooks, metrics);
+            self.remove_subscriber(&mut state, channel, socket_id, metrics);
         }
     }
 
@@ -264,9 +298,25 @@ impl App {
         state.channels.get(channel)?.subscribers.get(socket_id).map(|(_, user)| user.clone())
     }
 
-    /// Sends `frame` to every subscriber of `channel` except `except`.
-    /// Returns the number of connections it was queued for.
+    /// Sends `frame` to every subscriber of `channel` except `except`, on
+    /// this node and (in cluster mode) every other. Returns the number of
+    /// connections on this node it was queued for.
     pub fn publish(&self, channel: &str, frame: &Bytes, except: Option<&str>, metrics: &Metrics) -> usize {
+        if self.bus.is_clustered() {
+            let frame = String::from_utf8_lossy(frame).into_owned();
+            self.bus.forward(&self.config.id, BusMessage::Event { channel: channel.to_owned(), frame });
+        }
+        self.deliver(channel, frame, except, metrics)
+    }
+
+    /// False while a clustered node cannot reach the others: publishes
+    /// would reach only this node's subscribers, so they are refused.
+    pub fn can_publish(&self) -> bool {
+        self.bus.is_healthy()
+    }
+
+    /// Sends `frame` to this node's subscribers of `channel` except `except`.
+    fn deliver(&self, channel: &str, frame: &Bytes, except: Option<&str>, metrics: &Metrics) -> usize {
         let state = self.lock();
         let Some(entry) = state.channels.get(channel) else { return 0 };
         let mut sent = 0;
@@ -302,8 +352,10 @@ impl App {
     /// User ids in a presence channel.
     pub fn users(&self, name: &str) -> Vec<String> {
         let state = self.lock();
-        let mut users: Vec<_> =
-            state.channels.get(name).map(|c| c.members.keys().cloned().collect()).unwrap_or_default();
+        let local = state.channels.get(name).into_iter().flat_map(|c| c.members.keys());
+        let remote = state.remote.get(name).into_iter().flat_map(|users| users.keys());
+        let mut users: Vec<String> =
+            local.chain(remote).cloned().collect::<HashSet<_>>().into_iter().collect();
         users.sort();
         users
     }
@@ -318,6 +370,13 @@ impl App {
     /// Closes every connection of `user_id` (signed in, or present in a
     /// presence channel). Returns how many.
     pub fn terminate_user(&self, user_id: &str) -> usize {
+        if self.bus.is_clustered() {
+            self.bus.forward(&self.config.id, BusMessage::Terminate { user_id: user_id.to_owned() });
+        }
+        self.terminate_local(user_id)
+    }
+
+    fn terminate_local(&self, user_id: &str) -> usize {
         let state = self.lock();
         let mut closed = 0;
         for conn in state.connections.values() {
@@ -352,35 +411,154 @@ fn info_of(name: &str, channel: &Channel) -> ChannelInfo {
     }
 }
 
-fn remove_subscriber(
-    state: &mut AppState,
-    channel: &str,
-    socket_id: &str,
-    webhooks: &Webhooks,
-    metrics: &Metrics,
-) {
-    let Some(entry) = state.channels.get_mut(channel) else { return };
-    let Some((_, user_id)) = entry.subscribers.remove(socket_id) else { return };
-    metrics.subscriptions.dec();
-    if let Some(user_id) = user_id
-        && let Some(member) = entry.members.get_mut(&user_id)
-    {
-        member.connections -= 1;
-        if member.connections == 0 {
-            entry.members.remove(&user_id);
-            webhooks.emit(
-                HookEvent::MemberRemoved { channel: channel.to_owned(), user_id: user_id.clone() },
-                metrics,
-            );
-            let removed = Bytes::from(frames::member_removed(channel, &user_id));
-            for (peer, _) in entry.subscribers.values() {
-                peer.send(removed.clone(), metrics);
+impl App {
+    fn remove_subscriber(&self, state: &mut AppState, channel: &str, socket_id: &str, metrics: &Metrics) {
+        let elsewhere = |state: &AppState, user_id: &str| state.remotely_present(channel, user_id);
+        let Some(entry) = state.channels.get(channel) else { return };
+        let Some((_, user_id)) = entry.subscribers.get(socket_id).cloned() else { return };
+        let remote = user_id.as_deref().is_some_and(|u| elsewhere(state, u));
+        let entry = state.channels.get_mut(channel).expect("found above");
+        entry.subscribers.remove(socket_id);
+        metrics.subscriptions.dec();
+        if let Some(user_id) = user_id
+            && let Some(member) = entry.members.get_mut(&user_id)
+        {
+            member.connections -= 1;
+            if member.connections == 0 {
+                entry.members.remove(&user_id);
+                if self.bus.is_clustered() {
+                    let message =
+                        BusMessage::MemberLeft { channel: channel.to_owned(), user_id: user_id.clone() };
+                    self.bus.forward(&self.config.id, message);
+                }
+                if !remote {
+                    self.member_removed(entry, channel, &user_id, metrics);
+                }
+            }
+        }
+        if entry.subscribers.is_empty() {
+            state.channels.remove(channel);
+            tracing::debug!(channel, "channel vacated");
+            self.webhooks.emit(HookEvent::ChannelVacated { channel: channel.to_owned() }, metrics);
+        }
+    }
+
+    /// Tells a channel's subscribers (and the webhooks) that `user_id` left.
+    fn member_removed(&self, entry: &Channel, channel: &str, user_id: &str, metrics: &Metrics) {
+        self.webhooks.emit(
+            HookEvent::MemberRemoved { channel: channel.to_owned(), user_id: user_id.to_owned() },
+            metrics,
+        );
+        let removed = Bytes::from(frames::member_removed(channel, user_id));
+        for (peer, _) in entry.subscribers.values() {
+            peer.send(removed.clone(), metrics);
+        }
+    }
+
+    /// A message another node forwarded.
+    pub fn on_bus(&self, node: &str, message: BusMessage, metrics: &Metrics) {
+        match message {
+            BusMessage::Event { channel, frame } => {
+                self.deliver(&channel, &Bytes::from(frame), None, metrics);
+            }
+            BusMessage::MemberJoined { channel, user_id, info } => {
+                let info = info.and_then(|i| RawValue::from_string(i).ok());
+                let mut state = self.lock();
+                let local = state.channels.get(&channel).is_some_and(|c| c.members.contains_key(&user_id));
+                let users = state.remote.entry(channel.clone()).or_default();
+                let new = !users.contains_key(&user_id);
+                let member =
+                    users.entry(user_id.clone()).or_insert(RemoteMember { info, nodes: HashSet::new() });
+                member.nodes.insert(node.to_owned());
+                if new && !local {
+                    let info = member.info.clone();
+                    self.webhooks.emit(
+                        HookEvent::MemberAdded { channel: channel.clone(), user_id: user_id.clone() },
+                        metrics,
+                    );
+                    if let Some(entry) = state.channels.get(&channel) {
+                        let added = Bytes::from(frames::member_added(&channel, &user_id, info.as_deref()));
+                        for (peer, _) in entry.subscribers.values() {
+                            peer.send(added.clone(), metrics);
+                        }
+                    }
+                }
+            }
+            BusMessage::MemberLeft { channel, user_id } => {
+                self.remote_member_left(&mut self.lock(), &channel, &user_id, node, metrics);
+            }
+            BusMessage::Terminate { user_id } => {
+                self.terminate_local(&user_id);
             }
         }
     }
-    if entry.subscribers.is_empty() {
-        state.channels.remove(channel);
-        tracing::debug!(channel, "channel vacated");
-        webhooks.emit(HookEvent::ChannelVacated { channel: channel.to_owned() }, metrics);
+
+    fn remote_member_left(
+        &self,
+        state: &mut AppState,
+        channel: &str,
+        user_id: &str,
+        node: &str,
+        metrics: &Metrics,
+    ) {
+        let Some(users) = state.remote.get_mut(channel) else { return };
+        let Some(member) = users.get_mut(user_id) else { return };
+        member.nodes.remove(node);
+        if !member.nodes.is_empty() {
+            return;
+        }
+        users.remove(user_id);
+        if users.is_empty() {
+            state.remote.remove(channel);
+        }
+        let local = state.channels.get(channel).is_some_and(|c| c.members.contains_key(user_id));
+        if !local {
+            match state.channels.get(channel) {
+                Some(entry) => self.member_removed(entry, channel, user_id, metrics),
+                None => self.webhooks.emit(
+                    HookEvent::MemberRemoved { channel: channel.to_owned(), user_id: user_id.to_owned() },
+                    metrics,
+                ),
+            }
+        }
+    }
+
+    /// Records presence another node had before this one started (no
+    /// events: nobody here has seen a roster yet).
+    pub fn load_remote_member(&self, channel: &str, node: &str, user_id: &str, info: Option<Box<RawValue>>) {
+        let mut state = self.lock();
+        let member = state
+            .remote
+            .entry(channel.to_owned())
+            .or_default()
+            .entry(user_id.to_owned())
+            .or_insert(RemoteMember { info, nodes: HashSet::new() });
+        member.nodes.insert(node.to_owned());
+    }
+
+    /// Other nodes this app has presence from.
+    pub fn remote_nodes(&self) -> HashSet<String> {
+        let state = self.lock();
+        state.remote.values().flat_map(|users| users.values().flat_map(|m| m.nodes.iter().cloned())).collect()
+    }
+
+    /// `node` died: its members leave (with `member_removed` where they
+    /// were nowhere else). Returns its (channel, user) entries.
+    pub fn node_gone(&self, node: &str, metrics: &Metrics) -> Vec<(String, String)> {
+        let mut state = self.lock();
+        let entries: Vec<(String, String)> = state
+            .remote
+            .iter()
+            .flat_map(|(channel, users)| {
+                users
+                    .iter()
+                    .filter(|(_, m)| m.nodes.contains(node))
+                    .map(|(user, _)| (channel.clone(), user.clone()))
+            })
+            .collect();
+        for (channel, user) in &entries {
+            self.remote_member_left(&mut state, channel, user, node, metrics);
+        }
+        entries
     }
 }

@@ -87,7 +87,10 @@ async fn route(
     }
     let response = match (&method, path.as_str()) {
         (&Method::GET, "/health") => text(StatusCode::OK, "OK"),
-        (&Method::GET, "/ready") => text(StatusCode::OK, "READY"),
+        (&Method::GET, "/ready") if state.bus.is_healthy() => text(StatusCode::OK, "READY"),
+        (&Method::GET, "/ready") => {
+            text(StatusCode::SERVICE_UNAVAILABLE, "NOT READY: cluster broker unreachable")
+        }
         (&Method::GET, "/metrics") => text(StatusCode::OK, state.metrics.render().trim_end()),
         (_, p) if p.starts_with("/apps/") => {
             let query = request.uri().query().unwrap_or("").to_owned();

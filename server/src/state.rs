@@ -4,6 +4,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use crate::cluster::{Broker, LocalBroker, RedisBroker};
 use crate::config::ServerConfig;
 use crate::docs::{DocLimits, Sequencer, StoreError};
 use crate::hub::App;
@@ -18,6 +19,8 @@ pub struct ServerState {
     pub metrics: Metrics,
     /// Orders and stores document ops.
     pub sequencer: Sequencer,
+    /// Carries events and presence to the other nodes (a no-op alone).
+    pub bus: Arc<dyn Broker>,
     by_key: HashMap<String, Arc<App>>,
     by_id: HashMap<String, Arc<App>>,
     // Socket ids are "{process prefix}.{counter}": unique per process, and
@@ -29,10 +32,29 @@ pub struct ServerState {
 
 impl ServerState {
     /// State for `config`'s apps, with the document store opened under
-    /// the data directory.
+    /// the data directory, on a single node.
     pub fn new(config: ServerConfig) -> Result<ServerState, StoreError> {
+        ServerState::with_broker(config, Arc::new(LocalBroker::new()))
+    }
+
+    /// [`ServerState::new`], or in cluster mode connected to the other
+    /// nodes through Redis (the tasks that receive their messages and reap
+    /// dead nodes are started here).
+    pub async fn start(config: ServerConfig) -> Result<Arc<ServerState>, String> {
+        let Some(url) = config.cluster.clone() else {
+            return ServerState::new(config).map(Arc::new).map_err(|e| e.to_string());
+        };
+        let (inbox, messages) = tokio::sync::mpsc::unbounded_channel();
+        let broker = RedisBroker::start(&url, inbox).await?;
+        let state = Arc::new(ServerState::with_broker(config, broker.clone()).map_err(|e| e.to_string())?);
+        crate::cluster::run(state.clone(), broker, messages).await?;
+        Ok(state)
+    }
+
+    fn with_broker(config: ServerConfig, bus: Arc<dyn Broker>) -> Result<ServerState, StoreError> {
         let sequencer = Sequencer::open(&config.data_dir, DocLimits::default())?;
-        let apps: Vec<Arc<App>> = config.apps.iter().cloned().map(|app| Arc::new(App::new(app))).collect();
+        let apps: Vec<Arc<App>> =
+            config.apps.iter().cloned().map(|app| Arc::new(App::new(app, bus.clone()))).collect();
         let by_key = apps.iter().map(|app| (app.config.key.clone(), app.clone())).collect();
         let by_id = apps.iter().map(|app| (app.config.id.clone(), app.clone())).collect();
         let mut seed = [0u8; 4];
@@ -43,6 +65,7 @@ impl ServerState {
             config,
             metrics: Metrics::default(),
             sequencer,
+            bus,
             by_key,
             by_id,
             socket_prefix: u32::from_le_bytes(seed) % 1_000_000_000,

@@ -27,6 +27,9 @@ pub enum CliError {
     /// A benchmark could not run.
     #[error("bench: {0}")]
     Bench(String),
+    /// The server could not start (document store, cluster connection).
+    #[error("cannot start: {0}")]
+    Startup(String),
     /// Standard input is larger than the CLI accepts.
     #[error("input is over the {0}-byte limit")]
     InputTooLarge(u64),

@@ -1,7 +1,6 @@
 //! `sealcast serve`: the realtime relay.
 
 use std::path::PathBuf;
-use std::sync::Arc;
 
 use clap::Args;
 use tracing::info;
@@ -25,18 +24,26 @@ pub struct ServeArgs {
     /// Directory for persistent state [env: SEALCAST_DATA_DIR; default ./sealcast-data].
     #[arg(long)]
     data_dir: Option<PathBuf>,
+    /// Cluster mode: the Redis all nodes share, redis://HOST:PORT/DB [env: SEALCAST_CLUSTER].
+    #[arg(long)]
+    cluster: Option<String>,
 }
 
 pub fn run(args: ServeArgs) -> Result<(), CliError> {
     init_logging();
-    let overrides =
-        Overrides { config_file: args.config, host: args.host, port: args.port, data_dir: args.data_dir };
+    let overrides = Overrides {
+        config_file: args.config,
+        host: args.host,
+        port: args.port,
+        data_dir: args.data_dir,
+        cluster: args.cluster,
+    };
     let config = ServerConfig::load(&overrides, |name| std::env::var(name).ok())?;
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async move {
         // Open the document store (and start webhook workers) before
         // announcing the address, so a bad data directory fails fast.
-        let state = Arc::new(ServerState::new(config)?);
+        let state = ServerState::start(config).await.map_err(CliError::Startup)?;
         let config = &state.config;
         let listener = tokio::net::TcpListener::bind((config.host.as_str(), config.port)).await?;
         let address = listener.local_addr()?;

@@ -1,0 +1,170 @@
+//! Cluster mode: what one node tells the others, and the [`Broker`] that
+//! carries it — in-process for a single node ([`LocalBroker`], the
+//! default), Redis pub/sub for many ([`RedisBroker`], `--cluster
+//! redis://…`). See docs/scaling.md.
+//!
+//! A node delivers to its own connections directly and forwards the same
+//! thing to the others; every node ignores what it sent itself. So an
+//! event reaches each subscriber exactly once, and one node's events keep
+//! their order (one publishing connection per node).
+
+mod redis;
+
+use std::fmt::Debug;
+
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+
+pub use self::redis::{HEARTBEAT_EVERY, NODE_TTL, RedisBroker};
+
+/// What nodes tell each other.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "t", rename_all = "snake_case")]
+pub enum BusMessage {
+    /// An encoded frame for every subscriber of `channel` (the origin node
+    /// already delivered it to its own).
+    Event {
+        /// Channel name.
+        channel: String,
+        /// The frame as sent to clients.
+        frame: String,
+    },
+    /// The first connection of `user_id` on the sending node joined a
+    /// presence channel.
+    MemberJoined {
+        /// Channel name.
+        channel: String,
+        /// The user.
+        user_id: String,
+        /// Their `user_info` as JSON text (a raw value cannot travel in
+        /// an internally tagged enum).
+        info: Option<String>,
+    },
+    /// The last connection of `user_id` on the sending node left.
+    MemberLeft {
+        /// Channel name.
+        channel: String,
+        /// The user.
+        user_id: String,
+    },
+    /// Close every connection of `user_id` (HTTP `terminate_connections`).
+    Terminate {
+        /// The user.
+        user_id: String,
+    },
+}
+
+/// A message with where it comes from and which app it is for.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Envelope {
+    /// The sending node.
+    pub node: String,
+    /// The app.
+    pub app: String,
+    /// What.
+    pub message: BusMessage,
+}
+
+/// Carries [`BusMessage`]s to the other nodes.
+pub trait Broker: Send + Sync + Debug {
+    /// This node's id (random per process).
+    fn node_id(&self) -> &str;
+    /// Queues `message` for the other nodes, in order.
+    fn forward(&self, app: &str, message: BusMessage);
+    /// False while the other nodes cannot be reached (publishes are then
+    /// refused and the node reports not ready).
+    fn is_healthy(&self) -> bool;
+    /// True in cluster mode.
+    fn is_clustered(&self) -> bool;
+}
+
+/// The single-node broker: there is nobody to tell.
+#[derive(Debug)]
+pub struct LocalBroker {
+    node_id: String,
+}
+
+impl LocalBroker {
+    /// A broker for a node alone.
+    pub fn new() -> LocalBroker {
+        LocalBroker { node_id: new_node_id() }
+    }
+}
+
+impl Default for LocalBroker {
+    fn default() -> LocalBroker {
+        LocalBroker::new()
+    }
+}
+
+impl Broker for LocalBroker {
+    fn node_id(&self) -> &str {
+        &self.node_id
+    }
+
+    fn forward(&self, _app: &str, _message: BusMessage) {}
+
+    fn is_healthy(&self) -> bool {
+        true
+    }
+
+    fn is_clustered(&self) -> bool {
+        false
+    }
+}
+
+/// A random node id (16 hex digits).
+pub fn new_node_id() -> String {
+    let mut bytes = [0u8; 8];
+    // A fixed id would only matter if two nodes started with the same one.
+    let _ = getrandom::fill(&mut bytes);
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Starts the cluster tasks of a node: loads the presence other nodes
+/// already have, delivers what they forward, and every
+/// [`redis::HEARTBEAT_EVERY`] removes the members of nodes whose heartbeat
+/// expired (so a dead node's members are gone within
+/// [`redis::NODE_TTL`] + [`redis::HEARTBEAT_EVERY`]).
+pub async fn run(
+    state: std::sync::Arc<crate::state::ServerState>,
+    broker: std::sync::Arc<RedisBroker>,
+    mut inbox: tokio::sync::mpsc::UnboundedReceiver<Envelope>,
+) -> Result<(), String> {
+    for (app, channel, node, user, info) in broker.presence_entries().await? {
+        if let Some(app) = state.app_by_id(&app) {
+            let info = info.and_then(|i| RawValue::from_string(i).ok());
+            app.load_remote_member(&channel, &node, &user, info);
+        }
+    }
+    let receiver = state.clone();
+    tokio::spawn(async move {
+        while let Some(envelope) = inbox.recv().await {
+            if let Some(app) = receiver.app_by_id(&envelope.app) {
+                app.on_bus(&envelope.node, envelope.message, &receiver.metrics);
+            }
+        }
+    });
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(redis::HEARTBEAT_EVERY).await;
+            for app in state.apps() {
+                let nodes: Vec<String> = app.remote_nodes().into_iter().collect();
+                if nodes.is_empty() {
+                    continue;
+                }
+                let Ok(alive) = broker.alive(&nodes).await else { continue };
+                for (node, alive) in nodes.iter().zip(alive) {
+                    if !alive {
+                        tracing::info!(%node, app = %app.config.id, "node gone: removing its presence");
+                        let entries = app.node_gone(node, &state.metrics);
+                        if let Err(err) = broker.forget(&app.config.id, node, &entries).await {
+                            tracing::warn!(error = %err, "could not delete a dead node's presence");
+                        }
+                    }
+                }
+            }
+        }
+    });
+    Ok(())
+}
