@@ -458,16 +458,6 @@ impl Session {
         if self.app.subscription(&self.handle.socket_id, &name).is_none() {
             return self.doc_error(&name, "not_subscribed", "subscribe to the document channel first", None);
         }
-        if self.state.bus.is_clustered() {
-            // The embedded store orders one node's ops only; documents in
-            // cluster mode need the Redis store (docs/scaling.md).
-            return self.doc_error(
-                &name,
-                "unavailable",
-                "document channels are not available in cluster mode yet",
-                None,
-            );
-        }
         let id = DocId::new(self.app.config.id.clone(), doc);
         match frame.event.as_str() {
             "sealcast:doc-join" => {

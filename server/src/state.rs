@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::cluster::{Broker, LocalBroker, RedisBroker};
 use crate::config::ServerConfig;
-use crate::docs::{DocLimits, Sequencer, StoreError};
+use crate::docs::{DocLimits, RedisStore, Sequencer, StoreError};
 use crate::hub::App;
 use crate::metrics::Metrics;
 
@@ -52,7 +52,12 @@ impl ServerState {
     }
 
     fn with_broker(config: ServerConfig, bus: Arc<dyn Broker>) -> Result<ServerState, StoreError> {
-        let sequencer = Sequencer::open(&config.data_dir, DocLimits::default())?;
+        // Documents: the embedded SQLite store alone, the shared Redis in a
+        // cluster (one sequence per document across all nodes).
+        let sequencer = match &config.cluster {
+            Some(url) => Sequencer::new(Arc::new(RedisStore::open(url, DocLimits::default())?)),
+            None => Sequencer::open(&config.data_dir, DocLimits::default())?,
+        };
         let apps: Vec<Arc<App>> =
             config.apps.iter().cloned().map(|app| Arc::new(App::new(app, bus.clone()))).collect();
         let by_key = apps.iter().map(|app| (app.config.key.clone(), app.clone())).collect();

@@ -11,6 +11,9 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::{Client, Seen, Server, TempDir, free_port, http};
+use sealcast_core::crypto::{Key, KeyRing};
+use sealcast_core::doc::{DocClient, DocClientEvent, DocConfig};
+use sealcast_core::ot::Delta;
 use serde_json::{Value, json};
 
 struct Redis {
@@ -62,7 +65,7 @@ fn redis() -> Option<Redis> {
 fn node(redis: &Redis, dir: &TempDir, name: &str) -> Server {
     let root = dir.0.join(name);
     std::fs::create_dir_all(&root).unwrap();
-    let app = "client_events_per_second = 10000";
+    let app = "client_events_per_second = 10000\ndoc_ops_per_second = 10000";
     Server::start_in(&root, &format!("cluster = \"{}\"", redis.url()), app, &[("RUST_LOG", "info")])
 }
 
@@ -247,5 +250,79 @@ async fn a_redis_restart_is_survived() {
             break;
         }
         assert!(Instant::now() < deadline, "events do not cross nodes after the restart");
+    }
+}
+
+/// Feeds `doc` what `client` receives for up to `wait`, sending what it produces.
+async fn pump(doc: &mut DocClient, client: &mut Client, wait: Duration) {
+    let deadline = tokio::time::Instant::now() + wait;
+    loop {
+        while let Some(frame) = doc.poll_frame() {
+            client.send_raw(&frame).await;
+        }
+        while let Some(event) = doc.poll_event() {
+            assert!(
+                !matches!(event, DocClientEvent::Diverged { .. } | DocClientEvent::Refused { .. }),
+                "{event:?}"
+            );
+        }
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        match client.next_within(left).await {
+            Some(Seen::Frame(frame)) => {
+                let event = frame["event"].as_str().unwrap_or_default();
+                doc.handle_event(event, &frame["data"], None).unwrap();
+            }
+            Some(Seen::Closed(code)) => panic!("closed: {code:?}"),
+            None => return,
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_document_edited_through_three_nodes_converges() {
+    let Some(redis) = redis() else { return };
+    let dir = TempDir::new("cluster-docs");
+    let nodes = [node(&redis, &dir, "a"), node(&redis, &dir, "b"), node(&redis, &dir, "c")];
+    let channel = "private-doc-shared";
+    let ring = || KeyRing::single("k", 1, Key::from_bytes(&[4; 32])).unwrap();
+    let mut peers = Vec::new();
+    for (i, server) in nodes.iter().enumerate() {
+        let mut client = server.client().await;
+        client.join(channel, None).await;
+        let config = DocConfig { snapshot_every: 25, digest_every: 5 };
+        let mut doc = DocClient::new("shared", false, ring(), "k", None, &format!("n{i}"), config).unwrap();
+        doc.join();
+        pump(&mut doc, &mut client, Duration::from_millis(300)).await;
+        assert!(doc.is_ready());
+        peers.push((client, doc));
+    }
+    // 60 rounds: every client types at once, then they exchange.
+    for round in 0..60 {
+        for (i, (_, doc)) in peers.iter_mut().enumerate() {
+            let mut edit = Delta::new();
+            let len = doc.view().unwrap().len();
+            edit.retain((round * 7 + i * 3) % (len + 1), None).insert_text(&format!("{i}"), None);
+            doc.local_edit(edit).unwrap();
+        }
+        for (client, doc) in peers.iter_mut() {
+            pump(doc, client, Duration::from_millis(15)).await;
+        }
+    }
+    // Settle: nothing pending, everyone at the same sequence.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        for (client, doc) in peers.iter_mut() {
+            pump(doc, client, Duration::from_millis(100)).await;
+        }
+        let seqs: Vec<u64> = peers.iter().map(|(_, d)| d.seq()).collect();
+        if peers.iter().all(|(_, d)| !d.has_pending() && d.is_ready()) && seqs.iter().all(|s| *s == seqs[0]) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no convergence: {seqs:?}");
+    }
+    let first = peers[0].1.canonical().unwrap().clone();
+    assert_eq!(first.len(), 180, "every typed character is in the document");
+    for (_, doc) in &peers {
+        assert_eq!(doc.canonical(), Some(&first));
     }
 }

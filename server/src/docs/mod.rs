@@ -7,10 +7,12 @@
 //! are handled in `connection` (docs/protocol.md, "Documents").
 
 pub mod frames;
+mod redis_store;
 mod sequencer;
 mod sqlite;
 mod store;
 
+pub use redis_store::RedisStore;
 pub use sequencer::{JOIN_PAGE, JoinState, Sequencer};
 pub use sqlite::SqliteStore;
 pub use store::{AppendOutcome, DocId, DocLimits, DocStore, MemoryStore, Snapshot, StoreError, StoredOp};

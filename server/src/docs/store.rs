@@ -301,6 +301,11 @@ pub(crate) fn conformance(store: &dyn DocStore) {
     let other_app = DocId::new("app-2", "doc-1");
     assert_eq!(store.head(&doc).unwrap(), 0);
     assert_eq!(store.append(&doc, 0, "c1-1", "op-a").unwrap(), AppendOutcome::Appended(1));
+    // Any op id and payload bytes round-trip (separators included).
+    let odd = DocId::new("app", "doc-odd");
+    assert_eq!(store.append(&odd, 0, "a|b|9", "x|y|é").unwrap(), AppendOutcome::Appended(1));
+    let stored = store.ops_since(&odd, 0, 5).unwrap();
+    assert_eq!((stored[0].op_id.as_str(), stored[0].payload.as_str()), ("a|b|9", "x|y|é"));
     assert_eq!(store.append(&doc, 0, "c2-1", "op-b").unwrap(), AppendOutcome::Appended(2));
     assert_eq!(store.append(&doc, 2, "c1-2", "op-c").unwrap(), AppendOutcome::Appended(3));
     // Idempotent resubmission.
