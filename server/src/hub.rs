@@ -21,7 +21,7 @@ use sealcast_core::protocol::{ChannelKind, ChannelName, PresenceMember, codes, s
 use serde_json::value::RawValue;
 use tokio::sync::{mpsc, watch};
 
-use crate::cluster::{Broker, BusMessage};
+use crate::cluster::{Broker, BusMessage, NodeEntries};
 use crate::config::AppConfig;
 use crate::jwt::TokenVerifier;
 use crate::metrics::Metrics;
@@ -97,6 +97,8 @@ struct AppState {
     channels: HashMap<String, Channel>,
     /// Presence on other nodes: channel → user → (info, nodes with them).
     remote: HashMap<String, HashMap<String, RemoteMember>>,
+    /// Subscriptions on other nodes: channel → node → count.
+    remote_occupancy: HashMap<String, HashMap<String, usize>>,
 }
 
 #[derive(Debug)]
@@ -262,6 +264,13 @@ impl App {
         }
         conn.channels.insert(channel.as_str().to_owned());
         entry.subscribers.insert(handle.socket_id.clone(), (handle.clone(), user_id));
+        if self.bus.is_clustered() {
+            let message = BusMessage::Occupancy {
+                channel: channel.as_str().to_owned(),
+                subscriptions: entry.subscribers.len(),
+            };
+            self.bus.forward(&self.config.id, message);
+        }
         let succeeded = if channel.kind() == ChannelKind::Presence {
             // This node's members, then those only on other nodes.
             let local = entry.members.iter().map(|(id, m)| (id.as_str(), m.info.as_deref()));
@@ -331,22 +340,22 @@ impl App {
     }
 
     /// Occupied channels whose name starts with `prefix`.
+    /// Occupied channels whose name starts with `prefix`, cluster-wide.
     pub fn channels(&self, prefix: &str) -> Vec<(String, ChannelInfo)> {
         let state = self.lock();
-        let mut list: Vec<_> = state
-            .channels
-            .iter()
-            .filter(|(name, _)| name.starts_with(prefix))
-            .map(|(name, channel)| (name.clone(), info_of(name, channel)))
+        let names: HashSet<&String> = state.channels.keys().chain(state.remote_occupancy.keys()).collect();
+        let mut list: Vec<_> = names
+            .into_iter()
+            .filter(|name| name.starts_with(prefix))
+            .filter_map(|name| info_of(&state, name).map(|info| (name.clone(), info)))
             .collect();
         list.sort_by(|a, b| a.0.cmp(&b.0));
         list
     }
 
-    /// Occupancy of one channel (`None` when nobody is subscribed).
+    /// Occupancy of one channel, cluster-wide (`None` when nobody is subscribed).
     pub fn channel(&self, name: &str) -> Option<ChannelInfo> {
-        let state = self.lock();
-        state.channels.get(name).map(|channel| info_of(name, channel))
+        info_of(&self.lock(), name)
     }
 
     /// User ids in a presence channel.
@@ -403,12 +412,21 @@ impl App {
     }
 }
 
-fn info_of(name: &str, channel: &Channel) -> ChannelInfo {
-    let presence = name.starts_with("presence-");
-    ChannelInfo {
-        subscription_count: channel.subscribers.len(),
-        user_count: presence.then_some(channel.members.len()),
+/// A channel's subscriptions on this node and the others, and its
+/// distinct presence users; `None` when it has no subscriber anywhere.
+fn info_of(state: &AppState, name: &str) -> Option<ChannelInfo> {
+    let local = state.channels.get(name);
+    let remote: usize = state.remote_occupancy.get(name).map_or(0, |nodes| nodes.values().sum());
+    let subscription_count = local.map_or(0, |c| c.subscribers.len()) + remote;
+    if subscription_count == 0 {
+        return None;
     }
+    let user_count = name.starts_with("presence-").then(|| {
+        let local_users = local.into_iter().flat_map(|c| c.members.keys());
+        let remote_users = state.remote.get(name).into_iter().flat_map(|users| users.keys());
+        local_users.chain(remote_users).collect::<HashSet<_>>().len()
+    });
+    Some(ChannelInfo { subscription_count, user_count })
 }
 
 impl App {
@@ -435,6 +453,11 @@ impl App {
                     self.member_removed(entry, channel, &user_id, metrics);
                 }
             }
+        }
+        if self.bus.is_clustered() {
+            let message =
+                BusMessage::Occupancy { channel: channel.to_owned(), subscriptions: entry.subscribers.len() };
+            self.bus.forward(&self.config.id, message);
         }
         if entry.subscribers.is_empty() {
             state.channels.remove(channel);
@@ -487,6 +510,18 @@ impl App {
             BusMessage::MemberLeft { channel, user_id } => {
                 self.remote_member_left(&mut self.lock(), &channel, &user_id, node, metrics);
             }
+            BusMessage::Occupancy { channel, subscriptions } => {
+                let mut state = self.lock();
+                let nodes = state.remote_occupancy.entry(channel.clone()).or_default();
+                if subscriptions == 0 {
+                    nodes.remove(node);
+                    if nodes.is_empty() {
+                        state.remote_occupancy.remove(&channel);
+                    }
+                } else {
+                    nodes.insert(node.to_owned(), subscriptions);
+                }
+            }
             BusMessage::Terminate { user_id } => {
                 self.terminate_local(&user_id);
             }
@@ -536,17 +571,27 @@ impl App {
         member.nodes.insert(node.to_owned());
     }
 
-    /// Other nodes this app has presence from.
+    /// Other nodes this app has presence or subscriptions from.
     pub fn remote_nodes(&self) -> HashSet<String> {
         let state = self.lock();
-        state.remote.values().flat_map(|users| users.values().flat_map(|m| m.nodes.iter().cloned())).collect()
+        let presence = state.remote.values().flat_map(|users| users.values().flat_map(|m| m.nodes.iter()));
+        let occupancy = state.remote_occupancy.values().flat_map(|nodes| nodes.keys());
+        presence.chain(occupancy).cloned().collect()
     }
 
     /// `node` died: its members leave (with `member_removed` where they
-    /// were nowhere else). Returns its (channel, user) entries.
-    pub fn node_gone(&self, node: &str, metrics: &Metrics) -> Vec<(String, String)> {
+    /// were nowhere else) and its subscriptions stop counting. Returns what
+    /// it left behind.
+    pub fn node_gone(&self, node: &str, metrics: &Metrics) -> NodeEntries {
         let mut state = self.lock();
-        let entries: Vec<(String, String)> = state
+        let mut channels = Vec::new();
+        state.remote_occupancy.retain(|channel, nodes| {
+            if nodes.remove(node).is_some() {
+                channels.push(channel.clone());
+            }
+            !nodes.is_empty()
+        });
+        let members: Vec<(String, String)> = state
             .remote
             .iter()
             .flat_map(|(channel, users)| {
@@ -556,9 +601,9 @@ impl App {
                     .map(|(user, _)| (channel.clone(), user.clone()))
             })
             .collect();
-        for (channel, user) in &entries {
+        for (channel, user) in &members {
             self.remote_member_left(&mut state, channel, user, node, metrics);
         }
-        entries
+        NodeEntries { members, channels }
     }
 }

@@ -118,6 +118,25 @@ async fn events_reach_every_node_once_and_in_order() {
     private_c.join("private-room", None).await;
     tokio::time::sleep(Duration::from_millis(200)).await;
 
+    // The HTTP API on C counts the subscribers on A and B.
+    let (status, body) = c.api(
+        "GET",
+        &format!("/apps/{}/channels/news", common::APP_ID),
+        &[("info", "subscription_count")],
+        "",
+    );
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        serde_json::from_str::<Value>(&body).unwrap(),
+        json!({"occupied": true, "subscription_count": 3})
+    );
+    let (_, body) = c.api("GET", &format!("/apps/{}/channels", common::APP_ID), &[], "");
+    let listed: Value = serde_json::from_str(&body).unwrap();
+    assert!(
+        listed["channels"]["news"].is_object() && listed["channels"]["private-room"].is_object(),
+        "{listed}"
+    );
+
     for n in 0..200 {
         assert_eq!(c.publish("news", "tick", &n.to_string()).0, 200);
     }
@@ -188,6 +207,12 @@ async fn presence_is_cluster_wide_and_a_dead_node_leaves() {
         .collect();
     ids.sort();
     assert_eq!(ids, ["ann", "bob", "cy"]);
+    let info = [("info", "subscription_count,user_count")];
+    let (_, body) = b.api("GET", &format!("/apps/{}/channels/{channel}", common::APP_ID), &info, "");
+    assert_eq!(
+        serde_json::from_str::<Value>(&body).unwrap(),
+        json!({"occupied": true, "subscription_count": 4, "user_count": 3})
+    );
 
     // Node C dies: cy leaves within the node TTL + a reap period; ann stays
     // (her other connection is on A).
@@ -204,6 +229,12 @@ async fn presence_is_cluster_wide_and_a_dead_node_leaves() {
     let took = started.elapsed();
     eprintln!("members of the killed node removed after {took:?}");
     assert!(took <= Duration::from_secs(14), "took {took:?}");
+    let (_, body) = a.api("GET", &format!("/apps/{}/channels/{channel}", common::APP_ID), &info, "");
+    assert_eq!(
+        serde_json::from_str::<Value>(&body).unwrap(),
+        json!({"occupied": true, "subscription_count": 2, "user_count": 2}),
+        "the dead node's subscriptions no longer count"
+    );
     for client in [&mut ann, &mut bob] {
         let more = drain(client, Duration::from_secs(3)).await;
         assert!(more.iter().all(|f| event_name(f) != "pusher_internal:member_removed"), "{more:?}");

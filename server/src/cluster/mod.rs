@@ -47,6 +47,13 @@ pub enum BusMessage {
         /// The user.
         user_id: String,
     },
+    /// The sending node's number of subscriptions to `channel` (0: none).
+    Occupancy {
+        /// Channel name.
+        channel: String,
+        /// Subscriptions on the sending node.
+        subscriptions: usize,
+    },
     /// Close every connection of `user_id` (HTTP `terminate_connections`).
     Terminate {
         /// The user.
@@ -63,6 +70,16 @@ pub struct Envelope {
     pub app: String,
     /// What.
     pub message: BusMessage,
+}
+
+/// What a dead node left behind in one app: its presence (channel, user)
+/// entries and the channels it had subscribers in.
+#[derive(Debug, Default)]
+pub struct NodeEntries {
+    /// (channel, user) presence entries.
+    pub members: Vec<(String, String)>,
+    /// Channels with a subscription count.
+    pub channels: Vec<String>,
 }
 
 /// Carries [`BusMessage`]s to the other nodes.
@@ -135,6 +152,11 @@ pub async fn run(
         if let Some(app) = state.app_by_id(&app) {
             let info = info.and_then(|i| RawValue::from_string(i).ok());
             app.load_remote_member(&channel, &node, &user, info);
+        }
+    }
+    for (app, channel, node, subscriptions) in broker.occupancy_entries().await? {
+        if let Some(app) = state.app_by_id(&app) {
+            app.on_bus(&node, BusMessage::Occupancy { channel, subscriptions }, &state.metrics);
         }
     }
     let receiver = state.clone();

@@ -12,6 +12,9 @@
 //!   the user's `user_info` JSON, while that node has a connection of that
 //!   user in the channel: what a starting node loads, and what survivors
 //!   delete for a dead node.
+//! - `sealcast:occupancy:{app}:{channel}` — a hash, field `{node}` → that
+//!   node's subscription count (for the cluster-wide HTTP API), loaded and
+//!   cleaned up the same way.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -22,7 +25,7 @@ use redis::{AsyncCommands, PushKind, Value};
 use tokio::sync::mpsc;
 use tracing::{debug, warn};
 
-use super::{Broker, BusMessage, Envelope, new_node_id};
+use super::{Broker, BusMessage, Envelope, NodeEntries, new_node_id};
 
 /// How often a node refreshes its heartbeat key.
 pub const HEARTBEAT_EVERY: Duration = Duration::from_secs(2);
@@ -43,6 +46,10 @@ pub type PresenceEntry = (String, String, String, String, Option<String>);
 
 fn presence_key(app: &str, channel: &str) -> String {
     format!("sealcast:presence:{app}:{channel}")
+}
+
+fn occupancy_key(app: &str, channel: &str) -> String {
+    format!("sealcast:occupancy:{app}:{channel}")
 }
 
 fn node_key(node: &str) -> String {
@@ -160,18 +167,26 @@ impl RedisBroker {
         Ok(alive)
     }
 
+    /// Every node's subscription counts: (app, channel, node, count).
+    pub async fn occupancy_entries(&self) -> Result<Vec<(String, String, String, usize)>, String> {
+        let mut conn = self.commands.clone();
+        let mut entries = Vec::new();
+        for key in scan(&mut conn, "sealcast:occupancy:*").await? {
+            let Some((app, channel)) =
+                key.strip_prefix("sealcast:occupancy:").and_then(|r| r.split_once(':'))
+            else {
+                continue;
+            };
+            let fields: Vec<(String, usize)> = conn.hgetall(&key).await.map_err(|e| e.to_string())?;
+            entries.extend(fields.into_iter().map(|(node, n)| (app.to_owned(), channel.to_owned(), node, n)));
+        }
+        Ok(entries)
+    }
+
     /// Every presence entry of every node (for a node that starts).
     pub async fn presence_entries(&self) -> Result<Vec<PresenceEntry>, String> {
         let mut conn = self.commands.clone();
-        let keys: Vec<String> = {
-            let mut iter =
-                conn.scan_match::<_, String>("sealcast:presence:*").await.map_err(|e| e.to_string())?;
-            let mut keys = Vec::new();
-            while let Some(key) = iter.next_item().await {
-                keys.push(key.map_err(|e| e.to_string())?);
-            }
-            keys
-        };
+        let keys = scan(&mut conn, "sealcast:presence:*").await?;
         let mut entries = Vec::new();
         for key in keys {
             let Some(rest) = key.strip_prefix("sealcast:presence:") else { continue };
@@ -193,16 +208,29 @@ impl RedisBroker {
         Ok(entries)
     }
 
-    /// Deletes a dead node's presence entries and heartbeat.
-    pub async fn forget(&self, app: &str, node: &str, entries: &[(String, String)]) -> Result<(), String> {
+    /// Deletes a dead node's presence entries and subscription counts.
+    pub async fn forget(&self, app: &str, node: &str, gone: &NodeEntries) -> Result<(), String> {
         let mut conn = self.commands.clone();
-        for (channel, user) in entries {
+        for (channel, user) in &gone.members {
             conn.hdel::<_, _, ()>(presence_key(app, channel), format!("{node}|{user}"))
                 .await
                 .map_err(|e| e.to_string())?;
         }
+        for channel in &gone.channels {
+            conn.hdel::<_, _, ()>(occupancy_key(app, channel), node).await.map_err(|e| e.to_string())?;
+        }
         Ok(())
     }
+}
+
+/// Keys matching `pattern`.
+async fn scan(conn: &mut ConnectionManager, pattern: &str) -> Result<Vec<String>, String> {
+    let mut iter = conn.scan_match::<_, String>(pattern).await.map_err(|e| e.to_string())?;
+    let mut keys = Vec::new();
+    while let Some(key) = iter.next_item().await {
+        keys.push(key.map_err(|e| e.to_string())?);
+    }
+    Ok(keys)
 }
 
 async fn publish(conn: &mut ConnectionManager, envelope: &Envelope) -> redis::RedisResult<()> {
@@ -215,6 +243,13 @@ async fn publish(conn: &mut ConnectionManager, envelope: &Envelope) -> redis::Re
         }
         BusMessage::MemberLeft { channel, user_id } => {
             conn.hdel::<_, _, ()>(presence_key(&envelope.app, channel), presence_field(user_id)).await?;
+        }
+        BusMessage::Occupancy { channel, subscriptions: 0 } => {
+            conn.hdel::<_, _, ()>(occupancy_key(&envelope.app, channel), &envelope.node).await?;
+        }
+        BusMessage::Occupancy { channel, subscriptions } => {
+            conn.hset::<_, _, _, ()>(occupancy_key(&envelope.app, channel), &envelope.node, subscriptions)
+                .await?;
         }
         _ => {}
     }
