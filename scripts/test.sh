@@ -79,6 +79,9 @@ log "interop: pusher-js and the pusher server library against sealcast serve"
 [ -x target/debug/sealcast ] || cargo build --locked -p sealcast-server
 (cd tests/interop && SEALCAST_BIN="$PWD/../../target/debug/sealcast" node --test)
 
+log "interop again against a 2-node cluster (own redis-server; clients alternate nodes)"
+(cd tests/interop && SEALCAST_INTEROP_CLUSTER=1 SEALCAST_BIN="$PWD/../../target/debug/sealcast" node --test)
+
 log "envelope vectors, independent Python implementation"
 python3 scripts/verify_vectors.py docs/envelope-vectors.json
 

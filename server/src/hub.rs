@@ -313,7 +313,9 @@ impl App {
     pub fn publish(&self, channel: &str, frame: &Bytes, except: Option<&str>, metrics: &Metrics) -> usize {
         if self.bus.is_clustered() {
             let frame = String::from_utf8_lossy(frame).into_owned();
-            self.bus.forward(&self.config.id, BusMessage::Event { channel: channel.to_owned(), frame });
+            let message =
+                BusMessage::Event { channel: channel.to_owned(), frame, except: except.map(str::to_owned) };
+            self.bus.forward(&self.config.id, message);
         }
         self.deliver(channel, frame, except, metrics)
     }
@@ -481,8 +483,8 @@ impl App {
     /// A message another node forwarded.
     pub fn on_bus(&self, node: &str, message: BusMessage, metrics: &Metrics) {
         match message {
-            BusMessage::Event { channel, frame } => {
-                self.deliver(&channel, &Bytes::from(frame), None, metrics);
+            BusMessage::Event { channel, frame, except } => {
+                self.deliver(&channel, &Bytes::from(frame), except.as_deref(), metrics);
             }
             BusMessage::MemberJoined { channel, user_id, info } => {
                 let info = info.and_then(|i| RawValue::from_string(i).ok());

@@ -11,8 +11,8 @@ const PusherServer = require('pusher');
 const APP = { id: 'interop-app', key: 'interop-key', secret: 'interop-secret' };
 const BIN = process.env.SEALCAST_BIN || path.join(__dirname, '..', '..', 'target', 'debug', 'sealcast');
 
-/** Starts the server; resolves to { port, stop() } once it listens. */
-function startServer(extraEnv = {}) {
+/** Starts one node; resolves to { port, stop() } once it listens. */
+function startNode(extraEnv = {}) {
   return new Promise((resolve, reject) => {
     const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'sealcast-interop-'));
     const child = spawn(BIN, ['serve', '--port', '0', '--data-dir', dataDir], {
@@ -47,6 +47,50 @@ function startServer(extraEnv = {}) {
     });
     child.on('exit', (code) => reject(new Error(`server exited early with ${code}`)));
   });
+}
+
+/** A free loopback port. */
+function freePort() {
+  return new Promise((resolve) => {
+    const srv = require('node:net').createServer();
+    srv.listen(0, '127.0.0.1', () => { const { port } = srv.address(); srv.close(() => resolve(port)); });
+  });
+}
+
+/** A throwaway redis-server on a free port; resolves to { url, stop() }. */
+async function startRedis() {
+  const port = await freePort();
+  const child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'],
+    { stdio: 'ignore' });
+  for (let i = 0; i < 200; i += 1) {
+    const up = await new Promise((resolve) => {
+      const s = require('node:net').connect(port, '127.0.0.1', () => { s.end(); resolve(true); });
+      s.on('error', () => resolve(false));
+    });
+    if (up) break;
+    await new Promise((r) => setTimeout(r, 25));
+  }
+  return { url: `redis://127.0.0.1:${port}/0`, stop: () => { child.kill('SIGKILL'); } };
+}
+
+/**
+ * The server under test: one node, or with SEALCAST_INTEROP_CLUSTER=1 two
+ * nodes sharing a throwaway Redis. Resolves to { port, ports, clustered,
+ * stop() }: clients spread over `ports`, the HTTP API talks to the last.
+ */
+async function startServer() {
+  if (process.env.SEALCAST_INTEROP_CLUSTER !== '1') {
+    const node = await startNode();
+    return { port: node.port, ports: [node.port], clustered: false, stop: node.stop };
+  }
+  const redis = await startRedis();
+  const nodes = [await startNode({ SEALCAST_CLUSTER: redis.url }), await startNode({ SEALCAST_CLUSTER: redis.url })];
+  return {
+    port: nodes[1].port,
+    ports: nodes.map((n) => n.port),
+    clustered: true,
+    stop: async () => { await Promise.all(nodes.map((n) => n.stop())); redis.stop(); },
+  };
 }
 
 /** A `pusher` server library instance pointed at the local server. */
@@ -100,3 +144,4 @@ function connected(pusher) {
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 module.exports = { APP, startServer, serverLib, client, once, connected, sleep };
+

@@ -8,11 +8,16 @@ const { startServer, serverLib, client, once, connected, sleep } = require('./ha
 let server;
 let lib;
 const clients = [];
+// Clients alternate between the nodes (one node unless
+// SEALCAST_INTEROP_CLUSTER=1); the HTTP API goes to `server.port`.
 function newClient(userFor = () => ({ user_id: 'anon' })) {
-  const c = client(server.port, lib, userFor);
+  const c = client(server.ports[clients.length % server.ports.length], lib, userFor);
   clients.push(c);
   return c;
 }
+// In a cluster, give a subscription a moment to reach the other node
+// before asking that node about it.
+const settle = () => (server.clustered ? sleep(150) : Promise.resolve());
 
 before(async () => {
   server = await startServer();
@@ -29,6 +34,7 @@ test('public channel receives an event triggered through the HTTP API', async ()
   const c = newClient();
   const channel = c.subscribe('news');
   await once(channel, 'pusher:subscription_succeeded');
+  await settle();
   const got = once(channel, 'headline');
   const res = await lib.trigger('news', 'headline', { title: 'hello' });
   assert.equal(res.status, 200);
@@ -54,6 +60,7 @@ test('presence: roster, member_added and member_removed once per user', async ()
   const a = alice.subscribe('presence-lobby');
   await once(a, 'pusher:subscription_succeeded');
   assert.equal(a.members.count, 1);
+  await settle();
 
   const added = once(a, 'pusher:member_added');
   const bob = newClient(() => ({ user_id: 'bob', user_info: { name: 'Bob' } }));
@@ -86,6 +93,7 @@ test('client events reach the other subscriber, not the sender', async () => {
   const ch1 = c1.subscribe('private-chat');
   const ch2 = c2.subscribe('private-chat');
   await Promise.all([once(ch1, 'pusher:subscription_succeeded'), once(ch2, 'pusher:subscription_succeeded')]);
+  await settle();
   let echoed = false;
   ch1.bind('client-typing', () => { echoed = true; });
   const got = once(ch2, 'client-typing');
@@ -99,6 +107,7 @@ test('batch events', async () => {
   const c = newClient();
   const ch = c.subscribe('batch-channel');
   await once(ch, 'pusher:subscription_succeeded');
+  await settle();
   const first = once(ch, 'first');
   const second = once(ch, 'second');
   const res = await lib.triggerBatch([
@@ -114,6 +123,7 @@ test('channel info and users endpoints', async () => {
   const c = newClient(() => ({ user_id: 'carol' }));
   const ch = c.subscribe('presence-info');
   await once(ch, 'pusher:subscription_succeeded');
+  await settle();
 
   const list = await (await lib.get({ path: '/channels', params: { filter_by_prefix: 'presence-', info: 'user_count' } })).json();
   assert.deepEqual(list.channels['presence-info'], { user_count: 1 });
@@ -134,6 +144,7 @@ test('socket_id exclusion', async () => {
   const ch1 = c1.subscribe('excl');
   const ch2 = c2.subscribe('excl');
   await Promise.all([once(ch1, 'pusher:subscription_succeeded'), once(ch2, 'pusher:subscription_succeeded')]);
+  await settle();
   let excludedGot = false;
   ch1.bind('ping', () => { excludedGot = true; });
   const got = once(ch2, 'ping');

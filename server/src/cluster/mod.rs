@@ -28,6 +28,9 @@ pub enum BusMessage {
         channel: String,
         /// The frame as sent to clients.
         frame: String,
+        /// A socket not to deliver to (its author, or the HTTP API's
+        /// `socket_id`), which may be on any node.
+        except: Option<String>,
     },
     /// The first connection of `user_id` on the sending node joined a
     /// presence channel.
