@@ -40,6 +40,13 @@ pub struct FanoutArgs {
     /// Seconds to wait for stragglers after the last publish.
     #[arg(long, default_value_t = 20)]
     drain_timeout: u64,
+    /// Cluster mode: another node's ws://HOST:PORT; every second subscriber
+    /// connects there instead of to --url.
+    #[arg(long)]
+    also_url: Option<String>,
+    /// Publish through this node's HTTP API (ws://HOST:PORT) instead of --url's.
+    #[arg(long)]
+    publish_url: Option<String>,
     /// Print one JSON object instead of the text report.
     #[arg(long)]
     json: bool,
@@ -67,8 +74,11 @@ pub async fn run(args: FanoutArgs) -> Result<(), CliError> {
     // Connect in waves so the listen backlog is never the bottleneck.
     for wave in (0..args.subscribers).collect::<Vec<_>>().chunks(100) {
         let mut set = JoinSet::new();
-        for _ in wave {
-            let target = args.target.clone();
+        for index in wave {
+            let mut target = args.target.clone();
+            if let Some(other) = args.also_url.as_ref().filter(|_| index % 2 == 1) {
+                target.url = other.clone();
+            }
             let channel = args.channel.clone();
             set.spawn(async move {
                 let mut subscriber = Subscriber::connect(&target).await?;
@@ -137,7 +147,11 @@ pub async fn run(args: FanoutArgs) -> Result<(), CliError> {
         });
     }
 
-    let mut publisher = Publisher::connect(&args.target).await?;
+    let mut publish_target = args.target.clone();
+    if let Some(url) = &args.publish_url {
+        publish_target.url = url.clone();
+    }
+    let mut publisher = Publisher::connect(&publish_target).await?;
     let mut publish_errors = 0usize;
     let padding = "x".repeat(args.payload);
     for seq in 0..args.messages {
