@@ -239,6 +239,11 @@ async fn presence_is_cluster_wide_and_a_dead_node_leaves() {
         let more = drain(client, Duration::from_secs(3)).await;
         assert!(more.iter().all(|f| event_name(f) != "pusher_internal:member_removed"), "{more:?}");
     }
+
+    // terminate_connections through node B closes ann's connection on A.
+    let path = format!("/apps/{}/users/ann/terminate_connections", common::APP_ID);
+    assert_eq!(b.api("POST", &path, &[], "{}").0, 200);
+    assert_eq!(ann.expect_close().await, Some(4009));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
