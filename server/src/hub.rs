@@ -468,12 +468,18 @@ impl App {
         }
     }
 
-    /// Tells a channel's subscribers (and the webhooks) that `user_id` left.
+    /// Tells a channel's subscribers (and the webhooks) that `user_id` left
+    /// this node and is on no other.
     fn member_removed(&self, entry: &Channel, channel: &str, user_id: &str, metrics: &Metrics) {
         self.webhooks.emit(
             HookEvent::MemberRemoved { channel: channel.to_owned(), user_id: user_id.to_owned() },
             metrics,
         );
+        self.tell_member_removed(entry, channel, user_id, metrics);
+    }
+
+    /// Sends `member_removed` to this node's subscribers of `channel`.
+    fn tell_member_removed(&self, entry: &Channel, channel: &str, user_id: &str, metrics: &Metrics) {
         let removed = Bytes::from(frames::member_removed(channel, user_id));
         for (peer, _) in entry.subscribers.values() {
             peer.send(removed.clone(), metrics);
@@ -495,12 +501,10 @@ impl App {
                 let member =
                     users.entry(user_id.clone()).or_insert(RemoteMember { info, nodes: HashSet::new() });
                 member.nodes.insert(node.to_owned());
+                // The webhook is the origin node's to send; only tell our
+                // subscribers.
                 if new && !local {
                     let info = member.info.clone();
-                    self.webhooks.emit(
-                        HookEvent::MemberAdded { channel: channel.clone(), user_id: user_id.clone() },
-                        metrics,
-                    );
                     if let Some(entry) = state.channels.get(&channel) {
                         let added = Bytes::from(frames::member_added(&channel, &user_id, info.as_deref()));
                         for (peer, _) in entry.subscribers.values() {
@@ -549,14 +553,8 @@ impl App {
             state.remote.remove(channel);
         }
         let local = state.channels.get(channel).is_some_and(|c| c.members.contains_key(user_id));
-        if !local {
-            match state.channels.get(channel) {
-                Some(entry) => self.member_removed(entry, channel, user_id, metrics),
-                None => self.webhooks.emit(
-                    HookEvent::MemberRemoved { channel: channel.to_owned(), user_id: user_id.to_owned() },
-                    metrics,
-                ),
-            }
+        if !local && let Some(entry) = state.channels.get(channel) {
+            self.tell_member_removed(entry, channel, user_id, metrics);
         }
     }
 
