@@ -26,6 +26,9 @@ use crate::ot::session::{DocEvent as SessionEvent, DocSession, SessionError};
 const JOIN_PAGE: usize = 1000;
 /// Own and reported digests remembered, per direction.
 const DIGESTS_KEPT: usize = 64;
+/// Op ids remembered to catch a replayed op (a sequencer never sequences
+/// one op id twice).
+const OP_IDS_KEPT: usize = 10_000;
 /// Presence client event carrying sealed cursors.
 pub const CURSOR_EVENT: &str = "client-sealcast-cursor";
 
@@ -224,6 +227,9 @@ pub struct DocClient {
     their_digests: BTreeMap<u64, (u32, String)>,
     /// A snapshot upload was refused as stale: retry at our next ack.
     snapshot_retry: bool,
+    /// Op ids integrated in this session, oldest first (bounded).
+    seen_op_ids: VecDeque<String>,
+    seen_op_id_set: HashSet<String>,
     frames: VecDeque<String>,
     events: VecDeque<DocClientEvent>,
 }
@@ -270,6 +276,8 @@ impl DocClient {
             own_digests: BTreeMap::new(),
             their_digests: BTreeMap::new(),
             snapshot_retry: false,
+            seen_op_ids: VecDeque::new(),
+            seen_op_id_set: HashSet::new(),
             frames: VecDeque::new(),
             events: VecDeque::new(),
         })
@@ -544,6 +552,8 @@ impl DocClient {
                 }
                 self.generation += 1;
                 self.session = Some(DocSession::new(document, seq, self.generation << 32)?);
+                self.seen_op_ids.clear();
+                self.seen_op_id_set.clear();
             }
         }
         for op in &state.ops {
@@ -595,6 +605,7 @@ impl DocClient {
             return self.handle_ack(&op.op_id, op.seq);
         }
         let delta = payload::open_op(&self.ring, &self.doc_id, op.base, &op.op_id, &op.payload)?;
+        self.remember_op_id(&op.op_id)?;
         let session = self.session.as_mut().expect("a joined client has a session");
         session.handle_remote(op.seq, op.base, &delta)?;
         while let Some(SessionEvent::RemoteChange(change)) = session.poll_event() {
@@ -612,7 +623,10 @@ impl DocClient {
         let session = self.session.as_mut().expect("an op in flight has a session");
         let id = session.in_flight_id().expect("checked above");
         match session.handle_ack(id, seq) {
-            Ok(()) => self.after_integrate(seq, true),
+            Ok(()) => {
+                self.remember_op_id(op_id)?;
+                self.after_integrate(seq, true)
+            }
             Err(SessionError::OutOfOrder { .. }) => {
                 self.join(); // ops before ours were missed: catch up
                 Ok(())
@@ -651,6 +665,21 @@ impl DocClient {
                 "sealcast:doc-snapshot",
                 json!({"seq": seq, "payload": sealed, "key_hint": key_hint}),
             );
+        }
+        Ok(())
+    }
+
+    /// Records an integrated op id; one seen before means the server
+    /// sequenced an op twice (a replay): stop rather than apply it again.
+    fn remember_op_id(&mut self, op_id: &str) -> Result<(), Failure> {
+        if !self.seen_op_id_set.insert(op_id.to_owned()) {
+            return Err(bad_remote("an op id was sequenced twice (replayed op)"));
+        }
+        self.seen_op_ids.push_back(op_id.to_owned());
+        if self.seen_op_ids.len() > OP_IDS_KEPT
+            && let Some(oldest) = self.seen_op_ids.pop_front()
+        {
+            self.seen_op_id_set.remove(&oldest);
         }
         Ok(())
     }

@@ -194,3 +194,19 @@ fn remote_cursors_follow_later_edits() {
         vec![DocClientEvent::Cursor { user_id: Some("ann".into()), index: 4, length: 3 }]
     );
 }
+
+#[test]
+fn a_replayed_op_stops_the_session() {
+    let mut c = joined("a");
+    let first = op(1, 0, "b-1", &text("x"));
+    c.handle_event("sealcast_internal:doc-op", &first, None).unwrap();
+    // The server sequences the same sealed op again (base 0 is still valid).
+    let mut replay = first.clone();
+    replay["seq"] = json!(2);
+    c.handle_event("sealcast_internal:doc-op", &replay, None).unwrap();
+    assert!(matches!(
+        events(&mut c).pop(),
+        Some(DocClientEvent::Diverged { seq: 1, reason: DivergeReason::BadRemote(_), .. })
+    ));
+    assert_eq!(c.canonical(), Some(&text("x")), "the replay was not applied");
+}
