@@ -287,3 +287,83 @@ async fn two_clients_edit_a_document_and_survive_a_server_restart() {
     }
     assert!(done, "documents did not converge after the restart");
 }
+
+/// A TLS terminator in front of the server: a self-signed certificate for
+/// `localhost`, forwarding every connection to `backend`. Returns its port
+/// and the certificate (DER).
+async fn tls_front(backend: u16) -> (u16, Vec<u8>) {
+    let certified = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
+    let cert = certified.cert.der().to_vec();
+    let key = rustls::pki_types::PrivateKeyDer::Pkcs8(certified.signing_key.serialize_der().into());
+    let config =
+        rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(vec![rustls::pki_types::CertificateDer::from(cert.clone())], key)
+            .unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                let Ok(mut tls) = acceptor.accept(tcp).await else { return };
+                let Ok(mut plain) = tokio::net::TcpStream::connect(("127.0.0.1", backend)).await else {
+                    return;
+                };
+                let _ = tokio::io::copy_bidirectional(&mut tls, &mut plain).await;
+            });
+        }
+    });
+    (port, cert)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wss_through_rustls_with_a_private_root() {
+    let server = Server::start("", "");
+    let (port, cert) = tls_front(server.port).await;
+    let keys = Keys::with(&[("room-1", 1, 1)]);
+    let url = format!("wss://localhost:{port}");
+    let runtime = tokio::runtime::Handle::current();
+    let connect = |roots: Vec<Vec<u8>>, user: &str| {
+        let mut config = ClientConfig::new(&url, APP_KEY);
+        config.extra_roots = roots;
+        let authorizer = Arc::new(HmacAuthorizer { user_id: user.to_owned() });
+        Client::start(config, authorizer, keys.clone(), &runtime).unwrap()
+    };
+
+    // Trusting the private root: a full sealed exchange over TLS.
+    let (ann, mut ann_rx) = connect(vec![cert.clone()], "ann");
+    let (bob, mut bob_rx) = start(server.port, "bob", keys.clone());
+    for (client, rx) in [(&ann, &mut ann_rx), (&bob, &mut bob_rx)] {
+        client.subscribe("private-tls").unwrap();
+        subscribed(rx, "private-tls").await;
+    }
+    let scope = Scope::chat("room-1", "tls-1").unwrap();
+    ann.trigger_sealed(
+        "private-tls",
+        "client-chat",
+        json!({"body": "over wss"}),
+        &["/body"],
+        "room-1",
+        &scope,
+    )
+    .unwrap();
+    assert_eq!(message(&mut bob_rx, "client-chat").await.0["body"], "over wss");
+
+    // Without it, the certificate is refused: never connected.
+    let (_eve, mut eve_rx) = connect(Vec::new(), "eve");
+    let state = expect(&mut eve_rx, "a failed TLS connect", |e| match e {
+        Event::State(state @ sealcast_core::client::ConnectionState::Unavailable { .. }) => {
+            Some(state.clone())
+        }
+        Event::State(sealcast_core::client::ConnectionState::Connected { .. }) => {
+            panic!("connected to an untrusted certificate")
+        }
+        _ => None,
+    })
+    .await;
+    assert!(matches!(state, sealcast_core::client::ConnectionState::Unavailable { attempt: 1, .. }));
+}
