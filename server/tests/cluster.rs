@@ -10,9 +10,9 @@ mod common;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{Client, Seen, Server, TempDir, free_port, http};
+use common::{Client, Seen, Server, TempDir, free_port, http, pump_doc};
 use sealcast_core::crypto::{Key, KeyRing};
-use sealcast_core::doc::{DocClient, DocClientEvent, DocConfig};
+use sealcast_core::doc::{DocClient, DocConfig};
 use sealcast_core::ot::Delta;
 use serde_json::{Value, json};
 
@@ -289,31 +289,6 @@ async fn a_redis_restart_is_survived() {
     }
 }
 
-/// Feeds `doc` what `client` receives for up to `wait`, sending what it produces.
-async fn pump(doc: &mut DocClient, client: &mut Client, wait: Duration) {
-    let deadline = tokio::time::Instant::now() + wait;
-    loop {
-        while let Some(frame) = doc.poll_frame() {
-            client.send_raw(&frame).await;
-        }
-        while let Some(event) = doc.poll_event() {
-            assert!(
-                !matches!(event, DocClientEvent::Diverged { .. } | DocClientEvent::Refused { .. }),
-                "{event:?}"
-            );
-        }
-        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-        match client.next_within(left).await {
-            Some(Seen::Frame(frame)) => {
-                let event = frame["event"].as_str().unwrap_or_default();
-                doc.handle_event(event, &frame["data"], None).unwrap();
-            }
-            Some(Seen::Closed(code)) => panic!("closed: {code:?}"),
-            None => return,
-        }
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_document_edited_through_three_nodes_converges() {
     let Some(redis) = redis() else { return };
@@ -328,7 +303,7 @@ async fn a_document_edited_through_three_nodes_converges() {
         let config = DocConfig { snapshot_every: 25, digest_every: 5 };
         let mut doc = DocClient::new("shared", false, ring(), "k", None, &format!("n{i}"), config).unwrap();
         doc.join();
-        pump(&mut doc, &mut client, Duration::from_millis(300)).await;
+        pump_doc(&mut doc, &mut client, Duration::from_millis(300), None).await;
         assert!(doc.is_ready());
         peers.push((client, doc));
     }
@@ -341,14 +316,14 @@ async fn a_document_edited_through_three_nodes_converges() {
             doc.local_edit(edit).unwrap();
         }
         for (client, doc) in peers.iter_mut() {
-            pump(doc, client, Duration::from_millis(15)).await;
+            pump_doc(doc, client, Duration::from_millis(15), None).await;
         }
     }
     // Settle: nothing pending, everyone at the same sequence.
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         for (client, doc) in peers.iter_mut() {
-            pump(doc, client, Duration::from_millis(100)).await;
+            pump_doc(doc, client, Duration::from_millis(100), None).await;
         }
         let seqs: Vec<u64> = peers.iter().map(|(_, d)| d.seq()).collect();
         if peers.iter().all(|(_, d)| !d.has_pending() && d.is_ready()) && seqs.iter().all(|s| *s == seqs[0]) {

@@ -6,7 +6,7 @@ mod common;
 
 use common::{Client, Server, TempDir};
 use sealcast_core::crypto::{Key, KeyRing};
-use sealcast_core::doc::{DocClient, DocClientEvent, DocConfig};
+use sealcast_core::doc::{DocClient, DocConfig};
 use sealcast_core::ot::Delta;
 use serde_json::{Value, json};
 
@@ -147,8 +147,8 @@ async fn acknowledged_ops_survive_kill_9() {
     assert_eq!(data_of(&mut a, "sealcast_internal:doc-ack").await["seq"], 21);
 }
 
-/// Feeds `doc` every frame `client` receives (recording the raw text in
-/// `wire`) and sends what it produces, until `done(doc)` or 10 s.
+/// Drives `doc` until `done(doc)` (10 s at most), recording the frames the
+/// server sent in `wire`.
 async fn drive(
     doc: &mut DocClient,
     client: &mut Client,
@@ -157,26 +157,12 @@ async fn drive(
 ) {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     loop {
-        while let Some(frame) = doc.poll_frame() {
-            client.send_raw(&frame).await;
-        }
-        while let Some(event) = doc.poll_event() {
-            assert!(
-                !matches!(event, DocClientEvent::Diverged { .. } | DocClientEvent::Refused { .. }),
-                "{event:?}"
-            );
-        }
+        common::pump_doc(doc, client, std::time::Duration::ZERO, Some(wire)).await;
         if done(doc) {
             return;
         }
         assert!(std::time::Instant::now() < deadline, "document client did not settle");
-        if let Some(common::Seen::Frame(frame)) =
-            client.next_within(std::time::Duration::from_millis(50)).await
-        {
-            wire.push_str(&frame.to_string());
-            let event = frame["event"].as_str().unwrap_or_default();
-            doc.handle_event(event, &frame["data"], frame["user_id"].as_str()).unwrap();
-        }
+        common::pump_doc(doc, client, std::time::Duration::from_millis(50), Some(wire)).await;
     }
 }
 

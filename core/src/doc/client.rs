@@ -26,6 +26,9 @@ use crate::ot::session::{DocEvent as SessionEvent, DocSession, SessionError};
 const JOIN_PAGE: usize = 1000;
 /// Own and reported digests remembered, per direction.
 const DIGESTS_KEPT: usize = 64;
+/// Server messages held while waiting for a key before the session gives
+/// up (the app never supplied it): bounds the memory a missing key costs.
+const HELD_MAX: usize = 10_000;
 /// Op ids remembered to catch a replayed op (a sequencer never sequences
 /// one op id twice).
 const OP_IDS_KEPT: usize = 10_000;
@@ -424,6 +427,12 @@ impl DocClient {
             _ => return Ok(()),
         };
         if self.phase == Phase::Diverged {
+            return Ok(());
+        }
+        if self.inbox.len() >= HELD_MAX {
+            self.diverge(DivergeReason::BadRemote(format!(
+                "{HELD_MAX} messages held waiting for a key that never came"
+            )));
             return Ok(());
         }
         self.inbox.push_back(incoming);

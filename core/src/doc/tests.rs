@@ -210,3 +210,19 @@ fn a_replayed_op_stops_the_session() {
     ));
     assert_eq!(c.canonical(), Some(&text("x")), "the replay was not applied");
 }
+
+#[test]
+fn messages_held_for_a_missing_key_are_bounded() {
+    let mut c = joined("a");
+    let mut other = KeyRing::single("k", 9, Key::from_bytes(&[8; 32])).unwrap();
+    let sealed = payload::seal_op(&mut other, "k", "d", 0, "b-1", &text("x")).unwrap();
+    for seq in 1..=10_001u64 {
+        let data = json!({"seq": seq, "base": 0, "op_id": format!("b-{seq}"), "payload": sealed});
+        c.handle_event("sealcast_internal:doc-op", &data, None).unwrap();
+    }
+    assert!(matches!(
+        events(&mut c).pop(),
+        Some(DocClientEvent::Diverged { reason: DivergeReason::BadRemote(_), .. })
+    ));
+    assert!(matches!(c.local_edit(text("y")), Err(DocClientError::Diverged)));
+}

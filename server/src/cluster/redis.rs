@@ -29,6 +29,9 @@ use super::{Broker, BusMessage, Envelope, NodeEntries, new_node_id};
 
 /// How often a node refreshes its heartbeat key.
 pub const HEARTBEAT_EVERY: Duration = Duration::from_secs(2);
+/// Messages queued for Redis at most; beyond it (Redis slow or away) new
+/// ones are dropped with a warning rather than held without bound.
+const OUTBOX_MAX: usize = 65_536;
 /// How long a heartbeat key lives: a node silent this long is dead.
 pub const NODE_TTL: Duration = Duration::from_secs(10);
 
@@ -36,7 +39,7 @@ pub const NODE_TTL: Duration = Duration::from_secs(10);
 #[derive(Debug)]
 pub struct RedisBroker {
     node_id: String,
-    outbox: mpsc::UnboundedSender<Envelope>,
+    outbox: mpsc::Sender<Envelope>,
     healthy: Arc<AtomicBool>,
     commands: ConnectionManager,
 }
@@ -88,7 +91,7 @@ impl RedisBroker {
         subscriber.psubscribe("sealcast:bus:*").await.map_err(|e| format!("psubscribe: {e}"))?;
 
         let healthy = Arc::new(AtomicBool::new(true));
-        let (outbox, mut queue) = mpsc::unbounded_channel::<Envelope>();
+        let (outbox, mut queue) = mpsc::channel::<Envelope>(OUTBOX_MAX);
         let broker =
             Arc::new(RedisBroker { node_id: node_id.clone(), outbox, healthy: healthy.clone(), commands });
 
@@ -264,7 +267,9 @@ impl Broker for RedisBroker {
 
     fn forward(&self, app: &str, message: BusMessage) {
         let envelope = Envelope { node: self.node_id.clone(), app: app.to_owned(), message };
-        let _ = self.outbox.send(envelope);
+        if self.outbox.try_send(envelope).is_err() {
+            warn!(app, "cluster outbox full (Redis slow or unreachable): message dropped");
+        }
     }
 
     fn is_healthy(&self) -> bool {

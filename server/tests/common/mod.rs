@@ -201,6 +201,42 @@ pub fn http(port: u16, method: &str, target: &str, body: &str) -> (u16, String) 
     (status, body)
 }
 
+/// Drives a document client over `client` for up to `wait`: sends what it
+/// produces, feeds it every frame received (appending the raw text to
+/// `wire` when given), and fails on `Diverged` or `Refused`.
+pub async fn pump_doc(
+    doc: &mut sealcast_core::doc::DocClient,
+    client: &mut Client,
+    wait: Duration,
+    mut wire: Option<&mut String>,
+) {
+    use sealcast_core::doc::DocClientEvent;
+    let deadline = tokio::time::Instant::now() + wait;
+    loop {
+        while let Some(frame) = doc.poll_frame() {
+            client.send_raw(&frame).await;
+        }
+        while let Some(event) = doc.poll_event() {
+            assert!(
+                !matches!(event, DocClientEvent::Diverged { .. } | DocClientEvent::Refused { .. }),
+                "{event:?}"
+            );
+        }
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        match client.next_within(left).await {
+            Some(Seen::Frame(frame)) => {
+                if let Some(wire) = wire.as_deref_mut() {
+                    wire.push_str(&frame.to_string());
+                }
+                let event = frame["event"].as_str().unwrap_or_default();
+                doc.handle_event(event, &frame["data"], frame["user_id"].as_str()).unwrap();
+            }
+            Some(Seen::Closed(code)) => panic!("closed: {code:?}"),
+            None => return,
+        }
+    }
+}
+
 /// A loopback port that was free a moment ago.
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
