@@ -2,6 +2,8 @@
 //! under `--cfg fuzzing` and in tests, which replay the committed corpus).
 //! Each must never panic on any input.
 
+use std::time::Instant;
+
 use serde_json::Value;
 
 use crate::crypto::{Envelope, JsonPointer, Key, KeyRing, Scope, open_fields, seal_value};
@@ -86,7 +88,8 @@ pub fn ot_apply(data: &[u8]) {
 /// remote op `a` based on `b` whose delta `x` is sealed here (so the
 /// fuzzer reaches the OT paths), 1 acks the op in flight as `a`, 2 is a
 /// local edit `x`, 3 is event number `a` with raw data `x`, 4 a digest, 5
-/// a rejoin. Errors and divergence are expected; panics are bugs.
+/// a rejoin, 6 an edit `x` at version `a`, 7 time passing by `a` ms.
+/// Errors and divergence are expected; panics are bugs.
 pub fn doc_client(data: &[u8]) {
     use crate::doc::{CURSOR_EVENT, DocClient, DocConfig, payload};
     use crate::ot::Delta;
@@ -105,7 +108,7 @@ pub fn doc_client(data: &[u8]) {
     let Ok(mut client) = DocClient::new("d", false, ring(), "room-42", None, "f", config) else { return };
     client.join();
     let empty = json!({"head": 0, "snapshot": null, "ops": []});
-    let _ = client.handle_event(EVENTS[0], &empty, None);
+    let _ = client.handle_event(EVENTS[0], &empty, None, Instant::now());
     let mut sealer = ring();
     for step in steps.iter().take(64) {
         let num = |i: usize| step.get(i).and_then(Value::as_u64).unwrap_or(0);
@@ -118,7 +121,7 @@ pub fn doc_client(data: &[u8]) {
                         continue;
                     };
                     let op = json!({"seq": seq, "base": base, "op_id": "r", "payload": sealed});
-                    client.handle_event(EVENTS[1], &op, None)
+                    client.handle_event(EVENTS[1], &op, None, Instant::now())
                 }
                 Err(_) => continue,
             },
@@ -131,14 +134,22 @@ pub fn doc_client(data: &[u8]) {
                     continue;
                 };
                 let ack = json!({"op_id": frame["data"]["op_id"], "seq": num(1)});
-                client.handle_event(EVENTS[2], &ack, None)
+                client.handle_event(EVENTS[2], &ack, None, Instant::now())
             }
             2 => match Delta::from_json(&x) {
                 Ok(delta) => client.local_edit(delta).map(drop),
                 Err(_) => continue,
             },
-            3 => client.handle_event(EVENTS[(num(1) % 7) as usize], &x, Some("u")),
-            4 => client.handle_event(EVENTS[3], &json!({"seq": num(1), "kv": 1, "digest": x}), None),
+            3 => client.handle_event(EVENTS[(num(1) % 7) as usize], &x, Some("u"), Instant::now()),
+            4 => client.handle_event(EVENTS[3], &json!({"seq": num(1), "kv": 1, "digest": x}), None, Instant::now()),
+            6 => match Delta::from_json(&x) {
+                Ok(delta) => client.edit_at(num(1), delta).map(drop),
+                Err(_) => continue,
+            },
+            7 => {
+                client.handle_timeout(Instant::now() + std::time::Duration::from_millis(num(1)));
+                Ok(())
+            }
             _ => {
                 client.join();
                 Ok(())

@@ -222,7 +222,7 @@ impl Peer {
                         let seq = data["seq"].as_u64().unwrap();
                         shared.acked.lock().unwrap().insert(data["op_id"].as_str().unwrap().to_owned(), seq);
                     }
-                    self.doc.handle_event(event, data, None).unwrap();
+                    self.doc.handle_event(event, data, None, Instant::now()).unwrap();
                     shared.max_seq.fetch_max(self.doc.seq(), Ordering::Relaxed);
                     self.drain_events();
                     self.send_frames().await;

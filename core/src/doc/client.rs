@@ -13,14 +13,16 @@
 //! returns; the app reads [`DocClient::poll_event`].
 
 use std::collections::{BTreeMap, HashSet, VecDeque};
+use std::time::{Duration, Instant};
 
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::payload::{self, PayloadError};
+use super::versions::{VersionError, ViewVersions};
 use crate::crypto::{CryptoError, Key, KeyRing};
 use crate::ot::Delta;
-use crate::ot::session::{DocEvent as SessionEvent, DocSession, SessionError};
+use crate::ot::session::{DocEvent as SessionEvent, DocSession, Integrated, SessionError};
 
 /// Most ops the server returns per join (it pages with `since`).
 const JOIN_PAGE: usize = 1000;
@@ -32,6 +34,11 @@ const HELD_MAX: usize = 10_000;
 /// Op ids remembered to catch a replayed op (a sequencer never sequences
 /// one op id twice).
 const OP_IDS_KEPT: usize = 10_000;
+/// First wait before resubmitting an op the server refused for now
+/// (`rate_limited`, `storage`); doubled per refusal up to [`RETRY_MAX`].
+pub const RETRY_FIRST: Duration = Duration::from_millis(100);
+/// Longest wait between resubmissions.
+pub const RETRY_MAX: Duration = Duration::from_secs(5);
 /// Presence client event carrying sealed cursors.
 pub const CURSOR_EVENT: &str = "client-sealcast-cursor";
 
@@ -59,6 +66,10 @@ pub enum DocClientEvent {
     /// Joined or rejoined: show `view`. `unsent` holds local changes that
     /// could not be carried into the new session (the history they were
     /// based on is gone); offer them to the user, nothing is dropped silently.
+    ///
+    /// Also sent when the view had to be replaced for another reason (our
+    /// own op was refused for good or skipped): replace the editor's
+    /// content with `view`; it is at `version` from now on.
     Ready {
         /// The document including this user's pending edits.
         view: Delta,
@@ -66,9 +77,36 @@ pub enum DocClientEvent {
         seq: u64,
         /// Local changes not carried over, against the previous view.
         unsent: Option<Delta>,
+        /// The version of `view` (see [`DocClient::edit_at`]).
+        version: u64,
     },
-    /// A remote change, to apply to the editor's current content.
-    RemoteChange(Delta),
+    /// A change the editor did not make itself: another user's op, an
+    /// undo or redo, or the catch-up after an edit at an older version.
+    /// Apply it when the editor is at `base` (it is then at `version`);
+    /// ignore it otherwise: an edit at an older version was caught up by a
+    /// later `RemoteChange` that replaces it (docs/ot.md).
+    RemoteChange {
+        /// The change, against the document at version `base`.
+        change: Delta,
+        /// The version it applies to.
+        base: u64,
+        /// The version it produces.
+        version: u64,
+    },
+    /// A sequenced op did not apply to the document at its sequence number
+    /// (buggy or malicious author, or an undecryptable payload). Every
+    /// client skips it the same way, so the document goes on; digests still
+    /// catch any real disagreement.
+    Skipped {
+        /// Its sequence number.
+        seq: u64,
+        /// Its op id (the author's client prefix).
+        op_id: String,
+        /// The author's user id, when the server knows it.
+        user_id: Option<String>,
+        /// Why it does not apply.
+        reason: String,
+    },
     /// Another user's cursor, moved into this client's view.
     Cursor {
         /// The sender's user id (presence channels), if known.
@@ -106,14 +144,18 @@ pub enum DocClientEvent {
         /// Local changes not acknowledged by the server.
         unsent: Option<Delta>,
     },
-    /// The server refused something that is not fatal (`rate_limited`,
-    /// `too_large`, …). A refused op stays pending: call
-    /// [`DocClient::resubmit`] to try again.
+    /// The server refused something. What happens next is in
+    /// `retry_in`: a refused op is resubmitted automatically after that
+    /// wait (`rate_limited`, `storage`), or, when it can never be accepted
+    /// (`too_large`, `invalid`), dropped with every pending edit, which a
+    /// following `Ready` carries as `unsent`.
     Refused {
         /// The server's error code.
         code: String,
         /// Its message.
         message: String,
+        /// When the op is resubmitted, if it is.
+        retry_in: Option<Duration>,
     },
 }
 
@@ -144,6 +186,10 @@ pub enum DocClientError {
     /// The local change does not fit the view (caused by: caller).
     #[error(transparent)]
     Session(#[from] SessionError),
+    /// The edit names a version the client no longer knows, or does not
+    /// fit it (caused by: caller).
+    #[error(transparent)]
+    Version(#[from] VersionError),
     /// Sealing failed, e.g. no key for the kid (caused by: caller's keys).
     #[error(transparent)]
     Crypto(#[from] CryptoError),
@@ -158,6 +204,10 @@ struct WireOp {
     base: u64,
     op_id: String,
     payload: String,
+    /// The author, when the server knows it (presence channels, signed-in
+    /// connections).
+    #[serde(default)]
+    user_id: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -233,6 +283,11 @@ pub struct DocClient {
     /// Op ids integrated in this session, oldest first (bounded).
     seen_op_ids: VecDeque<String>,
     seen_op_id_set: HashSet<String>,
+    /// The versions of the view the app may be editing at.
+    versions: ViewVersions,
+    /// Refusals of the in-flight op in a row, and when to resubmit it.
+    retries: u32,
+    retry_at: Option<Instant>,
     frames: VecDeque<String>,
     events: VecDeque<DocClientEvent>,
 }
@@ -281,6 +336,9 @@ impl DocClient {
             snapshot_retry: false,
             seen_op_ids: VecDeque::new(),
             seen_op_id_set: HashSet::new(),
+            versions: ViewVersions::default(),
+            retries: 0,
+            retry_at: None,
             frames: VecDeque::new(),
             events: VecDeque::new(),
         })
@@ -304,6 +362,12 @@ impl DocClient {
     /// The document as the user sees it.
     pub fn view(&self) -> Result<Delta, DocClientError> {
         Ok(self.session.as_ref().ok_or(DocClientError::NotReady)?.view()?)
+    }
+
+    /// The document as the user sees it, and its version: an app that
+    /// renders this may edit at that version ([`DocClient::edit_at`]).
+    pub fn versioned_view(&self) -> Result<(Delta, u64), DocClientError> {
+        Ok((self.view()?, self.versions.head()))
     }
 
     /// The canonical document at [`DocClient::seq`].
@@ -341,34 +405,70 @@ impl DocClient {
         self.send_join(None);
     }
 
-    /// A change the user made to the view.
-    pub fn local_edit(&mut self, change: Delta) -> Result<(), DocClientError> {
-        self.session_for_input()?.local_edit(change)?;
-        self.flush_submissions();
-        Ok(())
+    /// A change the user made to the SDK's current view (the newest
+    /// `Ready`/`RemoteChange` version). Returns the version the view is at
+    /// now. An editor that applies changes asynchronously should use
+    /// [`DocClient::edit_at`] instead.
+    pub fn local_edit(&mut self, change: Delta) -> Result<u64, DocClientError> {
+        let version = self.versions.head();
+        self.edit_at(version, change)
     }
 
-    /// Undoes the user's newest change; returns the change for the editor.
-    pub fn undo(&mut self) -> Result<Option<Delta>, DocClientError> {
+    /// A change the user made to the view at `version` (the version of the
+    /// last `Ready` or `RemoteChange` the editor applied). When the SDK's
+    /// view moved on meanwhile, the change is transformed through what the
+    /// editor has not applied yet, and a `RemoteChange` based on the
+    /// returned version brings the editor up to date; the changes still
+    /// queued for it are then superseded (their base no longer matches).
+    /// Returns the version the editor is at after its own change.
+    pub fn edit_at(&mut self, version: u64, change: Delta) -> Result<u64, DocClientError> {
+        self.session_for_input()?;
+        let rebased = self.versions.rebase(version, change)?;
+        let session = self.session_for_input()?;
+        session.local_edit(rebased.edit.clone())?;
+        let (now, catch_up) = self.versions.edited(rebased);
+        if let Some((base, version, change)) = catch_up {
+            self.events.push_back(DocClientEvent::RemoteChange { change, base, version });
+        }
+        self.flush_submissions();
+        Ok(now)
+    }
+
+    /// Undoes the user's newest change (transformed past remote edits).
+    /// The change for the editor arrives as a `RemoteChange`, in order with
+    /// the others. Returns false when there is nothing to undo.
+    pub fn undo(&mut self) -> Result<bool, DocClientError> {
         let change = self.session_for_input()?.undo()?;
-        self.flush_submissions();
-        Ok(change)
+        Ok(self.editor_change(change))
     }
 
-    /// Redoes the newest undone change; returns the change for the editor.
-    pub fn redo(&mut self) -> Result<Option<Delta>, DocClientError> {
+    /// Redoes the newest undone change, like [`DocClient::undo`].
+    pub fn redo(&mut self) -> Result<bool, DocClientError> {
         let change = self.session_for_input()?.redo()?;
-        self.flush_submissions();
-        Ok(change)
+        Ok(self.editor_change(change))
     }
 
-    /// Sends the in-flight op again (after a `Refused` event).
+    /// Sends the in-flight op again now, under the same op id (refused ops
+    /// are resubmitted automatically; this skips the wait).
     pub fn resubmit(&mut self) {
+        self.retry_at = None;
         if self.phase == Phase::Ready
             && let Some(session) = &mut self.session
         {
             session.resubmit();
             self.flush_submissions();
+        }
+    }
+
+    /// When [`DocClient::handle_timeout`] wants to run next.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.retry_at
+    }
+
+    /// Time passed: resubmits a refused op whose wait is over.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        if self.retry_at.is_some_and(|at| at <= now) {
+            self.resubmit();
         }
     }
 
@@ -388,12 +488,14 @@ impl DocClient {
     }
 
     /// A server frame on [`DocClient::channel`]: its event name, its `data`
-    /// (parsed), and the sender's user id for client events.
+    /// (parsed), the sender's user id for client events, and the time it
+    /// arrived.
     pub fn handle_event(
         &mut self,
         event: &str,
         data: &Value,
         user_id: Option<&str>,
+        now: Instant,
     ) -> Result<(), DocClientError> {
         let malformed = || DocClientError::Malformed("unexpected data for a document event");
         let field = |name: &str| data.get(name).and_then(Value::as_u64).ok_or_else(malformed);
@@ -416,7 +518,7 @@ impl DocClient {
                 return Ok(());
             }
             "sealcast_internal:doc-error" => {
-                self.handle_error(data);
+                self.handle_error(data, now);
                 return Ok(());
             }
             CURSOR_EVENT => Incoming::Cursor {
@@ -471,16 +573,70 @@ impl DocClient {
         self.push_frame("sealcast:doc-join", data);
     }
 
-    fn handle_error(&mut self, data: &Value) {
+    fn handle_error(&mut self, data: &Value, now: Instant) {
         let text = |name| data.get(name).and_then(Value::as_str).unwrap_or_default().to_owned();
         let (code, message) = (text("code"), text("message"));
+        let ours = self.phase == Phase::Ready
+            && data.get("op_id").and_then(Value::as_str).is_some_and(|id| self.in_flight_op_id().as_deref() == Some(id));
+        let mut retry_in = None;
         match code.as_str() {
             // Our op's base fell behind the floor: catch up, then resend.
-            "resync" if self.phase == Phase::Ready => self.join(),
+            "resync" if self.phase == Phase::Ready => {
+                self.join();
+                return;
+            }
             // A newer snapshot will do; retry at our next ack.
-            "stale_snapshot" => self.snapshot_retry = true,
-            _ => self.events.push_back(DocClientEvent::Refused { code, message }),
+            "stale_snapshot" => {
+                self.snapshot_retry = true;
+                return;
+            }
+            // Another client's op holds our op id: ours was never
+            // sequenced, so it goes again under a fresh id.
+            "conflict" if ours => {
+                if let Some(session) = &mut self.session {
+                    session.renumber_in_flight();
+                }
+                self.flush_submissions();
+                return;
+            }
+            // Not now: the same op id again after a growing wait.
+            "rate_limited" | "storage" | "unavailable" if ours => {
+                let wait = RETRY_FIRST.saturating_mul(1 << self.retries.min(6)).min(RETRY_MAX);
+                self.retries = self.retries.saturating_add(1);
+                self.retry_at = Some(now + wait);
+                retry_in = Some(wait);
+            }
+            // Never: drop the pending edits, hand them back as `unsent`.
+            _ if ours => {
+                self.events.push_back(DocClientEvent::Refused { code, message, retry_in });
+                let unsent = self.session.as_mut().and_then(|s| s.take_pending().ok().flatten());
+                self.reset_view(unsent);
+                return;
+            }
+            _ => {}
         }
+        self.events.push_back(DocClientEvent::Refused { code, message, retry_in });
+    }
+
+    /// Tells the editor to replace its content with the view (a new
+    /// version), offering `unsent`.
+    fn reset_view(&mut self, unsent: Option<Delta>) {
+        let Some(session) = &self.session else { return };
+        let (seq, version) = (session.seq(), self.versions.reset());
+        match session.view() {
+            Ok(view) => self.events.push_back(DocClientEvent::Ready { view, seq, unsent, version }),
+            Err(err) => self.diverge(DivergeReason::BadRemote(err.to_string())),
+        }
+    }
+
+    /// Queues the submissions an undo or redo made and its change for the
+    /// editor; false when there was none.
+    fn editor_change(&mut self, change: Option<Delta>) -> bool {
+        self.flush_submissions();
+        let Some(change) = change else { return false };
+        let (base, version) = self.versions.advance(change.clone());
+        self.events.push_back(DocClientEvent::RemoteChange { change, base, version });
+        true
     }
 
     /// Works through the inbox in order; stops at a message whose key is
@@ -586,7 +742,8 @@ impl DocClient {
         };
         let session = self.session.as_mut().expect("a joined client has a session");
         while session.poll_event().is_some() {}
-        self.events.push_back(DocClientEvent::Ready { view: session.view()?, seq: session.seq(), unsent });
+        let version = self.versions.reset();
+        self.events.push_back(DocClientEvent::Ready { view: session.view()?, seq: session.seq(), unsent, version });
         for early in std::mem::take(&mut self.early) {
             self.handle(&early)?;
         }
@@ -609,20 +766,56 @@ impl DocClient {
     }
 
     /// Integrates sequenced op `op`: ours (an ack) or another client's.
+    /// An op that cannot be opened or does not apply is skipped, as every
+    /// client skips it (docs/ot.md, "Ops that do not apply"); only a
+    /// missing key stops processing (until the key comes).
     fn integrate_op(&mut self, op: &WireOp, live: bool) -> Result<(), Failure> {
         if self.in_flight_op_id().as_deref() == Some(op.op_id.as_str()) {
             return self.handle_ack(&op.op_id, op.seq);
         }
-        let delta = payload::open_op(&self.ring, &self.doc_id, op.base, &op.op_id, &op.payload)?;
-        self.remember_op_id(&op.op_id)?;
+        let opened = match payload::open_op(&self.ring, &self.doc_id, op.base, &op.op_id, &op.payload) {
+            Err(PayloadError::Crypto(CryptoError::UnknownKey { kid, kv })) => {
+                return Err(Failure::NeedKey { kid, kv });
+            }
+            opened => opened.map_err(|e| e.to_string()),
+        };
+        // A replayed op id (a sequencer never sequences one twice) is
+        // skipped too rather than applied again.
+        let opened = opened.and_then(|delta| self.remember_op_id(&op.op_id).map(|()| delta));
         let session = self.session.as_mut().expect("a joined client has a session");
-        session.handle_remote(op.seq, op.base, &delta)?;
+        let outcome = match opened {
+            Ok(delta) => session.handle_remote(op.seq, op.base, &delta)?,
+            Err(reason) => {
+                session.skip_remote(op.seq)?;
+                self.report_skip(op, reason);
+                return self.after_integrate(op.seq, false);
+            }
+        };
+        if let Integrated::Skipped(err) = outcome {
+            self.report_skip(op, err.to_string());
+        }
+        let session = self.session.as_mut().expect("a joined client has a session");
+        let mut changes = Vec::new();
         while let Some(SessionEvent::RemoteChange(change)) = session.poll_event() {
+            changes.push(change);
+        }
+        for change in changes {
+            // A join replays ops into the view the `Ready` event shows.
             if live {
-                self.events.push_back(DocClientEvent::RemoteChange(change));
+                let (base, version) = self.versions.advance(change.clone());
+                self.events.push_back(DocClientEvent::RemoteChange { change, base, version });
             }
         }
         self.after_integrate(op.seq, false)
+    }
+
+    fn report_skip(&mut self, op: &WireOp, reason: String) {
+        self.events.push_back(DocClientEvent::Skipped {
+            seq: op.seq,
+            op_id: op.op_id.clone(),
+            user_id: op.user_id.clone(),
+            reason,
+        });
     }
 
     fn handle_ack(&mut self, op_id: &str, seq: u64) -> Result<(), Failure> {
@@ -632,8 +825,19 @@ impl DocClient {
         let session = self.session.as_mut().expect("an op in flight has a session");
         let id = session.in_flight_id().expect("checked above");
         match session.handle_ack(id, seq) {
-            Ok(()) => {
-                self.remember_op_id(op_id)?;
+            Ok(Integrated::Applied | Integrated::Skipped(_)) => {
+                self.retries = 0;
+                self.retry_at = None;
+                self.remember_op_id(op_id).map_err(|reason| bad_remote(&reason))?;
+                self.after_integrate(seq, true)
+            }
+            Ok(Integrated::SkippedOwn { error, unsent }) => {
+                self.retries = 0;
+                self.retry_at = None;
+                let reason = error.to_string();
+                let (op_id, user_id) = (op_id.to_owned(), None);
+                self.events.push_back(DocClientEvent::Skipped { seq, op_id, user_id, reason });
+                self.reset_view(unsent);
                 self.after_integrate(seq, true)
             }
             Err(SessionError::OutOfOrder { .. }) => {
@@ -679,10 +883,10 @@ impl DocClient {
     }
 
     /// Records an integrated op id; one seen before means the server
-    /// sequenced an op twice (a replay): stop rather than apply it again.
-    fn remember_op_id(&mut self, op_id: &str) -> Result<(), Failure> {
+    /// sequenced an op twice (a replay), which must not apply again.
+    fn remember_op_id(&mut self, op_id: &str) -> Result<(), String> {
         if !self.seen_op_id_set.insert(op_id.to_owned()) {
-            return Err(bad_remote("an op id was sequenced twice (replayed op)"));
+            return Err("an op id was sequenced twice (replayed op)".to_owned());
         }
         self.seen_op_ids.push_back(op_id.to_owned());
         if self.seen_op_ids.len() > OP_IDS_KEPT

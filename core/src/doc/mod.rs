@@ -5,8 +5,12 @@
 
 mod client;
 pub mod payload;
+mod versions;
 
-pub use client::{CURSOR_EVENT, DivergeReason, DocClient, DocClientError, DocClientEvent, DocConfig};
+pub use client::{
+    CURSOR_EVENT, DivergeReason, DocClient, DocClientError, DocClientEvent, DocConfig, RETRY_FIRST, RETRY_MAX,
+};
+pub use versions::{VERSIONS_KEPT, VersionError};
 
 #[cfg(test)]
 mod tests;

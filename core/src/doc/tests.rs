@@ -1,6 +1,8 @@
 //! `DocClient` fed hand-made server frames (the real server is exercised
 //! in `server/tests/doc_convergence.rs` and `server/tests/documents.rs`).
 
+use std::time::Instant;
+
 use serde_json::{Value, json};
 
 use super::*;
@@ -43,7 +45,7 @@ fn joined(prefix: &str) -> DocClient {
     let mut c = client(prefix);
     c.join();
     assert_eq!(frames(&mut c)[0]["event"], "sealcast:doc-join");
-    c.handle_event("sealcast_internal:doc-state", &state(0, vec![]), None).unwrap();
+    c.handle_event("sealcast_internal:doc-state", &state(0, vec![]), None, Instant::now()).unwrap();
     assert!(c.is_ready());
     events(&mut c);
     c
@@ -58,7 +60,7 @@ fn edits_are_sealed_and_acks_complete_them() {
     assert_eq!(sent[0]["event"], "sealcast:doc-submit");
     assert!(!sent[0].to_string().contains("secret"), "the server must not see plaintext");
     let op_id = sent[0]["data"]["op_id"].as_str().unwrap().to_owned();
-    c.handle_event("sealcast_internal:doc-ack", &json!({"op_id": op_id, "seq": 1, "duplicate": false}), None)
+    c.handle_event("sealcast_internal:doc-ack", &json!({"op_id": op_id, "seq": 1, "duplicate": false}), None, Instant::now())
         .unwrap();
     assert!(!c.has_pending());
     assert_eq!(c.canonical(), Some(&text("secret words")));
@@ -72,7 +74,7 @@ fn a_missing_key_is_asked_for_once_and_nothing_is_dropped() {
     let p2 = payload::seal_op(&mut other, "k", "d", 1, "b-2", &text("y")).unwrap();
     for (seq, base, id, p) in [(1, 0, "b-1", p1), (2, 1, "b-2", p2)] {
         let data = json!({"seq": seq, "base": base, "op_id": id, "payload": p});
-        c.handle_event("sealcast_internal:doc-op", &data, None).unwrap();
+        c.handle_event("sealcast_internal:doc-op", &data, None, Instant::now()).unwrap();
     }
     assert_eq!(events(&mut c), vec![DocClientEvent::KeyNeeded { kid: "k".into(), kv: 2, key_hint: None }]);
     assert_eq!(c.seq(), 0);
@@ -84,14 +86,14 @@ fn a_missing_key_is_asked_for_once_and_nothing_is_dropped() {
 #[test]
 fn a_digest_mismatch_stops_input_and_offers_unsent_changes() {
     let mut c = joined("a");
-    c.handle_event("sealcast_internal:doc-op", &op(1, 0, "b-1", &text("x")), None).unwrap();
-    c.handle_event("sealcast_internal:doc-op", &op(2, 1, "b-2", &text("y")), None).unwrap();
+    c.handle_event("sealcast_internal:doc-op", &op(1, 0, "b-1", &text("x")), None, Instant::now()).unwrap();
+    c.handle_event("sealcast_internal:doc-op", &op(2, 1, "b-2", &text("y")), None, Instant::now()).unwrap();
     c.local_edit(text("mine")).unwrap();
     // A matching digest is fine; a different one is divergence.
     let own = payload::digest(&Key::from_bytes(&[3; 32]), "d", 2, c.canonical().unwrap());
-    c.handle_event("sealcast_internal:doc-digest", &json!({"seq": 2, "kv": 1, "digest": own}), None).unwrap();
+    c.handle_event("sealcast_internal:doc-digest", &json!({"seq": 2, "kv": 1, "digest": own}), None, Instant::now()).unwrap();
     assert!(c.is_ready());
-    c.handle_event("sealcast_internal:doc-digest", &json!({"seq": 2, "kv": 1, "digest": "AAAA"}), None)
+    c.handle_event("sealcast_internal:doc-digest", &json!({"seq": 2, "kv": 1, "digest": "AAAA"}), None, Instant::now())
         .unwrap();
     let last = events(&mut c).pop().unwrap();
     assert_eq!(
@@ -110,19 +112,19 @@ fn a_digest_mismatch_stops_input_and_offers_unsent_changes() {
 #[test]
 fn the_author_of_a_checkpoint_publishes_its_digest_and_snapshot() {
     let mut c = joined("a");
-    c.handle_event("sealcast_internal:doc-op", &op(1, 0, "b-1", &text("x")), None).unwrap();
+    c.handle_event("sealcast_internal:doc-op", &op(1, 0, "b-1", &text("x")), None, Instant::now()).unwrap();
     c.local_edit(text("ab")).unwrap();
     let id = frames(&mut c)[0]["data"]["op_id"].clone();
-    c.handle_event("sealcast_internal:doc-ack", &json!({"op_id": id, "seq": 2}), None).unwrap();
+    c.handle_event("sealcast_internal:doc-ack", &json!({"op_id": id, "seq": 2}), None, Instant::now()).unwrap();
     let sent = frames(&mut c);
     assert_eq!(sent[0]["event"], "sealcast:doc-digest");
     assert_eq!(sent[0]["data"]["seq"], 2);
     // Snapshot every 4: not yet. At 4 (ours), yes, before the next submit.
     c.local_edit(text("c")).unwrap();
     let id = frames(&mut c)[0]["data"]["op_id"].clone();
-    c.handle_event("sealcast_internal:doc-op", &op(3, 2, "b-2", &text("y")), None).unwrap();
+    c.handle_event("sealcast_internal:doc-op", &op(3, 2, "b-2", &text("y")), None, Instant::now()).unwrap();
     c.local_edit(text("d")).unwrap();
-    c.handle_event("sealcast_internal:doc-ack", &json!({"op_id": id, "seq": 4}), None).unwrap();
+    c.handle_event("sealcast_internal:doc-ack", &json!({"op_id": id, "seq": 4}), None, Instant::now()).unwrap();
     let sent: Vec<_> = frames(&mut c).iter().map(|f| f["event"].as_str().unwrap().to_owned()).collect();
     assert_eq!(sent, ["sealcast:doc-digest", "sealcast:doc-snapshot", "sealcast:doc-submit"]);
 }
@@ -130,7 +132,7 @@ fn the_author_of_a_checkpoint_publishes_its_digest_and_snapshot() {
 #[test]
 fn a_rejoin_whose_history_was_compacted_reloads_and_offers_unsent() {
     let mut c = joined("a");
-    c.handle_event("sealcast_internal:doc-op", &op(1, 0, "b-1", &text("x")), None).unwrap();
+    c.handle_event("sealcast_internal:doc-op", &op(1, 0, "b-1", &text("x")), None, Instant::now()).unwrap();
     c.local_edit(text("typed offline")).unwrap();
     frames(&mut c);
     events(&mut c);
@@ -142,38 +144,46 @@ fn a_rejoin_whose_history_was_compacted_reloads_and_offers_unsent() {
     c.handle_event(
         "sealcast_internal:doc-state",
         &json!({"head": 2000, "snapshot": null, "ops": [], "op_seq": null}),
-        None,
+        None, Instant::now(),
     )
     .unwrap();
     assert_eq!(frames(&mut c).pop().unwrap()["data"], json!({}), "falls back to the snapshot");
     let snapshot = payload::seal_snapshot(&mut ring(), "k", "d", 2000, &text("new world")).unwrap();
     let state =
         json!({"head": 2000, "snapshot": {"seq": 2000, "payload": snapshot, "key_hint": "hint"}, "ops": []});
-    c.handle_event("sealcast_internal:doc-state", &state, None).unwrap();
-    assert_eq!(
-        events(&mut c),
-        vec![DocClientEvent::Ready {
-            view: text("new world"),
-            seq: 2000,
-            unsent: Some(text("typed offline"))
-        }]
+    c.handle_event("sealcast_internal:doc-state", &state, None, Instant::now()).unwrap();
+    let events = events(&mut c);
+    assert!(
+        matches!(&events[..], [DocClientEvent::Ready { view, seq: 2000, unsent: Some(unsent), .. }]
+            if *view == text("new world") && *unsent == text("typed offline")),
+        "{events:?}"
     );
 }
 
 #[test]
-fn bad_frames_are_typed_errors_and_bad_ops_stop_the_session() {
+fn bad_frames_are_typed_errors_and_bad_ops_are_skipped() {
     let mut c = joined("a");
     assert!(matches!(
-        c.handle_event("sealcast_internal:doc-op", &json!({"seq": "x"}), None),
+        c.handle_event("sealcast_internal:doc-op", &json!({"seq": "x"}), None, Instant::now()),
         Err(DocClientError::Malformed(_))
     ));
     let mut forged = op(1, 0, "b-1", &text("x"));
     forged["op_id"] = json!("b-9"); // the server relabelled someone's op
-    c.handle_event("sealcast_internal:doc-op", &forged, None).unwrap();
-    assert!(matches!(
-        events(&mut c).pop(),
-        Some(DocClientEvent::Diverged { reason: DivergeReason::BadRemote(_), .. })
-    ));
+    c.handle_event("sealcast_internal:doc-op", &forged, None, Instant::now()).unwrap();
+    let garbage = json!({"seq": 2, "base": 0, "op_id": "m-1", "payload": "garbage", "user_id": "mallory"});
+    c.handle_event("sealcast_internal:doc-op", &garbage, None, Instant::now()).unwrap();
+    let skipped: Vec<_> = events(&mut c)
+        .into_iter()
+        .map(|e| match e {
+            DocClientEvent::Skipped { seq, op_id, user_id, .. } => (seq, op_id, user_id),
+            other => panic!("unexpected {other:?}"),
+        })
+        .collect();
+    assert_eq!(skipped, vec![(1, "b-9".into(), None), (2, "m-1".into(), Some("mallory".into()))]);
+    // The document goes on.
+    c.handle_event("sealcast_internal:doc-op", &op(3, 0, "b-2", &text("ok")), None, Instant::now()).unwrap();
+    assert_eq!(c.canonical(), Some(&text("ok")));
+    assert!(c.is_ready());
 }
 
 #[test]
@@ -181,14 +191,14 @@ fn remote_cursors_follow_later_edits() {
     let mut a = joined("a");
     let mut b = joined("b");
     for c in [&mut a, &mut b] {
-        c.handle_event("sealcast_internal:doc-op", &op(1, 0, "x-1", &text("hello")), None).unwrap();
+        c.handle_event("sealcast_internal:doc-op", &op(1, 0, "x-1", &text("hello")), None, Instant::now()).unwrap();
     }
     a.cursor(2, 3).unwrap();
     let cursor = frames(&mut a).pop().unwrap();
     assert_eq!(cursor["event"], CURSOR_EVENT);
-    b.handle_event("sealcast_internal:doc-op", &op(2, 1, "x-2", &text(">>")), None).unwrap();
+    b.handle_event("sealcast_internal:doc-op", &op(2, 1, "x-2", &text(">>")), None, Instant::now()).unwrap();
     events(&mut b);
-    b.handle_event(CURSOR_EVENT, &cursor["data"], Some("ann")).unwrap();
+    b.handle_event(CURSOR_EVENT, &cursor["data"], Some("ann"), Instant::now()).unwrap();
     assert_eq!(
         events(&mut b),
         vec![DocClientEvent::Cursor { user_id: Some("ann".into()), index: 4, length: 3 }]
@@ -196,19 +206,17 @@ fn remote_cursors_follow_later_edits() {
 }
 
 #[test]
-fn a_replayed_op_stops_the_session() {
+fn a_replayed_op_is_skipped() {
     let mut c = joined("a");
     let first = op(1, 0, "b-1", &text("x"));
-    c.handle_event("sealcast_internal:doc-op", &first, None).unwrap();
+    c.handle_event("sealcast_internal:doc-op", &first, None, Instant::now()).unwrap();
     // The server sequences the same sealed op again (base 0 is still valid).
     let mut replay = first.clone();
     replay["seq"] = json!(2);
-    c.handle_event("sealcast_internal:doc-op", &replay, None).unwrap();
-    assert!(matches!(
-        events(&mut c).pop(),
-        Some(DocClientEvent::Diverged { seq: 1, reason: DivergeReason::BadRemote(_), .. })
-    ));
+    c.handle_event("sealcast_internal:doc-op", &replay, None, Instant::now()).unwrap();
+    assert!(matches!(events(&mut c).pop(), Some(DocClientEvent::Skipped { seq: 2, .. })));
     assert_eq!(c.canonical(), Some(&text("x")), "the replay was not applied");
+    assert_eq!(c.seq(), 2);
 }
 
 #[test]
@@ -218,11 +226,129 @@ fn messages_held_for_a_missing_key_are_bounded() {
     let sealed = payload::seal_op(&mut other, "k", "d", 0, "b-1", &text("x")).unwrap();
     for seq in 1..=10_001u64 {
         let data = json!({"seq": seq, "base": 0, "op_id": format!("b-{seq}"), "payload": sealed});
-        c.handle_event("sealcast_internal:doc-op", &data, None).unwrap();
+        c.handle_event("sealcast_internal:doc-op", &data, None, Instant::now()).unwrap();
     }
     assert!(matches!(
         events(&mut c).pop(),
         Some(DocClientEvent::Diverged { reason: DivergeReason::BadRemote(_), .. })
     ));
     assert!(matches!(c.local_edit(text("y")), Err(DocClientError::Diverged)));
+}
+
+fn submitted(c: &mut DocClient) -> Vec<String> {
+    frames(c)
+        .into_iter()
+        .filter(|f| f["event"] == "sealcast:doc-submit")
+        .map(|f| f["data"]["op_id"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+fn refuse(c: &mut DocClient, code: &str, op_id: &str, now: Instant) {
+    let error = json!({"code": code, "message": "no", "op_id": op_id});
+    c.handle_event("sealcast_internal:doc-error", &error, None, now).unwrap();
+}
+
+#[test]
+fn a_rate_limited_op_is_resubmitted_after_a_growing_wait() {
+    let mut c = joined("a");
+    let t0 = Instant::now();
+    c.local_edit(text("x")).unwrap();
+    let id = submitted(&mut c).pop().unwrap();
+    refuse(&mut c, "rate_limited", &id, t0);
+    assert!(matches!(
+        events(&mut c)[..],
+        [DocClientEvent::Refused { retry_in: Some(RETRY_FIRST), .. }]
+    ));
+    assert_eq!(c.poll_timeout(), Some(t0 + RETRY_FIRST));
+    c.handle_timeout(t0);
+    assert!(submitted(&mut c).is_empty(), "not before the wait is over");
+    c.handle_timeout(t0 + RETRY_FIRST);
+    assert_eq!(submitted(&mut c), vec![id.clone()], "the same op id again");
+    refuse(&mut c, "rate_limited", &id, t0);
+    assert_eq!(c.poll_timeout(), Some(t0 + 2 * RETRY_FIRST), "the wait doubles");
+    // Edits typed meanwhile are kept, and go out after the ack.
+    c.local_edit(Delta::from_json(&json!([{"retain": 1}, {"insert": "y"}])).unwrap()).unwrap();
+    c.handle_timeout(t0 + RETRY_FIRST * 2);
+    assert_eq!(submitted(&mut c), vec![id.clone()]);
+    c.handle_event("sealcast_internal:doc-ack", &json!({"op_id": id, "seq": 1}), None, t0).unwrap();
+    assert_eq!(c.poll_timeout(), None);
+    assert_eq!(submitted(&mut c).len(), 1, "the buffered edit follows");
+    assert_eq!(c.view().unwrap(), text("xy"));
+}
+
+#[test]
+fn an_op_refused_for_good_is_handed_back_and_the_view_reset() {
+    let mut c = joined("a");
+    c.local_edit(text("big")).unwrap();
+    let id = submitted(&mut c).pop().unwrap();
+    c.local_edit(Delta::from_json(&json!([{"retain": 3}, {"insert": "!"}])).unwrap()).unwrap();
+    refuse(&mut c, "too_large", &id, Instant::now());
+    let events = events(&mut c);
+    assert!(matches!(&events[0], DocClientEvent::Refused { retry_in: None, .. }), "{events:?}");
+    assert!(
+        matches!(&events[1], DocClientEvent::Ready { view, unsent: Some(unsent), .. }
+            if view.is_empty() && *unsent == text("big!")),
+        "{events:?}"
+    );
+    assert!(!c.has_pending());
+    // A refusal naming some other op id changes nothing.
+    c.local_edit(text("z")).unwrap();
+    refuse(&mut c, "too_large", "someone-else", Instant::now());
+    assert!(c.has_pending());
+}
+
+#[test]
+fn an_op_id_conflict_resubmits_under_a_fresh_id() {
+    let mut c = joined("a");
+    c.local_edit(text("mine")).unwrap();
+    let id = submitted(&mut c).pop().unwrap();
+    refuse(&mut c, "conflict", &id, Instant::now());
+    let again = submitted(&mut c);
+    assert_eq!(again.len(), 1);
+    assert_ne!(again[0], id);
+    assert!(events(&mut c).is_empty());
+}
+
+#[test]
+fn an_edit_at_an_older_version_lands_where_the_user_typed() {
+    // Issue 11, item 3: document "abc"; B's insert of "X" at 0 reached the
+    // SDK but not the editor; the user types "Y" after "abc".
+    let mut a = joined("a");
+    a.handle_event("sealcast_internal:doc-op", &op(1, 0, "b-1", &text("abc")), None, Instant::now()).unwrap();
+    let DocClientEvent::RemoteChange { change, version: shown, .. } = events(&mut a).pop().unwrap() else {
+        panic!("a remote change")
+    };
+    let mut editor = Delta::new().apply(&change).unwrap();
+    a.handle_event("sealcast_internal:doc-op", &op(2, 1, "b-2", &text("X")), None, Instant::now()).unwrap();
+    let typed = Delta::from_json(&json!([{"retain": 3}, {"insert": "Y"}])).unwrap();
+    editor = editor.apply(&typed).unwrap();
+    let mut at = a.edit_at(shown, typed).unwrap();
+    // The editor applies what it receives in order, only at its version.
+    for event in events(&mut a) {
+        if let DocClientEvent::RemoteChange { change, base, version } = event
+            && base == at
+        {
+            editor = editor.apply(&change).unwrap();
+            at = version;
+        }
+    }
+    assert_eq!(editor, text("XabcY"));
+    assert_eq!(a.view().unwrap(), text("XabcY"));
+    assert_eq!(a.versioned_view().unwrap().1, at);
+}
+
+#[test]
+fn undo_arrives_as_a_change_in_order() {
+    let mut c = joined("a");
+    let v = c.local_edit(text("hi")).unwrap();
+    assert!(c.undo().unwrap());
+    let events = events(&mut c);
+    assert!(
+        matches!(&events[..], [DocClientEvent::RemoteChange { change, base, .. }]
+            if *base == v && c.view().unwrap().is_empty() && text("hi").apply(change).unwrap().is_empty()),
+        "{events:?}"
+    );
+    assert!(c.redo().unwrap());
+    assert_eq!(c.view().unwrap(), text("hi"));
+    assert!(!c.redo().unwrap(), "nothing more to redo");
 }

@@ -696,7 +696,7 @@ impl Driver {
         let result = {
             let mut inner = self.shared.lock();
             let Some(doc) = inner.docs.get_mut(channel) else { return };
-            doc.handle_event(event, data, user_id)
+            doc.handle_event(event, data, user_id, Instant::now())
         };
         if let Err(err) = result {
             self.shared.emit(Event::Error { code: None, message: format!("document frame: {err}") });

@@ -103,6 +103,29 @@ impl UndoStacks {
 /// Undo steps kept per direction.
 pub const DEFAULT_UNDO_DEPTH: usize = 100;
 
+/// What became of a sequenced op (remote, or our own at its ack).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Integrated {
+    /// Applied to the canonical document (a remote op's change to the view
+    /// is queued as a [`DocEvent`]).
+    Applied,
+    /// The op does not apply to the canonical document at its sequence
+    /// number (a buggy or malicious author). Every client decides this the
+    /// same way from the same history, so every client treats it as a
+    /// no-op: the sequence number advances, the document does not change
+    /// (docs/ot.md, "Ops that do not apply").
+    Skipped(OtError),
+    /// Our own in-flight op was skipped that way (only a bug can cause
+    /// this: it applied to our view when made). Every pending edit is
+    /// dropped and returned, against the document before it.
+    SkippedOwn {
+        /// Why it does not apply.
+        error: OtError,
+        /// The edits dropped.
+        unsent: Option<Delta>,
+    },
+}
+
 /// An op to submit to the sequencer.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Submission {
@@ -240,9 +263,11 @@ impl DocSession {
     /// Queues a local change and returns its inverse against the view.
     fn submit_local(&mut self, change: Delta) -> Result<Delta, SessionError> {
         let view = self.view()?;
-        if change.base_len() > view.len() {
-            return Err(OtError::RetainPastEnd { needed: change.base_len(), length: view.len() }.into());
-        }
+        // Applying checks everything an op must satisfy against the current
+        // document (lengths, surrogate pairs, embeds): an edit that does not
+        // apply here would not apply for anyone, so it is refused before it
+        // is sent rather than sequenced as a no-op.
+        view.apply(&change)?;
         let inverse = change.invert(&view)?;
         if self.in_flight.is_none() {
             self.send(change);
@@ -255,34 +280,55 @@ impl DocSession {
         Ok(inverse)
     }
 
-    /// Another client's op, sequenced `seq` with base `base`.
-    pub fn handle_remote(&mut self, seq: u64, base: u64, op: &Delta) -> Result<(), SessionError> {
+    /// Another client's op, sequenced `seq` with base `base`. An op that
+    /// does not apply is integrated as a no-op ([`Integrated::Skipped`]);
+    /// errors are only for messages this client cannot place (out of
+    /// order, base older than the history kept): resynchronize.
+    pub fn handle_remote(&mut self, seq: u64, base: u64, op: &Delta) -> Result<Integrated, SessionError> {
         if seq != self.seq + 1 {
             return Err(SessionError::OutOfOrder { expected: self.seq + 1, got: seq });
         }
-        let canonical = self.canonicalize(seq, base, op)?;
+        if base >= seq {
+            // Based on itself or later: no history can place it (the
+            // server refuses these; every client skips them alike).
+            return Ok(self.skip(seq, OtError::Malformed("op based on a sequence number not before it")));
+        }
+        let canonical = match self.canonicalize(seq, base, op) {
+            Ok(canonical) => canonical,
+            Err(SessionError::Ot(err)) => return Ok(self.skip(seq, err)),
+            Err(err) => return Err(err),
+        };
+        let document = match self.document.apply(&canonical) {
+            Ok(document) => document,
+            Err(err) => return Ok(self.skip(seq, err)),
+        };
         // Move the remote op past our in-flight op and buffer (the remote op
         // is earlier in the total order, so it wins ties), and move those
-        // past it in turn.
+        // past it in turn. Both apply to the same document, so these
+        // transforms cannot fail on valid input; an error is our bug.
         let mut remote = canonical.clone();
-        if let Some(in_flight) = &mut self.in_flight {
+        let mut in_flight = self.in_flight.clone();
+        let mut buffer = self.buffer.clone();
+        if let Some(in_flight) = &mut in_flight {
             let rebased = remote.transform(&in_flight.op, true)?;
             remote = in_flight.op.transform(&remote, false)?;
             in_flight.op = rebased;
         }
-        if let Some(buffer) = &mut self.buffer {
+        if let Some(buffer) = &mut buffer {
             let rebased = remote.transform(buffer, true)?;
             remote = buffer.transform(&remote, false)?;
             *buffer = rebased;
         }
-        self.integrate(seq, canonical)?;
         self.undo.transform(&remote)?;
+        self.in_flight = in_flight;
+        self.buffer = buffer;
+        self.commit(seq, document, canonical);
         self.events.push_back(DocEvent::RemoteChange(remote));
-        Ok(())
+        Ok(Integrated::Applied)
     }
 
     /// The server's acknowledgement: our in-flight op became `seq`.
-    pub fn handle_ack(&mut self, op_id: u64, seq: u64) -> Result<(), SessionError> {
+    pub fn handle_ack(&mut self, op_id: u64, seq: u64) -> Result<Integrated, SessionError> {
         let Some(in_flight) = self.in_flight.take_if(|f| f.op_id == op_id) else {
             return Err(SessionError::UnexpectedAck { op_id });
         };
@@ -291,12 +337,61 @@ impl DocSession {
             return Err(SessionError::OutOfOrder { expected: self.seq + 1, got: seq });
         }
         // Every op before `seq` has been integrated and transformed into
-        // it, so the in-flight op now is its canonical form.
-        self.integrate(seq, in_flight.op)?;
+        // it, so the in-flight op now is its canonical form. Every other
+        // client computed the same form, so if it does not apply (it was
+        // valid against our view when made, so only through a bug), we
+        // skip it exactly as they do.
+        match self.document.apply(&in_flight.op) {
+            Ok(document) => self.commit(seq, document, in_flight.op),
+            Err(error) => {
+                let unsent = match self.buffer.take() {
+                    Some(buffer) => in_flight.op.compose(&buffer).ok(),
+                    None => Some(in_flight.op),
+                };
+                self.outbox.clear();
+                self.undo = UndoStacks::default();
+                let _ = self.skip(seq, error.clone());
+                return Ok(Integrated::SkippedOwn { error, unsent });
+            }
+        }
         if let Some(buffer) = self.buffer.take() {
             self.send(buffer);
         }
+        Ok(Integrated::Applied)
+    }
+
+    /// Drops every unacknowledged edit (after the server refused the
+    /// in-flight op for good) and returns them as one delta against the
+    /// canonical document.
+    pub fn take_pending(&mut self) -> Result<Option<Delta>, SessionError> {
+        let pending = self.pending_changes()?;
+        self.in_flight = None;
+        self.buffer = None;
+        self.outbox.clear();
+        self.undo = UndoStacks::default();
+        Ok(pending)
+    }
+
+    /// Op `seq` could not even be read (undecryptable, malformed, a
+    /// replay): integrated as a no-op, as [`Integrated::Skipped`] ops are.
+    pub fn skip_remote(&mut self, seq: u64) -> Result<(), SessionError> {
+        if seq != self.seq + 1 {
+            return Err(SessionError::OutOfOrder { expected: self.seq + 1, got: seq });
+        }
+        let _ = self.skip(seq, OtError::Malformed("unreadable op"));
         Ok(())
+    }
+
+    /// Gives the in-flight op a fresh op id and queues it again (after the
+    /// server said its id belongs to someone else's op: ours was never
+    /// sequenced).
+    pub fn renumber_in_flight(&mut self) {
+        let op_id = self.next_op_id;
+        if let Some(in_flight) = &mut self.in_flight {
+            self.next_op_id += 1;
+            in_flight.op_id = op_id;
+            self.resubmit();
+        }
     }
 
     /// Moves a position in the view another client had at sequence
@@ -368,14 +463,22 @@ impl DocSession {
         Ok(op)
     }
 
-    fn integrate(&mut self, seq: u64, canonical: Delta) -> Result<(), SessionError> {
-        self.document = self.document.apply(&canonical)?;
+    /// Records `canonical` as op `seq`, `document` being the result.
+    fn commit(&mut self, seq: u64, document: Delta, canonical: Delta) {
+        self.document = document;
         self.seq = seq;
         self.history.push_back((seq, canonical));
         while self.history.len() > self.history_limit {
             self.history.pop_front();
         }
-        Ok(())
+    }
+
+    /// Integrates op `seq` as a no-op (an empty delta in the history, so
+    /// later ops based before it transform through nothing).
+    fn skip(&mut self, seq: u64, err: OtError) -> Integrated {
+        let document = std::mem::take(&mut self.document);
+        self.commit(seq, document, Delta::new());
+        Integrated::Skipped(err)
     }
 
     fn send(&mut self, op: Delta) {

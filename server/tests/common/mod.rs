@@ -9,7 +9,7 @@ use std::net::TcpStream as StdTcpStream;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use futures_util::{SinkExt, StreamExt};
 use sealcast_core::protocol::auth;
@@ -229,7 +229,7 @@ pub async fn pump_doc(
                     wire.push_str(&frame.to_string());
                 }
                 let event = frame["event"].as_str().unwrap_or_default();
-                doc.handle_event(event, &frame["data"], frame["user_id"].as_str()).unwrap();
+                doc.handle_event(event, &frame["data"], frame["user_id"].as_str(), Instant::now()).unwrap();
             }
             Some(Seen::Closed(code)) => panic!("closed: {code:?}"),
             None => return,

@@ -55,7 +55,6 @@ fn remote_ops_move_past_local_edits() {
 fn protocol_violations_are_typed() {
     let mut s = DocSession::new(Delta::new(), 5, 1).unwrap();
     assert_eq!(s.handle_remote(7, 5, &Delta::new()), Err(SessionError::OutOfOrder { expected: 6, got: 7 }));
-    assert_eq!(s.handle_remote(6, 9, &Delta::new()), Err(SessionError::BaseOutOfRange { seq: 6, base: 9 }));
     // Started from a snapshot at 5: ops based before it cannot be placed.
     assert_eq!(s.handle_remote(6, 2, &Delta::new()), Err(SessionError::BaseOutOfRange { seq: 6, base: 2 }));
     assert_eq!(s.handle_ack(42, 6), Err(SessionError::UnexpectedAck { op_id: 42 }));
@@ -64,15 +63,55 @@ fn protocol_violations_are_typed() {
     assert!(DocSession::new(d(json!([{"retain": 1}])), 0, 1).is_err());
 }
 
+#[test]
+fn a_local_edit_that_splits_an_emoji_is_refused_before_it_is_sent() {
+    // The minimal case of issue 11: "😀" is two UTF-16 units; an insert
+    // between them is refused with a typed error and nothing is queued.
+    let mut s = DocSession::new(d(json!([{"insert": "😀"}])), 1, 1).unwrap();
+    let inside = d(json!([{"retain": 1}, {"insert": "x"}]));
+    assert_eq!(s.local_edit(inside), Err(SessionError::Ot(OtError::SplitSurrogatePair)));
+    let half_delete = d(json!([{"delete": 1}]));
+    assert_eq!(s.local_edit(half_delete), Err(SessionError::Ot(OtError::SplitSurrogatePair)));
+    assert!(s.poll_transmit().is_none());
+    assert!(!s.has_pending());
+    s.local_edit(d(json!([{"retain": 2}, {"insert": "x"}]))).unwrap();
+    assert!(s.poll_transmit().is_some());
+}
+
+#[test]
+fn a_sequenced_op_that_does_not_apply_is_a_no_op_for_everyone() {
+    let mut s = DocSession::new(d(json!([{"insert": "😀ab"}])), 0, 1).unwrap();
+    s.local_edit(d(json!([{"retain": 4}, {"insert": "!"}]))).unwrap();
+    let mine = s.poll_transmit().unwrap();
+    // A rogue op cutting the emoji, one past the end, one based on itself:
+    // each is skipped, the document and the pending edit are untouched.
+    let split = d(json!([{"retain": 1}, {"insert": "x"}]));
+    assert_eq!(s.handle_remote(1, 0, &split), Ok(Integrated::Skipped(OtError::SplitSurrogatePair)));
+    let past_end = d(json!([{"retain": 9}, {"delete": 1}]));
+    assert!(matches!(s.handle_remote(2, 1, &past_end), Ok(Integrated::Skipped(OtError::RetainPastEnd { .. }))));
+    assert!(matches!(s.handle_remote(3, 3, &Delta::new()), Ok(Integrated::Skipped(_))));
+    assert_eq!(s.seq(), 3);
+    assert_eq!(text(s.canonical()), "😀ab");
+    assert_eq!(s.poll_event(), None, "a skipped op changes nothing in the editor");
+    // A later op based before the skipped ones still transforms through
+    // them (as empty ops), and our op is acknowledged as usual.
+    s.handle_remote(4, 0, &d(json!([{"insert": ">"}]))).unwrap();
+    assert_eq!(s.handle_ack(mine.op_id, 5), Ok(Integrated::Applied));
+    assert_eq!(text(s.canonical()), ">😀ab!");
+}
+
 /// A message from the sequencer to one client.
 #[derive(Debug, Clone)]
 enum Down {
-    Remote { seq: u64, base: u64, op: Delta },
+    /// `bogus`: injected by a client outside the simulation, does not apply.
+    Remote { seq: u64, base: u64, op: Delta, bogus: bool },
     Ack { op_id: u64, seq: u64 },
 }
 
-/// Steps of the simulation: 0 = a client edits, 1 = deliver a submission
-/// to the sequencer, 2 = deliver a server message to a client.
+/// Steps of the simulation: 0 = a client edits (at any position, so some
+/// edits split an emoji and must be refused), 1 = deliver a submission to
+/// the sequencer, 2 = deliver a server message to a client, 3 = a rogue
+/// author sequences an op that does not apply (every client must skip it).
 fn simulate(clients: usize, steps: &[(u8, usize, u16, u16, u8)]) {
     let mut sessions: Vec<DocSession> =
         (0..clients).map(|c| DocSession::new(Delta::new(), 0, (c as u64) << 32).unwrap()).collect();
@@ -89,17 +128,22 @@ fn simulate(clients: usize, steps: &[(u8, usize, u16, u16, u8)]) {
             inbox.push_back(if client == author {
                 Down::Ack { op_id: submission.op_id, seq }
             } else {
-                Down::Remote { seq, base: submission.base, op: submission.op.clone() }
+                Down::Remote { seq, base: submission.base, op: submission.op.clone(), bogus: false }
             });
         }
     };
     let deliver = |session: &mut DocSession, message: Down| match message {
-        Down::Remote { seq, base, op } => session.handle_remote(seq, base, &op).unwrap(),
-        Down::Ack { op_id, seq } => session.handle_ack(op_id, seq).unwrap(),
+        Down::Remote { seq, base, op, bogus } => {
+            let outcome = session.handle_remote(seq, base, &op).unwrap();
+            assert_eq!(matches!(outcome, Integrated::Skipped(_)), bogus, "op {seq}: {outcome:?}");
+        }
+        Down::Ack { op_id, seq } => {
+            assert_eq!(session.handle_ack(op_id, seq).unwrap(), Integrated::Applied);
+        }
     };
     for &(kind, who, a, b, ch) in steps {
         let c = who % clients;
-        match kind % 3 {
+        match kind % 4 {
             0 => {
                 let view = sessions[c].view().unwrap();
                 let len = view.len();
@@ -109,11 +153,14 @@ fn simulate(clients: usize, steps: &[(u8, usize, u16, u16, u8)]) {
                 if b % 3 == 0 && at < len {
                     change.delete(1 + usize::from(b) % (len - at));
                 } else {
-                    let letter = ["a", "b", "é", "中", " "][usize::from(ch) % 5];
+                    let letter = ["a", "b", "é", "中", " ", "😀", "👩‍💻"][usize::from(ch) % 7];
                     let attrs = (b % 4 == 1).then(|| json!({"bold": true}).as_object().unwrap().clone());
                     change.insert_text(letter, attrs);
                 }
-                sessions[c].local_edit(change).unwrap();
+                match sessions[c].local_edit(change) {
+                    Ok(()) | Err(SessionError::Ot(OtError::SplitSurrogatePair)) => {}
+                    Err(err) => panic!("local edit refused: {err}"),
+                }
                 while let Some(s) = sessions[c].poll_transmit() {
                     up[c].push_back(s);
                 }
@@ -121,6 +168,20 @@ fn simulate(clients: usize, steps: &[(u8, usize, u16, u16, u8)]) {
             1 => {
                 if let Some(s) = up[c].pop_front() {
                     sequence(c, s, &mut down, &mut log);
+                }
+            }
+            3 => {
+                // Reaches past any document this small.
+                let op = if a % 2 == 0 {
+                    d(json!([{"retain": 100_000}, {"insert": "!"}]))
+                } else {
+                    d(json!([{"delete": 100_000}]))
+                };
+                let base = (usize::from(b) % (log.len() + 1)) as u64;
+                log.push((base, op.clone()));
+                let seq = log.len() as u64;
+                for inbox in down.iter_mut() {
+                    inbox.push_back(Down::Remote { seq, base, op: op.clone(), bogus: true });
                 }
             }
             _ => {
@@ -157,7 +218,7 @@ fn simulate(clients: usize, steps: &[(u8, usize, u16, u16, u8)]) {
     // sequencer's log by a fresh observer.
     let mut observer = DocSession::new(Delta::new(), 0, u64::MAX / 2).unwrap();
     for (i, (base, op)) in log.iter().enumerate() {
-        observer.handle_remote(i as u64 + 1, *base, op).unwrap();
+        let _ = observer.handle_remote(i as u64 + 1, *base, op).unwrap();
     }
     for session in &sessions {
         assert!(!session.has_pending());
