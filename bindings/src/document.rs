@@ -12,8 +12,9 @@ use crate::client::SealcastClient;
 /// Something that happened to an open document.
 #[derive(uniffi::Enum, Debug, Clone, PartialEq)]
 pub enum DocumentEvent {
-    /// Joined or rejoined: show `view_json`. `unsent_json`: local changes
-    /// that could not be carried over; offer them to the user.
+    /// Joined, rejoined or reset: replace the editor's content with
+    /// `view_json`; the editor is at `version`. `unsent_json`: local
+    /// changes that could not be carried over; offer them to the user.
     Ready {
         /// The document (Quill delta JSON).
         view_json: String,
@@ -21,11 +22,32 @@ pub enum DocumentEvent {
         seq: u64,
         /// Changes not carried over, if any.
         unsent_json: Option<String>,
+        /// The version of `view_json`.
+        version: u64,
     },
-    /// Apply this delta to the editor's content.
+    /// A change the editor did not make (another user's, an undo/redo, or
+    /// the catch-up after an edit at an older version). Apply it only when
+    /// the editor is at `base`; it is then at `version`. Ignore it
+    /// otherwise (a later change replaces it).
     RemoteChange {
         /// The change (Quill delta JSON).
         delta_json: String,
+        /// The version it applies to.
+        base: u64,
+        /// The version it produces.
+        version: u64,
+    },
+    /// A sequenced op did not apply and was skipped by every client (the
+    /// document goes on).
+    Skipped {
+        /// Its sequence number.
+        seq: u64,
+        /// Its op id.
+        op_id: String,
+        /// Its author, when the server knows it.
+        user_id: Option<String>,
+        /// Why.
+        reason: String,
     },
     /// Another user's cursor.
     Cursor {
@@ -61,14 +83,26 @@ pub enum DocumentEvent {
         /// The user's unacknowledged changes (Quill delta JSON).
         unsent_json: Option<String>,
     },
-    /// The server refused something (e.g. `rate_limited`); the op stays
-    /// pending.
+    /// The server refused something. With `retry_in_ms` the op is
+    /// resubmitted automatically after that wait; without it, a refused op
+    /// was dropped and a `Ready` with `unsent_json` follows.
     Refused {
         /// Error code.
         code: String,
         /// Message.
         message: String,
+        /// When the op is resubmitted, if it is.
+        retry_in_ms: Option<u64>,
     },
+}
+
+/// A document view and its version.
+#[derive(uniffi::Record, Debug, Clone, PartialEq)]
+pub struct VersionedView {
+    /// The document as this user sees it (Quill delta JSON).
+    pub view_json: String,
+    /// Its version (for `edit_document_at`).
+    pub version: u64,
 }
 
 /// How to open a document.
@@ -102,10 +136,18 @@ fn json(delta: &Delta) -> String {
 
 pub(crate) fn document_event(event: DocClientEvent) -> Option<DocumentEvent> {
     Some(match event {
-        DocClientEvent::Ready { view, seq, unsent } => {
-            DocumentEvent::Ready { view_json: json(&view), seq, unsent_json: unsent.as_ref().map(json) }
+        DocClientEvent::Ready { view, seq, unsent, version } => DocumentEvent::Ready {
+            view_json: json(&view),
+            seq,
+            unsent_json: unsent.as_ref().map(json),
+            version,
+        },
+        DocClientEvent::RemoteChange { change, base, version } => {
+            DocumentEvent::RemoteChange { delta_json: json(&change), base, version }
         }
-        DocClientEvent::RemoteChange(delta) => DocumentEvent::RemoteChange { delta_json: json(&delta) },
+        DocClientEvent::Skipped { seq, op_id, user_id, reason } => {
+            DocumentEvent::Skipped { seq, op_id, user_id, reason }
+        }
         DocClientEvent::Cursor { user_id, index, length } => {
             DocumentEvent::Cursor { user_id, index: index as u64, length: length as u64 }
         }
@@ -123,7 +165,11 @@ pub(crate) fn document_event(event: DocClientEvent) -> Option<DocumentEvent> {
             },
             unsent_json: unsent.as_ref().map(json),
         },
-        DocClientEvent::Refused { code, message } => DocumentEvent::Refused { code, message },
+        DocClientEvent::Refused { code, message, retry_in } => DocumentEvent::Refused {
+            code,
+            message,
+            retry_in_ms: retry_in.map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
+        },
         _ => return None,
     })
 }
@@ -151,19 +197,39 @@ impl SealcastClient {
         Ok(self.client.open_document(&doc_id, options.presence, &options.kid, options.key_hint, config)?)
     }
 
-    /// A local change (Quill delta JSON against the current view).
-    pub fn edit_document(&self, doc_id: String, delta_json: String) -> Result<(), SealcastError> {
+    /// A local change (Quill delta JSON against the SDK's current view);
+    /// returns the view's version after it.
+    pub fn edit_document(&self, doc_id: String, delta_json: String) -> Result<u64, SealcastError> {
         Ok(self.client.edit_document(&doc_id, delta(&delta_json)?)?)
     }
 
-    /// Undoes this user's newest change; returns the change for the editor.
-    pub fn undo_document(&self, doc_id: String) -> Result<Option<String>, SealcastError> {
-        Ok(self.client.undo_document(&doc_id)?.as_ref().map(json))
+    /// A local change against the view at `version` (of the last `Ready`
+    /// or `RemoteChange` the editor applied, or of `document_versioned_view`);
+    /// returns the version the editor is at after its own change.
+    pub fn edit_document_at(
+        &self,
+        doc_id: String,
+        version: u64,
+        delta_json: String,
+    ) -> Result<u64, SealcastError> {
+        Ok(self.client.edit_document_at(&doc_id, version, delta(&delta_json)?)?)
     }
 
-    /// Redoes the newest undone change; returns the change for the editor.
-    pub fn redo_document(&self, doc_id: String) -> Result<Option<String>, SealcastError> {
-        Ok(self.client.redo_document(&doc_id)?.as_ref().map(json))
+    /// Undoes this user's newest change; the change for the editor arrives
+    /// as a `RemoteChange`. False when there is nothing to undo.
+    pub fn undo_document(&self, doc_id: String) -> Result<bool, SealcastError> {
+        Ok(self.client.undo_document(&doc_id)?)
+    }
+
+    /// Redoes the newest undone change, like `undo_document`.
+    pub fn redo_document(&self, doc_id: String) -> Result<bool, SealcastError> {
+        Ok(self.client.redo_document(&doc_id)?)
+    }
+
+    /// Resubmits the in-flight op now (refused ops are resubmitted
+    /// automatically after a wait; this skips it).
+    pub fn resubmit_document(&self, doc_id: String) -> Result<(), SealcastError> {
+        Ok(self.client.resubmit_document(&doc_id)?)
     }
 
     /// Shares this user's selection.
@@ -176,6 +242,12 @@ impl SealcastClient {
     /// The document as this user sees it (Quill delta JSON).
     pub fn document_view(&self, doc_id: String) -> Result<String, SealcastError> {
         Ok(json(&self.client.document_view(&doc_id)?))
+    }
+
+    /// The document as this user sees it, with its version (to edit at).
+    pub fn document_versioned_view(&self, doc_id: String) -> Result<VersionedView, SealcastError> {
+        let (view, version) = self.client.document_versioned_view(&doc_id)?;
+        Ok(VersionedView { view_json: json(&view), version })
     }
 
     /// After `Diverged`: reloads the document from the server.

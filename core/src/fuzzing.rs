@@ -141,7 +141,12 @@ pub fn doc_client(data: &[u8]) {
                 Err(_) => continue,
             },
             3 => client.handle_event(EVENTS[(num(1) % 7) as usize], &x, Some("u"), Instant::now()),
-            4 => client.handle_event(EVENTS[3], &json!({"seq": num(1), "kv": 1, "digest": x}), None, Instant::now()),
+            4 => client.handle_event(
+                EVENTS[3],
+                &json!({"seq": num(1), "kv": 1, "digest": x}),
+                None,
+                Instant::now(),
+            ),
             6 => match Delta::from_json(&x) {
                 Ok(delta) => client.edit_at(num(1), delta).map(drop),
                 Err(_) => continue,

@@ -1,9 +1,15 @@
 //! End-to-end document convergence against a real `sealcast serve`:
 //! encrypted `DocClient`s edit one document concurrently with random
 //! delays, disconnects, rejoins (from "since" and from a snapshot) and a
-//! `kill -9` of the server with a restart on the same data directory. At
-//! the end every client's document equals a replay of the server's log, and
-//! every op acknowledged before the crash is in it.
+//! `kill -9` of the server with a restart on the same data directory. The
+//! text has emoji and other astral characters; each client's "editor"
+//! applies the SDK's changes late and edits the state it shows (so edits
+//! are made from stale views); the server's op rate limit refuses some
+//! submissions (resubmitted automatically); a rogue client injects ops that
+//! do not apply (sealed with the key) and garbage ones (without it), which
+//! every client must skip. At the end every client's document and editor
+//! equal a replay of the server's log, and every op acknowledged before the
+//! crash is in it.
 //!
 //! The random choices come from one seed, printed at the start; rerun with
 //! `DOC_SEED=<seed>` (timing on the network still varies between runs).
@@ -11,7 +17,7 @@
 
 mod common;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -19,9 +25,10 @@ use std::time::{Duration, Instant};
 
 use common::{APP_ID, APP_KEY, APP_SECRET, Client, Seen, Server, TempDir};
 use sealcast_core::crypto::{Key, KeyRing};
-use sealcast_core::doc::{DocClient, DocClientEvent, DocConfig, payload};
+use sealcast_core::doc::{DocClient, DocClientError, DocClientEvent, DocConfig, payload};
 use sealcast_core::ot::Delta;
-use sealcast_core::ot::session::DocSession;
+use sealcast_core::ot::OtError;
+use sealcast_core::ot::session::{DocSession, Integrated, SessionError};
 use sealcast_core::protocol::auth;
 use serde_json::{Value, json};
 
@@ -60,15 +67,18 @@ fn config() -> DocConfig {
     DocConfig { snapshot_every: 200, digest_every: 25 }
 }
 
-/// A random edit of `view` (BMP text, an embed, deletes, formatting).
+/// A random edit of `view` (text with astral characters, an embed,
+/// deletes, formatting). Positions are any UTF-16 unit, so some edits split
+/// a surrogate pair: the caller checks them against its view first, as an
+/// editor would never produce them.
 fn random_edit(rng: &mut Rng, view: &Delta) -> Delta {
-    const TEXT: [&str; 6] = ["a", "bc", "xyz", " ", "é", "日本"];
+    const TEXT: [&str; 9] = ["a", "bc", "xyz", " ", "é", "日本", "😀", "👩‍💻", "𝄞x"];
     let len = view.len() as u64;
     let mut edit = Delta::new();
     let at = rng.below(len + 1) as usize;
     match rng.below(10) {
         0..=4 => {
-            edit.retain(at, None).insert_text(TEXT[rng.below(6) as usize], None);
+            edit.retain(at, None).insert_text(TEXT[rng.below(TEXT.len() as u64) as usize], None);
         }
         5 => {
             let embed = json!({"image": format!("img-{}", rng.below(100))});
@@ -148,16 +158,34 @@ struct Shared {
     acked: Mutex<HashMap<String, u64>>,
 }
 
+/// What a client counted.
+#[derive(Debug, Default)]
+struct Counts {
+    edits: u64,
+    rejoins_since: u64,
+    restarts: u64,
+    unsent_offers: u64,
+    /// Edits made at a version older than the SDK's view.
+    stale_edits: u64,
+    /// Edits that split a surrogate pair, refused by the SDK with a typed error.
+    refused_locally: u64,
+    /// `rate_limited` refusals (each resubmitted automatically).
+    rate_limited: u64,
+    /// Sequenced ops skipped as not applying.
+    skipped: u64,
+}
+
 struct Peer {
     index: usize,
     rng: Rng,
     seed: u64,
     doc: DocClient,
     ws: Option<Client>,
-    edits: u64,
-    rejoins_since: u64,
-    restarts: u64,
-    unsent_offers: u64,
+    /// What the app's editor shows, and its version: changes reach it late.
+    editor: Delta,
+    editor_version: u64,
+    queued: VecDeque<DocClientEvent>,
+    counts: Counts,
 }
 
 impl Peer {
@@ -177,18 +205,86 @@ impl Peer {
         }
     }
 
+    /// Takes the SDK's events; the editor applies them later.
     fn drain_events(&mut self) {
         while let Some(event) = self.doc.poll_event() {
-            match event {
+            match &event {
                 DocClientEvent::Diverged { seq, reason, .. } => {
                     panic!("client {} diverged at {seq}: {reason:?} (seed {})", self.index, self.seed)
                 }
-                DocClientEvent::Ready { unsent: Some(_), .. } => self.unsent_offers += 1,
-                DocClientEvent::Refused { code, message } => {
-                    panic!("client {} refused: {code} {message}", self.index)
+                DocClientEvent::Ready { unsent: Some(_), .. } => self.counts.unsent_offers += 1,
+                DocClientEvent::Refused { code, retry_in: Some(_), .. } if code == "rate_limited" => {
+                    self.counts.rate_limited += 1
+                }
+                DocClientEvent::Refused { code, message, .. } => {
+                    panic!("client {} refused: {code} {message} (seed {})", self.index, self.seed)
+                }
+                DocClientEvent::Skipped { .. } => self.counts.skipped += 1,
+                _ => {}
+            }
+            self.queued.push_back(event);
+        }
+        // The editor is sometimes behind: it applies only part of the queue.
+        let apply = if self.rng.chance(60) { usize::MAX } else { self.rng.below(3) as usize };
+        self.apply_to_editor(apply);
+    }
+
+    /// The editor applies up to `n` queued events, as an editor binding
+    /// does: a `Ready` replaces its content, a change applies only at its
+    /// base version.
+    fn apply_to_editor(&mut self, n: usize) {
+        for _ in 0..n {
+            let Some(event) = self.queued.pop_front() else { return };
+            match event {
+                DocClientEvent::Ready { view, version, .. } => {
+                    self.editor = view;
+                    self.editor_version = version;
+                }
+                DocClientEvent::RemoteChange { change, base, version } if base == self.editor_version => {
+                    self.editor = self.editor.apply(&change).unwrap_or_else(|e| {
+                        panic!(
+                            "client {}: a change does not fit the editor: {e} (seed {})",
+                            self.index, self.seed
+                        )
+                    });
+                    self.editor_version = version;
                 }
                 _ => {}
             }
+        }
+    }
+
+    /// The user types into the editor (which may be behind the SDK).
+    fn edit(&mut self) {
+        let edit = random_edit(&mut self.rng, &self.editor);
+        let Ok(after) = self.editor.apply(&edit) else {
+            // The editor would not produce this; the SDK refuses it typed.
+            if self.doc.is_ready() && self.editor_version == self.doc.versioned_view().unwrap().1 {
+                let refused = self.doc.local_edit(edit);
+                assert!(
+                    matches!(
+                        refused,
+                        Err(DocClientError::Session(SessionError::Ot(OtError::SplitSurrogatePair)))
+                    ),
+                    "client {}: {refused:?}",
+                    self.index
+                );
+                self.counts.refused_locally += 1;
+            }
+            return;
+        };
+        let stale = self.doc.versioned_view().is_ok_and(|(_, head)| head != self.editor_version);
+        match self.doc.edit_at(self.editor_version, edit) {
+            Ok(version) => {
+                self.editor = after;
+                self.editor_version = version;
+                self.counts.edits += 1;
+                self.counts.stale_edits += u64::from(stale);
+            }
+            // The editor is behind a `Ready` (a rejoin): it catches up, the
+            // edit is not made (a real editor shows the new content first).
+            Err(DocClientError::Version(_) | DocClientError::NotReady) => self.apply_to_editor(usize::MAX),
+            Err(err) => panic!("client {}: edit refused: {err} (seed {})", self.index, self.seed),
         }
     }
 
@@ -205,15 +301,22 @@ impl Peer {
         loop {
             if self.ws.is_none() {
                 self.reconnect(shared).await;
-                self.rejoins_since += 1;
+                self.counts.rejoins_since += 1;
             }
-            let Some(ws) = &mut self.ws else { return };
-            let left = deadline.saturating_duration_since(Instant::now());
-            match ws.next_within(left).await {
-                None => return,
+            // Resubmissions after a refusal are due on the client's timer.
+            self.doc.handle_timeout(Instant::now());
+            self.send_frames().await;
+            let Some(ws) = &mut self.ws else { continue };
+            let now = Instant::now();
+            let until = self.doc.poll_timeout().map_or(deadline, |at| at.min(deadline));
+            if now >= deadline {
+                return;
+            }
+            match ws.next_within(until.saturating_duration_since(now)).await {
+                None => continue,
                 Some(Seen::Closed(_)) => {
                     self.reconnect(shared).await;
-                    self.rejoins_since += 1;
+                    self.counts.rejoins_since += 1;
                 }
                 Some(Seen::Frame(frame)) => {
                     let event = frame["event"].as_str().unwrap_or_default();
@@ -236,9 +339,7 @@ impl Peer {
         while !shared.stop.load(Ordering::Relaxed) {
             let roll = self.rng.below(1000);
             if self.doc.is_ready() && roll < 700 {
-                let edit = random_edit(&mut self.rng, &self.doc.view().unwrap());
-                self.doc.local_edit(edit).unwrap();
-                self.edits += 1;
+                self.edit();
                 if self.rng.chance(5) {
                     let len = self.doc.view().unwrap().len() as u64;
                     let at = self.rng.below(len + 1) as usize;
@@ -250,11 +351,15 @@ impl Peer {
             } else if roll < 704 {
                 // Drop the connection; rejoin with "since".
                 self.reconnect(&shared).await;
-                self.rejoins_since += 1;
+                self.counts.rejoins_since += 1;
             } else if roll < 706 && !self.doc.has_pending() {
                 // The app restarts: a fresh client joins from the snapshot.
-                self.restarts += 1;
-                self.doc = Peer::fresh_doc(self.seed, self.index, self.restarts);
+                self.counts.restarts += 1;
+                self.doc = Peer::fresh_doc(self.seed, self.index, self.counts.restarts);
+                // The app's editor starts over too: the new client's `Ready`
+                // gives it content and a version (ids are per client).
+                self.queued.clear();
+                self.editor_version = 0;
                 self.reconnect(&shared).await;
             }
             self.send_frames().await;
@@ -273,6 +378,7 @@ impl Peer {
             {
                 self.pump(&shared, Duration::from_millis(500)).await;
                 if !self.doc.has_pending() && self.doc.seq() >= shared.max_seq.load(Ordering::Relaxed) {
+                    self.apply_to_editor(usize::MAX);
                     return self;
                 }
             }
@@ -330,6 +436,52 @@ async fn observe(shared: Arc<Shared>, done: Arc<AtomicBool>) -> Vec<(u64, u64, S
     }
 }
 
+/// A rogue co-subscriber: every ~200 ms it submits an op sealed with the
+/// document key that does not apply (it retains past any document), and
+/// one that is not even sealed (garbage, as a client without the key
+/// would send). Returns how many of each were sequenced.
+async fn rogue(shared: Arc<Shared>, seed: u64) -> (u64, u64) {
+    let channel = format!("private-doc-{DOC}");
+    let mut sealer = ring(seed);
+    let bogus = Delta::from_json(&json!([{"retain": 1_000_000_000u64}, {"insert": "!"}])).unwrap();
+    let (mut sealed_n, mut garbage_n, mut n) = (0, 0, 0u64);
+    'connection: while !shared.stop.load(Ordering::Relaxed) {
+        let mut ws = connect(&shared.target, &channel).await;
+        while !shared.stop.load(Ordering::Relaxed) {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            n += 1;
+            let base = shared.max_seq.load(Ordering::Relaxed);
+            let op_id = format!("rogue-{n}");
+            let payload = if n % 2 == 0 {
+                payload::seal_op(&mut sealer, KID, DOC, base, &op_id, &bogus).unwrap()
+            } else {
+                "garbage-without-the-key".to_owned()
+            };
+            let submit = json!({"event": "sealcast:doc-submit", "channel": channel,
+                "data": {"base": base, "op_id": op_id, "payload": payload}});
+            if !ws.try_send_raw(&submit.to_string()).await {
+                continue 'connection;
+            }
+            loop {
+                match ws.next_within(Duration::from_secs(2)).await {
+                    Some(Seen::Frame(f)) if f["event"] == "sealcast_internal:doc-ack" => {
+                        if n % 2 == 0 {
+                            sealed_n += 1
+                        } else {
+                            garbage_n += 1
+                        }
+                        break;
+                    }
+                    Some(Seen::Frame(f)) if f["event"] == "sealcast_internal:doc-error" => break,
+                    Some(Seen::Frame(_)) => continue,
+                    _ => continue 'connection,
+                }
+            }
+        }
+    }
+    (sealed_n, garbage_n)
+}
+
 fn data_root() -> PathBuf {
     // tmpfs when there is one: fsyncs there cost nothing, and the crash
     // being tested is the process's, not the machine's.
@@ -348,7 +500,8 @@ async fn five_encrypted_clients_converge_through_disconnects_and_a_server_crash(
 
     let dir = TempDir(data_root().join(format!("sealcast-conv-{}-{seed}", std::process::id())));
     std::fs::create_dir_all(&dir.0).unwrap();
-    let app = "doc_ops_per_second = 100000";
+    // Low enough that busy clients are refused now and then.
+    let app = "doc_ops_per_second = 50";
     let env = [("RUST_LOG", "info")];
     let mut server = Server::start_in(&dir.0, "", app, &env);
     let shared = Arc::new(Shared {
@@ -359,6 +512,7 @@ async fn five_encrypted_clients_converge_through_disconnects_and_a_server_crash(
     });
     let observer_done = Arc::new(AtomicBool::new(false));
     let observer = tokio::spawn(observe(shared.clone(), observer_done.clone()));
+    let rogue = tokio::spawn(rogue(shared.clone(), seed));
 
     let mut master = Rng(seed);
     let peers: Vec<_> = (0..CLIENTS)
@@ -369,10 +523,10 @@ async fn five_encrypted_clients_converge_through_disconnects_and_a_server_crash(
                 seed,
                 doc: Peer::fresh_doc(seed, index, 0),
                 ws: None,
-                edits: 0,
-                rejoins_since: 0,
-                restarts: 0,
-                unsent_offers: 0,
+                editor: Delta::new(),
+                editor_version: 0,
+                queued: VecDeque::new(),
+                counts: Counts::default(),
             };
             tokio::spawn(peer.run(shared.clone()))
         })
@@ -401,6 +555,7 @@ async fn five_encrypted_clients_converge_through_disconnects_and_a_server_crash(
     for peer in peers {
         settled.push(peer.await.expect("client task"));
     }
+    let (rogue_sealed, rogue_garbage) = rogue.await.expect("rogue task");
     tokio::time::sleep(Duration::from_millis(500)).await;
     observer_done.store(true, Ordering::Relaxed);
     let log = observer.await.unwrap();
@@ -408,10 +563,23 @@ async fn five_encrypted_clients_converge_through_disconnects_and_a_server_crash(
     // Replay the server's log from scratch.
     let key_ring = ring(seed);
     let mut replay = DocSession::new(Delta::new(), 0, 0).unwrap();
+    let mut replay_skipped = 0;
     for (seq, base, op_id, sealed) in &log {
-        let op = payload::open_op(&key_ring, DOC, *base, op_id, sealed).unwrap();
-        replay.handle_remote(*seq, *base, &op).unwrap();
+        let applied = match payload::open_op(&key_ring, DOC, *base, op_id, sealed) {
+            Ok(op) => replay.handle_remote(*seq, *base, &op).unwrap() == Integrated::Applied,
+            Err(_) => {
+                replay.skip_remote(*seq).unwrap();
+                false
+            }
+        };
+        assert_eq!(applied, !op_id.starts_with("rogue-"), "op {seq} ({op_id}) (seed {seed})");
+        replay_skipped += u64::from(!applied);
     }
+    eprintln!(
+        "rogue ops sequenced: {rogue_sealed} sealed that do not apply, {rogue_garbage} garbage; {replay_skipped} skipped in the replay"
+    );
+    assert_eq!(replay_skipped, rogue_sealed + rogue_garbage);
+    assert!(rogue_sealed > 0 && rogue_garbage > 0, "the rogue got no op in (seed {seed})");
     let head = log.len() as u64;
     eprintln!(
         "{} ops sequenced in {:.1} s; final document {} units",
@@ -421,9 +589,12 @@ async fn five_encrypted_clients_converge_through_disconnects_and_a_server_crash(
     );
     assert!(head >= target_ops);
     for peer in &settled {
-        eprintln!(
-            "client {}: {} edits, {} since-rejoins, {} restarts, {} unsent offers",
-            peer.index, peer.edits, peer.rejoins_since, peer.restarts, peer.unsent_offers
+        eprintln!("client {}: {:?}", peer.index, peer.counts);
+        assert_eq!(
+            peer.editor,
+            peer.doc.view().unwrap(),
+            "client {}'s editor differs (seed {seed})",
+            peer.index
         );
         assert_eq!(peer.doc.seq(), head, "client {} is not at the head (seed {seed})", peer.index);
         assert_eq!(
@@ -434,6 +605,10 @@ async fn five_encrypted_clients_converge_through_disconnects_and_a_server_crash(
         );
         assert_eq!(&peer.doc.view().unwrap(), replay.canonical());
     }
+    let total = |f: fn(&Counts) -> u64| settled.iter().map(|p| f(&p.counts)).sum::<u64>();
+    assert!(total(|c| c.stale_edits) > 0, "no edit was made from a stale view (seed {seed})");
+    assert!(total(|c| c.skipped) > 0, "no client saw a skipped op (seed {seed})");
+    assert!(total(|c| c.rate_limited) > 0, "no submission was rate limited (seed {seed})");
     // No op acknowledged before the crash was lost, nor renumbered.
     let by_id: HashMap<&str, u64> = log.iter().map(|(seq, _, id, _)| (id.as_str(), *seq)).collect();
     for (op_id, seq) in &acked_before_crash {

@@ -577,7 +577,10 @@ impl DocClient {
         let text = |name| data.get(name).and_then(Value::as_str).unwrap_or_default().to_owned();
         let (code, message) = (text("code"), text("message"));
         let ours = self.phase == Phase::Ready
-            && data.get("op_id").and_then(Value::as_str).is_some_and(|id| self.in_flight_op_id().as_deref() == Some(id));
+            && data
+                .get("op_id")
+                .and_then(Value::as_str)
+                .is_some_and(|id| self.in_flight_op_id().as_deref() == Some(id));
         let mut retry_in = None;
         match code.as_str() {
             // Our op's base fell behind the floor: catch up, then resend.
@@ -743,7 +746,12 @@ impl DocClient {
         let session = self.session.as_mut().expect("a joined client has a session");
         while session.poll_event().is_some() {}
         let version = self.versions.reset();
-        self.events.push_back(DocClientEvent::Ready { view: session.view()?, seq: session.seq(), unsent, version });
+        self.events.push_back(DocClientEvent::Ready {
+            view: session.view()?,
+            seq: session.seq(),
+            unsent,
+            version,
+        });
         for early in std::mem::take(&mut self.early) {
             self.handle(&early)?;
         }

@@ -60,8 +60,13 @@ fn edits_are_sealed_and_acks_complete_them() {
     assert_eq!(sent[0]["event"], "sealcast:doc-submit");
     assert!(!sent[0].to_string().contains("secret"), "the server must not see plaintext");
     let op_id = sent[0]["data"]["op_id"].as_str().unwrap().to_owned();
-    c.handle_event("sealcast_internal:doc-ack", &json!({"op_id": op_id, "seq": 1, "duplicate": false}), None, Instant::now())
-        .unwrap();
+    c.handle_event(
+        "sealcast_internal:doc-ack",
+        &json!({"op_id": op_id, "seq": 1, "duplicate": false}),
+        None,
+        Instant::now(),
+    )
+    .unwrap();
     assert!(!c.has_pending());
     assert_eq!(c.canonical(), Some(&text("secret words")));
 }
@@ -91,10 +96,21 @@ fn a_digest_mismatch_stops_input_and_offers_unsent_changes() {
     c.local_edit(text("mine")).unwrap();
     // A matching digest is fine; a different one is divergence.
     let own = payload::digest(&Key::from_bytes(&[3; 32]), "d", 2, c.canonical().unwrap());
-    c.handle_event("sealcast_internal:doc-digest", &json!({"seq": 2, "kv": 1, "digest": own}), None, Instant::now()).unwrap();
+    c.handle_event(
+        "sealcast_internal:doc-digest",
+        &json!({"seq": 2, "kv": 1, "digest": own}),
+        None,
+        Instant::now(),
+    )
+    .unwrap();
     assert!(c.is_ready());
-    c.handle_event("sealcast_internal:doc-digest", &json!({"seq": 2, "kv": 1, "digest": "AAAA"}), None, Instant::now())
-        .unwrap();
+    c.handle_event(
+        "sealcast_internal:doc-digest",
+        &json!({"seq": 2, "kv": 1, "digest": "AAAA"}),
+        None,
+        Instant::now(),
+    )
+    .unwrap();
     let last = events(&mut c).pop().unwrap();
     assert_eq!(
         last,
@@ -115,7 +131,8 @@ fn the_author_of_a_checkpoint_publishes_its_digest_and_snapshot() {
     c.handle_event("sealcast_internal:doc-op", &op(1, 0, "b-1", &text("x")), None, Instant::now()).unwrap();
     c.local_edit(text("ab")).unwrap();
     let id = frames(&mut c)[0]["data"]["op_id"].clone();
-    c.handle_event("sealcast_internal:doc-ack", &json!({"op_id": id, "seq": 2}), None, Instant::now()).unwrap();
+    c.handle_event("sealcast_internal:doc-ack", &json!({"op_id": id, "seq": 2}), None, Instant::now())
+        .unwrap();
     let sent = frames(&mut c);
     assert_eq!(sent[0]["event"], "sealcast:doc-digest");
     assert_eq!(sent[0]["data"]["seq"], 2);
@@ -124,7 +141,8 @@ fn the_author_of_a_checkpoint_publishes_its_digest_and_snapshot() {
     let id = frames(&mut c)[0]["data"]["op_id"].clone();
     c.handle_event("sealcast_internal:doc-op", &op(3, 2, "b-2", &text("y")), None, Instant::now()).unwrap();
     c.local_edit(text("d")).unwrap();
-    c.handle_event("sealcast_internal:doc-ack", &json!({"op_id": id, "seq": 4}), None, Instant::now()).unwrap();
+    c.handle_event("sealcast_internal:doc-ack", &json!({"op_id": id, "seq": 4}), None, Instant::now())
+        .unwrap();
     let sent: Vec<_> = frames(&mut c).iter().map(|f| f["event"].as_str().unwrap().to_owned()).collect();
     assert_eq!(sent, ["sealcast:doc-digest", "sealcast:doc-snapshot", "sealcast:doc-submit"]);
 }
@@ -144,7 +162,8 @@ fn a_rejoin_whose_history_was_compacted_reloads_and_offers_unsent() {
     c.handle_event(
         "sealcast_internal:doc-state",
         &json!({"head": 2000, "snapshot": null, "ops": [], "op_seq": null}),
-        None, Instant::now(),
+        None,
+        Instant::now(),
     )
     .unwrap();
     assert_eq!(frames(&mut c).pop().unwrap()["data"], json!({}), "falls back to the snapshot");
@@ -191,7 +210,8 @@ fn remote_cursors_follow_later_edits() {
     let mut a = joined("a");
     let mut b = joined("b");
     for c in [&mut a, &mut b] {
-        c.handle_event("sealcast_internal:doc-op", &op(1, 0, "x-1", &text("hello")), None, Instant::now()).unwrap();
+        c.handle_event("sealcast_internal:doc-op", &op(1, 0, "x-1", &text("hello")), None, Instant::now())
+            .unwrap();
     }
     a.cursor(2, 3).unwrap();
     let cursor = frames(&mut a).pop().unwrap();
@@ -255,10 +275,7 @@ fn a_rate_limited_op_is_resubmitted_after_a_growing_wait() {
     c.local_edit(text("x")).unwrap();
     let id = submitted(&mut c).pop().unwrap();
     refuse(&mut c, "rate_limited", &id, t0);
-    assert!(matches!(
-        events(&mut c)[..],
-        [DocClientEvent::Refused { retry_in: Some(RETRY_FIRST), .. }]
-    ));
+    assert!(matches!(events(&mut c)[..], [DocClientEvent::Refused { retry_in: Some(RETRY_FIRST), .. }]));
     assert_eq!(c.poll_timeout(), Some(t0 + RETRY_FIRST));
     c.handle_timeout(t0);
     assert!(submitted(&mut c).is_empty(), "not before the wait is over");

@@ -199,7 +199,10 @@ mod tests {
             versions.advance(d(json!([{"insert": "x"}])));
         }
         assert_eq!(versions.rebase(v0, Delta::new()), Err(VersionError::Stale { version: v0 }));
-        assert_eq!(versions.rebase(10_000_000, Delta::new()), Err(VersionError::Stale { version: 10_000_000 }));
+        assert_eq!(
+            versions.rebase(10_000_000, Delta::new()),
+            Err(VersionError::Stale { version: 10_000_000 })
+        );
         let head = versions.reset();
         assert!(versions.rebase(head - 1, Delta::new()).is_err());
     }

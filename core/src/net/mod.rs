@@ -363,7 +363,12 @@ impl Client {
             let (kv, key) =
                 current_key(&inner.ring, kid).ok_or_else(|| NetError::KeyProvider("no key".into()))?;
             let ring = KeyRing::single(kid, kv, key)?;
-            let prefix = format!("{:016x}", crate::crypto::rng::random_u64()?);
+            // 128 random bits: nobody can predict (and so take) our op ids.
+            let prefix = format!(
+                "{:016x}{:016x}",
+                crate::crypto::rng::random_u64()?,
+                crate::crypto::rng::random_u64()?
+            );
             let mut doc = DocClient::new(doc_id, presence, ring, kid, key_hint, &prefix, config)?;
             let channel = doc.channel().to_owned();
             inner.session.subscribe(&channel)?;
@@ -407,19 +412,38 @@ impl Client {
         })
     }
 
-    /// A local change to the document's view.
-    pub fn edit_document(&self, doc_id: &str, change: Delta) -> Result<(), NetError> {
+    /// A local change to the document's current view; returns the view's
+    /// version after it. See [`Client::edit_document_at`] for editors that
+    /// apply events asynchronously.
+    pub fn edit_document(&self, doc_id: &str, change: Delta) -> Result<u64, NetError> {
         self.with_doc(doc_id, |doc| doc.local_edit(change))
     }
 
-    /// Undoes this user's newest change; returns it for the editor.
-    pub fn undo_document(&self, doc_id: &str) -> Result<Option<Delta>, NetError> {
+    /// A local change to the view at `version` (the last `Ready` or
+    /// `RemoteChange` the editor applied): see [`DocClient::edit_at`].
+    /// Returns the version the editor is at after its own change.
+    pub fn edit_document_at(&self, doc_id: &str, version: u64, change: Delta) -> Result<u64, NetError> {
+        self.with_doc(doc_id, |doc| doc.edit_at(version, change))
+    }
+
+    /// Undoes this user's newest change; the change for the editor arrives
+    /// as a `RemoteChange`. False when there is nothing to undo.
+    pub fn undo_document(&self, doc_id: &str) -> Result<bool, NetError> {
         self.with_doc(doc_id, DocClient::undo)
     }
 
-    /// Redoes the newest undone change; returns it for the editor.
-    pub fn redo_document(&self, doc_id: &str) -> Result<Option<Delta>, NetError> {
+    /// Redoes the newest undone change, like [`Client::undo_document`].
+    pub fn redo_document(&self, doc_id: &str) -> Result<bool, NetError> {
         self.with_doc(doc_id, DocClient::redo)
+    }
+
+    /// Resubmits the document's in-flight op now (refused ops are
+    /// resubmitted automatically after a wait; this skips it).
+    pub fn resubmit_document(&self, doc_id: &str) -> Result<(), NetError> {
+        self.with_doc(doc_id, |doc| {
+            doc.resubmit();
+            Ok(())
+        })
     }
 
     /// Shares this user's cursor.
@@ -430,6 +454,12 @@ impl Client {
     /// The document as this user sees it.
     pub fn document_view(&self, doc_id: &str) -> Result<Delta, NetError> {
         self.with_doc(doc_id, |doc| doc.view())
+    }
+
+    /// The document as this user sees it, with its version (to edit at
+    /// with [`Client::edit_document_at`]).
+    pub fn document_versioned_view(&self, doc_id: &str) -> Result<(Delta, u64), NetError> {
+        self.with_doc(doc_id, |doc| doc.versioned_view())
     }
 
     /// After `Diverged`: reloads the document from the server.
@@ -515,6 +545,8 @@ impl Driver {
             for event in events {
                 self.dispatch(event).await;
             }
+            // App calls (edits, undo) and timers queue document events too.
+            self.drain_documents().await;
             for action in actions {
                 self.perform(action, &auth_tx).await;
             }
@@ -527,7 +559,11 @@ impl Driver {
             if had_work {
                 continue;
             }
-            let deadline = self.shared.lock().session.next_deadline();
+            let deadline = {
+                let inner = self.shared.lock();
+                let docs = inner.docs.values().filter_map(DocClient::poll_timeout);
+                inner.session.next_deadline().into_iter().chain(docs).min()
+            };
             let sleep = async {
                 match deadline {
                     Some(at) => tokio::time::sleep_until(at.into()).await,
@@ -546,7 +582,18 @@ impl Driver {
                 Some((channel, socket_id, result)) = auth_rx.recv() => {
                     self.shared.lock().session.authorized(&channel, &socket_id, result);
                 }
-                () = sleep => self.shared.lock().session.on_timer(Instant::now()),
+                () = sleep => {
+                    let now = Instant::now();
+                    let mut inner = self.shared.lock();
+                    inner.session.on_timer(now);
+                    let channels: Vec<String> = inner.docs.keys().cloned().collect();
+                    for channel in channels {
+                        if let Some(doc) = inner.docs.get_mut(&channel) {
+                            doc.handle_timeout(now);
+                        }
+                        flush_doc(&mut inner, &channel);
+                    }
+                }
             }
         }
     }
@@ -702,6 +749,14 @@ impl Driver {
             self.shared.emit(Event::Error { code: None, message: format!("document frame: {err}") });
         }
         self.drain_document(channel).await;
+    }
+
+    /// Delivers every open document's queued events.
+    async fn drain_documents(&mut self) {
+        let channels: Vec<String> = self.shared.lock().docs.keys().cloned().collect();
+        for channel in channels {
+            self.drain_document(&channel).await;
+        }
     }
 
     /// Delivers a document's events, answering key requests on the way.

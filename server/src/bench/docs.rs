@@ -283,7 +283,8 @@ pub async fn join(args: JoinArgs) -> Result<(), CliError> {
             let frame = client.next_json().await?;
             let event = frame["event"].as_str().unwrap_or_default();
             let handled = Instant::now();
-            doc.handle_event(event, &frame["data"], None, Instant::now()).map_err(|e| CliError::Bench(e.to_string()))?;
+            doc.handle_event(event, &frame["data"], None, Instant::now())
+                .map_err(|e| CliError::Bench(e.to_string()))?;
             processing += handled.elapsed();
         }
         total_ms.push(started.elapsed().as_secs_f64() * 1e3);

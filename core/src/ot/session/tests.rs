@@ -88,7 +88,10 @@ fn a_sequenced_op_that_does_not_apply_is_a_no_op_for_everyone() {
     let split = d(json!([{"retain": 1}, {"insert": "x"}]));
     assert_eq!(s.handle_remote(1, 0, &split), Ok(Integrated::Skipped(OtError::SplitSurrogatePair)));
     let past_end = d(json!([{"retain": 9}, {"delete": 1}]));
-    assert!(matches!(s.handle_remote(2, 1, &past_end), Ok(Integrated::Skipped(OtError::RetainPastEnd { .. }))));
+    assert!(matches!(
+        s.handle_remote(2, 1, &past_end),
+        Ok(Integrated::Skipped(OtError::RetainPastEnd { .. }))
+    ));
     assert!(matches!(s.handle_remote(3, 3, &Delta::new()), Ok(Integrated::Skipped(_))));
     assert_eq!(s.seq(), 3);
     assert_eq!(text(s.canonical()), "😀ab");
@@ -104,8 +107,16 @@ fn a_sequenced_op_that_does_not_apply_is_a_no_op_for_everyone() {
 #[derive(Debug, Clone)]
 enum Down {
     /// `bogus`: injected by a client outside the simulation, does not apply.
-    Remote { seq: u64, base: u64, op: Delta, bogus: bool },
-    Ack { op_id: u64, seq: u64 },
+    Remote {
+        seq: u64,
+        base: u64,
+        op: Delta,
+        bogus: bool,
+    },
+    Ack {
+        op_id: u64,
+        seq: u64,
+    },
 }
 
 /// Steps of the simulation: 0 = a client edits (at any position, so some
