@@ -446,8 +446,7 @@ impl Session {
             Err(err) => return self.error(None, &err.to_string()),
         };
         let name = channel.as_str().to_owned();
-        let Some(doc) = name.strip_prefix("private-doc-").or_else(|| name.strip_prefix("presence-doc-"))
-        else {
+        if name.strip_prefix("private-doc-").or_else(|| name.strip_prefix("presence-doc-")).is_none() {
             return self.doc_error(
                 &name,
                 "invalid",
@@ -455,10 +454,14 @@ impl Session {
                 None,
             );
         };
-        if self.app.subscription(&self.handle.socket_id, &name).is_none() {
+        let Some(presence_user) = self.app.subscription(&self.handle.socket_id, &name) else {
             return self.doc_error(&name, "not_subscribed", "subscribe to the document channel first", None);
-        }
-        let id = DocId::new(self.app.config.id.clone(), doc);
+        };
+        // The whole channel name is the document: `private-doc-x` and
+        // `presence-doc-x` are two documents, each behind its own channel
+        // authorization (docs/protocol.md).
+        let id = DocId::new(self.app.config.id.clone(), name.as_str());
+        let op_author = presence_user.or_else(|| self.app.signed_in_user(&self.handle.socket_id));
         match frame.event.as_str() {
             "sealcast:doc-join" => {
                 #[derive(serde::Deserialize)]
@@ -505,13 +508,21 @@ impl Session {
                 let (app, metrics, author) = (self.app.clone(), &self.state.metrics, &self.handle);
                 // The ack is queued under the document lock, like the
                 // broadcast: the author must see it before any later op.
+                let user_id = op_author.clone();
                 let broadcast = |seq| {
-                    let op = doc_frames::op(&name, seq, submit.base, &submit.op_id, &submit.payload);
+                    let op = doc_frames::op(
+                        &name,
+                        seq,
+                        submit.base,
+                        &submit.op_id,
+                        &submit.payload,
+                        user_id.as_deref(),
+                    );
                     app.publish(&name, &Bytes::from(op), Some(&author.socket_id), metrics);
                     author.send(Bytes::from(doc_frames::ack(&name, &submit.op_id, seq, false)), metrics);
                 };
                 let (base, op_id, payload) = (submit.base, submit.op_id.clone(), submit.payload.clone());
-                match self.state.sequencer.submit(id, base, op_id, payload, broadcast).await {
+                match self.state.sequencer.submit(id, base, op_id, payload, op_author, broadcast).await {
                     Ok(AppendOutcome::Appended(_)) => {}
                     Ok(AppendOutcome::Duplicate(seq)) => {
                         self.send(doc_frames::ack(&name, &submit.op_id, seq, true))
@@ -577,6 +588,7 @@ impl Session {
             StoreError::TooLarge(_) => "too_large",
             StoreError::SnapshotAhead { .. } | StoreError::Invalid(_) => "invalid",
             StoreError::SnapshotStale { .. } => "stale_snapshot",
+            StoreError::Conflict { .. } => "conflict",
             _ => {
                 tracing::error!(channel, error = %err, "document store failed");
                 "storage"

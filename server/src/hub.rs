@@ -371,6 +371,11 @@ impl App {
         users
     }
 
+    /// The user a connection signed in as (`pusher:signin`), if any.
+    pub fn signed_in_user(&self, socket_id: &str) -> Option<String> {
+        self.lock().connections.get(socket_id)?.user_id.clone()
+    }
+
     /// Records the user a connection signed in as.
     pub fn sign_in(&self, socket_id: &str, user_id: String) {
         if let Some(conn) = self.lock().connections.get_mut(socket_id) {

@@ -34,7 +34,7 @@ async fn ops_are_sequenced_acked_and_broadcast_in_order() {
     );
     assert_eq!(
         data_of(&mut b, "sealcast_internal:doc-op").await,
-        json!({"seq": 1, "base": 0, "op_id": "a-1", "payload": "CIPHERTEXT-1"})
+        json!({"seq": 1, "base": 0, "op_id": "a-1", "payload": "CIPHERTEXT-1", "user_id": null})
     );
     submit(&mut b, channel, 1, "b-1", "CIPHERTEXT-2").await;
     assert_eq!(data_of(&mut b, "sealcast_internal:doc-ack").await["seq"], 2);
@@ -52,6 +52,47 @@ async fn ops_are_sequenced_acked_and_broadcast_in_order() {
     submit(&mut a, channel, 99, "a-2", "x").await;
     let error = data_of(&mut a, "sealcast_internal:doc-error").await;
     assert_eq!((error["code"].as_str(), error["op_id"].as_str()), (Some("resync"), Some("a-2")));
+}
+
+/// Issue 11, items 6 and 7: a user cannot take another user's op id (the
+/// victim's op used to be acknowledged `duplicate` and never stored), a
+/// user's own resubmission from a new connection is still a duplicate, and
+/// `private-doc-x` and `presence-doc-x` are separate documents.
+#[tokio::test]
+async fn an_op_id_belongs_to_its_author_and_channel_kinds_are_separate_documents() {
+    let server = Server::start("", "");
+    let channel = "presence-doc-ids";
+    let mut ann = server.client().await;
+    ann.join(channel, Some(r#"{"user_id":"ann"}"#)).await;
+    let mut mallory = server.client().await;
+    mallory.join(channel, Some(r#"{"user_id":"mallory"}"#)).await;
+
+    submit(&mut ann, channel, 0, "ann-1", "first").await;
+    assert_eq!(data_of(&mut ann, "sealcast_internal:doc-ack").await["seq"], 1);
+    let op = data_of(&mut mallory, "sealcast_internal:doc-op").await;
+    assert_eq!(op["user_id"], "ann", "ops name their author");
+    // Mallory submits under the op id Ann will use next.
+    submit(&mut mallory, channel, 1, "ann-2", "stolen").await;
+    assert_eq!(data_of(&mut mallory, "sealcast_internal:doc-ack").await["seq"], 2);
+    submit(&mut ann, channel, 1, "ann-2", "real").await;
+    let error = data_of(&mut ann, "sealcast_internal:doc-error").await;
+    assert_eq!((error["code"].as_str(), error["op_id"].as_str()), (Some("conflict"), Some("ann-2")));
+
+    // Ann again from a new connection, resealed with a newer base: still hers.
+    let mut ann2 = server.client().await;
+    ann2.join(channel, Some(r#"{"user_id":"ann"}"#)).await;
+    submit(&mut ann2, channel, 2, "ann-1", "first-resealed").await;
+    assert_eq!(
+        data_of(&mut ann2, "sealcast_internal:doc-ack").await,
+        json!({"op_id": "ann-1", "seq": 1, "duplicate": true})
+    );
+
+    // The private channel of the same name is another, empty document.
+    let mut other = server.client().await;
+    other.join("private-doc-ids", None).await;
+    other.send(json!({"event": "sealcast:doc-join", "channel": "private-doc-ids", "data": {}})).await;
+    let state = data_of(&mut other, "sealcast_internal:doc-state").await;
+    assert_eq!((state["head"].as_u64(), state["ops"].as_array().map(Vec::len)), (Some(0), Some(0)));
 }
 
 #[tokio::test]

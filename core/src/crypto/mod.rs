@@ -10,7 +10,7 @@
 
 mod aad;
 pub(crate) mod b64;
-mod commit;
+pub(crate) mod commit;
 mod envelope;
 mod error;
 mod fields;

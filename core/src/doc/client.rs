@@ -265,6 +265,10 @@ pub struct DocClient {
     abandoned_op_seq: Option<u64>,
     /// Prefix making this client's op ids unique.
     op_id_prefix: String,
+    /// Random per client: op ids are `{prefix}-{HMAC(secret, n)}`, so
+    /// nobody who saw this client's earlier op ids can predict the next one
+    /// and take it first (issue 11, item 6).
+    op_id_secret: [u8; 32],
     /// Sessions started: op ids of session `g` start at `g << 32`.
     generation: u64,
     inbox: VecDeque<Incoming>,
@@ -296,7 +300,7 @@ impl DocClient {
     /// A client for document `doc_id` on `private-doc-{doc_id}` (or
     /// `presence-doc-{doc_id}` when `presence`), sealing with the current
     /// version of `kid` in `ring`. `key_hint` is stored with snapshots (see
-    /// docs/keys.md). `op_id_prefix` must be unique per client session
+    /// docs/keys.md). `op_id_prefix` should be unique per client session
     /// (e.g. random); op ids are `{prefix}-{n}`.
     pub fn new(
         doc_id: &str,
@@ -326,6 +330,11 @@ impl DocClient {
             abandoned: None,
             abandoned_op_seq: None,
             op_id_prefix: op_id_prefix.to_owned(),
+            op_id_secret: {
+                let mut secret = [0u8; 32];
+                crate::crypto::rng::fill(&mut crate::crypto::rng::OsRng, &mut secret)?;
+                secret
+            },
             generation: 0,
             inbox: VecDeque::new(),
             early: Vec::new(),
@@ -958,9 +967,8 @@ impl DocClient {
         if self.phase != Phase::Ready {
             return;
         }
-        let Some(session) = self.session.as_mut() else { return };
-        while let Some(submission) = session.poll_transmit() {
-            let op_id = format!("{}-{:x}", self.op_id_prefix, submission.op_id);
+        while let Some(submission) = self.session.as_mut().and_then(DocSession::poll_transmit) {
+            let op_id = self.op_id(submission.op_id);
             match payload::seal_op(
                 &mut self.ring,
                 &self.kid,
@@ -984,7 +992,12 @@ impl DocClient {
     }
 
     fn op_id(&self, id: u64) -> String {
-        format!("{}-{id:x}", self.op_id_prefix)
+        use hmac::Mac;
+        let mut mac = crate::crypto::commit::keyed_mac(&self.op_id_secret);
+        mac.update(&id.to_be_bytes());
+        let tag = mac.finalize().into_bytes();
+        let tag: String = tag.iter().take(12).map(|b| format!("{b:02x}")).collect();
+        format!("{}-{tag}", self.op_id_prefix)
     }
 
     fn push_frame(&mut self, event: &str, data: Value) {

@@ -25,12 +25,14 @@ pub fn state(channel: &str, state: &JoinState) -> String {
     )
 }
 
-/// A newly sequenced op, to every subscriber but its author.
-pub fn op(channel: &str, seq: u64, base: u64, op_id: &str, payload: &str) -> String {
+/// A newly sequenced op, to every subscriber but its author (`user_id`:
+/// the author, when the server knows it, so clients can say who sent an op
+/// that did not apply).
+pub fn op(channel: &str, seq: u64, base: u64, op_id: &str, payload: &str, user_id: Option<&str>) -> String {
     frame(
         "sealcast_internal:doc-op",
         channel,
-        json!({"seq": seq, "base": base, "op_id": op_id, "payload": payload}),
+        json!({"seq": seq, "base": base, "op_id": op_id, "payload": payload, "user_id": user_id}),
     )
 }
 

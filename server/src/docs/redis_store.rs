@@ -4,9 +4,13 @@
 //!
 //! Keys per document (`{app}` and `{doc}` as given; hash tags keep one
 //! document's keys in one Redis Cluster slot):
-//! - `sealcast:doc:{app|doc}:meta` — hash `head`, `floor`, `bytes`, `compacted`
+//! - `sealcast:doc:{app|doc}:meta` — hash `head`, `floor`, `bytes`,
+//!   `compacted`, `forgotten`
 //! - `sealcast:doc:{app|doc}:ops` — hash `seq` → `base|len(op_id)|op_id payload`
-//! - `sealcast:doc:{app|doc}:ids` — hash `op_id` → `seq` (kept after compaction)
+//! - `sealcast:doc:{app|doc}:ids` — hash `op_id` → `seq|author` (kept after
+//!   compaction for [`TOMBSTONES_KEPT`] ops)
+//! - `sealcast:doc:{app|doc}:tomb` — hash `seq` → `op_id` of compacted ops
+//!   still in `ids` (so they can be forgotten in order)
 //! - `sealcast:doc:{app|doc}:snap` — hash `seq`, `payload`, `key_hint`
 //!
 //! Durability is Redis's: run it with `appendonly yes` (and
@@ -17,22 +21,28 @@ use std::sync::{Mutex, MutexGuard};
 
 use redis::{Connection, Script};
 
-use super::store::{check_payload, check_snapshot};
+use super::store::{OP_OVERHEAD_BYTES, SNAPSHOT_LAG_MAX, TOMBSTONES_KEPT, check_payload, check_snapshot};
 use super::{AppendOutcome, DocId, DocLimits, DocStore, Snapshot, StoreError, StoredOp};
 
 const APPEND: &str = r"
 local existing = redis.call('HGET', KEYS[3], ARGV[2])
-if existing then return {'dup', tonumber(existing)} end
+if existing then
+  local seq, author = string.match(existing, '^(%d+)|?(.*)$')
+  local op = redis.call('HGET', KEYS[2], seq)
+  local same = op and op == (ARGV[1] .. '|' .. string.len(ARGV[2]) .. '|' .. ARGV[2] .. ARGV[3])
+  if author == ARGV[5] or same then return {'dup', tonumber(seq)} end
+  return {'conflict', tonumber(seq)}
+end
 local head = tonumber(redis.call('HGET', KEYS[1], 'head') or '0')
 local floor = tonumber(redis.call('HGET', KEYS[1], 'floor') or '0')
 local bytes = tonumber(redis.call('HGET', KEYS[1], 'bytes') or '0')
 local base = tonumber(ARGV[1])
 if base < floor or base > head then return {'resync', floor, head} end
-local size = string.len(ARGV[3])
+local size = string.len(ARGV[3]) + string.len(ARGV[2]) + tonumber(ARGV[6])
 if bytes + size > tonumber(ARGV[4]) then return {'too_large'} end
 local seq = head + 1
 redis.call('HSET', KEYS[2], seq, ARGV[1] .. '|' .. string.len(ARGV[2]) .. '|' .. ARGV[2] .. ARGV[3])
-redis.call('HSET', KEYS[3], ARGV[2], seq)
+redis.call('HSET', KEYS[3], ARGV[2], seq .. '|' .. ARGV[5])
 redis.call('HSET', KEYS[1], 'head', seq, 'bytes', bytes + size)
 return {'ok', seq}
 ";
@@ -43,6 +53,8 @@ local seq = tonumber(ARGV[1])
 if seq > head then return {'ahead', head} end
 local current = tonumber(redis.call('HGET', KEYS[3], 'seq') or '-1')
 if current > seq then return {'ok'} end
+-- Bounded: a snapshot far behind the head is refused, never scanned.
+if head - seq > tonumber(ARGV[4]) then return {'stale'} end
 for s = seq + 1, head do
   local op = redis.call('HGET', KEYS[2], s)
   if op then
@@ -66,12 +78,25 @@ for s = done + 1, upto do
   local op = redis.call('HGET', KEYS[2], s)
   if op then
     local header, id_len = string.match(op, '^(%d+|(%d+)|)')
-    bytes = bytes - (string.len(op) - string.len(header) - tonumber(id_len))
+    local op_id = string.sub(op, string.len(header) + 1, string.len(header) + tonumber(id_len))
+    bytes = bytes - (string.len(op) - string.len(header) + tonumber(ARGV[2]))
     redis.call('HDEL', KEYS[2], s)
+    redis.call('HSET', KEYS[4], s, op_id)
     dropped = dropped + 1
   end
 end
 if upto > done then redis.call('HSET', KEYS[1], 'compacted', upto, 'bytes', bytes) end
+-- Forget the op ids of ops compacted more than ARGV[3] ops ago.
+local forgotten = tonumber(redis.call('HGET', KEYS[1], 'forgotten') or '0')
+local forget = upto - tonumber(ARGV[3])
+for s = forgotten + 1, forget do
+  local op_id = redis.call('HGET', KEYS[4], s)
+  if op_id then
+    redis.call('HDEL', KEYS[3], op_id)
+    redis.call('HDEL', KEYS[4], s)
+  end
+end
+if forget > forgotten then redis.call('HSET', KEYS[1], 'forgotten', forget) end
 local floor = tonumber(redis.call('HGET', KEYS[1], 'floor') or '0')
 if upto > floor then redis.call('HSET', KEYS[1], 'floor', upto) end
 return dropped
@@ -93,9 +118,15 @@ impl std::fmt::Debug for RedisStore {
     }
 }
 
-fn keys(id: &DocId) -> [String; 4] {
+fn keys(id: &DocId) -> [String; 5] {
     let tag = format!("sealcast:doc:{{{}|{}}}", id.app, id.doc);
-    [format!("{tag}:meta"), format!("{tag}:ops"), format!("{tag}:ids"), format!("{tag}:snap")]
+    [
+        format!("{tag}:meta"),
+        format!("{tag}:ops"),
+        format!("{tag}:ids"),
+        format!("{tag}:snap"),
+        format!("{tag}:tomb"),
+    ]
 }
 
 fn backend(err: &redis::RedisError) -> StoreError {
@@ -150,9 +181,16 @@ fn parse_op(seq: u64, stored: &str) -> Option<StoredOp> {
 }
 
 impl DocStore for RedisStore {
-    fn append(&self, id: &DocId, base: u64, op_id: &str, payload: &str) -> Result<AppendOutcome, StoreError> {
+    fn append(
+        &self,
+        id: &DocId,
+        base: u64,
+        op_id: &str,
+        payload: &str,
+        author: Option<&str>,
+    ) -> Result<AppendOutcome, StoreError> {
         check_payload(&self.limits, payload)?;
-        let [meta, ops, ids, _] = keys(id);
+        let [meta, ops, ids, ..] = keys(id);
         let reply: Vec<redis::Value> = self.with_conn(|conn| {
             self.append
                 .key(&meta)
@@ -162,6 +200,9 @@ impl DocStore for RedisStore {
                 .arg(op_id)
                 .arg(payload)
                 .arg(self.limits.max_document_bytes)
+                // User ids are never empty: "" is "no author".
+                .arg(author.unwrap_or(""))
+                .arg(OP_OVERHEAD_BYTES)
                 .invoke(conn)
         })?;
         let text = |i: usize| match reply.get(i) {
@@ -176,6 +217,7 @@ impl DocStore for RedisStore {
         match text(0).as_str() {
             "ok" => Ok(AppendOutcome::Appended(number(1))),
             "dup" => Ok(AppendOutcome::Duplicate(number(1))),
+            "conflict" => Err(StoreError::Conflict { seq: number(1) }),
             "resync" => Err(StoreError::Resync { base, oldest: number(1), head: number(2) }),
             "too_large" => {
                 Err(StoreError::TooLarge("document history over its size limit: compact with a snapshot"))
@@ -195,7 +237,7 @@ impl DocStore for RedisStore {
         let head = self.head(id)?;
         let [_, ops, ..] = keys(id);
         let mut found = Vec::new();
-        let mut next = since + 1;
+        let mut next = since.saturating_add(1);
         // Compacted ops are gone: read in chunks until `limit` ops or the head.
         while found.len() < limit && next <= head {
             let last = head.min(next + limit as u64 - 1);
@@ -217,7 +259,7 @@ impl DocStore for RedisStore {
 
     fn put_snapshot(&self, id: &DocId, snapshot: &Snapshot) -> Result<(), StoreError> {
         check_snapshot(&self.limits, &snapshot.payload)?;
-        let [meta, ops, _, snap] = keys(id);
+        let [meta, ops, _, snap, _] = keys(id);
         let reply: Vec<redis::Value> = self.with_conn(|conn| {
             self.snapshot
                 .key(&meta)
@@ -226,6 +268,7 @@ impl DocStore for RedisStore {
                 .arg(snapshot.seq)
                 .arg(&snapshot.payload)
                 .arg(snapshot.key_hint.as_deref().unwrap_or(""))
+                .arg(SNAPSHOT_LAG_MAX)
                 .invoke(conn)
         })?;
         match reply.first() {
@@ -245,12 +288,15 @@ impl DocStore for RedisStore {
     }
 
     fn find_op(&self, id: &DocId, op_id: &str) -> Result<Option<u64>, StoreError> {
-        let [_, _, ids, _] = keys(id);
-        self.with_conn(|conn| redis::cmd("HGET").arg(&ids).arg(op_id).query(conn))
+        let [_, _, ids, ..] = keys(id);
+        let entry: Option<String> =
+            self.with_conn(|conn| redis::cmd("HGET").arg(&ids).arg(op_id).query(conn))?;
+        // `seq|author` (or a bare `seq` from before authors were stored).
+        Ok(entry.and_then(|e| e.split('|').next().and_then(|seq| seq.parse().ok())))
     }
 
     fn latest_snapshot(&self, id: &DocId) -> Result<Option<Snapshot>, StoreError> {
-        let [.., snap] = keys(id);
+        let [.., snap, _] = keys(id);
         let (seq, payload, key_hint): (Option<u64>, Option<String>, Option<String>) =
             self.with_conn(|conn| {
                 redis::cmd("HMGET").arg(&snap).arg("seq").arg("payload").arg("key_hint").query(conn)
@@ -264,8 +310,18 @@ impl DocStore for RedisStore {
     }
 
     fn compact(&self, id: &DocId, upto: u64) -> Result<u64, StoreError> {
-        let [meta, ops, ..] = keys(id);
-        self.with_conn(|conn| self.compact.key(&meta).key(&ops).arg(upto).invoke(conn))
+        let [meta, ops, ids, _, tomb] = keys(id);
+        self.with_conn(|conn| {
+            self.compact
+                .key(&meta)
+                .key(&ops)
+                .key(&ids)
+                .key(&tomb)
+                .arg(upto)
+                .arg(OP_OVERHEAD_BYTES)
+                .arg(TOMBSTONES_KEPT)
+                .invoke(conn)
+        })
     }
 }
 

@@ -56,28 +56,35 @@ impl Sequencer {
         Ok(Sequencer::new(Arc::new(SqliteStore::open(&data_dir.join("documents.sqlite3"), limits)?)))
     }
 
-    /// Appends an op; `publish(seq)` runs (still in order) once it is durable.
+    /// Appends an op by `author` (its user id, when known); `publish(seq)`
+    /// runs (still in order) once it is durable.
     pub async fn submit(
         &self,
         id: DocId,
         base: u64,
         op_id: String,
         payload: String,
+        author: Option<String>,
         publish: impl FnOnce(u64),
     ) -> Result<AppendOutcome, StoreError> {
         let lock = self.lock_for(&id);
         let guard = lock.lock().await;
         let store = self.store.clone();
         let doc = id.clone();
-        let outcome = tokio::task::spawn_blocking(move || store.append(&doc, base, &op_id, &payload))
-            .await
-            .map_err(|e| StoreError::Backend(e.to_string()))??;
-        if let AppendOutcome::Appended(seq) = outcome {
+        let outcome = tokio::task::spawn_blocking(move || {
+            store.append(&doc, base, &op_id, &payload, author.as_deref())
+        })
+        .await
+        .map_err(|e| StoreError::Backend(e.to_string()))
+        .and_then(|result| result);
+        if let Ok(AppendOutcome::Appended(seq)) = outcome {
             publish(seq);
         }
+        // Released on every outcome, errors included, so the lock map
+        // stays as small as the set of documents being written.
         drop(guard);
         self.release(&id, lock);
-        Ok(outcome)
+        outcome
     }
 
     /// The state a client needs to (re)join: snapshot and ops after `since`

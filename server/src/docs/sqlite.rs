@@ -17,7 +17,7 @@ use std::sync::{Mutex, MutexGuard, mpsc};
 
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
-use super::store::{check_base, check_payload, check_snapshot};
+use super::store::{check_base, check_payload, check_snapshot, is_resubmission, op_cost};
 use super::{AppendOutcome, DocId, DocLimits, DocStore, Snapshot, StoreError, StoredOp};
 
 const SCHEMA: &str = "
@@ -32,6 +32,7 @@ const SCHEMA: &str = "
         base INTEGER NOT NULL, op_id TEXT NOT NULL, payload TEXT NOT NULL,
         PRIMARY KEY (app, doc, seq)) WITHOUT ROWID;
     CREATE UNIQUE INDEX IF NOT EXISTS ops_by_op_id ON ops (app, doc, op_id);
+    CREATE INDEX IF NOT EXISTS ops_by_base ON ops (app, doc, base);
     CREATE TABLE IF NOT EXISTS snapshots (
         app TEXT NOT NULL, doc TEXT NOT NULL, seq INTEGER NOT NULL,
         payload TEXT NOT NULL, key_hint TEXT,
@@ -53,6 +54,7 @@ struct QueuedAppend {
     base: u64,
     op_id: String,
     payload: String,
+    author: Option<String>,
     reply: mpsc::Sender<Result<AppendOutcome, StoreError>>,
 }
 
@@ -67,6 +69,16 @@ impl SqliteStore {
         conn.pragma_update(None, "synchronous", "FULL").map_err(|e| backend(&e))?;
         conn.busy_timeout(std::time::Duration::from_secs(5)).map_err(|e| backend(&e))?;
         conn.execute_batch(SCHEMA).map_err(|e| backend(&e))?;
+        // Databases from before op authors were stored gain the column
+        // (existing ops have no author: only identical bytes match them).
+        let has_author: bool = conn
+            .query_row("SELECT COUNT(*) FROM pragma_table_info('ops') WHERE name = 'author'", [], |r| {
+                r.get(0)
+            })
+            .map_err(|e| backend(&e))?;
+        if !has_author {
+            conn.execute_batch("ALTER TABLE ops ADD COLUMN author TEXT").map_err(|e| backend(&e))?;
+        }
         Ok(SqliteStore { limits, conn: Mutex::new(conn), queue: Mutex::default() })
     }
 
@@ -77,14 +89,7 @@ impl SqliteStore {
             let mut tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
             for append in &batch {
                 let mut savepoint = tx.savepoint()?;
-                let result = append_in(
-                    &savepoint,
-                    &self.limits,
-                    &append.id,
-                    append.base,
-                    &append.op_id,
-                    &append.payload,
-                );
+                let result = append_in(&savepoint, &self.limits, append);
                 if result.is_ok() {
                     savepoint.commit()?;
                 } else {
@@ -112,24 +117,34 @@ impl SqliteStore {
 fn append_in(
     conn: &Connection,
     limits: &DocLimits,
-    id: &DocId,
-    base: u64,
-    op_id: &str,
-    payload: &str,
+    append: &QueuedAppend,
 ) -> Result<AppendOutcome, StoreError> {
-    if let Some(seq) = op_seq(conn, id, op_id).map_err(|e| backend(&e))? {
-        return Ok(AppendOutcome::Duplicate(seq));
+    let QueuedAppend { id, base, op_id, payload, author, .. } = append;
+    let existing = conn
+        .query_row(
+            "SELECT seq, author, base = ?4 AND payload = ?5 FROM ops WHERE app = ?1 AND doc = ?2 AND op_id = ?3",
+            params![id.app, id.doc, op_id, int(*base), payload],
+            |r| Ok((get_u64(r, 0)?, r.get::<_, Option<String>>(1)?, r.get::<_, bool>(2)?)),
+        )
+        .optional()
+        .map_err(|e| backend(&e))?;
+    if let Some((seq, stored_author, same_bytes)) = existing {
+        return if is_resubmission(stored_author.as_deref(), author.as_deref(), same_bytes) {
+            Ok(AppendOutcome::Duplicate(seq))
+        } else {
+            Err(StoreError::Conflict { seq })
+        };
     }
     let (head, floor, bytes) = doc_row(conn, id).map_err(|e| backend(&e))?;
-    check_base(base, floor, head)?;
-    let bytes = bytes + payload.len() as u64;
+    check_base(*base, floor, head)?;
+    let bytes = bytes + op_cost(op_id, payload);
     if bytes > limits.max_document_bytes {
         return Err(StoreError::TooLarge("document history over its size limit: compact with a snapshot"));
     }
     let seq = head + 1;
     conn.execute(
-        "INSERT INTO ops (app, doc, seq, base, op_id, payload) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-        params![id.app, id.doc, int(seq), int(base), op_id, payload],
+        "INSERT INTO ops (app, doc, seq, base, op_id, payload, author) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        params![id.app, id.doc, int(seq), int(*base), op_id, payload, author],
     )
     .map_err(|e| backend(&e))?;
     conn.execute(
@@ -164,7 +179,14 @@ fn doc_row(conn: &Connection, id: &DocId) -> rusqlite::Result<(u64, u64, u64)> {
 }
 
 impl DocStore for SqliteStore {
-    fn append(&self, id: &DocId, base: u64, op_id: &str, payload: &str) -> Result<AppendOutcome, StoreError> {
+    fn append(
+        &self,
+        id: &DocId,
+        base: u64,
+        op_id: &str,
+        payload: &str,
+        author: Option<&str>,
+    ) -> Result<AppendOutcome, StoreError> {
         check_payload(&self.limits, payload)?;
         let (reply, answer) = mpsc::channel();
         let append = QueuedAppend {
@@ -172,6 +194,7 @@ impl DocStore for SqliteStore {
             base,
             op_id: op_id.to_owned(),
             payload: payload.to_owned(),
+            author: author.map(str::to_owned),
             reply,
         };
         self.queue.lock().unwrap_or_else(|p| p.into_inner()).push(append);
@@ -231,6 +254,9 @@ impl DocStore for SqliteStore {
         if newer_stored {
             return Ok(());
         }
+        if head - snapshot.seq > super::store::SNAPSHOT_LAG_MAX {
+            return Err(StoreError::SnapshotStale { seq: snapshot.seq });
+        }
         let stale: bool = tx
             .query_row(
                 "SELECT EXISTS (SELECT 1 FROM ops WHERE app = ?1 AND doc = ?2 AND seq > ?3 AND base < ?3)",
@@ -283,9 +309,17 @@ impl DocStore for SqliteStore {
             .map_err(|e| backend(&e))?;
         tx.execute(
             "UPDATE docs SET floor = MAX(floor, MIN(?3, head)),
-                 bytes = (SELECT COALESCE(SUM(LENGTH(CAST(payload AS BLOB))), 0) FROM ops WHERE app = ?1 AND doc = ?2)
+                 bytes = (SELECT COALESCE(SUM(LENGTH(CAST(payload AS BLOB)) + LENGTH(CAST(op_id AS BLOB)) + ?4), 0)
+                          FROM ops WHERE app = ?1 AND doc = ?2 AND payload != '')
              WHERE app = ?1 AND doc = ?2",
-            params![id.app, id.doc, int(upto)],
+            params![id.app, id.doc, int(upto), int(super::store::OP_OVERHEAD_BYTES)],
+        )
+        .map_err(|e| backend(&e))?;
+        // Tombstones keep compacted op ids answerable (`Duplicate`,
+        // `op_seq`) for a bounded window, not forever.
+        tx.execute(
+            "DELETE FROM ops WHERE app = ?1 AND doc = ?2 AND payload = '' AND seq <= ?3",
+            params![id.app, id.doc, int(upto.saturating_sub(super::store::TOMBSTONES_KEPT))],
         )
         .map_err(|e| backend(&e))?;
         tx.commit().map_err(|e| backend(&e))?;
@@ -334,13 +368,13 @@ mod tests {
         let doc = DocId::new("a", "d");
         {
             let store = SqliteStore::open(&path, DocLimits::default()).unwrap();
-            store.append(&doc, 0, "op-1", "payload-1").unwrap();
-            store.append(&doc, 1, "op-2", "payload-2").unwrap();
+            store.append(&doc, 0, "op-1", "payload-1", None).unwrap();
+            store.append(&doc, 1, "op-2", "payload-2", None).unwrap();
             store.put_snapshot(&doc, &Snapshot { seq: 1, payload: "s".into(), key_hint: None }).unwrap();
         }
         let store = SqliteStore::open(&path, DocLimits::default()).unwrap();
         assert_eq!(store.head(&doc).unwrap(), 2);
-        assert_eq!(store.append(&doc, 0, "op-1", "payload-1").unwrap(), AppendOutcome::Duplicate(1));
+        assert_eq!(store.append(&doc, 0, "op-1", "payload-1", None).unwrap(), AppendOutcome::Duplicate(1));
         assert_eq!(store.ops_since(&doc, 0, 10).unwrap().len(), 2);
         assert_eq!(store.latest_snapshot(&doc).unwrap().unwrap().seq, 1);
         let mode: String = store.lock().query_row("PRAGMA journal_mode", [], |r| r.get(0)).unwrap();
@@ -359,7 +393,7 @@ mod tests {
                 let (store, doc) = (store.clone(), doc.clone());
                 std::thread::spawn(move || {
                     (0..25)
-                        .map(|i| store.append(&doc, 0, &format!("t{t}-{i}"), "p").unwrap())
+                        .map(|i| store.append(&doc, 0, &format!("t{t}-{i}"), "p", None).unwrap())
                         .collect::<Vec<_>>()
                 })
             })

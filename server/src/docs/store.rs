@@ -6,7 +6,11 @@
 //!   before returning (the server acks only after it); two appends can
 //!   never get the same number.
 //! - An op id already appended for the document returns its original
-//!   sequence number (`Duplicate`) and stores nothing.
+//!   sequence number (`Duplicate`) and stores nothing, when the resubmission
+//!   is the same op: the same authenticated author (or both anonymous), or
+//!   the same base and payload. Otherwise it is someone else's op id
+//!   (`StoreError::Conflict`): the first writer keeps it, and nobody can
+//!   get another user's op acknowledged as a duplicate and dropped.
 //! - An op whose base is below the document's *floor* is refused with
 //!   `StoreError::Resync`; so is a base in the future. Compaction and
 //!   snapshots raise the floor: a client joining from a snapshot at `S`
@@ -71,6 +75,14 @@ pub enum AppendOutcome {
     Duplicate(u64),
 }
 
+/// Whether a resubmitted op id is the op stored under it (see the module
+/// contract): `stored` and `author` are the stored and the submitting
+/// authors; `same_bytes` whether base and payload are identical (unknown,
+/// i.e. false, once the payload was compacted).
+pub(crate) fn is_resubmission(stored: Option<&str>, author: Option<&str>, same_bytes: bool) -> bool {
+    stored == author || same_bytes
+}
+
 /// Per-document limits.
 #[derive(Debug, Clone, Copy)]
 pub struct DocLimits {
@@ -130,6 +142,13 @@ pub enum StoreError {
     /// A malformed op or snapshot (caused by: peer).
     #[error("{0}")]
     Invalid(&'static str),
+    /// The op id belongs to an op another author submitted (caused by: a
+    /// client reusing or guessing op ids): resubmit under a fresh id.
+    #[error("op id already used by another author's op {seq}")]
+    Conflict {
+        /// The sequence number of the op holding the id.
+        seq: u64,
+    },
     /// The storage backend failed (caused by: environment).
     #[error("storage: {0}")]
     Backend(String),
@@ -137,8 +156,16 @@ pub enum StoreError {
 
 /// Where the sequencer keeps ops, snapshots and key hints.
 pub trait DocStore: Send + Sync {
-    /// Appends an op (see the module contract).
-    fn append(&self, id: &DocId, base: u64, op_id: &str, payload: &str) -> Result<AppendOutcome, StoreError>;
+    /// Appends an op by `author` (the submitting user id, when known; see
+    /// the module contract).
+    fn append(
+        &self,
+        id: &DocId,
+        base: u64,
+        op_id: &str,
+        payload: &str,
+        author: Option<&str>,
+    ) -> Result<AppendOutcome, StoreError>;
     /// The last sequence number assigned (0 for a new document).
     fn head(&self, id: &DocId) -> Result<u64, StoreError>;
     /// Retained ops with `seq > since`, oldest first, at most `limit`.
@@ -156,9 +183,10 @@ pub trait DocStore: Send + Sync {
 
 #[derive(Debug, Default)]
 struct MemoryDoc {
-    ops: Vec<StoredOp>,
-    /// Op ids of compacted ops, with their sequence numbers.
-    compacted: HashMap<String, u64>,
+    /// Retained ops with their authors.
+    ops: Vec<(StoredOp, Option<String>)>,
+    /// Op ids of compacted ops, with their sequence numbers and authors.
+    compacted: HashMap<String, (u64, Option<String>)>,
     head: u64,
     /// Oldest base accepted (raised by compaction and snapshots).
     floor: u64,
@@ -186,30 +214,38 @@ impl MemoryStore {
 }
 
 impl DocStore for MemoryStore {
-    fn append(&self, id: &DocId, base: u64, op_id: &str, payload: &str) -> Result<AppendOutcome, StoreError> {
+    fn append(
+        &self,
+        id: &DocId,
+        base: u64,
+        op_id: &str,
+        payload: &str,
+        author: Option<&str>,
+    ) -> Result<AppendOutcome, StoreError> {
         check_payload(&self.limits, payload)?;
         let limit = self.limits.max_document_bytes;
         self.with_doc(id, |doc| {
-            if let Some(op) = doc.ops.iter().find(|op| op.op_id == op_id) {
-                return Ok(AppendOutcome::Duplicate(op.seq));
-            }
-            if let Some(&seq) = doc.compacted.get(op_id) {
-                return Ok(AppendOutcome::Duplicate(seq));
+            let existing = match doc.ops.iter().find(|(op, _)| op.op_id == op_id) {
+                Some((op, by)) => Some((op.seq, by.as_deref(), op.base == base && op.payload == payload)),
+                None => doc.compacted.get(op_id).map(|(seq, by)| (*seq, by.as_deref(), false)),
+            };
+            if let Some((seq, by, same_bytes)) = existing {
+                return if is_resubmission(by, author, same_bytes) {
+                    Ok(AppendOutcome::Duplicate(seq))
+                } else {
+                    Err(StoreError::Conflict { seq })
+                };
             }
             check_base(base, doc.floor, doc.head)?;
-            let total: u64 = doc.ops.iter().map(|op| op.payload.len() as u64).sum();
-            if total + payload.len() as u64 > limit {
+            let total: u64 = doc.ops.iter().map(|(op, _)| op_cost(&op.op_id, &op.payload)).sum();
+            if total + op_cost(op_id, payload) > limit {
                 return Err(StoreError::TooLarge(
                     "document history over its size limit: compact with a snapshot",
                 ));
             }
             doc.head += 1;
-            doc.ops.push(StoredOp {
-                seq: doc.head,
-                base,
-                op_id: op_id.to_owned(),
-                payload: payload.to_owned(),
-            });
+            let op = StoredOp { seq: doc.head, base, op_id: op_id.to_owned(), payload: payload.to_owned() };
+            doc.ops.push((op, author.map(str::to_owned)));
             Ok(AppendOutcome::Appended(doc.head))
         })
     }
@@ -219,7 +255,9 @@ impl DocStore for MemoryStore {
     }
 
     fn ops_since(&self, id: &DocId, since: u64, limit: usize) -> Result<Vec<StoredOp>, StoreError> {
-        Ok(self.with_doc(id, |doc| doc.ops.iter().filter(|op| op.seq > since).take(limit).cloned().collect()))
+        Ok(self.with_doc(id, |doc| {
+            doc.ops.iter().map(|(op, _)| op).filter(|op| op.seq > since).take(limit).cloned().collect()
+        }))
     }
 
     fn put_snapshot(&self, id: &DocId, snapshot: &Snapshot) -> Result<(), StoreError> {
@@ -231,7 +269,10 @@ impl DocStore for MemoryStore {
             if doc.snapshot.as_ref().is_some_and(|s| s.seq > snapshot.seq) {
                 return Ok(());
             }
-            if doc.ops.iter().any(|op| op.seq > snapshot.seq && op.base < snapshot.seq) {
+            if doc.head - snapshot.seq > SNAPSHOT_LAG_MAX {
+                return Err(StoreError::SnapshotStale { seq: snapshot.seq });
+            }
+            if doc.ops.iter().any(|(op, _)| op.seq > snapshot.seq && op.base < snapshot.seq) {
                 return Err(StoreError::SnapshotStale { seq: snapshot.seq });
             }
             doc.snapshot = Some(snapshot.clone());
@@ -246,22 +287,50 @@ impl DocStore for MemoryStore {
 
     fn find_op(&self, id: &DocId, op_id: &str) -> Result<Option<u64>, StoreError> {
         Ok(self.with_doc(id, |doc| {
-            doc.ops.iter().find(|op| op.op_id == op_id).map(|op| op.seq).or(doc.compacted.get(op_id).copied())
+            let retained = doc.ops.iter().find(|(op, _)| op.op_id == op_id).map(|(op, _)| op.seq);
+            retained.or(doc.compacted.get(op_id).map(|(seq, _)| *seq))
         }))
     }
 
     fn compact(&self, id: &DocId, upto: u64) -> Result<u64, StoreError> {
         Ok(self.with_doc(id, |doc| {
             let before = doc.ops.len();
-            let (dropped, kept) = std::mem::take(&mut doc.ops).into_iter().partition(|op| op.seq <= upto);
+            let (dropped, kept) =
+                std::mem::take(&mut doc.ops).into_iter().partition(|(op, _)| op.seq <= upto);
             doc.ops = kept;
-            let dropped: Vec<StoredOp> = dropped;
-            doc.compacted.extend(dropped.into_iter().map(|op| (op.op_id, op.seq)));
+            let dropped: Vec<(StoredOp, Option<String>)> = dropped;
+            doc.compacted.extend(dropped.into_iter().map(|(op, by)| (op.op_id, (op.seq, by))));
+            let forget = upto.saturating_sub(TOMBSTONES_KEPT);
+            doc.compacted.retain(|_, (seq, _)| *seq > forget);
             doc.floor = doc.floor.max(upto.min(doc.head));
             (before - doc.ops.len()) as u64
         }))
     }
 }
+
+/// What one retained op counts against [`DocLimits::max_document_bytes`]:
+/// its payload and op id plus [`OP_OVERHEAD_BYTES`] for the row (sequence
+/// numbers, base, author, index entries), so a flood of tiny ops with long
+/// ids is bounded as much as one of large payloads.
+pub(crate) fn op_cost(op_id: &str, payload: &str) -> u64 {
+    (op_id.len() + payload.len()) as u64 + OP_OVERHEAD_BYTES
+}
+
+/// Storage per op beyond its payload and op id (measured: a 1-byte op with
+/// a 128-byte id took ~353 bytes in SQLite, issue 11).
+pub const OP_OVERHEAD_BYTES: u64 = 256;
+
+/// Farthest a snapshot may be behind the head: an older one is refused as
+/// stale without looking at the ops after it (honest clients snapshot the
+/// op they were just acknowledged, a few ops behind at most), so checking a
+/// snapshot never costs time proportional to the history.
+pub const SNAPSHOT_LAG_MAX: u64 = 1000;
+
+/// Compacted op ids remembered, counted back from the compaction point:
+/// a resubmission or `op_seq` question older than this many ops is
+/// answered as for an unknown op id (the client then offers its edit as
+/// unsent instead of resubmitting it). Bounds what tombstones cost.
+pub const TOMBSTONES_KEPT: u64 = 100_000;
 
 /// Refuses payloads over the limit.
 pub(crate) fn check_payload(limits: &DocLimits, payload: &str) -> Result<(), StoreError> {
@@ -300,22 +369,35 @@ pub(crate) fn conformance(store: &dyn DocStore) {
     let other = DocId::new("app", "doc-2");
     let other_app = DocId::new("app-2", "doc-1");
     assert_eq!(store.head(&doc).unwrap(), 0);
-    assert_eq!(store.append(&doc, 0, "c1-1", "op-a").unwrap(), AppendOutcome::Appended(1));
+    assert_eq!(store.append(&doc, 0, "c1-1", "op-a", None).unwrap(), AppendOutcome::Appended(1));
     // Any op id and payload bytes round-trip (separators included).
     let odd = DocId::new("app", "doc-odd");
-    assert_eq!(store.append(&odd, 0, "a|b|9", "x|y|é").unwrap(), AppendOutcome::Appended(1));
+    assert_eq!(store.append(&odd, 0, "a|b|9", "x|y|é", None).unwrap(), AppendOutcome::Appended(1));
     let stored = store.ops_since(&odd, 0, 5).unwrap();
     assert_eq!((stored[0].op_id.as_str(), stored[0].payload.as_str()), ("a|b|9", "x|y|é"));
-    assert_eq!(store.append(&doc, 0, "c2-1", "op-b").unwrap(), AppendOutcome::Appended(2));
-    assert_eq!(store.append(&doc, 2, "c1-2", "op-c").unwrap(), AppendOutcome::Appended(3));
+    assert_eq!(store.append(&doc, 0, "c2-1", "op-b", None).unwrap(), AppendOutcome::Appended(2));
+    assert_eq!(store.append(&doc, 2, "c1-2", "op-c", None).unwrap(), AppendOutcome::Appended(3));
     // Idempotent resubmission.
-    assert_eq!(store.append(&doc, 0, "c2-1", "op-b").unwrap(), AppendOutcome::Duplicate(2));
+    assert_eq!(store.append(&doc, 0, "c2-1", "op-b", None).unwrap(), AppendOutcome::Duplicate(2));
+    // An op id is its first author's: the same author resubmitting (with a
+    // new base and payload, as a client does after a reconnect) is a
+    // duplicate; anyone else, or the same bytes by anyone, is told apart.
+    let ann = DocId::new("app", "doc-authors");
+    assert_eq!(store.append(&ann, 0, "a-1", "p1", Some("ann")).unwrap(), AppendOutcome::Appended(1));
+    assert_eq!(store.append(&ann, 1, "a-1", "p1-again", Some("ann")).unwrap(), AppendOutcome::Duplicate(1));
+    assert!(matches!(
+        store.append(&ann, 1, "a-1", "stolen", Some("mallory")),
+        Err(StoreError::Conflict { seq: 1 })
+    ));
+    assert!(matches!(store.append(&ann, 1, "a-1", "anon", None), Err(StoreError::Conflict { seq: 1 })));
+    assert_eq!(store.append(&ann, 0, "a-1", "p1", Some("bob")).unwrap(), AppendOutcome::Duplicate(1));
+    assert_eq!(store.head(&ann).unwrap(), 1, "nothing was stored twice");
     assert_eq!(store.head(&doc).unwrap(), 3);
     // Documents and apps are separate sequences.
-    assert_eq!(store.append(&other, 0, "c1-1", "x").unwrap(), AppendOutcome::Appended(1));
-    assert_eq!(store.append(&other_app, 0, "c1-1", "y").unwrap(), AppendOutcome::Appended(1));
+    assert_eq!(store.append(&other, 0, "c1-1", "x", None).unwrap(), AppendOutcome::Appended(1));
+    assert_eq!(store.append(&other_app, 0, "c1-1", "y", None).unwrap(), AppendOutcome::Appended(1));
     // A base in the future is refused.
-    assert!(matches!(store.append(&doc, 9, "c3-1", "z"), Err(StoreError::Resync { .. })));
+    assert!(matches!(store.append(&doc, 9, "c3-1", "z", None), Err(StoreError::Resync { .. })));
     let ops = store.ops_since(&doc, 1, 10).unwrap();
     assert_eq!(
         ops.iter().map(|o| (o.seq, o.base, o.op_id.as_str(), o.payload.as_str())).collect::<Vec<_>>(),
@@ -335,26 +417,35 @@ pub(crate) fn conformance(store: &dyn DocStore) {
     // Compaction drops history; older bases must resync.
     assert_eq!(store.compact(&doc, 2).unwrap(), 2);
     assert_eq!(store.ops_since(&doc, 0, 10).unwrap().len(), 1);
-    assert!(matches!(store.append(&doc, 1, "c4-1", "late"), Err(StoreError::Resync { oldest: 2, .. })));
+    assert!(matches!(store.append(&doc, 1, "c4-1", "late", None), Err(StoreError::Resync { oldest: 2, .. })));
     // A compacted op id is still a duplicate, never appended again.
-    assert_eq!(store.append(&doc, 0, "c1-1", "op-a").unwrap(), AppendOutcome::Duplicate(1));
+    assert_eq!(store.append(&doc, 0, "c1-1", "op-a", None).unwrap(), AppendOutcome::Duplicate(1));
+    store.compact(&ann, 1).unwrap();
+    assert!(matches!(
+        store.append(&ann, 1, "a-1", "x", Some("mallory")),
+        Err(StoreError::Conflict { seq: 1 })
+    ));
+    assert_eq!(store.append(&ann, 1, "a-1", "x", Some("ann")).unwrap(), AppendOutcome::Duplicate(1));
     assert_eq!(store.find_op(&doc, "c1-1").unwrap(), Some(1));
     assert_eq!(store.find_op(&doc, "c1-2").unwrap(), Some(3));
     assert_eq!(store.find_op(&doc, "nope").unwrap(), None);
-    assert_eq!(store.append(&doc, 2, "c4-2", "ok").unwrap(), AppendOutcome::Appended(4));
+    assert_eq!(store.append(&doc, 2, "c4-2", "ok", None).unwrap(), AppendOutcome::Appended(4));
     // Limits.
-    assert!(matches!(store.append(&doc, 4, "big", &"x".repeat(64 * 1024 + 1)), Err(StoreError::TooLarge(_))));
+    assert!(matches!(
+        store.append(&doc, 4, "big", &"x".repeat(64 * 1024 + 1), None),
+        Err(StoreError::TooLarge(_))
+    ));
 
     // A snapshot that a later op bases before is refused; an accepted one
     // raises the floor for later ops.
     let fresh = DocId::new("app", "doc-3");
-    store.append(&fresh, 0, "x1", "a").unwrap();
-    store.append(&fresh, 0, "x2", "b").unwrap();
+    store.append(&fresh, 0, "x1", "a", None).unwrap();
+    store.append(&fresh, 0, "x2", "b", None).unwrap();
     let early = Snapshot { seq: 1, payload: "s1".into(), key_hint: None };
     assert!(matches!(store.put_snapshot(&fresh, &early), Err(StoreError::SnapshotStale { seq: 1 })));
     store.put_snapshot(&fresh, &Snapshot { seq: 2, payload: "s2".into(), key_hint: None }).unwrap();
-    assert!(matches!(store.append(&fresh, 1, "x3", "c"), Err(StoreError::Resync { oldest: 2, .. })));
-    assert_eq!(store.append(&fresh, 2, "x4", "d").unwrap(), AppendOutcome::Appended(3));
+    assert!(matches!(store.append(&fresh, 1, "x3", "c", None), Err(StoreError::Resync { oldest: 2, .. })));
+    assert_eq!(store.append(&fresh, 2, "x4", "d", None).unwrap(), AppendOutcome::Appended(3));
 }
 
 #[cfg(test)]
