@@ -207,6 +207,52 @@ async fn drive(
     }
 }
 
+/// Issue 11, item 2: 200 one-character edits 3 ms apart against a low op
+/// rate limit. Refused ops used to stall until a reconnect (the other
+/// client held 59 of 200 characters after 30 s); now the client resubmits
+/// them itself and every character arrives.
+#[tokio::test]
+async fn rate_limited_edits_all_arrive_without_a_reconnect() {
+    let server = Server::start("", "doc_ops_per_second = 5");
+    let channel = "private-doc-rate";
+    let key = || KeyRing::single("k", 1, Key::from_bytes(&[4; 32])).unwrap();
+    let mut wire = String::new();
+    let mut peers = Vec::new();
+    for name in ["a", "b"] {
+        let mut client = server.client().await;
+        client.join(channel, None).await;
+        let mut doc = DocClient::new("rate", false, key(), "k", None, name, DocConfig::default()).unwrap();
+        doc.join();
+        drive(&mut doc, &mut client, &mut wire, DocClient::is_ready).await;
+        peers.push((client, doc));
+    }
+    let (a_client, a) = &mut peers[0];
+    let mut refusals = 0;
+    for i in 0..200 {
+        let mut edit = Delta::new();
+        edit.retain(i, None).insert_text("x", None);
+        a.local_edit(edit).unwrap();
+        refusals += common::pump_doc(a, a_client, std::time::Duration::from_millis(3), None).await;
+    }
+    let started = std::time::Instant::now();
+    while a.has_pending() {
+        assert!(started.elapsed() < std::time::Duration::from_secs(30), "edits stalled");
+        refusals += common::pump_doc(a, a_client, std::time::Duration::from_millis(50), None).await;
+    }
+    assert!(refusals > 0, "the rate limit was never reached");
+    let head = a.seq();
+    let (b_client, b) = &mut peers[1];
+    while b.seq() < head {
+        assert!(started.elapsed() < std::time::Duration::from_secs(40), "b did not catch up");
+        common::pump_doc(b, b_client, std::time::Duration::from_millis(50), None).await;
+    }
+    assert_eq!(b.view().unwrap().len(), 200);
+    eprintln!(
+        "{refusals} refusals retried; 200 characters in {head} ops, {:?} after typing",
+        started.elapsed()
+    );
+}
+
 #[tokio::test]
 async fn document_plaintext_never_reaches_the_server() {
     let canary = "CANARY-doc-5e1d0b";

@@ -373,6 +373,12 @@ impl DocClient {
         Ok(self.session.as_ref().ok_or(DocClientError::NotReady)?.view()?)
     }
 
+    /// The version of the view (of the newest `Ready` or `RemoteChange`
+    /// emitted, or returned by an edit).
+    pub fn version(&self) -> u64 {
+        self.versions.head()
+    }
+
     /// The document as the user sees it, and its version: an app that
     /// renders this may edit at that version ([`DocClient::edit_at`]).
     pub fn versioned_view(&self) -> Result<(Delta, u64), DocClientError> {

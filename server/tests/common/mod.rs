@@ -202,28 +202,36 @@ pub fn http(port: u16, method: &str, target: &str, body: &str) -> (u16, String) 
 }
 
 /// Drives a document client over `client` for up to `wait`: sends what it
-/// produces, feeds it every frame received (appending the raw text to
-/// `wire` when given), and fails on `Diverged` or `Refused`.
+/// produces, runs its timers, feeds it every frame received (appending the
+/// raw text to `wire` when given), and fails on `Diverged` or on a refusal
+/// the client does not retry. Returns how many refusals it retries.
 pub async fn pump_doc(
     doc: &mut sealcast_core::doc::DocClient,
     client: &mut Client,
     wait: Duration,
     mut wire: Option<&mut String>,
-) {
+) -> u64 {
     use sealcast_core::doc::DocClientEvent;
     let deadline = tokio::time::Instant::now() + wait;
+    let mut retried = 0;
     loop {
+        doc.handle_timeout(Instant::now());
         while let Some(frame) = doc.poll_frame() {
             client.send_raw(&frame).await;
         }
         while let Some(event) = doc.poll_event() {
-            assert!(
-                !matches!(event, DocClientEvent::Diverged { .. } | DocClientEvent::Refused { .. }),
-                "{event:?}"
-            );
+            match event {
+                DocClientEvent::Refused { retry_in: Some(_), .. } => retried += 1,
+                DocClientEvent::Diverged { .. } | DocClientEvent::Refused { .. } => panic!("{event:?}"),
+                _ => {}
+            }
         }
-        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-        match client.next_within(left).await {
+        let now = tokio::time::Instant::now();
+        if now >= deadline && wait > Duration::ZERO {
+            return retried;
+        }
+        let until = doc.poll_timeout().map_or(deadline, |at| deadline.min(at.into()));
+        match client.next_within(until.saturating_duration_since(now)).await {
             Some(Seen::Frame(frame)) => {
                 if let Some(wire) = wire.as_deref_mut() {
                     wire.push_str(&frame.to_string());
@@ -232,7 +240,8 @@ pub async fn pump_doc(
                 doc.handle_event(event, &frame["data"], frame["user_id"].as_str(), Instant::now()).unwrap();
             }
             Some(Seen::Closed(code)) => panic!("closed: {code:?}"),
-            None => return,
+            None if tokio::time::Instant::now() < deadline => {}
+            None => return retried,
         }
     }
 }
