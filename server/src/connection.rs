@@ -470,11 +470,18 @@ impl Session {
                     since: Option<u64>,
                     #[serde(default)]
                     op_id: Option<String>,
+                    #[serde(default)]
+                    snapshot: Option<u64>,
                 }
                 let Ok(join) = frame.data_as::<Join>() else {
-                    return self.doc_error(&name, "invalid", "doc-join data is {since?, op_id?}", None);
+                    return self.doc_error(
+                        &name,
+                        "invalid",
+                        "doc-join data is {since?, op_id?, snapshot?}",
+                        None,
+                    );
                 };
-                match self.state.sequencer.join(id, join.since, join.op_id).await {
+                match self.state.sequencer.join(id, join.since, join.op_id, join.snapshot).await {
                     Ok(state) => self.send(doc_frames::state(&name, &state)),
                     Err(err) => self.doc_store_error(&name, &err, None),
                 }
@@ -574,7 +581,13 @@ impl Session {
                 }
                 let seq = snap.seq;
                 let snapshot = Snapshot { seq, payload: snap.payload, key_hint: snap.key_hint };
-                match self.state.sequencer.snapshot(id, snapshot).await {
+                // Snapshots are kept per uploader: the user when known, else
+                // this connection (docs/protocol.md).
+                let uploader = match &op_author {
+                    Some(user) => format!("user:{user}"),
+                    None => format!("socket:{}", self.handle.socket_id),
+                };
+                match self.state.sequencer.snapshot(id, snapshot, uploader).await {
                     Ok(()) => self.send(doc_frames::snapshot_stored(&name, seq)),
                     Err(err) => self.doc_store_error(&name, &err, None),
                 }

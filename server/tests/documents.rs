@@ -253,6 +253,73 @@ async fn rate_limited_edits_all_arrive_without_a_reconnect() {
     );
 }
 
+/// Issue 11, item 5: a co-subscriber without the document key uploads
+/// garbage as a snapshot at the head. It used to become the only join
+/// point (the history before it compacted away); now it is one kept
+/// snapshot among others, compaction stays behind the oldest, and a joiner
+/// that cannot open it falls back to Ann's and her ops.
+#[tokio::test]
+async fn a_garbage_snapshot_does_not_destroy_history() {
+    let server = Server::start("", "doc_ops_per_second = 10000");
+    let channel = "presence-doc-snapshots";
+    let key = || KeyRing::single("k", 1, Key::from_bytes(&[6; 32])).unwrap();
+    let config = DocConfig { snapshot_every: 50, digest_every: 10 };
+    let mut wire = String::new();
+    let mut ann_client = server.client().await;
+    ann_client.join(channel, Some(r#"{"user_id":"ann"}"#)).await;
+    let mut ann = DocClient::new("snapshots", true, key(), "k", None, "ann", config).unwrap();
+    ann.join();
+    drive(&mut ann, &mut ann_client, &mut wire, DocClient::is_ready).await;
+    let type_chars = |ann: &mut DocClient, from: usize, n: usize| {
+        for i in from..from + n {
+            let mut edit = Delta::new();
+            edit.retain(i, None).insert_text("a", None);
+            ann.local_edit(edit).unwrap();
+        }
+    };
+    for i in 0..120 {
+        type_chars(&mut ann, i, 1);
+        drive(&mut ann, &mut ann_client, &mut wire, |d| !d.has_pending()).await;
+    }
+    let head = ann.seq();
+    let mut mallory = server.client().await;
+    mallory.join(channel, Some(r#"{"user_id":"mallory"}"#)).await;
+    mallory
+        .send(json!({"event": "sealcast:doc-snapshot", "channel": channel,
+            "data": {"seq": head, "payload": "garbage-without-the-key"}}))
+        .await;
+    data_of(&mut mallory, "sealcast_internal:doc-snapshot-stored").await;
+    let joiner = |name: &'static str| {
+        let server = &server;
+        async move {
+            let mut client = server.client().await;
+            client.join(channel, Some(&format!(r#"{{"user_id":"{name}"}}"#))).await;
+            let mut doc = DocClient::new("snapshots", true, key(), "k", None, name, config).unwrap();
+            doc.join();
+            (client, doc)
+        }
+    };
+    // Mallory's garbage is the newest snapshot (Ann's newest is at 100):
+    // Carl cannot open it and falls back to Ann's plus the ops after it.
+    let (mut carl_client, mut carl) = joiner("carl").await;
+    drive(&mut carl, &mut carl_client, &mut wire, DocClient::is_ready).await;
+    assert_eq!(carl.view().unwrap(), ann.view().unwrap());
+    for i in 120..200 {
+        type_chars(&mut ann, i, 1);
+        drive(&mut ann, &mut ann_client, &mut wire, |d| !d.has_pending()).await;
+    }
+    // Ann's newer snapshots replace her own, never Mallory's slot (nor the
+    // other way round).
+    mallory.send(json!({"event": "sealcast:doc-join", "channel": channel, "data": {}})).await;
+    let state = data_of(&mut mallory, "sealcast_internal:doc-state").await;
+    let kept: Vec<u64> = state["snapshots"].as_array().unwrap().iter().map(|s| s.as_u64().unwrap()).collect();
+    assert_eq!(kept, vec![200, head], "kept snapshots");
+    let (mut dave_client, mut dave) = joiner("dave").await;
+    drive(&mut dave, &mut dave_client, &mut wire, DocClient::is_ready).await;
+    assert_eq!(dave.view().unwrap(), ann.view().unwrap());
+    assert_eq!(dave.view().unwrap().len(), 200);
+}
+
 #[tokio::test]
 async fn document_plaintext_never_reaches_the_server() {
     let canary = "CANARY-doc-5e1d0b";

@@ -221,6 +221,9 @@ struct WireSnapshot {
 struct WireState {
     head: u64,
     snapshot: Option<WireSnapshot>,
+    /// Every snapshot the server keeps, newest first.
+    #[serde(default)]
+    snapshots: Vec<u64>,
     ops: Vec<WireOp>,
     #[serde(default)]
     op_seq: Option<u64>,
@@ -284,6 +287,10 @@ pub struct DocClient {
     their_digests: BTreeMap<u64, (u32, String)>,
     /// A snapshot upload was refused as stale: retry at our next ack.
     snapshot_retry: bool,
+    /// Kept snapshots that did not open in this join (garbage from a
+    /// co-subscriber without the key, say): the next join asks for an
+    /// older one; 0 means "no snapshot, replay from the start".
+    bad_snapshots: HashSet<u64>,
     /// Op ids integrated in this session, oldest first (bounded).
     seen_op_ids: VecDeque<String>,
     seen_op_id_set: HashSet<String>,
@@ -343,6 +350,7 @@ impl DocClient {
             own_digests: BTreeMap::new(),
             their_digests: BTreeMap::new(),
             snapshot_retry: false,
+            bad_snapshots: HashSet::new(),
             seen_op_ids: VecDeque::new(),
             seen_op_id_set: HashSet::new(),
             versions: ViewVersions::default(),
@@ -411,6 +419,7 @@ impl DocClient {
     /// reported in the `Diverged` event.
     pub fn restart(&mut self) {
         self.session = None;
+        self.bad_snapshots.clear();
         self.abandoned = None;
         self.own_digests.clear();
         self.their_digests.clear();
@@ -575,10 +584,18 @@ impl DocClient {
     }
 
     fn send_join(&mut self, since: Option<u64>) {
+        self.send_join_from(since, None);
+    }
+
+    /// A join, from the kept snapshot at `snapshot` when given.
+    fn send_join_from(&mut self, since: Option<u64>, snapshot: Option<u64>) {
         self.phase = Phase::Joining { since };
         let mut data = json!({});
         if let Some(since) = since {
             data["since"] = json!(since);
+        }
+        if let Some(snapshot) = snapshot {
+            data["snapshot"] = json!(snapshot);
         }
         // Ask whether our in-flight op was sequenced, in case the history
         // after `since` is gone.
@@ -726,9 +743,43 @@ impl DocClient {
                 }
             }
             _ => {
-                let (document, seq) = match &state.snapshot {
-                    Some(s) => (payload::open_snapshot(&self.ring, &self.doc_id, s.seq, &s.payload)?, s.seq),
+                // Asked for the whole history (no kept snapshot opened)?
+                let from_start = since == Some(0) && self.bad_snapshots.contains(&0);
+                let (document, seq) = match state.snapshot.as_ref().filter(|_| !from_start) {
                     None => (Delta::new(), 0),
+                    Some(s) => {
+                        let opened = if self.bad_snapshots.contains(&s.seq) {
+                            Err(PayloadError::Malformed("a snapshot that did not open before"))
+                        } else {
+                            payload::open_snapshot(&self.ring, &self.doc_id, s.seq, &s.payload)
+                        };
+                        match opened {
+                            Ok(document) => (document, s.seq),
+                            Err(PayloadError::Crypto(CryptoError::UnknownKey { kid, kv })) => {
+                                return Err(Failure::NeedKey { kid, kv });
+                            }
+                            // The server keeps snapshots from several uploaders
+                            // because it cannot tell a good one from garbage:
+                            // try the next older one, then the whole history.
+                            Err(_) => {
+                                self.bad_snapshots.insert(s.seq);
+                                let older = state
+                                    .snapshots
+                                    .iter()
+                                    .copied()
+                                    .filter(|k| *k < s.seq && !self.bad_snapshots.contains(k))
+                                    .max();
+                                match older {
+                                    Some(older) => self.send_join_from(None, Some(older)),
+                                    None => {
+                                        self.bad_snapshots.insert(0);
+                                        self.send_join_from(Some(0), None);
+                                    }
+                                }
+                                return Ok(());
+                            }
+                        }
+                    }
                 };
                 if state.ops.first().is_some_and(|op| op.seq != seq + 1) {
                     return Err(bad_remote("the join state does not continue its snapshot"));
@@ -752,6 +803,7 @@ impl DocClient {
 
     fn become_ready(&mut self) -> Result<(), Failure> {
         self.phase = Phase::Ready;
+        self.bad_snapshots.clear();
         let unsent = match self.abandoned.take() {
             None => None,
             // Its in-flight op was sequenced: only the buffer is unsent.

@@ -369,3 +369,37 @@ fn undo_arrives_as_a_change_in_order() {
     assert_eq!(c.view().unwrap(), text("hi"));
     assert!(!c.redo().unwrap(), "nothing more to redo");
 }
+
+#[test]
+fn a_joiner_falls_back_from_a_snapshot_that_does_not_open() {
+    // Issue 11, item 5: a co-subscriber without the key uploaded garbage as
+    // the newest snapshot; the server keeps the older ones and their ops.
+    let mut c = client("j");
+    c.join();
+    frames(&mut c);
+    let garbage = json!({"seq": 3, "payload": "garbage", "key_hint": null});
+    let state = json!({"head": 3, "snapshot": garbage, "snapshots": [3, 1], "ops": []});
+    c.handle_event("sealcast_internal:doc-state", &state, None, Instant::now()).unwrap();
+    assert!(!c.is_ready());
+    let retry = frames(&mut c).pop().unwrap();
+    assert_eq!(retry["data"], json!({"snapshot": 1}), "asks for the older snapshot");
+    let good = payload::seal_snapshot(&mut ring(), "k", "d", 1, &text("ab")).unwrap();
+    let state = json!({"head": 3, "snapshot": {"seq": 1, "payload": good, "key_hint": null}, "snapshots": [3, 1],
+        "ops": [op(2, 1, "b-1", &Delta::from_json(&json!([{"retain": 2}, {"insert": "c"}])).unwrap()),
+                op(3, 2, "b-2", &Delta::from_json(&json!([{"retain": 3}, {"insert": "d"}])).unwrap())]});
+    c.handle_event("sealcast_internal:doc-state", &state, None, Instant::now()).unwrap();
+    assert!(c.is_ready());
+    assert_eq!(c.view().unwrap(), text("abcd"));
+
+    // With no older snapshot left, the whole history is replayed.
+    let mut d = client("k");
+    d.join();
+    frames(&mut d);
+    let state = json!({"head": 1, "snapshot": garbage, "snapshots": [3], "ops": []});
+    d.handle_event("sealcast_internal:doc-state", &state, None, Instant::now()).unwrap();
+    assert_eq!(frames(&mut d).pop().unwrap()["data"], json!({"since": 0}));
+    let state =
+        json!({"head": 1, "snapshot": garbage, "snapshots": [3], "ops": [op(1, 0, "b-1", &text("x"))]});
+    d.handle_event("sealcast_internal:doc-state", &state, None, Instant::now()).unwrap();
+    assert_eq!(d.view().unwrap(), text("x"));
+}

@@ -21,7 +21,13 @@ pub fn state(channel: &str, state: &JoinState) -> String {
     frame(
         "sealcast_internal:doc-state",
         channel,
-        json!({"head": state.head, "snapshot": snapshot, "ops": ops, "op_seq": state.op_seq}),
+        json!({
+            "head": state.head,
+            "snapshot": snapshot,
+            "snapshots": state.snapshots,
+            "ops": ops,
+            "op_seq": state.op_seq
+        }),
     )
 }
 

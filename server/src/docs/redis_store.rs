@@ -11,7 +11,13 @@
 //!   compaction for [`TOMBSTONES_KEPT`] ops)
 //! - `sealcast:doc:{app|doc}:tomb` — hash `seq` → `op_id` of compacted ops
 //!   still in `ids` (so they can be forgotten in order)
-//! - `sealcast:doc:{app|doc}:snap` — hash `seq`, `payload`, `key_hint`
+//! - `sealcast:doc:{app|doc}:snapseq` — hash `uploader` → `seq` of the kept
+//!   snapshots (see the `DocStore` contract)
+//! - `sealcast:doc:{app|doc}:snaps` — hash `uploader` →
+//!   `len(key_hint)|key_hint payload`
+//! - `sealcast:doc:{app|doc}:snap` — the one snapshot of stores before
+//!   snapshots were kept per uploader (hash `seq`, `payload`, `key_hint`),
+//!   moved into the above by the next snapshot
 //!
 //! Durability is Redis's: run it with `appendonly yes` (and
 //! `appendfsync always` to match the SQLite store's "fsynced before the
@@ -21,7 +27,10 @@ use std::sync::{Mutex, MutexGuard};
 
 use redis::{Connection, Script};
 
-use super::store::{OP_OVERHEAD_BYTES, SNAPSHOT_LAG_MAX, TOMBSTONES_KEPT, check_payload, check_snapshot};
+use super::store::{
+    OP_OVERHEAD_BYTES, SNAPSHOT_LAG_MAX, SNAPSHOT_SLOT_SPAN, SNAPSHOTS_KEPT, TOMBSTONES_KEPT, check_payload,
+    check_snapshot, newest_first,
+};
 use super::{AppendOutcome, DocId, DocLimits, DocStore, Snapshot, StoreError, StoredOp};
 
 const APPEND: &str = r"
@@ -51,10 +60,40 @@ const SNAPSHOT: &str = r"
 local head = tonumber(redis.call('HGET', KEYS[1], 'head') or '0')
 local seq = tonumber(ARGV[1])
 if seq > head then return {'ahead', head} end
-local current = tonumber(redis.call('HGET', KEYS[3], 'seq') or '-1')
-if current > seq then return {'ok'} end
 -- Bounded: a snapshot far behind the head is refused, never scanned.
 if head - seq > tonumber(ARGV[4]) then return {'stale'} end
+-- The snapshot of a store from before per-uploader slots becomes an
+-- unnamed uploader's slot.
+if redis.call('HLEN', KEYS[4]) == 0 and redis.call('EXISTS', KEYS[3]) == 1 then
+  local old = redis.call('HMGET', KEYS[3], 'seq', 'payload', 'key_hint')
+  local hint = old[3] or ''
+  redis.call('HSET', KEYS[4], '', old[1])
+  redis.call('HSET', KEYS[5], '', string.len(hint) .. '|' .. hint .. old[2])
+  redis.call('DEL', KEYS[3])
+end
+local uploader = ARGV[5]
+local kept = redis.call('HGETALL', KEYS[4])
+local newest = seq
+for i = 2, #kept, 2 do newest = math.max(newest, tonumber(kept[i])) end
+local displaced = {}
+local remaining = {}
+for i = 1, #kept, 2 do
+  local u, s = kept[i], tonumber(kept[i + 1])
+  if u == uploader then
+    if s >= seq then return {'ok'} end
+    table.insert(displaced, u)
+  elseif newest - s > tonumber(ARGV[7]) then
+    table.insert(displaced, u)
+  else
+    table.insert(remaining, {u, s})
+  end
+end
+if #remaining >= tonumber(ARGV[6]) then
+  local oldest = remaining[1]
+  for _, slot in ipairs(remaining) do if slot[2] < oldest[2] then oldest = slot end end
+  if oldest[2] >= seq then return {'ok'} end
+  table.insert(displaced, oldest[1])
+end
 for s = seq + 1, head do
   local op = redis.call('HGET', KEYS[2], s)
   if op then
@@ -62,7 +101,12 @@ for s = seq + 1, head do
     if base < seq then return {'stale'} end
   end
 end
-redis.call('HSET', KEYS[3], 'seq', seq, 'payload', ARGV[2], 'key_hint', ARGV[3])
+for _, u in ipairs(displaced) do
+  redis.call('HDEL', KEYS[4], u)
+  redis.call('HDEL', KEYS[5], u)
+end
+redis.call('HSET', KEYS[4], uploader, seq)
+redis.call('HSET', KEYS[5], uploader, string.len(ARGV[3]) .. '|' .. ARGV[3] .. ARGV[2])
 local floor = tonumber(redis.call('HGET', KEYS[1], 'floor') or '0')
 if seq > floor then redis.call('HSET', KEYS[1], 'floor', seq) end
 return {'ok'}
@@ -118,15 +162,11 @@ impl std::fmt::Debug for RedisStore {
     }
 }
 
-fn keys(id: &DocId) -> [String; 5] {
+/// A document's keys: meta, ops, ids, snap (pre-slot snapshot), tomb,
+/// snapseq, snaps.
+fn keys(id: &DocId) -> [String; 7] {
     let tag = format!("sealcast:doc:{{{}|{}}}", id.app, id.doc);
-    [
-        format!("{tag}:meta"),
-        format!("{tag}:ops"),
-        format!("{tag}:ids"),
-        format!("{tag}:snap"),
-        format!("{tag}:tomb"),
-    ]
+    ["meta", "ops", "ids", "snap", "tomb", "snapseq", "snaps"].map(|k| format!("{tag}:{k}"))
 }
 
 fn backend(err: &redis::RedisError) -> StoreError {
@@ -257,18 +297,23 @@ impl DocStore for RedisStore {
         Ok(found)
     }
 
-    fn put_snapshot(&self, id: &DocId, snapshot: &Snapshot) -> Result<(), StoreError> {
+    fn put_snapshot(&self, id: &DocId, snapshot: &Snapshot, uploader: &str) -> Result<(), StoreError> {
         check_snapshot(&self.limits, &snapshot.payload)?;
-        let [meta, ops, _, snap, _] = keys(id);
+        let [meta, ops, _, snap, _, snapseq, snaps] = keys(id);
         let reply: Vec<redis::Value> = self.with_conn(|conn| {
             self.snapshot
                 .key(&meta)
                 .key(&ops)
                 .key(&snap)
+                .key(&snapseq)
+                .key(&snaps)
                 .arg(snapshot.seq)
                 .arg(&snapshot.payload)
                 .arg(snapshot.key_hint.as_deref().unwrap_or(""))
                 .arg(SNAPSHOT_LAG_MAX)
+                .arg(uploader)
+                .arg(SNAPSHOTS_KEPT)
+                .arg(SNAPSHOT_SLOT_SPAN)
                 .invoke(conn)
         })?;
         match reply.first() {
@@ -295,22 +340,47 @@ impl DocStore for RedisStore {
         Ok(entry.and_then(|e| e.split('|').next().and_then(|seq| seq.parse().ok())))
     }
 
-    fn latest_snapshot(&self, id: &DocId) -> Result<Option<Snapshot>, StoreError> {
-        let [.., snap, _] = keys(id);
-        let (seq, payload, key_hint): (Option<u64>, Option<String>, Option<String>) =
-            self.with_conn(|conn| {
-                redis::cmd("HMGET").arg(&snap).arg("seq").arg("payload").arg("key_hint").query(conn)
-            })?;
-        Ok(match (seq, payload) {
-            (Some(seq), Some(payload)) => {
-                Some(Snapshot { seq, payload, key_hint: key_hint.filter(|h| !h.is_empty()) })
-            }
-            _ => None,
-        })
+    fn snapshot_seqs(&self, id: &DocId) -> Result<Vec<u64>, StoreError> {
+        let [.., snap, _, snapseq, _] = keys(id);
+        let (slots, legacy): (Vec<u64>, Option<u64>) = self.with_conn(|conn| {
+            let slots = redis::cmd("HVALS").arg(&snapseq).query(conn)?;
+            let legacy = redis::cmd("HGET").arg(&snap).arg("seq").query(conn)?;
+            Ok((slots, legacy))
+        })?;
+        Ok(if slots.is_empty() { legacy.into_iter().collect() } else { newest_first(slots.into_iter()) })
+    }
+
+    fn snapshot_at(&self, id: &DocId, seq: u64) -> Result<Option<Snapshot>, StoreError> {
+        let [.., snap, _, snapseq, snaps] = keys(id);
+        let slots: Vec<(String, u64)> =
+            self.with_conn(|conn| redis::cmd("HGETALL").arg(&snapseq).query(conn))?;
+        let Some((uploader, _)) = slots.into_iter().find(|(_, s)| *s == seq) else {
+            // A store from before per-uploader slots.
+            let (legacy_seq, payload, key_hint): (Option<u64>, Option<String>, Option<String>) = self
+                .with_conn(|conn| {
+                    redis::cmd("HMGET").arg(&snap).arg("seq").arg("payload").arg("key_hint").query(conn)
+                })?;
+            return Ok(match (legacy_seq, payload) {
+                (Some(s), Some(payload)) if s == seq => {
+                    Some(Snapshot { seq, payload, key_hint: key_hint.filter(|h| !h.is_empty()) })
+                }
+                _ => None,
+            });
+        };
+        let stored: Option<String> =
+            self.with_conn(|conn| redis::cmd("HGET").arg(&snaps).arg(&uploader).query(conn))?;
+        // `len(key_hint)|key_hint payload`
+        Ok(stored.and_then(|stored| {
+            let (hint_len, rest) = stored.split_once('|')?;
+            let hint_len: usize = hint_len.parse().ok()?;
+            let (key_hint, payload) = (rest.get(..hint_len)?, rest.get(hint_len..)?);
+            let key_hint = (!key_hint.is_empty()).then(|| key_hint.to_owned());
+            Some(Snapshot { seq, payload: payload.to_owned(), key_hint })
+        }))
     }
 
     fn compact(&self, id: &DocId, upto: u64) -> Result<u64, StoreError> {
-        let [meta, ops, ids, _, tomb] = keys(id);
+        let [meta, ops, ids, _, tomb, ..] = keys(id);
         self.with_conn(|conn| {
             self.compact
                 .key(&meta)

@@ -30,8 +30,11 @@ pub struct Sequencer {
 pub struct JoinState {
     /// The last sequence number assigned.
     pub head: u64,
-    /// The newest snapshot, if any.
+    /// The newest snapshot, or the kept one the client asked for.
     pub snapshot: Option<Snapshot>,
+    /// The sequence numbers of every kept snapshot, newest first (a client
+    /// that cannot open one asks for another).
+    pub snapshots: Vec<u64>,
     /// Ops after `since` (or after the snapshot), at most [`JOIN_PAGE`].
     pub ops: Vec<StoredOp>,
     /// The sequence number of the op id the client asked about, if that
@@ -87,36 +90,47 @@ impl Sequencer {
         outcome
     }
 
-    /// The state a client needs to (re)join: snapshot and ops after `since`
-    /// (default: after the snapshot).
+    /// The state a client needs to (re)join: a snapshot (the newest, or
+    /// the kept one at `from_snapshot`) and the ops after `since` (default:
+    /// after that snapshot).
     pub async fn join(
         &self,
         id: DocId,
         since: Option<u64>,
         op_id: Option<String>,
+        from_snapshot: Option<u64>,
     ) -> Result<JoinState, StoreError> {
         let store = self.store.clone();
         tokio::task::spawn_blocking(move || {
-            let snapshot = store.latest_snapshot(&id)?;
+            let snapshots = store.snapshot_seqs(&id)?;
+            let wanted = from_snapshot.filter(|seq| snapshots.contains(seq)).or(snapshots.first().copied());
+            let snapshot = match wanted {
+                Some(seq) => store.snapshot_at(&id, seq)?,
+                None => None,
+            };
             let since = since.unwrap_or_else(|| snapshot.as_ref().map_or(0, |s| s.seq));
             let ops = store.ops_since(&id, since, JOIN_PAGE)?;
             let op_seq = match op_id {
                 Some(op_id) => store.find_op(&id, &op_id)?,
                 None => None,
             };
-            Ok(JoinState { head: store.head(&id)?, snapshot, ops, op_seq })
+            Ok(JoinState { head: store.head(&id)?, snapshot, snapshots, ops, op_seq })
         })
         .await
         .map_err(|e| StoreError::Backend(e.to_string()))?
     }
 
-    /// Stores a snapshot, then compacts: payloads more than
-    /// [`HISTORY_KEPT_BEFORE_SNAPSHOT`] ops before it are dropped.
-    pub async fn snapshot(&self, id: DocId, snapshot: Snapshot) -> Result<(), StoreError> {
+    /// Stores a snapshot by `uploader` (a user id, or a connection), then
+    /// compacts: payloads more than [`HISTORY_KEPT_BEFORE_SNAPSHOT`] ops
+    /// before the *oldest* kept snapshot are dropped, so every kept
+    /// snapshot can still be joined from (the server cannot tell which
+    /// ones open).
+    pub async fn snapshot(&self, id: DocId, snapshot: Snapshot, uploader: String) -> Result<(), StoreError> {
         let store = self.store.clone();
         tokio::task::spawn_blocking(move || {
-            store.put_snapshot(&id, &snapshot)?;
-            let upto = snapshot.seq.saturating_sub(HISTORY_KEPT_BEFORE_SNAPSHOT);
+            store.put_snapshot(&id, &snapshot, &uploader)?;
+            let oldest = store.snapshot_seqs(&id)?.last().copied().unwrap_or(0);
+            let upto = oldest.saturating_sub(HISTORY_KEPT_BEFORE_SNAPSHOT);
             if upto > 0 {
                 store.compact(&id, upto)?;
             }

@@ -17,7 +17,9 @@ use std::sync::{Mutex, MutexGuard, mpsc};
 
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
-use super::store::{check_base, check_payload, check_snapshot, is_resubmission, op_cost};
+use super::store::{
+    check_base, check_payload, check_snapshot, is_resubmission, newest_first, op_cost, place_snapshot,
+};
 use super::{AppendOutcome, DocId, DocLimits, DocStore, Snapshot, StoreError, StoredOp};
 
 const SCHEMA: &str = "
@@ -37,6 +39,14 @@ const SCHEMA: &str = "
         app TEXT NOT NULL, doc TEXT NOT NULL, seq INTEGER NOT NULL,
         payload TEXT NOT NULL, key_hint TEXT,
         PRIMARY KEY (app, doc)) WITHOUT ROWID;
+    CREATE TABLE IF NOT EXISTS doc_snapshots (
+        app TEXT NOT NULL, doc TEXT NOT NULL, uploader TEXT NOT NULL, seq INTEGER NOT NULL,
+        payload TEXT NOT NULL, key_hint TEXT,
+        PRIMARY KEY (app, doc, uploader)) WITHOUT ROWID;
+    -- One snapshot per document from before snapshots were kept per
+    -- uploader: it becomes the slot of an unnamed uploader.
+    INSERT OR IGNORE INTO doc_snapshots SELECT app, doc, '', seq, payload, key_hint FROM snapshots;
+    DELETE FROM snapshots;
 ";
 
 /// Documents in a SQLite database file.
@@ -235,7 +245,7 @@ impl DocStore for SqliteStore {
         rows.collect::<rusqlite::Result<Vec<_>>>().map_err(|e| backend(&e))
     }
 
-    fn put_snapshot(&self, id: &DocId, snapshot: &Snapshot) -> Result<(), StoreError> {
+    fn put_snapshot(&self, id: &DocId, snapshot: &Snapshot, uploader: &str) -> Result<(), StoreError> {
         check_snapshot(&self.limits, &snapshot.payload)?;
         let mut conn = self.lock();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(|e| backend(&e))?;
@@ -243,20 +253,20 @@ impl DocStore for SqliteStore {
         if snapshot.seq > head {
             return Err(StoreError::SnapshotAhead { seq: snapshot.seq, head });
         }
-        let seq = int(snapshot.seq);
-        let newer_stored: bool = tx
-            .query_row(
-                "SELECT EXISTS (SELECT 1 FROM snapshots WHERE app = ?1 AND doc = ?2 AND seq > ?3)",
-                params![id.app, id.doc, seq],
-                |r| r.get(0),
-            )
-            .map_err(|e| backend(&e))?;
-        if newer_stored {
-            return Ok(());
-        }
         if head - snapshot.seq > super::store::SNAPSHOT_LAG_MAX {
             return Err(StoreError::SnapshotStale { seq: snapshot.seq });
         }
+        let seq = int(snapshot.seq);
+        let kept: Vec<(String, u64)> = {
+            let mut statement = tx
+                .prepare_cached("SELECT uploader, seq FROM doc_snapshots WHERE app = ?1 AND doc = ?2")
+                .map_err(|e| backend(&e))?;
+            let rows = statement
+                .query_map(params![id.app, id.doc], |r| Ok((r.get::<_, String>(0)?, get_u64(r, 1)?)))
+                .map_err(|e| backend(&e))?;
+            rows.collect::<rusqlite::Result<_>>().map_err(|e| backend(&e))?
+        };
+        let Some(displaced) = place_snapshot(&kept, uploader, snapshot.seq) else { return Ok(()) };
         let stale: bool = tx
             .query_row(
                 "SELECT EXISTS (SELECT 1 FROM ops WHERE app = ?1 AND doc = ?2 AND seq > ?3 AND base < ?3)",
@@ -267,10 +277,16 @@ impl DocStore for SqliteStore {
         if stale {
             return Err(StoreError::SnapshotStale { seq: snapshot.seq });
         }
+        for gone in &displaced {
+            tx.execute(
+                "DELETE FROM doc_snapshots WHERE app = ?1 AND doc = ?2 AND uploader = ?3",
+                params![id.app, id.doc, gone],
+            )
+            .map_err(|e| backend(&e))?;
+        }
         tx.execute(
-            "INSERT INTO snapshots (app, doc, seq, payload, key_hint) VALUES (?1, ?2, ?3, ?4, ?5)
-             ON CONFLICT (app, doc) DO UPDATE SET seq = excluded.seq, payload = excluded.payload, key_hint = excluded.key_hint",
-            params![id.app, id.doc, seq, snapshot.payload, snapshot.key_hint],
+            "INSERT INTO doc_snapshots (app, doc, uploader, seq, payload, key_hint) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![id.app, id.doc, uploader, seq, snapshot.payload, snapshot.key_hint],
         )
         .map_err(|e| backend(&e))?;
         tx.execute(
@@ -281,11 +297,22 @@ impl DocStore for SqliteStore {
         tx.commit().map_err(|e| backend(&e))
     }
 
-    fn latest_snapshot(&self, id: &DocId) -> Result<Option<Snapshot>, StoreError> {
+    fn snapshot_seqs(&self, id: &DocId) -> Result<Vec<u64>, StoreError> {
+        let conn = self.lock();
+        let mut statement = conn
+            .prepare_cached("SELECT seq FROM doc_snapshots WHERE app = ?1 AND doc = ?2")
+            .map_err(|e| backend(&e))?;
+        let rows =
+            statement.query_map(params![id.app, id.doc], |r| get_u64(r, 0)).map_err(|e| backend(&e))?;
+        let seqs = rows.collect::<rusqlite::Result<Vec<u64>>>().map_err(|e| backend(&e))?;
+        Ok(newest_first(seqs.into_iter()))
+    }
+
+    fn snapshot_at(&self, id: &DocId, seq: u64) -> Result<Option<Snapshot>, StoreError> {
         self.lock()
             .query_row(
-                "SELECT seq, payload, key_hint FROM snapshots WHERE app = ?1 AND doc = ?2",
-                params![id.app, id.doc],
+                "SELECT seq, payload, key_hint FROM doc_snapshots WHERE app = ?1 AND doc = ?2 AND seq = ?3 LIMIT 1",
+                params![id.app, id.doc, int(seq)],
                 |r| Ok(Snapshot { seq: get_u64(r, 0)?, payload: r.get(1)?, key_hint: r.get(2)? }),
             )
             .optional()
@@ -370,7 +397,7 @@ mod tests {
             let store = SqliteStore::open(&path, DocLimits::default()).unwrap();
             store.append(&doc, 0, "op-1", "payload-1", None).unwrap();
             store.append(&doc, 1, "op-2", "payload-2", None).unwrap();
-            store.put_snapshot(&doc, &Snapshot { seq: 1, payload: "s".into(), key_hint: None }).unwrap();
+            store.put_snapshot(&doc, &Snapshot { seq: 1, payload: "s".into(), key_hint: None }, "u").unwrap();
         }
         let store = SqliteStore::open(&path, DocLimits::default()).unwrap();
         assert_eq!(store.head(&doc).unwrap(), 2);

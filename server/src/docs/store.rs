@@ -17,8 +17,16 @@
 //!   must be able to place every later op, so no op based before `S` may
 //!   follow it.
 //! - A snapshot at `S` is refused (`SnapshotStale`) while a retained op
-//!   after `S` is based before `S`; an older snapshot than the stored one is
-//!   ignored.
+//!   after `S` is based before `S`, or when `S` is more than
+//!   [`SNAPSHOT_LAG_MAX`] behind the head.
+//! - Snapshots are kept per uploader (a user id, or a connection for
+//!   anonymous ones): each uploader's newest, at most [`SNAPSHOTS_KEPT`]
+//!   uploaders, none more than [`SNAPSHOT_SLOT_SPAN`] ops behind the
+//!   newest; a new uploader displaces the oldest kept snapshot. The server
+//!   cannot tell a good snapshot from garbage, so one uploader (say, a
+//!   co-subscriber without the key) can never displace another's, and the
+//!   sequencer compacts only behind the *oldest* kept snapshot: a joiner
+//!   that cannot open the newest falls back to an older one plus its ops.
 //! - Compaction drops payloads up to a sequence number but remembers their
 //!   op ids, so a late resubmission is still a `Duplicate`.
 //! - Payloads and key hints are opaque, non-empty strings; sizes are limited.
@@ -170,12 +178,21 @@ pub trait DocStore: Send + Sync {
     fn head(&self, id: &DocId) -> Result<u64, StoreError>;
     /// Retained ops with `seq > since`, oldest first, at most `limit`.
     fn ops_since(&self, id: &DocId, since: u64, limit: usize) -> Result<Vec<StoredOp>, StoreError>;
-    /// Stores a snapshot (the newest one wins as the join point).
-    fn put_snapshot(&self, id: &DocId, snapshot: &Snapshot) -> Result<(), StoreError>;
+    /// Stores a snapshot by `uploader` (see the module contract).
+    fn put_snapshot(&self, id: &DocId, snapshot: &Snapshot, uploader: &str) -> Result<(), StoreError>;
     /// The sequence number given to `op_id`, compacted or not.
     fn find_op(&self, id: &DocId, op_id: &str) -> Result<Option<u64>, StoreError>;
+    /// The sequence numbers of the kept snapshots, newest first.
+    fn snapshot_seqs(&self, id: &DocId) -> Result<Vec<u64>, StoreError>;
+    /// The kept snapshot at `seq`.
+    fn snapshot_at(&self, id: &DocId, seq: u64) -> Result<Option<Snapshot>, StoreError>;
     /// The newest snapshot.
-    fn latest_snapshot(&self, id: &DocId) -> Result<Option<Snapshot>, StoreError>;
+    fn latest_snapshot(&self, id: &DocId) -> Result<Option<Snapshot>, StoreError> {
+        match self.snapshot_seqs(id)?.first() {
+            Some(&seq) => self.snapshot_at(id, seq),
+            None => Ok(None),
+        }
+    }
     /// Drops ops with `seq <= upto`; later bases must be ≥ `upto`.
     /// Returns how many were dropped.
     fn compact(&self, id: &DocId, upto: u64) -> Result<u64, StoreError>;
@@ -190,7 +207,8 @@ struct MemoryDoc {
     head: u64,
     /// Oldest base accepted (raised by compaction and snapshots).
     floor: u64,
-    snapshot: Option<Snapshot>,
+    /// Kept snapshots with their uploaders.
+    snapshots: Vec<(String, Snapshot)>,
 }
 
 /// A [`DocStore`] in memory: the reference implementation for tests (and a
@@ -260,29 +278,33 @@ impl DocStore for MemoryStore {
         }))
     }
 
-    fn put_snapshot(&self, id: &DocId, snapshot: &Snapshot) -> Result<(), StoreError> {
+    fn put_snapshot(&self, id: &DocId, snapshot: &Snapshot, uploader: &str) -> Result<(), StoreError> {
         check_snapshot(&self.limits, &snapshot.payload)?;
         self.with_doc(id, |doc| {
             if snapshot.seq > doc.head {
                 return Err(StoreError::SnapshotAhead { seq: snapshot.seq, head: doc.head });
             }
-            if doc.snapshot.as_ref().is_some_and(|s| s.seq > snapshot.seq) {
-                return Ok(());
-            }
             if doc.head - snapshot.seq > SNAPSHOT_LAG_MAX {
                 return Err(StoreError::SnapshotStale { seq: snapshot.seq });
             }
+            let kept: Vec<(String, u64)> = doc.snapshots.iter().map(|(u, s)| (u.clone(), s.seq)).collect();
+            let Some(displaced) = place_snapshot(&kept, uploader, snapshot.seq) else { return Ok(()) };
             if doc.ops.iter().any(|(op, _)| op.seq > snapshot.seq && op.base < snapshot.seq) {
                 return Err(StoreError::SnapshotStale { seq: snapshot.seq });
             }
-            doc.snapshot = Some(snapshot.clone());
+            doc.snapshots.retain(|(u, _)| !displaced.contains(u));
+            doc.snapshots.push((uploader.to_owned(), snapshot.clone()));
             doc.floor = doc.floor.max(snapshot.seq);
             Ok(())
         })
     }
 
-    fn latest_snapshot(&self, id: &DocId) -> Result<Option<Snapshot>, StoreError> {
-        Ok(self.with_doc(id, |doc| doc.snapshot.clone()))
+    fn snapshot_seqs(&self, id: &DocId) -> Result<Vec<u64>, StoreError> {
+        Ok(self.with_doc(id, |doc| newest_first(doc.snapshots.iter().map(|(_, s)| s.seq))))
+    }
+
+    fn snapshot_at(&self, id: &DocId, seq: u64) -> Result<Option<Snapshot>, StoreError> {
+        Ok(self.with_doc(id, |doc| doc.snapshots.iter().map(|(_, s)| s).find(|s| s.seq == seq).cloned()))
     }
 
     fn find_op(&self, id: &DocId, op_id: &str) -> Result<Option<u64>, StoreError> {
@@ -325,6 +347,46 @@ pub const OP_OVERHEAD_BYTES: u64 = 256;
 /// op they were just acknowledged, a few ops behind at most), so checking a
 /// snapshot never costs time proportional to the history.
 pub const SNAPSHOT_LAG_MAX: u64 = 1000;
+
+/// Uploaders whose newest snapshot is kept (see the module contract).
+pub const SNAPSHOTS_KEPT: usize = 3;
+
+/// A kept snapshot more than this many ops behind the newest is dropped,
+/// so a stale one cannot hold compaction back for ever.
+pub const SNAPSHOT_SLOT_SPAN: u64 = 20_000;
+
+/// Where a new snapshot by `uploader` at `seq` goes, given the kept ones
+/// `(uploader, seq)`: `None` when it is ignored (its uploader has a newer
+/// one, or every slot is newer), otherwise the uploaders whose snapshots it
+/// displaces (its own older one, slots too far behind, the oldest slot
+/// when all are taken).
+pub(crate) fn place_snapshot(kept: &[(String, u64)], uploader: &str, seq: u64) -> Option<Vec<String>> {
+    if kept.iter().any(|(u, s)| u == uploader && *s >= seq) {
+        return None;
+    }
+    let newest = kept.iter().map(|(_, s)| *s).chain([seq]).max().unwrap_or(seq);
+    let mut displaced: Vec<String> = kept
+        .iter()
+        .filter(|(u, s)| u == uploader || newest - s > SNAPSHOT_SLOT_SPAN)
+        .map(|(u, _)| u.clone())
+        .collect();
+    let remaining: Vec<&(String, u64)> = kept.iter().filter(|(u, _)| !displaced.contains(u)).collect();
+    if remaining.len() >= SNAPSHOTS_KEPT {
+        let oldest = remaining.iter().min_by_key(|(_, s)| *s)?;
+        if oldest.1 >= seq {
+            return None;
+        }
+        displaced.push(oldest.0.clone());
+    }
+    Some(displaced)
+}
+
+/// Sequence numbers, newest first.
+pub(crate) fn newest_first(seqs: impl Iterator<Item = u64>) -> Vec<u64> {
+    let mut seqs: Vec<u64> = seqs.collect();
+    seqs.sort_unstable_by(|a, b| b.cmp(a));
+    seqs
+}
 
 /// Compacted op ids remembered, counted back from the compaction point:
 /// a resubmission or `op_seq` question older than this many ops is
@@ -407,11 +469,12 @@ pub(crate) fn conformance(store: &dyn DocStore) {
     // Snapshots: newest wins; not past the head.
     assert!(store.latest_snapshot(&doc).unwrap().is_none());
     let snap = Snapshot { seq: 2, payload: "snap-2".into(), key_hint: Some("salt-1".into()) };
-    store.put_snapshot(&doc, &snap).unwrap();
-    store.put_snapshot(&doc, &Snapshot { seq: 1, payload: "old".into(), key_hint: None }).unwrap();
+    store.put_snapshot(&doc, &snap, "ann").unwrap();
+    store.put_snapshot(&doc, &Snapshot { seq: 1, payload: "old".into(), key_hint: None }, "ann").unwrap();
     assert_eq!(store.latest_snapshot(&doc).unwrap(), Some(snap));
+    assert_eq!(store.snapshot_seqs(&doc).unwrap(), vec![2]);
     assert!(matches!(
-        store.put_snapshot(&doc, &Snapshot { seq: 99, payload: "s".into(), key_hint: None }),
+        store.put_snapshot(&doc, &Snapshot { seq: 99, payload: "s".into(), key_hint: None }, "ann"),
         Err(StoreError::SnapshotAhead { .. })
     ));
     // Compaction drops history; older bases must resync.
@@ -442,10 +505,50 @@ pub(crate) fn conformance(store: &dyn DocStore) {
     store.append(&fresh, 0, "x1", "a", None).unwrap();
     store.append(&fresh, 0, "x2", "b", None).unwrap();
     let early = Snapshot { seq: 1, payload: "s1".into(), key_hint: None };
-    assert!(matches!(store.put_snapshot(&fresh, &early), Err(StoreError::SnapshotStale { seq: 1 })));
-    store.put_snapshot(&fresh, &Snapshot { seq: 2, payload: "s2".into(), key_hint: None }).unwrap();
+    assert!(matches!(store.put_snapshot(&fresh, &early, "x"), Err(StoreError::SnapshotStale { seq: 1 })));
+    store.put_snapshot(&fresh, &Snapshot { seq: 2, payload: "s2".into(), key_hint: None }, "x").unwrap();
     assert!(matches!(store.append(&fresh, 1, "x3", "c", None), Err(StoreError::Resync { oldest: 2, .. })));
     assert_eq!(store.append(&fresh, 2, "x4", "d", None).unwrap(), AppendOutcome::Appended(3));
+
+    // Snapshots are kept per uploader: Mallory's garbage does not displace
+    // Ann's; each uploader's newer one replaces its own; a fourth uploader
+    // displaces the oldest.
+    let kept = DocId::new("app", "doc-snaps");
+    for i in 0..10u64 {
+        store.append(&kept, i, &format!("k{i}"), "p", None).unwrap();
+    }
+    let at = |seq: u64, payload: &str| Snapshot { seq, payload: payload.into(), key_hint: None };
+    store.put_snapshot(&kept, &at(4, "ann-4"), "ann").unwrap();
+    store.put_snapshot(&kept, &at(6, "garbage-6"), "mallory").unwrap();
+    store.put_snapshot(&kept, &at(7, "garbage-7"), "mallory").unwrap();
+    assert_eq!(store.snapshot_seqs(&kept).unwrap(), vec![7, 4]);
+    assert_eq!(store.snapshot_at(&kept, 4).unwrap().map(|s| s.payload), Some("ann-4".into()));
+    assert_eq!(store.latest_snapshot(&kept).unwrap().map(|s| s.payload), Some("garbage-7".into()));
+    store.put_snapshot(&kept, &at(8, "bob-8"), "bob").unwrap();
+    store.put_snapshot(&kept, &at(9, "carl-9"), "carl").unwrap();
+    assert_eq!(store.snapshot_seqs(&kept).unwrap(), vec![9, 8, 7]);
+    assert_eq!(store.snapshot_at(&kept, 4).unwrap(), None);
+}
+
+#[cfg(test)]
+mod placement_tests {
+    use super::*;
+
+    fn kept(slots: &[(&str, u64)]) -> Vec<(String, u64)> {
+        slots.iter().map(|(u, s)| ((*u).to_owned(), *s)).collect()
+    }
+
+    #[test]
+    fn snapshots_are_placed_per_uploader() {
+        assert_eq!(place_snapshot(&[], "a", 5), Some(vec![]));
+        assert_eq!(place_snapshot(&kept(&[("a", 5)]), "a", 4), None, "older than its own");
+        assert_eq!(place_snapshot(&kept(&[("a", 5)]), "a", 6), Some(vec!["a".into()]));
+        let full = kept(&[("a", 5), ("b", 6), ("c", 7)]);
+        assert_eq!(place_snapshot(&full, "d", 8), Some(vec!["a".into()]));
+        assert_eq!(place_snapshot(&full, "d", 4), None, "older than every slot");
+        let stale = kept(&[("a", 5), ("b", 30_000)]);
+        assert_eq!(place_snapshot(&stale, "c", 30_001), Some(vec!["a".into()]), "too far behind");
+    }
 }
 
 #[cfg(test)]
