@@ -30,6 +30,8 @@ rm -rf "$OUT"
 for lang in kotlin swift python; do
   "$BINDGEN" generate --no-format --library "$LIB" --language "$lang" --out-dir "$OUT/$lang" >/dev/null
 done
+# The Python package closes live clients at exit (see the file).
+cat bindings/python/exit_hook.py >> "$OUT/python/sealcast.py"
 
 lap "start sealcast serve"
 DATA=$(mktemp -d)
@@ -54,7 +56,7 @@ if [ "${SKIP_KOTLIN:-0}" != 1 ]; then
   lap "kotlin: compile"
   CP=/usr/share/java/jna.jar
   JAVA_OPTS="-Xmx1g -XX:TieredStopAtLevel=1" "$KC/bin/kotlinc" -nowarn -cp "$CP" \
-    "$OUT/kotlin/io/sealcast/sealcast.kt" tests/bindings/Main.kt -d "$OUT/kotlin-classes"
+    "$OUT/kotlin/io/sealcast/sealcast.kt" tests/bindings/Main.kt tests/bindings/Exit.kt -d "$OUT/kotlin-classes"
   lap "kotlin: run"
   java -Djna.library.path="$(dirname "$LIB")" -cp "$OUT/kotlin-classes:$CP:$KC/lib/kotlin-stdlib.jar" \
     MainKt "$PORT" || status=1

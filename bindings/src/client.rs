@@ -184,12 +184,24 @@ impl net::KeyProvider for KeyProviderAdapter {
 }
 
 /// A connection to a sealcast (or any Pusher-protocol) server. It connects
-/// when created and reconnects by itself; drop it (or call `disconnect`)
-/// to stop.
+/// when created and reconnects by itself. `shutdown()` stops it for good and
+/// returns once no SDK thread will call the app's listeners again; call it
+/// before the process exits (the Python package does so at exit by itself).
 #[derive(uniffi::Object)]
 pub struct SealcastClient {
     pub(crate) client: net::Client,
     pub(crate) documents: Arc<Mutex<HashMap<String, Arc<dyn DocumentListener>>>>,
+    /// The thread delivering events to the listeners, until `close`.
+    events_thread: Mutex<Option<std::thread::JoinHandle<()>>>,
+}
+
+impl Drop for SealcastClient {
+    /// Dropping (Python's `del`, Kotlin's `destroy`, Swift's release) closes
+    /// too, so a process exiting right after never has an SDK thread calling
+    /// into its finalizing runtime.
+    fn drop(&mut self) {
+        self.shutdown();
+    }
 }
 
 fn parse_json(text: &str) -> Result<Value, SealcastError> {
@@ -216,8 +228,8 @@ impl SealcastClient {
         let documents: Arc<Mutex<HashMap<String, Arc<dyn DocumentListener>>>> = Arc::default();
         let routes = documents.clone();
         // One thread per client delivers events in order; it ends when the
-        // client is dropped.
-        std::thread::Builder::new()
+        // client is closed or dropped.
+        let events_thread = std::thread::Builder::new()
             .name("sealcast-events".into())
             .spawn(move || {
                 while let Some(event) = events.blocking_recv() {
@@ -225,7 +237,25 @@ impl SealcastClient {
                 }
             })
             .map_err(|e| SealcastError::Config { detail: format!("cannot start the event thread: {e}") })?;
-        Ok(Arc::new(SealcastClient { client, documents }))
+        Ok(Arc::new(SealcastClient { client, documents, events_thread: Mutex::new(Some(events_thread)) }))
+    }
+
+    /// Stops the client for good and waits until it has: the connection is
+    /// closed, the SDK's tasks have ended, queued events have been delivered
+    /// and the delivery thread has exited, so no SDK thread calls a
+    /// listener again. Safe to call twice, and from a listener (it then does
+    /// not wait for its own thread). Dropping the client does the same
+    /// (Kotlin: `close()`/`destroy()`; Swift: the last reference going;
+    /// Python: `close()`, an alias, or `del`).
+    pub fn shutdown(&self) {
+        self.client.close();
+        let thread = self.events_thread.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(thread) = thread
+            && thread.thread().id() != std::thread::current().id()
+        {
+            let _ = thread.join();
+        }
+        self.documents.lock().unwrap_or_else(|p| p.into_inner()).clear();
     }
 
     /// Subscribes to a channel (private and presence ones through the authorizer).

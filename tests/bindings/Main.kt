@@ -77,6 +77,7 @@ fun deltaText(json: String): String =
     Regex("\"insert\":\"((?:[^\"\\\\]|\\\\.)*)\"").findAll(json).joinToString("") { it.groupValues[1] }
 
 fun main(args: Array<String>) {
+    if (args.size == 3) return exitChild(args[0], args[1], args[2])
     val url = "ws://127.0.0.1:${args[0]}"
     var passed = 0
     var failed = 0
@@ -198,9 +199,27 @@ fun main(args: Array<String>) {
         check(generateKey().size == 32) { "key size" }
     }
 
-    ann.destroy()
-    bob.destroy()
-    Thread.sleep(300)
+    test("a process exiting with live clients never aborts or hangs") {
+        // The same JVM command line, running Exit.kt's child instead.
+        val javaBin = System.getProperty("java.home") + "/bin/java"
+        for (mode in listOf("live", "close")) {
+            for (attempt in 0 until 3) {
+                val child = ProcessBuilder(
+                    javaBin,
+                    "-Djna.library.path=" + System.getProperty("jna.library.path"),
+                    "-cp", System.getProperty("java.class.path"),
+                    "MainKt", args[0], "private-exit-kt-$RUN", mode,
+                ).redirectErrorStream(true).start()
+                val finished = child.waitFor(60, java.util.concurrent.TimeUnit.SECONDS)
+                val output = child.inputStream.bufferedReader().readText()
+                if (!finished) child.destroyForcibly()
+                check(finished && child.exitValue() == 0) { "$mode #$attempt: finished=$finished ${output.takeLast(500)}" }
+            }
+        }
+    }
+
+    ann.close()
+    bob.close()
     println("kotlin: $passed passed, $failed failed")
     kotlin.system.exitProcess(if (failed == 0) 0 else 1)
 }

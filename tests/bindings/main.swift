@@ -119,6 +119,26 @@ func test(_ name: String, _ body: () throws -> Void) {
     }
 }
 
+// A child process for the exit test below: two clients exchange sealed
+// chat events, then the process exits with them alive ("live") or shut
+// down first ("shutdown"). The parent checks it ends with status 0.
+if CommandLine.arguments.count == 4 {
+    let channel = CommandLine.arguments[2]
+    let childKeys = Keys([("room", 1, 1)])
+    let a = try! SealcastClient(url: url, appKey: appKey, authorizer: Auth("a"), keyProvider: childKeys, listener: Inbox())
+    let b = try! SealcastClient(url: url, appKey: appKey, authorizer: Auth("b"), keyProvider: childKeys, listener: Inbox())
+    try! a.subscribe(channel: channel)
+    try! b.subscribe(channel: channel)
+    Thread.sleep(forTimeInterval: 0.3)
+    for i in 0..<40 { try! b.sendChat(channel: channel, room: "room", messageId: "x-\(i)", dataJson: "{\"body\":\"\(i)\"}") }
+    Thread.sleep(forTimeInterval: 0.05)
+    if CommandLine.arguments[3] == "shutdown" {
+        a.shutdown()
+        b.shutdown()
+    }
+    exit(0)
+}
+
 let keys = Keys([("room", 1, 1), ("call-7", 1, 9)])
 let annIn = Inbox()
 let bobIn = Inbox()
@@ -239,8 +259,26 @@ test("pure helpers (delta, keys)") {
     try check(try generateKey().count == 32, "key size")
 }
 
+test("a process exiting with live clients never aborts or hangs") {
+    for mode in ["live", "shutdown"] {
+        for attempt in 0..<3 {
+            let child = Process()
+            child.executableURL = URL(fileURLWithPath: CommandLine.arguments[0])
+            child.arguments = [port, "private-exit-swift-\(run)", mode]
+            try child.run()
+            let deadline = Date().addingTimeInterval(60)
+            while child.isRunning && Date() < deadline { Thread.sleep(forTimeInterval: 0.05) }
+            let finished = !child.isRunning
+            if !finished { child.terminate() }
+            try check(finished && child.terminationStatus == 0,
+                      "\(mode) #\(attempt): finished=\(finished) status=\(finished ? child.terminationStatus : -1)")
+        }
+    }
+}
+
+ann?.shutdown()
+bob?.shutdown()
 ann = nil
 bob = nil
-Thread.sleep(forTimeInterval: 0.3)
 print("swift: \(passed) passed, \(failed) failed")
 exit(failed == 0 ? 0 : 1)

@@ -6,6 +6,7 @@ starts the server and runs this). Prints "N passed, N failed".
 """
 
 import json
+import subprocess
 import sys
 import threading
 import time
@@ -221,6 +222,67 @@ def bad_key_is_typed():
         assert err.code in ("commitment_mismatch", "decrypt_failed"), err.code
 
 
+EXIT_CHILD = r"""
+import json, sys, time
+sys.path.insert(0, sys.argv[1])
+import sealcast as s
+URL, KEY, SECRET, CHANNEL, MODE = sys.argv[2], "test-key", "test-secret", sys.argv[3], sys.argv[4]
+
+class Auth(s.Authorizer):
+    def authorize(self, socket_id, channel):
+        return s.ChannelAuthorization(auth=s.sign_channel_auth(KEY, SECRET, socket_id, channel, None), channel_data=None)
+
+class Keys(s.KeyProvider):
+    def key(self, request):
+        return s.KeyGrant(kv=1, key=bytes([1] * 32))
+
+class Busy(s.ClientListener):
+    # Slow callbacks, so events are being delivered when the process exits.
+    def __init__(self): self.seen = 0
+    def on_state(self, state): time.sleep(0.001)
+    def on_subscribed(self, channel): pass
+    def on_subscription_failed(self, channel, status, message): pass
+    def on_message(self, channel, event, data_json, user_id, scope): self.seen += 1; time.sleep(0.002)
+    def on_undecryptable(self, channel, event, user_id, code, message): pass
+    def on_member_added(self, channel, member): pass
+    def on_member_removed(self, channel, member): pass
+    def on_error(self, code, message): pass
+
+a_in, b_in = Busy(), Busy()
+a = s.SealcastClient(URL, KEY, Auth(), Keys(), a_in)
+b = s.SealcastClient(URL, KEY, Auth(), Keys(), b_in)
+a.subscribe(CHANNEL); b.subscribe(CHANNEL)
+time.sleep(0.3)
+for i in range(40):
+    b.send_chat(CHANNEL, "room", f"x-{i}", json.dumps({"body": str(i)}))
+time.sleep(0.05)
+if MODE == "disconnect":
+    a.disconnect(); b.disconnect(); time.sleep(0.5)
+elif MODE == "del":
+    del a, b
+elif MODE == "close":
+    a.close(); b.close()
+    seen = a_in.seen
+    time.sleep(0.2)
+    assert a_in.seen == seen, "a listener was called after close()"
+# MODE "live": exit with both clients alive and events in flight.
+"""
+
+
+def process_exit_never_aborts():
+    # Issue 11, item 4: these aborted (SIGABRT, rc 134) 3 of 3 times.
+    channel = f"private-exit-{RUN}"
+    for mode in ["live", "disconnect", "del", "close"]:
+        for attempt in range(3):
+            done = subprocess.run(
+                [sys.executable, "-c", EXIT_CHILD, sys.argv[1], URL, channel, mode],
+                capture_output=True,
+                text=True,
+                timeout=60,
+            )
+            assert done.returncode == 0 and "FATAL" not in done.stderr, (mode, attempt, done.returncode, done.stderr[-2000:])
+
+
 def pure_helpers():
     assert json.loads(s.delta_compose('[{"insert":"ab"}]', '[{"retain":1},{"delete":1}]')) == {"ops": [{"insert": "a"}]}
     assert s.delta_transform_position('[{"insert":"xx"}]', 1, False) == 3
@@ -237,12 +299,11 @@ for name, test in [
     ("document edited by two clients converges", document_converges),
     ("bad key gives a typed error", bad_key_is_typed),
     ("pure helpers (delta, keys)", pure_helpers),
+    ("a process exiting with live clients never aborts", process_exit_never_aborts),
 ]:
     check(name, test)
 
-# Drop the clients and let their event threads finish before the
-# interpreter shuts down (a callback into a finalizing interpreter aborts).
-del ann, bob
-time.sleep(0.5)
+ann.close()
+bob.close()
 print(f"python: {results['passed']} passed, {results['failed']} failed")
 sys.exit(1 if results["failed"] else 0)

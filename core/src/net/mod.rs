@@ -211,7 +211,8 @@ struct Shared {
     wake: Notify,
     authorizer: Arc<dyn Authorizer>,
     keys: Arc<dyn KeyProvider>,
-    events: mpsc::UnboundedSender<Event>,
+    /// Taken by [`Client::close`], which ends the app's event stream.
+    events: Mutex<Option<mpsc::UnboundedSender<Event>>>,
 }
 
 impl Shared {
@@ -220,13 +221,18 @@ impl Shared {
     }
 
     fn emit(&self, event: Event) {
-        let _ = self.events.send(event); // the app dropped its receiver: fine
+        if let Some(events) = &*self.events.lock().unwrap_or_else(|p| p.into_inner()) {
+            let _ = events.send(event); // the app dropped its receiver: fine
+        }
     }
 }
 
-/// A connection to a Pusher-protocol server. Dropping it disconnects.
+/// A connection to a Pusher-protocol server. Dropping it disconnects;
+/// [`Client::close`] also waits until the driver has stopped.
 pub struct Client {
     shared: Arc<Shared>,
+    runtime: tokio::runtime::Handle,
+    driver: Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
 
 impl Client {
@@ -248,7 +254,7 @@ impl Client {
             wake: Notify::new(),
             authorizer,
             keys,
-            events,
+            events: Mutex::new(Some(events)),
         });
         let driver = Driver {
             shared: shared.clone(),
@@ -259,14 +265,40 @@ impl Client {
             writer: None,
             reader: None,
         };
-        runtime.spawn(driver.run());
-        Ok((Client { shared }, receiver))
+        let driver = runtime.spawn(driver.run());
+        Ok((Client { shared, runtime: runtime.clone(), driver: Mutex::new(Some(driver)) }, receiver))
     }
 
     fn with_session<T>(&self, f: impl FnOnce(&mut Inner) -> T) -> T {
         let result = f(&mut self.shared.lock());
         self.shared.wake.notify_one();
         result
+    }
+
+    /// Stops for good: closes the connection, waits (up to 5 s) until the
+    /// driver task has ended, and ends the event stream (the receiver
+    /// yields what was queued, then `None`). Afterwards no task or thread of
+    /// this client runs or calls the app's authorizer or key provider
+    /// (except one already inside such a call). Call it from outside the
+    /// runtime; inside it, it only signals the stop. Idempotent.
+    pub fn close(&self) {
+        self.stop();
+        let driver = self.driver.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(driver) = driver
+            && tokio::runtime::Handle::try_current().is_err()
+        {
+            let _ =
+                self.runtime.block_on(async { tokio::time::timeout(Duration::from_secs(5), driver).await });
+        }
+        self.shared.events.lock().unwrap_or_else(|p| p.into_inner()).take();
+    }
+
+    fn stop(&self) {
+        let mut inner = self.shared.lock();
+        inner.stopped = true;
+        inner.session.disconnect();
+        drop(inner);
+        self.shared.wake.notify_one();
     }
 
     /// Connects again after `disconnect` or a fatal close.
@@ -484,11 +516,7 @@ impl Client {
 
 impl Drop for Client {
     fn drop(&mut self) {
-        let mut inner = self.shared.lock();
-        inner.stopped = true;
-        inner.session.disconnect();
-        drop(inner);
-        self.shared.wake.notify_one();
+        self.stop();
     }
 }
 
