@@ -63,6 +63,8 @@ pub struct ServerConfig {
     /// Cluster mode: `redis://HOST:PORT/DB` of the Redis all nodes share
     /// (`None`: a single node with an in-process broker).
     pub cluster: Option<String>,
+    /// Storage limits of documents (`[documents]`).
+    pub documents: crate::docs::DocLimits,
 }
 
 /// One app: its credentials and limits.
@@ -171,6 +173,8 @@ struct FileConfig {
     http_timestamp_window: Option<u64>,
     cluster: Option<String>,
     #[serde(default)]
+    documents: crate::docs::DocLimits,
+    #[serde(default)]
     apps: Vec<AppConfig>,
 }
 
@@ -251,6 +255,7 @@ impl ServerConfig {
             apps,
             demo_app,
             cluster,
+            documents: file.documents,
         };
         config.validate()?;
         Ok(config)
@@ -268,6 +273,14 @@ impl ServerConfig {
         }
         if self.max_outbound_queue == 0 || self.max_frame_bytes < 1024 {
             return invalid("max_outbound_queue must be ≥ 1 and max_frame_bytes ≥ 1024".into());
+        }
+        let docs = &self.documents;
+        if docs.max_payload_bytes == 0
+            || docs.max_snapshot_bytes == 0
+            || docs.max_document_bytes == 0
+            || docs.max_documents_per_app == 0
+        {
+            return invalid("[documents] limits must be positive".into());
         }
         let (mut ids, mut keys) = (HashSet::new(), HashSet::new());
         for app in &self.apps {

@@ -602,6 +602,7 @@ impl Session {
             StoreError::SnapshotAhead { .. } | StoreError::Invalid(_) => "invalid",
             StoreError::SnapshotStale { .. } => "stale_snapshot",
             StoreError::Conflict { .. } => "conflict",
+            StoreError::Quota(_) => "quota",
             _ => {
                 tracing::error!(channel, error = %err, "document store failed");
                 "storage"

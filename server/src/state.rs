@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::cluster::{Broker, LocalBroker, RedisBroker};
 use crate::config::ServerConfig;
-use crate::docs::{DocLimits, RedisStore, Sequencer, StoreError};
+use crate::docs::{RedisStore, Sequencer, StoreError};
 use crate::hub::App;
 use crate::metrics::Metrics;
 
@@ -55,8 +55,8 @@ impl ServerState {
         // Documents: the embedded SQLite store alone, the shared Redis in a
         // cluster (one sequence per document across all nodes).
         let sequencer = match &config.cluster {
-            Some(url) => Sequencer::new(Arc::new(RedisStore::open(url, DocLimits::default())?)),
-            None => Sequencer::open(&config.data_dir, DocLimits::default())?,
+            Some(url) => Sequencer::new(Arc::new(RedisStore::open(url, config.documents)?)),
+            None => Sequencer::open(&config.data_dir, config.documents)?,
         };
         let apps: Vec<Arc<App>> =
             config.apps.iter().cloned().map(|app| Arc::new(App::new(app, bus.clone()))).collect();

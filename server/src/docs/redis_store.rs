@@ -231,6 +231,17 @@ impl DocStore for RedisStore {
     ) -> Result<AppendOutcome, StoreError> {
         check_payload(&self.limits, payload)?;
         let [meta, ops, ids, ..] = keys(id);
+        // The app's document quota, checked when a document is created. The
+        // set lives outside the document's hash slot, so this is not part
+        // of the script (two nodes creating documents at once may overshoot
+        // by one each).
+        let app_docs = format!("sealcast:app:{{{}}}:docs", id.app);
+        let (known, count): (bool, u64) = self.with_conn(|conn| {
+            redis::pipe().cmd("SISMEMBER").arg(&app_docs).arg(&id.doc).cmd("SCARD").arg(&app_docs).query(conn)
+        })?;
+        if !known && count >= self.limits.max_documents_per_app {
+            return Err(StoreError::Quota(super::store::APP_QUOTA_REACHED));
+        }
         let reply: Vec<redis::Value> = self.with_conn(|conn| {
             self.append
                 .key(&meta)
@@ -254,6 +265,9 @@ impl DocStore for RedisStore {
             Some(redis::Value::Int(n)) => u64::try_from(*n).unwrap_or(0),
             _ => 0,
         };
+        if !known && text(0) == "ok" {
+            self.with_conn(|conn| redis::cmd("SADD").arg(&app_docs).arg(&id.doc).query::<()>(conn))?;
+        }
         match text(0).as_str() {
             "ok" => Ok(AppendOutcome::Appended(number(1))),
             "dup" => Ok(AppendOutcome::Duplicate(number(1))),
@@ -419,6 +433,9 @@ mod tests {
         }
         let store = RedisStore::open(&format!("redis://127.0.0.1:{port}/0"), DocLimits::default()).unwrap();
         super::super::conformance(&store);
+        let limits = DocLimits { max_documents_per_app: 2, ..DocLimits::default() };
+        let quota = RedisStore::open(&format!("redis://127.0.0.1:{port}/1"), limits).unwrap();
+        crate::docs::store::quota_conformance(&quota);
         let _ = server.kill();
         let _ = server.wait();
     }

@@ -146,6 +146,16 @@ fn append_in(
         };
     }
     let (head, floor, bytes) = doc_row(conn, id).map_err(|e| backend(&e))?;
+    if head == 0 {
+        // A new document: within the app's quota? (Counted only here, when
+        // a document is created.)
+        let count: i64 = conn
+            .query_row("SELECT COUNT(*) FROM docs WHERE app = ?1 AND head > 0", params![id.app], |r| r.get(0))
+            .map_err(|e| backend(&e))?;
+        if u64::try_from(count).unwrap_or(0) >= limits.max_documents_per_app {
+            return Err(StoreError::Quota(super::store::APP_QUOTA_REACHED));
+        }
+    }
     check_base(*base, floor, head)?;
     let bytes = bytes + op_cost(op_id, payload);
     if bytes > limits.max_document_bytes {
@@ -386,6 +396,10 @@ mod tests {
     fn sqlite_store_meets_the_contract() {
         let path = temp_db("conformance");
         conformance(&SqliteStore::open(&path, DocLimits::default()).unwrap());
+        let quota_path = temp_db("quota");
+        let limits = DocLimits { max_documents_per_app: 2, ..DocLimits::default() };
+        crate::docs::store::quota_conformance(&SqliteStore::open(&quota_path, limits).unwrap());
+        std::fs::remove_dir_all(quota_path.parent().unwrap()).ok();
         std::fs::remove_dir_all(path.parent().unwrap()).ok();
     }
 

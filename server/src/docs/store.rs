@@ -91,16 +91,23 @@ pub(crate) fn is_resubmission(stored: Option<&str>, author: Option<&str>, same_b
     stored == author || same_bytes
 }
 
-/// Per-document limits.
-#[derive(Debug, Clone, Copy)]
+/// Storage limits of documents (the `[documents]` table of the config
+/// file; docs/configuration.md).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct DocLimits {
     /// Largest op payload, bytes.
     pub max_payload_bytes: usize,
     /// Largest snapshot payload, bytes (a snapshot holds the whole
     /// document; it must also fit the server's `max_frame_bytes`).
     pub max_snapshot_bytes: usize,
-    /// Largest total of retained op payloads per document, bytes.
+    /// Largest retained history per document, bytes: every retained op
+    /// counts its payload, its op id and [`OP_OVERHEAD_BYTES`], so this also
+    /// caps the retained ops (262,144 at the default).
     pub max_document_bytes: u64,
+    /// Most documents per app (a new document beyond it is refused with
+    /// `quota`).
+    pub max_documents_per_app: u64,
 }
 
 impl Default for DocLimits {
@@ -109,6 +116,7 @@ impl Default for DocLimits {
             max_payload_bytes: 64 * 1024,
             max_snapshot_bytes: 16 * 1024 * 1024,
             max_document_bytes: 64 * 1024 * 1024,
+            max_documents_per_app: 100_000,
         }
     }
 }
@@ -150,6 +158,10 @@ pub enum StoreError {
     /// A malformed op or snapshot (caused by: peer).
     #[error("{0}")]
     Invalid(&'static str),
+    /// The app has [`DocLimits::max_documents_per_app`] documents already
+    /// (caused by: the app's usage).
+    #[error("{0}")]
+    Quota(&'static str),
     /// The op id belongs to an op another author submitted (caused by: a
     /// client reusing or guessing op ids): resubmit under a fresh id.
     #[error("op id already used by another author's op {seq}")]
@@ -242,6 +254,14 @@ impl DocStore for MemoryStore {
     ) -> Result<AppendOutcome, StoreError> {
         check_payload(&self.limits, payload)?;
         let limit = self.limits.max_document_bytes;
+        {
+            let docs = self.docs.lock().unwrap_or_else(|p| p.into_inner());
+            let exists = docs.get(id).is_some_and(|doc| doc.head > 0);
+            let count = || docs.iter().filter(|(k, doc)| k.app == id.app && doc.head > 0).count() as u64;
+            if !exists && count() >= self.limits.max_documents_per_app {
+                return Err(StoreError::Quota(APP_QUOTA_REACHED));
+            }
+        }
         self.with_doc(id, |doc| {
             let existing = match doc.ops.iter().find(|(op, _)| op.op_id == op_id) {
                 Some((op, by)) => Some((op.seq, by.as_deref(), op.base == base && op.payload == payload)),
@@ -394,6 +414,9 @@ pub(crate) fn newest_first(seqs: impl Iterator<Item = u64>) -> Vec<u64> {
 /// unsent instead of resubmitting it). Bounds what tombstones cost.
 pub const TOMBSTONES_KEPT: u64 = 100_000;
 
+/// The message of [`StoreError::Quota`].
+pub(crate) const APP_QUOTA_REACHED: &str = "the app has its maximum number of documents";
+
 /// Refuses payloads over the limit.
 pub(crate) fn check_payload(limits: &DocLimits, payload: &str) -> Result<(), StoreError> {
     if payload.is_empty() {
@@ -530,6 +553,25 @@ pub(crate) fn conformance(store: &dyn DocStore) {
     assert_eq!(store.snapshot_at(&kept, 4).unwrap(), None);
 }
 
+/// The per-app document quota, on a store opened with
+/// `max_documents_per_app = 2`.
+#[cfg(test)]
+pub(crate) fn quota_conformance(store: &dyn DocStore) {
+    let (a, b, c) = (DocId::new("q", "a"), DocId::new("q", "b"), DocId::new("q", "c"));
+    store.append(&a, 0, "1", "p", None).unwrap();
+    store.append(&b, 0, "1", "p", None).unwrap();
+    assert!(matches!(store.append(&c, 0, "1", "p", None), Err(StoreError::Quota(_))));
+    assert_eq!(
+        store.append(&a, 1, "2", "p", None).unwrap(),
+        AppendOutcome::Appended(2),
+        "existing documents go on"
+    );
+    assert_eq!(
+        store.append(&DocId::new("other-app", "c"), 0, "1", "p", None).unwrap(),
+        AppendOutcome::Appended(1)
+    );
+}
+
 #[cfg(test)]
 mod placement_tests {
     use super::*;
@@ -558,5 +600,6 @@ mod tests {
     #[test]
     fn memory_store_meets_the_contract() {
         conformance(&MemoryStore::new(DocLimits::default()));
+        quota_conformance(&MemoryStore::new(DocLimits { max_documents_per_app: 2, ..DocLimits::default() }));
     }
 }
