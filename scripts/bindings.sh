@@ -46,6 +46,8 @@ status=0
 lap "python"
 cp "$LIB" "$OUT/python/"
 python3 tests/bindings/test_sealcast.py "$OUT/python" "$PORT" || status=1
+lap "python: randomized document convergence (two seeds)"
+for _ in 1 2; do python3 tests/bindings/doc_convergence.py "$OUT/python" "$PORT" || status=1; done
 
 if [ "${SKIP_KOTLIN:-0}" != 1 ]; then
   lap "kotlin: toolchain"
