@@ -274,8 +274,14 @@ async fn two_clients_edit_a_document_and_survive_a_server_restart() {
     let _server = Server::start_in_on(&root.0, port, "", "", &[]);
     ann.network_changed();
     bob.network_changed();
-    ready(&mut ann_rx).await;
-    ready(&mut bob_rx).await;
+    // A rejoin continues the session: no `Ready`, the missed ops arrive as
+    // changes (and the views converge below).
+    for rx in [&mut ann_rx, &mut bob_rx] {
+        expect(rx, "resubscribed", |e| {
+            matches!(e, Event::Subscribed { channel } if channel == "presence-doc-notes").then_some(())
+        })
+        .await;
+    }
     let mut done = false;
     for _ in 0..300 {
         let (a, b) = (ann.document_view("notes").unwrap(), bob.document_view("notes").unwrap());

@@ -63,13 +63,15 @@ impl Default for DocConfig {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub enum DocClientEvent {
-    /// Joined or rejoined: show `view`. `unsent` holds local changes that
-    /// could not be carried into the new session (the history they were
-    /// based on is gone); offer them to the user, nothing is dropped silently.
-    ///
-    /// Also sent when the view had to be replaced for another reason (our
-    /// own op was refused for good or skipped): replace the editor's
-    /// content with `view`; it is at `version` from now on.
+    /// A new session: show `view` (replace the editor's content); the
+    /// editor is at `version` from now on. Sent on the first join, on a
+    /// reload (history compacted past this client, `restart`), and when the
+    /// view had to be replaced (our own op refused for good or skipped). A
+    /// rejoin after a reconnect that continues the session sends no
+    /// `Ready`: the ops it caught up on arrive as `RemoteChange`s. `unsent`
+    /// holds local changes that could not be carried into the new session
+    /// (the history they were based on is gone); offer them to the user,
+    /// nothing is dropped silently.
     Ready {
         /// The document including this user's pending edits.
         view: Delta,
@@ -291,6 +293,12 @@ pub struct DocClient {
     /// co-subscriber without the key, say): the next join asks for an
     /// older one; 0 means "no snapshot, replay from the start".
     bad_snapshots: HashSet<u64>,
+    /// This join started a new session (from a snapshot or the start): the
+    /// editor gets a `Ready` that replaces its content. A rejoin that
+    /// continues the session instead delivers the ops it catches up on as
+    /// `RemoteChange`s, so the editor's versions stay valid and an edit
+    /// made meanwhile is not lost.
+    fresh_join: bool,
     /// Op ids integrated in this session, oldest first (bounded).
     seen_op_ids: VecDeque<String>,
     seen_op_id_set: HashSet<String>,
@@ -351,6 +359,7 @@ impl DocClient {
             their_digests: BTreeMap::new(),
             snapshot_retry: false,
             bad_snapshots: HashSet::new(),
+            fresh_join: false,
             seen_op_ids: VecDeque::new(),
             seen_op_id_set: HashSet::new(),
             versions: ViewVersions::default(),
@@ -785,13 +794,14 @@ impl DocClient {
                     return Err(bad_remote("the join state does not continue its snapshot"));
                 }
                 self.generation += 1;
+                self.fresh_join = true;
                 self.session = Some(DocSession::new(document, seq, self.generation << 32)?);
                 self.seen_op_ids.clear();
                 self.seen_op_id_set.clear();
             }
         }
         for op in &state.ops {
-            self.integrate_op(op, false)?;
+            self.integrate_op(op, !self.fresh_join)?;
         }
         let seq = self.seq();
         if state.ops.len() >= JOIN_PAGE && seq < state.head {
@@ -812,13 +822,15 @@ impl DocClient {
         };
         let session = self.session.as_mut().expect("a joined client has a session");
         while session.poll_event().is_some() {}
-        let version = self.versions.reset();
-        self.events.push_back(DocClientEvent::Ready {
-            view: session.view()?,
-            seq: session.seq(),
-            unsent,
-            version,
-        });
+        if std::mem::take(&mut self.fresh_join) || unsent.is_some() {
+            let version = self.versions.reset();
+            self.events.push_back(DocClientEvent::Ready {
+                view: session.view()?,
+                seq: session.seq(),
+                unsent,
+                version,
+            });
+        }
         for early in std::mem::take(&mut self.early) {
             self.handle(&early)?;
         }

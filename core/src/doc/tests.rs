@@ -403,3 +403,25 @@ fn a_joiner_falls_back_from_a_snapshot_that_does_not_open() {
     d.handle_event("sealcast_internal:doc-state", &state, None, Instant::now()).unwrap();
     assert_eq!(d.view().unwrap(), text("x"));
 }
+
+#[test]
+fn a_rejoin_that_continues_the_session_keeps_the_editors_version() {
+    let mut c = joined("a");
+    c.handle_event("sealcast_internal:doc-op", &op(1, 0, "b-1", &text("abc")), None, Instant::now()).unwrap();
+    let shown = c.version();
+    events(&mut c);
+    // A reconnect: the rejoin catches up on op 2 (an insert at 0).
+    c.join();
+    assert_eq!(frames(&mut c).pop().unwrap()["data"]["since"], 1);
+    let state = state(2, vec![op(2, 1, "b-2", &text("X"))]);
+    c.handle_event("sealcast_internal:doc-state", &state, None, Instant::now()).unwrap();
+    let caught_up = events(&mut c);
+    assert!(
+        matches!(&caught_up[..], [DocClientEvent::RemoteChange { base, .. }] if *base == shown),
+        "the missed op arrives as a change, with no Ready: {caught_up:?}"
+    );
+    // The editor had not applied it and typed at the end: still fine.
+    let typed = Delta::from_json(&json!([{"retain": 3}, {"insert": "Y"}])).unwrap();
+    c.edit_at(shown, typed).unwrap();
+    assert_eq!(c.view().unwrap(), text("XabcY"));
+}
