@@ -1,6 +1,7 @@
 //! Runs the example programs against a real `sealcast serve` and the
 //! example auth server: two terminal chat clients, the call-signaling demo
-//! (with HMAC and with Ed25519 JWT authorization), and `seal_chat`.
+//! (with HMAC and with Ed25519 JWT authorization), `seal_chat`, and the
+//! server-less `doc_editor`.
 //!
 //! Needs `target/debug/sealcast` (built by `cargo test --workspace`, or
 //! `cargo build -p sealcast-server`).
@@ -191,4 +192,12 @@ fn seal_chat_runs() {
     let output = example("seal_chat").output().unwrap();
     assert!(output.status.success());
     assert!(String::from_utf8_lossy(&output.stdout).contains("opened:"));
+}
+
+#[test]
+fn the_editor_example_keeps_a_late_editor_in_step() {
+    let output = example("doc_editor").output().unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&output.stderr));
+    assert!(stdout.contains(r#"editors agree: {"ops":[{"insert":"XabcY"}]}"#), "{stdout}");
 }

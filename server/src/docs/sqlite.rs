@@ -34,7 +34,6 @@ const SCHEMA: &str = "
         base INTEGER NOT NULL, op_id TEXT NOT NULL, payload TEXT NOT NULL,
         PRIMARY KEY (app, doc, seq)) WITHOUT ROWID;
     CREATE UNIQUE INDEX IF NOT EXISTS ops_by_op_id ON ops (app, doc, op_id);
-    CREATE INDEX IF NOT EXISTS ops_by_base ON ops (app, doc, base);
     CREATE TABLE IF NOT EXISTS snapshots (
         app TEXT NOT NULL, doc TEXT NOT NULL, seq INTEGER NOT NULL,
         payload TEXT NOT NULL, key_hint TEXT,

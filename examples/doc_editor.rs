@@ -1,0 +1,177 @@
+//! The editor contract of sealcast documents, runnable without a server:
+//! two users edit one encrypted document through `DocClient`s connected to a
+//! toy in-memory sequencer, and each user's *editor* (standing in for Quill)
+//! applies the SDK's changes late, as a real editor on an event loop does.
+//!
+//! The contract an editor binding follows (docs/ot.md, "Edits against the
+//! version the editor shows"):
+//! - on `Ready { view, version }`: replace the content, remember `version`;
+//! - on `RemoteChange { change, base, version }`: apply it only when the
+//!   editor is at `base` (then it is at `version`), ignore it otherwise;
+//! - on a local change (Quill's `text-change` with source `user`): call
+//!   `edit_at(version, change)` and remember the version it returns.
+//!
+//! ```sh
+//! cargo run -p sealcast-examples --example doc_editor
+//! ```
+//!
+//! It replays issue 11's case: the document is "abc"; Bob inserts "X" at 0,
+//! which reaches Ann's SDK but not yet her editor, and Ann types "Y" after
+//! "abc". Both editors end with "XabcY".
+
+use std::collections::VecDeque;
+use std::time::Instant;
+
+use sealcast_core::crypto::{Key, KeyRing};
+use sealcast_core::doc::{DocClient, DocClientEvent, DocConfig};
+use sealcast_core::ot::Delta;
+use serde_json::{Value, json};
+
+/// What an editor shows, and the version of it.
+struct Editor {
+    content: Delta,
+    version: u64,
+    /// Events delivered but not applied yet (the editor is busy).
+    pending: VecDeque<DocClientEvent>,
+}
+
+impl Editor {
+    fn new() -> Editor {
+        Editor { content: Delta::new(), version: 0, pending: VecDeque::new() }
+    }
+
+    /// Applies every delivered event, by the contract above.
+    fn catch_up(&mut self) {
+        while let Some(event) = self.pending.pop_front() {
+            match event {
+                DocClientEvent::Ready { view, version, .. } => {
+                    self.content = view;
+                    self.version = version;
+                }
+                DocClientEvent::RemoteChange { change, base, version } if base == self.version => {
+                    self.content =
+                        self.content.apply(&change).expect("a change fits the version it is based on");
+                    self.version = version;
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// The user types `change` into what the editor shows.
+    fn type_change(&mut self, doc: &mut DocClient, change: Delta) {
+        self.content = self.content.apply(&change).expect("the user edits what is shown");
+        self.version = doc.edit_at(self.version, change).expect("the SDK accepts the edit");
+    }
+
+    fn text(&self) -> String {
+        self.content.to_json().to_string()
+    }
+}
+
+/// A blind sequencer in memory: numbers ops, acks the author, relays to
+/// the others (the real one is `sealcast serve`).
+#[derive(Default)]
+struct ToySequencer {
+    log: Vec<Value>,
+}
+
+impl ToySequencer {
+    /// Handles one frame from client `from`; returns `(to, frame)` pairs.
+    fn handle(&mut self, from: usize, frame: &str, clients: usize) -> Vec<(usize, Value)> {
+        let frame: Value = serde_json::from_str(frame).expect("clients send JSON");
+        let data = &frame["data"];
+        match frame["event"].as_str() {
+            Some("sealcast:doc-join") => {
+                let state =
+                    json!({"head": self.log.len(), "snapshot": null, "snapshots": [], "ops": self.log});
+                vec![(from, json!({"event": "sealcast_internal:doc-state", "data": state}))]
+            }
+            Some("sealcast:doc-submit") => {
+                let seq = self.log.len() + 1;
+                let op = json!({"seq": seq, "base": data["base"], "op_id": data["op_id"], "payload": data["payload"]});
+                self.log.push(op.clone());
+                let ack = json!({"event": "sealcast_internal:doc-ack", "data": {"op_id": data["op_id"], "seq": seq}});
+                (0..clients)
+                    .map(|to| {
+                        let frame = if to == from {
+                            ack.clone()
+                        } else {
+                            json!({"event": "sealcast_internal:doc-op", "data": op})
+                        };
+                        (to, frame)
+                    })
+                    .collect()
+            }
+            _ => Vec::new(), // digests, snapshots, cursors: not needed here
+        }
+    }
+}
+
+/// Moves frames between the clients and the sequencer until quiet; the
+/// editors receive events but do not apply them (that is up to `main`).
+fn pump(docs: &mut [DocClient], editors: &mut [Editor], sequencer: &mut ToySequencer) {
+    loop {
+        let mut moved = false;
+        for from in 0..docs.len() {
+            while let Some(frame) = docs[from].poll_frame() {
+                moved = true;
+                for (to, reply) in sequencer.handle(from, &frame, docs.len()) {
+                    let event = reply["event"].as_str().unwrap_or_default().to_owned();
+                    docs[to].handle_event(&event, &reply["data"], None, Instant::now()).expect("well-formed");
+                }
+            }
+        }
+        for (doc, editor) in docs.iter_mut().zip(editors.iter_mut()) {
+            editor.pending.extend(std::iter::from_fn(|| doc.poll_event()));
+        }
+        if !moved {
+            return;
+        }
+    }
+}
+
+fn main() {
+    let ring = || KeyRing::single("doc", 1, Key::from_bytes(&[7; 32])).expect("a valid key");
+    let new_doc = |user| DocClient::new("notes", false, ring(), "doc", None, user, DocConfig::default());
+    let mut docs = vec![new_doc("ann").expect("a client"), new_doc("bob").expect("a client")];
+    let mut editors = vec![Editor::new(), Editor::new()];
+    let mut sequencer = ToySequencer::default();
+    for doc in &mut docs {
+        doc.join();
+    }
+    pump(&mut docs, &mut editors, &mut sequencer);
+    editors.iter_mut().for_each(Editor::catch_up);
+
+    let mut abc = Delta::new();
+    abc.insert_text("abc", None);
+    editors[0].type_change(&mut docs[0], abc);
+    pump(&mut docs, &mut editors, &mut sequencer);
+    editors.iter_mut().for_each(Editor::catch_up);
+    println!("both editors: ann {} / bob {}", editors[0].text(), editors[1].text());
+
+    // Bob inserts "X" at 0; it reaches Ann's SDK, not yet her editor.
+    let mut x = Delta::new();
+    x.insert_text("X", None);
+    editors[1].type_change(&mut docs[1], x);
+    pump(&mut docs, &mut editors, &mut sequencer);
+    println!(
+        "ann's SDK holds {}, her editor still shows {}",
+        docs[0].view().expect("joined").to_json(),
+        editors[0].text()
+    );
+
+    // Ann types "Y" after "abc", in what her editor shows.
+    let mut y = Delta::new();
+    y.retain(3, None).insert_text("Y", None);
+    editors[0].type_change(&mut docs[0], y);
+    pump(&mut docs, &mut editors, &mut sequencer);
+    editors.iter_mut().for_each(Editor::catch_up);
+
+    let (ann, bob) = (editors[0].text(), editors[1].text());
+    println!("after catching up: ann {ann} / bob {bob}");
+    assert_eq!(ann, bob, "the editors must agree");
+    assert_eq!(docs[0].view().expect("joined"), docs[1].view().expect("joined"));
+    assert_eq!(editors[0].content, docs[0].view().expect("joined"), "an editor shows its document");
+    println!("editors agree: {ann}");
+}
