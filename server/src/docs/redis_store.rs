@@ -436,6 +436,9 @@ mod tests {
         let limits = DocLimits { max_documents_per_app: 2, ..DocLimits::default() };
         let quota = RedisStore::open(&format!("redis://127.0.0.1:{port}/1"), limits).unwrap();
         crate::docs::store::quota_conformance(&quota);
+        let cost_limits = DocLimits { max_document_bytes: 1000, ..DocLimits::default() };
+        let cost = RedisStore::open(&format!("redis://127.0.0.1:{port}/2"), cost_limits).unwrap();
+        crate::docs::store::history_cost_conformance(&cost);
         let _ = server.kill();
         let _ = server.wait();
     }

@@ -398,6 +398,10 @@ mod tests {
         let quota_path = temp_db("quota");
         let limits = DocLimits { max_documents_per_app: 2, ..DocLimits::default() };
         crate::docs::store::quota_conformance(&SqliteStore::open(&quota_path, limits).unwrap());
+        let cost_limits = DocLimits { max_document_bytes: 1000, ..DocLimits::default() };
+        let cost_path = temp_db("cost");
+        crate::docs::store::history_cost_conformance(&SqliteStore::open(&cost_path, cost_limits).unwrap());
+        std::fs::remove_dir_all(cost_path.parent().unwrap()).ok();
         std::fs::remove_dir_all(quota_path.parent().unwrap()).ok();
         std::fs::remove_dir_all(path.parent().unwrap()).ok();
     }

@@ -572,6 +572,19 @@ pub(crate) fn quota_conformance(store: &dyn DocStore) {
     );
 }
 
+/// The history limit counts op ids and per-op overhead (issue 11: a 1-byte
+/// op with a 128-byte op id used to count as 1 byte), on a store opened
+/// with `max_document_bytes = 1000`.
+#[cfg(test)]
+pub(crate) fn history_cost_conformance(store: &dyn DocStore) {
+    let doc = DocId::new("cost", "d");
+    let long_id = |n: u32| format!("{n:0>128}");
+    // 1 + 128 + 256 = 385 bytes each: two fit in 1,000, a third does not.
+    assert_eq!(store.append(&doc, 0, &long_id(1), "p", None).unwrap(), AppendOutcome::Appended(1));
+    assert_eq!(store.append(&doc, 1, &long_id(2), "p", None).unwrap(), AppendOutcome::Appended(2));
+    assert!(matches!(store.append(&doc, 2, &long_id(3), "p", None), Err(StoreError::TooLarge(_))));
+}
+
 #[cfg(test)]
 mod placement_tests {
     use super::*;
@@ -601,5 +614,9 @@ mod tests {
     fn memory_store_meets_the_contract() {
         conformance(&MemoryStore::new(DocLimits::default()));
         quota_conformance(&MemoryStore::new(DocLimits { max_documents_per_app: 2, ..DocLimits::default() }));
+        history_cost_conformance(&MemoryStore::new(DocLimits {
+            max_document_bytes: 1000,
+            ..DocLimits::default()
+        }));
     }
 }
