@@ -304,6 +304,8 @@ pub struct DocClient {
     seen_op_id_set: HashSet<String>,
     /// The versions of the view the app may be editing at.
     versions: ViewVersions,
+    /// The op id last refused as `conflict` (answered by a rejoin first).
+    conflicted: Option<String>,
     /// Refusals of the in-flight op in a row, and when to resubmit it.
     retries: u32,
     retry_at: Option<Instant>,
@@ -363,6 +365,7 @@ impl DocClient {
             seen_op_ids: VecDeque::new(),
             seen_op_id_set: HashSet::new(),
             versions: ViewVersions::default(),
+            conflicted: None,
             retries: 0,
             retry_at: None,
             frames: VecDeque::new(),
@@ -634,13 +637,25 @@ impl DocClient {
                 self.snapshot_retry = true;
                 return;
             }
-            // Another client's op holds our op id: ours was never
-            // sequenced, so it goes again under a fresh id.
+            // The server holds an op under our op id but does not count us
+            // as its author. It may be ours after all (sequenced before a
+            // reconnect under another identity, e.g. not signed in yet):
+            // a rejoin finds it among the ops since our sequence number and
+            // takes it as the ack. Only if the id conflicts again is it
+            // someone else's (our ids are unguessable, so only a bug or a
+            // leak): then ours was never sequenced and goes under a fresh id.
             "conflict" if ours => {
-                if let Some(session) = &mut self.session {
-                    session.renumber_in_flight();
+                let op_id = data.get("op_id").and_then(Value::as_str).map(str::to_owned);
+                if self.conflicted.is_some() && self.conflicted == op_id {
+                    self.conflicted = None;
+                    if let Some(session) = &mut self.session {
+                        session.renumber_in_flight();
+                    }
+                    self.flush_submissions();
+                } else {
+                    self.conflicted = op_id;
+                    self.join();
                 }
-                self.flush_submissions();
                 return;
             }
             // Not now: the same op id again after a growing wait.
@@ -915,6 +930,7 @@ impl DocClient {
             Ok(Integrated::Applied | Integrated::Skipped(_)) => {
                 self.retries = 0;
                 self.retry_at = None;
+                self.conflicted = None;
                 self.remember_op_id(op_id).map_err(|reason| bad_remote(&reason))?;
                 self.after_integrate(seq, true)
             }

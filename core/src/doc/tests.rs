@@ -315,15 +315,45 @@ fn an_op_refused_for_good_is_handed_back_and_the_view_reset() {
 }
 
 #[test]
-fn an_op_id_conflict_resubmits_under_a_fresh_id() {
+fn an_op_id_conflict_rejoins_then_resubmits_under_a_fresh_id() {
     let mut c = joined("a");
     c.local_edit(text("mine")).unwrap();
     let id = submitted(&mut c).pop().unwrap();
+    // First a rejoin asking about the op: it may be ours after all.
+    refuse(&mut c, "conflict", &id, Instant::now());
+    let join = frames(&mut c).pop().unwrap();
+    assert_eq!(
+        (join["event"].as_str(), join["data"]["op_id"].as_str()),
+        (Some("sealcast:doc-join"), Some(&*id))
+    );
+    // The rejoin finds nothing of ours: the same id goes again ...
+    c.handle_event("sealcast_internal:doc-state", &state(0, vec![]), None, Instant::now()).unwrap();
+    assert_eq!(submitted(&mut c), vec![id.clone()]);
+    // ... and conflicts again: then it is someone else's, ours goes fresh.
     refuse(&mut c, "conflict", &id, Instant::now());
     let again = submitted(&mut c);
     assert_eq!(again.len(), 1);
     assert_ne!(again[0], id);
     assert!(events(&mut c).is_empty());
+}
+
+#[test]
+fn an_op_id_conflict_over_our_own_earlier_op_is_its_ack() {
+    // Our op was sequenced before a reconnect; the resubmission conflicts
+    // (the server knew us under another identity then); the rejoin finds
+    // the op among the ops since and takes it as the ack: applied once.
+    let mut c = joined("a");
+    c.local_edit(text("once")).unwrap();
+    let sent: Vec<Value> = frames(&mut c);
+    let id = sent[0]["data"]["op_id"].as_str().unwrap().to_owned();
+    let payload = sent[0]["data"]["payload"].clone();
+    refuse(&mut c, "conflict", &id, Instant::now());
+    frames(&mut c);
+    let ours = json!({"seq": 1, "base": 0, "op_id": id, "payload": payload});
+    c.handle_event("sealcast_internal:doc-state", &state(1, vec![ours]), None, Instant::now()).unwrap();
+    assert!(!c.has_pending());
+    assert_eq!(c.canonical(), Some(&text("once")));
+    assert!(submitted(&mut c).is_empty(), "nothing resubmitted");
 }
 
 #[test]
