@@ -35,12 +35,25 @@ pub fn handle(state: &ServerState, method: &Method, path: &str, query: &str, bod
     let Some(app) = segments.get(1).and_then(|id| state.app_by_id(id)) else {
         return text(StatusCode::NOT_FOUND, "unknown app id");
     };
+    // Parameters are signed with lower-cased names, so they are looked up
+    // that way too; a name given twice (in any case) is refused rather than
+    // have the signature cover one value and the handler use another.
+    let params = match query_params(query) {
+        Ok(params) => params,
+        Err(message) => return text(StatusCode::BAD_REQUEST, message),
+    };
     if let Err(message) = verify_signature(state, &app, method, path, query, body) {
         return text(StatusCode::UNAUTHORIZED, message);
     }
-    let params: Vec<(String, String)> = form_urlencoded::parse(query.as_bytes()).into_owned().collect();
     let param = |name: &str| params.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str());
-    match (method, &segments[2..]) {
+    // The raw path was signed; the handlers see its segments decoded (a
+    // user id such as `alice smith` arrives as `alice%20smith`).
+    let Some(decoded) = segments[2..].iter().map(|s| percent_decode(s)).collect::<Option<Vec<String>>>()
+    else {
+        return text(StatusCode::BAD_REQUEST, "path segments must be percent-encoded UTF-8");
+    };
+    let decoded: Vec<&str> = decoded.iter().map(String::as_str).collect();
+    match (method, decoded.as_slice()) {
         (&Method::POST, ["events"]) => publish(state, &app, body),
         (&Method::POST, ["batch_events"]) => batch(state, &app, body),
         (&Method::GET, ["channels"]) => {
@@ -51,10 +64,45 @@ pub fn handle(state: &ServerState, method: &Method, path: &str, query: &str, bod
         (&Method::POST, ["users", user_id, "terminate_connections"]) => {
             let closed = app.terminate_user(user_id);
             tracing::info!(app = %app.config.id, closed, "terminated a user's connections");
-            ok(json!({}))
+            // Pusher answers `{}`; the count (connections on this node: in
+            // cluster mode the other nodes close theirs too) is additive.
+            ok(json!({"connections_closed": closed}))
         }
         _ => text(StatusCode::NOT_FOUND, "no such endpoint"),
     }
+}
+
+/// The query's parameters with lower-cased names; an error when a name
+/// appears twice.
+fn query_params(query: &str) -> Result<Vec<(String, String)>, &'static str> {
+    let mut params: Vec<(String, String)> = Vec::new();
+    for (name, value) in form_urlencoded::parse(query.as_bytes()) {
+        let name = name.to_lowercase();
+        if params.iter().any(|(seen, _)| *seen == name) {
+            return Err("a query parameter is given twice");
+        }
+        params.push((name, value.into_owned()));
+    }
+    Ok(params)
+}
+
+/// `%XX`-decodes a path segment (no `+` → space: that is a query rule);
+/// `None` for a bad escape or bytes that are not UTF-8.
+fn percent_decode(segment: &str) -> Option<String> {
+    let bytes = segment.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while let Some(&byte) = bytes.get(i) {
+        if byte == b'%' {
+            let hex = bytes.get(i + 1..i + 3).filter(|h| h.iter().all(u8::is_ascii_hexdigit))?;
+            out.push(u8::from_str_radix(std::str::from_utf8(hex).ok()?, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(byte);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
 }
 
 fn verify_signature(
@@ -307,8 +355,15 @@ pub fn signed_query(
         params.push(("body_md5".into(), auth::hex(&Md5::digest(body))));
     }
     params.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
-    params.sort();
-    let query = params.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join("&");
-    let signature = auth::hmac_hex(secret, format!("{method}\n{path}\n{query}").as_bytes());
-    format!("{query}&auth_signature={signature}")
+    params.sort_by_key(|(k, v)| (k.to_lowercase(), v.clone()));
+    // Names are lower-cased in the string to sign (Pusher's rule), and sent
+    // as given.
+    let join = |lower: bool| {
+        let pair = |(k, v): &(String, String)| {
+            if lower { format!("{}={v}", k.to_lowercase()) } else { format!("{k}={v}") }
+        };
+        params.iter().map(pair).collect::<Vec<_>>().join("&")
+    };
+    let signature = auth::hmac_hex(secret, format!("{method}\n{path}\n{}", join(true)).as_bytes());
+    format!("{}&auth_signature={signature}", join(false))
 }

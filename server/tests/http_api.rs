@@ -70,13 +70,52 @@ async fn terminate_connections_closes_the_users_sockets() {
     other.join("presence-t", Some(r#"{"user_id":"alice"}"#)).await;
     let (status, body) =
         server.api("POST", &format!("/apps/{APP_ID}/users/mallory/terminate_connections"), &[], "{}");
-    assert_eq!((status, body.trim()), (200, "{}"));
+    assert_eq!((status, body.trim()), (200, r#"{"connections_closed":1}"#));
     assert_eq!(doomed.expect_close().await, Some(4009));
     let removed = other.expect_event("pusher_internal:member_removed").await;
     assert_eq!(
         serde_json::from_str::<Value>(removed["data"].as_str().unwrap()).unwrap()["user_id"],
         "mallory"
     );
+}
+
+/// Issue 10, item 8: user ids that need percent-encoding used to answer
+/// 200 `{}` and close nothing (the path segment was compared undecoded).
+#[tokio::test]
+async fn terminate_connections_decodes_the_user_id() {
+    let server = Server::start("", "");
+    for (user, encoded) in [("alice smith", "alice%20smith"), ("josé", "jos%C3%A9"), ("a/b", "a%2Fb")] {
+        let mut doomed = server.client().await;
+        let data = json!({"user_id": user}).to_string();
+        doomed.join("presence-decode", Some(&data)).await;
+        let path = format!("/apps/{APP_ID}/users/{encoded}/terminate_connections");
+        let (status, body) = server.api("POST", &path, &[], "{}");
+        assert_eq!((status, body.trim()), (200, r#"{"connections_closed":1}"#), "{user}");
+        assert_eq!(doomed.expect_close().await, Some(4009), "{user}");
+    }
+    let bad = format!("/apps/{APP_ID}/users/%ZZ/terminate_connections");
+    assert_eq!(server.api("POST", &bad, &[], "{}").0, 400, "a bad escape");
+}
+
+/// Issue 10, item 9: parameter names are signed lower-cased, so they are
+/// looked up that way (`FILTER_BY_PREFIX` used to verify and be ignored),
+/// and a name given twice is refused.
+#[tokio::test]
+async fn query_parameters_are_read_as_signed() {
+    let server = Server::start("", "");
+    let mut client = server.client().await;
+    client.join("news-1", None).await;
+    client.join("other", None).await;
+    let path = format!("/apps/{APP_ID}/channels");
+    let (status, body) = server.api("GET", &path, &[("FILTER_BY_PREFIX", "news-")], "");
+    assert_eq!(status, 200);
+    let channels = serde_json::from_str::<Value>(&body).unwrap()["channels"].clone();
+    assert_eq!(
+        channels.as_object().map(|c| c.keys().cloned().collect::<Vec<_>>()),
+        Some(vec!["news-1".to_owned()])
+    );
+    let twice = [("filter_by_prefix", "news-"), ("FILTER_BY_PREFIX", "")];
+    assert_eq!(server.api("GET", &path, &twice, "").0, 400);
 }
 
 #[tokio::test]
