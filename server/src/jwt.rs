@@ -70,6 +70,9 @@ pub enum TokenError {
     /// A presence channel needs `sub`.
     #[error("presence channels need a `sub` claim")]
     MissingSubject,
+    /// `sub` is longer than a user id may be (the HMAC path's 128 bytes).
+    #[error("the `sub` claim is over 128 bytes")]
+    SubjectTooLong,
 }
 
 /// What a verified token grants.
@@ -261,6 +264,10 @@ impl TokenVerifier {
         if presence && claims.sub.as_deref().is_none_or(str::is_empty) {
             return Err(TokenError::MissingSubject);
         }
+        // The same bound as a presence `user_id` signed with HMAC.
+        if claims.sub.as_deref().is_some_and(|sub| sub.len() > sealcast_core::protocol::MAX_USER_ID_BYTES) {
+            return Err(TokenError::SubjectTooLong);
+        }
         Ok(Grant { user_id: claims.sub, user_info: claims.user_info })
     }
 }
@@ -374,6 +381,13 @@ mod tests {
         assert_eq!(
             check(&token("EdDSA", "nope", claims()), "private-a").unwrap_err(),
             TokenError::UnknownKey
+        );
+        // Issue 10, item 9: a 4,000-byte `sub` was accepted as a user id.
+        let mut long = claims();
+        long["sub"] = json!("u".repeat(4000));
+        assert_eq!(
+            check(&token("EdDSA", "ed", long), "presence-team-1").unwrap_err(),
+            TokenError::SubjectTooLong
         );
 
         // Tampered claims, alg confusion, none, garbage.

@@ -9,6 +9,8 @@ use serde_json::value::RawValue;
 
 use super::ChannelName;
 
+/// Longest user id, in bytes (presence `user_id`, JWT `sub`).
+pub const MAX_USER_ID_BYTES: usize = 128;
 /// Errors in frames from a peer (caused by: peer).
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 #[non_exhaustive]
@@ -125,7 +127,7 @@ impl PresenceMember {
         } else {
             return Err(WireError::InvalidPresenceData("`user_id` must be a string or an integer"));
         };
-        if user_id.is_empty() || user_id.len() > 128 {
+        if user_id.is_empty() || user_id.len() > MAX_USER_ID_BYTES {
             return Err(WireError::InvalidPresenceData("`user_id` must be 1 to 128 bytes"));
         }
         Ok(PresenceMember { user_id, user_info: raw.user_info })

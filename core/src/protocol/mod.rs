@@ -15,4 +15,4 @@ mod frame;
 pub mod server;
 
 pub use channel::{ChannelKind, ChannelName, MAX_CHANNEL_NAME_LEN};
-pub use frame::{ClientFrame, PresenceMember, SigninData, SubscribeData, WireError};
+pub use frame::{ClientFrame, MAX_USER_ID_BYTES, PresenceMember, SigninData, SubscribeData, WireError};
