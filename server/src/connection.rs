@@ -446,7 +446,7 @@ impl Session {
             Err(err) => return self.error(None, &err.to_string()),
         };
         let name = channel.as_str().to_owned();
-        if name.strip_prefix("private-doc-").or_else(|| name.strip_prefix("presence-doc-")).is_none() {
+        if !(name.starts_with("private-doc-") || name.starts_with("presence-doc-")) {
             return self.doc_error(
                 &name,
                 "invalid",
