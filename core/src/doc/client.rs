@@ -835,7 +835,7 @@ impl DocClient {
             Some(old) if self.abandoned_op_seq.take().is_some() => old.buffered().cloned(),
             Some(old) => old.pending_changes()?,
         };
-        let session = self.session.as_mut().expect("a joined client has a session");
+        let session = joined_mut(&mut self.session)?;
         while session.poll_event().is_some() {}
         if std::mem::take(&mut self.fresh_join) || unsent.is_some() {
             let version = self.versions.reset();
@@ -884,7 +884,7 @@ impl DocClient {
         // A replayed op id (a sequencer never sequences one twice) is
         // skipped too rather than applied again.
         let opened = opened.and_then(|delta| self.remember_op_id(&op.op_id).map(|()| delta));
-        let session = self.session.as_mut().expect("a joined client has a session");
+        let session = joined_mut(&mut self.session)?;
         let outcome = match opened {
             Ok(delta) => session.handle_remote(op.seq, op.base, &delta)?,
             Err(reason) => {
@@ -896,7 +896,7 @@ impl DocClient {
         if let Integrated::Skipped(err) = outcome {
             self.report_skip(op, err.to_string());
         }
-        let session = self.session.as_mut().expect("a joined client has a session");
+        let session = joined_mut(&mut self.session)?;
         let mut changes = Vec::new();
         while let Some(SessionEvent::RemoteChange(change)) = session.poll_event() {
             changes.push(change);
@@ -924,8 +924,8 @@ impl DocClient {
         if self.in_flight_op_id().as_deref() != Some(op_id) {
             return Ok(()); // a duplicate ack of an op integrated on rejoin
         }
-        let session = self.session.as_mut().expect("an op in flight has a session");
-        let id = session.in_flight_id().expect("checked above");
+        let session = joined_mut(&mut self.session)?;
+        let Some(id) = session.in_flight_id() else { return Ok(()) };
         match session.handle_ack(id, seq) {
             Ok(Integrated::Applied | Integrated::Skipped(_)) => {
                 self.retries = 0;
@@ -953,7 +953,7 @@ impl DocClient {
 
     /// Digests and snapshots at checkpoints.
     fn after_integrate(&mut self, seq: u64, authored: bool) -> Result<(), Failure> {
-        let session = self.session.as_ref().expect("a joined client has a session");
+        let session = joined(&self.session)?;
         if seq.is_multiple_of(self.config.digest_every)
             && let Some(kv) = self.ring.current_version(&self.kid)
             && let Some(key) = self.ring.get(&self.kid, kv)
@@ -972,7 +972,7 @@ impl DocClient {
             && (seq.is_multiple_of(self.config.snapshot_every) || self.snapshot_retry)
         {
             self.snapshot_retry = false;
-            let session = self.session.as_ref().expect("a joined client has a session");
+            let session = joined(&self.session)?;
             let sealed =
                 payload::seal_snapshot(&mut self.ring, &self.kid, &self.doc_id, seq, session.canonical())
                     .map_err(|e| Failure::Diverge(DivergeReason::CannotSeal(e.to_string())))?;
@@ -1021,7 +1021,7 @@ impl DocClient {
     fn handle_cursor(&mut self, user_id: Option<String>, seq: u64, envelope: &Value) -> Result<(), Failure> {
         match payload::open_cursor(&self.ring, &self.doc_id, seq, envelope) {
             Ok((index, length)) => {
-                let session = self.session.as_ref().expect("a joined client has a session");
+                let session = joined(&self.session)?;
                 let start = session.rebase_position(seq, index);
                 let end = session.rebase_position(seq, index.saturating_add(length)).max(start);
                 self.events.push_back(DocClientEvent::Cursor { user_id, index: start, length: end - start });
@@ -1101,6 +1101,18 @@ fn remember(map: &mut BTreeMap<u64, (u32, String)>, seq: u64, entry: (u32, Strin
     while map.len() > DIGESTS_KEPT {
         map.pop_first();
     }
+}
+
+/// The session of a joined client. Every caller runs only once joined, so
+/// `None` would be our bug; it stops the document instead of panicking on
+/// a peer's frame.
+fn joined(session: &Option<DocSession>) -> Result<&DocSession, Failure> {
+    session.as_ref().ok_or_else(|| bad_remote("no document session (an SDK bug)"))
+}
+
+/// [`joined`], mutable.
+fn joined_mut(session: &mut Option<DocSession>) -> Result<&mut DocSession, Failure> {
+    session.as_mut().ok_or_else(|| bad_remote("no document session (an SDK bug)"))
 }
 
 fn bad_remote(reason: &str) -> Failure {

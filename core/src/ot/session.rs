@@ -300,22 +300,20 @@ impl DocSession {
         };
         // Move the remote op past our in-flight op and buffer (the remote op
         // is earlier in the total order, so it wins ties), and move those
-        // past it in turn.
-        let mut remote = canonical.clone();
-        let mut in_flight = self.in_flight.clone();
-        let mut buffer = self.buffer.clone();
-        let moved = (|| -> Result<(), OtError> {
-            if let Some(in_flight) = &mut in_flight {
-                let rebased = remote.transform(&in_flight.op, true)?;
-                remote = in_flight.op.transform(&remote, false)?;
-                in_flight.op = rebased;
+        // past it in turn; nothing changes until the op is known to apply.
+        let moved = (|| -> Result<(Delta, Option<Delta>, Option<Delta>), OtError> {
+            let mut remote = canonical.clone();
+            let mut in_flight = None;
+            if let Some(pending) = &self.in_flight {
+                in_flight = Some(remote.transform(&pending.op, true)?);
+                remote = pending.op.transform(&remote, false)?;
             }
-            if let Some(buffer) = &mut buffer {
-                let rebased = remote.transform(buffer, true)?;
-                remote = buffer.transform(&remote, false)?;
-                *buffer = rebased;
+            let mut buffer = None;
+            if let Some(pending) = &self.buffer {
+                buffer = Some(remote.transform(pending, true)?);
+                remote = pending.transform(&remote, false)?;
             }
-            Ok(())
+            Ok((remote, in_flight, buffer))
         })();
         // Whether the op applies decides, as on every client; applying last
         // also keeps the document's old and new allocations adjacent (the
@@ -326,10 +324,14 @@ impl DocSession {
         };
         // Both apply to the same document, so the transforms cannot have
         // failed on valid input: an error here is our bug.
-        moved?;
+        let (remote, in_flight, buffer) = moved?;
         self.undo.transform(&remote)?;
-        self.in_flight = in_flight;
-        self.buffer = buffer;
+        if let (Some(pending), Some(op)) = (&mut self.in_flight, in_flight) {
+            pending.op = op;
+        }
+        if buffer.is_some() {
+            self.buffer = buffer;
+        }
         self.commit(seq, document, canonical);
         self.events.push_back(DocEvent::RemoteChange(remote));
         Ok(Integrated::Applied)

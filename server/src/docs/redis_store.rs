@@ -43,6 +43,8 @@ if existing then
   return {'conflict', tonumber(seq)}
 end
 local head = tonumber(redis.call('HGET', KEYS[1], 'head') or '0')
+-- A new document: the caller checks the app's quota first.
+if head == 0 and ARGV[7] == '0' then return {'new'} end
 local floor = tonumber(redis.call('HGET', KEYS[1], 'floor') or '0')
 local bytes = tonumber(redis.call('HGET', KEYS[1], 'bytes') or '0')
 local base = tonumber(ARGV[1])
@@ -231,31 +233,45 @@ impl DocStore for RedisStore {
     ) -> Result<AppendOutcome, StoreError> {
         check_payload(&self.limits, payload)?;
         let [meta, ops, ids, ..] = keys(id);
-        // The app's document quota, checked when a document is created. The
-        // set lives outside the document's hash slot, so this is not part
-        // of the script (two nodes creating documents at once may overshoot
-        // by one each).
-        let app_docs = format!("sealcast:app:{{{}}}:docs", id.app);
-        let (known, count): (bool, u64) = self.with_conn(|conn| {
-            redis::pipe().cmd("SISMEMBER").arg(&app_docs).arg(&id.doc).cmd("SCARD").arg(&app_docs).query(conn)
-        })?;
-        if !known && count >= self.limits.max_documents_per_app {
-            return Err(StoreError::Quota(super::store::APP_QUOTA_REACHED));
+        let run = |quota_checked: bool| -> Result<Vec<redis::Value>, StoreError> {
+            self.with_conn(|conn| {
+                self.append
+                    .key(&meta)
+                    .key(&ops)
+                    .key(&ids)
+                    .arg(base)
+                    .arg(op_id)
+                    .arg(payload)
+                    .arg(self.limits.max_document_bytes)
+                    // User ids are never empty: "" is "no author".
+                    .arg(author.unwrap_or(""))
+                    .arg(OP_OVERHEAD_BYTES)
+                    .arg(if quota_checked { "1" } else { "0" })
+                    .invoke(conn)
+            })
+        };
+        let mut reply = run(false)?;
+        if matches!(reply.first(), Some(redis::Value::BulkString(b)) if b == b"new") {
+            // The app's document quota, checked only when a document is
+            // created. Its set lives outside the document's hash slot, so it
+            // is not part of the script (two nodes creating documents at
+            // once may overshoot by one each).
+            let app_docs = format!("sealcast:app:{{{}}}:docs", id.app);
+            let (known, count): (bool, u64) = self.with_conn(|conn| {
+                redis::pipe()
+                    .cmd("SISMEMBER")
+                    .arg(&app_docs)
+                    .arg(&id.doc)
+                    .cmd("SCARD")
+                    .arg(&app_docs)
+                    .query(conn)
+            })?;
+            if !known && count >= self.limits.max_documents_per_app {
+                return Err(StoreError::Quota(super::store::APP_QUOTA_REACHED));
+            }
+            self.with_conn(|conn| redis::cmd("SADD").arg(&app_docs).arg(&id.doc).query::<()>(conn))?;
+            reply = run(true)?;
         }
-        let reply: Vec<redis::Value> = self.with_conn(|conn| {
-            self.append
-                .key(&meta)
-                .key(&ops)
-                .key(&ids)
-                .arg(base)
-                .arg(op_id)
-                .arg(payload)
-                .arg(self.limits.max_document_bytes)
-                // User ids are never empty: "" is "no author".
-                .arg(author.unwrap_or(""))
-                .arg(OP_OVERHEAD_BYTES)
-                .invoke(conn)
-        })?;
         let text = |i: usize| match reply.get(i) {
             Some(redis::Value::BulkString(b)) => String::from_utf8_lossy(b).into_owned(),
             Some(redis::Value::SimpleString(s)) => s.clone(),
@@ -265,9 +281,6 @@ impl DocStore for RedisStore {
             Some(redis::Value::Int(n)) => u64::try_from(*n).unwrap_or(0),
             _ => 0,
         };
-        if !known && text(0) == "ok" {
-            self.with_conn(|conn| redis::cmd("SADD").arg(&app_docs).arg(&id.doc).query::<()>(conn))?;
-        }
         match text(0).as_str() {
             "ok" => Ok(AppendOutcome::Appended(number(1))),
             "dup" => Ok(AppendOutcome::Duplicate(number(1))),
