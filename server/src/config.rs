@@ -52,8 +52,26 @@ pub struct ServerConfig {
     /// Frames queued per connection before it counts as a slow consumer and
     /// is closed with 4100.
     pub max_outbound_queue: usize,
-    /// Largest WebSocket message accepted from a client, in bytes.
+    /// Bytes queued per connection before it counts as a slow consumer and
+    /// is closed with 4100 (must hold the largest single answer: a join
+    /// page plus a snapshot).
+    pub max_outbound_bytes: usize,
+    /// Largest WebSocket message accepted from a client, in bytes, all its
+    /// fragments together (over it: close 1009).
     pub max_frame_bytes: usize,
+    /// Most open TCP connections (HTTP and WebSocket) for the whole server;
+    /// beyond it new sockets are closed at once.
+    pub max_connections: usize,
+    /// How long an HTTP client may take to send a request's headers, and
+    /// how long an idle keep-alive connection is kept.
+    pub http_header_timeout: Duration,
+    /// How long an HTTP client may take to send a request's body.
+    pub http_body_timeout: Duration,
+    /// Largest HTTP API request body, in bytes.
+    pub max_http_body_bytes: usize,
+    /// Cluster messages one app may have waiting for Redis; beyond it the
+    /// app's publishes are refused (HTTP 503, `pusher:error`).
+    pub cluster_outbox_per_app: usize,
     /// Allowed clock skew for HTTP API `auth_timestamp`.
     pub http_timestamp_window: Duration,
     /// The apps served.
@@ -104,6 +122,51 @@ pub struct AppConfig {
     /// Document ops submitted per connection per second.
     #[serde(default = "default_doc_rate")]
     pub doc_ops_per_second: u32,
+    /// Frames of any kind per connection per second, checked before a
+    /// frame is parsed (each kind also has its own rate below).
+    #[serde(default = "default_frame_rate")]
+    pub frames_per_second: u32,
+    /// `pusher:subscribe` + `pusher:unsubscribe` per connection per second
+    /// (bursts of this many: a reconnecting client resubscribes at once).
+    #[serde(default = "default_subscription_rate")]
+    pub subscriptions_per_second: u32,
+    /// Presence subscriptions and unsubscriptions per connection per second
+    /// (each is a `member_added`/`member_removed` to every member).
+    #[serde(default = "default_presence_rate")]
+    pub presence_changes_per_second: u32,
+    /// `pusher:signin` per connection per second.
+    #[serde(default = "default_slow_rate")]
+    pub signins_per_second: u32,
+    /// `pusher:ping` and WebSocket pings per connection per second.
+    #[serde(default = "default_slow_rate")]
+    pub pings_per_second: u32,
+    /// `sealcast:doc-join` per connection per second (each answer is a
+    /// page of history, up to `[documents] max_join_page_bytes`).
+    #[serde(default = "default_join_rate")]
+    pub doc_joins_per_second: u32,
+    /// `sealcast:doc-digest` per connection per second (each is relayed to
+    /// every subscriber).
+    #[serde(default = "default_join_rate")]
+    pub doc_digests_per_second: u32,
+    /// `sealcast:doc-snapshot` per connection per second (each is a stored,
+    /// synced write).
+    #[serde(default = "default_snapshot_rate")]
+    pub doc_snapshots_per_second: u32,
+    /// Other frames (pongs, binary, malformed, unknown events) per
+    /// connection per second.
+    #[serde(default = "default_other_rate")]
+    pub other_frames_per_second: u32,
+    /// Refused frames a connection may send within 10 s before it is
+    /// closed with 4301.
+    #[serde(default = "default_strikes")]
+    pub rate_limit_strikes: u32,
+    /// Most channels one connection may be subscribed to.
+    #[serde(default = "default_subscriptions_per_connection")]
+    pub max_subscriptions_per_connection: usize,
+    /// Most occupied channels in the app on this node (new channels are
+    /// refused beyond it; existing ones can still be joined).
+    #[serde(default = "default_max_channels")]
+    pub max_channels: usize,
     /// Public keys for JWT channel authorization (see docs/auth.md).
     #[serde(default)]
     pub jwt_keys: Vec<crate::jwt::JwtKeyConfig>,
@@ -136,6 +199,36 @@ fn default_batch_size() -> usize {
 fn default_doc_rate() -> u32 {
     50
 }
+fn default_frame_rate() -> u32 {
+    200
+}
+fn default_subscription_rate() -> u32 {
+    100
+}
+fn default_presence_rate() -> u32 {
+    10
+}
+fn default_slow_rate() -> u32 {
+    5
+}
+fn default_join_rate() -> u32 {
+    20
+}
+fn default_snapshot_rate() -> u32 {
+    2
+}
+fn default_other_rate() -> u32 {
+    20
+}
+fn default_strikes() -> u32 {
+    50
+}
+fn default_subscriptions_per_connection() -> usize {
+    1000
+}
+fn default_max_channels() -> usize {
+    100_000
+}
 
 impl AppConfig {
     /// An app with the given credentials and default limits.
@@ -153,6 +246,18 @@ impl AppConfig {
             max_event_channels: default_event_channels(),
             max_batch_size: default_batch_size(),
             doc_ops_per_second: default_doc_rate(),
+            frames_per_second: default_frame_rate(),
+            subscriptions_per_second: default_subscription_rate(),
+            presence_changes_per_second: default_presence_rate(),
+            signins_per_second: default_slow_rate(),
+            pings_per_second: default_slow_rate(),
+            doc_joins_per_second: default_join_rate(),
+            doc_digests_per_second: default_join_rate(),
+            doc_snapshots_per_second: default_snapshot_rate(),
+            other_frames_per_second: default_other_rate(),
+            rate_limit_strikes: default_strikes(),
+            max_subscriptions_per_connection: default_subscriptions_per_connection(),
+            max_channels: default_max_channels(),
             jwt_keys: Vec::new(),
             webhooks: Vec::new(),
         }
@@ -170,6 +275,12 @@ struct FileConfig {
     pong_timeout: Option<u64>,
     max_outbound_queue: Option<usize>,
     max_frame_bytes: Option<usize>,
+    max_outbound_bytes: Option<usize>,
+    max_connections: Option<usize>,
+    http_header_timeout: Option<u64>,
+    http_body_timeout: Option<u64>,
+    max_http_body_bytes: Option<usize>,
+    cluster_outbox_per_app: Option<usize>,
     http_timestamp_window: Option<u64>,
     cluster: Option<String>,
     #[serde(default)]
@@ -251,6 +362,12 @@ impl ServerConfig {
             pong_timeout: Duration::from_secs(file.pong_timeout.unwrap_or(30)),
             max_outbound_queue: file.max_outbound_queue.unwrap_or(1024),
             max_frame_bytes: file.max_frame_bytes.unwrap_or(256 * 1024),
+            max_outbound_bytes: file.max_outbound_bytes.unwrap_or(4 * 1024 * 1024),
+            max_connections: file.max_connections.unwrap_or(10_000),
+            http_header_timeout: Duration::from_secs(file.http_header_timeout.unwrap_or(10)),
+            http_body_timeout: Duration::from_secs(file.http_body_timeout.unwrap_or(10)),
+            max_http_body_bytes: file.max_http_body_bytes.unwrap_or(1024 * 1024),
+            cluster_outbox_per_app: file.cluster_outbox_per_app.unwrap_or(10_000),
             http_timestamp_window: Duration::from_secs(file.http_timestamp_window.unwrap_or(600)),
             apps,
             demo_app,
@@ -274,11 +391,26 @@ impl ServerConfig {
         if self.max_outbound_queue == 0 || self.max_frame_bytes < 1024 {
             return invalid("max_outbound_queue must be ≥ 1 and max_frame_bytes ≥ 1024".into());
         }
+        // The largest single answer is a join page with a snapshot (which
+        // arrived as one client message, so it is at most max_frame_bytes).
+        let largest_answer = self.documents.max_join_page_bytes + self.max_frame_bytes + 64 * 1024;
+        if self.max_outbound_bytes < largest_answer {
+            return invalid(format!(
+                "max_outbound_bytes must be at least [documents] max_join_page_bytes + max_frame_bytes + 64 KiB ({largest_answer})"
+            ));
+        }
+        if self.max_connections == 0 || self.max_http_body_bytes == 0 || self.cluster_outbox_per_app == 0 {
+            return invalid("max_connections, max_http_body_bytes and cluster_outbox_per_app must be positive".into());
+        }
+        if self.http_header_timeout.is_zero() || self.http_body_timeout.is_zero() {
+            return invalid("http_header_timeout and http_body_timeout must be at least 1 second".into());
+        }
         let docs = &self.documents;
         if docs.max_payload_bytes == 0
             || docs.max_snapshot_bytes == 0
             || docs.max_document_bytes == 0
             || docs.max_documents_per_app == 0
+            || docs.max_join_page_bytes == 0
         {
             return invalid("[documents] limits must be positive".into());
         }
@@ -294,8 +426,25 @@ impl ServerConfig {
             if !ids.insert(&app.id) || !keys.insert(&app.key) {
                 return invalid(format!("app {:?}: app ids and keys must be unique", app.id));
             }
-            if app.max_event_payload_bytes == 0 || app.client_events_per_second == 0 {
-                return invalid(format!("app {:?}: limits must be positive", app.id));
+            let rates = [
+                app.client_events_per_second,
+                app.doc_ops_per_second,
+                app.frames_per_second,
+                app.subscriptions_per_second,
+                app.presence_changes_per_second,
+                app.signins_per_second,
+                app.pings_per_second,
+                app.doc_joins_per_second,
+                app.doc_digests_per_second,
+                app.doc_snapshots_per_second,
+                app.other_frames_per_second,
+            ];
+            if app.max_event_payload_bytes == 0
+                || rates.contains(&0)
+                || app.max_subscriptions_per_connection == 0
+                || app.max_channels == 0
+            {
+                return invalid(format!("app {:?}: limits and rates must be positive", app.id));
             }
             if let Err(err) = crate::jwt::TokenVerifier::from_config(&app.jwt_keys) {
                 return invalid(format!("app {:?}: {err}", app.id));

@@ -8,6 +8,7 @@
 //! joined as `k=v` with `&`. Event `data` is routed as raw JSON text, never
 //! decoded, never logged.
 
+use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
@@ -19,41 +20,61 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 use serde_json::{Map, Value, json};
 
-use crate::hub::App;
+use crate::hub::{App, Publish};
 use crate::state::ServerState;
-
-/// Largest HTTP API request body, in bytes.
-pub const MAX_BODY_BYTES: usize = 1 << 20;
 
 /// A response with a status and a JSON or text body.
 pub type HttpResponse = Response<Full<Bytes>>;
 
-/// Handles one `/apps/…` request.
-pub fn handle(state: &ServerState, method: &Method, path: &str, query: &str, body: &[u8]) -> HttpResponse {
+/// A request whose app and query signature were verified (before its
+/// body was read).
+#[derive(Debug)]
+pub struct Authenticated {
+    app: Arc<App>,
+    /// Query parameters, names lower-cased.
+    params: Vec<(String, String)>,
+    /// The path segments after `/apps/{id}/`, percent-decoded.
+    segments: Vec<String>,
+}
+
+/// Checks who is asking: the app id, the query parameters and the
+/// signature (which covers `body_md5`, so the body can be checked after it
+/// is read). Refusals are the response to send.
+pub fn authenticate(
+    state: &ServerState,
+    method: &Method,
+    path: &str,
+    query: &str,
+) -> Result<Authenticated, HttpResponse> {
     state.metrics.http_requests.inc();
     let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
     let Some(app) = segments.get(1).and_then(|id| state.app_by_id(id)) else {
-        return text(StatusCode::NOT_FOUND, "unknown app id");
+        return Err(text(StatusCode::NOT_FOUND, "unknown app id"));
     };
     // Parameters are signed with lower-cased names, so they are looked up
     // that way too; a name given twice (in any case) is refused rather than
     // have the signature cover one value and the handler use another.
-    let params = match query_params(query) {
-        Ok(params) => params,
-        Err(message) => return text(StatusCode::BAD_REQUEST, message),
-    };
-    if let Err(message) = verify_signature(state, &app, method, path, query, body) {
-        return text(StatusCode::UNAUTHORIZED, message);
-    }
-    let param = |name: &str| params.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str());
+    let params = query_params(query).map_err(|message| text(StatusCode::BAD_REQUEST, message))?;
+    verify_signature(state, &app, method, path, &params).map_err(|m| text(StatusCode::UNAUTHORIZED, m))?;
     // The raw path was signed; the handlers see its segments decoded (a
     // user id such as `alice smith` arrives as `alice%20smith`).
-    let Some(decoded) = segments[2..].iter().map(|s| percent_decode(s)).collect::<Option<Vec<String>>>()
-    else {
-        return text(StatusCode::BAD_REQUEST, "path segments must be percent-encoded UTF-8");
-    };
-    let decoded: Vec<&str> = decoded.iter().map(String::as_str).collect();
-    match (method, decoded.as_slice()) {
+    let segments = segments[2..]
+        .iter()
+        .map(|s| percent_decode(s))
+        .collect::<Option<Vec<String>>>()
+        .ok_or_else(|| text(StatusCode::BAD_REQUEST, "path segments must be percent-encoded UTF-8"))?;
+    Ok(Authenticated { app, params, segments })
+}
+
+/// Handles an authenticated `/apps/…` request with its body.
+pub fn handle(state: &ServerState, request: Authenticated, method: &Method, body: &[u8]) -> HttpResponse {
+    let Authenticated { app, params, segments } = request;
+    let param = |name: &str| params.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str());
+    if !body.is_empty() && param("body_md5") != Some(auth::hex(&Md5::digest(body)).as_str()) {
+        return text(StatusCode::UNAUTHORIZED, "body_md5 does not match the body");
+    }
+    let segments: Vec<&str> = segments.iter().map(String::as_str).collect();
+    match (method, segments.as_slice()) {
         (&Method::POST, ["events"]) => publish(state, &app, body),
         (&Method::POST, ["batch_events"]) => batch(state, &app, body),
         (&Method::GET, ["channels"]) => {
@@ -62,7 +83,7 @@ pub fn handle(state: &ServerState, method: &Method, path: &str, query: &str, bod
         (&Method::GET, ["channels", name]) => channel(&app, name, param("info").unwrap_or("")),
         (&Method::GET, ["channels", name, "users"]) => users(&app, name),
         (&Method::POST, ["users", user_id, "terminate_connections"]) => {
-            let closed = app.terminate_user(user_id);
+            let closed = app.terminate_user(user_id, &state.metrics);
             tracing::info!(app = %app.config.id, closed, "terminated a user's connections");
             // Pusher answers `{}`; the count (connections on this node: in
             // cluster mode the other nodes close theirs too) is additive.
@@ -110,22 +131,14 @@ fn verify_signature(
     app: &App,
     method: &Method,
     path: &str,
-    query: &str,
-    body: &[u8],
+    params: &[(String, String)],
 ) -> Result<(), &'static str> {
-    let mut params: Vec<(String, String)> = form_urlencoded::parse(query.as_bytes())
-        .filter(|(k, _)| k != "auth_signature")
-        .map(|(k, v)| (k.to_lowercase(), v.into_owned()))
-        .collect();
-    let get = |name: &str| params.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
-    let signature = form_urlencoded::parse(query.as_bytes())
-        .find(|(k, _)| k == "auth_signature")
-        .map(|(_, v)| v.into_owned())
-        .ok_or("missing auth_signature")?;
-    if get("auth_key").as_deref() != Some(app.config.key.as_str()) {
+    let get = |name: &str| params.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str());
+    let signature = get("auth_signature").ok_or("missing auth_signature")?;
+    if get("auth_key") != Some(app.config.key.as_str()) {
         return Err("auth_key does not name this app");
     }
-    if get("auth_version").as_deref() != Some("1.0") {
+    if get("auth_version") != Some("1.0") {
         return Err("auth_version must be 1.0");
     }
     let timestamp: u64 =
@@ -134,17 +147,12 @@ fn verify_signature(
     if now.abs_diff(timestamp) > state.config.http_timestamp_window.as_secs() {
         return Err("auth_timestamp is outside the allowed window: check the clock");
     }
-    if !body.is_empty() {
-        let expected = auth::hex(&Md5::digest(body));
-        if get("body_md5").as_deref() != Some(expected.as_str()) {
-            return Err("body_md5 does not match the body");
-        }
-    }
-    params.sort();
-    let query_string = params.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join("&");
+    let mut signed: Vec<&(String, String)> = params.iter().filter(|(k, _)| k != "auth_signature").collect();
+    signed.sort();
+    let query_string = signed.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join("&");
     let to_sign = format!("{method}\n{path}\n{query_string}");
     let expected = auth::hmac_hex(&app.config.secret, to_sign.as_bytes());
-    if !auth::signatures_equal(&signature, &expected) {
+    if !auth::signatures_equal(signature, &expected) {
         return Err("invalid auth_signature");
     }
     Ok(())
@@ -178,7 +186,7 @@ impl Refused {
 
 fn publish(state: &ServerState, app: &App, body: &[u8]) -> HttpResponse {
     match serde_json::from_slice::<EventRequest>(body) {
-        Ok(event) => match send_event(state, app, &event) {
+        Ok(event) => match send_events(state, app, std::slice::from_ref(&event)) {
             Ok(()) => ok(json!({})),
             Err(refused) => refused.into_response(),
         },
@@ -198,18 +206,10 @@ fn batch(state: &ServerState, app: &App, body: &[u8]) -> HttpResponse {
     if batch.len() > app.config.max_batch_size {
         return text(StatusCode::BAD_REQUEST, "too many events in the batch");
     }
-    // Validate every event before publishing any.
-    for event in &batch {
-        if let Err(refused) = validate_event(app, event) {
-            return refused.into_response();
-        }
+    match send_events(state, app, &batch) {
+        Ok(()) => ok(json!({ "batch": batch.iter().map(|_| json!({})).collect::<Vec<_>>() })),
+        Err(refused) => refused.into_response(),
     }
-    for event in &batch {
-        if let Err(refused) = send_event(state, app, event) {
-            return refused.into_response();
-        }
-    }
-    ok(json!({ "batch": batch.iter().map(|_| json!({})).collect::<Vec<_>>() }))
 }
 
 fn validate_event(app: &App, event: &EventRequest) -> Result<Vec<ChannelName>, Refused> {
@@ -232,26 +232,28 @@ fn validate_event(app: &App, event: &EventRequest) -> Result<Vec<ChannelName>, R
         .collect()
 }
 
-fn send_event(state: &ServerState, app: &App, event: &EventRequest) -> Result<(), Refused> {
+/// Validates every event, then publishes all of them or none: a 200 means
+/// every frame was delivered here and taken by the cluster bus.
+fn send_events(state: &ServerState, app: &App, events: &[EventRequest]) -> Result<(), Refused> {
     let started = Instant::now();
-    if !app.can_publish() {
-        return Err(Refused(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "cluster broker unreachable: the event was not published; retry".into(),
-        ));
+    let mut publishes = Vec::new();
+    for event in events {
+        let channels = validate_event(app, event)?;
+        // Pusher's `data` is a string; other JSON is carried as its text.
+        let data = if event.data.get().starts_with('"') {
+            event.data.clone()
+        } else {
+            let quoted = serde_json::Value::String(event.data.get().to_owned()).to_string();
+            RawValue::from_string(quoted).map_err(|_| Refused::bad_request("event data is not JSON"))?
+        };
+        for channel in channels {
+            let frame = Bytes::from(frames::channel_event(&event.name, channel.as_str(), Some(&data), None));
+            publishes.push(Publish { channel: channel.as_str().to_owned(), frame, except: event.socket_id.clone() });
+        }
     }
-    let channels = validate_event(app, event)?;
-    // Pusher's `data` is a string; other JSON is carried as its text.
-    let data = if event.data.get().starts_with('"') {
-        event.data.clone()
-    } else {
-        RawValue::from_string(serde_json::to_string(event.data.get()).expect("a string serialises"))
-            .expect("a JSON string literal is valid JSON")
-    };
-    for channel in channels {
-        let frame = Bytes::from(frames::channel_event(&event.name, channel.as_str(), Some(&data), None));
-        app.publish(channel.as_str(), &frame, event.socket_id.as_deref(), &state.metrics);
-    }
+    app.publish_all(publishes, &state.metrics).map_err(|busy| {
+        Refused(StatusCode::SERVICE_UNAVAILABLE, format!("{busy}: nothing was published; retry"))
+    })?;
     state.metrics.fanout_latency.observe(started.elapsed());
     Ok(())
 }

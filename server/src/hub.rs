@@ -19,64 +19,13 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use bytes::Bytes;
 use sealcast_core::protocol::{ChannelKind, ChannelName, PresenceMember, codes, server as frames};
 use serde_json::value::RawValue;
-use tokio::sync::{mpsc, watch};
-
-use crate::cluster::{Broker, BusMessage, NodeEntries};
+use crate::cluster::{Broker, BusBusy, BusMessage, NodeEntries};
 use crate::config::AppConfig;
 use crate::jwt::TokenVerifier;
 use crate::metrics::Metrics;
 use crate::webhooks::{HookEvent, Webhooks};
 
-/// A request to close a connection: WebSocket close code and reason.
-pub type CloseRequest = Option<(u16, &'static str)>;
-
-/// A handle to one connection's outbound side.
-#[derive(Clone, Debug)]
-pub struct ConnHandle {
-    /// The connection's socket id.
-    pub socket_id: Arc<str>,
-    tx: mpsc::Sender<Bytes>,
-    close: Arc<watch::Sender<CloseRequest>>,
-}
-
-impl ConnHandle {
-    /// A handle, its outbound queue of `capacity` frames, and the receiver
-    /// of a close request.
-    pub fn new(
-        socket_id: Arc<str>,
-        capacity: usize,
-    ) -> (ConnHandle, mpsc::Receiver<Bytes>, watch::Receiver<CloseRequest>) {
-        let (tx, rx) = mpsc::channel(capacity);
-        let (close, close_rx) = watch::channel(None);
-        (ConnHandle { socket_id, tx, close: Arc::new(close) }, rx, close_rx)
-    }
-
-    /// Queues a frame; a full queue closes the connection as a slow consumer.
-    /// Returns false when the frame was not queued.
-    pub fn send(&self, frame: Bytes, metrics: &Metrics) -> bool {
-        match self.tx.try_send(frame) {
-            Ok(()) => true,
-            Err(mpsc::error::TrySendError::Full(_)) => {
-                metrics.slow_consumers.inc();
-                self.close(codes::OVER_CAPACITY, "slow consumer: outbound queue full");
-                false
-            }
-            Err(mpsc::error::TrySendError::Closed(_)) => false,
-        }
-    }
-
-    /// Asks the connection to close with `code` (first request wins).
-    pub fn close(&self, code: u16, reason: &'static str) {
-        self.close.send_if_modified(|current| {
-            if current.is_none() {
-                *current = Some((code, reason));
-                true
-            } else {
-                false
-            }
-        });
-    }
-}
+pub use crate::outbound::{CloseRequest, ConnHandle};
 
 /// One app's state.
 #[derive(Debug)]
@@ -139,10 +88,25 @@ struct Member {
 /// Why a subscription was refused.
 #[derive(Debug, PartialEq, Eq)]
 pub enum SubscribeError {
-    /// The presence channel is full.
+    /// The presence channel is full (members counted cluster-wide).
     PresenceFull,
+    /// The connection is at `max_subscriptions_per_connection`.
+    TooManySubscriptions,
+    /// The app is at `max_channels` occupied channels on this node.
+    TooManyChannels,
     /// The connection is gone.
     NotConnected,
+}
+
+/// One frame for one channel's subscribers (see [`App::publish_all`]).
+#[derive(Debug, Clone)]
+pub struct Publish {
+    /// The channel.
+    pub channel: String,
+    /// The encoded frame.
+    pub frame: Bytes,
+    /// A socket id not to deliver to.
+    pub except: Option<String>,
 }
 
 /// Channel occupancy for the HTTP API.
@@ -211,16 +175,31 @@ impl App {
         let state = &mut *state;
         let remote_users = state.remote.get(channel.as_str());
         let conn = state.connections.get_mut(socket_id).ok_or(SubscribeError::NotConnected)?;
-        let handle = conn.handle.clone();
-        let entry = state.channels.entry(channel.as_str().to_owned()).or_default();
-        if entry.subscribers.contains_key(socket_id) {
+        if conn.channels.contains(channel.as_str()) {
             return Ok(());
         }
+        if conn.channels.len() >= self.config.max_subscriptions_per_connection {
+            return Err(SubscribeError::TooManySubscriptions);
+        }
+        let handle = conn.handle.clone();
+        let channel_count = state.channels.len();
+        if channel_count >= self.config.max_channels && !state.channels.contains_key(channel.as_str()) {
+            return Err(SubscribeError::TooManyChannels);
+        }
+        let entry = state.channels.entry(channel.as_str().to_owned()).or_default();
         if let Some(member) = &member
             && !entry.members.contains_key(&member.user_id)
-            && entry.members.len() >= self.config.max_presence_members
+            && !remote_users.is_some_and(|users| users.contains_key(&member.user_id))
         {
-            return Err(SubscribeError::PresenceFull);
+            // Members on this node plus those only on other nodes.
+            let remote_only = remote_users
+                .map_or(0, |users| users.keys().filter(|id| !entry.members.contains_key(*id)).count());
+            if entry.members.len() + remote_only >= self.config.max_presence_members {
+                if entry.subscribers.is_empty() {
+                    state.channels.remove(channel.as_str());
+                }
+                return Err(SubscribeError::PresenceFull);
+            }
         }
         // Webhook order follows causality: the channel is occupied before
         // anyone is added to it.
@@ -241,7 +220,7 @@ impl App {
                     user_id: member.user_id.clone(),
                     info: slot.info.as_ref().map(|i| i.get().to_owned()),
                 };
-                self.bus.forward(&self.config.id, message);
+                self.tell_cluster(message, metrics);
             }
             let already_elsewhere = remote_users.is_some_and(|users| users.contains_key(&member.user_id));
             if slot.connections == 1 && !already_elsewhere {
@@ -269,7 +248,7 @@ impl App {
                 channel: channel.as_str().to_owned(),
                 subscriptions: entry.subscribers.len(),
             };
-            self.bus.forward(&self.config.id, message);
+            self.tell_cluster(message, metrics);
         }
         let succeeded = if channel.kind() == ChannelKind::Presence {
             // This node's members, then those only on other nodes.
@@ -309,21 +288,57 @@ impl App {
 
     /// Sends `frame` to every subscriber of `channel` except `except`, on
     /// this node and (in cluster mode) every other. Returns the number of
-    /// connections on this node it was queued for.
-    pub fn publish(&self, channel: &str, frame: &Bytes, except: Option<&str>, metrics: &Metrics) -> usize {
+    /// connections on this node it was queued for; refused (nothing sent
+    /// anywhere) when the cluster bus cannot take it.
+    pub fn publish(
+        &self,
+        channel: &str,
+        frame: &Bytes,
+        except: Option<&str>,
+        metrics: &Metrics,
+    ) -> Result<usize, BusBusy> {
         if self.bus.is_clustered() {
             let frame = String::from_utf8_lossy(frame).into_owned();
             let message =
                 BusMessage::Event { channel: channel.to_owned(), frame, except: except.map(str::to_owned) };
-            self.bus.forward(&self.config.id, message);
+            self.bus.forward(&self.config.id, vec![message])?;
         }
-        self.deliver(channel, frame, except, metrics)
+        Ok(self.deliver(channel, frame, except, metrics))
+    }
+
+    /// Publishes several frames: all of them or, when the cluster bus
+    /// cannot take them all, none.
+    pub fn publish_all(&self, publishes: Vec<Publish>, metrics: &Metrics) -> Result<(), BusBusy> {
+        if self.bus.is_clustered() {
+            let messages = publishes
+                .iter()
+                .map(|p| BusMessage::Event {
+                    channel: p.channel.clone(),
+                    frame: String::from_utf8_lossy(&p.frame).into_owned(),
+                    except: p.except.clone(),
+                })
+                .collect();
+            self.bus.forward(&self.config.id, messages)?;
+        }
+        for publish in &publishes {
+            self.deliver(&publish.channel, &publish.frame, publish.except.as_deref(), metrics);
+        }
+        Ok(())
     }
 
     /// False while a clustered node cannot reach the others: publishes
     /// would reach only this node's subscribers, so they are refused.
     pub fn can_publish(&self) -> bool {
         self.bus.is_healthy()
+    }
+
+    /// Forwards presence, occupancy or terminate news to the other nodes.
+    /// If the bus cannot take it, the periodic resync (docs/scaling.md)
+    /// repairs the other nodes' view; the loss is counted.
+    fn tell_cluster(&self, message: BusMessage, metrics: &Metrics) {
+        if self.bus.forward(&self.config.id, vec![message]).is_err() {
+            metrics.cluster_deferred.inc();
+        }
     }
 
     /// Sends `frame` to this node's subscribers of `channel` except `except`.
@@ -385,9 +400,9 @@ impl App {
 
     /// Closes every connection of `user_id` (signed in, or present in a
     /// presence channel). Returns how many.
-    pub fn terminate_user(&self, user_id: &str) -> usize {
+    pub fn terminate_user(&self, user_id: &str, metrics: &Metrics) -> usize {
         if self.bus.is_clustered() {
-            self.bus.forward(&self.config.id, BusMessage::Terminate { user_id: user_id.to_owned() });
+            self.tell_cluster(BusMessage::Terminate { user_id: user_id.to_owned() }, metrics);
         }
         self.terminate_local(user_id)
     }
@@ -454,7 +469,7 @@ impl App {
                 if self.bus.is_clustered() {
                     let message =
                         BusMessage::MemberLeft { channel: channel.to_owned(), user_id: user_id.clone() };
-                    self.bus.forward(&self.config.id, message);
+                    self.tell_cluster(message, metrics);
                 }
                 if !remote {
                     self.member_removed(entry, channel, &user_id, metrics);
@@ -464,7 +479,7 @@ impl App {
         if self.bus.is_clustered() {
             let message =
                 BusMessage::Occupancy { channel: channel.to_owned(), subscriptions: entry.subscribers.len() };
-            self.bus.forward(&self.config.id, message);
+            self.tell_cluster(message, metrics);
         }
         if entry.subscribers.is_empty() {
             state.channels.remove(channel);

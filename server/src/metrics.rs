@@ -93,6 +93,16 @@ pub struct Metrics {
     pub http_requests: Counter,
     /// Webhook events dropped because the app's queue was full.
     pub webhooks_dropped: Counter,
+    /// Frames refused for their rate (pusher:error 4301, doc `rate_limited`).
+    pub rate_limited: Counter,
+    /// Connections closed for breaking the WebSocket protocol (1002, 1007, 1009).
+    pub protocol_errors: Counter,
+    /// TCP connections refused at the server's connection cap.
+    pub connections_refused: Counter,
+    /// Presence, occupancy or terminate news the cluster bus could not take
+    /// (repaired by the periodic resync).
+    pub cluster_deferred: Counter,
+
     /// Fan-out latency.
     pub fanout_latency: Histogram,
     /// Errors sent to clients, by Pusher code.
@@ -110,6 +120,20 @@ impl Metrics {
     }
 
     /// The Prometheus text exposition.
+    /// The Prometheus text, with the cluster bus's `(lost, dropped)` counts.
+    pub fn render_with_bus(&self, (lost, dropped): (usize, usize)) -> String {
+        let mut out = self.render();
+        let _ = writeln!(
+            out,
+            "# HELP sealcast_cluster_lost_total Cluster messages lost after the bus took them (Redis failed).\n\
+             # TYPE sealcast_cluster_lost_total counter\nsealcast_cluster_lost_total {lost}\n\
+             # HELP sealcast_cluster_inbox_dropped_total Messages from other nodes dropped: this node fell behind (healed by resync).\n\
+             # TYPE sealcast_cluster_inbox_dropped_total counter\nsealcast_cluster_inbox_dropped_total {dropped}"
+        );
+        out
+    }
+
+    /// The Prometheus text.
     pub fn render(&self) -> String {
         let mut out = String::with_capacity(2048);
         let mut metric = |name: &str, kind: &str, help: &str, value: String| {
@@ -169,6 +193,16 @@ impl Metrics {
             "HTTP API requests.",
             self.http_requests.get().to_string(),
         );
+        let counters = [
+            ("sealcast_webhooks_dropped_total", "Webhook events dropped: the app's queue was full.", &self.webhooks_dropped),
+            ("sealcast_rate_limited_total", "Client frames refused for their rate.", &self.rate_limited),
+            ("sealcast_protocol_errors_total", "Connections closed for breaking the WebSocket protocol.", &self.protocol_errors),
+            ("sealcast_connections_refused_total", "TCP connections refused at the connection cap.", &self.connections_refused),
+            ("sealcast_cluster_deferred_total", "Presence/occupancy news the cluster bus could not take (healed by resync).", &self.cluster_deferred),
+        ];
+        for (name, help, counter) in counters {
+            metric(name, "counter", help, counter.get().to_string());
+        }
         let _ = writeln!(
             out,
             "# HELP sealcast_errors_total Errors sent to clients, by Pusher code.\n# TYPE sealcast_errors_total counter"

@@ -14,7 +14,7 @@ use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Method, Request, StatusCode};
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use sealcast_core::protocol::codes;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -35,6 +35,12 @@ pub async fn serve(
     shutdown: impl std::future::Future<Output = ()>,
 ) -> std::io::Result<()> {
     let (stop_tx, stop_rx) = watch::channel(false);
+    let open = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let mut http = http1::Builder::new();
+    // The header timeout also bounds how long an idle keep-alive
+    // connection waits for its next request (hyper starts it whenever it
+    // waits for a request head).
+    http.timer(TokioTimer::new()).header_read_timeout(state.config.http_header_timeout).max_buf_size(64 * 1024);
     tokio::pin!(shutdown);
     loop {
         let (stream, peer) = tokio::select! {
@@ -49,12 +55,22 @@ pub async fn serve(
             },
             () = &mut shutdown => break,
         };
+        // Every TCP connection (HTTP or WebSocket) counts against the cap;
+        // beyond it the socket is closed at once, before any read.
+        let Some(slot) = ConnectionSlot::take(&open, state.config.max_connections) else {
+            state.metrics.connections_refused.inc();
+            crate::warn_throttled!(limit = state.config.max_connections, "connection refused: at max_connections");
+            drop(stream);
+            continue;
+        };
         let _ = stream.set_nodelay(true);
         let state = state.clone();
         let mut stop = stop_rx.clone();
+        let http = http.clone();
         tokio::spawn(async move {
+            let _slot = slot;
             let service = service_fn(move |request| route(state.clone(), peer, request));
-            let conn = http1::Builder::new().serve_connection(TokioIo::new(stream), service).with_upgrades();
+            let conn = http.serve_connection(TokioIo::new(stream), service).with_upgrades();
             tokio::pin!(conn);
             tokio::select! {
                 result = conn.as_mut() => if let Err(err) = result { debug!(error = %err, "http connection ended") },
@@ -75,6 +91,26 @@ pub async fn serve(
     Ok(())
 }
 
+/// One place under the server's connection cap, given back on drop.
+struct ConnectionSlot(Arc<std::sync::atomic::AtomicUsize>);
+
+impl ConnectionSlot {
+    fn take(open: &Arc<std::sync::atomic::AtomicUsize>, max: usize) -> Option<ConnectionSlot> {
+        use std::sync::atomic::Ordering;
+        if open.fetch_add(1, Ordering::Relaxed) >= max {
+            open.fetch_sub(1, Ordering::Relaxed);
+            return None;
+        }
+        Some(ConnectionSlot(open.clone()))
+    }
+}
+
+impl Drop for ConnectionSlot {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
 async fn route(
     state: Arc<ServerState>,
     peer: SocketAddr,
@@ -91,12 +127,23 @@ async fn route(
         (&Method::GET, "/ready") => {
             text(StatusCode::SERVICE_UNAVAILABLE, "NOT READY: cluster broker unreachable")
         }
-        (&Method::GET, "/metrics") => text(StatusCode::OK, state.metrics.render().trim_end()),
+        (&Method::GET, "/metrics") => {
+            text(StatusCode::OK, state.metrics.render_with_bus(state.bus.losses()).trim_end())
+        }
         (_, p) if p.starts_with("/apps/") => {
             let query = request.uri().query().unwrap_or("").to_owned();
-            match Limited::new(request.into_body(), http_api::MAX_BODY_BYTES).collect().await {
-                Ok(body) => http_api::handle(&state, &method, &path, &query, &body.to_bytes()),
-                Err(_) => text(StatusCode::PAYLOAD_TOO_LARGE, "request body too large or interrupted"),
+            // Who is asking is checked before a byte of the body is read.
+            match http_api::authenticate(&state, &method, &path, &query) {
+                Err(refused) => refused,
+                Ok(request_auth) => {
+                    let limit = state.config.max_http_body_bytes;
+                    let body = Limited::new(request.into_body(), limit).collect();
+                    match tokio::time::timeout(state.config.http_body_timeout, body).await {
+                        Ok(Ok(body)) => http_api::handle(&state, request_auth, &method, &body.to_bytes()),
+                        Ok(Err(_)) => text(StatusCode::PAYLOAD_TOO_LARGE, "request body too large or interrupted"),
+                        Err(_) => text(StatusCode::REQUEST_TIMEOUT, "request body not received in time"),
+                    }
+                }
             }
         }
         _ => text(StatusCode::NOT_FOUND, "not found"),

@@ -44,8 +44,8 @@ impl ServerState {
         let Some(url) = config.cluster.clone() else {
             return ServerState::new(config).map(Arc::new).map_err(|e| e.to_string());
         };
-        let (inbox, messages) = tokio::sync::mpsc::unbounded_channel();
-        let broker = RedisBroker::start(&url, inbox).await?;
+        let (inbox, messages) = tokio::sync::mpsc::channel(crate::cluster::INBOX_MAX);
+        let broker = RedisBroker::start(&url, config.cluster_outbox_per_app, inbox).await?;
         let state = Arc::new(ServerState::with_broker(config, broker.clone()).map_err(|e| e.to_string())?);
         crate::cluster::run(state.clone(), broker, messages).await?;
         Ok(state)
@@ -55,7 +55,7 @@ impl ServerState {
         // Documents: the embedded SQLite store alone, the shared Redis in a
         // cluster (one sequence per document across all nodes).
         let sequencer = match &config.cluster {
-            Some(url) => Sequencer::new(Arc::new(RedisStore::open(url, config.documents)?)),
+            Some(url) => Sequencer::new(Arc::new(RedisStore::open(url, config.documents)?), config.documents),
             None => Sequencer::open(&config.data_dir, config.documents)?,
         };
         let apps: Vec<Arc<App>> =

@@ -3,9 +3,13 @@
 //!
 //! Body: `{"time_ms": …, "events": [{"name": "channel_occupied", "channel": …}, …]}`;
 //! headers `X-Pusher-Key` (app key) and `X-Pusher-Signature`
-//! (hex HMAC-SHA256 of the body under the app secret). Events wait in a
-//! bounded queue (full ⇒ dropped and counted, never unbounded memory), are
-//! batched for up to 100 ms or 50 events, and each batch is retried with
+//! (hex HMAC-SHA256 of the body under the app secret). Only event types
+//! some endpoint asked for are queued. Events wait in a bounded queue
+//! (full ⇒ dropped and counted in `sealcast_webhooks_dropped_total`, never
+//! unbounded memory); a `member_removed` is held for
+//! [`MEMBER_REMOVED_DELAY`] and cancelled by a `member_added` of the same
+//! user (churn is not a leave); events are batched for up to 100 ms or 50
+//! events, and each batch is retried with
 //! backoff (0.5 s, 1 s, 2 s, 4 s) before it is dropped and logged. Only
 //! `http://` endpoints (put TLS in front with a local proxy). The relay
 //! never logs event data; `client_event` hooks carry it to the app's server,
@@ -26,8 +30,11 @@ use tracing::{debug, warn};
 
 use crate::metrics::Metrics;
 
-/// Events queued per app before new ones are dropped.
+/// Events waiting per app (coalesced, or for the endpoint) at most; beyond
+/// it new ones are dropped and counted.
 pub const QUEUE_CAPACITY: usize = 10_000;
+/// Events in flight from the app to the coalescing task.
+const INBOX_CAPACITY: usize = 1024;
 const BATCH_MAX: usize = 50;
 const BATCH_WINDOW: Duration = Duration::from_millis(100);
 const RETRY_DELAYS: [Duration; 4] =
@@ -47,6 +54,55 @@ pub struct WebhookConfig {
     pub event_types: Vec<String>,
 }
 
+/// The kinds of webhook events an endpoint can ask for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventType {
+    /// `channel_occupied`
+    ChannelOccupied,
+    /// `channel_vacated`
+    ChannelVacated,
+    /// `member_added`
+    MemberAdded,
+    /// `member_removed`
+    MemberRemoved,
+    /// `client_event`
+    ClientEvent,
+}
+
+impl EventType {
+    const ALL: [EventType; 5] = [
+        EventType::ChannelOccupied,
+        EventType::ChannelVacated,
+        EventType::MemberAdded,
+        EventType::MemberRemoved,
+        EventType::ClientEvent,
+    ];
+
+    /// The name in configs and webhook bodies.
+    pub fn name(self) -> &'static str {
+        match self {
+            EventType::ChannelOccupied => "channel_occupied",
+            EventType::ChannelVacated => "channel_vacated",
+            EventType::MemberAdded => "member_added",
+            EventType::MemberRemoved => "member_removed",
+            EventType::ClientEvent => "client_event",
+        }
+    }
+
+    fn bit(self) -> u8 {
+        1 << self as u8
+    }
+
+    /// The types an endpoint gets: those listed, or all but `client_event`.
+    fn mask_of(endpoint: &WebhookConfig) -> u8 {
+        let listed = |t: &EventType| endpoint.event_types.iter().any(|name| name == t.name());
+        EventType::ALL
+            .iter()
+            .filter(|t| if endpoint.event_types.is_empty() { **t != EventType::ClientEvent } else { listed(t) })
+            .fold(0, |mask, t| mask | t.bit())
+    }
+}
+
 /// A webhook event.
 #[derive(Debug, Clone)]
 pub enum HookEvent {
@@ -63,14 +119,19 @@ pub enum HookEvent {
 }
 
 impl HookEvent {
-    fn name(&self) -> &'static str {
+    /// Its type.
+    pub fn kind(&self) -> EventType {
         match self {
-            HookEvent::ChannelOccupied { .. } => "channel_occupied",
-            HookEvent::ChannelVacated { .. } => "channel_vacated",
-            HookEvent::MemberAdded { .. } => "member_added",
-            HookEvent::MemberRemoved { .. } => "member_removed",
-            HookEvent::ClientEvent { .. } => "client_event",
+            HookEvent::ChannelOccupied { .. } => EventType::ChannelOccupied,
+            HookEvent::ChannelVacated { .. } => EventType::ChannelVacated,
+            HookEvent::MemberAdded { .. } => EventType::MemberAdded,
+            HookEvent::MemberRemoved { .. } => EventType::MemberRemoved,
+            HookEvent::ClientEvent { .. } => EventType::ClientEvent,
         }
+    }
+
+    fn name(&self) -> &'static str {
+        self.kind().name()
     }
 
     fn to_json(&self) -> Value {
@@ -98,10 +159,7 @@ pub fn validate(config: &WebhookConfig) -> Result<(), String> {
         .map(|_| ())
         .ok_or_else(|| format!("webhook url {:?} must be http://HOST:PORT/PATH", config.url))?;
     for kind in &config.event_types {
-        if !matches!(
-            kind.as_str(),
-            "channel_occupied" | "channel_vacated" | "member_added" | "member_removed" | "client_event"
-        ) {
+        if !EventType::ALL.iter().any(|t| t.name() == kind) {
             return Err(format!("unknown webhook event type {kind:?}"));
         }
     }
@@ -112,39 +170,116 @@ pub fn validate(config: &WebhookConfig) -> Result<(), String> {
 #[derive(Debug, Clone)]
 pub struct Webhooks {
     tx: Option<mpsc::Sender<HookEvent>>,
-    wants_client_events: bool,
+    /// The event types some endpoint wants: others are never queued.
+    wanted: u8,
 }
 
 impl Webhooks {
     /// No webhooks configured.
     pub fn disabled() -> Webhooks {
-        Webhooks { tx: None, wants_client_events: false }
+        Webhooks { tx: None, wanted: 0 }
     }
 
-    /// Starts the delivery task for an app's endpoints (needs a tokio runtime).
+    /// Starts the delivery tasks for an app's endpoints (needs a tokio runtime).
     pub fn start(app_id: String, key: String, secret: String, endpoints: Vec<WebhookConfig>) -> Webhooks {
         if endpoints.is_empty() {
             return Webhooks::disabled();
         }
-        let wants_client_events = endpoints.iter().any(|e| e.event_types.iter().any(|t| t == "client_event"));
-        let (tx, rx) = mpsc::channel(QUEUE_CAPACITY);
-        tokio::spawn(deliver(app_id, key, secret, endpoints, rx));
-        Webhooks { tx: Some(tx), wants_client_events }
+        let wanted = endpoints.iter().fold(0, |mask, e| mask | EventType::mask_of(e));
+        let (tx, rx) = mpsc::channel(INBOX_CAPACITY);
+        let (batches_tx, batches) = mpsc::channel(BATCHES_IN_FLIGHT);
+        tokio::spawn(coalesce(rx, batches_tx));
+        tokio::spawn(deliver(app_id, key, secret, endpoints, batches));
+        Webhooks { tx: Some(tx), wanted }
     }
 
-    /// True when some endpoint wants `client_event` (so callers can skip
-    /// copying client event data otherwise).
-    pub fn wants_client_events(&self) -> bool {
-        self.wants_client_events
+    /// True when some endpoint wants events of `kind` (callers skip
+    /// building events nobody wants).
+    pub fn wants(&self, kind: EventType) -> bool {
+        self.wanted & kind.bit() != 0
     }
 
-    /// Queues an event; drops it (counted) when the queue is full.
+    /// Queues an event some endpoint wants; drops it (counted in
+    /// `sealcast_webhooks_dropped_total`) when the queue is full.
     pub fn emit(&self, event: HookEvent, metrics: &Metrics) {
         if let Some(tx) = &self.tx
+            && self.wants(event.kind())
             && tx.try_send(event).is_err()
         {
             metrics.webhooks_dropped.inc();
         }
+    }
+}
+
+/// Batches on their way to the endpoints: while they are being posted,
+/// new events wait (and coalesce) in [`coalesce`].
+const BATCHES_IN_FLIGHT: usize = 2;
+/// How long a `member_removed` is held: a `member_added` of the same user
+/// and channel within it cancels both (a reconnect or subscription churn
+/// is not a leave), as Pusher does.
+pub const MEMBER_REMOVED_DELAY: Duration = Duration::from_secs(3);
+
+/// Reads events as they come, cancels join/leave churn, and hands batches
+/// of up to [`BATCH_MAX`] to the sender once [`BATCH_WINDOW`] has passed.
+/// What waits here is bounded by [`QUEUE_CAPACITY`] (beyond it, dropped).
+async fn coalesce(mut rx: mpsc::Receiver<HookEvent>, batches: mpsc::Sender<Vec<HookEvent>>) {
+    let mut ready: std::collections::VecDeque<HookEvent> = std::collections::VecDeque::new();
+    let mut held: std::collections::HashMap<(String, String), tokio::time::Instant> =
+        std::collections::HashMap::new();
+    let mut window_ends: Option<tokio::time::Instant> = None;
+    loop {
+        let now = tokio::time::Instant::now();
+        // Held removals whose delay is over become ready, oldest first.
+        let mut due: Vec<((String, String), tokio::time::Instant)> =
+            held.iter().filter(|(_, at)| **at <= now).map(|(k, at)| (k.clone(), *at)).collect();
+        due.sort_by_key(|(_, at)| *at);
+        for (key, _) in due {
+            held.remove(&key);
+            let (channel, user_id) = key;
+            ready.push_back(HookEvent::MemberRemoved { channel, user_id });
+        }
+        if !ready.is_empty() && window_ends.is_none() {
+            window_ends = Some(now + BATCH_WINDOW);
+        }
+        let flush = window_ends.is_some_and(|at| at <= now) || ready.len() >= BATCH_MAX;
+        if flush && let Ok(permit) = batches.try_reserve() {
+            let take = ready.len().min(BATCH_MAX);
+            permit.send(ready.drain(..take).collect());
+            window_ends = (!ready.is_empty()).then(|| now + BATCH_WINDOW);
+            continue;
+        }
+        let next_due = held.values().min().copied();
+        let wake = match (window_ends, next_due) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        // While the sender is busy, poll again shortly rather than spin.
+        let wake = if flush { Some(now + BATCH_WINDOW) } else { wake };
+        // A full backlog stops reading: the queue then fills and `emit`
+        // counts what it drops.
+        let room = ready.len() + held.len() < QUEUE_CAPACITY;
+        let event = tokio::select! {
+            event = rx.recv(), if room => match event {
+                Some(event) => event,
+                None => return,
+            },
+            () = sleep_until(wake) => continue,
+        };
+        match event {
+            HookEvent::MemberRemoved { channel, user_id } => {
+                held.entry((channel, user_id)).or_insert(tokio::time::Instant::now() + MEMBER_REMOVED_DELAY);
+            }
+            HookEvent::MemberAdded { channel, user_id }
+                if held.remove(&(channel.clone(), user_id.clone())).is_some() => {}
+            event => ready.push_back(event),
+        }
+    }
+}
+
+async fn sleep_until(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
     }
 }
 
@@ -153,34 +288,14 @@ async fn deliver(
     key: String,
     secret: String,
     endpoints: Vec<WebhookConfig>,
-    mut rx: mpsc::Receiver<HookEvent>,
+    mut batches: mpsc::Receiver<Vec<HookEvent>>,
 ) {
-    while let Some(first) = rx.recv().await {
-        let mut batch = vec![first];
-        let window = tokio::time::sleep(BATCH_WINDOW);
-        tokio::pin!(window);
-        while batch.len() < BATCH_MAX {
-            tokio::select! {
-                () = &mut window => break,
-                next = rx.recv() => match next {
-                    Some(event) => batch.push(event),
-                    None => break,
-                },
-            }
-        }
+    let masks: Vec<u8> = endpoints.iter().map(EventType::mask_of).collect();
+    while let Some(batch) = batches.recv().await {
         let time_ms = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis());
-        for endpoint in &endpoints {
-            let wanted: Vec<Value> = batch
-                .iter()
-                .filter(|e| {
-                    if endpoint.event_types.is_empty() {
-                        !matches!(e, HookEvent::ClientEvent { .. })
-                    } else {
-                        endpoint.event_types.iter().any(|t| t == e.name())
-                    }
-                })
-                .map(HookEvent::to_json)
-                .collect();
+        for (endpoint, mask) in endpoints.iter().zip(&masks) {
+            let wanted: Vec<Value> =
+                batch.iter().filter(|e| mask & e.kind().bit() != 0).map(HookEvent::to_json).collect();
             if wanted.is_empty() {
                 continue;
             }

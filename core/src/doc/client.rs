@@ -24,8 +24,6 @@ use crate::crypto::{CryptoError, Key, KeyRing};
 use crate::ot::Delta;
 use crate::ot::session::{DocEvent as SessionEvent, DocSession, Integrated, SessionError};
 
-/// Most ops the server returns per join (it pages with `since`).
-const JOIN_PAGE: usize = 1000;
 /// Own and reported digests remembered, per direction.
 const DIGESTS_KEPT: usize = 64;
 /// Server messages held while waiting for a key before the session gives
@@ -484,10 +482,15 @@ impl DocClient {
         Ok(self.editor_change(change))
     }
 
-    /// Sends the in-flight op again now, under the same op id (refused ops
-    /// are resubmitted automatically; this skips the wait).
+
+    /// Sends the in-flight op again now, under the same op id, or the join
+    /// the server refused for now (refusals are retried automatically;
+    /// this skips the wait).
     pub fn resubmit(&mut self) {
         self.retry_at = None;
+        if let Phase::Joining { since } = self.phase {
+            return self.send_join(since);
+        }
         if self.phase == Phase::Ready
             && let Some(session) = &mut self.session
         {
@@ -595,6 +598,10 @@ impl DocClient {
         }
     }
 
+    fn joining(&self) -> bool {
+        matches!(self.phase, Phase::Joining { .. })
+    }
+
     fn send_join(&mut self, since: Option<u64>) {
         self.send_join_from(since, None);
     }
@@ -658,8 +665,9 @@ impl DocClient {
                 }
                 return;
             }
-            // Not now: the same op id again after a growing wait.
-            "rate_limited" | "storage" | "unavailable" if ours => {
+            // Not now: the same op id (or the same join) again after a
+            // growing wait.
+            "rate_limited" | "storage" | "unavailable" if ours || self.joining() => {
                 let wait = RETRY_FIRST.saturating_mul(1 << self.retries.min(6)).min(RETRY_MAX);
                 self.retries = self.retries.saturating_add(1);
                 self.retry_at = Some(now + wait);
@@ -819,7 +827,9 @@ impl DocClient {
             self.integrate_op(op, !self.fresh_join)?;
         }
         let seq = self.seq();
-        if state.ops.len() >= JOIN_PAGE && seq < state.head {
+        // The server pages joins by op count and bytes: a page that ends
+        // before the head is continued from where it ended.
+        if !state.ops.is_empty() && seq < state.head {
             self.send_join(Some(seq));
             return Ok(());
         }

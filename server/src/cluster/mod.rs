@@ -15,7 +15,7 @@ use std::fmt::Debug;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
-pub use self::redis::{HEARTBEAT_EVERY, NODE_TTL, RedisBroker};
+pub use self::redis::{HEARTBEAT_EVERY, INBOX_MAX, NODE_TTL, RedisBroker, redact_url};
 
 /// What nodes tell each other.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -64,9 +64,10 @@ pub enum BusMessage {
     },
 }
 
-/// A message with where it comes from and which app it is for.
+/// A [`BusMessage`] with the node it comes from and the app it is for:
+/// what travels on the bus.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Envelope {
+pub struct RoutedMessage {
     /// The sending node.
     pub node: String,
     /// The app.
@@ -85,17 +86,36 @@ pub struct NodeEntries {
     pub channels: Vec<String>,
 }
 
+/// Why the bus did not take a message: the caller refuses the request
+/// (HTTP 503, `pusher:error`) instead of answering and then dropping it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum BusBusy {
+    /// Redis cannot be reached.
+    #[error("cluster broker unreachable")]
+    Unreachable,
+    /// The app's share of the outbox is full (Redis is slower than the
+    /// app's publishers).
+    #[error("cluster bus busy for this app")]
+    Full,
+}
+
 /// Carries [`BusMessage`]s to the other nodes.
 pub trait Broker: Send + Sync + Debug {
     /// This node's id (random per process).
     fn node_id(&self) -> &str;
-    /// Queues `message` for the other nodes, in order.
-    fn forward(&self, app: &str, message: BusMessage);
+    /// Queues `messages` for the other nodes, in order: all of them, or
+    /// (refused) none.
+    fn forward(&self, app: &str, messages: Vec<BusMessage>) -> Result<(), BusBusy>;
     /// False while the other nodes cannot be reached (publishes are then
     /// refused and the node reports not ready).
     fn is_healthy(&self) -> bool;
     /// True in cluster mode.
     fn is_clustered(&self) -> bool;
+    /// Messages lost after the bus took them, and messages from other nodes
+    /// dropped because this node fell behind.
+    fn losses(&self) -> (usize, usize) {
+        (0, 0)
+    }
 }
 
 /// The single-node broker: there is nobody to tell.
@@ -122,7 +142,9 @@ impl Broker for LocalBroker {
         &self.node_id
     }
 
-    fn forward(&self, _app: &str, _message: BusMessage) {}
+    fn forward(&self, _app: &str, _messages: Vec<BusMessage>) -> Result<(), BusBusy> {
+        Ok(())
+    }
 
     fn is_healthy(&self) -> bool {
         true
@@ -149,7 +171,7 @@ pub fn new_node_id() -> String {
 pub async fn run(
     state: std::sync::Arc<crate::state::ServerState>,
     broker: std::sync::Arc<RedisBroker>,
-    mut inbox: tokio::sync::mpsc::UnboundedReceiver<Envelope>,
+    mut inbox: tokio::sync::mpsc::Receiver<RoutedMessage>,
 ) -> Result<(), String> {
     for (app, channel, node, user, info) in broker.presence_entries().await? {
         if let Some(app) = state.app_by_id(&app) {
@@ -164,9 +186,9 @@ pub async fn run(
     }
     let receiver = state.clone();
     tokio::spawn(async move {
-        while let Some(envelope) = inbox.recv().await {
-            if let Some(app) = receiver.app_by_id(&envelope.app) {
-                app.on_bus(&envelope.node, envelope.message, &receiver.metrics);
+        while let Some(routed) = inbox.recv().await {
+            if let Some(app) = receiver.app_by_id(&routed.app) {
+                app.on_bus(&routed.node, routed.message, &receiver.metrics);
             }
         }
     });

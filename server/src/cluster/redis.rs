@@ -16,22 +16,29 @@
 //!   node's subscription count (for the cluster-wide HTTP API), loaded and
 //!   cleaned up the same way.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{AsyncCommands, PushKind, Value};
-use tokio::sync::mpsc;
+use tokio::sync::{Notify, mpsc};
 use tracing::{debug, warn};
 
-use super::{Broker, BusMessage, Envelope, NodeEntries, new_node_id};
+use super::{Broker, BusBusy, BusMessage, NodeEntries, RoutedMessage, new_node_id};
+use crate::warn_throttled;
 
 /// How often a node refreshes its heartbeat key.
 pub const HEARTBEAT_EVERY: Duration = Duration::from_secs(2);
-/// Messages queued for Redis at most; beyond it (Redis slow or away) new
-/// ones are dropped with a warning rather than held without bound.
-const OUTBOX_MAX: usize = 65_536;
+/// Messages sent to Redis in one pipelined round trip at most.
+const PIPELINE_MAX: usize = 512;
+/// Attempts at a pipeline before its messages count as lost.
+const PIPELINE_ATTEMPTS: u32 = 3;
+/// Messages from other nodes waiting to be applied at most; the Redis push
+/// channel in front of it holds as many. Beyond that, messages are dropped
+/// (counted) and the periodic resync repairs presence and occupancy.
+pub const INBOX_MAX: usize = 65_536;
 /// How long a heartbeat key lives: a node silent this long is dead.
 pub const NODE_TTL: Duration = Duration::from_secs(10);
 
@@ -39,9 +46,33 @@ pub const NODE_TTL: Duration = Duration::from_secs(10);
 #[derive(Debug)]
 pub struct RedisBroker {
     node_id: String,
-    outbox: mpsc::Sender<Envelope>,
+    /// Unbounded as a channel, bounded by `queued`: each app may have at
+    /// most `per_app` messages in it (one app's flood cannot take another
+    /// app's room).
+    outbox: mpsc::UnboundedSender<RoutedMessage>,
+    queued: Mutex<HashMap<String, Arc<AtomicUsize>>>,
+    per_app: usize,
+    /// Subscription counts not yet published, latest per (app, channel):
+    /// churn on one channel costs one message per pipeline, not one per
+    /// subscribe.
+    occupancy: Mutex<HashMap<(String, String), usize>>,
+    wake: Notify,
     healthy: Arc<AtomicBool>,
     commands: ConnectionManager,
+    /// Messages lost after they were taken (Redis failed mid-pipeline).
+    lost: AtomicUsize,
+    /// Messages from other nodes dropped because this node fell behind.
+    dropped: Arc<AtomicUsize>,
+}
+
+/// `url` with any password replaced by `***` (for logs and errors).
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else { return url.to_owned() };
+    let Some((userinfo, host)) = rest.split_once('@') else { return url.to_owned() };
+    match userinfo.split_once(':') {
+        Some((user, _password)) => format!("{scheme}://{user}:***@{host}"),
+        None => format!("{scheme}://***@{host}"),
+    }
 }
 
 /// A presence entry found in Redis: (app, channel, node, user, info JSON).
@@ -62,13 +93,16 @@ fn node_key(node: &str) -> String {
 impl RedisBroker {
     /// Connects to `url` (RESP3 is requested for the subscriber), starts
     /// publishing, heartbeats and receiving; messages from other nodes are
-    /// sent to `inbox`.
+    /// sent to `inbox`. Each app may have `per_app` messages waiting for
+    /// Redis.
     pub async fn start(
         url: &str,
-        inbox: mpsc::UnboundedSender<Envelope>,
+        per_app: usize,
+        inbox: mpsc::Sender<RoutedMessage>,
     ) -> Result<Arc<RedisBroker>, String> {
         let node_id = new_node_id();
-        let client = redis::Client::open(url).map_err(|e| format!("cluster URL {url}: {e}"))?;
+        let shown = redact_url(url);
+        let client = redis::Client::open(url).map_err(|e| format!("cluster URL {shown}: {e}"))?;
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(Duration::from_secs(2)))
             .set_response_timeout(Some(Duration::from_secs(2)))
@@ -76,42 +110,65 @@ impl RedisBroker {
         let commands = client
             .get_connection_manager_with_config(config.clone())
             .await
-            .map_err(|e| format!("cannot reach Redis at {url}: {e}"))?;
+            .map_err(|e| format!("cannot reach Redis at {shown}: {e}"))?;
 
         let sub_url =
             if url.contains('?') { format!("{url}&protocol=resp3") } else { format!("{url}?protocol=resp3") };
         let sub_client =
-            redis::Client::open(sub_url.as_str()).map_err(|e| format!("cluster URL {url}: {e}"))?;
-        let (push_tx, mut push_rx) = mpsc::unbounded_channel();
-        let sub_config = config.set_push_sender(push_tx).set_automatic_resubscription();
+            redis::Client::open(sub_url.as_str()).map_err(|e| format!("cluster URL {shown}: {e}"))?;
+        // The push channel is bounded: when this node falls behind, pushes
+        // are dropped (counted) instead of queued without bound.
+        let (push_tx, mut push_rx) = mpsc::channel::<redis::PushInfo>(INBOX_MAX);
+        let dropped = Arc::new(AtomicUsize::new(0));
+        let push_dropped = dropped.clone();
+        let push_sender = move |push: redis::PushInfo| -> Result<(), std::convert::Infallible> {
+            if push_tx.try_send(push).is_err() {
+                push_dropped.fetch_add(1, Ordering::Relaxed);
+            }
+            Ok(())
+        };
+        let sub_config = config.set_push_sender(push_sender).set_automatic_resubscription();
         let mut subscriber = sub_client
             .get_connection_manager_with_config(sub_config)
             .await
-            .map_err(|e| format!("cannot reach Redis at {url}: {e}"))?;
+            .map_err(|e| format!("cannot reach Redis at {shown}: {e}"))?;
         subscriber.psubscribe("sealcast:bus:*").await.map_err(|e| format!("psubscribe: {e}"))?;
 
         let healthy = Arc::new(AtomicBool::new(true));
-        let (outbox, mut queue) = mpsc::channel::<Envelope>(OUTBOX_MAX);
-        let broker =
-            Arc::new(RedisBroker { node_id: node_id.clone(), outbox, healthy: healthy.clone(), commands });
+        let (outbox, queue) = mpsc::unbounded_channel::<RoutedMessage>();
+        let broker = Arc::new(RedisBroker {
+            node_id: node_id.clone(),
+            outbox,
+            queued: Mutex::default(),
+            per_app: per_app.max(1),
+            occupancy: Mutex::default(),
+            wake: Notify::new(),
+            healthy: healthy.clone(),
+            commands,
+            lost: AtomicUsize::new(0),
+            dropped,
+        });
 
         // Receiver: other nodes' messages to the inbox.
         let me = node_id.clone();
         let receiving_health = healthy.clone();
+        let inbox_dropped = broker.dropped.clone();
         tokio::spawn(async move {
             let _keep = subscriber; // the connection lives as long as this task
             while let Some(push) = push_rx.recv().await {
                 match push.kind {
                     PushKind::PMessage => {
                         let Some(Value::BulkString(payload)) = push.data.get(2) else { continue };
-                        match serde_json::from_slice::<Envelope>(payload) {
-                            Ok(envelope) if envelope.node != me => {
-                                if inbox.send(envelope).is_err() {
-                                    return;
+                        match serde_json::from_slice::<RoutedMessage>(payload) {
+                            Ok(routed) if routed.node != me => match inbox.try_send(routed) {
+                                Ok(()) => {}
+                                Err(mpsc::error::TrySendError::Full(_)) => {
+                                    inbox_dropped.fetch_add(1, Ordering::Relaxed);
                                 }
-                            }
+                                Err(mpsc::error::TrySendError::Closed(_)) => return,
+                            },
                             Ok(_) => {}
-                            Err(err) => warn!(error = %err, "undecodable cluster message"),
+                            Err(err) => warn_throttled!(error = %err, "undecodable cluster message"),
                         }
                     }
                     PushKind::Disconnection => {
@@ -123,15 +180,8 @@ impl RedisBroker {
             }
         });
 
-        // Publisher: one connection, one message at a time, in order.
-        let mut publisher = broker.commands.clone();
-        tokio::spawn(async move {
-            while let Some(envelope) = queue.recv().await {
-                if let Err(err) = publish(&mut publisher, &envelope).await {
-                    warn!(error = %err, app = %envelope.app, "cluster message not delivered to other nodes");
-                }
-            }
-        });
+        // Publisher: one connection, pipelines in order.
+        tokio::spawn(broker.clone().publish_loop(queue));
 
         // Heartbeat: proves this node alive; its success is the health.
         let mut beat = broker.commands.clone();
@@ -158,6 +208,52 @@ impl RedisBroker {
             }
         });
         Ok(broker)
+    }
+
+    /// Sends what was queued, up to [`PIPELINE_MAX`] messages (and every
+    /// pending occupancy count) per round trip, in order.
+    async fn publish_loop(self: Arc<RedisBroker>, mut queue: mpsc::UnboundedReceiver<RoutedMessage>) {
+        let mut conn = self.commands.clone();
+        let mut batch = Vec::with_capacity(PIPELINE_MAX);
+        loop {
+            tokio::select! {
+                biased;
+                taken = queue.recv_many(&mut batch, PIPELINE_MAX) => if taken == 0 { return },
+                () = self.wake.notified() => {}
+            }
+            self.release(&batch);
+            let occupancy = std::mem::take(&mut *lock(&self.occupancy));
+            batch.extend(occupancy.into_iter().map(|((app, channel), subscriptions)| RoutedMessage {
+                node: self.node_id.clone(),
+                app,
+                message: BusMessage::Occupancy { channel, subscriptions },
+            }));
+            if batch.is_empty() {
+                continue;
+            }
+            let pipe = pipeline(&batch);
+            let mut attempt = 1;
+            while let Err(err) = pipe.query_async::<()>(&mut conn).await {
+                if attempt == PIPELINE_ATTEMPTS {
+                    self.lost.fetch_add(batch.len(), Ordering::Relaxed);
+                    warn_throttled!(error = %err, messages = batch.len(), "cluster messages lost: Redis failed");
+                    break;
+                }
+                attempt += 1;
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            batch.clear();
+        }
+    }
+
+    /// Frees the apps' outbox room taken by `batch`.
+    fn release(&self, batch: &[RoutedMessage]) {
+        let queued = lock(&self.queued);
+        for routed in batch {
+            if let Some(count) = queued.get(&routed.app) {
+                count.fetch_sub(1, Ordering::Relaxed);
+            }
+        }
     }
 
     /// Which of `nodes` still have a heartbeat key.
@@ -236,28 +332,37 @@ async fn scan(conn: &mut ConnectionManager, pattern: &str) -> Result<Vec<String>
     Ok(keys)
 }
 
-async fn publish(conn: &mut ConnectionManager, envelope: &Envelope) -> redis::RedisResult<()> {
-    let presence_field = |user: &str| format!("{}|{user}", envelope.node);
-    match &envelope.message {
-        BusMessage::MemberJoined { channel, user_id, info } => {
-            let info = info.as_deref().unwrap_or("null");
-            conn.hset::<_, _, _, ()>(presence_key(&envelope.app, channel), presence_field(user_id), info)
-                .await?;
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// One pipeline for `batch`: each message's presence/occupancy write, then
+/// its publish, in order.
+fn pipeline(batch: &[RoutedMessage]) -> redis::Pipeline {
+    let mut pipe = redis::pipe();
+    for routed in batch {
+        let presence_field = |user: &str| format!("{}|{user}", routed.node);
+        match &routed.message {
+            BusMessage::MemberJoined { channel, user_id, info } => {
+                let info = info.as_deref().unwrap_or("null");
+                pipe.hset(presence_key(&routed.app, channel), presence_field(user_id), info).ignore();
+            }
+            BusMessage::MemberLeft { channel, user_id } => {
+                pipe.hdel(presence_key(&routed.app, channel), presence_field(user_id)).ignore();
+            }
+            BusMessage::Occupancy { channel, subscriptions: 0 } => {
+                pipe.hdel(occupancy_key(&routed.app, channel), &routed.node).ignore();
+            }
+            BusMessage::Occupancy { channel, subscriptions } => {
+                pipe.hset(occupancy_key(&routed.app, channel), &routed.node, subscriptions).ignore();
+            }
+            _ => {}
         }
-        BusMessage::MemberLeft { channel, user_id } => {
-            conn.hdel::<_, _, ()>(presence_key(&envelope.app, channel), presence_field(user_id)).await?;
-        }
-        BusMessage::Occupancy { channel, subscriptions: 0 } => {
-            conn.hdel::<_, _, ()>(occupancy_key(&envelope.app, channel), &envelope.node).await?;
-        }
-        BusMessage::Occupancy { channel, subscriptions } => {
-            conn.hset::<_, _, _, ()>(occupancy_key(&envelope.app, channel), &envelope.node, subscriptions)
-                .await?;
-        }
-        _ => {}
+        // Serializing plain strings and integers cannot fail.
+        let payload = serde_json::to_string(routed).unwrap_or_default();
+        pipe.publish(format!("sealcast:bus:{}", routed.app), payload).ignore();
     }
-    let payload = serde_json::to_string(envelope).expect("bus messages serialize");
-    conn.publish::<_, _, ()>(format!("sealcast:bus:{}", envelope.app), payload).await
+    pipe
 }
 
 impl Broker for RedisBroker {
@@ -265,11 +370,37 @@ impl Broker for RedisBroker {
         &self.node_id
     }
 
-    fn forward(&self, app: &str, message: BusMessage) {
-        let envelope = Envelope { node: self.node_id.clone(), app: app.to_owned(), message };
-        if self.outbox.try_send(envelope).is_err() {
-            warn!(app, "cluster outbox full (Redis slow or unreachable): message dropped");
+    fn forward(&self, app: &str, messages: Vec<BusMessage>) -> Result<(), BusBusy> {
+        if !self.is_healthy() {
+            return Err(BusBusy::Unreachable);
         }
+        let (occupancy, messages): (Vec<BusMessage>, Vec<BusMessage>) =
+            messages.into_iter().partition(|m| matches!(m, BusMessage::Occupancy { .. }));
+        if !messages.is_empty() {
+            let count = lock(&self.queued).entry(app.to_owned()).or_default().clone();
+            let n = messages.len();
+            if count.fetch_add(n, Ordering::Relaxed) + n > self.per_app {
+                count.fetch_sub(n, Ordering::Relaxed);
+                return Err(BusBusy::Full);
+            }
+            for message in messages {
+                let routed = RoutedMessage { node: self.node_id.clone(), app: app.to_owned(), message };
+                if self.outbox.send(routed).is_err() {
+                    return Err(BusBusy::Unreachable);
+                }
+            }
+        }
+        if !occupancy.is_empty() {
+            let mut pending = lock(&self.occupancy);
+            for message in occupancy {
+                if let BusMessage::Occupancy { channel, subscriptions } = message {
+                    pending.insert((app.to_owned(), channel), subscriptions);
+                }
+            }
+            drop(pending);
+            self.wake.notify_one();
+        }
+        Ok(())
     }
 
     fn is_healthy(&self) -> bool {
@@ -278,5 +409,9 @@ impl Broker for RedisBroker {
 
     fn is_clustered(&self) -> bool {
         true
+    }
+
+    fn losses(&self) -> (usize, usize) {
+        (self.lost.load(Ordering::Relaxed), self.dropped.load(Ordering::Relaxed))
     }
 }

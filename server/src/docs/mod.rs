@@ -15,7 +15,9 @@ mod store;
 pub use redis_store::RedisStore;
 pub use sequencer::{JOIN_PAGE, JoinState, Sequencer};
 pub use sqlite::SqliteStore;
-pub use store::{AppendOutcome, DocId, DocLimits, DocStore, MemoryStore, Snapshot, StoreError, StoredOp};
+pub use store::{
+    AppendOutcome, DocId, DocLimits, DocStore, MemoryStore, Page, PageFill, Snapshot, StoreError, StoredOp,
+};
 
 #[cfg(test)]
 pub(crate) use store::conformance;

@@ -31,7 +31,10 @@ use super::store::{
     OP_OVERHEAD_BYTES, SNAPSHOT_LAG_MAX, SNAPSHOT_SLOT_SPAN, SNAPSHOTS_KEPT, TOMBSTONES_KEPT, check_payload,
     check_snapshot, newest_first,
 };
-use super::{AppendOutcome, DocId, DocLimits, DocStore, Snapshot, StoreError, StoredOp};
+use super::{AppendOutcome, DocId, DocLimits, DocStore, Page, Snapshot, StoreError, StoredOp};
+
+/// Ops read from Redis per round trip when paging.
+const READ_CHUNK_OPS: usize = 100;
 
 const APPEND: &str = r"
 local existing = redis.call('HGET', KEYS[3], ARGV[2])
@@ -300,28 +303,30 @@ impl DocStore for RedisStore {
         Ok(head.unwrap_or(0))
     }
 
-    fn ops_since(&self, id: &DocId, since: u64, limit: usize) -> Result<Vec<StoredOp>, StoreError> {
+    fn ops_since(&self, id: &DocId, since: u64, page: Page) -> Result<Vec<StoredOp>, StoreError> {
         let head = self.head(id)?;
         let [_, ops, ..] = keys(id);
-        let mut found = Vec::new();
+        let mut fill = page.fill();
         let mut next = since.saturating_add(1);
-        // Compacted ops are gone: read in chunks until `limit` ops or the head.
-        while found.len() < limit && next <= head {
-            let last = head.min(next + limit as u64 - 1);
+        // Compacted ops are gone: read in chunks until the page is full or
+        // the head. Chunks are small so a page of large ops does not read
+        // far past its byte bound.
+        let chunk = page.ops.clamp(1, READ_CHUNK_OPS) as u64;
+        'read: while !fill.is_full() && next <= head {
+            let last = head.min(next.saturating_add(chunk - 1));
             let seqs: Vec<u64> = (next..=last).collect();
             let values: Vec<Option<String>> =
                 self.with_conn(|conn| redis::cmd("HMGET").arg(&ops).arg(&seqs).query(conn))?;
             for (seq, value) in seqs.iter().zip(values) {
-                if let Some(op) = value.and_then(|v| parse_op(*seq, &v)) {
-                    found.push(op);
-                    if found.len() == limit {
-                        break;
-                    }
+                if let Some(op) = value.and_then(|v| parse_op(*seq, &v))
+                    && !fill.push(op)
+                {
+                    break 'read;
                 }
             }
             next = last + 1;
         }
-        Ok(found)
+        Ok(fill.ops)
     }
 
     fn put_snapshot(&self, id: &DocId, snapshot: &Snapshot, uploader: &str) -> Result<(), StoreError> {

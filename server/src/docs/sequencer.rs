@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
-use super::{AppendOutcome, DocId, DocLimits, DocStore, Snapshot, SqliteStore, StoreError, StoredOp};
+use super::{AppendOutcome, DocId, DocLimits, DocStore, Page, Snapshot, SqliteStore, StoreError, StoredOp};
 
 /// Most ops returned by one join (clients page with `since`).
 pub const JOIN_PAGE: usize = 1000;
@@ -22,6 +22,7 @@ pub const HISTORY_KEPT_BEFORE_SNAPSHOT: u64 = 1000;
 /// The document sequencer of one server.
 pub struct Sequencer {
     store: Arc<dyn DocStore>,
+    page_bytes: usize,
     locks: Mutex<HashMap<DocId, Arc<tokio::sync::Mutex<()>>>>,
 }
 
@@ -35,7 +36,9 @@ pub struct JoinState {
     /// The sequence numbers of every kept snapshot, newest first (a client
     /// that cannot open one asks for another).
     pub snapshots: Vec<u64>,
-    /// Ops after `since` (or after the snapshot), at most [`JOIN_PAGE`].
+    /// Ops after `since` (or after the snapshot): at most [`JOIN_PAGE`] and
+    /// `max_join_page_bytes` (the snapshot included), at least one. A page
+    /// that ends before `head` is continued by joining again with `since`.
     pub ops: Vec<StoredOp>,
     /// The sequence number of the op id the client asked about, if that
     /// op was sequenced (a client rejoining with an op in flight).
@@ -49,14 +52,15 @@ impl std::fmt::Debug for Sequencer {
 }
 
 impl Sequencer {
-    /// A sequencer over `store`.
-    pub fn new(store: Arc<dyn DocStore>) -> Sequencer {
-        Sequencer { store, locks: Mutex::default() }
+    /// A sequencer over `store`, answering joins within `limits`.
+    pub fn new(store: Arc<dyn DocStore>, limits: DocLimits) -> Sequencer {
+        Sequencer { store, page_bytes: limits.max_join_page_bytes, locks: Mutex::default() }
     }
 
     /// A sequencer over the SQLite database in `data_dir`.
     pub fn open(data_dir: &Path, limits: DocLimits) -> Result<Sequencer, StoreError> {
-        Ok(Sequencer::new(Arc::new(SqliteStore::open(&data_dir.join("documents.sqlite3"), limits)?)))
+        let store = SqliteStore::open(&data_dir.join("documents.sqlite3"), limits)?;
+        Ok(Sequencer::new(Arc::new(store), limits))
     }
 
     /// Appends an op by `author` (its user id, when known); `publish(seq)`
@@ -100,7 +104,7 @@ impl Sequencer {
         op_id: Option<String>,
         from_snapshot: Option<u64>,
     ) -> Result<JoinState, StoreError> {
-        let store = self.store.clone();
+        let (store, page_bytes) = (self.store.clone(), self.page_bytes);
         tokio::task::spawn_blocking(move || {
             let snapshots = store.snapshot_seqs(&id)?;
             let wanted = from_snapshot.filter(|seq| snapshots.contains(seq)).or(snapshots.first().copied());
@@ -109,7 +113,8 @@ impl Sequencer {
                 None => None,
             };
             let since = since.unwrap_or_else(|| snapshot.as_ref().map_or(0, |s| s.seq));
-            let ops = store.ops_since(&id, since, JOIN_PAGE)?;
+            let bytes = page_bytes.saturating_sub(snapshot.as_ref().map_or(0, |s| s.payload.len()));
+            let ops = store.ops_since(&id, since, Page { ops: JOIN_PAGE, bytes })?;
             let op_seq = match op_id {
                 Some(op_id) => store.find_op(&id, &op_id)?,
                 None => None,

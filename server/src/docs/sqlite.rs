@@ -20,7 +20,7 @@ use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use super::store::{
     check_base, check_payload, check_snapshot, is_resubmission, newest_first, op_cost, place_snapshot,
 };
-use super::{AppendOutcome, DocId, DocLimits, DocStore, Snapshot, StoreError, StoredOp};
+use super::{AppendOutcome, DocId, DocLimits, DocStore, Page, Snapshot, StoreError, StoredOp};
 
 const SCHEMA: &str = "
     CREATE TABLE IF NOT EXISTS docs (
@@ -233,14 +233,14 @@ impl DocStore for SqliteStore {
         doc_row(&self.lock(), id).map(|(head, _, _)| head).map_err(|e| backend(&e))
     }
 
-    fn ops_since(&self, id: &DocId, since: u64, limit: usize) -> Result<Vec<StoredOp>, StoreError> {
+    fn ops_since(&self, id: &DocId, since: u64, page: Page) -> Result<Vec<StoredOp>, StoreError> {
         let conn = self.lock();
         let mut statement = conn
             .prepare_cached(
                 "SELECT seq, base, op_id, payload FROM ops WHERE app = ?1 AND doc = ?2 AND seq > ?3 AND payload != '' ORDER BY seq LIMIT ?4",
             )
             .map_err(|e| backend(&e))?;
-        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let limit = i64::try_from(page.ops).unwrap_or(i64::MAX);
         let rows = statement
             .query_map(params![id.app, id.doc, int(since), limit], |r| {
                 Ok(StoredOp {
@@ -251,7 +251,14 @@ impl DocStore for SqliteStore {
                 })
             })
             .map_err(|e| backend(&e))?;
-        rows.collect::<rusqlite::Result<Vec<_>>>().map_err(|e| backend(&e))
+        // Rows are read lazily: the page stops reading at its byte bound.
+        let mut fill = page.fill();
+        for row in rows {
+            if !fill.push(row.map_err(|e| backend(&e))?) {
+                break;
+            }
+        }
+        Ok(fill.ops)
     }
 
     fn put_snapshot(&self, id: &DocId, snapshot: &Snapshot, uploader: &str) -> Result<(), StoreError> {
@@ -419,7 +426,7 @@ mod tests {
         let store = SqliteStore::open(&path, DocLimits::default()).unwrap();
         assert_eq!(store.head(&doc).unwrap(), 2);
         assert_eq!(store.append(&doc, 0, "op-1", "payload-1", None).unwrap(), AppendOutcome::Duplicate(1));
-        assert_eq!(store.ops_since(&doc, 0, 10).unwrap().len(), 2);
+        assert_eq!(store.ops_since(&doc, 0, Page { ops: 10, bytes: usize::MAX }).unwrap().len(), 2);
         assert_eq!(store.latest_snapshot(&doc).unwrap().unwrap().seq, 1);
         let mode: String = store.lock().query_row("PRAGMA journal_mode", [], |r| r.get(0)).unwrap();
         let sync: i64 = store.lock().query_row("PRAGMA synchronous", [], |r| r.get(0)).unwrap();

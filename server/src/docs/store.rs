@@ -63,6 +63,59 @@ pub struct StoredOp {
     pub payload: String,
 }
 
+/// The bound on one page of history (a join's answer): at most `ops` ops
+/// and `bytes` bytes, but always at least one op, so a client pages
+/// through any history.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Page {
+    /// Most ops.
+    pub ops: usize,
+    /// Most bytes, counted by [`Page::cost`].
+    pub bytes: usize,
+}
+
+impl Page {
+    /// What an op adds to a join answer: its payload and op id plus the
+    /// JSON around them.
+    pub fn cost(op: &StoredOp) -> usize {
+        op.payload.len() + op.op_id.len() + 64
+    }
+
+    /// An empty page being filled.
+    pub fn fill(self) -> PageFill {
+        PageFill { page: self, bytes: 0, ops: Vec::new() }
+    }
+}
+
+/// A page being filled, op by op, oldest first.
+#[derive(Debug)]
+pub struct PageFill {
+    page: Page,
+    bytes: usize,
+    /// The ops taken.
+    pub ops: Vec<StoredOp>,
+}
+
+impl PageFill {
+    /// Takes `op` if it fits; false when the page is full (`op` is not
+    /// taken and the caller stops reading).
+    pub fn push(&mut self, op: StoredOp) -> bool {
+        let cost = Page::cost(&op);
+        let fits = self.ops.len() < self.page.ops && self.bytes + cost <= self.page.bytes;
+        if !fits && !self.ops.is_empty() {
+            return false;
+        }
+        self.bytes += cost;
+        self.ops.push(op);
+        true
+    }
+
+    /// True when no further op fits.
+    pub fn is_full(&self) -> bool {
+        self.ops.len() >= self.page.ops || self.bytes >= self.page.bytes
+    }
+}
+
 /// A stored snapshot.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Snapshot {
@@ -108,6 +161,8 @@ pub struct DocLimits {
     /// Most documents per app (a new document beyond it is refused with
     /// `quota`).
     pub max_documents_per_app: u64,
+    /// Most bytes of ops in one join answer (clients page on with `since`).
+    pub max_join_page_bytes: usize,
 }
 
 impl Default for DocLimits {
@@ -117,6 +172,7 @@ impl Default for DocLimits {
             max_snapshot_bytes: 16 * 1024 * 1024,
             max_document_bytes: 64 * 1024 * 1024,
             max_documents_per_app: 100_000,
+            max_join_page_bytes: 1024 * 1024,
         }
     }
 }
@@ -188,8 +244,8 @@ pub trait DocStore: Send + Sync {
     ) -> Result<AppendOutcome, StoreError>;
     /// The last sequence number assigned (0 for a new document).
     fn head(&self, id: &DocId) -> Result<u64, StoreError>;
-    /// Retained ops with `seq > since`, oldest first, at most `limit`.
-    fn ops_since(&self, id: &DocId, since: u64, limit: usize) -> Result<Vec<StoredOp>, StoreError>;
+    /// Retained ops with `seq > since`, oldest first, as many as fit `page`.
+    fn ops_since(&self, id: &DocId, since: u64, page: Page) -> Result<Vec<StoredOp>, StoreError>;
     /// Stores a snapshot by `uploader` (see the module contract).
     fn put_snapshot(&self, id: &DocId, snapshot: &Snapshot, uploader: &str) -> Result<(), StoreError>;
     /// The sequence number given to `op_id`, compacted or not.
@@ -292,9 +348,15 @@ impl DocStore for MemoryStore {
         Ok(self.with_doc(id, |doc| doc.head))
     }
 
-    fn ops_since(&self, id: &DocId, since: u64, limit: usize) -> Result<Vec<StoredOp>, StoreError> {
+    fn ops_since(&self, id: &DocId, since: u64, page: Page) -> Result<Vec<StoredOp>, StoreError> {
         Ok(self.with_doc(id, |doc| {
-            doc.ops.iter().map(|(op, _)| op).filter(|op| op.seq > since).take(limit).cloned().collect()
+            let mut fill = page.fill();
+            for (op, _) in doc.ops.iter().filter(|(op, _)| op.seq > since) {
+                if !fill.push(op.clone()) {
+                    break;
+                }
+            }
+            fill.ops
         }))
     }
 
@@ -450,6 +512,7 @@ pub(crate) fn check_base(base: u64, floor: u64, head: u64) -> Result<(), StoreEr
 /// The contract every [`DocStore`] must meet; run against each backend.
 #[cfg(test)]
 pub(crate) fn conformance(store: &dyn DocStore) {
+    let count = |n| Page { ops: n, bytes: usize::MAX };
     let doc = DocId::new("app", "doc-1");
     let other = DocId::new("app", "doc-2");
     let other_app = DocId::new("app-2", "doc-1");
@@ -458,7 +521,7 @@ pub(crate) fn conformance(store: &dyn DocStore) {
     // Any op id and payload bytes round-trip (separators included).
     let odd = DocId::new("app", "doc-odd");
     assert_eq!(store.append(&odd, 0, "a|b|9", "x|y|é", None).unwrap(), AppendOutcome::Appended(1));
-    let stored = store.ops_since(&odd, 0, 5).unwrap();
+    let stored = store.ops_since(&odd, 0, count(5)).unwrap();
     assert_eq!((stored[0].op_id.as_str(), stored[0].payload.as_str()), ("a|b|9", "x|y|é"));
     assert_eq!(store.append(&doc, 0, "c2-1", "op-b", None).unwrap(), AppendOutcome::Appended(2));
     assert_eq!(store.append(&doc, 2, "c1-2", "op-c", None).unwrap(), AppendOutcome::Appended(3));
@@ -483,12 +546,18 @@ pub(crate) fn conformance(store: &dyn DocStore) {
     assert_eq!(store.append(&other_app, 0, "c1-1", "y", None).unwrap(), AppendOutcome::Appended(1));
     // A base in the future is refused.
     assert!(matches!(store.append(&doc, 9, "c3-1", "z", None), Err(StoreError::Resync { .. })));
-    let ops = store.ops_since(&doc, 1, 10).unwrap();
+    let ops = store.ops_since(&doc, 1, count(10)).unwrap();
     assert_eq!(
         ops.iter().map(|o| (o.seq, o.base, o.op_id.as_str(), o.payload.as_str())).collect::<Vec<_>>(),
         vec![(2, 0, "c2-1", "op-b"), (3, 2, "c1-2", "op-c")]
     );
-    assert_eq!(store.ops_since(&doc, 0, 1).unwrap().len(), 1);
+    assert_eq!(store.ops_since(&doc, 0, count(1)).unwrap().len(), 1);
+    // Pages are bounded by bytes too, but never empty.
+    let page = |bytes| Page { ops: 10, bytes };
+    let two = 2 * (4 + 4 + 64);
+    assert_eq!(store.ops_since(&doc, 0, page(two)).unwrap().len(), 2);
+    assert_eq!(store.ops_since(&doc, 0, page(two - 1)).unwrap().len(), 1);
+    assert_eq!(store.ops_since(&doc, 0, page(1)).unwrap().len(), 1);
     // Snapshots: newest wins; not past the head.
     assert!(store.latest_snapshot(&doc).unwrap().is_none());
     let snap = Snapshot { seq: 2, payload: "snap-2".into(), key_hint: Some("salt-1".into()) };
@@ -502,7 +571,7 @@ pub(crate) fn conformance(store: &dyn DocStore) {
     ));
     // Compaction drops history; older bases must resync.
     assert_eq!(store.compact(&doc, 2).unwrap(), 2);
-    assert_eq!(store.ops_since(&doc, 0, 10).unwrap().len(), 1);
+    assert_eq!(store.ops_since(&doc, 0, count(10)).unwrap().len(), 1);
     assert!(matches!(store.append(&doc, 1, "c4-1", "late", None), Err(StoreError::Resync { oldest: 2, .. })));
     // A compacted op id is still a duplicate, never appended again.
     assert_eq!(store.append(&doc, 0, "c1-1", "op-a", None).unwrap(), AppendOutcome::Duplicate(1));

@@ -1,0 +1,60 @@
+//! `client-*` events: relayed byte for byte to the channel's other
+//! subscribers (and the app's webhook, when it asks for them).
+
+use std::time::Instant;
+
+use bytes::Bytes;
+use sealcast_core::protocol::{ClientFrame, server as frames};
+
+use super::super::{ServerError, Session};
+use crate::webhooks::HookEvent;
+
+/// Longest client event name (Pusher's limit).
+const MAX_EVENT_NAME: usize = 200;
+
+impl Session {
+    pub(in crate::connection) fn client_event(&mut self, frame: &ClientFrame) {
+        let started = Instant::now();
+        let channel = match frame.channel_name() {
+            Ok(channel) => channel,
+            Err(err) => return self.error(&ServerError::ClientEventChannel(err.to_string())),
+        };
+        let rejected = |message| ServerError::ClientEventRejected(message);
+        if !self.app.config.enable_client_messages {
+            return self.error(&rejected("client events are disabled for this app"));
+        }
+        if !channel.allows_client_events() {
+            return self.error(&rejected("client events are only allowed on private and presence channels"));
+        }
+        if frame.event.len() > MAX_EVENT_NAME {
+            return self.error(&rejected("event name longer than 200 characters"));
+        }
+        let size = frame.data.as_ref().map_or(0, |d| d.get().len());
+        if size > self.app.config.max_event_payload_bytes {
+            return self.error(&rejected("event data over the payload limit"));
+        }
+        let Some(user_id) = self.app.subscription(&self.handle.socket_id, channel.as_str()) else {
+            return self.error(&rejected("not subscribed to this channel"));
+        };
+        let out =
+            frames::channel_event(&frame.event, channel.as_str(), frame.data.as_deref(), user_id.as_deref());
+        if self
+            .app
+            .publish(channel.as_str(), &Bytes::from(out), Some(&self.handle.socket_id), &self.state.metrics)
+            .is_err()
+        {
+            return self.error(&rejected("cluster broker unreachable or busy: the event was not sent; retry"));
+        }
+        self.state.metrics.fanout_latency.observe(started.elapsed());
+        if self.app.webhooks.wants(crate::webhooks::EventType::ClientEvent) {
+            let event = HookEvent::ClientEvent {
+                channel: channel.as_str().to_owned(),
+                event: frame.event.clone(),
+                data: frame.data.as_ref().map_or_else(String::new, |d| d.get().to_owned()),
+                socket_id: self.handle.socket_id.to_string(),
+                user_id,
+            };
+            self.app.webhooks.emit(event, &self.state.metrics);
+        }
+    }
+}

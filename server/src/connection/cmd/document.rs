@@ -1,0 +1,191 @@
+//! Document requests on `private-doc-*` / `presence-doc-*` channels the
+//! connection is subscribed to (docs/protocol.md, "Documents"): join,
+//! submit, digest, snapshot. Payloads are opaque strings, never read.
+
+use bytes::Bytes;
+use sealcast_core::protocol::ClientFrame;
+use serde::Deserialize;
+
+use super::super::Session;
+use super::super::limits::FrameKind;
+use crate::docs::{AppendOutcome, DocId, Snapshot, StoreError, frames as doc_frames};
+
+/// Longest client op id.
+const MAX_OP_ID: usize = 128;
+/// Longest digest.
+const MAX_DIGEST: usize = 128;
+/// Longest snapshot key hint.
+const MAX_KEY_HINT: usize = 256;
+
+#[derive(Deserialize)]
+struct Join {
+    #[serde(default)]
+    since: Option<u64>,
+    #[serde(default)]
+    op_id: Option<String>,
+    #[serde(default)]
+    snapshot: Option<u64>,
+}
+
+#[derive(Deserialize)]
+struct Submit {
+    base: u64,
+    op_id: String,
+    payload: String,
+}
+
+#[derive(Deserialize)]
+struct Digest {
+    seq: u64,
+    kv: u32,
+    digest: String,
+}
+
+#[derive(Deserialize)]
+struct Snap {
+    seq: u64,
+    payload: String,
+    #[serde(default)]
+    key_hint: Option<String>,
+}
+
+/// The op id of a `doc-submit`, if the frame has one (for refusals).
+#[derive(Deserialize)]
+struct OpIdOnly {
+    op_id: String,
+}
+
+impl Session {
+    pub(in crate::connection) async fn document(&mut self, frame: &ClientFrame, kind: FrameKind) {
+        let channel = match frame.channel_name() {
+            Ok(channel) => channel,
+            Err(err) => return self.doc_error("", "invalid", &err.to_string(), None),
+        };
+        let name = channel.as_str().to_owned();
+        if !(name.starts_with("private-doc-") || name.starts_with("presence-doc-")) {
+            let message = "document events need a private-doc- or presence-doc- channel";
+            return self.doc_error(&name, "invalid", message, None);
+        };
+        let Some(presence_user) = self.app.subscription(&self.handle.socket_id, &name) else {
+            return self.doc_error(&name, "not_subscribed", "subscribe to the document channel first", None);
+        };
+        // The whole channel name is the document: `private-doc-x` and
+        // `presence-doc-x` are two documents, each behind its own channel
+        // authorization (docs/protocol.md).
+        let id = DocId::new(self.app.config.id.clone(), name.as_str());
+        let author = presence_user.or_else(|| self.app.signed_in_user(&self.handle.socket_id));
+        match kind {
+            FrameKind::DocJoin => self.doc_join(frame, &name, id).await,
+            FrameKind::DocSubmit => self.doc_submit(frame, &name, id, author).await,
+            FrameKind::DocDigest => self.doc_digest(frame, &name),
+            _ => self.doc_snapshot(frame, &name, id, author).await,
+        }
+    }
+
+    async fn doc_join(&mut self, frame: &ClientFrame, name: &str, id: DocId) {
+        let Ok(join) = frame.data_as::<Join>() else {
+            return self.doc_error(name, "invalid", "doc-join data is {since?, op_id?, snapshot?}", None);
+        };
+        match self.state.sequencer.join(id, join.since, join.op_id, join.snapshot).await {
+            Ok(state) => self.send(doc_frames::state(name, &state)),
+            Err(err) => self.doc_store_error(name, &err, None),
+        }
+    }
+
+    async fn doc_submit(&mut self, frame: &ClientFrame, name: &str, id: DocId, author: Option<String>) {
+        let Ok(submit) = frame.data_as::<Submit>() else {
+            return self.doc_error(name, "invalid", "doc-submit data is {base, op_id, payload}", None);
+        };
+        if submit.op_id.is_empty() || submit.op_id.len() > MAX_OP_ID {
+            return self.doc_error(name, "invalid", "op_id must be 1 to 128 bytes", None);
+        }
+        if !self.app.can_publish() {
+            let message = "cluster broker unreachable: the op was not sequenced; retry";
+            return self.doc_error(name, "unavailable", message, Some(&submit.op_id));
+        }
+        let (app, metrics, handle) = (self.app.clone(), &self.state.metrics, &self.handle);
+        // The ack is queued under the document lock, like the broadcast:
+        // the author must see it before any later op.
+        let user_id = author.clone();
+        let broadcast = |seq| {
+            let op =
+                doc_frames::op(name, seq, submit.base, &submit.op_id, &submit.payload, user_id.as_deref());
+            // Sequenced and stored: delivered to this node whatever the bus
+            // says (a busy bus is healed by the others' catch-up joins).
+            let _ = app.publish(name, &Bytes::from(op), Some(&handle.socket_id), metrics);
+            handle.send(Bytes::from(doc_frames::ack(name, &submit.op_id, seq, false)), metrics);
+        };
+        let (base, op_id, payload) = (submit.base, submit.op_id.clone(), submit.payload.clone());
+        match self.state.sequencer.submit(id, base, op_id, payload, author, broadcast).await {
+            Ok(AppendOutcome::Appended(_)) => {}
+            Ok(AppendOutcome::Duplicate(seq)) => self.send(doc_frames::ack(name, &submit.op_id, seq, true)),
+            Err(err) => self.doc_store_error(name, &err, Some(&submit.op_id)),
+        }
+    }
+
+    fn doc_digest(&mut self, frame: &ClientFrame, name: &str) {
+        let Ok(digest) = frame.data_as::<Digest>() else {
+            return self.doc_error(name, "invalid", "doc-digest data is {seq, kv, digest}", None);
+        };
+        if digest.digest.is_empty() || digest.digest.len() > MAX_DIGEST {
+            return self.doc_error(name, "invalid", "digest must be 1 to 128 bytes", None);
+        }
+        // Relayed, not stored: every client compares it with its own
+        // digest at that sequence (the server cannot compute one).
+        let relay = doc_frames::digest(name, digest.seq, digest.kv, &digest.digest);
+        let sent = self.app.publish(name, &Bytes::from(relay), Some(&self.handle.socket_id), &self.state.metrics);
+        if sent.is_err() {
+            self.doc_error(name, "unavailable", "cluster broker busy: the digest was not relayed", None);
+        }
+    }
+
+    async fn doc_snapshot(&mut self, frame: &ClientFrame, name: &str, id: DocId, author: Option<String>) {
+        let Ok(snap) = frame.data_as::<Snap>() else {
+            return self.doc_error(name, "invalid", "doc-snapshot data is {seq, payload, key_hint?}", None);
+        };
+        if snap.key_hint.as_ref().is_some_and(|h| h.len() > MAX_KEY_HINT) {
+            return self.doc_error(name, "invalid", "key_hint longer than 256 bytes", None);
+        }
+        let seq = snap.seq;
+        let snapshot = Snapshot { seq, payload: snap.payload, key_hint: snap.key_hint };
+        // Snapshots are kept per uploader: the user when known, else this
+        // connection (docs/protocol.md).
+        let uploader = match &author {
+            Some(user) => format!("user:{user}"),
+            None => format!("socket:{}", self.handle.socket_id),
+        };
+        match self.state.sequencer.snapshot(id, snapshot, uploader).await {
+            Ok(()) => self.send(doc_frames::snapshot_stored(name, seq)),
+            Err(err) => self.doc_store_error(name, &err, None),
+        }
+    }
+
+    /// A document request over its rate: `rate_limited`, with the op id of
+    /// a submit so its author retries it (docs/protocol.md).
+    pub(in crate::connection) fn doc_rate_limited(&mut self, frame: &ClientFrame, kind: FrameKind) {
+        let channel = frame.channel.as_deref().unwrap_or_default();
+        let op_id = (kind == FrameKind::DocSubmit).then(|| frame.data_as::<OpIdOnly>().ok()).flatten();
+        let message = format!("{} rate limit exceeded", kind.name());
+        self.doc_error(channel, "rate_limited", &message, op_id.as_ref().map(|o| o.op_id.as_str()));
+    }
+
+    fn doc_store_error(&mut self, channel: &str, err: &StoreError, op_id: Option<&str>) {
+        let code = match err {
+            StoreError::Resync { .. } => "resync",
+            StoreError::TooLarge(_) => "too_large",
+            StoreError::SnapshotAhead { .. } | StoreError::Invalid(_) => "invalid",
+            StoreError::SnapshotStale { .. } => "stale_snapshot",
+            StoreError::Conflict { .. } => "conflict",
+            StoreError::Quota(_) => "quota",
+            _ => {
+                tracing::error!(channel, error = %err, "document store failed");
+                "storage"
+            }
+        };
+        self.doc_error(channel, code, &err.to_string(), op_id);
+    }
+
+    fn doc_error(&mut self, channel: &str, code: &str, message: &str, op_id: Option<&str>) {
+        self.send(doc_frames::error(channel, code, message, op_id));
+    }
+}

@@ -1,0 +1,8 @@
+//! One file per client command, each an `impl Session` block owning the
+//! command's checks: `subscribe` (and unsubscribe, authorization),
+//! `signin`, `client_event`, `document`.
+
+mod client_event;
+mod document;
+mod signin;
+mod subscribe;

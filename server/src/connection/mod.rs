@@ -1,0 +1,285 @@
+//! One WebSocket connection: the Pusher protocol from the server's side.
+//!
+//! Two tasks per connection. The reader ([`MessageReader`], budgeted in
+//! bytes) turns the socket into messages; each is rate checked
+//! ([`FrameLimits`], one bucket per [`FrameKind`]) and handed to the handler
+//! of its command, one file each in `cmd/` (subscribe, signin, client
+//! event, document), each owning its checks. The writer
+//! ([`crate::outbound::write_loop`]) drains the connection's queue, bounded
+//! in frames and bytes. Either side can end the connection: the reader on
+//! EOF, a protocol error, repeated abuse or a silent client; anyone holding
+//! the [`ConnHandle`] by asking it to close (slow consumer, terminate,
+//! shutdown). Event data is never parsed or logged here: client events are
+//! forwarded byte for byte.
+
+mod cmd;
+mod error;
+pub mod limits;
+pub mod reader;
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::Bytes;
+use fastwebsockets::upgrade::UpgradeFut;
+use hyper::upgrade::Upgraded;
+use hyper_util::rt::TokioIo;
+use sealcast_core::protocol::{ClientFrame, codes, server as frames};
+use tokio::io::{AsyncWriteExt, WriteHalf};
+use tokio::sync::watch;
+use tracing::{Instrument, debug, info_span};
+
+pub use self::error::ServerError;
+use self::limits::{FrameKind, FrameLimits, Verdict};
+use self::reader::{Message, MessageReader, ReadError};
+use crate::hub::App;
+use crate::outbound::{self, CloseRequest, ConnHandle, Outbound, QueueLimits};
+use crate::state::ServerState;
+use crate::warn_throttled;
+
+type Stream = TokioIo<Upgraded>;
+
+/// Why the WebSocket is refused before any protocol exchange (sent as
+/// `pusher:error` then a close with the same code).
+#[derive(Debug, Clone, Copy)]
+pub struct Refusal {
+    /// Pusher code.
+    pub code: u16,
+    /// Message.
+    pub message: &'static str,
+}
+
+/// Runs a connection to completion.
+pub async fn run(state: Arc<ServerState>, app: Result<Arc<App>, Refusal>, upgrade: UpgradeFut) {
+    let ws = match upgrade.await {
+        Ok(ws) => ws,
+        Err(err) => {
+            debug!(error = %err, "websocket upgrade failed");
+            return;
+        }
+    };
+    // The library did the handshake; reading and writing frames are ours
+    // (`reader`, `outbound`), so the budgets hold across fragments.
+    let (mut read_stream, mut write_stream) = tokio::io::split(ws.into_inner());
+    let app = match app {
+        Ok(app) => app,
+        Err(refusal) => {
+            state.metrics.error(refusal.code);
+            let _ = refuse(&mut write_stream, refusal).await;
+            return;
+        }
+    };
+    let socket_id: Arc<str> = state.next_socket_id().into();
+    let span = info_span!("conn", app = %app.config.id, socket_id = %socket_id);
+    async move {
+        let limits =
+            QueueLimits { frames: state.config.max_outbound_queue, bytes: state.config.max_outbound_bytes };
+        let (handle, out_rx, close_rx) = ConnHandle::new(socket_id.clone(), limits);
+        if !app.connect(handle.clone()) {
+            state.metrics.error(codes::OVER_CONNECTION_QUOTA);
+            let refusal = Refusal { code: codes::OVER_CONNECTION_QUOTA, message: "over connection quota" };
+            let _ = refuse(&mut write_stream, refusal).await;
+            return;
+        }
+        state.metrics.connections.inc();
+        state.metrics.connections_total.inc();
+        debug!("connected");
+        let activity = state.config.activity_timeout.as_secs();
+        handle.send(Bytes::from(frames::connection_established(&socket_id, activity)), &state.metrics);
+
+        let writer = tokio::spawn(outbound::write_loop(write_stream, out_rx, close_rx.clone()));
+        let mut session = Session {
+            limits: FrameLimits::new(&app.config),
+            state: state.clone(),
+            app: app.clone(),
+            handle: handle.clone(),
+        };
+        session.read_loop(&mut read_stream, close_rx).await;
+
+        app.disconnect(&socket_id, &state.metrics);
+        handle.close(1000, "");
+        let _ = writer.await;
+        state.metrics.connections.dec();
+        debug!("disconnected");
+    }
+    .instrument(span)
+    .await;
+}
+
+/// Sends `pusher:error` and a close frame with the refusal's code.
+async fn refuse(write: &mut WriteHalf<Stream>, refusal: Refusal) -> std::io::Result<()> {
+    let mut out = Vec::new();
+    outbound::encode_text(&mut out, frames::error(Some(refusal.code), refusal.message).as_bytes());
+    outbound::encode_close(&mut out, refusal.code, refusal.message);
+    write.write_all(&out).await
+}
+
+/// What the reader does after a message.
+enum Flow {
+    Continue,
+    Close(u16, &'static str),
+}
+
+/// Closes a connection that kept sending after its refusals.
+const ABUSE: Flow = Flow::Close(codes::CLIENT_EVENT_RATE_LIMIT, "rate limits exceeded repeatedly");
+
+/// One connection's protocol state, shared by the command handlers.
+struct Session {
+    state: Arc<ServerState>,
+    app: Arc<App>,
+    handle: ConnHandle,
+    limits: FrameLimits,
+}
+
+impl Session {
+    async fn read_loop(
+        &mut self,
+        read: &mut tokio::io::ReadHalf<Stream>,
+        mut close: watch::Receiver<CloseRequest>,
+    ) {
+        let (activity_timeout, pong_timeout) =
+            (self.state.config.activity_timeout, self.state.config.pong_timeout);
+        let mut reader = MessageReader::new(self.state.config.max_frame_bytes);
+        let mut pinged = false;
+        loop {
+            let wait = if pinged { pong_timeout } else { activity_timeout };
+            let message = tokio::select! {
+                _ = close.changed() => return,
+                message = tokio::time::timeout(wait, reader.read(read)) => message,
+            };
+            let message = match message {
+                Err(_elapsed) if pinged => {
+                    self.handle.close(codes::PONG_NOT_RECEIVED, "pong not received");
+                    return;
+                }
+                Err(_elapsed) => {
+                    // Quiet for the activity timeout: ask the client to prove it is alive.
+                    pinged = true;
+                    self.send(frames::ping());
+                    continue;
+                }
+                Ok(Ok(None)) => return,
+                Ok(Err(err)) => {
+                    self.protocol_violation(err);
+                    return;
+                }
+                Ok(Ok(Some(message))) => message,
+            };
+            pinged = false;
+            let now = Instant::now();
+            let flow = match self.limits.frame(now) {
+                Verdict::Allow => self.handle_message(message, now).await,
+                Verdict::Refuse => {
+                    self.error(&ServerError::RateLimited(FrameKind::Other));
+                    Flow::Continue
+                }
+                Verdict::Close => ABUSE,
+            };
+            if let Flow::Close(code, reason) = flow {
+                self.handle.close(code, reason);
+                return;
+            }
+        }
+    }
+
+    fn protocol_violation(&self, err: ReadError) {
+        self.state.metrics.protocol_errors.inc();
+        warn_throttled!(error = %err, "closing a connection that broke the WebSocket protocol");
+        self.handle.close(err.close_code(), err.close_reason());
+    }
+
+    async fn handle_message(&mut self, message: Message, now: Instant) -> Flow {
+        match message {
+            Message::Text(bytes) => {
+                self.state.metrics.messages_in.inc();
+                self.state.metrics.bytes_in.add(bytes.len() as u64);
+                self.handle_text(&bytes, now).await
+            }
+            Message::Close => Flow::Close(1000, ""),
+            Message::Ping(payload) => self.rated(FrameKind::Ping, now, |session| {
+                session.handle.queue(Outbound::Pong(payload), &session.state.metrics);
+            }),
+            Message::Binary => self.rated(FrameKind::Other, now, |session| {
+                session.error(&ServerError::Binary);
+            }),
+            Message::Pong => self.rated(FrameKind::Other, now, |_| {}),
+        }
+    }
+
+    /// Runs `handle` if `kind`'s bucket has a token; refuses otherwise.
+    fn rated(&mut self, kind: FrameKind, now: Instant, handle: impl FnOnce(&mut Session)) -> Flow {
+        match self.limits.kind(kind, now) {
+            Verdict::Allow => handle(self),
+            Verdict::Refuse => self.error(&ServerError::RateLimited(kind)),
+            Verdict::Close => return ABUSE,
+        }
+        Flow::Continue
+    }
+
+    async fn handle_text(&mut self, bytes: &[u8], now: Instant) -> Flow {
+        let frame = match ClientFrame::parse(bytes) {
+            Ok(frame) => frame,
+            Err(err) => {
+                warn_throttled!(error = %err, "malformed frame");
+                return self.rated(FrameKind::Other, now, |session| {
+                    session.error(&ServerError::Malformed);
+                });
+            }
+        };
+        let kind = FrameKind::of_event(&frame.event);
+        match self.limits.kind(kind, now) {
+            Verdict::Allow => {}
+            Verdict::Refuse => {
+                self.rate_limited(kind, &frame);
+                return Flow::Continue;
+            }
+            Verdict::Close => return ABUSE,
+        }
+        match kind {
+            FrameKind::Ping if frame.event == "pusher:ping" => self.send(frames::pong()),
+            FrameKind::Subscribe if frame.event == "pusher:subscribe" => return self.subscribe(&frame, now),
+            FrameKind::Subscribe => return self.unsubscribe(&frame, now),
+            FrameKind::Signin => return self.signin(&frame, now),
+            FrameKind::ClientEvent => self.client_event(&frame),
+            FrameKind::DocSubmit | FrameKind::DocJoin | FrameKind::DocDigest | FrameKind::DocSnapshot => {
+                self.document(&frame, kind).await
+            }
+            FrameKind::Ping | FrameKind::Other => {
+                if frame.event != "pusher:pong" {
+                    debug!(event = %frame.event, "ignoring unknown event");
+                }
+            }
+        }
+        Flow::Continue
+    }
+
+    /// Tells the client a frame of `kind` was refused for its rate, in the
+    /// reply shape the frame's protocol expects.
+    fn rate_limited(&mut self, kind: FrameKind, frame: &ClientFrame) {
+        self.state.metrics.rate_limited.inc();
+        if matches!(
+            kind,
+            FrameKind::DocSubmit | FrameKind::DocJoin | FrameKind::DocDigest | FrameKind::DocSnapshot
+        ) {
+            return self.doc_rate_limited(frame, kind);
+        }
+        self.error(&ServerError::RateLimited(kind));
+    }
+
+    /// A failed authorization costs a strike (forged tokens are expensive
+    /// to check); `Flow::Close` once they are used up.
+    fn strike(&mut self, now: Instant) -> Flow {
+        if self.limits.strike(now) { Flow::Continue } else { ABUSE }
+    }
+
+    fn error(&self, error: &ServerError) {
+        if let Some(code) = error.code() {
+            self.state.metrics.error(code);
+        }
+        self.send(frames::error(error.code(), &error.to_string()));
+    }
+
+    fn send(&self, frame: String) {
+        self.handle.send(Bytes::from(frame), &self.state.metrics);
+    }
+}
