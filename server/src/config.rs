@@ -400,7 +400,9 @@ impl ServerConfig {
             ));
         }
         if self.max_connections == 0 || self.max_http_body_bytes == 0 || self.cluster_outbox_per_app == 0 {
-            return invalid("max_connections, max_http_body_bytes and cluster_outbox_per_app must be positive".into());
+            return invalid(
+                "max_connections, max_http_body_bytes and cluster_outbox_per_app must be positive".into(),
+            );
         }
         if self.http_header_timeout.is_zero() || self.http_body_timeout.is_zero() {
             return invalid("http_header_timeout and http_body_timeout must be at least 1 second".into());

@@ -248,7 +248,11 @@ fn send_events(state: &ServerState, app: &App, events: &[EventRequest]) -> Resul
         };
         for channel in channels {
             let frame = Bytes::from(frames::channel_event(&event.name, channel.as_str(), Some(&data), None));
-            publishes.push(Publish { channel: channel.as_str().to_owned(), frame, except: event.socket_id.clone() });
+            publishes.push(Publish {
+                channel: channel.as_str().to_owned(),
+                frame,
+                except: event.socket_id.clone(),
+            });
         }
     }
     app.publish_all(publishes, &state.metrics).map_err(|busy| {

@@ -16,14 +16,14 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use bytes::Bytes;
-use sealcast_core::protocol::{ChannelKind, ChannelName, PresenceMember, codes, server as frames};
-use serde_json::value::RawValue;
 use crate::cluster::{Broker, BusBusy, BusMessage, NodeEntries};
 use crate::config::AppConfig;
 use crate::jwt::TokenVerifier;
 use crate::metrics::Metrics;
 use crate::webhooks::{HookEvent, Webhooks};
+use bytes::Bytes;
+use sealcast_core::protocol::{ChannelKind, ChannelName, PresenceMember, codes, server as frames};
+use serde_json::value::RawValue;
 
 pub use crate::outbound::{CloseRequest, ConnHandle};
 

@@ -194,11 +194,27 @@ impl Metrics {
             self.http_requests.get().to_string(),
         );
         let counters = [
-            ("sealcast_webhooks_dropped_total", "Webhook events dropped: the app's queue was full.", &self.webhooks_dropped),
+            (
+                "sealcast_webhooks_dropped_total",
+                "Webhook events dropped: the app's queue was full.",
+                &self.webhooks_dropped,
+            ),
             ("sealcast_rate_limited_total", "Client frames refused for their rate.", &self.rate_limited),
-            ("sealcast_protocol_errors_total", "Connections closed for breaking the WebSocket protocol.", &self.protocol_errors),
-            ("sealcast_connections_refused_total", "TCP connections refused at the connection cap.", &self.connections_refused),
-            ("sealcast_cluster_deferred_total", "Presence/occupancy news the cluster bus could not take (healed by resync).", &self.cluster_deferred),
+            (
+                "sealcast_protocol_errors_total",
+                "Connections closed for breaking the WebSocket protocol.",
+                &self.protocol_errors,
+            ),
+            (
+                "sealcast_connections_refused_total",
+                "TCP connections refused at the connection cap.",
+                &self.connections_refused,
+            ),
+            (
+                "sealcast_cluster_deferred_total",
+                "Presence/occupancy news the cluster bus could not take (healed by resync).",
+                &self.cluster_deferred,
+            ),
         ];
         for (name, help, counter) in counters {
             metric(name, "counter", help, counter.get().to_string());

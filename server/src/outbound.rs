@@ -71,7 +71,10 @@ pub struct QueueReceiver {
 impl ConnHandle {
     /// A handle, the receiving end of its queue, and the receiver of a
     /// close request.
-    pub fn new(socket_id: Arc<str>, limits: QueueLimits) -> (ConnHandle, QueueReceiver, watch::Receiver<CloseRequest>) {
+    pub fn new(
+        socket_id: Arc<str>,
+        limits: QueueLimits,
+    ) -> (ConnHandle, QueueReceiver, watch::Receiver<CloseRequest>) {
         let (tx, rx) = mpsc::channel(limits.frames.max(1));
         let (close, close_rx) = watch::channel(None);
         let shared = Arc::new(Shared { close, queued_bytes: AtomicUsize::new(0), max_bytes: limits.bytes });
@@ -130,6 +133,9 @@ impl ConnHandle {
     }
 }
 
+/// How long the last frames and the close frame may take to write.
+const CLOSE_WRITE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// Largest batch of frames written with one `write` call.
 const MAX_BATCH_BYTES: usize = 64 * 1024;
 
@@ -153,10 +159,20 @@ pub async fn write_loop<W: AsyncWrite + Unpin>(
             changed = close.changed() => {
                 let request = *close.borrow();
                 if let (Ok(()), Some((code, reason))) = (changed, request) {
+                    // What was already queued goes first (up to one batch:
+                    // typically the error that explains the close), then
+                    // the close frame; a peer that does not read gets
+                    // [`CLOSE_WRITE_TIMEOUT`], not forever.
+                    while batch.len() < MAX_BATCH_BYTES {
+                        match queue.rx.try_recv() {
+                            Ok(entry) => encode(&mut batch, &entry),
+                            Err(_) => break,
+                        }
+                    }
                     encode_close(&mut batch, code, reason);
-                    let _ = write.write_all(&batch).await;
+                    let _ = tokio::time::timeout(CLOSE_WRITE_TIMEOUT, write.write_all(&batch)).await;
                 }
-                let _ = write.shutdown().await;
+                let _ = tokio::time::timeout(CLOSE_WRITE_TIMEOUT, write.shutdown()).await;
                 return;
             }
             entry = queue.rx.recv() => {
@@ -247,7 +263,10 @@ mod tests {
         let (conn, _rx, close) = handle(100, 1000);
         assert!(conn.send(Bytes::from(vec![b'x'; 600]), &metrics));
         assert!(!conn.send(Bytes::from(vec![b'x'; 600]), &metrics));
-        assert_eq!(*close.borrow(), Some((codes::OVER_CAPACITY, "slow consumer: outbound bytes over the limit")));
+        assert_eq!(
+            *close.borrow(),
+            Some((codes::OVER_CAPACITY, "slow consumer: outbound bytes over the limit"))
+        );
         assert_eq!(conn.queued_bytes(), 600);
         assert_eq!(metrics.slow_consumers.get(), 1);
     }

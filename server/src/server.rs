@@ -40,7 +40,9 @@ pub async fn serve(
     // The header timeout also bounds how long an idle keep-alive
     // connection waits for its next request (hyper starts it whenever it
     // waits for a request head).
-    http.timer(TokioTimer::new()).header_read_timeout(state.config.http_header_timeout).max_buf_size(64 * 1024);
+    http.timer(TokioTimer::new())
+        .header_read_timeout(state.config.http_header_timeout)
+        .max_buf_size(64 * 1024);
     tokio::pin!(shutdown);
     loop {
         let (stream, peer) = tokio::select! {
@@ -59,7 +61,10 @@ pub async fn serve(
         // beyond it the socket is closed at once, before any read.
         let Some(slot) = ConnectionSlot::take(&open, state.config.max_connections) else {
             state.metrics.connections_refused.inc();
-            crate::warn_throttled!(limit = state.config.max_connections, "connection refused: at max_connections");
+            crate::warn_throttled!(
+                limit = state.config.max_connections,
+                "connection refused: at max_connections"
+            );
             drop(stream);
             continue;
         };
@@ -140,7 +145,9 @@ async fn route(
                     let body = Limited::new(request.into_body(), limit).collect();
                     match tokio::time::timeout(state.config.http_body_timeout, body).await {
                         Ok(Ok(body)) => http_api::handle(&state, request_auth, &method, &body.to_bytes()),
-                        Ok(Err(_)) => text(StatusCode::PAYLOAD_TOO_LARGE, "request body too large or interrupted"),
+                        Ok(Err(_)) => {
+                            text(StatusCode::PAYLOAD_TOO_LARGE, "request body too large or interrupted")
+                        }
                         Err(_) => text(StatusCode::REQUEST_TIMEOUT, "request body not received in time"),
                     }
                 }

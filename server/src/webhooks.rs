@@ -98,7 +98,9 @@ impl EventType {
         let listed = |t: &EventType| endpoint.event_types.iter().any(|name| name == t.name());
         EventType::ALL
             .iter()
-            .filter(|t| if endpoint.event_types.is_empty() { **t != EventType::ClientEvent } else { listed(t) })
+            .filter(
+                |t| if endpoint.event_types.is_empty() { **t != EventType::ClientEvent } else { listed(t) },
+            )
             .fold(0, |mask, t| mask | t.bit())
     }
 }

@@ -482,7 +482,6 @@ impl DocClient {
         Ok(self.editor_change(change))
     }
 
-
     /// Sends the in-flight op again now, under the same op id, or the join
     /// the server refused for now (refusals are retried automatically;
     /// this skips the wait).
@@ -639,8 +638,15 @@ impl DocClient {
                 self.join();
                 return;
             }
-            // A newer snapshot will do; retry at our next ack.
+            // A newer snapshot will do; retry at our next ack. A refusal
+            // for rate without an op id is a snapshot or a digest (joins
+            // are handled below): the snapshot is retried the same way, a
+            // digest is only a check and the next one will do.
             "stale_snapshot" => {
+                self.snapshot_retry = true;
+                return;
+            }
+            "rate_limited" if self.phase == Phase::Ready && !ours && data["op_id"].is_null() => {
                 self.snapshot_retry = true;
                 return;
             }

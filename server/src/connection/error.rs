@@ -56,7 +56,10 @@ mod tests {
     #[test]
     fn codes_and_messages() {
         let limited = ServerError::RateLimited(FrameKind::DocDigest);
-        assert_eq!((limited.code(), limited.to_string().as_str()), (Some(4301), "document digest rate limit exceeded"));
+        assert_eq!(
+            (limited.code(), limited.to_string().as_str()),
+            (Some(4301), "document digest rate limit exceeded")
+        );
         assert_eq!(ServerError::Malformed.code(), None);
         assert_eq!(ServerError::SigninRefused("no").code(), Some(4009));
     }

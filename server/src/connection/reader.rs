@@ -314,7 +314,11 @@ mod tests {
     fn the_budget_holds_across_fragments_before_payload_arrives() {
         let mut reader = MessageReader::new(1000);
         for _ in 0..3 {
-            reader.push(&frame(false, if reader.buffered() == 0 { TEXT } else { CONTINUATION }, &[b'a'; 300]));
+            reader.push(&frame(
+                false,
+                if reader.buffered() == 0 { TEXT } else { CONTINUATION },
+                &[b'a'; 300],
+            ));
             assert_eq!(reader.decode(), Ok(None));
         }
         // The fourth fragment's header alone (no payload yet) is refused.
@@ -351,8 +355,9 @@ mod tests {
 
     #[test]
     fn binary_close_and_pong_are_messages() {
-        let bytes = [frame(true, BINARY, b"\0\x01"), frame(true, PONG, b""), frame(true, CLOSE, b"\x03\xE8ok")]
-            .concat();
+        let bytes =
+            [frame(true, BINARY, b"\0\x01"), frame(true, PONG, b""), frame(true, CLOSE, b"\x03\xE8ok")]
+                .concat();
         assert_eq!(decode_all(&bytes, 1024).unwrap(), vec![Message::Binary, Message::Pong, Message::Close]);
     }
 }

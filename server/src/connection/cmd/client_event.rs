@@ -43,7 +43,8 @@ impl Session {
             .publish(channel.as_str(), &Bytes::from(out), Some(&self.handle.socket_id), &self.state.metrics)
             .is_err()
         {
-            return self.error(&rejected("cluster broker unreachable or busy: the event was not sent; retry"));
+            return self
+                .error(&rejected("cluster broker unreachable or busy: the event was not sent; retry"));
         }
         self.state.metrics.fanout_latency.observe(started.elapsed());
         if self.app.webhooks.wants(crate::webhooks::EventType::ClientEvent) {

@@ -133,7 +133,8 @@ impl Session {
         // Relayed, not stored: every client compares it with its own
         // digest at that sequence (the server cannot compute one).
         let relay = doc_frames::digest(name, digest.seq, digest.kv, &digest.digest);
-        let sent = self.app.publish(name, &Bytes::from(relay), Some(&self.handle.socket_id), &self.state.metrics);
+        let sent =
+            self.app.publish(name, &Bytes::from(relay), Some(&self.handle.socket_id), &self.state.metrics);
         if sent.is_err() {
             self.doc_error(name, "unavailable", "cluster broker busy: the digest was not relayed", None);
         }

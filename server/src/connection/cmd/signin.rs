@@ -16,8 +16,13 @@ impl Session {
             }
         };
         let config = &self.app.config;
-        let verified =
-            auth::verify_user_auth(&config.key, &config.secret, &self.handle.socket_id, &data.user_data, &data.auth);
+        let verified = auth::verify_user_auth(
+            &config.key,
+            &config.secret,
+            &self.handle.socket_id,
+            &data.user_data,
+            &data.auth,
+        );
         if verified.is_err() {
             self.error(&ServerError::SigninRefused("user sign-in signature does not match"));
             return self.strike(now);

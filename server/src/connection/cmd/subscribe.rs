@@ -75,7 +75,8 @@ impl Session {
         } else {
             None
         };
-        let refusal = match self.app.subscribe(&self.handle.socket_id, &channel, member, &self.state.metrics) {
+        let refusal = match self.app.subscribe(&self.handle.socket_id, &channel, member, &self.state.metrics)
+        {
             Ok(()) => {
                 debug!(channel = %channel, "subscribed");
                 return Flow::Continue;
@@ -161,9 +162,7 @@ impl Session {
         // Leaving a presence channel is a broadcast too (same bucket as
         // joining; an unsubscribe cannot be refused, so over the rate it
         // only costs a strike).
-        if data.channel.starts_with("presence-")
-            && self.limits.presence_change(now) == Verdict::Close
-        {
+        if data.channel.starts_with("presence-") && self.limits.presence_change(now) == Verdict::Close {
             return ABUSE;
         }
         self.app.unsubscribe(&self.handle.socket_id, &data.channel, &self.state.metrics);
