@@ -72,6 +72,9 @@ pub struct ServerConfig {
     /// Cluster messages one app may have waiting for Redis; beyond it the
     /// app's publishes are refused (HTTP 503, `pusher:error`).
     pub cluster_outbox_per_app: usize,
+    /// How often a cluster node reconciles presence and occupancy with
+    /// Redis (docs/scaling.md, "Consistency").
+    pub cluster_resync_interval: Duration,
     /// Allowed clock skew for HTTP API `auth_timestamp`.
     pub http_timestamp_window: Duration,
     /// The apps served.
@@ -281,6 +284,7 @@ struct FileConfig {
     http_body_timeout: Option<u64>,
     max_http_body_bytes: Option<usize>,
     cluster_outbox_per_app: Option<usize>,
+    cluster_resync_interval: Option<u64>,
     http_timestamp_window: Option<u64>,
     cluster: Option<String>,
     #[serde(default)]
@@ -368,6 +372,7 @@ impl ServerConfig {
             http_body_timeout: Duration::from_secs(file.http_body_timeout.unwrap_or(10)),
             max_http_body_bytes: file.max_http_body_bytes.unwrap_or(1024 * 1024),
             cluster_outbox_per_app: file.cluster_outbox_per_app.unwrap_or(10_000),
+            cluster_resync_interval: Duration::from_secs(file.cluster_resync_interval.unwrap_or(15)),
             http_timestamp_window: Duration::from_secs(file.http_timestamp_window.unwrap_or(600)),
             apps,
             demo_app,
@@ -403,6 +408,9 @@ impl ServerConfig {
             return invalid(
                 "max_connections, max_http_body_bytes and cluster_outbox_per_app must be positive".into(),
             );
+        }
+        if self.cluster_resync_interval.is_zero() {
+            return invalid("cluster_resync_interval must be at least 1 second".into());
         }
         if self.http_header_timeout.is_zero() || self.http_body_timeout.is_zero() {
             return invalid("http_header_timeout and http_body_timeout must be at least 1 second".into());

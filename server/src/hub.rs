@@ -48,6 +48,20 @@ struct AppState {
     remote: HashMap<String, HashMap<String, RemoteMember>>,
     /// Subscriptions on other nodes: channel → node → count.
     remote_occupancy: HashMap<String, HashMap<String, usize>>,
+    /// Differences between the replica and Redis seen at the last resync:
+    /// corrected if the next one sees them too.
+    suspects: HashSet<Suspect>,
+}
+
+/// A difference between this node's replica of the others and Redis.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum Suspect {
+    /// (channel, node, user) in the replica, not in Redis.
+    Ghost(String, String, String),
+    /// (channel, node, user) in Redis, not in the replica.
+    Missing(String, String, String),
+    /// (channel, node): the counts differ.
+    Count(String, String),
 }
 
 #[derive(Debug)]
@@ -576,6 +590,109 @@ impl App {
         if !local && let Some(entry) = state.channels.get(channel) {
             self.tell_member_removed(entry, channel, user_id, metrics);
         }
+    }
+
+    /// This node's presence members (channel, user, info JSON) and
+    /// subscription counts (channel, count), for the resync.
+    pub fn local_entries(&self) -> (Vec<(String, String, Option<String>)>, Vec<(String, usize)>) {
+        let state = self.lock();
+        let mut members = Vec::new();
+        let mut occupancy = Vec::new();
+        for (name, channel) in &state.channels {
+            occupancy.push((name.clone(), channel.subscribers.len()));
+            for (user, member) in &channel.members {
+                members.push((name.clone(), user.clone(), member.info.as_ref().map(|i| i.get().to_owned())));
+            }
+        }
+        (members, occupancy)
+    }
+
+    /// Compares the replica of the other nodes with what Redis holds
+    /// (`members`: channel, node, user, info; `counts`: channel, node,
+    /// subscriptions) and corrects what differed at the previous call too,
+    /// with the events a live message would have caused. Returns how many
+    /// entries it corrected.
+    pub fn reconcile_remote(
+        &self,
+        members: Vec<(String, String, String, Option<String>)>,
+        counts: Vec<(String, String, usize)>,
+        metrics: &Metrics,
+    ) -> usize {
+        let mut fixes = Vec::new();
+        {
+            let mut state = self.lock();
+            let mut seen = HashSet::new();
+            let in_redis: HashSet<(&str, &str, &str)> =
+                members.iter().map(|(c, n, u, _)| (c.as_str(), n.as_str(), u.as_str())).collect();
+            for (channel, users) in &state.remote {
+                for (user, member) in users {
+                    for node in &member.nodes {
+                        if !in_redis.contains(&(channel.as_str(), node.as_str(), user.as_str())) {
+                            let suspect = Suspect::Ghost(channel.clone(), node.clone(), user.clone());
+                            if state.suspects.contains(&suspect) {
+                                let message = BusMessage::MemberLeft {
+                                    channel: channel.clone(),
+                                    user_id: user.clone(),
+                                };
+                                fixes.push((node.clone(), message));
+                            } else {
+                                seen.insert(suspect);
+                            }
+                        }
+                    }
+                }
+            }
+            for (channel, node, user, info) in &members {
+                let known = state
+                    .remote
+                    .get(channel)
+                    .and_then(|users| users.get(user))
+                    .is_some_and(|m| m.nodes.contains(node));
+                if !known {
+                    let suspect = Suspect::Missing(channel.clone(), node.clone(), user.clone());
+                    if state.suspects.contains(&suspect) {
+                        let message = BusMessage::MemberJoined {
+                            channel: channel.clone(),
+                            user_id: user.clone(),
+                            info: info.clone(),
+                        };
+                        fixes.push((node.clone(), message));
+                    } else {
+                        seen.insert(suspect);
+                    }
+                }
+            }
+            let mut redis_counts: HashMap<(&str, &str), usize> = HashMap::new();
+            for (channel, node, n) in &counts {
+                redis_counts.insert((channel.as_str(), node.as_str()), *n);
+            }
+            let replica_keys: Vec<(String, String)> = state
+                .remote_occupancy
+                .iter()
+                .flat_map(|(c, nodes)| nodes.keys().map(move |n| (c.clone(), n.clone())))
+                .collect();
+            let mut keys: HashSet<(String, String)> = replica_keys.into_iter().collect();
+            keys.extend(counts.iter().map(|(c, n, _)| (c.clone(), n.clone())));
+            for (channel, node) in keys {
+                let replica =
+                    state.remote_occupancy.get(&channel).and_then(|n| n.get(&node)).copied().unwrap_or(0);
+                let truth = redis_counts.get(&(channel.as_str(), node.as_str())).copied().unwrap_or(0);
+                if replica != truth {
+                    let suspect = Suspect::Count(channel.clone(), node.clone());
+                    if state.suspects.contains(&suspect) {
+                        fixes.push((node, BusMessage::Occupancy { channel, subscriptions: truth }));
+                    } else {
+                        seen.insert(suspect);
+                    }
+                }
+            }
+            state.suspects = seen;
+        }
+        let fixed = fixes.len();
+        for (node, message) in fixes {
+            self.on_bus(&node, message, metrics);
+        }
+        fixed
     }
 
     /// Records presence another node had before this one started (no

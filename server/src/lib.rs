@@ -16,6 +16,7 @@ pub mod hub;
 pub mod jwt;
 pub mod log_throttle;
 pub mod metrics;
+pub mod node;
 pub mod outbound;
 pub mod server;
 pub mod state;

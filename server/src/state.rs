@@ -47,7 +47,7 @@ impl ServerState {
         let (inbox, messages) = tokio::sync::mpsc::channel(crate::cluster::INBOX_MAX);
         let broker = RedisBroker::start(&url, config.cluster_outbox_per_app, inbox).await?;
         let state = Arc::new(ServerState::with_broker(config, broker.clone()).map_err(|e| e.to_string())?);
-        crate::cluster::run(state.clone(), broker, messages).await?;
+        crate::node::run(state.clone(), broker, messages).await?;
         Ok(state)
     }
 

@@ -337,3 +337,266 @@ async fn a_document_edited_through_three_nodes_converges() {
         assert_eq!(doc.canonical(), Some(&first));
     }
 }
+
+/// One Redis command over a fresh connection (RESP), for tests that play
+/// a lost message by editing Redis directly.
+fn redis_command(redis: &Redis, args: &[&str]) -> String {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", redis.port)).unwrap();
+    let mut out = format!("*{}\r\n", args.len());
+    for arg in args {
+        out.push_str(&format!("${}\r\n{arg}\r\n", arg.len()));
+    }
+    stream.write_all(out.as_bytes()).unwrap();
+    stream.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+    let mut reply = [0u8; 256];
+    let n = stream.read(&mut reply).unwrap();
+    String::from_utf8_lossy(&reply[..n]).into_owned()
+}
+
+/// A node with a second app (`other`) and a fast resync.
+fn node_with_other_app(redis: &Redis, dir: &TempDir, name: &str) -> Server {
+    let root = dir.0.join(name);
+    std::fs::create_dir_all(&root).unwrap();
+    // A small outbox per app, so a flood meets it.
+    let top =
+        format!("cluster = \"{}\"\ncluster_resync_interval = 1\ncluster_outbox_per_app = 20", redis.url());
+    let apps = "\n[[apps]]\nid = \"other\"\nkey = \"other-key\"\nsecret = \"other-secret\"\n";
+    Server::start_in(&root, &top, apps, &[("RUST_LOG", "info")])
+}
+
+fn publish_other(server: &Server, channel: &str, n: usize) -> u16 {
+    let body = json!({"name": "tick", "channel": channel, "data": n.to_string()}).to_string();
+    let path = "/apps/other/events";
+    let query = sealcast_server::http_api::signed_query(
+        "other-key",
+        "other-secret",
+        "POST",
+        path,
+        &[],
+        body.as_bytes(),
+        common::now(),
+    );
+    http(server.port, "POST", &format!("{path}?{query}"), &body).0
+}
+
+/// Item 4: one app's subscription and presence churn on node A neither
+/// loses another app's acknowledged events on the way to node B nor
+/// leaves ghost members or stale occupancy behind.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn churn_neither_drops_acknowledged_events_nor_leaves_ghosts() {
+    let Some(redis) = redis() else { return };
+    let dir = TempDir::new("cluster-churn");
+    let (a, b) = (node_with_other_app(&redis, &dir, "a"), node_with_other_app(&redis, &dir, "b"));
+    let url = b.ws_url("other-key", "protocol=7");
+    let mut subscriber = Client::connect(&url).await;
+    subscriber.expect_event("pusher:connection_established").await;
+    subscriber.subscribe("news", None, None).await;
+    subscriber.expect_event("pusher_internal:subscription_succeeded").await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    // The attacker: 10 connections on A churning public and presence
+    // subscriptions as fast as the server lets them, for 3 s.
+    let mut churners = Vec::new();
+    for i in 0..10 {
+        let mut client = a.client().await;
+        churners.push(tokio::spawn(async move {
+            let member = presence(&format!("churner-{i}"));
+            let deadline = Instant::now() + Duration::from_secs(3);
+            let mut n = 0;
+            let mut closed = false;
+            while Instant::now() < deadline && !closed {
+                let channel = format!("c-{}", n % 50);
+                let subscribe = json!({"event": "pusher:subscribe", "data": {"channel": channel}});
+                let unsubscribe = json!({"event": "pusher:unsubscribe", "data": {"channel": channel}});
+                let mut frames = vec![subscribe, unsubscribe];
+                if n % 10 == 0 {
+                    let auth = sealcast_core::protocol::auth::channel_auth(
+                        common::APP_KEY,
+                        common::APP_SECRET,
+                        &client.socket_id,
+                        "presence-churn",
+                        Some(&member),
+                    );
+                    let data = json!({"channel": "presence-churn", "auth": auth, "channel_data": member});
+                    frames.push(json!({"event": "pusher:subscribe", "data": data}));
+                    frames
+                        .push(json!({"event": "pusher:unsubscribe", "data": {"channel": "presence-churn"}}));
+                }
+                for frame in frames {
+                    // The server closes a churner that ignores its refusals (4301).
+                    closed |= !client.try_send_raw(&frame.to_string()).await;
+                }
+                n += 1;
+                tokio::time::sleep(Duration::from_millis(2)).await;
+                loop {
+                    match client.next_within(Duration::ZERO).await {
+                        Some(Seen::Frame(_)) => {}
+                        Some(Seen::Closed(_)) => {
+                            closed = true;
+                            break;
+                        }
+                        None => break,
+                    }
+                }
+            }
+            client
+        }));
+    }
+    // And a flood of HTTP batches on the same app, meeting its outbox
+    // quota: refused (503) or delivered, never acknowledged and lost.
+    let mut flood_sub = b.client().await;
+    flood_sub.join("flood", None).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let port = a.port;
+    let flooders: Vec<_> = (0..4)
+        .map(|t| {
+            std::thread::spawn(move || {
+                let (mut ok, mut busy) = (0, 0);
+                let deadline = Instant::now() + Duration::from_secs(3);
+                let path = format!("/apps/{}/batch_events", common::APP_ID);
+                while Instant::now() < deadline {
+                    let batch: Vec<Value> = (0..10)
+                        .map(|i| json!({"name": "blast", "channel": "flood", "data": format!("{t}-{i}")}))
+                        .collect();
+                    let body = json!({"batch": batch}).to_string();
+                    let query = common::signed_query(
+                        "POST",
+                        &path,
+                        &[],
+                        body.as_bytes(),
+                        common::APP_SECRET,
+                        common::now(),
+                    );
+                    match http(port, "POST", &format!("{path}?{query}"), &body).0 {
+                        200 => ok += 1,
+                        503 => busy += 1,
+                        status => panic!("batch answered {status}"),
+                    }
+                }
+                (ok, busy)
+            })
+        })
+        .collect();
+    let mut accepted = Vec::new();
+    let mut refused = 0;
+    for n in 0..100 {
+        match publish_other(&a, "news", n) {
+            200 => accepted.push(n),
+            503 => refused += 1,
+            status => panic!("publish answered {status}"),
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let mut got = Vec::new();
+    while got.len() < accepted.len() {
+        match subscriber.next_within(Duration::from_secs(5)).await {
+            Some(Seen::Frame(f)) if f["event"] == "tick" => {
+                got.push(f["data"].as_str().unwrap().parse::<usize>().unwrap())
+            }
+            Some(Seen::Frame(_)) => {}
+            other => {
+                panic!("node B lost acknowledged events: got {} of {} ({other:?})", got.len(), accepted.len())
+            }
+        }
+    }
+    eprintln!("churn: {} events accepted and all delivered on B, {refused} refused with 503", accepted.len());
+    assert_eq!(got, accepted);
+    let (mut batches_ok, mut batches_busy) = (0, 0);
+    for flooder in flooders {
+        let (ok, busy) = flooder.join().unwrap();
+        (batches_ok, batches_busy) = (batches_ok + ok, batches_busy + busy);
+    }
+    let mut blasts = 0;
+    while let Some(Seen::Frame(f)) = flood_sub.next_within(Duration::from_secs(2)).await {
+        blasts += usize::from(f["event"] == "blast");
+    }
+    eprintln!(
+        "flood: {batches_ok} batches accepted, {batches_busy} refused with 503; {blasts} events reached B"
+    );
+    assert_eq!(blasts, batches_ok * 10, "every accepted batch reached node B, whole");
+    drop(flood_sub);
+    let mut churn_clients = Vec::new();
+    for churner in churners {
+        churn_clients.push(churner.await.unwrap());
+    }
+    // Everyone has left; both nodes agree: no ghost, no stale channel.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let users = |s: &Server| {
+            s.api("GET", &format!("/apps/{}/channels/presence-churn/users", common::APP_ID), &[], "").1
+        };
+        let channels = |s: &Server| s.api("GET", &format!("/apps/{}/channels", common::APP_ID), &[], "").1;
+        let (users_a, users_b, channels_b) = (users(&a), users(&b), channels(&b));
+        if users_a == users_b
+            && users_b.contains("\"users\":[]")
+            && channels_b == channels(&a)
+            && channels_b.contains("\"channels\":{}")
+        {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "ghosts remain: A {users_a}, B {users_b}, B channels {channels_b}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    drop(churn_clients);
+    let logged = a.stderr().lines().filter(|l| l.contains("WARN")).count();
+    eprintln!("churn: node A logged {logged} warning lines");
+    assert!(logged < 50, "{logged} warning lines");
+}
+
+/// What Redis and a node's replica disagree on (a lost message) is
+/// repaired by the resync: a member only Redis knows appears, then goes
+/// when Redis no longer has it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resync_repairs_a_lost_presence_message() {
+    let Some(redis) = redis() else { return };
+    let dir = TempDir::new("cluster-resync");
+    let a = node_with_other_app(&redis, &dir, "a");
+    let mut ann = a.client().await;
+    ann.join("presence-x", Some(&presence("ann"))).await;
+    // A node "lost" its MemberJoined: only its Redis entry exists (with a
+    // live heartbeat, so it is not reaped).
+    redis_command(&redis, &["SET", "sealcast:node:feedfacefeedface", "1", "EX", "60"]);
+    let key = format!("sealcast:presence:{}:presence-x", common::APP_ID);
+    redis_command(&redis, &["HSET", &key, "feedfacefeedface|ghost", "{\"name\":\"g\"}"]);
+    let started = Instant::now();
+    let added =
+        expect(&mut ann, Duration::from_secs(10), |f| event_name(f) == "pusher_internal:member_added").await;
+    assert!(added["data"].as_str().unwrap().contains("ghost"), "{added}");
+    eprintln!("resync: the missing member appeared after {:?}", started.elapsed());
+    redis_command(&redis, &["HDEL", &key, "feedfacefeedface|ghost"]);
+    let removed =
+        expect(&mut ann, Duration::from_secs(10), |f| event_name(f) == "pusher_internal:member_removed")
+            .await;
+    assert!(removed["data"].as_str().unwrap().contains("ghost"), "{removed}");
+    // And the node's own entry, deleted behind its back, is written again.
+    redis_command(&redis, &["DEL", &key]);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !redis_command(&redis, &["HKEYS", &key]).contains("|ann") {
+        assert!(Instant::now() < deadline, "the node did not rewrite its own presence");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Item 9: a Redis URL's password never reaches the log.
+#[test]
+fn the_redis_password_is_not_logged() {
+    let dir = TempDir::new("cluster-password");
+    let config = dir.0.join("sealcast.toml");
+    std::fs::write(&config, "cluster = \"redis://user:hunter2@127.0.0.1:1/0\"\n").unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_sealcast"))
+        .args(["serve", "--port", "0", "--config"])
+        .arg(&config)
+        .arg("--data-dir")
+        .arg(dir.0.join("data"))
+        .output()
+        .unwrap();
+    let all =
+        format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+    assert!(!output.status.success());
+    assert!(!all.contains("hunter2"), "{all}");
+    assert!(all.contains("user:***@127.0.0.1:1"), "{all}");
+}

@@ -3,6 +3,9 @@
 //! default), Redis pub/sub for many ([`RedisBroker`], `--cluster
 //! redis://…`). See docs/scaling.md.
 //!
+//! The broker knows nothing of apps or connections: `node` starts the
+//! tasks that apply what it carries.
+//!
 //! A node delivers to its own connections directly and forwards the same
 //! thing to the others; every node ignores what it sent itself. So an
 //! event reaches each subscriber exactly once, and one node's events keep
@@ -13,7 +16,6 @@ mod redis;
 use std::fmt::Debug;
 
 use serde::{Deserialize, Serialize};
-use serde_json::value::RawValue;
 
 pub use self::redis::{HEARTBEAT_EVERY, INBOX_MAX, NODE_TTL, RedisBroker, redact_url};
 
@@ -161,57 +163,4 @@ pub fn new_node_id() -> String {
     // A fixed id would only matter if two nodes started with the same one.
     let _ = getrandom::fill(&mut bytes);
     bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-/// Starts the cluster tasks of a node: loads the presence other nodes
-/// already have, delivers what they forward, and every
-/// [`redis::HEARTBEAT_EVERY`] removes the members of nodes whose heartbeat
-/// expired (so a dead node's members are gone within
-/// [`redis::NODE_TTL`] + [`redis::HEARTBEAT_EVERY`]).
-pub async fn run(
-    state: std::sync::Arc<crate::state::ServerState>,
-    broker: std::sync::Arc<RedisBroker>,
-    mut inbox: tokio::sync::mpsc::Receiver<RoutedMessage>,
-) -> Result<(), String> {
-    for (app, channel, node, user, info) in broker.presence_entries().await? {
-        if let Some(app) = state.app_by_id(&app) {
-            let info = info.and_then(|i| RawValue::from_string(i).ok());
-            app.load_remote_member(&channel, &node, &user, info);
-        }
-    }
-    for (app, channel, node, subscriptions) in broker.occupancy_entries().await? {
-        if let Some(app) = state.app_by_id(&app) {
-            app.on_bus(&node, BusMessage::Occupancy { channel, subscriptions }, &state.metrics);
-        }
-    }
-    let receiver = state.clone();
-    tokio::spawn(async move {
-        while let Some(routed) = inbox.recv().await {
-            if let Some(app) = receiver.app_by_id(&routed.app) {
-                app.on_bus(&routed.node, routed.message, &receiver.metrics);
-            }
-        }
-    });
-    tokio::spawn(async move {
-        loop {
-            tokio::time::sleep(redis::HEARTBEAT_EVERY).await;
-            for app in state.apps() {
-                let nodes: Vec<String> = app.remote_nodes().into_iter().collect();
-                if nodes.is_empty() {
-                    continue;
-                }
-                let Ok(alive) = broker.alive(&nodes).await else { continue };
-                for (node, alive) in nodes.iter().zip(alive) {
-                    if !alive {
-                        tracing::info!(%node, app = %app.config.id, "node gone: removing its presence");
-                        let entries = app.node_gone(node, &state.metrics);
-                        if let Err(err) = broker.forget(&app.config.id, node, &entries).await {
-                            tracing::warn!(error = %err, "could not delete a dead node's presence");
-                        }
-                    }
-                }
-            }
-        }
-    });
-    Ok(())
 }

@@ -307,6 +307,56 @@ impl RedisBroker {
         Ok(entries)
     }
 
+    /// This node's id, owned (for tasks).
+    pub fn node_id_owned(&self) -> String {
+        self.node_id.clone()
+    }
+
+    /// Makes Redis hold exactly this node's `members` (channel, user,
+    /// info JSON) and `occupancy` (channel, subscriptions) for `app`:
+    /// entries a lost message left behind are deleted, missing ones
+    /// written. Reads every key of the app (cost: one scan per resync).
+    pub async fn rewrite_own(
+        &self,
+        app: &str,
+        members: &[(String, String, Option<String>)],
+        occupancy: &[(String, usize)],
+    ) -> Result<(), String> {
+        let mut conn = self.commands.clone();
+        let mine = format!("{}|", self.node_id);
+        let mut pipe = redis::pipe();
+        let want: std::collections::HashSet<(&str, &str)> =
+            members.iter().map(|(c, u, _)| (c.as_str(), u.as_str())).collect();
+        let prefix = format!("sealcast:presence:{app}:");
+        for key in scan(&mut conn, &format!("{prefix}*")).await? {
+            let Some(channel) = key.strip_prefix(&prefix) else { continue };
+            let fields: Vec<String> = conn.hkeys(&key).await.map_err(|e| e.to_string())?;
+            for field in fields {
+                if let Some(user) = field.strip_prefix(&mine)
+                    && !want.contains(&(channel, user))
+                {
+                    pipe.hdel(&key, &field).ignore();
+                }
+            }
+        }
+        for (channel, user, info) in members {
+            pipe.hset(presence_key(app, channel), format!("{mine}{user}"), info.as_deref().unwrap_or("null"))
+                .ignore();
+        }
+        let counted: std::collections::HashSet<&str> = occupancy.iter().map(|(c, _)| c.as_str()).collect();
+        let prefix = format!("sealcast:occupancy:{app}:");
+        for key in scan(&mut conn, &format!("{prefix}*")).await? {
+            let Some(channel) = key.strip_prefix(&prefix) else { continue };
+            if !counted.contains(channel) {
+                pipe.hdel(&key, &self.node_id).ignore();
+            }
+        }
+        for (channel, subscriptions) in occupancy {
+            pipe.hset(occupancy_key(app, channel), &self.node_id, subscriptions).ignore();
+        }
+        pipe.query_async::<()>(&mut conn).await.map_err(|e| e.to_string())
+    }
+
     /// Deletes a dead node's presence entries and subscription counts.
     pub async fn forget(&self, app: &str, node: &str, gone: &NodeEntries) -> Result<(), String> {
         let mut conn = self.commands.clone();
