@@ -15,6 +15,11 @@ use serde_json::{Value, json};
 /// A receiver that answers `failures` requests with 500, then 200, and
 /// forwards each (signature header, body) it accepted.
 fn receiver(failures: usize) -> (u16, mpsc::Receiver<(String, String, String)>) {
+    slow_receiver(failures, Duration::ZERO)
+}
+
+/// [`receiver`] taking `delay` to answer each request.
+fn slow_receiver(failures: usize, delay: Duration) -> (u16, mpsc::Receiver<(String, String, String)>) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
     let (tx, rx) = mpsc::channel();
@@ -48,6 +53,7 @@ fn receiver(failures: usize) -> (u16, mpsc::Receiver<(String, String, String)>) 
                 }
             };
             seen += 1;
+            std::thread::sleep(delay);
             let status = if seen <= failures { "500 Internal Server Error" } else { "200 OK" };
             let _ = write!(stream, "HTTP/1.1 {status}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
             if seen > failures {
@@ -108,7 +114,9 @@ async fn lifecycle_and_client_events_are_delivered_signed() {
     b.expect_event("client-note").await;
     drop(a);
     drop(b);
-    let events = collect(&server, &rx, |e| e.iter().any(|e| e["name"] == "channel_vacated"));
+    // member_removed is held for a few seconds (churn coalescing), so it
+    // arrives after channel_vacated.
+    let events = collect(&server, &rx, |e| e.iter().filter(|e| e["name"] == "member_removed").count() == 2);
     let names: Vec<&str> = events.iter().map(|e| e["name"].as_str().unwrap()).collect();
     assert_eq!(names.first(), Some(&"channel_occupied"), "{names:?}");
     assert_eq!(names.iter().filter(|n| **n == "member_added").count(), 2, "{names:?}");
@@ -126,4 +134,55 @@ async fn failed_deliveries_are_retried() {
     a.join("retried", None).await;
     let events = collect(&server, &rx, |e| !e.is_empty());
     assert_eq!(events[0], json!({"name": "channel_occupied", "channel": "retried"}));
+}
+
+/// Item 6: presence churn through a slow endpoint neither starves real
+/// members' events nor fills the queue: a leave followed by a join of the
+/// same user within the hold is no event at all, only wanted types are
+/// queued, and drops would be counted in /metrics.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn presence_churn_does_not_starve_real_members() {
+    let (port, rx) = slow_receiver(0, Duration::from_millis(100));
+    let hook = format!(
+        "[[apps.webhooks]]\nurl = \"http://127.0.0.1:{port}/hooks\"\nevent_types = [\"member_added\", \"member_removed\"]\n"
+    );
+    let server = Server::start("", &hook);
+    let channel = "presence-busy";
+    let member = r#"{"user_id":"churner"}"#;
+    let mut churners = Vec::new();
+    for _ in 0..5 {
+        let mut client = server.client().await;
+        churners.push(tokio::spawn(async move {
+            let deadline = std::time::Instant::now() + Duration::from_secs(3);
+            while std::time::Instant::now() < deadline {
+                let auth = auth::channel_auth(APP_KEY, APP_SECRET, &client.socket_id, channel, Some(member));
+                let join = json!({"event": "pusher:subscribe", "data": {"channel": channel, "auth": auth, "channel_data": member}});
+                let leave = json!({"event": "pusher:unsubscribe", "data": {"channel": channel}});
+                if !client.try_send_raw(&join.to_string()).await || !client.try_send_raw(&leave.to_string()).await {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                while let Some(common::Seen::Frame(_)) = client.next_within(Duration::ZERO).await {}
+            }
+        }));
+    }
+    let mut users = Vec::new();
+    for n in 0..10 {
+        let mut user = server.client().await;
+        user.join(channel, Some(&format!(r#"{{"user_id":"real-{n}"}}"#))).await;
+        users.push(user);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    for churner in churners {
+        churner.await.unwrap();
+    }
+    let real_added = |events: &[Value]| {
+        events.iter().filter(|e| e["name"] == "member_added" && e["user_id"].as_str().unwrap().starts_with("real-")).count()
+    };
+    let events = collect(&server, &rx, |e| real_added(e) == 10);
+    let churn = events.iter().filter(|e| e["user_id"] == "churner").count();
+    println!("webhooks: 10 real member_added delivered; {churn} churner events for ~750 joins and leaves");
+    assert!(churn <= 20, "churn was not coalesced: {churn} events");
+    let metrics = common::http(server.port, "GET", "/metrics", "").1;
+    assert!(metrics.contains("sealcast_webhooks_dropped_total 0"), "{metrics}");
 }
