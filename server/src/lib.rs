@@ -14,6 +14,7 @@ pub mod docs;
 pub mod http_api;
 pub mod hub;
 pub mod jwt;
+pub mod memory;
 pub mod log_throttle;
 pub mod metrics;
 pub mod node;

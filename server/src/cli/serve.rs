@@ -58,6 +58,7 @@ pub fn run(args: ServeArgs) -> Result<(), CliError> {
             );
         }
         info!(%address, apps = config.apps.len(), data_dir = %config.data_dir.display(), "serving");
+        crate::memory::spawn_trimmer(state.clone());
         server::serve(state.clone(), listener, shutdown_signal()).await?;
         Ok::<(), CliError>(())
     })?;

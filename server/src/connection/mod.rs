@@ -12,7 +12,7 @@
 //! shutdown). Event data is never parsed or logged here: client events are
 //! forwarded byte for byte.
 
-mod cmd;
+pub(crate) mod cmd;
 mod error;
 pub mod limits;
 pub mod reader;

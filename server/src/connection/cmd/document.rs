@@ -17,8 +17,49 @@ const MAX_DIGEST: usize = 128;
 /// Longest snapshot key hint.
 const MAX_KEY_HINT: usize = 256;
 
+/// A parsed document request.
+pub(crate) enum DocRequest {
+    Join(Join),
+    Submit(Submit),
+    Digest(Digest),
+    Snapshot(Snap),
+}
+
+impl DocRequest {
+    /// The request of `kind` in `frame`'s data, or the `invalid` message
+    /// telling the client the expected shape.
+    pub(crate) fn parse(kind: FrameKind, frame: &ClientFrame) -> Result<DocRequest, &'static str> {
+        match kind {
+            FrameKind::DocJoin => {
+                frame.data_as().map(DocRequest::Join).map_err(|_| "doc-join data is {since?, op_id?, snapshot?}")
+            }
+            FrameKind::DocSubmit => {
+                let submit: Submit = frame.data_as().map_err(|_| "doc-submit data is {base, op_id, payload}")?;
+                if submit.op_id.is_empty() || submit.op_id.len() > MAX_OP_ID {
+                    return Err("op_id must be 1 to 128 bytes");
+                }
+                Ok(DocRequest::Submit(submit))
+            }
+            FrameKind::DocDigest => {
+                let digest: Digest = frame.data_as().map_err(|_| "doc-digest data is {seq, kv, digest}")?;
+                if digest.digest.is_empty() || digest.digest.len() > MAX_DIGEST {
+                    return Err("digest must be 1 to 128 bytes");
+                }
+                Ok(DocRequest::Digest(digest))
+            }
+            _ => {
+                let snap: Snap = frame.data_as().map_err(|_| "doc-snapshot data is {seq, payload, key_hint?}")?;
+                if snap.key_hint.as_ref().is_some_and(|h| h.len() > MAX_KEY_HINT) {
+                    return Err("key_hint longer than 256 bytes");
+                }
+                Ok(DocRequest::Snapshot(snap))
+            }
+        }
+    }
+}
+
 #[derive(Deserialize)]
-struct Join {
+pub(crate) struct Join {
     #[serde(default)]
     since: Option<u64>,
     #[serde(default)]
@@ -28,21 +69,21 @@ struct Join {
 }
 
 #[derive(Deserialize)]
-struct Submit {
+pub(crate) struct Submit {
     base: u64,
     op_id: String,
     payload: String,
 }
 
 #[derive(Deserialize)]
-struct Digest {
+pub(crate) struct Digest {
     seq: u64,
     kv: u32,
     digest: String,
 }
 
 #[derive(Deserialize)]
-struct Snap {
+pub(crate) struct Snap {
     seq: u64,
     payload: String,
     #[serde(default)]
@@ -74,31 +115,23 @@ impl Session {
         // authorization (docs/protocol.md).
         let id = DocId::new(self.app.config.id.clone(), name.as_str());
         let author = presence_user.or_else(|| self.app.signed_in_user(&self.handle.socket_id));
-        match kind {
-            FrameKind::DocJoin => self.doc_join(frame, &name, id).await,
-            FrameKind::DocSubmit => self.doc_submit(frame, &name, id, author).await,
-            FrameKind::DocDigest => self.doc_digest(frame, &name),
-            _ => self.doc_snapshot(frame, &name, id, author).await,
+        match DocRequest::parse(kind, frame) {
+            Err(message) => self.doc_error(&name, "invalid", message, None),
+            Ok(DocRequest::Join(join)) => self.doc_join(join, &name, id).await,
+            Ok(DocRequest::Submit(submit)) => self.doc_submit(submit, &name, id, author).await,
+            Ok(DocRequest::Digest(digest)) => self.doc_digest(digest, &name),
+            Ok(DocRequest::Snapshot(snap)) => self.doc_snapshot(snap, &name, id, author).await,
         }
     }
 
-    async fn doc_join(&mut self, frame: &ClientFrame, name: &str, id: DocId) {
-        let Ok(join) = frame.data_as::<Join>() else {
-            return self.doc_error(name, "invalid", "doc-join data is {since?, op_id?, snapshot?}", None);
-        };
+    async fn doc_join(&mut self, join: Join, name: &str, id: DocId) {
         match self.state.sequencer.join(id, join.since, join.op_id, join.snapshot).await {
             Ok(state) => self.send(doc_frames::state(name, &state)),
             Err(err) => self.doc_store_error(name, &err, None),
         }
     }
 
-    async fn doc_submit(&mut self, frame: &ClientFrame, name: &str, id: DocId, author: Option<String>) {
-        let Ok(submit) = frame.data_as::<Submit>() else {
-            return self.doc_error(name, "invalid", "doc-submit data is {base, op_id, payload}", None);
-        };
-        if submit.op_id.is_empty() || submit.op_id.len() > MAX_OP_ID {
-            return self.doc_error(name, "invalid", "op_id must be 1 to 128 bytes", None);
-        }
+    async fn doc_submit(&mut self, submit: Submit, name: &str, id: DocId, author: Option<String>) {
         if !self.app.can_publish() {
             let message = "cluster broker unreachable: the op was not sequenced; retry";
             return self.doc_error(name, "unavailable", message, Some(&submit.op_id));
@@ -123,13 +156,7 @@ impl Session {
         }
     }
 
-    fn doc_digest(&mut self, frame: &ClientFrame, name: &str) {
-        let Ok(digest) = frame.data_as::<Digest>() else {
-            return self.doc_error(name, "invalid", "doc-digest data is {seq, kv, digest}", None);
-        };
-        if digest.digest.is_empty() || digest.digest.len() > MAX_DIGEST {
-            return self.doc_error(name, "invalid", "digest must be 1 to 128 bytes", None);
-        }
+    fn doc_digest(&mut self, digest: Digest, name: &str) {
         // Relayed, not stored: every client compares it with its own
         // digest at that sequence (the server cannot compute one).
         let relay = doc_frames::digest(name, digest.seq, digest.kv, &digest.digest);
@@ -140,13 +167,7 @@ impl Session {
         }
     }
 
-    async fn doc_snapshot(&mut self, frame: &ClientFrame, name: &str, id: DocId, author: Option<String>) {
-        let Ok(snap) = frame.data_as::<Snap>() else {
-            return self.doc_error(name, "invalid", "doc-snapshot data is {seq, payload, key_hint?}", None);
-        };
-        if snap.key_hint.as_ref().is_some_and(|h| h.len() > MAX_KEY_HINT) {
-            return self.doc_error(name, "invalid", "key_hint longer than 256 bytes", None);
-        }
+    async fn doc_snapshot(&mut self, snap: Snap, name: &str, id: DocId, author: Option<String>) {
         let seq = snap.seq;
         let snapshot = Snapshot { seq, payload: snap.payload, key_hint: snap.key_hint };
         // Snapshots are kept per uploader: the user when known, else this
