@@ -45,24 +45,24 @@ pub fn authenticate(
     method: &Method,
     path: &str,
     query: &str,
-) -> Result<Authenticated, HttpResponse> {
+) -> Result<Authenticated, Box<HttpResponse>> {
     state.metrics.http_requests.inc();
     let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
     let Some(app) = segments.get(1).and_then(|id| state.app_by_id(id)) else {
-        return Err(text(StatusCode::NOT_FOUND, "unknown app id"));
+        return Err(Box::new(text(StatusCode::NOT_FOUND, "unknown app id")));
     };
     // Parameters are signed with lower-cased names, so they are looked up
     // that way too; a name given twice (in any case) is refused rather than
     // have the signature cover one value and the handler use another.
-    let params = query_params(query).map_err(|message| text(StatusCode::BAD_REQUEST, message))?;
-    verify_signature(state, &app, method, path, &params).map_err(|m| text(StatusCode::UNAUTHORIZED, m))?;
+    let params = query_params(query).map_err(|message| Box::new(text(StatusCode::BAD_REQUEST, message)))?;
+    verify_signature(state, &app, method, path, &params)
+        .map_err(|message| Box::new(text(StatusCode::UNAUTHORIZED, message)))?;
     // The raw path was signed; the handlers see its segments decoded (a
     // user id such as `alice smith` arrives as `alice%20smith`).
-    let segments = segments[2..]
-        .iter()
-        .map(|s| percent_decode(s))
-        .collect::<Option<Vec<String>>>()
-        .ok_or_else(|| text(StatusCode::BAD_REQUEST, "path segments must be percent-encoded UTF-8"))?;
+    let segments =
+        segments[2..].iter().map(|s| percent_decode(s)).collect::<Option<Vec<String>>>().ok_or_else(
+            || Box::new(text(StatusCode::BAD_REQUEST, "path segments must be percent-encoded UTF-8")),
+        )?;
     Ok(Authenticated { app, params, segments })
 }
 
@@ -262,13 +262,26 @@ fn send_events(state: &ServerState, app: &App, events: &[EventRequest]) -> Resul
     Ok(())
 }
 
+/// Largest `/channels` answer: a longer list is refused (narrow it with
+/// `filter_by_prefix`) rather than truncated or built without bound.
+pub const MAX_CHANNEL_LIST_BYTES: usize = 1024 * 1024;
+
 fn channels(app: &App, prefix: &str, info: &str) -> HttpResponse {
     let want_users = info.split(',').any(|i| i == "user_count");
     let mut map = Map::new();
+    let mut size = 0;
     for (name, channel) in app.channels(prefix) {
         let mut entry = Map::new();
         if let (true, Some(users)) = (want_users, channel.user_count) {
             entry.insert("user_count".into(), users.into());
+        }
+        // Name, quotes, colon, braces, comma, and a count of up to 20 digits.
+        size += name.len() + 8 + if want_users { 36 } else { 0 };
+        if size > MAX_CHANNEL_LIST_BYTES {
+            return text(
+                StatusCode::BAD_REQUEST,
+                "the channel list is over 1 MiB: narrow it with filter_by_prefix",
+            );
         }
         map.insert(name, Value::Object(entry));
     }

@@ -112,6 +112,9 @@ pub enum SubscribeError {
     NotConnected,
 }
 
+/// A presence member on this node: (channel, user id, `user_info` JSON).
+pub type LocalMember = (String, String, Option<String>);
+
 /// One frame for one channel's subscribers (see [`App::publish_all`]).
 #[derive(Debug, Clone)]
 pub struct Publish {
@@ -594,7 +597,7 @@ impl App {
 
     /// This node's presence members (channel, user, info JSON) and
     /// subscription counts (channel, count), for the resync.
-    pub fn local_entries(&self) -> (Vec<(String, String, Option<String>)>, Vec<(String, usize)>) {
+    pub fn local_entries(&self) -> (Vec<LocalMember>, Vec<(String, usize)>) {
         let state = self.lock();
         let mut members = Vec::new();
         let mut occupancy = Vec::new();

@@ -139,7 +139,7 @@ async fn route(
             let query = request.uri().query().unwrap_or("").to_owned();
             // Who is asking is checked before a byte of the body is read.
             match http_api::authenticate(&state, &method, &path, &query) {
-                Err(refused) => refused,
+                Err(refused) => *refused,
                 Ok(request_auth) => {
                     let limit = state.config.max_http_body_bytes;
                     let body = Limited::new(request.into_body(), limit).collect();

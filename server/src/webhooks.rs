@@ -15,6 +15,7 @@
 //! never logs event data; `client_event` hooks carry it to the app's server,
 //! which is the party that owns it.
 
+use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
@@ -26,6 +27,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
+use tokio::time::Instant;
 use tracing::{debug, warn};
 
 use crate::metrics::Metrics;
@@ -225,20 +227,22 @@ pub const MEMBER_REMOVED_DELAY: Duration = Duration::from_secs(3);
 /// of up to [`BATCH_MAX`] to the sender once [`BATCH_WINDOW`] has passed.
 /// What waits here is bounded by [`QUEUE_CAPACITY`] (beyond it, dropped).
 async fn coalesce(mut rx: mpsc::Receiver<HookEvent>, batches: mpsc::Sender<Vec<HookEvent>>) {
-    let mut ready: std::collections::VecDeque<HookEvent> = std::collections::VecDeque::new();
-    let mut held: std::collections::HashMap<(String, String), tokio::time::Instant> =
-        std::collections::HashMap::new();
-    let mut window_ends: Option<tokio::time::Instant> = None;
+    let mut ready: VecDeque<HookEvent> = VecDeque::new();
+    // Held removals by (channel, user), and their deadlines in order (the
+    // delay is constant, so arrival order is deadline order); an entry
+    // whose removal was cancelled or re-held is skipped when it comes due.
+    let mut held: HashMap<(String, String), Instant> = HashMap::new();
+    let mut deadlines: VecDeque<(Instant, (String, String))> = VecDeque::new();
+    let mut window_ends: Option<Instant> = None;
     loop {
-        let now = tokio::time::Instant::now();
-        // Held removals whose delay is over become ready, oldest first.
-        let mut due: Vec<((String, String), tokio::time::Instant)> =
-            held.iter().filter(|(_, at)| **at <= now).map(|(k, at)| (k.clone(), *at)).collect();
-        due.sort_by_key(|(_, at)| *at);
-        for (key, _) in due {
-            held.remove(&key);
-            let (channel, user_id) = key;
-            ready.push_back(HookEvent::MemberRemoved { channel, user_id });
+        let now = Instant::now();
+        while deadlines.front().is_some_and(|(at, _)| *at <= now) {
+            let Some((at, key)) = deadlines.pop_front() else { break };
+            if held.get(&key) == Some(&at) {
+                held.remove(&key);
+                let (channel, user_id) = key;
+                ready.push_back(HookEvent::MemberRemoved { channel, user_id });
+            }
         }
         if !ready.is_empty() && window_ends.is_none() {
             window_ends = Some(now + BATCH_WINDOW);
@@ -250,7 +254,7 @@ async fn coalesce(mut rx: mpsc::Receiver<HookEvent>, batches: mpsc::Sender<Vec<H
             window_ends = (!ready.is_empty()).then(|| now + BATCH_WINDOW);
             continue;
         }
-        let next_due = held.values().min().copied();
+        let next_due = deadlines.front().map(|(at, _)| *at);
         let wake = match (window_ends, next_due) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
@@ -269,7 +273,12 @@ async fn coalesce(mut rx: mpsc::Receiver<HookEvent>, batches: mpsc::Sender<Vec<H
         };
         match event {
             HookEvent::MemberRemoved { channel, user_id } => {
-                held.entry((channel, user_id)).or_insert(tokio::time::Instant::now() + MEMBER_REMOVED_DELAY);
+                let key = (channel, user_id);
+                if !held.contains_key(&key) {
+                    let at = Instant::now() + MEMBER_REMOVED_DELAY;
+                    held.insert(key.clone(), at);
+                    deadlines.push_back((at, key));
+                }
             }
             HookEvent::MemberAdded { channel, user_id }
                 if held.remove(&(channel.clone(), user_id.clone())).is_some() => {}
@@ -278,7 +287,7 @@ async fn coalesce(mut rx: mpsc::Receiver<HookEvent>, batches: mpsc::Sender<Vec<H
     }
 }
 
-async fn sleep_until(at: Option<tokio::time::Instant>) {
+async fn sleep_until(at: Option<Instant>) {
     match at {
         Some(at) => tokio::time::sleep_until(at).await,
         None => std::future::pending().await,

@@ -177,7 +177,10 @@ async fn presence_churn_does_not_starve_real_members() {
         churner.await.unwrap();
     }
     let real_added = |events: &[Value]| {
-        events.iter().filter(|e| e["name"] == "member_added" && e["user_id"].as_str().unwrap().starts_with("real-")).count()
+        events
+            .iter()
+            .filter(|e| e["name"] == "member_added" && e["user_id"].as_str().unwrap().starts_with("real-"))
+            .count()
     };
     let events = collect(&server, &rx, |e| real_added(e) == 10);
     let churn = events.iter().filter(|e| e["user_id"] == "churner").count();

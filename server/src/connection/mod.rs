@@ -166,6 +166,10 @@ impl Session {
                 Ok(Ok(Some(message))) => message,
             };
             pinged = false;
+            if message == Message::Close {
+                self.handle.close(1000, "");
+                return;
+            }
             let now = Instant::now();
             let flow = match self.limits.frame(now) {
                 Verdict::Allow => self.handle_message(message, now).await,
@@ -195,7 +199,6 @@ impl Session {
                 self.state.metrics.bytes_in.add(bytes.len() as u64);
                 self.handle_text(&bytes, now).await
             }
-            Message::Close => Flow::Close(1000, ""),
             Message::Ping(payload) => self.rated(FrameKind::Ping, now, |session| {
                 session.handle.queue(Outbound::Pong(payload), &session.state.metrics);
             }),
@@ -203,6 +206,8 @@ impl Session {
                 session.error(&ServerError::Binary);
             }),
             Message::Pong => self.rated(FrameKind::Other, now, |_| {}),
+            // Handled before the rate check (a close is never refused).
+            Message::Close => Flow::Close(1000, ""),
         }
     }
 

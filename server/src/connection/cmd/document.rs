@@ -30,11 +30,13 @@ impl DocRequest {
     /// telling the client the expected shape.
     pub(crate) fn parse(kind: FrameKind, frame: &ClientFrame) -> Result<DocRequest, &'static str> {
         match kind {
-            FrameKind::DocJoin => {
-                frame.data_as().map(DocRequest::Join).map_err(|_| "doc-join data is {since?, op_id?, snapshot?}")
-            }
+            FrameKind::DocJoin => frame
+                .data_as()
+                .map(DocRequest::Join)
+                .map_err(|_| "doc-join data is {since?, op_id?, snapshot?}"),
             FrameKind::DocSubmit => {
-                let submit: Submit = frame.data_as().map_err(|_| "doc-submit data is {base, op_id, payload}")?;
+                let submit: Submit =
+                    frame.data_as().map_err(|_| "doc-submit data is {base, op_id, payload}")?;
                 if submit.op_id.is_empty() || submit.op_id.len() > MAX_OP_ID {
                     return Err("op_id must be 1 to 128 bytes");
                 }
@@ -48,7 +50,8 @@ impl DocRequest {
                 Ok(DocRequest::Digest(digest))
             }
             _ => {
-                let snap: Snap = frame.data_as().map_err(|_| "doc-snapshot data is {seq, payload, key_hint?}")?;
+                let snap: Snap =
+                    frame.data_as().map_err(|_| "doc-snapshot data is {seq, payload, key_hint?}")?;
                 if snap.key_hint.as_ref().is_some_and(|h| h.len() > MAX_KEY_HINT) {
                     return Err("key_hint longer than 256 bytes");
                 }
