@@ -293,7 +293,8 @@ async fn flood(client: &mut Client, frame: &Value, count: usize) -> (usize, Opti
         match client.next_within(Duration::from_secs(3)).await {
             Some(Seen::Frame(f)) => {
                 let limited = f["event"] == "pusher:error" && f["data"]["code"] == 4301
-                    || f["event"] == "sealcast_internal:doc-error" && f["data"]["code"] == "rate_limited";
+                    || f["event"] == "sealcast_internal:doc-error" && f["data"]["code"] == "rate_limited"
+                    || f["event"] == "pusher:subscription_error";
                 refused += usize::from(limited);
             }
             Some(Seen::Closed(c)) => {
@@ -319,6 +320,8 @@ async fn every_frame_kind_is_rate_limited() {
         let kinds: Vec<(&str, Value)> = vec![
             ("ping", json!({"event": "pusher:ping", "data": {}})),
             ("subscribe", json!({"event": "pusher:subscribe", "data": {"channel": "public-x"}})),
+            // Failed authorizations cost strikes (a forged token costs CPU to check).
+            ("forged subscribe", json!({"event": "pusher:subscribe", "data": {"channel": "private-y", "auth": format!("{APP_KEY}:forged")}})),
             ("unsubscribe", json!({"event": "pusher:unsubscribe", "data": {"channel": "public-x"}})),
             ("signin", json!({"event": "pusher:signin", "data": {"auth": "k:bad", "user_data": "{\"id\":\"u\"}"}})),
             ("client event", json!({"event": "client-x", "channel": "private-flood", "data": {}})),

@@ -600,3 +600,39 @@ fn the_redis_password_is_not_logged() {
     assert!(!all.contains("hunter2"), "{all}");
     assert!(all.contains("user:***@127.0.0.1:1"), "{all}");
 }
+
+/// Item 9: the presence cap counts members on every node.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_presence_cap_is_cluster_wide() {
+    let Some(redis) = redis() else { return };
+    let dir = TempDir::new("cluster-presence-cap");
+    let start = |name: &str| {
+        let root = dir.0.join(name);
+        std::fs::create_dir_all(&root).unwrap();
+        Server::start_in(&root, &format!("cluster = \"{}\"", redis.url()), "max_presence_members = 2", &[("RUST_LOG", "info")])
+    };
+    let (a, b) = (start("a"), start("b"));
+    let channel = "presence-capped";
+    let mut ann = a.client().await;
+    ann.join(channel, Some(&presence("ann"))).await;
+    let mut bob = b.client().await;
+    bob.join(channel, Some(&presence("bob"))).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    for server in [&a, &b] {
+        let mut cy = server.client().await;
+        let auth = sealcast_core::protocol::auth::channel_auth(
+            common::APP_KEY,
+            common::APP_SECRET,
+            &cy.socket_id,
+            channel,
+            Some(&presence("cy")),
+        );
+        cy.subscribe(channel, Some(&auth), Some(&presence("cy"))).await;
+        let reply = cy.expect_event_any(&["pusher_internal:subscription_succeeded", "pusher:subscription_error"]).await;
+        assert_eq!(reply["event"], "pusher:subscription_error", "a third member was let in: {reply}");
+        assert_eq!(reply["data"]["type"], "LimitReached");
+    }
+    // A second connection of a member already in counts as that member.
+    let mut ann_again = b.client().await;
+    ann_again.join(channel, Some(&presence("ann"))).await;
+}
