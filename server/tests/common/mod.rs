@@ -83,7 +83,10 @@ impl Server {
             format!("{top}\n[[apps]]\nid = \"{APP_ID}\"\nkey = \"{APP_KEY}\"\nsecret = \"{APP_SECRET}\"\n{app_extra}\n"),
         )
         .unwrap();
-        let mut child = Command::new(env!("CARGO_BIN_EXE_sealcast"))
+        // SEALCAST_TEST_BIN runs the suite against another build (e.g. to
+        // see a regression test fail on the build before the fix).
+        let bin = std::env::var("SEALCAST_TEST_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_sealcast").into());
+        let mut child = Command::new(bin)
             .args(["serve", "--port", &port.to_string(), "--config"])
             .arg(&config)
             .arg("--data-dir")
