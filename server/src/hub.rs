@@ -11,19 +11,23 @@
 //! through the [`Broker`]; what other nodes forward arrives in
 //! [`App::on_bus`]. Presence rosters are the union of this node's members
 //! and the replica of the other nodes' (`remote`), so `member_added` /
-//! `member_removed` fire when a user appears or disappears cluster-wide.
+//! `member_removed` fire when a user appears or disappears cluster-wide;
+//! [`App::reconcile_remote`] repairs the replica from Redis when a message
+//! was lost. Publishes are refused (`BusBusy`) before any local delivery
+//! when the bus cannot take them.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard};
+
+use bytes::Bytes;
+use sealcast_core::protocol::{ChannelKind, ChannelName, PresenceMember, codes, server as frames};
+use serde_json::value::RawValue;
 
 use crate::cluster::{Broker, BusBusy, BusMessage, NodeEntries};
 use crate::config::AppConfig;
 use crate::jwt::TokenVerifier;
 use crate::metrics::Metrics;
 use crate::webhooks::{HookEvent, Webhooks};
-use bytes::Bytes;
-use sealcast_core::protocol::{ChannelKind, ChannelName, PresenceMember, codes, server as frames};
-use serde_json::value::RawValue;
 
 pub use crate::outbound::{CloseRequest, ConnHandle};
 
