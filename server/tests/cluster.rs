@@ -609,7 +609,12 @@ async fn the_presence_cap_is_cluster_wide() {
     let start = |name: &str| {
         let root = dir.0.join(name);
         std::fs::create_dir_all(&root).unwrap();
-        Server::start_in(&root, &format!("cluster = \"{}\"", redis.url()), "max_presence_members = 2", &[("RUST_LOG", "info")])
+        Server::start_in(
+            &root,
+            &format!("cluster = \"{}\"", redis.url()),
+            "max_presence_members = 2",
+            &[("RUST_LOG", "info")],
+        )
     };
     let (a, b) = (start("a"), start("b"));
     let channel = "presence-capped";
@@ -628,7 +633,9 @@ async fn the_presence_cap_is_cluster_wide() {
             Some(&presence("cy")),
         );
         cy.subscribe(channel, Some(&auth), Some(&presence("cy"))).await;
-        let reply = cy.expect_event_any(&["pusher_internal:subscription_succeeded", "pusher:subscription_error"]).await;
+        let reply = cy
+            .expect_event_any(&["pusher_internal:subscription_succeeded", "pusher:subscription_error"])
+            .await;
         assert_eq!(reply["event"], "pusher:subscription_error", "a third member was let in: {reply}");
         assert_eq!(reply["data"]["type"], "LimitReached");
     }

@@ -85,7 +85,8 @@ impl Server {
         .unwrap();
         // SEALCAST_TEST_BIN runs the suite against another build (e.g. to
         // see a regression test fail on the build before the fix).
-        let bin = std::env::var("SEALCAST_TEST_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_sealcast").into());
+        let bin =
+            std::env::var("SEALCAST_TEST_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_sealcast").into());
         let mut child = Command::new(bin)
             .args(["serve", "--port", &port.to_string(), "--config"])
             .arg(&config)
