@@ -19,6 +19,7 @@ pub mod memory;
 pub mod metrics;
 pub mod node;
 pub mod outbound;
+pub mod registry;
 pub mod server;
 pub mod state;
 pub mod webhooks;

@@ -63,7 +63,8 @@ async fn reap(state: Arc<ServerState>, broker: Arc<RedisBroker>) {
                 if !alive {
                     tracing::info!(%node, app = %app.config.id, "node gone: removing its presence");
                     let entries = app.node_gone(node, &state.metrics);
-                    if let Err(err) = broker.forget(&app.config.id, node, &entries).await {
+                    let (members, channels) = (&entries.members, &entries.channels);
+                    if let Err(err) = broker.forget(&app.config.id, node, members, channels).await {
                         tracing::warn!(error = %err, "could not delete a dead node's presence");
                     }
                 }

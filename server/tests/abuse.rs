@@ -5,9 +5,11 @@
 //! Each test starts a server with a victim app beside the attacked one.
 //! The victim sends client events between two of its connections at a
 //! steady rate; its p99 delivery latency during the attack must stay
-//! within 2× of its baseline measured just before, with a 2 ms floor: on
-//! loopback the baseline is a fraction of a millisecond, where scheduler
-//! noise on this 2-core machine alone exceeds 2×.
+//! within 2× of its baseline measured just before, with a 5 ms floor: on
+//! loopback the baseline is 0.5–4 ms from run to run of the same build
+//! (measured: scheduler noise on this 2-core machine, which the attacker's
+//! client shares), while the harms the limits prevent cost tens to
+//! hundreds of milliseconds (a 229 MiB join frame, SQLite held for 700 ms).
 
 mod common;
 
@@ -22,6 +24,10 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 const VICTIM: &str = "\n[[apps]]\nid = \"victim\"\nkey = \"victim-key\"\nsecret = \"victim-secret\"\nclient_events_per_second = 1000\n";
+
+/// The tests of this file run one at a time: each measures a victim's
+/// latency, which another test's attack on the same 2 cores would skew.
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 /// Starts a server with the attacked app's `extra` config and the victim app.
 fn server(top: &str, extra: &str) -> Server {
@@ -57,7 +63,7 @@ impl Victim {
         Victim { from: pair.pop().unwrap(), to }
     }
 
-    /// p99 delivery latency of `count` events sent 10 ms apart.
+    /// p99 delivery latency of `count` events sent 5 ms apart.
     async fn p99(&mut self, count: usize) -> Duration {
         let mut latencies = Vec::with_capacity(count);
         for n in 0..count {
@@ -72,7 +78,7 @@ impl Victim {
                 }
             }
             latencies.push(sent.elapsed());
-            tokio::time::sleep(Duration::from_millis(10)).await;
+            tokio::time::sleep(Duration::from_millis(5)).await;
         }
         latencies.sort();
         latencies[(count * 99 / 100).min(count - 1)]
@@ -86,12 +92,12 @@ async fn under_attack<T: Send + 'static>(
     victim: &mut Victim,
     attack: impl std::future::Future<Output = T> + Send + 'static,
 ) -> T {
-    let baseline = victim.p99(100).await;
+    let baseline = victim.p99(200).await;
     let attack = tokio::spawn(attack);
     // Let the attack get going.
     tokio::time::sleep(Duration::from_millis(200)).await;
-    let during = victim.p99(150).await;
-    let bound = (baseline * 2).max(Duration::from_millis(2));
+    let during = victim.p99(200).await;
+    let bound = (baseline * 2).max(Duration::from_millis(5));
     println!("{name}: victim p99 baseline {baseline:?}, during the attack {during:?} (bound {bound:?})");
     let result = attack.await.expect("attack task");
     assert!(during <= bound, "{name}: victim p99 {during:?} over {bound:?} (baseline {baseline:?})");
@@ -216,6 +222,7 @@ fn rss_kb(server: &Server) -> u64 {
 /// with 1009 from a frame header, before its payload is buffered.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fragmented_messages_are_bounded_in_total() {
+    let _serial = SERIAL.lock().await;
     let server = server("", "");
     let mut victim = Victim::connect(&server).await;
     let port = server.port;
@@ -249,6 +256,7 @@ async fn fragmented_messages_are_bounded_in_total() {
 /// Item 9: RFC 6455 violations close with their codes.
 #[tokio::test]
 async fn protocol_violations_close_with_their_codes() {
+    let _serial = SERIAL.lock().await;
     let server = server("", "");
     let cases: Vec<(&str, Vec<u8>, u16)> = vec![
         ("unmasked frame", frame(true, 0x1, b"{\"event\":\"pusher:ping\"}", false), 1002),
@@ -312,6 +320,7 @@ async fn flood(client: &mut Client, frame: &Value, count: usize) -> (usize, Opti
 /// that keeps going is closed with 4301.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_frame_kind_is_rate_limited() {
+    let _serial = SERIAL.lock().await;
     let server = server("", "enable_client_messages = true\n");
     let mut victim = Victim::connect(&server).await;
     let port = server.port;
@@ -356,6 +365,7 @@ async fn every_frame_kind_is_rate_limited() {
 /// Malformed frames: one log line per window, not one per frame.
 #[tokio::test]
 async fn malformed_floods_are_logged_in_aggregate() {
+    let _serial = SERIAL.lock().await;
     let server = server("", "");
     for _ in 0..10 {
         let mut client = server.client().await;
@@ -369,6 +379,7 @@ async fn malformed_floods_are_logged_in_aggregate() {
 /// Item 7: subscriptions per connection and channels per app are capped.
 #[tokio::test]
 async fn subscriptions_and_channels_are_capped() {
+    let _serial = SERIAL.lock().await;
     let server = server("", "max_subscriptions_per_connection = 50\nmax_channels = 80\n");
     let mut first = server.client().await;
     let mut refused = 0;
@@ -409,6 +420,7 @@ async fn subscriptions_and_channels_are_capped() {
 /// server's memory stays bounded.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn joins_are_paged_by_bytes_and_non_readers_are_closed() {
+    let _serial = SERIAL.lock().await;
     let server = server("", "doc_ops_per_second = 1000\n");
     let doc = "private-doc-big";
     let mut author = server.client().await;
@@ -475,6 +487,7 @@ async fn joins_are_paged_by_bytes_and_non_readers_are_closed() {
 /// refuses sockets beyond it without hurting the victim.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn http_has_timeouts_and_checks_before_reading() {
+    let _serial = SERIAL.lock().await;
     let server = server("http_header_timeout = 1\nhttp_body_timeout = 1\nmax_connections = 100\n", "");
     let mut victim = Victim::connect(&server).await;
     let port = server.port;

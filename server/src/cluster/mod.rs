@@ -78,16 +78,6 @@ pub struct RoutedMessage {
     pub message: BusMessage,
 }
 
-/// What a dead node left behind in one app: its presence (channel, user)
-/// entries and the channels it had subscribers in.
-#[derive(Debug, Default)]
-pub struct NodeEntries {
-    /// (channel, user) presence entries.
-    pub members: Vec<(String, String)>,
-    /// Channels with a subscription count.
-    pub channels: Vec<String>,
-}
-
 /// Why the bus did not take a message: the caller refuses the request
 /// (HTTP 503, `pusher:error`) instead of answering and then dropping it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]

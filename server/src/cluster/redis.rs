@@ -26,7 +26,7 @@ use redis::{AsyncCommands, PushKind, Value};
 use tokio::sync::{Notify, mpsc};
 use tracing::{debug, warn};
 
-use super::{Broker, BusBusy, BusMessage, NodeEntries, RoutedMessage, new_node_id};
+use super::{Broker, BusBusy, BusMessage, RoutedMessage, new_node_id};
 use crate::warn_throttled;
 
 /// How often a node refreshes its heartbeat key.
@@ -357,15 +357,22 @@ impl RedisBroker {
         pipe.query_async::<()>(&mut conn).await.map_err(|e| e.to_string())
     }
 
-    /// Deletes a dead node's presence entries and subscription counts.
-    pub async fn forget(&self, app: &str, node: &str, gone: &NodeEntries) -> Result<(), String> {
+    /// Deletes a dead node's presence entries (channel, user) and
+    /// subscription counts (channels).
+    pub async fn forget(
+        &self,
+        app: &str,
+        node: &str,
+        members: &[(String, String)],
+        channels: &[String],
+    ) -> Result<(), String> {
         let mut conn = self.commands.clone();
-        for (channel, user) in &gone.members {
+        for (channel, user) in members {
             conn.hdel::<_, _, ()>(presence_key(app, channel), format!("{node}|{user}"))
                 .await
                 .map_err(|e| e.to_string())?;
         }
-        for channel in &gone.channels {
+        for channel in channels {
             conn.hdel::<_, _, ()>(occupancy_key(app, channel), node).await.map_err(|e| e.to_string())?;
         }
         Ok(())

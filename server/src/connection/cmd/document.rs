@@ -128,9 +128,18 @@ impl Session {
     }
 
     async fn doc_join(&mut self, join: Join, name: &str, id: DocId) {
-        match self.state.sequencer.join(id, join.since, join.op_id, join.snapshot).await {
-            Ok(state) => self.send(doc_frames::state(name, &state)),
-            Err(err) => self.doc_store_error(name, &err, None),
+        let state = match self.state.sequencer.join(id, join.since, join.op_id, join.snapshot).await {
+            Ok(state) => state,
+            Err(err) => return self.doc_store_error(name, &err, None),
+        };
+        // A page is up to a megabyte of JSON: encoded on the blocking pool,
+        // not on a runtime worker other connections are waiting for.
+        let channel = name.to_owned();
+        match tokio::task::spawn_blocking(move || doc_frames::state(&channel, &state)).await {
+            Ok(frame) => self.send(frame),
+            Err(err) => {
+                self.doc_error(name, "storage", &format!("encoding the join answer failed: {err}"), None)
+            }
         }
     }
 
