@@ -91,17 +91,18 @@ pub fn ot_apply(data: &[u8]) {
 /// a rejoin, 6 an edit `x` at version `a`, 7 time passing by `a` ms.
 /// Errors and divergence are expected; panics are bugs.
 pub fn doc_client(data: &[u8]) {
-    use crate::doc::{CURSOR_EVENT, DocClient, DocConfig, payload};
+    use crate::doc::{DocClient, DocConfig, payload};
     use crate::ot::Delta;
+    use crate::protocol::doc as wire;
     use serde_json::json;
     const EVENTS: [&str; 7] = [
-        "sealcast_internal:doc-state",
-        "sealcast_internal:doc-op",
-        "sealcast_internal:doc-ack",
-        "sealcast_internal:doc-digest",
-        "sealcast_internal:doc-error",
-        "sealcast_internal:doc-snapshot-stored",
-        CURSOR_EVENT,
+        wire::STATE,
+        wire::OP,
+        wire::ACK,
+        wire::DIGEST_RELAYED,
+        wire::ERROR,
+        wire::SNAPSHOT_STORED,
+        wire::CURSOR,
     ];
     let Ok(Value::Array(steps)) = serde_json::from_slice::<Value>(data) else { return };
     let config = DocConfig { snapshot_every: 3, digest_every: 2 };
@@ -128,7 +129,7 @@ pub fn doc_client(data: &[u8]) {
             1 => {
                 let Some(frame) = std::iter::from_fn(|| client.poll_frame())
                     .filter_map(|f| serde_json::from_str::<Value>(&f).ok())
-                    .filter(|f| f["event"] == "sealcast:doc-submit")
+                    .filter(|f| f["event"] == wire::SUBMIT)
                     .last()
                 else {
                     continue;

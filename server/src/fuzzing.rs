@@ -3,10 +3,10 @@
 
 use std::time::{Duration, Instant};
 
+use sealcast_core::protocol::doc::DocRequest;
 use sealcast_core::protocol::{ChannelName, ClientFrame, PresenceMember, SigninData, SubscribeData};
 
 use crate::config::AppConfig;
-use crate::connection::cmd::document::DocRequest;
 use crate::connection::limits::{FrameKind, FrameLimits};
 use crate::connection::reader::{Message, MessageReader};
 use crate::jwt::{JwtKeyConfig, TokenVerifier};
@@ -59,7 +59,7 @@ fn command(message: Message, limits: &mut FrameLimits, now: Instant) {
             let _ = frame.data_as::<SigninData>();
         }
         FrameKind::DocJoin | FrameKind::DocSubmit | FrameKind::DocDigest | FrameKind::DocSnapshot => {
-            let _ = DocRequest::parse(kind, &frame);
+            let _ = DocRequest::parse(&frame);
         }
         _ => {}
     }

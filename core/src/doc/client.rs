@@ -15,7 +15,6 @@
 use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::time::{Duration, Instant};
 
-use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::payload::{self, PayloadError};
@@ -23,6 +22,7 @@ use super::versions::{VersionError, ViewVersions};
 use crate::crypto::{CryptoError, Key, KeyRing};
 use crate::ot::Delta;
 use crate::ot::session::{DocEvent as SessionEvent, DocSession, Integrated, SessionError};
+use crate::protocol::doc::{self, DocProtocolError, DocReply, DocRequest};
 
 /// Own and reported digests remembered, per direction.
 const DIGESTS_KEPT: usize = 64;
@@ -38,7 +38,7 @@ pub const RETRY_FIRST: Duration = Duration::from_millis(100);
 /// Longest wait between resubmissions.
 pub const RETRY_MAX: Duration = Duration::from_secs(5);
 /// Presence client event carrying sealed cursors.
-pub const CURSOR_EVENT: &str = "client-sealcast-cursor";
+pub const CURSOR_EVENT: &str = doc::CURSOR;
 
 /// Tuning of a [`DocClient`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -198,36 +198,9 @@ pub enum DocClientError {
     Malformed(&'static str),
 }
 
-#[derive(Debug, Clone, Deserialize)]
-struct WireOp {
-    seq: u64,
-    base: u64,
-    op_id: String,
-    payload: String,
-    /// The author, when the server knows it (presence channels, signed-in
-    /// connections).
-    #[serde(default)]
-    user_id: Option<String>,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-struct WireSnapshot {
-    seq: u64,
-    payload: String,
-    key_hint: Option<String>,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-struct WireState {
-    head: u64,
-    snapshot: Option<WireSnapshot>,
-    /// Every snapshot the server keeps, newest first.
-    #[serde(default)]
-    snapshots: Vec<u64>,
-    ops: Vec<WireOp>,
-    #[serde(default)]
-    op_seq: Option<u64>,
-}
+/// The wire messages this client reads (`protocol::doc`).
+type WireOp = doc::SequencedOp;
+type WireState = doc::JoinState;
 
 /// A server message waiting to be processed (in order).
 #[derive(Debug, Clone)]
@@ -332,10 +305,9 @@ impl DocClient {
         if config.snapshot_every == 0 || config.digest_every == 0 {
             return Err(DocClientError::Malformed("snapshot_every and digest_every must be positive"));
         }
-        let kind = if presence { "presence" } else { "private" };
         Ok(DocClient {
             doc_id: doc_id.to_owned(),
-            channel: format!("{kind}-doc-{doc_id}"),
+            channel: doc::channel_for(doc_id, presence),
             config,
             ring,
             kid: kid.to_owned(),
@@ -514,7 +486,9 @@ impl DocClient {
     pub fn cursor(&mut self, index: usize, length: usize) -> Result<(), DocClientError> {
         let seq = self.session.as_ref().ok_or(DocClientError::NotReady)?.seq();
         let envelope = payload::seal_cursor(&mut self.ring, &self.kid, &self.doc_id, seq, index, length)?;
-        self.push_frame(CURSOR_EVENT, json!({"seq": seq, "cursor": envelope}));
+        let cursor =
+            json!({"event": doc::CURSOR, "channel": self.channel, "data": {"seq": seq, "cursor": envelope}});
+        self.frames.push_back(cursor.to_string());
         Ok(())
     }
 
@@ -535,36 +509,33 @@ impl DocClient {
         user_id: Option<&str>,
         now: Instant,
     ) -> Result<(), DocClientError> {
-        let malformed = || DocClientError::Malformed("unexpected data for a document event");
-        let field = |name: &str| data.get(name).and_then(Value::as_u64).ok_or_else(malformed);
         let incoming = match event {
-            "sealcast_internal:doc-state" => {
-                Incoming::State(WireState::deserialize(data).map_err(|_| malformed())?)
+            doc::CURSOR => {
+                let malformed = || DocClientError::Malformed("cursor data is {seq, cursor}");
+                Incoming::Cursor {
+                    user_id: user_id.map(str::to_owned),
+                    seq: data.get("seq").and_then(Value::as_u64).ok_or_else(malformed)?,
+                    envelope: data.get("cursor").cloned().ok_or_else(malformed)?,
+                }
             }
-            "sealcast_internal:doc-op" => Incoming::Op(WireOp::deserialize(data).map_err(|_| malformed())?),
-            "sealcast_internal:doc-ack" => Incoming::Ack {
-                op_id: data.get("op_id").and_then(Value::as_str).ok_or_else(malformed)?.to_owned(),
-                seq: field("seq")?,
+            _ => match DocReply::parse(event, data) {
+                Err(DocProtocolError::NotDocument) => return Ok(()),
+                Err(DocProtocolError::Shape(message)) => return Err(DocClientError::Malformed(message)),
+                Ok(DocReply::State(state)) => Incoming::State(state),
+                Ok(DocReply::Op(op)) => Incoming::Op(op),
+                Ok(DocReply::Ack(ack)) => Incoming::Ack { op_id: ack.op_id, seq: ack.seq },
+                Ok(DocReply::Digest(digest)) => {
+                    Incoming::Digest { seq: digest.seq, kv: digest.kv, digest: digest.digest }
+                }
+                Ok(DocReply::SnapshotStored(_)) => {
+                    self.snapshot_retry = false;
+                    return Ok(());
+                }
+                Ok(DocReply::Error(error)) => {
+                    self.handle_error(&error, now);
+                    return Ok(());
+                }
             },
-            "sealcast_internal:doc-digest" => Incoming::Digest {
-                seq: field("seq")?,
-                kv: u32::try_from(field("kv")?).map_err(|_| malformed())?,
-                digest: data.get("digest").and_then(Value::as_str).ok_or_else(malformed)?.to_owned(),
-            },
-            "sealcast_internal:doc-snapshot-stored" => {
-                self.snapshot_retry = false;
-                return Ok(());
-            }
-            "sealcast_internal:doc-error" => {
-                self.handle_error(data, now);
-                return Ok(());
-            }
-            CURSOR_EVENT => Incoming::Cursor {
-                user_id: user_id.map(str::to_owned),
-                seq: field("seq")?,
-                envelope: data.get("cursor").cloned().ok_or_else(malformed)?,
-            },
-            _ => return Ok(()),
         };
         if self.phase == Phase::Diverged {
             return Ok(());
@@ -608,29 +579,16 @@ impl DocClient {
     /// A join, from the kept snapshot at `snapshot` when given.
     fn send_join_from(&mut self, since: Option<u64>, snapshot: Option<u64>) {
         self.phase = Phase::Joining { since };
-        let mut data = json!({});
-        if let Some(since) = since {
-            data["since"] = json!(since);
-        }
-        if let Some(snapshot) = snapshot {
-            data["snapshot"] = json!(snapshot);
-        }
         // Ask whether our in-flight op was sequenced, in case the history
         // after `since` is gone.
-        if let Some(op_id) = self.session.as_ref().and_then(DocSession::in_flight_id) {
-            data["op_id"] = json!(self.op_id(op_id));
-        }
-        self.push_frame("sealcast:doc-join", data);
+        let op_id = self.in_flight_op_id();
+        self.push_request(DocRequest::Join(doc::Join { since, op_id, snapshot }));
     }
 
-    fn handle_error(&mut self, data: &Value, now: Instant) {
-        let text = |name| data.get(name).and_then(Value::as_str).unwrap_or_default().to_owned();
-        let (code, message) = (text("code"), text("message"));
+    fn handle_error(&mut self, error: &doc::DocError, now: Instant) {
+        let (code, message) = (error.code.clone(), error.message.clone());
         let ours = self.phase == Phase::Ready
-            && data
-                .get("op_id")
-                .and_then(Value::as_str)
-                .is_some_and(|id| self.in_flight_op_id().as_deref() == Some(id));
+            && error.op_id.as_deref().is_some_and(|id| self.in_flight_op_id().as_deref() == Some(id));
         let mut retry_in = None;
         match code.as_str() {
             // Our op's base fell behind the floor: catch up, then resend.
@@ -646,7 +604,7 @@ impl DocClient {
                 self.snapshot_retry = true;
                 return;
             }
-            "rate_limited" if self.phase == Phase::Ready && !ours && data["op_id"].is_null() => {
+            "rate_limited" if self.phase == Phase::Ready && !ours && error.op_id.is_none() => {
                 self.snapshot_retry = true;
                 return;
             }
@@ -658,7 +616,7 @@ impl DocClient {
             // someone else's (our ids are unguessable, so only a bug or a
             // leak): then ours was never sequenced and goes under a fresh id.
             "conflict" if ours => {
-                let op_id = data.get("op_id").and_then(Value::as_str).map(str::to_owned);
+                let op_id = error.op_id.clone();
                 if self.conflicted.is_some() && self.conflicted == op_id {
                     self.conflicted = None;
                     if let Some(session) = &mut self.session {
@@ -976,7 +934,7 @@ impl DocClient {
         {
             let digest = payload::digest(key, &self.doc_id, seq, session.canonical());
             if authored && self.phase == Phase::Ready {
-                self.push_frame("sealcast:doc-digest", json!({"seq": seq, "kv": kv, "digest": digest}));
+                self.push_request(DocRequest::Digest(doc::Digest { seq, kv, digest: digest.clone() }));
             }
             remember(&mut self.own_digests, seq, (kv, digest));
             if let Some((their_kv, theirs)) = self.their_digests.remove(&seq) {
@@ -993,10 +951,7 @@ impl DocClient {
                 payload::seal_snapshot(&mut self.ring, &self.kid, &self.doc_id, seq, session.canonical())
                     .map_err(|e| Failure::Diverge(DivergeReason::CannotSeal(e.to_string())))?;
             let key_hint = self.key_hint.clone();
-            self.push_frame(
-                "sealcast:doc-snapshot",
-                json!({"seq": seq, "payload": sealed, "key_hint": key_hint}),
-            );
+            self.push_request(DocRequest::Snapshot(doc::SnapshotUpload { seq, payload: sealed, key_hint }));
         }
         Ok(())
     }
@@ -1079,11 +1034,10 @@ impl DocClient {
                 &op_id,
                 &submission.op,
             ) {
-                Ok(sealed) => self.frames.push_back(frame(
-                    &self.channel,
-                    "sealcast:doc-submit",
-                    json!({"base": submission.base, "op_id": op_id, "payload": sealed}),
-                )),
+                Ok(sealed) => {
+                    let submit = doc::Submit { base: submission.base, op_id, payload: sealed };
+                    self.push_request(DocRequest::Submit(submit));
+                }
                 Err(err) => return self.diverge(DivergeReason::CannotSeal(err.to_string())),
             }
         }
@@ -1102,13 +1056,9 @@ impl DocClient {
         format!("{}-{tag}", self.op_id_prefix)
     }
 
-    fn push_frame(&mut self, event: &str, data: Value) {
-        self.frames.push_back(frame(&self.channel, event, data));
+    fn push_request(&mut self, request: DocRequest) {
+        self.frames.push_back(request.encode(&self.channel));
     }
-}
-
-fn frame(channel: &str, event: &str, data: Value) -> String {
-    json!({"event": event, "channel": channel, "data": data}).to_string()
 }
 
 /// Keeps at most [`DIGESTS_KEPT`] entries, dropping the oldest.

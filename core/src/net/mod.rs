@@ -30,6 +30,7 @@ use crate::client::{
 use crate::crypto::{CryptoError, Key, KeyRing, Scope};
 use crate::doc::{CURSOR_EVENT, DocClient, DocClientError, DocClientEvent, DocConfig};
 use crate::ot::Delta;
+use crate::protocol::doc::{DocReply, doc_id_of};
 
 /// The event carrying sealed presence state ([`Client::send_presence_state`]).
 pub const PRESENCE_STATE_EVENT: &str = "client-presence-state";
@@ -416,7 +417,7 @@ impl Client {
     /// Closes a document and leaves its channel.
     pub fn close_document(&self, doc_id: &str) {
         self.with_session(|inner| {
-            let channel = inner.docs.keys().find(|c| doc_channel_id(c) == Some(doc_id)).cloned();
+            let channel = inner.docs.keys().find(|c| doc_id_of(c) == Some(doc_id)).cloned();
             if let Some(channel) = channel {
                 inner.docs.remove(&channel);
                 inner.session.unsubscribe(&channel);
@@ -434,7 +435,7 @@ impl Client {
             let channel = inner
                 .docs
                 .keys()
-                .find(|c| doc_channel_id(c) == Some(doc_id))
+                .find(|c| doc_id_of(c) == Some(doc_id))
                 .cloned()
                 .ok_or_else(|| NetError::NoDocument(doc_id.to_owned()))?;
             let doc = inner.docs.get_mut(&channel).expect("found above");
@@ -524,11 +525,6 @@ impl Drop for Client {
 fn current_key(ring: &KeyRing, kid: &str) -> Option<(u32, Key)> {
     let kv = ring.current_version(kid)?;
     Some((kv, Key::from_bytes(ring.get(kid, kv)?.expose_secret())))
-}
-
-/// `doc-id` of `private-doc-doc-id` / `presence-doc-doc-id`.
-fn doc_channel_id(channel: &str) -> Option<&str> {
-    channel.strip_prefix("private-doc-").or_else(|| channel.strip_prefix("presence-doc-"))
 }
 
 /// Sends a document's frames while its channel is subscribed; otherwise
@@ -716,7 +712,7 @@ impl Driver {
             ClientEvent::Error { code, message } => self.shared.emit(Event::Error { code, message }),
             ClientEvent::Message { channel, event, data, user_id } => {
                 let is_doc = channel.as_ref().is_some_and(|c| self.shared.lock().docs.contains_key(c))
-                    && (event.starts_with("sealcast_internal:doc-") || event == CURSOR_EVENT);
+                    && (DocReply::is_reply_event(&event) || event == CURSOR_EVENT);
                 if is_doc {
                     let channel = channel.expect("checked above");
                     self.document_event(&channel, &event, &data, user_id.as_deref()).await;
@@ -789,7 +785,7 @@ impl Driver {
 
     /// Delivers a document's events, answering key requests on the way.
     async fn drain_document(&mut self, channel: &str) {
-        let doc_id = doc_channel_id(channel).unwrap_or_default().to_owned();
+        let doc_id = doc_id_of(channel).unwrap_or_default().to_owned();
         loop {
             let next = {
                 let mut inner = self.shared.lock();

@@ -3,7 +3,9 @@
 //! Owns channel names and their kinds ([`ChannelName`]), parsing client
 //! frames without touching event payloads ([`ClientFrame`]), encoding server
 //! frames ([`server`]), the HMAC-SHA256 channel and user authentication
-//! signatures ([`auth`]) and the protocol's error codes ([`codes`]). It leaves
+//! signatures ([`auth`]), the protocol's error codes ([`codes`]) and
+//! sealcast's document extension ([`doc`]: every document message, typed,
+//! both directions). It leaves
 //! sockets and state to the server and the client session. Event `data` is
 //! carried as raw JSON text end to end: the relay routes events without
 //! parsing their payloads. Reference: `docs/protocol.md`.
@@ -11,6 +13,7 @@
 pub mod auth;
 mod channel;
 pub mod codes;
+pub mod doc;
 mod frame;
 pub mod server;
 

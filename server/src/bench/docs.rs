@@ -13,16 +13,17 @@
 use std::time::{Duration, Instant};
 
 use clap::Args;
-use serde_json::{Value, json};
+use sealcast_core::crypto::{Key, KeyRing};
+use sealcast_core::doc::{DocClient, DocConfig, payload};
+use sealcast_core::ot::Delta;
+use sealcast_core::ot::session::DocSession;
+use sealcast_core::protocol::doc::{self, DocReply, DocRequest};
+use serde_json::Value;
 use tokio::task::JoinSet;
 
 use super::Target;
 use super::client::Subscriber;
 use crate::cli::CliError;
-use sealcast_core::crypto::{Key, KeyRing};
-use sealcast_core::doc::{DocClient, DocConfig, payload};
-use sealcast_core::ot::Delta;
-use sealcast_core::ot::session::DocSession;
 
 #[derive(Args)]
 pub struct SequencerArgs {
@@ -72,13 +73,18 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 }
 
 fn submit_frame(channel: &str, base: u64, op_id: &str, payload: &str) -> String {
-    json!({"event": "sealcast:doc-submit", "channel": channel, "data": {"base": base, "op_id": op_id, "payload": payload}})
-        .to_string()
+    DocRequest::Submit(doc::Submit { base, op_id: op_id.to_owned(), payload: payload.to_owned() })
+        .encode(channel)
 }
 
-/// The `data` of a document error, as a bench error.
-fn doc_error(frame: &Value) -> CliError {
-    CliError::Bench(format!("server refused a document event: {}", frame["data"]))
+/// A server frame as a document reply (`None`: any other frame).
+fn doc_reply(frame: &Value) -> Option<DocReply> {
+    DocReply::parse(frame["event"].as_str()?, &frame["data"]).ok()
+}
+
+/// A document error, as a bench error.
+fn doc_error(error: &doc::DocError) -> CliError {
+    CliError::Bench(format!("server refused a document event: {} ({})", error.code, error.message))
 }
 
 pub async fn sequencer(args: SequencerArgs) -> Result<(), CliError> {
@@ -95,7 +101,7 @@ pub async fn sequencer(args: SequencerArgs) -> Result<(), CliError> {
     let mut writers = Vec::new();
     for doc in 0..args.docs {
         for writer in 0..args.writers {
-            let channel = format!("private-doc-bench-{run}-{doc}");
+            let channel = doc::channel_for(&format!("bench-{run}-{doc}"), false);
             let mut client = Subscriber::connect(&args.target).await?;
             client.subscribe_private(&args.target, &channel).await?;
             writers.push((client, channel, writer));
@@ -118,16 +124,14 @@ pub async fn sequencer(args: SequencerArgs) -> Result<(), CliError> {
                 client.send(&submit_frame(&channel, base, &op_id, &payload)).await?;
                 loop {
                     let frame = client.next_json().await?;
-                    match frame["event"].as_str() {
-                        Some("sealcast_internal:doc-op") => {
-                            base = base.max(frame["data"]["seq"].as_u64().unwrap_or(0));
-                        }
-                        Some("sealcast_internal:doc-ack") if frame["data"]["op_id"] == op_id.as_str() => {
-                            base = base.max(frame["data"]["seq"].as_u64().unwrap_or(0));
+                    match doc_reply(&frame) {
+                        Some(DocReply::Op(op)) => base = base.max(op.seq),
+                        Some(DocReply::Ack(ack)) if ack.op_id == op_id => {
+                            base = base.max(ack.seq);
                             latencies.push(sent.elapsed().as_secs_f64() * 1e3);
                             break;
                         }
-                        Some("sealcast_internal:doc-error") => return Err(doc_error(&frame)),
+                        Some(DocReply::Error(error)) => return Err(doc_error(&error)),
                         _ => {}
                     }
                 }
@@ -203,10 +207,9 @@ async fn submit_batch(client: &mut Subscriber, frames: &[String]) -> Result<(), 
     }
     let mut acked = 0;
     while acked < frames.len() {
-        let frame = client.next_json().await?;
-        match frame["event"].as_str() {
-            Some("sealcast_internal:doc-ack") => acked += 1,
-            Some("sealcast_internal:doc-error") => return Err(doc_error(&frame)),
+        match doc_reply(&client.next_json().await?) {
+            Some(DocReply::Ack(_)) => acked += 1,
+            Some(DocReply::Error(error)) => return Err(doc_error(&error)),
             _ => {}
         }
     }
@@ -218,7 +221,7 @@ pub async fn join(args: JoinArgs) -> Result<(), CliError> {
         return Err(CliError::Bench("--ops 1–1000000, --tail below --ops, --joins ≥ 1".into()));
     }
     let doc_id = format!("bench-join-{}", run_id());
-    let channel = format!("private-doc-{doc_id}");
+    let channel = doc::channel_for(&doc_id, false);
     let mut ring = bench_ring();
     let mut author = Subscriber::connect(&args.target).await?;
     author.subscribe_private(&args.target, &channel).await?;
@@ -243,13 +246,12 @@ pub async fn join(args: JoinArgs) -> Result<(), CliError> {
         if seq == snapshot_at {
             let sealed = payload::seal_snapshot(&mut ring, KID, &doc_id, seq, session.canonical())
                 .map_err(|e| CliError::Bench(e.to_string()))?;
-            let frame = json!({"event": "sealcast:doc-snapshot", "channel": channel, "data": {"seq": seq, "payload": sealed}});
-            author.send(&frame.to_string()).await?;
+            let upload = DocRequest::Snapshot(doc::SnapshotUpload { seq, payload: sealed, key_hint: None });
+            author.send(&upload.encode(&channel)).await?;
             loop {
-                let frame = author.next_json().await?;
-                match frame["event"].as_str() {
-                    Some("sealcast_internal:doc-snapshot-stored") => break,
-                    Some("sealcast_internal:doc-error") => return Err(doc_error(&frame)),
+                match doc_reply(&author.next_json().await?) {
+                    Some(DocReply::SnapshotStored(_)) => break,
+                    Some(DocReply::Error(error)) => return Err(doc_error(&error)),
                     _ => {}
                 }
             }

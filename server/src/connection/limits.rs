@@ -12,6 +12,8 @@
 
 use std::time::{Duration, Instant};
 
+use sealcast_core::protocol::doc;
+
 use crate::config::AppConfig;
 
 /// The window strikes are counted over.
@@ -47,10 +49,10 @@ impl FrameKind {
             "pusher:subscribe" | "pusher:unsubscribe" => FrameKind::Subscribe,
             "pusher:signin" => FrameKind::Signin,
             "pusher:ping" => FrameKind::Ping,
-            "sealcast:doc-submit" => FrameKind::DocSubmit,
-            "sealcast:doc-join" => FrameKind::DocJoin,
-            "sealcast:doc-digest" => FrameKind::DocDigest,
-            "sealcast:doc-snapshot" => FrameKind::DocSnapshot,
+            doc::SUBMIT => FrameKind::DocSubmit,
+            doc::JOIN => FrameKind::DocJoin,
+            doc::DIGEST => FrameKind::DocDigest,
+            doc::SNAPSHOT => FrameKind::DocSnapshot,
             event if event.starts_with("client-") => FrameKind::ClientEvent,
             _ => FrameKind::Other,
         }

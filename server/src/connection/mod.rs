@@ -12,7 +12,7 @@
 //! shutdown). Event data is never parsed or logged here: client events are
 //! forwarded byte for byte.
 
-pub(crate) mod cmd;
+mod cmd;
 mod error;
 pub mod limits;
 pub mod reader;
@@ -247,7 +247,7 @@ impl Session {
             FrameKind::Signin => return self.signin(&frame, now),
             FrameKind::ClientEvent => self.client_event(&frame),
             FrameKind::DocSubmit | FrameKind::DocJoin | FrameKind::DocDigest | FrameKind::DocSnapshot => {
-                self.document(&frame, kind).await
+                self.document(&frame).await
             }
             FrameKind::Ping | FrameKind::Other => {
                 if frame.event != "pusher:pong" {

@@ -6,7 +6,6 @@
 //! implementation and the [`Sequencer`] that orders ops; the channel events
 //! are handled in `connection` (docs/protocol.md, "Documents").
 
-pub mod frames;
 mod redis_store;
 mod sequencer;
 mod sqlite;

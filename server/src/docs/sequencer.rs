@@ -10,10 +10,12 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
+use sealcast_core::protocol::doc;
+
 use super::{AppendOutcome, DocId, DocLimits, DocStore, Page, Snapshot, SqliteStore, StoreError, StoredOp};
 
 /// Most ops returned by one join (clients page with `since`).
-pub const JOIN_PAGE: usize = 1000;
+pub const JOIN_PAGE: usize = doc::JOIN_PAGE_OPS;
 
 /// Ops kept before the newest snapshot when compacting, so clients a
 /// little behind can still catch up with "since" instead of reloading.
@@ -43,6 +45,33 @@ pub struct JoinState {
     /// The sequence number of the op id the client asked about, if that
     /// op was sequenced (a client rejoining with an op in flight).
     pub op_seq: Option<u64>,
+}
+
+impl JoinState {
+    /// The wire form (`sealcast_internal:doc-state` data), by move.
+    pub fn into_wire(self) -> doc::JoinState {
+        doc::JoinState {
+            head: self.head,
+            snapshot: self.snapshot.map(|s| doc::StateSnapshot {
+                seq: s.seq,
+                payload: s.payload,
+                key_hint: s.key_hint,
+            }),
+            snapshots: self.snapshots,
+            ops: self
+                .ops
+                .into_iter()
+                .map(|op| doc::SequencedOp {
+                    seq: op.seq,
+                    base: op.base,
+                    op_id: op.op_id,
+                    payload: op.payload,
+                    user_id: None,
+                })
+                .collect(),
+            op_seq: self.op_seq,
+        }
+    }
 }
 
 impl std::fmt::Debug for Sequencer {

@@ -3,6 +3,6 @@
 //! `signin`, `client_event`, `document`.
 
 mod client_event;
-pub(crate) mod document;
+mod document;
 mod signin;
 mod subscribe;
