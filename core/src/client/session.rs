@@ -8,11 +8,13 @@
 use std::collections::{BTreeMap, VecDeque};
 use std::time::{Duration, Instant};
 
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use super::backoff::{Backoff, CloseClass};
 use super::presence::{Member, Roster};
-use crate::protocol::ChannelName;
+use crate::protocol::client::{CLIENT_EVENT_PREFIX, Command};
+use crate::protocol::event::ServerEvent;
+use crate::protocol::{ChannelName, SubscribeData, UnsubscribeData};
 
 /// Tuning of a [`ClientSession`].
 #[derive(Debug, Clone)]
@@ -334,32 +336,27 @@ impl ClientSession {
     pub fn on_frame(&mut self, text: &str, now: Instant) {
         self.last_received = Some(now);
         self.ping_sent = None;
-        let Ok(frame) = serde_json::from_str::<Value>(text) else {
-            return self.events.push_back(ClientEvent::Error {
-                code: None,
-                message: "the server sent a frame that is not JSON".into(),
-            });
-        };
-        let event = frame.get("event").and_then(Value::as_str).unwrap_or_default().to_owned();
-        let channel = frame.get("channel").and_then(Value::as_str).map(str::to_owned);
-        let data = parse_data(frame.get("data"));
-        match (event.as_str(), channel) {
-            ("pusher:connection_established", _) => self.established(&data),
-            ("pusher:ping", _) => self.send(json!({"event": "pusher:pong", "data": {}})),
-            ("pusher:pong", _) => {}
-            ("pusher:error", _) => {
-                let code = data.get("code").and_then(Value::as_u64).and_then(|c| u16::try_from(c).ok());
-                let message = data.get("message").and_then(Value::as_str).unwrap_or_default().to_owned();
-                self.events.push_back(ClientEvent::Error { code, message });
+        let event = match ServerEvent::parse(text) {
+            Ok(event) => event,
+            Err(err) => {
+                return self.events.push_back(ClientEvent::Error { code: None, message: err.to_string() });
             }
-            ("pusher_internal:subscription_succeeded", Some(channel)) => self.subscribed(channel, &data),
-            ("pusher:subscription_error", Some(channel)) => {
+        };
+        match event {
+            ServerEvent::Established { socket_id, activity_timeout } => {
+                self.established(socket_id, activity_timeout)
+            }
+            ServerEvent::Ping => self.send(Command::Pong),
+            ServerEvent::Pong => {}
+            ServerEvent::Error { code, message } => {
+                self.events.push_back(ClientEvent::Error { code, message })
+            }
+            ServerEvent::SubscriptionSucceeded { channel, data } => self.subscribed(channel, &data),
+            ServerEvent::SubscriptionError { channel, status, message } => {
                 self.subscriptions.remove(&channel);
-                let status = data.get("status").and_then(Value::as_u64).and_then(|s| u16::try_from(s).ok());
-                let message = data.get("error").and_then(Value::as_str).unwrap_or("refused").to_owned();
                 self.events.push_back(ClientEvent::SubscriptionFailed { channel, status, message });
             }
-            ("pusher_internal:member_added", Some(channel)) => {
+            ServerEvent::MemberAdded { channel, data } => {
                 if let Some(member) = Member::from_json(&data)
                     && let Some(roster) = self.rosters.get_mut(&channel)
                     && roster.add(member.clone())
@@ -367,14 +364,12 @@ impl ClientSession {
                     self.events.push_back(ClientEvent::MemberAdded { channel, member });
                 }
             }
-            ("pusher_internal:member_removed", Some(channel)) => {
-                let user_id = data.get("user_id").and_then(Value::as_str).unwrap_or_default();
-                if let Some(member) = self.rosters.get_mut(&channel).and_then(|r| r.remove(user_id)) {
+            ServerEvent::MemberRemoved { channel, user_id } => {
+                if let Some(member) = self.rosters.get_mut(&channel).and_then(|r| r.remove(&user_id)) {
                     self.events.push_back(ClientEvent::MemberRemoved { channel, member });
                 }
             }
-            (_, channel) => {
-                let user_id = frame.get("user_id").and_then(Value::as_str).map(str::to_owned);
+            ServerEvent::Message { event, channel, data, user_id } => {
                 self.events.push_back(ClientEvent::Message { channel, event, data, user_id });
             }
         }
@@ -396,7 +391,7 @@ impl ClientSession {
     /// Leaves `channel`.
     pub fn unsubscribe(&mut self, channel: &str) {
         if self.subscriptions.remove(channel).is_some() && self.link == Link::Connected {
-            self.send(json!({"event": "pusher:unsubscribe", "data": {"channel": channel}}));
+            self.send(Command::Unsubscribe(UnsubscribeData { channel: channel.to_owned() }));
         }
         self.rosters.remove(channel);
     }
@@ -419,12 +414,13 @@ impl ClientSession {
                 {
                     self.me.insert(channel.to_owned(), user_id);
                 }
-                let mut data = json!({"channel": channel, "auth": auth.auth});
-                if let Some(channel_data) = auth.channel_data {
-                    data["channel_data"] = Value::String(channel_data);
-                }
+                let data = SubscribeData {
+                    channel: channel.to_owned(),
+                    auth: Some(auth.auth),
+                    channel_data: auth.channel_data,
+                };
                 self.subscriptions.insert(channel.to_owned(), SubState::Subscribing);
-                self.send(json!({"event": "pusher:subscribe", "data": data}));
+                self.send(Command::Subscribe(data));
             }
             Err(message) => {
                 self.subscriptions.remove(channel);
@@ -439,11 +435,16 @@ impl ClientSession {
 
     /// Sends a `client-` event on a subscribed private or presence channel.
     pub fn trigger(&mut self, channel: &str, event: &str, data: Value) -> Result<(), ClientError> {
-        if !event.starts_with("client-") {
+        if !event.starts_with(CLIENT_EVENT_PREFIX) {
             return Err(ClientError::Invalid(format!("client event names start with client-: {event}")));
         }
-        if !(channel.starts_with("private-") || channel.starts_with("presence-")) {
-            return Err(ClientError::Invalid("client events need a private or presence channel".into()));
+        // The server's rule (it would refuse the event): not on public
+        // channels, not on `private-encrypted-` ones.
+        let allowed = ChannelName::parse(channel).is_ok_and(|name| name.allows_client_events());
+        if !allowed {
+            return Err(ClientError::Invalid(format!(
+                "client events are only allowed on private and presence channels (not {channel})"
+            )));
         }
         self.send_on_channel(channel, event, data)
     }
@@ -457,7 +458,8 @@ impl ClientSession {
         if self.subscriptions.get(channel) != Some(&SubState::Subscribed) {
             return Err(ClientError::NotSubscribed(channel.to_owned()));
         }
-        self.send(json!({"event": event, "channel": channel, "data": data}));
+        let command = Command::ClientEvent { event: event.to_owned(), channel: channel.to_owned(), data };
+        self.actions.push_back(Action::Send(command.encode()));
         Ok(())
     }
 
@@ -503,20 +505,14 @@ impl ClientSession {
         self.set_state(ConnectionState::Connecting);
     }
 
-    fn established(&mut self, data: &Value) {
-        let Some(socket_id) = data.get("socket_id").and_then(Value::as_str) else {
-            return self.events.push_back(ClientEvent::Error {
-                code: None,
-                message: "connection_established without a socket_id".into(),
-            });
-        };
-        let server_timeout = data.get("activity_timeout").and_then(Value::as_u64).map(Duration::from_secs);
+    fn established(&mut self, socket_id: String, activity_timeout: Option<u64>) {
+        let server_timeout = activity_timeout.map(Duration::from_secs);
         self.activity_timeout =
             server_timeout.map_or(self.config.activity_timeout, |t| t.min(self.config.activity_timeout));
-        self.socket_id = Some(socket_id.to_owned());
+        self.socket_id = Some(socket_id.clone());
         self.link = Link::Connected;
         self.attempt = 0;
-        self.set_state(ConnectionState::Connected { socket_id: socket_id.to_owned() });
+        self.set_state(ConnectionState::Connected { socket_id });
         let channels: Vec<String> = self.subscriptions.keys().cloned().collect();
         for channel in channels {
             self.start_subscription(channel);
@@ -530,7 +526,7 @@ impl ClientSession {
             self.actions.push_back(Action::Authorize { socket_id, channel });
         } else {
             self.subscriptions.insert(channel.clone(), SubState::Subscribing);
-            self.send(json!({"event": "pusher:subscribe", "data": {"channel": channel}}));
+            self.send(Command::Subscribe(SubscribeData { channel, auth: None, channel_data: None }));
         }
     }
 
@@ -551,11 +547,11 @@ impl ClientSession {
 
     fn ping(&mut self, now: Instant) {
         self.ping_sent = Some(now);
-        self.send(json!({"event": "pusher:ping", "data": {}}));
+        self.send(Command::Ping);
     }
 
-    fn send(&mut self, frame: Value) {
-        self.actions.push_back(Action::Send(frame.to_string()));
+    fn send(&mut self, command: Command) {
+        self.actions.push_back(Action::Send(command.encode()));
     }
 
     /// Forgets everything tied to the lost socket.
@@ -575,17 +571,6 @@ impl ClientSession {
             self.state = state.clone();
             self.events.push_back(ClientEvent::State(state));
         }
-    }
-}
-
-/// A frame's `data`: Pusher sends JSON as a string; parse it when it is.
-fn parse_data(data: Option<&Value>) -> Value {
-    match data {
-        Some(Value::String(text)) => {
-            serde_json::from_str(text).unwrap_or_else(|_| Value::String(text.clone()))
-        }
-        Some(other) => other.clone(),
-        None => Value::Null,
     }
 }
 

@@ -73,20 +73,27 @@ impl ClientFrame {
 }
 
 /// `pusher:subscribe` data.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, serde::Serialize)]
 pub struct SubscribeData {
     /// Channel to join.
     pub channel: String,
     /// `key:signature` for private and presence channels, or a JWT.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub auth: Option<String>,
     /// Presence member data, a JSON string, signed along with the channel.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub channel_data: Option<String>,
 }
 
+/// `pusher:unsubscribe` data.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, serde::Serialize)]
+pub struct UnsubscribeData {
+    /// Channel to leave.
+    pub channel: String,
+}
+
 /// `pusher:signin` data.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, serde::Serialize)]
 pub struct SigninData {
     /// `key:signature` over `socket_id::user::user_data`.
     pub auth: String,

@@ -12,10 +12,14 @@
 
 pub mod auth;
 mod channel;
+pub mod client;
 pub mod codes;
 pub mod doc;
+pub mod event;
 mod frame;
 pub mod server;
 
 pub use channel::{ChannelKind, ChannelName, MAX_CHANNEL_NAME_LEN};
-pub use frame::{ClientFrame, MAX_USER_ID_BYTES, PresenceMember, SigninData, SubscribeData, WireError};
+pub use frame::{
+    ClientFrame, MAX_USER_ID_BYTES, PresenceMember, SigninData, SubscribeData, UnsubscribeData, WireError,
+};

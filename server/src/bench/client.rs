@@ -11,7 +11,9 @@ use hyper::client::conn::http1;
 use hyper::upgrade::Upgraded;
 use hyper::{Request, header};
 use hyper_util::rt::TokioIo;
-use serde::Deserialize;
+use sealcast_core::protocol::SubscribeData;
+use sealcast_core::protocol::client::Command;
+use sealcast_core::protocol::event::{self, FrameView};
 use serde_json::json;
 use tokio::net::TcpStream;
 
@@ -24,16 +26,6 @@ pub struct Subscriber {
     pub ws: FragmentCollector<TokioIo<Upgraded>>,
     /// The socket id the server assigned.
     pub socket_id: String,
-}
-
-/// A server frame, borrowing from the received bytes.
-#[derive(Deserialize)]
-pub struct ServerFrame<'a> {
-    #[serde(borrow)]
-    pub event: &'a str,
-    // Borrowed when the string has no escapes (bench payloads), owned otherwise.
-    #[serde(borrow, default)]
-    pub data: Option<std::borrow::Cow<'a, str>>,
 }
 
 struct SpawnExecutor;
@@ -77,7 +69,7 @@ impl Subscriber {
             .await
             .map_err(|e| CliError::Bench(format!("websocket handshake: {e}")))?;
         let mut subscriber = Subscriber { ws: FragmentCollector::new(ws), socket_id: String::new() };
-        let established = subscriber.wait_for("pusher:connection_established").await?;
+        let established = subscriber.wait_for(event::ESTABLISHED).await?;
         let data: serde_json::Value = serde_json::from_str(&established).unwrap_or_default();
         subscriber.socket_id = data["socket_id"].as_str().unwrap_or_default().to_owned();
         Ok(subscriber)
@@ -85,8 +77,9 @@ impl Subscriber {
 
     /// Subscribes to a public channel and waits for success.
     pub async fn subscribe(&mut self, channel: &str) -> Result<(), CliError> {
-        self.send(&json!({"event": "pusher:subscribe", "data": {"channel": channel}}).to_string()).await?;
-        self.wait_for("pusher_internal:subscription_succeeded").await.map(drop)
+        let data = SubscribeData { channel: channel.to_owned(), auth: None, channel_data: None };
+        self.send(&Command::Subscribe(data).encode()).await?;
+        self.wait_for(event::SUBSCRIPTION_SUCCEEDED).await.map(drop)
     }
 
     /// Subscribes to a private channel, signing with the app secret.
@@ -98,9 +91,9 @@ impl Subscriber {
             channel,
             None,
         );
-        let frame = json!({"event": "pusher:subscribe", "data": {"channel": channel, "auth": auth}});
-        self.send(&frame.to_string()).await?;
-        self.wait_for("pusher_internal:subscription_succeeded").await.map(drop)
+        let data = SubscribeData { channel: channel.to_owned(), auth: Some(auth), channel_data: None };
+        self.send(&Command::Subscribe(data).encode()).await?;
+        self.wait_for(event::SUBSCRIPTION_SUCCEEDED).await.map(drop)
     }
 
     /// Sends a text frame.
@@ -135,12 +128,12 @@ impl Subscriber {
                 .await
                 .map_err(|e| CliError::Bench(format!("waiting for {event}: {e}")))?;
             if frame.opcode == OpCode::Text {
-                let parsed: ServerFrame<'_> = serde_json::from_slice(&frame.payload)
+                let parsed = FrameView::parse(&frame.payload)
                     .map_err(|_| CliError::Bench("server sent a non-JSON frame".into()))?;
                 if parsed.event == event {
                     return Ok(parsed.data.map(|d| d.into_owned()).unwrap_or_default());
                 }
-                if parsed.event == "pusher:error" {
+                if parsed.event == event::ERROR {
                     return Err(CliError::Bench(format!(
                         "server error while waiting for {event}: {}",
                         String::from_utf8_lossy(&frame.payload)

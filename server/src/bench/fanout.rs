@@ -11,10 +11,11 @@ use std::time::{Duration, Instant};
 
 use clap::Args;
 use fastwebsockets::OpCode;
+use sealcast_core::protocol::event::FrameView;
 use serde_json::json;
 use tokio::task::JoinSet;
 
-use super::client::{Publisher, ServerFrame, Subscriber};
+use super::client::{Publisher, Subscriber};
 use super::{Target, proc_stats};
 use crate::cli::CliError;
 
@@ -121,7 +122,7 @@ pub async fn run(args: FanoutArgs) -> Result<(), CliError> {
                     got.closed = true;
                     break;
                 }
-                let Ok(parsed) = serde_json::from_slice::<ServerFrame<'_>>(&frame.payload) else { continue };
+                let Ok(parsed) = FrameView::parse(&frame.payload) else { continue };
                 if parsed.event != "bench" {
                     continue;
                 }

@@ -12,7 +12,7 @@
 
 use std::time::{Duration, Instant};
 
-use sealcast_core::protocol::doc;
+use sealcast_core::protocol::{client, doc};
 
 use crate::config::AppConfig;
 
@@ -46,14 +46,14 @@ impl FrameKind {
     /// The kind of a Pusher event name.
     pub fn of_event(event: &str) -> FrameKind {
         match event {
-            "pusher:subscribe" | "pusher:unsubscribe" => FrameKind::Subscribe,
-            "pusher:signin" => FrameKind::Signin,
-            "pusher:ping" => FrameKind::Ping,
+            client::SUBSCRIBE | client::UNSUBSCRIBE => FrameKind::Subscribe,
+            client::SIGNIN => FrameKind::Signin,
+            client::PING => FrameKind::Ping,
             doc::SUBMIT => FrameKind::DocSubmit,
             doc::JOIN => FrameKind::DocJoin,
             doc::DIGEST => FrameKind::DocDigest,
             doc::SNAPSHOT => FrameKind::DocSnapshot,
-            event if event.starts_with("client-") => FrameKind::ClientEvent,
+            event if event.starts_with(client::CLIENT_EVENT_PREFIX) => FrameKind::ClientEvent,
             _ => FrameKind::Other,
         }
     }

@@ -24,7 +24,7 @@ use bytes::Bytes;
 use fastwebsockets::upgrade::UpgradeFut;
 use hyper::upgrade::Upgraded;
 use hyper_util::rt::TokioIo;
-use sealcast_core::protocol::{ClientFrame, codes, server as frames};
+use sealcast_core::protocol::{ClientFrame, client, codes, server as frames};
 use tokio::io::{AsyncWriteExt, WriteHalf};
 use tokio::sync::watch;
 use tracing::{Instrument, debug, info_span};
@@ -241,8 +241,8 @@ impl Session {
             Verdict::Close => return ABUSE,
         }
         match kind {
-            FrameKind::Ping if frame.event == "pusher:ping" => self.send(frames::pong()),
-            FrameKind::Subscribe if frame.event == "pusher:subscribe" => return self.subscribe(&frame, now),
+            FrameKind::Ping if frame.event == client::PING => self.send(frames::pong()),
+            FrameKind::Subscribe if frame.event == client::SUBSCRIBE => return self.subscribe(&frame, now),
             FrameKind::Subscribe => return self.unsubscribe(&frame, now),
             FrameKind::Signin => return self.signin(&frame, now),
             FrameKind::ClientEvent => self.client_event(&frame),
@@ -250,7 +250,7 @@ impl Session {
                 self.document(&frame).await
             }
             FrameKind::Ping | FrameKind::Other => {
-                if frame.event != "pusher:pong" {
+                if frame.event != client::PONG {
                     debug!(event = %frame.event, "ignoring unknown event");
                 }
             }

@@ -181,6 +181,8 @@ fn refusals_and_misuse_are_typed() {
     let mut s = connected(t0);
     assert!(matches!(s.trigger("private-x", "oops", json!({})), Err(ClientError::Invalid(_))));
     assert!(matches!(s.trigger("public", "client-a", json!({})), Err(ClientError::Invalid(_))));
+    // The server refuses client events on encrypted channels: so does the client.
+    assert!(matches!(s.trigger("private-encrypted-x", "client-a", json!({})), Err(ClientError::Invalid(_))));
     assert_eq!(
         s.trigger("private-x", "client-a", json!({})),
         Err(ClientError::NotSubscribed("private-x".into()))

@@ -4,7 +4,8 @@
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use sealcast_core::protocol::{
-    ChannelKind, ChannelName, ClientFrame, PresenceMember, SubscribeData, auth, codes, server as frames,
+    ChannelKind, ChannelName, ClientFrame, PresenceMember, SubscribeData, UnsubscribeData, auth, codes,
+    server as frames,
 };
 use tracing::debug;
 
@@ -148,11 +149,7 @@ impl Session {
     }
 
     pub(in crate::connection) fn unsubscribe(&mut self, frame: &ClientFrame, now: Instant) -> Flow {
-        #[derive(serde::Deserialize)]
-        struct Data {
-            channel: String,
-        }
-        let data = match frame.data_as::<Data>() {
+        let data = match frame.data_as::<UnsubscribeData>() {
             Ok(data) => data,
             Err(err) => {
                 self.error(&ServerError::BadData(err.to_string()));
