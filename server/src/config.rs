@@ -421,6 +421,7 @@ impl ServerConfig {
             || docs.max_document_bytes == 0
             || docs.max_documents_per_app == 0
             || docs.max_join_page_bytes == 0
+            || docs.max_concurrent_requests_per_app == 0
         {
             return invalid("[documents] limits must be positive".into());
         }

@@ -6,6 +6,7 @@
 //! implementation and the [`Sequencer`] that orders ops; the channel events
 //! are handled in `connection` (docs/protocol.md, "Documents").
 
+mod bulk;
 mod redis_store;
 mod sequencer;
 mod sqlite;

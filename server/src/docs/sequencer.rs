@@ -12,10 +12,15 @@ use std::sync::{Arc, Mutex};
 
 use sealcast_core::protocol::doc;
 
+use super::bulk::BulkPool;
 use super::{AppendOutcome, DocId, DocLimits, DocStore, Page, Snapshot, SqliteStore, StoreError, StoredOp};
 
 /// Most ops returned by one join (clients page with `since`).
 pub const JOIN_PAGE: usize = doc::JOIN_PAGE_OPS;
+
+/// Threads for joins (with one request per app in progress by default,
+/// two apps are served at once).
+const BULK_THREADS: usize = 2;
 
 /// Ops kept before the newest snapshot when compacting, so clients a
 /// little behind can still catch up with "since" instead of reloading.
@@ -24,7 +29,12 @@ pub const HISTORY_KEPT_BEFORE_SNAPSHOT: u64 = 1000;
 /// The document sequencer of one server.
 pub struct Sequencer {
     store: Arc<dyn DocStore>,
+    /// Joins: bulk reads, on low-priority threads.
+    bulk: BulkPool,
     page_bytes: usize,
+    /// Per app: joins and snapshot uploads in progress.
+    requests: Mutex<HashMap<String, usize>>,
+    max_requests: usize,
     locks: Mutex<HashMap<DocId, Arc<tokio::sync::Mutex<()>>>>,
 }
 
@@ -74,6 +84,24 @@ impl JoinState {
     }
 }
 
+/// One of an app's in-progress request slots, given back on drop.
+struct RequestSlot<'a> {
+    sequencer: &'a Sequencer,
+    app: String,
+}
+
+impl Drop for RequestSlot<'_> {
+    fn drop(&mut self) {
+        let mut requests = self.sequencer.requests.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(count) = requests.get_mut(&self.app) {
+            *count -= 1;
+            if *count == 0 {
+                requests.remove(&self.app);
+            }
+        }
+    }
+}
+
 impl std::fmt::Debug for Sequencer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Sequencer").finish_non_exhaustive()
@@ -83,7 +111,25 @@ impl std::fmt::Debug for Sequencer {
 impl Sequencer {
     /// A sequencer over `store`, answering joins within `limits`.
     pub fn new(store: Arc<dyn DocStore>, limits: DocLimits) -> Sequencer {
-        Sequencer { store, page_bytes: limits.max_join_page_bytes, locks: Mutex::default() }
+        Sequencer {
+            store,
+            bulk: BulkPool::new(BULK_THREADS),
+            page_bytes: limits.max_join_page_bytes,
+            requests: Mutex::default(),
+            max_requests: limits.max_concurrent_requests_per_app.max(1),
+            locks: Mutex::default(),
+        }
+    }
+
+    /// Takes one of `app`'s request slots, or refuses with `Busy`.
+    fn request_slot(&self, app: &str) -> Result<RequestSlot<'_>, StoreError> {
+        let mut requests = self.requests.lock().unwrap_or_else(|p| p.into_inner());
+        let count = requests.entry(app.to_owned()).or_default();
+        if *count >= self.max_requests {
+            return Err(StoreError::Busy(*count));
+        }
+        *count += 1;
+        Ok(RequestSlot { sequencer: self, app: app.to_owned() })
     }
 
     /// A sequencer over the SQLite database in `data_dir`.
@@ -125,16 +171,21 @@ impl Sequencer {
 
     /// The state a client needs to (re)join: a snapshot (the newest, or
     /// the kept one at `from_snapshot`) and the ops after `since` (default:
-    /// after that snapshot).
-    pub async fn join(
+    /// after that snapshot), handed to `encode` on the same thread: a
+    /// low-priority bulk thread (a page is up to a megabyte of JSON; reads
+    /// use the store's read side, so no write waits on them). Counts as one of the app's requests in progress
+    /// ([`StoreError::Busy`] beyond them).
+    pub async fn join<T: Send + 'static>(
         &self,
         id: DocId,
         since: Option<u64>,
         op_id: Option<String>,
         from_snapshot: Option<u64>,
-    ) -> Result<JoinState, StoreError> {
+        encode: impl FnOnce(JoinState) -> T + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let _slot = self.request_slot(&id.app)?;
         let (store, page_bytes) = (self.store.clone(), self.page_bytes);
-        tokio::task::spawn_blocking(move || {
+        let read = self.bulk.run(move || {
             let snapshots = store.snapshot_seqs(&id)?;
             let wanted = from_snapshot.filter(|seq| snapshots.contains(seq)).or(snapshots.first().copied());
             let snapshot = match wanted {
@@ -148,10 +199,9 @@ impl Sequencer {
                 Some(op_id) => store.find_op(&id, &op_id)?,
                 None => None,
             };
-            Ok(JoinState { head: store.head(&id)?, snapshot, snapshots, ops, op_seq })
-        })
-        .await
-        .map_err(|e| StoreError::Backend(e.to_string()))?
+            Ok(encode(JoinState { head: store.head(&id)?, snapshot, snapshots, ops, op_seq }))
+        });
+        read.await.unwrap_or_else(|| Err(StoreError::Backend("the join failed (bulk thread)".into())))
     }
 
     /// Stores a snapshot by `uploader` (a user id, or a connection), then
@@ -160,6 +210,7 @@ impl Sequencer {
     /// snapshot can still be joined from (the server cannot tell which
     /// ones open).
     pub async fn snapshot(&self, id: DocId, snapshot: Snapshot, uploader: String) -> Result<(), StoreError> {
+        let _slot = self.request_slot(&id.app)?;
         let store = self.store.clone();
         tokio::task::spawn_blocking(move || {
             store.put_snapshot(&id, &snapshot, &uploader)?;

@@ -11,6 +11,10 @@
 //! transaction (one fsync), each append in its own savepoint so one
 //! refusal does not affect the others. Under load from many documents this
 //! turns N fsyncs into one without weakening "durable before acked".
+//!
+//! Reads (joins) use a second connection: in WAL mode it sees every
+//! committed op while the writer keeps appending, so a large join does not
+//! hold up another document's ops.
 
 use std::path::Path;
 use std::sync::{Mutex, MutexGuard, mpsc};
@@ -53,6 +57,10 @@ const SCHEMA: &str = "
 pub struct SqliteStore {
     limits: DocLimits,
     conn: Mutex<Connection>,
+    /// A second connection for reads (joins): in WAL mode it reads the
+    /// committed state while the writer appends, so a large join never
+    /// holds up another document's (or app's) ops.
+    reader: Mutex<Connection>,
     /// Appends waiting for the next group commit.
     queue: Mutex<Vec<QueuedAppend>>,
 }
@@ -88,7 +96,14 @@ impl SqliteStore {
         if !has_author {
             conn.execute_batch("ALTER TABLE ops ADD COLUMN author TEXT").map_err(|e| backend(&e))?;
         }
-        Ok(SqliteStore { limits, conn: Mutex::new(conn), queue: Mutex::default() })
+        let reader = Connection::open(path).map_err(|e| backend(&e))?;
+        reader.busy_timeout(std::time::Duration::from_secs(5)).map_err(|e| backend(&e))?;
+        Ok(SqliteStore {
+            limits,
+            conn: Mutex::new(conn),
+            reader: Mutex::new(reader),
+            queue: Mutex::default(),
+        })
     }
 
     /// Commits `batch` in one transaction and answers each append.
@@ -119,6 +134,10 @@ impl SqliteStore {
 
     fn lock(&self) -> MutexGuard<'_, Connection> {
         self.conn.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn read(&self) -> MutexGuard<'_, Connection> {
+        self.reader.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
 
@@ -230,11 +249,11 @@ impl DocStore for SqliteStore {
     }
 
     fn head(&self, id: &DocId) -> Result<u64, StoreError> {
-        doc_row(&self.lock(), id).map(|(head, _, _)| head).map_err(|e| backend(&e))
+        doc_row(&self.read(), id).map(|(head, _, _)| head).map_err(|e| backend(&e))
     }
 
     fn ops_since(&self, id: &DocId, since: u64, page: Page) -> Result<Vec<StoredOp>, StoreError> {
-        let conn = self.lock();
+        let conn = self.read();
         let mut statement = conn
             .prepare_cached(
                 "SELECT seq, base, op_id, payload FROM ops WHERE app = ?1 AND doc = ?2 AND seq > ?3 AND payload != '' ORDER BY seq LIMIT ?4",
@@ -314,7 +333,7 @@ impl DocStore for SqliteStore {
     }
 
     fn snapshot_seqs(&self, id: &DocId) -> Result<Vec<u64>, StoreError> {
-        let conn = self.lock();
+        let conn = self.read();
         let mut statement = conn
             .prepare_cached("SELECT seq FROM doc_snapshots WHERE app = ?1 AND doc = ?2")
             .map_err(|e| backend(&e))?;
@@ -325,7 +344,7 @@ impl DocStore for SqliteStore {
     }
 
     fn snapshot_at(&self, id: &DocId, seq: u64) -> Result<Option<Snapshot>, StoreError> {
-        self.lock()
+        self.read()
             .query_row(
                 "SELECT seq, payload, key_hint FROM doc_snapshots WHERE app = ?1 AND doc = ?2 AND seq = ?3 LIMIT 1",
                 params![id.app, id.doc, int(seq)],
@@ -336,7 +355,7 @@ impl DocStore for SqliteStore {
     }
 
     fn find_op(&self, id: &DocId, op_id: &str) -> Result<Option<u64>, StoreError> {
-        op_seq(&self.lock(), id, op_id).map_err(|e| backend(&e))
+        op_seq(&self.read(), id, op_id).map_err(|e| backend(&e))
     }
 
     fn compact(&self, id: &DocId, upto: u64) -> Result<u64, StoreError> {

@@ -163,6 +163,11 @@ pub struct DocLimits {
     pub max_documents_per_app: u64,
     /// Most bytes of ops in one join answer (clients page on with `since`).
     pub max_join_page_bytes: usize,
+    /// Joins and snapshot uploads one app may have in progress at once, all
+    /// its connections together: the store is shared by every app, so one
+    /// app's burst of large joins cannot hold it for the others (beyond
+    /// it: `rate_limited`, retried by clients).
+    pub max_concurrent_requests_per_app: usize,
 }
 
 impl Default for DocLimits {
@@ -173,6 +178,7 @@ impl Default for DocLimits {
             max_document_bytes: 64 * 1024 * 1024,
             max_documents_per_app: 100_000,
             max_join_page_bytes: 1024 * 1024,
+            max_concurrent_requests_per_app: 1,
         }
     }
 }
@@ -225,6 +231,10 @@ pub enum StoreError {
         /// The sequence number of the op holding the id.
         seq: u64,
     },
+    /// The app has `[documents] max_concurrent_requests_per_app` joins or
+    /// snapshots in progress (caused by: the app's load): retry shortly.
+    #[error("the app has {0} document requests in progress: retry")]
+    Busy(usize),
     /// The storage backend failed (caused by: environment).
     #[error("storage: {0}")]
     Backend(String),

@@ -11,7 +11,7 @@ use sealcast_core::protocol::doc::{
 
 use super::super::Session;
 use super::super::limits::FrameKind;
-use crate::docs::{AppendOutcome, DocId, Snapshot, StoreError};
+use crate::docs::{AppendOutcome, DocId, JoinState, Snapshot, StoreError};
 
 impl Session {
     pub(in crate::connection) async fn document(&mut self, frame: &ClientFrame) {
@@ -55,18 +55,11 @@ impl Session {
     }
 
     async fn doc_join(&mut self, join: Join, name: &str, id: DocId) {
-        let state = match self.state.sequencer.join(id, join.since, join.op_id, join.snapshot).await {
-            Ok(state) => state,
-            Err(err) => return self.doc_store_error(name, &err, None),
-        };
-        // A page is up to a megabyte of JSON: encoded on the blocking pool,
-        // not on a runtime worker other connections are waiting for.
         let channel = name.to_owned();
-        match tokio::task::spawn_blocking(move || DocReply::State(state.into_wire()).encode(&channel)).await {
+        let encode = move |state: JoinState| DocReply::State(state.into_wire()).encode(&channel);
+        match self.state.sequencer.join(id, join.since, join.op_id, join.snapshot, encode).await {
             Ok(frame) => self.send(frame),
-            Err(err) => {
-                self.doc_error(name, "storage", &format!("encoding the join answer failed: {err}"), None)
-            }
+            Err(err) => self.doc_store_error(name, &err, None),
         }
     }
 
@@ -136,6 +129,7 @@ impl Session {
             StoreError::SnapshotStale { .. } => "stale_snapshot",
             StoreError::Conflict { .. } => "conflict",
             StoreError::Quota(_) => "quota",
+            StoreError::Busy(_) => "rate_limited",
             _ => {
                 tracing::error!(channel, error = %err, "document store failed");
                 "storage"
