@@ -412,9 +412,24 @@ async fn observe(shared: Arc<Shared>, done: Arc<AtomicBool>) -> Vec<(u64, u64, S
             };
             let data = &frame["data"];
             let ops: Vec<Value> = match frame["event"].as_str() {
+                // A join refused for now (the app's joins in progress are
+                // bounded) is asked again after a wait, as clients do.
+                Some("sealcast_internal:doc-error") if joining && data["code"] == "rate_limited" => {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    let since = log.last().map_or(0, |op| op.0);
+                    let join =
+                        json!({"event": "sealcast:doc-join", "channel": channel, "data": {"since": since}});
+                    if !ws.try_send_raw(&join.to_string()).await {
+                        continue 'connection;
+                    }
+                    continue;
+                }
                 Some("sealcast_internal:doc-state") => {
                     let mut ops = data["ops"].as_array().unwrap().clone();
-                    if ops.len() == 1000 {
+                    let head = data["head"].as_u64().unwrap();
+                    // Pages end at 1,000 ops or 1 MiB: one that ends before
+                    // the head is continued.
+                    if ops.last().is_some_and(|op| op["seq"].as_u64().unwrap() < head) {
                         let last = ops.last().unwrap()["seq"].as_u64().unwrap();
                         let join = json!({"event": "sealcast:doc-join", "channel": channel, "data": {"since": last}});
                         if !ws.try_send_raw(&join.to_string()).await {
@@ -450,12 +465,14 @@ async fn observe(shared: Arc<Shared>, done: Arc<AtomicBool>) -> Vec<(u64, u64, S
 /// A rogue co-subscriber: every ~200 ms it submits an op sealed with the
 /// document key that does not apply (it retains past any document), and
 /// one that is not even sealed (garbage, as a client without the key
-/// would send). Returns how many of each were sequenced.
-async fn rogue(shared: Arc<Shared>, seed: u64) -> (u64, u64) {
+/// would send). Returns how many of each were acknowledged, and how many
+/// submits lost their connection before an answer (sequenced or not: the
+/// server may have been killed in between).
+async fn rogue(shared: Arc<Shared>, seed: u64) -> (u64, u64, u64) {
     let channel = format!("private-doc-{DOC}");
     let mut sealer = ring(seed);
     let bogus = Delta::from_json(&json!([{"retain": 1_000_000_000u64}, {"insert": "!"}])).unwrap();
-    let (mut sealed_n, mut garbage_n, mut n) = (0, 0, 0u64);
+    let (mut sealed_n, mut garbage_n, mut unanswered, mut n) = (0, 0, 0, 0u64);
     'connection: while !shared.stop.load(Ordering::Relaxed) {
         let mut ws = connect(&shared.target, &channel).await;
         while !shared.stop.load(Ordering::Relaxed) {
@@ -485,12 +502,15 @@ async fn rogue(shared: Arc<Shared>, seed: u64) -> (u64, u64) {
                     }
                     Some(Seen::Frame(f)) if f["event"] == "sealcast_internal:doc-error" => break,
                     Some(Seen::Frame(_)) => continue,
-                    _ => continue 'connection,
+                    _ => {
+                        unanswered += 1;
+                        continue 'connection;
+                    }
                 }
             }
         }
     }
-    (sealed_n, garbage_n)
+    (sealed_n, garbage_n, unanswered)
 }
 
 fn data_root() -> PathBuf {
@@ -567,7 +587,7 @@ async fn five_encrypted_clients_converge_through_disconnects_and_a_server_crash(
     for peer in peers {
         settled.push(peer.await.expect("client task"));
     }
-    let (rogue_sealed, rogue_garbage) = rogue.await.expect("rogue task");
+    let (rogue_sealed, rogue_garbage, rogue_unanswered) = rogue.await.expect("rogue task");
     tokio::time::sleep(Duration::from_millis(500)).await;
     observer_done.store(true, Ordering::Relaxed);
     let log = observer.await.unwrap();
@@ -590,7 +610,13 @@ async fn five_encrypted_clients_converge_through_disconnects_and_a_server_crash(
     eprintln!(
         "rogue ops sequenced: {rogue_sealed} sealed that do not apply, {rogue_garbage} garbage; {replay_skipped} skipped in the replay"
     );
-    assert_eq!(replay_skipped, rogue_sealed + rogue_garbage);
+    // Every acknowledged rogue op is in the log and skipped; an unanswered
+    // one (cut by the crash) may be too.
+    let acknowledged = rogue_sealed + rogue_garbage;
+    assert!(
+        (acknowledged..=acknowledged + rogue_unanswered).contains(&replay_skipped),
+        "{replay_skipped} rogue ops skipped, {acknowledged} acknowledged, {rogue_unanswered} unanswered (seed {seed})"
+    );
     assert!(rogue_sealed > 0 && rogue_garbage > 0, "the rogue got no op in (seed {seed})");
     let head = log.len() as u64;
     eprintln!(

@@ -18,8 +18,8 @@ use super::{AppendOutcome, DocId, DocLimits, DocStore, Page, Snapshot, SqliteSto
 /// Most ops returned by one join (clients page with `since`).
 pub const JOIN_PAGE: usize = doc::JOIN_PAGE_OPS;
 
-/// Threads for joins (with one request per app in progress by default,
-/// two apps are served at once).
+/// Threads for joins (as many as one app may have in progress by default:
+/// another app's join waits for at most one of them).
 const BULK_THREADS: usize = 2;
 
 /// Ops kept before the newest snapshot when compacting, so clients a

@@ -178,7 +178,7 @@ impl Default for DocLimits {
             max_document_bytes: 64 * 1024 * 1024,
             max_documents_per_app: 100_000,
             max_join_page_bytes: 1024 * 1024,
-            max_concurrent_requests_per_app: 1,
+            max_concurrent_requests_per_app: 2,
         }
     }
 }
