@@ -24,6 +24,9 @@ pub enum ServerError {
     /// Over the frame kind's rate (4301).
     #[error("{} rate limit exceeded", .0.name())]
     RateLimited(FrameKind),
+    /// Over the connection's rate of frames of any kind (4301).
+    #[error("frame rate limit exceeded")]
+    FrameRateLimited,
     /// A client event that cannot be relayed (4300).
     #[error("{0}")]
     ClientEventRejected(&'static str),
@@ -40,7 +43,9 @@ impl ServerError {
     pub fn code(&self) -> Option<u16> {
         match self {
             ServerError::Malformed | ServerError::Binary | ServerError::BadData(_) => None,
-            ServerError::RateLimited(_) => Some(codes::CLIENT_EVENT_RATE_LIMIT),
+            ServerError::RateLimited(_) | ServerError::FrameRateLimited => {
+                Some(codes::CLIENT_EVENT_RATE_LIMIT)
+            }
             ServerError::ClientEventRejected(_) | ServerError::ClientEventChannel(_) => {
                 Some(codes::CLIENT_EVENT_REJECTED)
             }

@@ -174,7 +174,8 @@ impl Session {
             let flow = match self.limits.frame(now) {
                 Verdict::Allow => self.handle_message(message, now).await,
                 Verdict::Refuse => {
-                    self.error(&ServerError::RateLimited(FrameKind::Other));
+                    self.state.metrics.rate_limited.inc();
+                    self.error(&ServerError::FrameRateLimited);
                     Flow::Continue
                 }
                 Verdict::Close => ABUSE,
@@ -215,7 +216,10 @@ impl Session {
     fn rated(&mut self, kind: FrameKind, now: Instant, handle: impl FnOnce(&mut Session)) -> Flow {
         match self.limits.kind(kind, now) {
             Verdict::Allow => handle(self),
-            Verdict::Refuse => self.error(&ServerError::RateLimited(kind)),
+            Verdict::Refuse => {
+                self.state.metrics.rate_limited.inc();
+                self.error(&ServerError::RateLimited(kind));
+            }
             Verdict::Close => return ABUSE,
         }
         Flow::Continue
