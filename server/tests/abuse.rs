@@ -40,24 +40,27 @@ struct Victim {
     to: Client,
 }
 
+/// A victim-app connection subscribed to `channel` (low latency: no Nagle).
+async fn victim_client(server: &Server, channel: &str) -> Client {
+    let mut client = Client::connect(&server.ws_url("victim-key", "protocol=7")).await;
+    // Without it, Nagle waits for delayed ACKs: 40 ms "latencies".
+    if let tokio_tungstenite::MaybeTlsStream::Plain(tcp) = client.ws.get_ref() {
+        tcp.set_nodelay(true).unwrap();
+    }
+    let established = client.expect_event("pusher:connection_established").await;
+    let data: Value = serde_json::from_str(established["data"].as_str().unwrap()).unwrap();
+    client.socket_id = data["socket_id"].as_str().unwrap().to_owned();
+    let auth = auth::channel_auth("victim-key", "victim-secret", &client.socket_id, channel, None);
+    client.subscribe(channel, Some(&auth), None).await;
+    client.expect_event("pusher_internal:subscription_succeeded").await;
+    client
+}
+
 impl Victim {
     async fn connect(server: &Server) -> Victim {
         let mut pair = Vec::new();
         for _ in 0..2 {
-            let url = server.ws_url("victim-key", "protocol=7");
-            let mut client = Client::connect(&url).await;
-            // Without it, Nagle waits for delayed ACKs: 40 ms "latencies".
-            if let tokio_tungstenite::MaybeTlsStream::Plain(tcp) = client.ws.get_ref() {
-                tcp.set_nodelay(true).unwrap();
-            }
-            let established = client.expect_event("pusher:connection_established").await;
-            let data: Value = serde_json::from_str(established["data"].as_str().unwrap()).unwrap();
-            client.socket_id = data["socket_id"].as_str().unwrap().to_owned();
-            let auth =
-                auth::channel_auth("victim-key", "victim-secret", &client.socket_id, "private-v", None);
-            client.subscribe("private-v", Some(&auth), None).await;
-            client.expect_event("pusher_internal:subscription_succeeded").await;
-            pair.push(client);
+            pair.push(victim_client(server, "private-v").await);
         }
         let to = pair.pop().unwrap();
         Victim { from: pair.pop().unwrap(), to }
@@ -105,19 +108,7 @@ struct DocVictim {
 
 impl DocVictim {
     async fn connect(server: &Server) -> DocVictim {
-        let url = server.ws_url("victim-key", "protocol=7");
-        let mut client = Client::connect(&url).await;
-        if let tokio_tungstenite::MaybeTlsStream::Plain(tcp) = client.ws.get_ref() {
-            tcp.set_nodelay(true).unwrap();
-        }
-        let established = client.expect_event("pusher:connection_established").await;
-        let data: Value = serde_json::from_str(established["data"].as_str().unwrap()).unwrap();
-        client.socket_id = data["socket_id"].as_str().unwrap().to_owned();
-        let channel = "private-doc-victim";
-        let auth = auth::channel_auth("victim-key", "victim-secret", &client.socket_id, channel, None);
-        client.subscribe(channel, Some(&auth), None).await;
-        client.expect_event("pusher_internal:subscription_succeeded").await;
-        DocVictim { client, seq: 0 }
+        DocVictim { client: victim_client(server, "private-doc-victim").await, seq: 0 }
     }
 }
 
