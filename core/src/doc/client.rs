@@ -604,7 +604,18 @@ impl DocClient {
                 self.snapshot_retry = true;
                 return;
             }
-            "rate_limited" if self.phase == Phase::Ready && !ours && error.op_id.is_none() => {
+            // A refused snapshot is retried at a later ack; a refused
+            // digest is only a check (the next one will do). Servers
+            // name the request; older ones are told apart by having no
+            // op id.
+            "rate_limited"
+                if self.phase == Phase::Ready
+                    && !ours
+                    && match error.request.as_deref() {
+                        Some(request) => request == doc::SNAPSHOT || request == doc::DIGEST,
+                        None => error.op_id.is_none(),
+                    } =>
+            {
                 self.snapshot_retry = true;
                 return;
             }

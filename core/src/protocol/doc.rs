@@ -271,6 +271,10 @@ pub struct DocError {
     /// The refused op's id, for a refused submit.
     #[serde(default)]
     pub op_id: Option<String>,
+    /// The refused request's event name (`sealcast:doc-join`, …; absent
+    /// from servers before it was added).
+    #[serde(default)]
+    pub request: Option<String>,
 }
 
 /// A server → client document message.
@@ -415,6 +419,7 @@ mod tests {
                 code: "rate_limited".into(),
                 message: "m".into(),
                 op_id: Some("o".into()),
+                request: Some(SUBMIT.into()),
             }),
         ];
         for reply in replies {

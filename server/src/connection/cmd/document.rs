@@ -17,15 +17,16 @@ impl Session {
     pub(in crate::connection) async fn document(&mut self, frame: &ClientFrame) {
         let channel = match frame.channel_name() {
             Ok(channel) => channel,
-            Err(err) => return self.doc_error("", "invalid", &err.to_string(), None),
+            Err(err) => return self.doc_error("", &frame.event, "invalid", &err.to_string(), None),
         };
         let name = channel.as_str().to_owned();
         if doc::doc_id_of(&name).is_none() {
             let message = "document events need a private-doc- or presence-doc- channel";
-            return self.doc_error(&name, "invalid", message, None);
+            return self.doc_error(&name, &frame.event, "invalid", message, None);
         };
         let Some(presence_user) = self.app.subscription(&self.handle.socket_id, &name) else {
-            return self.doc_error(&name, "not_subscribed", "subscribe to the document channel first", None);
+            let message = "subscribe to the document channel first";
+            return self.doc_error(&name, &frame.event, "not_subscribed", message, None);
         };
         // The whole channel name is the document: `private-doc-x` and
         // `presence-doc-x` are two documents, each behind its own channel
@@ -33,7 +34,7 @@ impl Session {
         let id = DocId::new(self.app.config.id.clone(), name.as_str());
         let author = presence_user.or_else(|| self.app.signed_in_user(&self.handle.socket_id));
         match DocRequest::parse(frame) {
-            Err(err) => self.doc_error(&name, "invalid", &err.to_string(), None),
+            Err(err) => self.doc_error(&name, &frame.event, "invalid", &err.to_string(), None),
             Ok(DocRequest::Join(join)) => self.doc_join(join, &name, id).await,
             Ok(DocRequest::Submit(submit)) => self.doc_submit(submit, &name, id, author).await,
             Ok(DocRequest::Digest(digest)) => {
@@ -44,6 +45,7 @@ impl Session {
                 if sent.is_err() {
                     self.doc_error(
                         &name,
+                        doc::DIGEST,
                         "unavailable",
                         "cluster broker busy: the digest was not relayed",
                         None,
@@ -59,14 +61,14 @@ impl Session {
         let encode = move |state: JoinState| DocReply::State(state.into_wire()).encode(&channel);
         match self.state.sequencer.join(id, join.since, join.op_id, join.snapshot, encode).await {
             Ok(frame) => self.send(frame),
-            Err(err) => self.doc_store_error(name, &err, None),
+            Err(err) => self.doc_store_error(name, doc::JOIN, &err, None),
         }
     }
 
     async fn doc_submit(&mut self, submit: Submit, name: &str, id: DocId, author: Option<String>) {
         if !self.app.can_publish() {
             let message = "cluster broker unreachable: the op was not sequenced; retry";
-            return self.doc_error(name, "unavailable", message, Some(&submit.op_id));
+            return self.doc_error(name, doc::SUBMIT, "unavailable", message, Some(&submit.op_id));
         }
         let (app, metrics, handle) = (self.app.clone(), &self.state.metrics, &self.handle);
         let ack =
@@ -90,7 +92,7 @@ impl Session {
         match self.state.sequencer.submit(id, base, op_id, payload, author.clone(), broadcast).await {
             Ok(AppendOutcome::Appended(_)) => {}
             Ok(AppendOutcome::Duplicate(seq)) => self.send(ack(seq, true)),
-            Err(err) => self.doc_store_error(name, &err, Some(&submit.op_id)),
+            Err(err) => self.doc_store_error(name, doc::SUBMIT, &err, Some(&submit.op_id)),
         }
     }
 
@@ -105,7 +107,7 @@ impl Session {
         };
         match self.state.sequencer.snapshot(id, snapshot, uploader).await {
             Ok(()) => self.send(DocReply::SnapshotStored(SnapshotStored { seq }).encode(name)),
-            Err(err) => self.doc_store_error(name, &err, None),
+            Err(err) => self.doc_store_error(name, doc::SNAPSHOT, &err, None),
         }
     }
 
@@ -118,10 +120,10 @@ impl Session {
             _ => None,
         };
         let message = format!("{} rate limit exceeded", kind.name());
-        self.doc_error(channel, "rate_limited", &message, op_id.as_deref());
+        self.doc_error(channel, &frame.event, "rate_limited", &message, op_id.as_deref());
     }
 
-    fn doc_store_error(&mut self, channel: &str, err: &StoreError, op_id: Option<&str>) {
+    fn doc_store_error(&mut self, channel: &str, request: &str, err: &StoreError, op_id: Option<&str>) {
         let code = match err {
             StoreError::Resync { .. } => "resync",
             StoreError::TooLarge(_) => "too_large",
@@ -135,12 +137,17 @@ impl Session {
                 "storage"
             }
         };
-        self.doc_error(channel, code, &err.to_string(), op_id);
+        self.doc_error(channel, request, code, &err.to_string(), op_id);
     }
 
-    fn doc_error(&mut self, channel: &str, code: &str, message: &str, op_id: Option<&str>) {
-        let error =
-            DocError { code: code.to_owned(), message: message.to_owned(), op_id: op_id.map(str::to_owned) };
+    /// Refuses `request` (its event name) with `code`.
+    fn doc_error(&mut self, channel: &str, request: &str, code: &str, message: &str, op_id: Option<&str>) {
+        let error = DocError {
+            code: code.to_owned(),
+            message: message.to_owned(),
+            op_id: op_id.map(str::to_owned),
+            request: Some(request.to_owned()),
+        };
         self.send(DocReply::Error(error).encode(channel));
     }
 }
