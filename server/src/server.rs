@@ -18,7 +18,7 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use sealcast_core::protocol::codes;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
-use tracing::{debug, info, warn};
+use tracing::{debug, info};
 
 use crate::connection::{self, Refusal};
 use crate::http_api::{self, HttpResponse, text};
@@ -50,7 +50,7 @@ pub async fn serve(
                 Ok(accepted) => accepted,
                 Err(err) => {
                     // Out of file descriptors and the like: back off, keep serving.
-                    warn!(error = %err, "accept failed");
+                    crate::warn_throttled!(error = %err, "accept failed");
                     tokio::time::sleep(Duration::from_millis(50)).await;
                     continue;
                 }
