@@ -36,6 +36,7 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     let (stop_tx, stop_rx) = watch::channel(false);
     let open = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let max_connections = crate::memory::connection_cap(state.config.max_connections);
     let mut http = http1::Builder::new();
     // The header timeout also bounds how long an idle keep-alive
     // connection waits for its next request (hyper starts it whenever it
@@ -59,12 +60,9 @@ pub async fn serve(
         };
         // Every TCP connection (HTTP or WebSocket) counts against the cap;
         // beyond it the socket is closed at once, before any read.
-        let Some(slot) = ConnectionSlot::take(&open, state.config.max_connections) else {
+        let Some(slot) = ConnectionSlot::take(&open, max_connections) else {
             state.metrics.connections_refused.inc();
-            crate::warn_throttled!(
-                limit = state.config.max_connections,
-                "connection refused: at max_connections"
-            );
+            crate::warn_throttled!(limit = max_connections, "connection refused: at max_connections");
             drop(stream);
             continue;
         };

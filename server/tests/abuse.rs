@@ -681,3 +681,57 @@ async fn one_apps_joins_do_not_hold_the_document_store() {
     println!("store sharing: {answered} join pages (up to 1 MiB each) answered, {busy} refused as busy");
     assert!(answered > 0 && busy > 0, "{answered} answered, {busy} refused");
 }
+
+/// With a low open-files limit the connection cap follows it (logged), so
+/// sockets beyond it are refused at accept instead of `accept` failing.
+#[test]
+fn the_connection_cap_follows_the_open_files_limit() {
+    let dir = common::TempDir::new("fd-limit");
+    let config = dir.0.join("sealcast.toml");
+    std::fs::write(
+        &config,
+        format!("[[apps]]\nid = \"{APP_ID}\"\nkey = \"{APP_KEY}\"\nsecret = \"{APP_SECRET}\"\n"),
+    )
+    .unwrap();
+    let bin = env!("CARGO_BIN_EXE_sealcast");
+    let script = format!(
+        "ulimit -n 256 && exec {bin} serve --port 0 --config {} --data-dir {}",
+        config.display(),
+        dir.0.join("data").display()
+    );
+    let mut child = std::process::Command::new("sh")
+        .args(["-c", &script])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+    let port: u16 = loop {
+        let mut line = String::new();
+        assert!(std::io::BufRead::read_line(&mut stdout, &mut line).unwrap() > 0, "server exited");
+        if let Some(addr) = line.trim().strip_prefix("sealcast listening on ") {
+            break addr.rsplit(':').next().unwrap().parse().unwrap();
+        }
+    };
+    // 256 − 64 reserved = 192 connections; open 200.
+    let held: Vec<StdTcpStream> =
+        (0..200).map(|_| StdTcpStream::connect(("127.0.0.1", port)).unwrap()).collect();
+    std::thread::sleep(Duration::from_millis(300));
+    // Well within the header timeout: closed now means refused at accept.
+    let mut refused = 0;
+    for mut stream in held {
+        stream.set_nonblocking(true).unwrap();
+        let mut buf = [0u8; 16];
+        if matches!(stream.read(&mut buf), Ok(0)) {
+            refused += 1;
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    let mut stderr = String::new();
+    child.stderr.take().unwrap().read_to_string(&mut stderr).unwrap();
+    println!("fd limit 256: {refused} of 200 sockets closed at accept");
+    assert!(stderr.contains("max_connections lowered"), "{stderr}");
+    assert!(!stderr.contains("accept failed"), "{stderr}");
+    assert_eq!(refused, 8, "sockets beyond the 192-connection cap are closed at once");
+}
