@@ -476,6 +476,20 @@ async fn subscriptions_and_channels_are_capped() {
     assert_eq!(serde_json::from_str::<Value>(&body).unwrap()["channels"].as_object().unwrap().len(), 80);
 }
 
+/// Makes `doc` a history of `ops` ops of 40 KB (by a client that stays
+/// subscribed).
+async fn build_history(server: &Server, doc: &str, ops: u64) -> Client {
+    let mut author = server.client().await;
+    join_private(&mut author, doc).await;
+    let payload = "A".repeat(40_000);
+    for n in 0..ops {
+        let submit = json!({"event": "sealcast:doc-submit", "channel": doc, "data": {"base": n, "op_id": format!("op-{n}"), "payload": payload}});
+        author.send(submit).await;
+        author.expect_event("sealcast_internal:doc-ack").await;
+    }
+    author
+}
+
 /// Item 2: a join is answered in pages bounded by bytes; a subscriber that
 /// does not read is closed (4100 by bytes, or 4301 for its rate) and the
 /// server's memory stays bounded.
@@ -484,14 +498,7 @@ async fn joins_are_paged_by_bytes_and_non_readers_are_closed() {
     let _serial = SERIAL.lock().await;
     let server = server("", "doc_ops_per_second = 1000\n");
     let doc = "private-doc-big";
-    let mut author = server.client().await;
-    join_private(&mut author, doc).await;
-    let payload = "A".repeat(40_000);
-    for n in 0..100u64 {
-        let submit = json!({"event": "sealcast:doc-submit", "channel": doc, "data": {"base": n, "op_id": format!("op-{n}"), "payload": payload}});
-        author.send(submit).await;
-        author.expect_event("sealcast_internal:doc-ack").await;
-    }
+    let _author = build_history(&server, doc, 100).await;
     // A reader pages through: every answer within the page budget.
     let mut reader = server.client().await;
     join_private(&mut reader, doc).await;
@@ -620,14 +627,7 @@ async fn one_apps_joins_do_not_hold_the_document_store() {
     let server =
         server("", "doc_ops_per_second = 1000\ndoc_joins_per_second = 1000\nrate_limit_strikes = 100000\n");
     let doc = "private-doc-shared-big";
-    let mut author = server.client().await;
-    join_private(&mut author, doc).await;
-    let payload = "B".repeat(40_000);
-    for n in 0..60u64 {
-        let submit = json!({"event": "sealcast:doc-submit", "channel": doc, "data": {"base": n, "op_id": format!("op-{n}"), "payload": payload}});
-        author.send(submit).await;
-        author.expect_event("sealcast_internal:doc-ack").await;
-    }
+    let _author = build_history(&server, doc, 60).await;
     let mut victim = DocVictim::connect(&server).await;
     let port = server.port;
     let (answered, busy) = under_attack("joins from 8 connections", &mut victim, async move {

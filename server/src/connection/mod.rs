@@ -281,6 +281,18 @@ impl Session {
         if self.limits.strike(now) { Flow::Continue } else { ABUSE }
     }
 
+    /// The frame's `data` as a `T`; `None` after telling the client it
+    /// does not have that shape.
+    fn data_or_refuse<T: for<'de> serde::Deserialize<'de>>(&self, frame: &ClientFrame) -> Option<T> {
+        match frame.data_as() {
+            Ok(data) => Some(data),
+            Err(err) => {
+                self.error(&ServerError::BadData(err.to_string()));
+                None
+            }
+        }
+    }
+
     fn error(&self, error: &ServerError) {
         if let Some(code) = error.code() {
             self.state.metrics.error(code);

@@ -10,7 +10,7 @@ use sealcast_core::protocol::{
 use tracing::debug;
 
 use super::super::limits::Verdict;
-use super::super::{ABUSE, Flow, ServerError, Session};
+use super::super::{ABUSE, Flow, Session};
 use crate::hub::SubscribeError;
 use crate::{jwt, warn_throttled};
 
@@ -24,13 +24,7 @@ enum AuthRefusal {
 
 impl Session {
     pub(in crate::connection) fn subscribe(&mut self, frame: &ClientFrame, now: Instant) -> Flow {
-        let data: SubscribeData = match frame.data_as() {
-            Ok(data) => data,
-            Err(err) => {
-                self.error(&ServerError::BadData(err.to_string()));
-                return Flow::Continue;
-            }
-        };
+        let Some(data) = self.data_or_refuse::<SubscribeData>(frame) else { return Flow::Continue };
         let channel = match ChannelName::parse(&data.channel) {
             Ok(channel) => channel,
             Err(err) => {
@@ -149,13 +143,7 @@ impl Session {
     }
 
     pub(in crate::connection) fn unsubscribe(&mut self, frame: &ClientFrame, now: Instant) -> Flow {
-        let data = match frame.data_as::<UnsubscribeData>() {
-            Ok(data) => data,
-            Err(err) => {
-                self.error(&ServerError::BadData(err.to_string()));
-                return Flow::Continue;
-            }
-        };
+        let Some(data) = self.data_or_refuse::<UnsubscribeData>(frame) else { return Flow::Continue };
         // Leaving a presence channel is a broadcast too (same bucket as
         // joining; an unsubscribe cannot be refused, so over the rate it
         // only costs a strike).
