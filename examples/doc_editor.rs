@@ -25,7 +25,8 @@ use std::time::Instant;
 use sealcast_core::crypto::{Key, KeyRing};
 use sealcast_core::doc::{DocClient, DocClientEvent, DocConfig};
 use sealcast_core::ot::Delta;
-use serde_json::{Value, json};
+use sealcast_core::protocol::ClientFrame;
+use sealcast_core::protocol::doc::{Ack, DocReply, DocRequest, JoinState, SequencedOp};
 
 /// What an editor shows, and the version of it.
 struct Editor {
@@ -73,52 +74,65 @@ impl Editor {
 /// the others (the real one is `sealcast serve`).
 #[derive(Default)]
 struct ToySequencer {
-    log: Vec<Value>,
+    log: Vec<SequencedOp>,
 }
 
 impl ToySequencer {
-    /// Handles one frame from client `from`; returns `(to, frame)` pairs.
-    fn handle(&mut self, from: usize, frame: &str, clients: usize) -> Vec<(usize, Value)> {
-        let frame: Value = serde_json::from_str(frame).expect("clients send JSON");
-        let data = &frame["data"];
-        match frame["event"].as_str() {
-            Some("sealcast:doc-join") => {
-                let state =
-                    json!({"head": self.log.len(), "snapshot": null, "snapshots": [], "ops": self.log});
-                vec![(from, json!({"event": "sealcast_internal:doc-state", "data": state}))]
+    /// Handles one request from client `from`; returns `(to, reply)` pairs.
+    fn handle(&mut self, from: usize, request: DocRequest, clients: usize) -> Vec<(usize, DocReply)> {
+        match request {
+            DocRequest::Join(_) => {
+                let state = JoinState {
+                    head: self.log.len() as u64,
+                    snapshot: None,
+                    snapshots: Vec::new(),
+                    ops: self.log.clone(),
+                    op_seq: None,
+                };
+                vec![(from, DocReply::State(state))]
             }
-            Some("sealcast:doc-submit") => {
-                let seq = self.log.len() + 1;
-                let op = json!({"seq": seq, "base": data["base"], "op_id": data["op_id"], "payload": data["payload"]});
+            DocRequest::Submit(submit) => {
+                let seq = self.log.len() as u64 + 1;
+                let op = SequencedOp {
+                    seq,
+                    base: submit.base,
+                    op_id: submit.op_id.clone(),
+                    payload: submit.payload,
+                    user_id: None,
+                };
                 self.log.push(op.clone());
-                let ack = json!({"event": "sealcast_internal:doc-ack", "data": {"op_id": data["op_id"], "seq": seq}});
+                let ack = Ack { op_id: submit.op_id, seq, duplicate: false };
                 (0..clients)
                     .map(|to| {
-                        let frame = if to == from {
-                            ack.clone()
-                        } else {
-                            json!({"event": "sealcast_internal:doc-op", "data": op})
-                        };
-                        (to, frame)
+                        let reply =
+                            if to == from { DocReply::Ack(ack.clone()) } else { DocReply::Op(op.clone()) };
+                        (to, reply)
                     })
                     .collect()
             }
-            _ => Vec::new(), // digests, snapshots, cursors: not needed here
+            _ => Vec::new(), // digests, snapshots: not needed here
         }
     }
 }
 
-/// Moves frames between the clients and the sequencer until quiet; the
+/// Moves messages between the clients and the sequencer until quiet; the
 /// editors receive events but do not apply them (that is up to `main`).
 fn pump(docs: &mut [DocClient], editors: &mut [Editor], sequencer: &mut ToySequencer) {
     loop {
         let mut moved = false;
         for from in 0..docs.len() {
-            while let Some(frame) = docs[from].poll_frame() {
+            while let Some(message) = docs[from].poll_transmit() {
                 moved = true;
-                for (to, reply) in sequencer.handle(from, &frame, docs.len()) {
-                    let event = reply["event"].as_str().unwrap_or_default().to_owned();
-                    docs[to].handle_event(&event, &reply["data"], None, Instant::now()).expect("well-formed");
+                let frame = ClientFrame::parse(message.encode(docs[from].channel()).as_bytes());
+                let Ok(request) = frame.map_err(|_| ()).and_then(|f| DocRequest::parse(&f).map_err(|_| ()))
+                else {
+                    continue; // cursors: not needed here
+                };
+                for (to, reply) in sequencer.handle(from, request, docs.len()) {
+                    let reply = reply.message();
+                    docs[to]
+                        .handle_event(reply.event, &reply.data, None, Instant::now())
+                        .expect("well-formed");
                 }
             }
         }

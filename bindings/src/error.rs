@@ -1,7 +1,7 @@
 //! The errors foreign code sees: one flat enum for calls, one for the
 //! app's callbacks.
 
-use sealcast_core::client::ClientError;
+use sealcast_core::client::{ClientError, CommandError};
 use sealcast_core::crypto::CryptoError;
 use sealcast_core::doc::DocClientError;
 use sealcast_core::net::NetError;
@@ -50,10 +50,11 @@ pub enum SealcastError {
     /// The document diverged: restart it.
     #[error("the document session stopped after divergence: restart it")]
     Diverged,
-    /// The app's key provider failed.
-    #[error("key provider: {detail}")]
-    KeyProvider {
-        /// Its message.
+    /// Too many sealed events already wait for keys (the key provider is
+    /// slow or failing): retry later.
+    #[error("{detail}")]
+    Busy {
+        /// Why.
         detail: String,
     },
     /// Bad client configuration (URL, certificates).
@@ -102,15 +103,24 @@ impl From<DocClientError> for SealcastError {
     }
 }
 
+impl From<CommandError> for SealcastError {
+    fn from(err: CommandError) -> SealcastError {
+        match err {
+            CommandError::Client(err) => err.into(),
+            CommandError::Crypto(err) => err.into(),
+            CommandError::Document(err) => err.into(),
+            CommandError::Busy(_) => SealcastError::Busy { detail: err.to_string() },
+            other => SealcastError::Document { detail: other.to_string() },
+        }
+    }
+}
+
 impl From<NetError> for SealcastError {
     fn from(err: NetError) -> SealcastError {
         match err {
-            NetError::Client(err) => err.into(),
-            NetError::Crypto(err) => err.into(),
-            NetError::Document(err) => err.into(),
-            NetError::KeyProvider(detail) => SealcastError::KeyProvider { detail },
+            NetError::Command(err) => err.into(),
             NetError::Config(detail) => SealcastError::Config { detail },
-            other => SealcastError::Document { detail: other.to_string() },
+            other => SealcastError::Config { detail: other.to_string() },
         }
     }
 }

@@ -127,14 +127,12 @@ pub fn doc_client(data: &[u8]) {
                 Err(_) => continue,
             },
             1 => {
-                let Some(frame) = std::iter::from_fn(|| client.poll_frame())
-                    .filter_map(|f| serde_json::from_str::<Value>(&f).ok())
-                    .filter(|f| f["event"] == wire::SUBMIT)
-                    .last()
+                let Some(message) =
+                    std::iter::from_fn(|| client.poll_transmit()).filter(|m| m.event == wire::SUBMIT).last()
                 else {
                     continue;
                 };
-                let ack = json!({"op_id": frame["data"]["op_id"], "seq": num(1)});
+                let ack = json!({"op_id": message.data["op_id"], "seq": num(1)});
                 client.handle_event(EVENTS[2], &ack, None, Instant::now())
             }
             2 => match Delta::from_json(&x) {

@@ -197,9 +197,9 @@ impl Peer {
     /// Sends the client's frames. If the connection is gone the rest are
     /// dropped, as on a real network: the rejoin resubmits what matters.
     async fn send_frames(&mut self) {
-        while let Some(frame) = self.doc.poll_frame() {
+        while let Some(message) = self.doc.poll_transmit() {
             let Some(ws) = &mut self.ws else { continue };
-            if !ws.try_send_raw(&frame).await {
+            if !ws.try_send_raw(&message.encode(self.doc.channel())).await {
                 self.ws = None;
             }
         }

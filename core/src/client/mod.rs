@@ -1,15 +1,25 @@
-//! The client SDK's sans-IO half: a Pusher-protocol connection as a state
-//! machine ([`ClientSession`]: connection state, subscriptions, presence
-//! rosters, pings, reconnect policy), sealed client events ([`sealed`]),
-//! and — with the `net` feature — [`crate::net`] drives it over a real
-//! WebSocket.
+//! The client SDK's sans-IO half. [`ClientMachine`] is the whole client as
+//! one state machine (link, keys, sealed events, held messages,
+//! documents); it composes the Pusher link ([`ClientSession`]: connection
+//! state, subscriptions, presence rosters, pings, reconnect policy), the
+//! sealed-event helpers ([`sealed`]) and the document clients
+//! ([`crate::doc::DocClient`]). With the `net` feature, [`crate::net`]
+//! drives it over a real WebSocket.
 
 mod backoff;
+mod held;
+mod link;
+mod machine;
 mod presence;
 pub mod sealed;
 mod session;
 
 pub use backoff::{Backoff, CloseClass};
+pub use link::Transmit;
+pub use machine::{
+    ClientMachine, CommandError, DocOptions, Document, Event, KeyGrant, KeyRequest, MachineConfig,
+    PRESENCE_STATE_EVENT,
+};
 pub use presence::{Member, Roster};
 pub use session::{
     Action, ChannelAuth, ClientError, ClientEvent, ClientSession, ConnectionState, SessionConfig,

@@ -21,8 +21,17 @@ pub fn seal_event(
     kid: &str,
     scope: &Scope,
 ) -> Result<(), CryptoError> {
-    let text = scope.to_string();
-    if text.parse::<Scope>().ok().as_ref() != Some(scope) {
+    check_sealable(data, scope)?;
+    seal_fields(data, paths, ring, kid, scope)?;
+    data[SCOPE_FIELD] = Value::String(scope.to_string());
+    Ok(())
+}
+
+/// What [`seal_event`] checks before sealing, without a key: the scope
+/// survives its text form (receivers parse it back) and `data` is an
+/// object.
+pub fn check_sealable(data: &Value, scope: &Scope) -> Result<(), CryptoError> {
+    if scope.to_string().parse::<Scope>().ok().as_ref() != Some(scope) {
         return Err(CryptoError::InvalidScope { reason: "scope fields must not contain ':'".into() });
     }
     if !data.is_object() {
@@ -30,8 +39,6 @@ pub fn seal_event(
             reason: "a sealed event's data must be a JSON object".into(),
         });
     }
-    seal_fields(data, paths, ring, kid, scope)?;
-    data[SCOPE_FIELD] = Value::String(text);
     Ok(())
 }
 

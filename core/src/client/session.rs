@@ -435,17 +435,7 @@ impl ClientSession {
 
     /// Sends a `client-` event on a subscribed private or presence channel.
     pub fn trigger(&mut self, channel: &str, event: &str, data: Value) -> Result<(), ClientError> {
-        if !event.starts_with(CLIENT_EVENT_PREFIX) {
-            return Err(ClientError::Invalid(format!("client event names start with client-: {event}")));
-        }
-        // The server's rule (it would refuse the event): not on public
-        // channels, not on `private-encrypted-` ones.
-        let allowed = ChannelName::parse(channel).is_ok_and(|name| name.allows_client_events());
-        if !allowed {
-            return Err(ClientError::Invalid(format!(
-                "client events are only allowed on private and presence channels (not {channel})"
-            )));
-        }
+        check_client_event(channel, event)?;
         self.send_on_channel(channel, event, data)
     }
 
@@ -572,6 +562,22 @@ impl ClientSession {
             self.events.push_back(ClientEvent::State(state));
         }
     }
+}
+
+/// The server's rule for client events (it would refuse others): a
+/// `client-` name, on a private or presence channel, not on a
+/// `private-encrypted-` one.
+pub(crate) fn check_client_event(channel: &str, event: &str) -> Result<(), ClientError> {
+    if !event.starts_with(CLIENT_EVENT_PREFIX) {
+        return Err(ClientError::Invalid(format!("client event names start with client-: {event}")));
+    }
+    let allowed = ChannelName::parse(channel).is_ok_and(|name| name.allows_client_events());
+    if !allowed {
+        return Err(ClientError::Invalid(format!(
+            "client events are only allowed on private and presence channels (not {channel})"
+        )));
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -15,8 +15,7 @@ pub(crate) fn fill<R: TryCryptoRng + ?Sized>(rng: &mut R, buf: &mut [u8]) -> Res
     rng.try_fill_bytes(buf).map_err(|_| CryptoError::RandomnessUnavailable)
 }
 
-/// A random `u64` from the OS (the network client's op id prefixes).
-#[cfg(feature = "net")]
+/// A random `u64` from the OS (the client's op id prefixes).
 pub(crate) fn random_u64() -> Result<u64, CryptoError> {
     let mut bytes = [0u8; 8];
     fill(&mut OsRng, &mut bytes)?;

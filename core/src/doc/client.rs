@@ -9,20 +9,20 @@
 //! when an envelope names one the ring lacks.
 //!
 //! The transport subscribes to the channel, then feeds every frame on it to
-//! [`DocClient::handle_event`] and sends whatever [`DocClient::poll_frame`]
+//! [`DocClient::handle_event`] and sends whatever [`DocClient::poll_transmit`]
 //! returns; the app reads [`DocClient::poll_event`].
 
 use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::time::{Duration, Instant};
 
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use super::payload::{self, PayloadError};
 use super::versions::{VersionError, ViewVersions};
 use crate::crypto::{CryptoError, Key, KeyRing};
 use crate::ot::Delta;
 use crate::ot::session::{DocEvent as SessionEvent, DocSession, Integrated, SessionError};
-use crate::protocol::doc::{self, DocProtocolError, DocReply, DocRequest};
+use crate::protocol::doc::{self, DocMessage, DocProtocolError, DocReply, DocRequest};
 
 /// Own and reported digests remembered, per direction.
 const DIGESTS_KEPT: usize = 64;
@@ -280,7 +280,7 @@ pub struct DocClient {
     /// Refusals of the in-flight op in a row, and when to resubmit it.
     retries: u32,
     retry_at: Option<Instant>,
-    frames: VecDeque<String>,
+    outgoing: VecDeque<DocMessage>,
     events: VecDeque<DocClientEvent>,
 }
 
@@ -338,7 +338,7 @@ impl DocClient {
             conflicted: None,
             retries: 0,
             retry_at: None,
-            frames: VecDeque::new(),
+            outgoing: VecDeque::new(),
             events: VecDeque::new(),
         })
     }
@@ -486,9 +486,7 @@ impl DocClient {
     pub fn cursor(&mut self, index: usize, length: usize) -> Result<(), DocClientError> {
         let seq = self.session.as_ref().ok_or(DocClientError::NotReady)?.seq();
         let envelope = payload::seal_cursor(&mut self.ring, &self.kid, &self.doc_id, seq, index, length)?;
-        let cursor =
-            json!({"event": doc::CURSOR, "channel": self.channel, "data": {"seq": seq, "cursor": envelope}});
-        self.frames.push_back(cursor.to_string());
+        self.outgoing.push_back(doc::CursorUpdate { seq, cursor: envelope }.message());
         Ok(())
     }
 
@@ -511,11 +509,14 @@ impl DocClient {
     ) -> Result<(), DocClientError> {
         let incoming = match event {
             doc::CURSOR => {
-                let malformed = || DocClientError::Malformed("cursor data is {seq, cursor}");
+                let cursor = doc::CursorUpdate::parse(data).map_err(|e| match e {
+                    DocProtocolError::Shape(message) => DocClientError::Malformed(message),
+                    DocProtocolError::NotDocument => DocClientError::Malformed("not a cursor"),
+                })?;
                 Incoming::Cursor {
                     user_id: user_id.map(str::to_owned),
-                    seq: data.get("seq").and_then(Value::as_u64).ok_or_else(malformed)?,
-                    envelope: data.get("cursor").cloned().ok_or_else(malformed)?,
+                    seq: cursor.seq,
+                    envelope: cursor.cursor,
                 }
             }
             _ => match DocReply::parse(event, data) {
@@ -551,9 +552,10 @@ impl DocClient {
         Ok(())
     }
 
-    /// The next frame to send on the WebSocket.
-    pub fn poll_frame(&mut self) -> Option<String> {
-        self.frames.pop_front()
+    /// The next message to send on [`DocClient::channel`] (encode it with
+    /// [`DocMessage::encode`] for a raw WebSocket).
+    pub fn poll_transmit(&mut self) -> Option<DocMessage> {
+        self.outgoing.pop_front()
     }
 
     /// The next event for the app.
@@ -1068,7 +1070,7 @@ impl DocClient {
     }
 
     fn push_request(&mut self, request: DocRequest) {
-        self.frames.push_back(request.encode(&self.channel));
+        self.outgoing.push_back(request.message());
     }
 }
 

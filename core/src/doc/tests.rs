@@ -25,7 +25,7 @@ fn text(s: &str) -> Delta {
 }
 
 fn frames(c: &mut DocClient) -> Vec<Value> {
-    std::iter::from_fn(|| c.poll_frame()).map(|f| serde_json::from_str(&f).unwrap()).collect()
+    std::iter::from_fn(|| c.poll_transmit()).map(|m| json!({"event": m.event, "data": m.data})).collect()
 }
 
 fn events(c: &mut DocClient) -> Vec<DocClientEvent> {

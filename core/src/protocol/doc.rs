@@ -180,15 +180,60 @@ impl DocRequest {
         }
     }
 
-    /// The frame for `channel`.
-    pub fn encode(&self, channel: &str) -> String {
+    /// The event name and data (what a client sends on the channel, over
+    /// its own link or another library's).
+    pub fn message(&self) -> DocMessage {
         let data = match self {
             DocRequest::Join(join) => serde_json::to_value(join),
             DocRequest::Submit(submit) => serde_json::to_value(submit),
             DocRequest::Digest(digest) => serde_json::to_value(digest),
             DocRequest::Snapshot(snap) => serde_json::to_value(snap),
         };
-        frame(self.event(), channel, data.unwrap_or(Value::Null))
+        DocMessage { event: self.event(), data: data.unwrap_or(Value::Null) }
+    }
+
+    /// The frame for `channel`.
+    pub fn encode(&self, channel: &str) -> String {
+        self.message().encode(channel)
+    }
+}
+
+/// A document message as event name and data: what a client sends on its
+/// channel (a request or a cursor), or a server reply.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DocMessage {
+    /// The event name.
+    pub event: &'static str,
+    /// Its data.
+    pub data: Value,
+}
+
+impl DocMessage {
+    /// The frame for `channel`.
+    pub fn encode(&self, channel: &str) -> String {
+        frame(self.event, channel, self.data.clone())
+    }
+}
+
+/// [`CURSOR`] data: a sealed selection at a sequence number (a client
+/// event: the server relays it like any other and never parses it).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CursorUpdate {
+    /// The sequence number the selection refers to.
+    pub seq: u64,
+    /// The sealed selection.
+    pub cursor: Value,
+}
+
+impl CursorUpdate {
+    /// Its data.
+    pub fn parse(data: &Value) -> Result<CursorUpdate, DocProtocolError> {
+        from_value(data, "cursor data is {seq, cursor}")
+    }
+
+    /// The message.
+    pub fn message(&self) -> DocMessage {
+        DocMessage { event: CURSOR, data: serde_json::to_value(self).unwrap_or(Value::Null) }
     }
 }
 
@@ -336,6 +381,11 @@ impl DocReply {
 
     /// The frame for `channel`.
     pub fn encode(&self, channel: &str) -> String {
+        self.message().encode(channel)
+    }
+
+    /// The event name and data.
+    pub fn message(&self) -> DocMessage {
         let data = match self {
             DocReply::State(state) => serde_json::to_value(state),
             DocReply::Op(op) => serde_json::to_value(op),
@@ -344,7 +394,7 @@ impl DocReply {
             DocReply::SnapshotStored(stored) => serde_json::to_value(stored),
             DocReply::Error(error) => serde_json::to_value(error),
         };
-        frame(self.event(), channel, data.unwrap_or(Value::Null))
+        DocMessage { event: self.event(), data: data.unwrap_or(Value::Null) }
     }
 }
 

@@ -279,8 +279,8 @@ pub async fn join(args: JoinArgs) -> Result<(), CliError> {
         doc.join();
         let mut processing = Duration::ZERO;
         while !doc.is_ready() {
-            while let Some(frame) = doc.poll_frame() {
-                client.send(&frame).await?;
+            while let Some(message) = doc.poll_transmit() {
+                client.send(&message.encode(&channel)).await?;
             }
             let frame = client.next_json().await?;
             let event = frame["event"].as_str().unwrap_or_default();

@@ -220,8 +220,8 @@ pub async fn pump_doc(
     let mut retried = 0;
     loop {
         doc.handle_timeout(Instant::now());
-        while let Some(frame) = doc.poll_frame() {
-            client.send_raw(&frame).await;
+        while let Some(message) = doc.poll_transmit() {
+            client.send_raw(&message.encode(doc.channel())).await;
         }
         while let Some(event) = doc.poll_event() {
             match event {
