@@ -21,12 +21,19 @@ pub(crate) struct Inbound {
     pub(crate) user_id: Option<String>,
 }
 
-/// A sealed event waiting for its key.
+/// An event to send that waits: sealed ones for the key to seal with,
+/// plain ones behind a waiting one on the same channel (order).
 #[derive(Debug, Clone)]
-pub(crate) struct PendingSeal {
+pub(crate) struct PendingSend {
     pub(crate) channel: String,
     pub(crate) event: String,
     pub(crate) data: Value,
+    pub(crate) seal: Option<Seal>,
+}
+
+/// What to seal an event's data with.
+#[derive(Debug, Clone)]
+pub(crate) struct Seal {
     pub(crate) paths: Vec<String>,
     pub(crate) kid: String,
     pub(crate) scope: Scope,

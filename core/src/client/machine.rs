@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use super::held::{Held, Inbound, PendingSeal};
+use super::held::{Held, Inbound, PendingSend, Seal};
 use super::link::{ExternalLink, Link, Transmit};
 use super::presence::Member;
 use super::sealed::{check_sealable, open_event, seal_event};
@@ -263,7 +263,7 @@ pub struct ClientMachine {
     /// Received events waiting for a key (in order per channel).
     inbound: Held<Inbound>,
     /// Sealed events waiting for the key to seal with.
-    sends: Held<PendingSeal>,
+    sends: Held<PendingSend>,
     /// Key requests out with the app, and since when.
     asked: HashMap<KeyRequest, Instant>,
     /// Keys the app refused recently: (kid, kv, when).
@@ -422,10 +422,11 @@ impl ClientMachine {
             self.release(Some(expired));
             while self.sends.oldest().is_some_and(|at| at <= expired) {
                 if let Some(send) = self.sends.pop_oldest() {
-                    let message = format!("the key {} did not arrive within {timeout:?}", send.kid);
-                    self.not_sent(&send, &message);
+                    let kid = send.seal.as_ref().map_or("", |seal| seal.kid.as_str());
+                    self.not_sent(&send, &format!("the key {kid} did not arrive within {timeout:?}"));
                 }
             }
+            self.flush_sends();
         }
     }
 
@@ -501,10 +502,12 @@ impl ClientMachine {
         self.link.unsubscribe(channel);
     }
 
-    /// Sends a plaintext `client-` event.
+    /// Sends a plaintext `client-` event (after the sealed ones sent
+    /// before it on the channel, if they wait for a key).
     pub fn trigger(&mut self, channel: &str, event: &str, data: Value) -> Result<(), CommandError> {
         self.link.check_client_event(channel, event)?;
-        Ok(self.link.send(channel, event, data)?)
+        let send = PendingSend { channel: channel.to_owned(), event: event.to_owned(), data, seal: None };
+        self.send_or_wait(send)
     }
 
     /// Seals `paths` of `data` for `scope` with the current version of
@@ -522,21 +525,30 @@ impl ClientMachine {
     ) -> Result<(), CommandError> {
         self.link.check_client_event(channel, event)?;
         check_sealable(&data, scope)?;
-        let send = PendingSeal {
-            channel: channel.to_owned(),
-            event: event.to_owned(),
-            data,
+        let seal = Seal {
             paths: paths.iter().map(|p| (*p).to_owned()).collect(),
             kid: kid.to_owned(),
             scope: scope.clone(),
         };
-        if self.ring.current_version(kid).is_some() {
+        let send =
+            PendingSend { channel: channel.to_owned(), event: event.to_owned(), data, seal: Some(seal) };
+        self.send_or_wait(send)
+    }
+
+    /// Sends now, or queues behind what waits on the channel (asking for
+    /// the key a sealed send lacks).
+    fn send_or_wait(&mut self, send: PendingSend) -> Result<(), CommandError> {
+        let behind = self.sends.iter().any(|waiting| waiting.channel == send.channel);
+        let lacks_key = send.seal.as_ref().is_some_and(|seal| self.ring.current_version(&seal.kid).is_none());
+        if !behind && !lacks_key {
             return self.seal_and_send(send);
         }
         if self.sends.is_full() {
             return Err(CommandError::Busy(self.sends.len()));
         }
-        self.ask(KeyRequest { kid: kid.to_owned(), kv: None, doc_id: None, key_hint: None });
+        if let Some(seal) = send.seal.as_ref().filter(|_| lacks_key) {
+            self.ask(KeyRequest { kid: seal.kid.clone(), kv: None, doc_id: None, key_hint: None });
+        }
         self.sends.push(self.now, send);
         Ok(())
     }
@@ -860,20 +872,25 @@ impl ClientMachine {
             }
             None => {
                 for (at, send) in self.sends.take_all() {
-                    if send.kid == request.kid {
+                    if send.seal.as_ref().is_some_and(|seal| seal.kid == request.kid) {
                         self.not_sent(&send, &format!("key provider: {message}"));
                     } else {
                         self.sends.put_back(at, send);
                     }
                 }
+                self.flush_sends();
             }
         }
     }
 
-    /// Sends the waiting sealed events whose key arrived.
+    /// Sends the waiting events that can go now (in order per channel).
     fn flush_sends(&mut self) {
+        let mut waiting: HashSet<String> = HashSet::new();
         for (at, send) in self.sends.take_all() {
-            if self.ring.current_version(&send.kid).is_none() {
+            let lacks_key =
+                send.seal.as_ref().is_some_and(|seal| self.ring.current_version(&seal.kid).is_none());
+            if waiting.contains(&send.channel) || lacks_key {
+                waiting.insert(send.channel.clone());
                 self.sends.put_back(at, send);
             } else if let Err(err) = self.seal_and_send(send.clone()) {
                 self.not_sent(&send, &err.to_string());
@@ -881,14 +898,16 @@ impl ClientMachine {
         }
     }
 
-    fn seal_and_send(&mut self, mut send: PendingSeal) -> Result<(), CommandError> {
+    fn seal_and_send(&mut self, mut send: PendingSend) -> Result<(), CommandError> {
         self.link.check_client_event(&send.channel, &send.event)?;
-        let paths: Vec<&str> = send.paths.iter().map(String::as_str).collect();
-        seal_event(&mut send.data, &paths, &mut self.ring, &send.kid, &send.scope)?;
+        if let Some(seal) = &send.seal {
+            let paths: Vec<&str> = seal.paths.iter().map(String::as_str).collect();
+            seal_event(&mut send.data, &paths, &mut self.ring, &seal.kid, &seal.scope)?;
+        }
         Ok(self.link.send(&send.channel, &send.event, send.data)?)
     }
 
-    fn not_sent(&mut self, send: &PendingSeal, why: &str) {
+    fn not_sent(&mut self, send: &PendingSend, why: &str) {
         let message = format!("{} on {} was not sent: {why}", send.event, send.channel);
         self.events.push_back(Event::Error { code: None, message });
     }

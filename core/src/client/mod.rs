@@ -7,6 +7,8 @@
 //! drives it over a real WebSocket.
 
 mod backoff;
+#[cfg(test)]
+mod harness;
 mod held;
 mod link;
 mod machine;

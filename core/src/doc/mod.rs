@@ -5,6 +5,7 @@
 
 mod client;
 pub mod payload;
+pub mod store;
 mod versions;
 
 pub use client::{

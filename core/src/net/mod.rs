@@ -359,12 +359,14 @@ enum Input {
     /// The socket reader.
     Socket(Option<Incoming>),
     /// An app callback answered.
-    Answer(Answer),
+    Answer(Box<Answer>),
     /// The machine's timeout came.
     Timeout,
 }
 
-/// An app callback's answer to one of the machine's requests.
+/// An app callback's answer to one of the machine's requests (a key is
+/// large; answers are rare, so they travel boxed).
+#[allow(clippy::large_enum_variant)]
 enum Answer {
     Authorization { socket_id: String, channel: String, result: Result<ChannelAuth, String> },
     Key { request: KeyRequest, result: Result<KeyGrant, String> },
@@ -383,7 +385,7 @@ struct Driver {
 
 impl Driver {
     async fn run(mut self) {
-        let (answers_tx, mut answers_rx) = mpsc::unbounded_channel::<Answer>();
+        let (answers_tx, mut answers_rx) = mpsc::unbounded_channel::<Box<Answer>>();
         let shared = self.shared.clone();
         let mut input = Input::Wake;
         loop {
@@ -427,7 +429,7 @@ impl Driver {
     async fn wait(
         &mut self,
         deadline: Option<Instant>,
-        answers: &mut mpsc::UnboundedReceiver<Answer>,
+        answers: &mut mpsc::UnboundedReceiver<Box<Answer>>,
     ) -> Input {
         let sleep = async {
             match deadline {
@@ -464,16 +466,18 @@ impl Driver {
                 self.drop_socket();
                 machine.handle_closed(now, None, "reader stopped");
             }
-            Input::Answer(Answer::Authorization { socket_id, channel, result }) => {
-                machine.handle_authorization(&socket_id, &channel, result)
-            }
-            Input::Answer(Answer::Key { request, result }) => machine.handle_key(now, &request, result),
+            Input::Answer(answer) => match *answer {
+                Answer::Authorization { socket_id, channel, result } => {
+                    machine.handle_authorization(&socket_id, &channel, result)
+                }
+                Answer::Key { request, result } => machine.handle_key(now, &request, result),
+            },
         }
     }
 
     /// Hands events to the app; requests go to its callbacks on the
     /// blocking pool, whose answers come back as input.
-    fn deliver(&self, events: Vec<Event>, answers: &mpsc::UnboundedSender<Answer>) {
+    fn deliver(&self, events: Vec<Event>, answers: &mpsc::UnboundedSender<Box<Answer>>) {
         if events.is_empty() {
             return;
         }
@@ -484,14 +488,14 @@ impl Driver {
                     let (authorizer, answers) = (self.shared.authorizer.clone(), answers.clone());
                     tokio::task::spawn_blocking(move || {
                         let result = authorizer.authorize(&socket_id, &channel);
-                        let _ = answers.send(Answer::Authorization { socket_id, channel, result });
+                        let _ = answers.send(Box::new(Answer::Authorization { socket_id, channel, result }));
                     });
                 }
                 Event::NeedKey(request) => {
                     let (keys, answers) = (self.shared.keys.clone(), answers.clone());
                     tokio::task::spawn_blocking(move || {
                         let result = keys.key(&request);
-                        let _ = answers.send(Answer::Key { request, result });
+                        let _ = answers.send(Box::new(Answer::Key { request, result }));
                     });
                 }
                 event => {

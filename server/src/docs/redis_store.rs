@@ -27,11 +27,11 @@ use std::sync::{Mutex, MutexGuard};
 
 use redis::{Connection, Script};
 
-use super::store::{
+use super::{AppendOutcome, DocId, DocLimits, DocStore, Page, Snapshot, StoreError, StoredOp};
+use sealcast_core::doc::store::{
     OP_OVERHEAD_BYTES, SNAPSHOT_LAG_MAX, SNAPSHOT_SLOT_SPAN, SNAPSHOTS_KEPT, TOMBSTONES_KEPT, check_payload,
     check_snapshot, newest_first,
 };
-use super::{AppendOutcome, DocId, DocLimits, DocStore, Page, Snapshot, StoreError, StoredOp};
 
 /// Ops read from Redis per round trip when paging.
 const READ_CHUNK_OPS: usize = 100;
@@ -270,7 +270,7 @@ impl DocStore for RedisStore {
                     .query(conn)
             })?;
             if !known && count >= self.limits.max_documents_per_app {
-                return Err(StoreError::Quota(super::store::APP_QUOTA_REACHED));
+                return Err(StoreError::Quota(sealcast_core::doc::store::APP_QUOTA_REACHED));
             }
             self.with_conn(|conn| redis::cmd("SADD").arg(&app_docs).arg(&id.doc).query::<()>(conn))?;
             reply = run(true)?;
@@ -453,10 +453,10 @@ mod tests {
         super::super::conformance(&store);
         let limits = DocLimits { max_documents_per_app: 2, ..DocLimits::default() };
         let quota = RedisStore::open(&format!("redis://127.0.0.1:{port}/1"), limits).unwrap();
-        crate::docs::store::quota_conformance(&quota);
+        sealcast_core::doc::store::quota_conformance(&quota);
         let cost_limits = DocLimits { max_document_bytes: 1000, ..DocLimits::default() };
         let cost = RedisStore::open(&format!("redis://127.0.0.1:{port}/2"), cost_limits).unwrap();
-        crate::docs::store::history_cost_conformance(&cost);
+        sealcast_core::doc::store::history_cost_conformance(&cost);
         let _ = server.kill();
         let _ = server.wait();
     }

@@ -13,7 +13,9 @@ use std::sync::{Arc, Mutex};
 use sealcast_core::protocol::doc;
 
 use super::bulk::BulkPool;
-use super::{AppendOutcome, DocId, DocLimits, DocStore, Page, Snapshot, SqliteStore, StoreError, StoredOp};
+use sealcast_core::doc::store::{JoinState, read_join};
+
+use super::{AppendOutcome, DocId, DocLimits, DocStore, Snapshot, SqliteStore, StoreError};
 
 /// Most ops returned by one join (clients page with `since`).
 pub const JOIN_PAGE: usize = doc::JOIN_PAGE_OPS;
@@ -36,52 +38,6 @@ pub struct Sequencer {
     requests: Mutex<HashMap<String, usize>>,
     max_requests: usize,
     locks: Mutex<HashMap<DocId, Arc<tokio::sync::Mutex<()>>>>,
-}
-
-/// What a joining client receives.
-#[derive(Debug)]
-pub struct JoinState {
-    /// The last sequence number assigned.
-    pub head: u64,
-    /// The newest snapshot, or the kept one the client asked for.
-    pub snapshot: Option<Snapshot>,
-    /// The sequence numbers of every kept snapshot, newest first (a client
-    /// that cannot open one asks for another).
-    pub snapshots: Vec<u64>,
-    /// Ops after `since` (or after the snapshot): at most [`JOIN_PAGE`] and
-    /// `max_join_page_bytes` (the snapshot included), at least one. A page
-    /// that ends before `head` is continued by joining again with `since`.
-    pub ops: Vec<StoredOp>,
-    /// The sequence number of the op id the client asked about, if that
-    /// op was sequenced (a client rejoining with an op in flight).
-    pub op_seq: Option<u64>,
-}
-
-impl JoinState {
-    /// The wire form (`sealcast_internal:doc-state` data), by move.
-    pub fn into_wire(self) -> doc::JoinState {
-        doc::JoinState {
-            head: self.head,
-            snapshot: self.snapshot.map(|s| doc::StateSnapshot {
-                seq: s.seq,
-                payload: s.payload,
-                key_hint: s.key_hint,
-            }),
-            snapshots: self.snapshots,
-            ops: self
-                .ops
-                .into_iter()
-                .map(|op| doc::SequencedOp {
-                    seq: op.seq,
-                    base: op.base,
-                    op_id: op.op_id,
-                    payload: op.payload,
-                    user_id: None,
-                })
-                .collect(),
-            op_seq: self.op_seq,
-        }
-    }
 }
 
 /// One of an app's in-progress request slots, given back on drop.
@@ -186,20 +142,8 @@ impl Sequencer {
         let _slot = self.request_slot(&id.app)?;
         let (store, page_bytes) = (self.store.clone(), self.page_bytes);
         let read = self.bulk.run(move || {
-            let snapshots = store.snapshot_seqs(&id)?;
-            let wanted = from_snapshot.filter(|seq| snapshots.contains(seq)).or(snapshots.first().copied());
-            let snapshot = match wanted {
-                Some(seq) => store.snapshot_at(&id, seq)?,
-                None => None,
-            };
-            let since = since.unwrap_or_else(|| snapshot.as_ref().map_or(0, |s| s.seq));
-            let bytes = page_bytes.saturating_sub(snapshot.as_ref().map_or(0, |s| s.payload.len()));
-            let ops = store.ops_since(&id, since, Page { ops: JOIN_PAGE, bytes })?;
-            let op_seq = match op_id {
-                Some(op_id) => store.find_op(&id, &op_id)?,
-                None => None,
-            };
-            Ok(encode(JoinState { head: store.head(&id)?, snapshot, snapshots, ops, op_seq }))
+            let state = read_join(&*store, &id, since, op_id.as_deref(), from_snapshot, page_bytes)?;
+            Ok(encode(state))
         });
         read.await.unwrap_or_else(|| Err(StoreError::Backend("the join failed (bulk thread)".into())))
     }

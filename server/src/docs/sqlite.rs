@@ -21,10 +21,10 @@ use std::sync::{Mutex, MutexGuard, mpsc};
 
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
-use super::store::{
+use super::{AppendOutcome, DocId, DocLimits, DocStore, Page, Snapshot, StoreError, StoredOp};
+use sealcast_core::doc::store::{
     check_base, check_payload, check_snapshot, is_resubmission, newest_first, op_cost, place_snapshot,
 };
-use super::{AppendOutcome, DocId, DocLimits, DocStore, Page, Snapshot, StoreError, StoredOp};
 
 const SCHEMA: &str = "
     CREATE TABLE IF NOT EXISTS docs (
@@ -171,7 +171,7 @@ fn append_in(
             .query_row("SELECT COUNT(*) FROM docs WHERE app = ?1 AND head > 0", params![id.app], |r| r.get(0))
             .map_err(|e| backend(&e))?;
         if u64::try_from(count).unwrap_or(0) >= limits.max_documents_per_app {
-            return Err(StoreError::Quota(super::store::APP_QUOTA_REACHED));
+            return Err(StoreError::Quota(sealcast_core::doc::store::APP_QUOTA_REACHED));
         }
     }
     check_base(*base, floor, head)?;
@@ -288,7 +288,7 @@ impl DocStore for SqliteStore {
         if snapshot.seq > head {
             return Err(StoreError::SnapshotAhead { seq: snapshot.seq, head });
         }
-        if head - snapshot.seq > super::store::SNAPSHOT_LAG_MAX {
+        if head - snapshot.seq > sealcast_core::doc::store::SNAPSHOT_LAG_MAX {
             return Err(StoreError::SnapshotStale { seq: snapshot.seq });
         }
         let seq = int(snapshot.seq);
@@ -374,14 +374,14 @@ impl DocStore for SqliteStore {
                  bytes = (SELECT COALESCE(SUM(LENGTH(CAST(payload AS BLOB)) + LENGTH(CAST(op_id AS BLOB)) + ?4), 0)
                           FROM ops WHERE app = ?1 AND doc = ?2 AND payload != '')
              WHERE app = ?1 AND doc = ?2",
-            params![id.app, id.doc, int(upto), int(super::store::OP_OVERHEAD_BYTES)],
+            params![id.app, id.doc, int(upto), int(sealcast_core::doc::store::OP_OVERHEAD_BYTES)],
         )
         .map_err(|e| backend(&e))?;
         // Tombstones keep compacted op ids answerable (`Duplicate`,
         // `op_seq`) for a bounded window, not forever.
         tx.execute(
             "DELETE FROM ops WHERE app = ?1 AND doc = ?2 AND payload = '' AND seq <= ?3",
-            params![id.app, id.doc, int(upto.saturating_sub(super::store::TOMBSTONES_KEPT))],
+            params![id.app, id.doc, int(upto.saturating_sub(sealcast_core::doc::store::TOMBSTONES_KEPT))],
         )
         .map_err(|e| backend(&e))?;
         tx.commit().map_err(|e| backend(&e))?;
@@ -423,10 +423,12 @@ mod tests {
         conformance(&SqliteStore::open(&path, DocLimits::default()).unwrap());
         let quota_path = temp_db("quota");
         let limits = DocLimits { max_documents_per_app: 2, ..DocLimits::default() };
-        crate::docs::store::quota_conformance(&SqliteStore::open(&quota_path, limits).unwrap());
+        sealcast_core::doc::store::quota_conformance(&SqliteStore::open(&quota_path, limits).unwrap());
         let cost_limits = DocLimits { max_document_bytes: 1000, ..DocLimits::default() };
         let cost_path = temp_db("cost");
-        crate::docs::store::history_cost_conformance(&SqliteStore::open(&cost_path, cost_limits).unwrap());
+        sealcast_core::doc::store::history_cost_conformance(
+            &SqliteStore::open(&cost_path, cost_limits).unwrap(),
+        );
         std::fs::remove_dir_all(cost_path.parent().unwrap()).ok();
         std::fs::remove_dir_all(quota_path.parent().unwrap()).ok();
         std::fs::remove_dir_all(path.parent().unwrap()).ok();

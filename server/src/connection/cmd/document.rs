@@ -124,19 +124,10 @@ impl Session {
     }
 
     fn doc_store_error(&mut self, channel: &str, request: &str, err: &StoreError, op_id: Option<&str>) {
-        let code = match err {
-            StoreError::Resync { .. } => "resync",
-            StoreError::TooLarge(_) => "too_large",
-            StoreError::SnapshotAhead { .. } | StoreError::Invalid(_) => "invalid",
-            StoreError::SnapshotStale { .. } => "stale_snapshot",
-            StoreError::Conflict { .. } => "conflict",
-            StoreError::Quota(_) => "quota",
-            StoreError::Busy(_) => "rate_limited",
-            _ => {
-                tracing::error!(channel, error = %err, "document store failed");
-                "storage"
-            }
-        };
+        let code = err.code();
+        if let StoreError::Backend(_) = err {
+            tracing::error!(channel, error = %err, "document store failed");
+        }
         self.doc_error(channel, request, code, &err.to_string(), op_id);
     }
 

@@ -1,5 +1,7 @@
-//! [`DocStore`]: the storage contract of the blind sequencer, and an
-//! in-memory implementation used as the reference in tests.
+//! [`DocStore`]: the storage contract of the blind sequencer (the server's
+//! SQLite and Redis stores implement it), an in-memory implementation used
+//! as the reference in tests (and by the client's in-memory harness), and
+//! [`read_join`], the one reading of a join answer.
 //!
 //! Contract (every implementation passes [`conformance`]):
 //! - `append` assigns the next sequence number and makes the op durable
@@ -33,6 +35,8 @@
 
 use std::collections::HashMap;
 use std::sync::Mutex;
+
+use crate::protocol::doc;
 
 /// A document, per app.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -140,7 +144,8 @@ pub enum AppendOutcome {
 /// contract): `stored` and `author` are the stored and the submitting
 /// authors; `same_bytes` whether base and payload are identical (unknown,
 /// i.e. false, once the payload was compacted).
-pub(crate) fn is_resubmission(stored: Option<&str>, author: Option<&str>, same_bytes: bool) -> bool {
+#[doc(hidden)] // shared by the server's store implementations
+pub fn is_resubmission(stored: Option<&str>, author: Option<&str>, same_bytes: bool) -> bool {
     stored == author || same_bytes
 }
 
@@ -238,6 +243,98 @@ pub enum StoreError {
     /// The storage backend failed (caused by: environment).
     #[error("storage: {0}")]
     Backend(String),
+}
+
+impl StoreError {
+    /// The document protocol's error code for it (`doc-error` `code`;
+    /// docs/protocol.md): `storage` for a backend failure.
+    pub fn code(&self) -> &'static str {
+        match self {
+            StoreError::Resync { .. } => "resync",
+            StoreError::TooLarge(_) => "too_large",
+            StoreError::SnapshotAhead { .. } | StoreError::Invalid(_) => "invalid",
+            StoreError::SnapshotStale { .. } => "stale_snapshot",
+            StoreError::Conflict { .. } => "conflict",
+            StoreError::Quota(_) => "quota",
+            StoreError::Busy(_) => "rate_limited",
+            StoreError::Backend(_) => "storage",
+        }
+    }
+}
+
+/// What a joining client receives.
+#[derive(Debug)]
+pub struct JoinState {
+    /// The last sequence number assigned.
+    pub head: u64,
+    /// The newest snapshot, or the kept one the client asked for.
+    pub snapshot: Option<Snapshot>,
+    /// The sequence numbers of every kept snapshot, newest first (a client
+    /// that cannot open one asks for another).
+    pub snapshots: Vec<u64>,
+    /// Ops after `since` (or after the snapshot): at most
+    /// [`doc::JOIN_PAGE_OPS`] and the page's bytes (the snapshot included),
+    /// at least one. A page that ends before `head` is continued by joining
+    /// again with `since`.
+    pub ops: Vec<StoredOp>,
+    /// The sequence number of the op id the client asked about, if that
+    /// op was sequenced (a client rejoining with an op in flight).
+    pub op_seq: Option<u64>,
+}
+
+impl JoinState {
+    /// The wire form (`sealcast_internal:doc-state` data), by move.
+    pub fn into_wire(self) -> doc::JoinState {
+        doc::JoinState {
+            head: self.head,
+            snapshot: self.snapshot.map(|s| doc::StateSnapshot {
+                seq: s.seq,
+                payload: s.payload,
+                key_hint: s.key_hint,
+            }),
+            snapshots: self.snapshots,
+            ops: self
+                .ops
+                .into_iter()
+                .map(|op| doc::SequencedOp {
+                    seq: op.seq,
+                    base: op.base,
+                    op_id: op.op_id,
+                    payload: op.payload,
+                    user_id: None,
+                })
+                .collect(),
+            op_seq: self.op_seq,
+        }
+    }
+}
+
+/// Reads the answer to a join: a snapshot (the newest, or the kept one at
+/// `from_snapshot`) and the ops after `since` (default: after that
+/// snapshot), at most `page_bytes` with the snapshot, and where `op_id`
+/// was sequenced.
+pub fn read_join(
+    store: &dyn DocStore,
+    id: &DocId,
+    since: Option<u64>,
+    op_id: Option<&str>,
+    from_snapshot: Option<u64>,
+    page_bytes: usize,
+) -> Result<JoinState, StoreError> {
+    let snapshots = store.snapshot_seqs(id)?;
+    let wanted = from_snapshot.filter(|seq| snapshots.contains(seq)).or(snapshots.first().copied());
+    let snapshot = match wanted {
+        Some(seq) => store.snapshot_at(id, seq)?,
+        None => None,
+    };
+    let since = since.unwrap_or_else(|| snapshot.as_ref().map_or(0, |s| s.seq));
+    let bytes = page_bytes.saturating_sub(snapshot.as_ref().map_or(0, |s| s.payload.len()));
+    let ops = store.ops_since(id, since, Page { ops: doc::JOIN_PAGE_OPS, bytes })?;
+    let op_seq = match op_id {
+        Some(op_id) => store.find_op(id, op_id)?,
+        None => None,
+    };
+    Ok(JoinState { head: store.head(id)?, snapshot, snapshots, ops, op_seq })
 }
 
 /// Where the sequencer keeps ops, snapshots and key hints.
@@ -426,7 +523,8 @@ impl DocStore for MemoryStore {
 /// its payload and op id plus [`OP_OVERHEAD_BYTES`] for the row (sequence
 /// numbers, base, author, index entries), so a flood of tiny ops with long
 /// ids is bounded as much as one of large payloads.
-pub(crate) fn op_cost(op_id: &str, payload: &str) -> u64 {
+#[doc(hidden)] // shared by the server's store implementations
+pub fn op_cost(op_id: &str, payload: &str) -> u64 {
     (op_id.len() + payload.len()) as u64 + OP_OVERHEAD_BYTES
 }
 
@@ -452,7 +550,8 @@ pub const SNAPSHOT_SLOT_SPAN: u64 = 20_000;
 /// one, or every slot is newer), otherwise the uploaders whose snapshots it
 /// displaces (its own older one, slots too far behind, the oldest slot
 /// when all are taken).
-pub(crate) fn place_snapshot(kept: &[(String, u64)], uploader: &str, seq: u64) -> Option<Vec<String>> {
+#[doc(hidden)] // shared by the server's store implementations
+pub fn place_snapshot(kept: &[(String, u64)], uploader: &str, seq: u64) -> Option<Vec<String>> {
     if kept.iter().any(|(u, s)| u == uploader && *s >= seq) {
         return None;
     }
@@ -474,7 +573,8 @@ pub(crate) fn place_snapshot(kept: &[(String, u64)], uploader: &str, seq: u64) -
 }
 
 /// Sequence numbers, newest first.
-pub(crate) fn newest_first(seqs: impl Iterator<Item = u64>) -> Vec<u64> {
+#[doc(hidden)] // shared by the server's store implementations
+pub fn newest_first(seqs: impl Iterator<Item = u64>) -> Vec<u64> {
     let mut seqs: Vec<u64> = seqs.collect();
     seqs.sort_unstable_by(|a, b| b.cmp(a));
     seqs
@@ -487,10 +587,12 @@ pub(crate) fn newest_first(seqs: impl Iterator<Item = u64>) -> Vec<u64> {
 pub const TOMBSTONES_KEPT: u64 = 100_000;
 
 /// The message of [`StoreError::Quota`].
-pub(crate) const APP_QUOTA_REACHED: &str = "the app has its maximum number of documents";
+#[doc(hidden)] // shared by the server's store implementations
+pub const APP_QUOTA_REACHED: &str = "the app has its maximum number of documents";
 
 /// Refuses payloads over the limit.
-pub(crate) fn check_payload(limits: &DocLimits, payload: &str) -> Result<(), StoreError> {
+#[doc(hidden)] // shared by the server's store implementations
+pub fn check_payload(limits: &DocLimits, payload: &str) -> Result<(), StoreError> {
     if payload.is_empty() {
         return Err(StoreError::Invalid("empty payload"));
     }
@@ -501,7 +603,8 @@ pub(crate) fn check_payload(limits: &DocLimits, payload: &str) -> Result<(), Sto
 }
 
 /// Refuses snapshots over the limit.
-pub(crate) fn check_snapshot(limits: &DocLimits, payload: &str) -> Result<(), StoreError> {
+#[doc(hidden)] // shared by the server's store implementations
+pub fn check_snapshot(limits: &DocLimits, payload: &str) -> Result<(), StoreError> {
     if payload.is_empty() {
         return Err(StoreError::Invalid("empty snapshot"));
     }
@@ -512,16 +615,17 @@ pub(crate) fn check_snapshot(limits: &DocLimits, payload: &str) -> Result<(), St
 }
 
 /// A base must lie in `floor..=head`.
-pub(crate) fn check_base(base: u64, floor: u64, head: u64) -> Result<(), StoreError> {
+#[doc(hidden)] // shared by the server's store implementations
+pub fn check_base(base: u64, floor: u64, head: u64) -> Result<(), StoreError> {
     if base < floor || base > head {
         return Err(StoreError::Resync { base, oldest: floor, head });
     }
     Ok(())
 }
 
-/// The contract every [`DocStore`] must meet; run against each backend.
-#[cfg(test)]
-pub(crate) fn conformance(store: &dyn DocStore) {
+/// The contract every [`DocStore`] must meet; run against each backend: every [`DocStore`] implementation passes them.
+#[doc(hidden)]
+pub fn conformance(store: &dyn DocStore) {
     let count = |n| Page { ops: n, bytes: usize::MAX };
     let doc = DocId::new("app", "doc-1");
     let other = DocId::new("app", "doc-2");
@@ -634,8 +738,9 @@ pub(crate) fn conformance(store: &dyn DocStore) {
 
 /// The per-app document quota, on a store opened with
 /// `max_documents_per_app = 2`.
-#[cfg(test)]
-pub(crate) fn quota_conformance(store: &dyn DocStore) {
+/// The quota part of the contract's tests.
+#[doc(hidden)]
+pub fn quota_conformance(store: &dyn DocStore) {
     let (a, b, c) = (DocId::new("q", "a"), DocId::new("q", "b"), DocId::new("q", "c"));
     store.append(&a, 0, "1", "p", None).unwrap();
     store.append(&b, 0, "1", "p", None).unwrap();
@@ -654,8 +759,9 @@ pub(crate) fn quota_conformance(store: &dyn DocStore) {
 /// The history limit counts op ids and per-op overhead (issue 11: a 1-byte
 /// op with a 128-byte op id used to count as 1 byte), on a store opened
 /// with `max_document_bytes = 1000`.
-#[cfg(test)]
-pub(crate) fn history_cost_conformance(store: &dyn DocStore) {
+/// The history-cost part of the contract's tests.
+#[doc(hidden)]
+pub fn history_cost_conformance(store: &dyn DocStore) {
     let doc = DocId::new("cost", "d");
     let long_id = |n: u32| format!("{n:0>128}");
     // 1 + 128 + 256 = 385 bytes each: two fit in 1,000, a third does not.
