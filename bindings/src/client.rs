@@ -1,7 +1,6 @@
 //! The connection: channels, sealed client events and presence, with the
 //! app's [`Authorizer`], [`KeyProvider`] and [`ClientListener`].
 
-use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use sealcast_core::client::{ChannelAuth, ConnectionState as CoreState, Member};
@@ -10,7 +9,7 @@ use sealcast_core::net::{self, ClientConfig, Event};
 use serde_json::Value;
 
 use crate::crypto::key_from;
-use crate::document::{DocumentListener, document_event};
+use crate::document::{DocumentEvent, document_event};
 use crate::{CallbackError, SealcastError, runtime};
 
 /// What an authorizer returns: the Pusher auth string (`key:signature`) or
@@ -120,7 +119,8 @@ impl From<Member> for PresenceMember {
     }
 }
 
-/// Receives the connection's events, in order, on an SDK thread.
+/// Receives the connection's and its documents' events, in order, on one
+/// SDK thread.
 #[uniffi::export(with_foreign)]
 pub trait ClientListener: Send + Sync {
     /// The connection state changed.
@@ -155,6 +155,8 @@ pub trait ClientListener: Send + Sync {
     fn on_member_removed(&self, channel: String, member: PresenceMember);
     /// A server or SDK error.
     fn on_error(&self, code: Option<u16>, message: String);
+    /// Something happened to open document `doc_id`.
+    fn on_document(&self, doc_id: String, event: DocumentEvent);
 }
 
 struct AuthorizerAdapter(Arc<dyn Authorizer>);
@@ -190,7 +192,6 @@ impl net::KeyProvider for KeyProviderAdapter {
 #[derive(uniffi::Object)]
 pub struct SealcastClient {
     pub(crate) client: net::Client,
-    pub(crate) documents: Arc<Mutex<HashMap<String, Arc<dyn DocumentListener>>>>,
     /// The thread delivering events to the listeners, until `close`.
     events_thread: Mutex<Option<std::thread::JoinHandle<()>>>,
 }
@@ -225,19 +226,17 @@ impl SealcastClient {
             Arc::new(KeyProviderAdapter(key_provider)),
             &runtime::handle(),
         )?;
-        let documents: Arc<Mutex<HashMap<String, Arc<dyn DocumentListener>>>> = Arc::default();
-        let routes = documents.clone();
         // One thread per client delivers events in order; it ends when the
         // client is closed or dropped.
         let events_thread = std::thread::Builder::new()
             .name("sealcast-events".into())
             .spawn(move || {
                 while let Some(event) = events.blocking_recv() {
-                    deliver(&*listener, &routes, event);
+                    deliver(&*listener, event);
                 }
             })
             .map_err(|e| SealcastError::Config { detail: format!("cannot start the event thread: {e}") })?;
-        Ok(Arc::new(SealcastClient { client, documents, events_thread: Mutex::new(Some(events_thread)) }))
+        Ok(Arc::new(SealcastClient { client, events_thread: Mutex::new(Some(events_thread)) }))
     }
 
     /// Stops the client for good and waits until it has: the connection is
@@ -255,7 +254,6 @@ impl SealcastClient {
         {
             let _ = thread.join();
         }
-        self.documents.lock().unwrap_or_else(|p| p.into_inner()).clear();
     }
 
     /// Subscribes to a channel (private and presence ones through the authorizer).
@@ -299,15 +297,7 @@ impl SealcastClient {
         message_id: String,
         data_json: String,
     ) -> Result<(), SealcastError> {
-        let scope = Scope::chat(room.clone(), message_id)?;
-        Ok(self.client.trigger_sealed(
-            &channel,
-            "client-chat",
-            parse_json(&data_json)?,
-            &["/body"],
-            &room,
-            &scope,
-        )?)
+        Ok(self.client.send_chat(&channel, &room, &message_id, parse_json(&data_json)?)?)
     }
 
     /// Sends a call-signaling event (`client-offer`, `client-answer`,
@@ -320,11 +310,7 @@ impl SealcastClient {
         event: String,
         data_json: String,
     ) -> Result<(), SealcastError> {
-        let data = parse_json(&data_json)?;
-        let paths: Vec<&str> =
-            ["/sdp", "/candidate"].into_iter().filter(|p| data.pointer(p).is_some()).collect();
-        let scope = Scope::call(call_id.clone(), event.clone())?;
-        Ok(self.client.trigger_sealed(&channel, &event, data, &paths, &call_id, &scope)?)
+        Ok(self.client.send_signal(&channel, &call_id, &event, parse_json(&data_json)?)?)
     }
 
     /// Shares this user's presence state (typing, cursor, location…) on a
@@ -371,11 +357,7 @@ impl SealcastClient {
     }
 }
 
-fn deliver(
-    listener: &dyn ClientListener,
-    documents: &Mutex<HashMap<String, Arc<dyn DocumentListener>>>,
-    event: Event,
-) {
+fn deliver(listener: &dyn ClientListener, event: Event) {
     match event {
         Event::State(state) => listener.on_state(state.into()),
         Event::Subscribed { channel } => listener.on_subscribed(channel),
@@ -392,9 +374,8 @@ fn deliver(
         Event::MemberRemoved { channel, member } => listener.on_member_removed(channel, member.into()),
         Event::Error { code, message } => listener.on_error(code, message),
         Event::Document { doc_id, event } => {
-            let target = documents.lock().unwrap_or_else(|p| p.into_inner()).get(&doc_id).cloned();
-            if let (Some(target), Some(event)) = (target, document_event(event)) {
-                target.on_event(doc_id, event);
+            if let Some(event) = document_event(event) {
+                listener.on_document(doc_id, event);
             }
         }
         _ => {}

@@ -1,7 +1,5 @@
 //! Collaborative documents on a [`SealcastClient`]: Quill deltas as JSON,
-//! events through a [`DocumentListener`].
-
-use std::sync::Arc;
+//! events through the client's listener (`on_document`).
 
 use sealcast_core::doc::{DivergeReason, DocClientEvent, DocConfig};
 use sealcast_core::ot::Delta;
@@ -123,13 +121,6 @@ pub struct DocumentOptions {
     pub digest_every: u64,
 }
 
-/// Receives a document's events, in order, on an SDK thread.
-#[uniffi::export(with_foreign)]
-pub trait DocumentListener: Send + Sync {
-    /// An event of document `doc_id`.
-    fn on_event(&self, doc_id: String, event: DocumentEvent);
-}
-
 fn json(delta: &Delta) -> String {
     delta.to_json().to_string()
 }
@@ -180,20 +171,15 @@ fn delta(json: &str) -> Result<Delta, SealcastError> {
 
 #[uniffi::export]
 impl SealcastClient {
-    /// Opens document `doc_id` with `options`; its events go to `listener`.
-    pub fn open_document(
-        &self,
-        doc_id: String,
-        options: DocumentOptions,
-        listener: Arc<dyn DocumentListener>,
-    ) -> Result<(), SealcastError> {
+    /// Opens document `doc_id` with `options`; its events go to the
+    /// client listener's `on_document`.
+    pub fn open_document(&self, doc_id: String, options: DocumentOptions) -> Result<(), SealcastError> {
         let defaults = DocConfig::default();
         let or_default = |value: u64, default: u64| if value == 0 { default } else { value };
         let config = DocConfig {
             snapshot_every: or_default(options.snapshot_every, defaults.snapshot_every),
             digest_every: or_default(options.digest_every, defaults.digest_every),
         };
-        self.documents.lock().unwrap_or_else(|p| p.into_inner()).insert(doc_id.clone(), listener);
         Ok(self.client.open_document(&doc_id, options.presence, &options.kid, options.key_hint, config)?)
     }
 
@@ -258,6 +244,5 @@ impl SealcastClient {
     /// Closes the document and leaves its channel.
     pub fn close_document(&self, doc_id: String) {
         self.client.close_document(&doc_id);
-        self.documents.lock().unwrap_or_else(|p| p.into_inner()).remove(&doc_id);
     }
 }

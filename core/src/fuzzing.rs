@@ -166,6 +166,213 @@ pub fn doc_client(data: &[u8]) {
     }
 }
 
+/// The composite client ([`crate::client::ClientMachine`]) driven by a
+/// byte script: frames (raw, templated, with sealed envelopes and ops that
+/// open), timeouts, closes, the app's answers to its requests (in any
+/// order, right or wrong), and commands, over its own link or an external
+/// transport. Besides never panicking: no event hands the app ciphertext.
+pub fn client_machine(data: &[u8]) {
+    use std::collections::VecDeque;
+    use std::time::Duration;
+
+    use crate::client::{
+        ChannelAuth, ClientMachine, DocOptions, Event, KeyGrant, KeyRequest, MachineConfig, Transmit,
+    };
+    use crate::crypto::find_envelopes;
+    use crate::doc::{DocConfig, payload};
+    use crate::ot::Delta;
+    use crate::protocol::{doc as wire, server};
+
+    const CHANNELS: [&str; 5] =
+        ["presence-room", "private-a", "news", "presence-doc-d", "private-encrypted-x"];
+    const EVENTS: [&str; 12] = [
+        "client-chat",
+        "client-presence-state",
+        wire::STATE,
+        wire::OP,
+        wire::ACK,
+        wire::DIGEST_RELAYED,
+        wire::ERROR,
+        wire::SNAPSHOT_STORED,
+        wire::CURSOR,
+        "pusher_internal:member_added",
+        "pusher_internal:member_removed",
+        "pusher_internal:subscription_succeeded",
+    ];
+    let mut bytes = data.iter().copied();
+    let mut next = move || bytes.next();
+    let Some(mode) = next() else { return };
+    let t0 = Instant::now();
+    let mut now = t0;
+    let config = MachineConfig { max_held: 8, ..MachineConfig::default() };
+    let external = mode & 1 == 1;
+    let mut machine =
+        if external { ClientMachine::external(config, now) } else { ClientMachine::new(config, now) };
+    machine.connect();
+    machine.handle_open(now);
+    machine.handle_frame(now, &server::connection_established("1.1", 120));
+    let mut sealer = ring();
+    let (mut auths, mut keys): (VecDeque<(String, String)>, VecDeque<KeyRequest>) = Default::default();
+    let mut steps = 0;
+    while let Some(op) = next() {
+        steps += 1;
+        if steps > 200 {
+            break;
+        }
+        let pick = |n: Option<u8>, len: usize| n.unwrap_or(0) as usize % len;
+        let channel = CHANNELS[pick(next(), CHANNELS.len())];
+        let small = u64::from(next().unwrap_or(0));
+        match op % 11 {
+            0 => {
+                let len = next().unwrap_or(0) as usize;
+                let text: Vec<u8> = (0..len).filter_map(|_| next()).collect();
+                machine.handle_frame(now, &String::from_utf8_lossy(&text));
+            }
+            1 | 2 => {
+                // An event with sealed data (opens with the fuzz key, or names
+                // another version) or a sealed op.
+                let event = EVENTS[pick(next(), EVENTS.len())];
+                let data = if op % 11 == 1 {
+                    let scope = Scope::chat("room", "m").expect("static scope");
+                    let mut data = serde_json::json!({"body": "secret", "n": small});
+                    let kid = if small % 3 == 0 { "other" } else { "room-42" };
+                    let mut ring = if kid == "other" {
+                        KeyRing::single("other", 1 + (small % 2) as u32, Key::from_bytes(&[1; 32]))
+                            .expect("key")
+                    } else {
+                        ring()
+                    };
+                    let _ = crate::client::sealed::seal_event(&mut data, &["/body"], &mut ring, kid, &scope);
+                    data
+                } else {
+                    let mut delta = Delta::new();
+                    delta.retain(small as usize % 4, None).insert_text("x😀", None);
+                    let base = u64::from(next().unwrap_or(0) % 8);
+                    let sealed =
+                        payload::seal_op(&mut sealer, "room-42", "d", base, "o", &delta).unwrap_or_default();
+                    serde_json::json!({"seq": base + 1, "base": base, "op_id": format!("o{small}"), "payload": sealed,
+                        "head": small, "ops": [], "snapshot": null, "code": "rate_limited", "digest": "x", "kv": 1})
+                };
+                let raw = serde_json::value::RawValue::from_string(data.to_string()).expect("JSON");
+                let user = (small % 2 == 0).then_some("u1");
+                if external {
+                    machine.handle_channel_event(now, channel, event, data, user.map(str::to_owned));
+                } else {
+                    machine.handle_frame(now, &server::channel_event(event, channel, Some(&raw), user));
+                }
+            }
+            3 => {
+                now += Duration::from_millis(small * small * 10);
+                machine.handle_timeout(now);
+            }
+            4 => {
+                if let Some(request) = keys.pop_front() {
+                    let result = match small % 4 {
+                        0 => Err("refused".to_owned()),
+                        1 => Ok(KeyGrant { kv: 9, key: Key::from_bytes(&[2; 32]) }),
+                        _ => Ok(KeyGrant { kv: request.kv.unwrap_or(1), key: Key::from_bytes(&[7; 32]) }),
+                    };
+                    machine.handle_key(now, &request, result);
+                }
+            }
+            5 => {
+                if let Some((socket_id, channel)) = auths.pop_front() {
+                    let result = if small % 3 == 0 {
+                        Err("no".to_owned())
+                    } else {
+                        let channel_data = Some(r#"{"user_id":"me"}"#.to_owned()).filter(|_| small % 2 == 0);
+                        Ok(ChannelAuth { auth: "k:sig".into(), channel_data })
+                    };
+                    machine.handle_authorization(&socket_id, &channel, result);
+                }
+            }
+            6 => {
+                let code = [None, Some(1006), Some(4001), Some(4100), Some(4200)][small as usize % 5];
+                machine.handle_closed(now, code, "closed");
+                machine.handle_open(now);
+                machine.handle_frame(now, &server::connection_established("2.2", small));
+            }
+            7 => {
+                if external {
+                    if small % 2 == 0 {
+                        machine.handle_subscribed(now, channel);
+                    } else {
+                        machine.handle_unsubscribed(now, Some(channel).filter(|_| small % 3 == 0));
+                    }
+                } else {
+                    machine.handle_frame(now, &server::subscription_succeeded(channel));
+                }
+            }
+            8 => {
+                let _ = match small % 6 {
+                    0 => machine.subscribe(channel),
+                    1 => machine.trigger(channel, "client-x", serde_json::json!({"n": small})),
+                    2 => {
+                        let scope = Scope::chat("room", "m").expect("static scope");
+                        let data = serde_json::json!({"body": "hi"});
+                        machine.trigger_sealed(channel, "client-chat", data, &["/body"], "room-42", &scope)
+                    }
+                    3 => machine.send_presence_state(channel, "room-42", serde_json::json!(small)),
+                    4 => machine.add_key("room-42", 1, Key::from_bytes(&[7; 32])),
+                    _ => {
+                        machine.unsubscribe(channel);
+                        Ok(())
+                    }
+                };
+            }
+            9 => {
+                let options = DocOptions {
+                    presence: true,
+                    kid: "room-42".into(),
+                    key_hint: None,
+                    config: DocConfig { snapshot_every: 3, digest_every: 2 },
+                };
+                match small % 3 {
+                    0 => {
+                        let _ = machine.open_document("d", options);
+                    }
+                    1 => machine.close_document("d"),
+                    _ => {}
+                }
+            }
+            _ => {
+                if let Ok(mut doc) = machine.document("d") {
+                    let mut delta = Delta::new();
+                    delta.retain(small as usize % 5, None).insert_text("é", None);
+                    let _ = match small % 5 {
+                        0 => doc.edit(delta).map(drop),
+                        1 => doc.edit_at(small % 3, delta).map(drop),
+                        2 => doc.undo().map(drop),
+                        3 => doc.cursor(small as usize, 1),
+                        _ => {
+                            doc.restart();
+                            Ok(())
+                        }
+                    };
+                }
+            }
+        }
+        while let Some(transmit) = machine.poll_transmit() {
+            if let Transmit::Subscribe(channel) = transmit
+                && small % 2 == 1
+            {
+                machine.handle_subscribed(now, &channel);
+            }
+        }
+        while let Some(event) = machine.poll_event() {
+            match event {
+                Event::NeedAuthorization { socket_id, channel } => auths.push_back((socket_id, channel)),
+                Event::NeedKey(request) => keys.push_back(request),
+                Event::Message { data, .. } => {
+                    assert!(find_envelopes(&data).is_empty(), "ciphertext handed to the app as a message")
+                }
+                _ => {}
+            }
+        }
+        let _ = machine.poll_timeout();
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::path::Path;
@@ -181,6 +388,7 @@ mod tests {
             ("frame_decode", super::frame_decode),
             ("ot_apply", super::ot_apply),
             ("doc_client", super::doc_client),
+            ("client_machine", super::client_machine),
         ] {
             // Only the committed seeds: a local fuzzing run may be rewriting the rest.
             for entry in std::fs::read_dir(root.join(target)).expect("corpus directory") {

@@ -40,6 +40,7 @@ class Receiver(private val count: Int) : ClientListener {
     override fun onMemberAdded(channel: String, member: PresenceMember) {}
     override fun onMemberRemoved(channel: String, member: PresenceMember) {}
     override fun onError(code: UShort?, message: String) {}
+    override fun onDocument(docId: String, event: DocumentEvent) {}
 }
 
 fun main(args: Array<String>) {

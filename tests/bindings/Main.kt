@@ -33,7 +33,7 @@ class Keys(entries: Map<Pair<String, UInt>, ByteArray>) : KeyProvider {
 }
 
 /** Every callback as a list entry; `expect` waits for a matching one. */
-class Inbox : ClientListener, DocumentListener {
+class Inbox : ClientListener {
     private val events = ArrayList<List<Any?>>()
     private val lock = Object()
 
@@ -52,7 +52,7 @@ class Inbox : ClientListener, DocumentListener {
     override fun onMemberAdded(channel: String, member: PresenceMember) = add("member_added", channel, member.userId)
     override fun onMemberRemoved(channel: String, member: PresenceMember) = add("member_removed", channel, member.userId)
     override fun onError(code: UShort?, message: String) = add("error", code, message)
-    override fun onEvent(docId: String, event: DocumentEvent) = add("doc", docId, event)
+    override fun onDocument(docId: String, event: DocumentEvent) = add("doc", docId, event)
 
     fun expect(what: String, timeoutMs: Long = 10_000, match: (List<Any?>) -> Boolean): List<Any?> {
         val deadline = System.currentTimeMillis() + timeoutMs
@@ -143,7 +143,7 @@ fun main(args: Array<String>) {
         val b = SealcastClient(url, APP_KEY, Auth("bob"), dkeys, bIn)
         try {
             for ((client, inbox) in listOf(a to aIn, b to bIn)) {
-                client.openDocument(doc, DocumentOptions(true, "doc", null, 0uL, 0uL), inbox)
+                client.openDocument(doc, DocumentOptions(true, "doc", null, 0uL, 0uL))
                 inbox.expect("document ready") { it[0] == "doc" && it[2] is DocumentEvent.Ready }
             }
             a.editDocument(doc, """{"ops":[{"insert":"Hello"}]}""")

@@ -64,7 +64,7 @@ def boundaries(content):
     return cuts
 
 
-class Editor(s.ClientListener, s.DocumentListener):
+class Editor(s.ClientListener):
     """An editor: its content and version, changed by its own typing and by
     the SDK's events, which it applies late (from a queue)."""
 
@@ -86,8 +86,8 @@ class Editor(s.ClientListener, s.DocumentListener):
     def on_member_removed(self, channel, member): pass
     def on_error(self, code, message): pass
 
-    # DocumentListener
-    def on_event(self, doc_id, event):
+    # documents
+    def on_document(self, doc_id, event):
         with self.lock:
             if event.is_diverged():
                 self.failure = f"{self.name} diverged: {event.reason}"
@@ -157,7 +157,7 @@ OPTIONS = s.DocumentOptions(presence=True, kid="doc", key_hint=None, snapshot_ev
 def open_client(name, rng):
     editor = Editor(name, rng)
     client = s.SealcastClient(URL, APP_KEY, Auth(name), Keys(), editor)
-    client.open_document(DOC, OPTIONS, editor)
+    client.open_document(DOC, OPTIONS)
     return client, editor
 
 
@@ -167,7 +167,7 @@ def emoji_splits_are_refused():
     editor = Editor("probe", random.Random(SEED))
     client = s.SealcastClient(URL, APP_KEY, Auth("probe"), Keys(), editor)
     probe = DOC + "-probe"
-    client.open_document(probe, OPTIONS, editor)
+    client.open_document(probe, OPTIONS)
     deadline = time.monotonic() + 10
     while True:
         try:

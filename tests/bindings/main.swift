@@ -62,7 +62,7 @@ final class Keys: KeyProvider, @unchecked Sendable {
 }
 
 /// Every callback as an entry; `expect` waits for a matching one.
-final class Inbox: ClientListener, DocumentListener, @unchecked Sendable {
+final class Inbox: ClientListener, @unchecked Sendable {
     private let condition = NSCondition()
     private var events: [[Any?]] = []
 
@@ -85,7 +85,7 @@ final class Inbox: ClientListener, DocumentListener, @unchecked Sendable {
     func onMemberAdded(channel: String, member: PresenceMember) { add(["member_added", channel, member.userId]) }
     func onMemberRemoved(channel: String, member: PresenceMember) { add(["member_removed", channel, member.userId]) }
     func onError(code: UInt16?, message: String) { add(["error", code, message]) }
-    func onEvent(docId: String, event: DocumentEvent) { add(["doc", docId, event]) }
+    func onDocument(docId: String, event: DocumentEvent) { add(["doc", docId, event]) }
 
     func expect(_ what: String, timeout: TimeInterval = 10, _ match: ([Any?]) -> Bool) throws -> [Any?] {
         let deadline = Date().addingTimeInterval(timeout)
@@ -198,7 +198,7 @@ test("document edited by two clients converges") {
     let b = try SealcastClient(url: url, appKey: appKey, authorizer: Auth("bob"), keyProvider: dkeys, listener: bIn)
     for (client, inbox) in [(a, aIn), (b, bIn)] {
         let options = DocumentOptions(presence: true, kid: "doc", keyHint: nil, snapshotEvery: 0, digestEvery: 0)
-        try client.openDocument(docId: doc, options: options, listener: inbox)
+        try client.openDocument(docId: doc, options: options)
         _ = try inbox.expect("document ready") {
             if text($0[0]) == "doc", case .ready = $0[2] as? DocumentEvent { return true }
             return false

@@ -48,7 +48,7 @@ class Keys(s.KeyProvider):
         return s.KeyGrant(kv=kv, key=self.keys[(request.kid, kv)])
 
 
-class Inbox(s.ClientListener, s.DocumentListener):
+class Inbox(s.ClientListener):
     """Collects every callback; `expect` waits for a matching one."""
 
     def __init__(self):
@@ -84,7 +84,7 @@ class Inbox(s.ClientListener, s.DocumentListener):
     def on_error(self, code, message):
         self._add("error", code, message)
 
-    def on_event(self, doc_id, event):
+    def on_document(self, doc_id, event):
         self._add("doc", doc_id, event)
 
     def expect(self, match, what, timeout=10.0):
@@ -178,7 +178,7 @@ def document_converges():
     b, b_in = client("bob", dkeys)
     for c, inbox in ((a, a_in), (b, b_in)):
         options = s.DocumentOptions(presence=True, kid="doc", key_hint=None, snapshot_every=0, digest_every=0)
-        c.open_document(doc, options, inbox)
+        c.open_document(doc, options)
         inbox.expect(lambda e: e[0] == "doc" and e[2].is_ready(), "document ready")
     a.edit_document(doc, json.dumps({"ops": [{"insert": "Hello"}]}))
     b_in.expect(lambda e: e[0] == "doc" and e[2].is_remote_change(), "remote change")
@@ -247,6 +247,7 @@ class Busy(s.ClientListener):
     def on_member_added(self, channel, member): pass
     def on_member_removed(self, channel, member): pass
     def on_error(self, code, message): pass
+    def on_document(self, doc_id, event): pass
 
 a_in, b_in = Busy(), Busy()
 a = s.SealcastClient(URL, KEY, Auth(), Keys(), a_in)

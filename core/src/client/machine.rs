@@ -22,6 +22,12 @@ use crate::protocol::doc::{self, DocReply};
 /// ([`ClientMachine::send_presence_state`]).
 pub const PRESENCE_STATE_EVENT: &str = "client-presence-state";
 
+/// The event of [`ClientMachine::send_chat`].
+pub const CHAT_EVENT: &str = "client-chat";
+
+/// What [`ClientMachine::send_signal`] seals, when present.
+const SIGNAL_PATHS: [&str; 2] = ["/sdp", "/candidate"];
+
 /// Keys refused by the app remembered at most (so a stream of events
 /// naming unknown keys costs the provider one call per key, not per event).
 const REFUSED_KEPT: usize = 256;
@@ -567,6 +573,22 @@ impl ClientMachine {
         let scope = Scope::custom("presence-state", channel, PRESENCE_STATE_EVENT)?;
         let data = serde_json::json!({ "state": state });
         self.trigger_sealed(channel, PRESENCE_STATE_EVENT, data, &["/state"], kid, &scope)
+    }
+
+    /// Sends a sealed chat message: `/body` of `data` sealed for
+    /// `chat:ROOM:MESSAGE_ID` with key id `room`, as `client-chat`.
+    pub fn send_chat(&mut self, channel: &str, room: &str, message_id: &str, data: Value) -> Result<(), CommandError> {
+        let scope = Scope::chat(room, message_id)?;
+        self.trigger_sealed(channel, CHAT_EVENT, data, &["/body"], room, &scope)
+    }
+
+    /// Sends a call-signaling event (`client-offer`, `client-answer`,
+    /// `client-ice`…) with `/sdp` and `/candidate` sealed (those present)
+    /// for `call:CALL_ID:EVENT` with key id `call_id`.
+    pub fn send_signal(&mut self, channel: &str, call_id: &str, event: &str, data: Value) -> Result<(), CommandError> {
+        let paths: Vec<&str> = SIGNAL_PATHS.into_iter().filter(|p| data.pointer(p).is_some()).collect();
+        let scope = Scope::call(call_id, event)?;
+        self.trigger_sealed(channel, event, data, &paths, call_id, &scope)
     }
 
     /// Adds a key version (e.g. after the app rotated `kid`); sealing uses

@@ -19,7 +19,7 @@ mod session;
 pub use backoff::{Backoff, CloseClass};
 pub use link::Transmit;
 pub use machine::{
-    ClientMachine, CommandError, DocOptions, Document, Event, KeyGrant, KeyRequest, MachineConfig,
+    CHAT_EVENT, ClientMachine, CommandError, DocOptions, Document, Event, KeyGrant, KeyRequest, MachineConfig,
     PRESENCE_STATE_EVENT,
 };
 pub use presence::{Member, Roster};

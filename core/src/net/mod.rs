@@ -245,6 +245,16 @@ impl Client {
         self.command(|m| m.trigger_sealed(channel, event, data, paths, kid, scope))
     }
 
+    /// Sends a sealed chat message (see [`ClientMachine::send_chat`]).
+    pub fn send_chat(&self, channel: &str, room: &str, message_id: &str, data: Value) -> Result<(), NetError> {
+        self.command(|m| m.send_chat(channel, room, message_id, data))
+    }
+
+    /// Sends a sealed call-signaling event (see [`ClientMachine::send_signal`]).
+    pub fn send_signal(&self, channel: &str, call_id: &str, event: &str, data: Value) -> Result<(), NetError> {
+        self.command(|m| m.send_signal(channel, call_id, event, data))
+    }
+
     /// Shares this user's presence state on a presence channel (see
     /// [`ClientMachine::send_presence_state`]).
     pub fn send_presence_state(&self, channel: &str, kid: &str, state: Value) -> Result<(), NetError> {
