@@ -166,6 +166,20 @@ pub fn doc_client(data: &[u8]) {
     }
 }
 
+thread_local! {
+    static SEALED_EVENTS: std::cell::RefCell<Vec<Option<Value>>> = std::cell::RefCell::new(vec![None; 12]);
+    static SEALED_OPS: std::cell::RefCell<Vec<Option<Value>>> = std::cell::RefCell::new(vec![None; 32]);
+}
+
+/// Variant `index` of a cache, made by `make` the first time.
+fn sealed_variant(
+    cache: &'static std::thread::LocalKey<std::cell::RefCell<Vec<Option<Value>>>>,
+    index: usize,
+    make: impl FnOnce(usize) -> Value,
+) -> Value {
+    cache.with(|cache| cache.borrow_mut()[index].get_or_insert_with(|| make(index)).clone())
+}
+
 /// The composite client ([`crate::client::ClientMachine`]) driven by a
 /// byte script: frames (raw, templated, with sealed envelopes and ops that
 /// open), timeouts, closes, the app's answers to its requests (in any
@@ -211,12 +225,11 @@ pub fn client_machine(data: &[u8]) {
     machine.connect();
     machine.handle_open(now);
     machine.handle_frame(now, &server::connection_established("1.1", 120));
-    let mut sealer = ring();
     let (mut auths, mut keys): (VecDeque<(String, String)>, VecDeque<KeyRequest>) = Default::default();
     let mut steps = 0;
     while let Some(op) = next() {
         steps += 1;
-        if steps > 200 {
+        if steps > 48 {
             break;
         }
         let pick = |n: Option<u8>, len: usize| n.unwrap_or(0) as usize % len;
@@ -232,26 +245,31 @@ pub fn client_machine(data: &[u8]) {
                 // An event with sealed data (opens with the fuzz key, or names
                 // another version) or a sealed op.
                 let event = EVENTS[pick(next(), EVENTS.len())];
+                // Sealing is the costly part of a step: the variants are
+                // sealed once per process (the machine still opens each).
                 let data = if op % 11 == 1 {
-                    let scope = Scope::chat("room", "m").expect("static scope");
-                    let mut data = serde_json::json!({"body": "secret", "n": small});
-                    let kid = if small % 3 == 0 { "other" } else { "room-42" };
-                    let mut ring = if kid == "other" {
-                        KeyRing::single("other", 1 + (small % 2) as u32, Key::from_bytes(&[1; 32]))
-                            .expect("key")
-                    } else {
-                        ring()
-                    };
-                    let _ = crate::client::sealed::seal_event(&mut data, &["/body"], &mut ring, kid, &scope);
-                    data
+                    sealed_variant(&SEALED_EVENTS, small as usize % 12, |i| {
+                        let scope = Scope::chat("room", "m").expect("static scope");
+                        let mut data = serde_json::json!({"body": "secret", "n": i % 4});
+                        let (kid, kv) = [("room-42", 1), ("other", 1), ("other", 2)][i / 4];
+                        let mut ring = KeyRing::single(kid, kv, Key::from_bytes(&[7; 32])).expect("key");
+                        let _ =
+                            crate::client::sealed::seal_event(&mut data, &["/body"], &mut ring, kid, &scope);
+                        data
+                    })
                 } else {
-                    let mut delta = Delta::new();
-                    delta.retain(small as usize % 4, None).insert_text("x😀", None);
                     let base = u64::from(next().unwrap_or(0) % 8);
-                    let sealed =
-                        payload::seal_op(&mut sealer, "room-42", "d", base, "o", &delta).unwrap_or_default();
-                    serde_json::json!({"seq": base + 1, "base": base, "op_id": format!("o{small}"), "payload": sealed,
-                        "head": small, "ops": [], "snapshot": null, "code": "rate_limited", "digest": "x", "kv": 1})
+                    let mut data = sealed_variant(&SEALED_OPS, (base * 4 + small % 4) as usize, |i| {
+                        let (base, at) = (i as u64 / 4, i % 4);
+                        let mut delta = Delta::new();
+                        delta.retain(at, None).insert_text("x😀", None);
+                        let sealed = payload::seal_op(&mut ring(), "room-42", "d", base, "o", &delta)
+                            .unwrap_or_default();
+                        serde_json::json!({"seq": base + 1, "base": base, "op_id": "o", "payload": sealed,
+                            "head": base, "ops": [], "snapshot": null, "code": "rate_limited", "digest": "x", "kv": 1})
+                    });
+                    data["head"] = small.into();
+                    data
                 };
                 let raw = serde_json::value::RawValue::from_string(data.to_string()).expect("JSON");
                 let user = (small % 2 == 0).then_some("u1");

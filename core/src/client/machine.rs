@@ -577,7 +577,13 @@ impl ClientMachine {
 
     /// Sends a sealed chat message: `/body` of `data` sealed for
     /// `chat:ROOM:MESSAGE_ID` with key id `room`, as `client-chat`.
-    pub fn send_chat(&mut self, channel: &str, room: &str, message_id: &str, data: Value) -> Result<(), CommandError> {
+    pub fn send_chat(
+        &mut self,
+        channel: &str,
+        room: &str,
+        message_id: &str,
+        data: Value,
+    ) -> Result<(), CommandError> {
         let scope = Scope::chat(room, message_id)?;
         self.trigger_sealed(channel, CHAT_EVENT, data, &["/body"], room, &scope)
     }
@@ -585,7 +591,13 @@ impl ClientMachine {
     /// Sends a call-signaling event (`client-offer`, `client-answer`,
     /// `client-ice`…) with `/sdp` and `/candidate` sealed (those present)
     /// for `call:CALL_ID:EVENT` with key id `call_id`.
-    pub fn send_signal(&mut self, channel: &str, call_id: &str, event: &str, data: Value) -> Result<(), CommandError> {
+    pub fn send_signal(
+        &mut self,
+        channel: &str,
+        call_id: &str,
+        event: &str,
+        data: Value,
+    ) -> Result<(), CommandError> {
         let paths: Vec<&str> = SIGNAL_PATHS.into_iter().filter(|p| data.pointer(p).is_some()).collect();
         let scope = Scope::call(call_id, event)?;
         self.trigger_sealed(channel, event, data, &paths, call_id, &scope)

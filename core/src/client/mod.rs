@@ -19,8 +19,8 @@ mod session;
 pub use backoff::{Backoff, CloseClass};
 pub use link::Transmit;
 pub use machine::{
-    CHAT_EVENT, ClientMachine, CommandError, DocOptions, Document, Event, KeyGrant, KeyRequest, MachineConfig,
-    PRESENCE_STATE_EVENT,
+    CHAT_EVENT, ClientMachine, CommandError, DocOptions, Document, Event, KeyGrant, KeyRequest,
+    MachineConfig, PRESENCE_STATE_EVENT,
 };
 pub use presence::{Member, Roster};
 pub use session::{

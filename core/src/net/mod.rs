@@ -246,12 +246,24 @@ impl Client {
     }
 
     /// Sends a sealed chat message (see [`ClientMachine::send_chat`]).
-    pub fn send_chat(&self, channel: &str, room: &str, message_id: &str, data: Value) -> Result<(), NetError> {
+    pub fn send_chat(
+        &self,
+        channel: &str,
+        room: &str,
+        message_id: &str,
+        data: Value,
+    ) -> Result<(), NetError> {
         self.command(|m| m.send_chat(channel, room, message_id, data))
     }
 
     /// Sends a sealed call-signaling event (see [`ClientMachine::send_signal`]).
-    pub fn send_signal(&self, channel: &str, call_id: &str, event: &str, data: Value) -> Result<(), NetError> {
+    pub fn send_signal(
+        &self,
+        channel: &str,
+        call_id: &str,
+        event: &str,
+        data: Value,
+    ) -> Result<(), NetError> {
         self.command(|m| m.send_signal(channel, call_id, event, data))
     }
 
