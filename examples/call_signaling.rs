@@ -12,7 +12,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use sealcast_core::crypto::Scope;
 use sealcast_core::net::{Client, ClientConfig, Event};
 use sealcast_examples::backend::Backend;
 use serde_json::{Value, json};
@@ -36,10 +35,10 @@ async fn wait(events: &mut UnboundedReceiver<Event>, name: &str) -> Result<Value
     }
 }
 
+/// Sends a signaling event with its SDP and ICE candidate sealed for
+/// `call:CALL:EVENT` (the SDK's signaling convention).
 fn send(client: &Client, channel: &str, event: &str, data: Value) -> Result<(), Box<dyn std::error::Error>> {
-    let paths: Vec<&str> = ["/sdp", "/candidate"].into_iter().filter(|p| data.pointer(p).is_some()).collect();
-    let scope = Scope::call(CALL, event)?;
-    client.trigger_sealed(channel, event, data, &paths, CALL, &scope)?;
+    client.with_machine(|m| m.send_signal(channel, CALL, event, data))?;
     Ok(())
 }
 
@@ -57,8 +56,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     };
     let (alice, mut alice_events) = connect("alice")?;
     let (bob, mut bob_events) = connect("bob")?;
-    alice.subscribe(&channel)?;
-    bob.subscribe(&channel)?;
+    alice.with_machine(|m| m.subscribe(&channel))?;
+    bob.with_machine(|m| m.subscribe(&channel))?;
     wait(&mut alice_events, "subscribed").await?;
     wait(&mut bob_events, "subscribed").await?;
     tokio::time::sleep(Duration::from_millis(100)).await;

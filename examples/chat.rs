@@ -14,7 +14,6 @@
 use std::io::BufRead;
 use std::sync::Arc;
 
-use sealcast_core::crypto::Scope;
 use sealcast_core::net::{Client, ClientConfig, Event};
 use sealcast_examples::backend::Backend;
 use serde_json::json;
@@ -32,7 +31,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let (client, mut events) =
         Client::start(ClientConfig::new(&url, &key), backend.clone(), backend, runtime.handle())?;
     let channel = format!("presence-chat-{room}");
-    client.subscribe(&channel)?;
+    client.with_machine(|m| m.subscribe(&channel))?;
 
     // Print what arrives, on the runtime.
     let me = user.clone();
@@ -59,9 +58,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     for (n, line) in std::io::stdin().lock().lines().enumerate() {
         let line = line?;
         let message_id = format!("{user}-{n}");
-        let scope = Scope::chat(room.clone(), message_id.clone())?;
         let data = json!({"body": line, "id": message_id});
-        if let Err(err) = client.trigger_sealed(&channel, "client-chat", data, &["/body"], &room, &scope) {
+        if let Err(err) = client.with_machine(|m| m.send_chat(&channel, &room, &message_id, data)) {
             println!("! not sent: {err}");
         }
     }

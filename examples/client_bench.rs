@@ -55,7 +55,7 @@ async fn main() {
     let config = ClientConfig::new(&format!("ws://127.0.0.1:{port}"), "bench-key");
     let (client, mut events) =
         Client::start(config, Arc::new(Fixed), Arc::new(Fixed), &tokio::runtime::Handle::current()).unwrap();
-    client.subscribe(CHANNEL).unwrap();
+    client.with_machine(|m| m.subscribe(CHANNEL)).unwrap();
     while !matches!(events.recv().await, Some(Event::Subscribed { .. })) {}
     let body = "x".repeat(200);
     match args.get("role").map(String::as_str) {
@@ -66,8 +66,11 @@ async fn main() {
                 let due = started + Duration::from_micros(n as u64 * 1_000_000 / rate);
                 tokio::time::sleep_until(due.into()).await;
                 let scope = Scope::chat("room", format!("m-{n}")).unwrap();
+                let data = json!({"body": body});
                 client
-                    .trigger_sealed(CHANNEL, "client-chat", json!({"body": body}), &["/body"], "room", &scope)
+                    .with_machine(|m| {
+                        m.trigger_sealed(CHANNEL, "client-chat", data, &["/body"], "room", &scope)
+                    })
                     .unwrap();
             }
             tokio::time::sleep(Duration::from_millis(500)).await;
@@ -93,8 +96,11 @@ async fn main() {
             let started = Instant::now();
             for n in 0..calls {
                 let scope = Scope::chat("room", format!("s-{n}")).unwrap();
+                let data = json!({"body": body});
                 client
-                    .trigger_sealed(CHANNEL, "client-chat", json!({"body": body}), &["/body"], "room", &scope)
+                    .with_machine(|m| {
+                        m.trigger_sealed(CHANNEL, "client-chat", data, &["/body"], "room", &scope)
+                    })
                     .unwrap();
             }
             let per_call = started.elapsed().as_secs_f64() * 1e6 / calls as f64;

@@ -101,7 +101,7 @@ async fn main() {
         let (client, mut events) =
             Client::start(config, Arc::new(Hmac), Arc::new(NoKeys), &tokio::runtime::Handle::current())
                 .unwrap();
-        client.subscribe(&format!("private-session-{index}")).unwrap();
+        client.with_machine(|m| m.subscribe(&format!("private-session-{index}"))).unwrap();
         let tx = subscribed_tx.clone();
         tokio::spawn(async move {
             while let Some(event) = events.recv().await {

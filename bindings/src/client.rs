@@ -2,8 +2,9 @@
 //! app's [`Authorizer`], [`KeyProvider`] and [`ClientListener`].
 
 use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
-use sealcast_core::client::{ChannelAuth, ConnectionState as CoreState, Member};
+use sealcast_core::client::{ChannelAuth, ClientMachine, ConnectionState as CoreState, Member};
 use sealcast_core::crypto::Scope;
 use sealcast_core::net::{self, ClientConfig, Event};
 use serde_json::Value;
@@ -258,17 +259,18 @@ impl SealcastClient {
 
     /// Subscribes to a channel (private and presence ones through the authorizer).
     pub fn subscribe(&self, channel: String) -> Result<(), SealcastError> {
-        Ok(self.client.subscribe(&channel)?)
+        Ok(self.client.with_machine(|m| m.subscribe(&channel))?)
     }
 
     /// Leaves a channel.
     pub fn unsubscribe(&self, channel: String) {
-        self.client.unsubscribe(&channel);
+        self.client.with_machine(|m| m.unsubscribe(&channel));
     }
 
     /// Sends a plaintext `client-` event (`data_json`: any JSON).
     pub fn trigger(&self, channel: String, event: String, data_json: String) -> Result<(), SealcastError> {
-        Ok(self.client.trigger(&channel, &event, parse_json(&data_json)?)?)
+        let data = parse_json(&data_json)?;
+        Ok(self.client.with_machine(|m| m.trigger(&channel, &event, data))?)
     }
 
     /// Sends a `client-` event with `paths` (JSON pointers into the object
@@ -285,7 +287,8 @@ impl SealcastClient {
     ) -> Result<(), SealcastError> {
         let scope: Scope = scope.parse()?;
         let paths: Vec<&str> = paths.iter().map(String::as_str).collect();
-        Ok(self.client.trigger_sealed(&channel, &event, parse_json(&data_json)?, &paths, &kid, &scope)?)
+        let data = parse_json(&data_json)?;
+        Ok(self.client.with_machine(|m| m.trigger_sealed(&channel, &event, data, &paths, &kid, &scope))?)
     }
 
     /// Sends a sealed chat message: `/body` of `data_json` sealed for
@@ -297,7 +300,8 @@ impl SealcastClient {
         message_id: String,
         data_json: String,
     ) -> Result<(), SealcastError> {
-        Ok(self.client.send_chat(&channel, &room, &message_id, parse_json(&data_json)?)?)
+        let data = parse_json(&data_json)?;
+        Ok(self.client.with_machine(|m| m.send_chat(&channel, &room, &message_id, data))?)
     }
 
     /// Sends a call-signaling event (`client-offer`, `client-answer`,
@@ -310,7 +314,8 @@ impl SealcastClient {
         event: String,
         data_json: String,
     ) -> Result<(), SealcastError> {
-        Ok(self.client.send_signal(&channel, &call_id, &event, parse_json(&data_json)?)?)
+        let data = parse_json(&data_json)?;
+        Ok(self.client.with_machine(|m| m.send_signal(&channel, &call_id, &event, data))?)
     }
 
     /// Shares this user's presence state (typing, cursor, location…) on a
@@ -322,38 +327,40 @@ impl SealcastClient {
         kid: String,
         state_json: String,
     ) -> Result<(), SealcastError> {
-        Ok(self.client.send_presence_state(&channel, &kid, parse_json(&state_json)?)?)
+        let state = parse_json(&state_json)?;
+        Ok(self.client.with_machine(|m| m.send_presence_state(&channel, &kid, state))?)
     }
 
     /// The members of a subscribed presence channel.
     pub fn members(&self, channel: String) -> Vec<PresenceMember> {
-        self.client.members(&channel).into_iter().map(PresenceMember::from).collect()
+        self.client.with_machine(|m| m.members(&channel)).into_iter().map(PresenceMember::from).collect()
     }
 
     /// Adds a key version (after rotating `kid`): sealing uses the newest.
     pub fn add_key(&self, kid: String, kv: u32, key: Vec<u8>) -> Result<(), SealcastError> {
-        Ok(self.client.add_key(&kid, kv, key_from(&key)?)?)
+        let key = key_from(&key)?;
+        Ok(self.client.with_machine(|m| m.add_key(&kid, kv, key))?)
     }
 
     /// The connection state now.
     pub fn state(&self) -> ConnectionState {
-        self.client.state().into()
+        self.client.with_machine(|m| m.state()).into()
     }
 
     /// Call when the device's connectivity changed: reconnects now with the
     /// backoff reset, or checks a live connection.
     pub fn network_changed(&self) {
-        self.client.network_changed();
+        self.client.with_machine(|m| m.network_changed(Instant::now()));
     }
 
     /// Connects again after `disconnect`.
     pub fn connect(&self) {
-        self.client.connect();
+        self.client.with_machine(ClientMachine::connect);
     }
 
     /// Closes the connection; subscriptions are kept for `connect`.
     pub fn disconnect(&self) {
-        self.client.disconnect();
+        self.client.with_machine(ClientMachine::disconnect);
     }
 }
 

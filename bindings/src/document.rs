@@ -1,7 +1,8 @@
 //! Collaborative documents on a [`SealcastClient`]: Quill deltas as JSON,
 //! events through the client's listener (`on_document`).
 
-use sealcast_core::doc::{DivergeReason, DocClientEvent, DocConfig};
+use sealcast_core::client::{DocOptions, Document};
+use sealcast_core::doc::{DivergeReason, DocClientError, DocClientEvent, DocConfig};
 use sealcast_core::ot::Delta;
 
 use crate::SealcastError;
@@ -169,6 +170,17 @@ fn delta(json: &str) -> Result<Delta, SealcastError> {
     Ok(Delta::from_json_str(json)?)
 }
 
+impl SealcastClient {
+    /// Runs `f` on open document `doc_id`.
+    fn with_document<T>(
+        &self,
+        doc_id: &str,
+        f: impl FnOnce(Document<'_>) -> Result<T, DocClientError>,
+    ) -> Result<T, SealcastError> {
+        self.client.with_machine(|m| Ok(f(m.document(doc_id)?)?))
+    }
+}
+
 #[uniffi::export]
 impl SealcastClient {
     /// Opens document `doc_id` with `options`; its events go to the
@@ -180,13 +192,16 @@ impl SealcastClient {
             snapshot_every: or_default(options.snapshot_every, defaults.snapshot_every),
             digest_every: or_default(options.digest_every, defaults.digest_every),
         };
-        Ok(self.client.open_document(&doc_id, options.presence, &options.kid, options.key_hint, config)?)
+        let options =
+            DocOptions { presence: options.presence, kid: options.kid, key_hint: options.key_hint, config };
+        Ok(self.client.with_machine(|m| m.open_document(&doc_id, options))?)
     }
 
     /// A local change (Quill delta JSON against the SDK's current view);
     /// returns the view's version after it.
     pub fn edit_document(&self, doc_id: String, delta_json: String) -> Result<u64, SealcastError> {
-        Ok(self.client.edit_document(&doc_id, delta(&delta_json)?)?)
+        let change = delta(&delta_json)?;
+        self.with_document(&doc_id, |mut doc| doc.edit(change))
     }
 
     /// A local change against the view at `version` (of the last `Ready`
@@ -198,51 +213,58 @@ impl SealcastClient {
         version: u64,
         delta_json: String,
     ) -> Result<u64, SealcastError> {
-        Ok(self.client.edit_document_at(&doc_id, version, delta(&delta_json)?)?)
+        let change = delta(&delta_json)?;
+        self.with_document(&doc_id, |mut doc| doc.edit_at(version, change))
     }
 
     /// Undoes this user's newest change; the change for the editor arrives
     /// as a `RemoteChange`. False when there is nothing to undo.
     pub fn undo_document(&self, doc_id: String) -> Result<bool, SealcastError> {
-        Ok(self.client.undo_document(&doc_id)?)
+        self.with_document(&doc_id, |mut doc| doc.undo())
     }
 
     /// Redoes the newest undone change, like `undo_document`.
     pub fn redo_document(&self, doc_id: String) -> Result<bool, SealcastError> {
-        Ok(self.client.redo_document(&doc_id)?)
+        self.with_document(&doc_id, |mut doc| doc.redo())
     }
 
     /// Resubmits the in-flight op now (refused ops are resubmitted
     /// automatically after a wait; this skips it).
     pub fn resubmit_document(&self, doc_id: String) -> Result<(), SealcastError> {
-        Ok(self.client.resubmit_document(&doc_id)?)
+        self.with_document(&doc_id, |mut doc| {
+            doc.resubmit();
+            Ok(())
+        })
     }
 
     /// Shares this user's selection.
     pub fn document_cursor(&self, doc_id: String, index: u64, length: u64) -> Result<(), SealcastError> {
         let index = usize::try_from(index).map_err(SealcastError::invalid)?;
         let length = usize::try_from(length).map_err(SealcastError::invalid)?;
-        Ok(self.client.document_cursor(&doc_id, index, length)?)
+        self.with_document(&doc_id, |mut doc| doc.cursor(index, length))
     }
 
     /// The document as this user sees it (Quill delta JSON).
     pub fn document_view(&self, doc_id: String) -> Result<String, SealcastError> {
-        Ok(json(&self.client.document_view(&doc_id)?))
+        self.with_document(&doc_id, |doc| doc.view()).map(|view| json(&view))
     }
 
     /// The document as this user sees it, with its version (to edit at).
     pub fn document_versioned_view(&self, doc_id: String) -> Result<VersionedView, SealcastError> {
-        let (view, version) = self.client.document_versioned_view(&doc_id)?;
+        let (view, version) = self.with_document(&doc_id, |doc| doc.versioned_view())?;
         Ok(VersionedView { view_json: json(&view), version })
     }
 
     /// After `Diverged`: reloads the document from the server.
     pub fn restart_document(&self, doc_id: String) -> Result<(), SealcastError> {
-        Ok(self.client.restart_document(&doc_id)?)
+        self.with_document(&doc_id, |mut doc| {
+            doc.restart();
+            Ok(())
+        })
     }
 
     /// Closes the document and leaves its channel.
     pub fn close_document(&self, doc_id: String) {
-        self.client.close_document(&doc_id);
+        self.client.with_machine(|m| m.close_document(&doc_id));
     }
 }

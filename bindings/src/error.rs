@@ -118,7 +118,6 @@ impl From<CommandError> for SealcastError {
 impl From<NetError> for SealcastError {
     fn from(err: NetError) -> SealcastError {
         match err {
-            NetError::Command(err) => err.into(),
             NetError::Config(detail) => SealcastError::Config { detail },
             other => SealcastError::Config { detail: other.to_string() },
         }

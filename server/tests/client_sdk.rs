@@ -11,8 +11,9 @@ use std::time::Duration;
 
 use common::{APP_KEY, APP_SECRET, Server, TempDir, free_port};
 use sealcast_core::client::ChannelAuth;
+use sealcast_core::client::{DocOptions, Document};
 use sealcast_core::crypto::{Key, Scope};
-use sealcast_core::doc::{DocClientEvent, DocConfig};
+use sealcast_core::doc::{DocClientError, DocClientEvent, DocConfig};
 use sealcast_core::net::{Authorizer, Client, ClientConfig, Event, KeyGrant, KeyProvider, KeyRequest};
 use sealcast_core::ot::Delta;
 use sealcast_core::protocol::auth;
@@ -119,9 +120,9 @@ async fn sealed_chat_presence_signaling_and_rotation() {
 
     // Presence: both see the roster.
     let channel = "presence-room-1";
-    ann.subscribe(channel).unwrap();
+    ann.with_machine(|m| m.subscribe(channel)).unwrap();
     subscribed(&mut ann_rx, channel).await;
-    bob.subscribe(channel).unwrap();
+    bob.with_machine(|m| m.subscribe(channel)).unwrap();
     subscribed(&mut bob_rx, channel).await;
     let added = expect(&mut ann_rx, "member_added", |e| match e {
         Event::MemberAdded { member, .. } => Some(member.user_id.clone()),
@@ -129,12 +130,13 @@ async fn sealed_chat_presence_signaling_and_rotation() {
     })
     .await;
     assert_eq!(added, "bob");
-    let mut roster: Vec<_> = bob.members(channel).into_iter().map(|m| m.user_id).collect();
+    let mut roster: Vec<_> =
+        bob.with_machine(|m| m.members(channel)).into_iter().map(|m| m.user_id).collect();
     roster.sort();
     assert_eq!(roster, ["ann", "bob"]);
 
     // Sealed presence state (typing indicator).
-    ann.send_presence_state(channel, "room-1", json!({"typing": true})).unwrap();
+    ann.with_machine(|m| m.send_presence_state(channel, "room-1", json!({"typing": true}))).unwrap();
     let (data, scope, from) = message(&mut bob_rx, "client-presence-state").await;
     assert_eq!(data["state"], json!({"typing": true}));
     assert_eq!(scope.unwrap().to_string(), "custom:presence-state:presence-room-1:client-presence-state");
@@ -143,7 +145,8 @@ async fn sealed_chat_presence_signaling_and_rotation() {
     // Sealed chat: Bob sees plaintext, the wire carried an envelope.
     let scope = Scope::chat("room-1", "m-1").unwrap();
     let data = json!({"body": "meet at 5", "sent_at": 1});
-    ann.trigger_sealed(channel, "client-chat", data, &["/body"], "room-1", &scope).unwrap();
+    ann.with_machine(|m| m.trigger_sealed(channel, "client-chat", data, &["/body"], "room-1", &scope))
+        .unwrap();
     let (data, got_scope, from) = message(&mut bob_rx, "client-chat").await;
     assert_eq!(data["body"], "meet at 5");
     assert_eq!(got_scope, Some(scope));
@@ -151,28 +154,34 @@ async fn sealed_chat_presence_signaling_and_rotation() {
 
     // Call signaling with a sealed SDP.
     let offer = Scope::call("call-9", "client-offer").unwrap();
-    bob.trigger_sealed(channel, "client-offer", json!({"sdp": "v=0 o=bob"}), &["/sdp"], "call-9", &offer)
-        .unwrap();
+    bob.with_machine(|m| {
+        m.trigger_sealed(channel, "client-offer", json!({"sdp": "v=0 o=bob"}), &["/sdp"], "call-9", &offer)
+    })
+    .unwrap();
     let (data, _, _) = message(&mut ann_rx, "client-offer").await;
     assert_eq!(data["sdp"], "v=0 o=bob");
     let answer = Scope::call("call-9", "client-answer").unwrap();
-    ann.trigger_sealed(channel, "client-answer", json!({"sdp": "v=0 o=ann"}), &["/sdp"], "call-9", &answer)
-        .unwrap();
+    ann.with_machine(|m| {
+        m.trigger_sealed(channel, "client-answer", json!({"sdp": "v=0 o=ann"}), &["/sdp"], "call-9", &answer)
+    })
+    .unwrap();
     assert_eq!(message(&mut bob_rx, "client-answer").await.0["sdp"], "v=0 o=ann");
 
     // Rotation mid-conversation: Ann moves to v2; Bob asks the provider once.
     keys.keys.lock().unwrap().insert(("room-1".into(), 2), [2; 32]);
-    ann.add_key("room-1", 2, Key::from_bytes(&[2; 32])).unwrap();
+    ann.with_machine(|m| m.add_key("room-1", 2, Key::from_bytes(&[2; 32]))).unwrap();
     for i in 2..4 {
         let scope = Scope::chat("room-1", format!("m-{i}")).unwrap();
-        ann.trigger_sealed(
-            channel,
-            "client-chat",
-            json!({"body": format!("v2 #{i}")}),
-            &["/body"],
-            "room-1",
-            &scope,
-        )
+        ann.with_machine(|m| {
+            m.trigger_sealed(
+                channel,
+                "client-chat",
+                json!({"body": format!("v2 #{i}")}),
+                &["/body"],
+                "room-1",
+                &scope,
+            )
+        })
         .unwrap();
         assert_eq!(message(&mut bob_rx, "client-chat").await.0["body"], format!("v2 #{i}"));
     }
@@ -182,12 +191,14 @@ async fn sealed_chat_presence_signaling_and_rotation() {
     // A wrong key reaches the app as a typed error, never as ciphertext.
     let mallory_keys = Keys::with(&[("room-1", 3, 66)]);
     let (mallory, _mallory_rx) = start(server.port, "mallory", mallory_keys);
-    mallory.subscribe(channel).unwrap();
+    mallory.with_machine(|m| m.subscribe(channel)).unwrap();
     expect(&mut bob_rx, "mallory joins", |e| matches!(e, Event::MemberAdded { .. }).then_some(())).await;
     tokio::time::sleep(Duration::from_millis(200)).await;
     let scope = Scope::chat("room-1", "m-x").unwrap();
     mallory
-        .trigger_sealed(channel, "client-chat", json!({"body": "forged"}), &["/body"], "room-1", &scope)
+        .with_machine(|m| {
+            m.trigger_sealed(channel, "client-chat", json!({"body": "forged"}), &["/body"], "room-1", &scope)
+        })
         .unwrap();
     let error = expect(&mut bob_rx, "undecryptable", |e| match e {
         Event::Undecryptable { error, .. } => Some(error.code()),
@@ -215,6 +226,11 @@ async fn ready(rx: &mut UnboundedReceiver<Event>) -> Delta {
     .await
 }
 
+/// Runs `f` on the client's open document "notes".
+fn doc<T>(client: &Client, f: impl FnOnce(Document<'_>) -> Result<T, DocClientError>) -> T {
+    client.with_machine(|m| f(m.document("notes").expect("open")).expect("accepted"))
+}
+
 fn insert(at: usize, text: &str) -> Delta {
     let mut d = Delta::new();
     d.retain(at, None).insert_text(text, None);
@@ -230,23 +246,35 @@ async fn two_clients_edit_a_document_and_survive_a_server_restart() {
     let (ann, mut ann_rx) = start(port, "ann", keys.clone());
     let (bob, mut bob_rx) = start(port, "bob", keys.clone());
     let config = DocConfig { snapshot_every: 5, digest_every: 2 };
-    ann.open_document("notes", true, "doc-key", None, config).unwrap();
-    bob.open_document("notes", true, "doc-key", None, config).unwrap();
+    ann.with_machine(|m| {
+        m.open_document(
+            "notes",
+            DocOptions { presence: true, kid: "doc-key".into(), key_hint: None, config },
+        )
+    })
+    .unwrap();
+    bob.with_machine(|m| {
+        m.open_document(
+            "notes",
+            DocOptions { presence: true, kid: "doc-key".into(), key_hint: None, config },
+        )
+    })
+    .unwrap();
     ready(&mut ann_rx).await;
     ready(&mut bob_rx).await;
 
-    ann.edit_document("notes", insert(0, "Hello")).unwrap();
+    doc(&ann, |mut d| d.edit(insert(0, "Hello")));
     expect(&mut bob_rx, "remote change", |e| {
         matches!(e, Event::Document { event: DocClientEvent::RemoteChange { .. }, .. }).then_some(())
     })
     .await;
     for i in 0..10 {
-        bob.edit_document("notes", insert(5, &format!("{i}"))).unwrap();
-        ann.edit_document("notes", insert(0, "<")).unwrap();
+        doc(&bob, |mut d| d.edit(insert(5, &format!("{i}"))));
+        doc(&ann, |mut d| d.edit(insert(0, "<")));
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     let converged = |ann: &Client, bob: &Client| {
-        let (a, b) = (ann.document_view("notes").unwrap(), bob.document_view("notes").unwrap());
+        let (a, b) = (doc(ann, |d| d.view()), doc(bob, |d| d.view()));
         (a == b && a.len() == 25).then_some(a)
     };
     let mut view = None;
@@ -260,7 +288,7 @@ async fn two_clients_edit_a_document_and_survive_a_server_restart() {
     assert!(view.is_some(), "documents did not converge");
 
     // Undo Ann's last "<" on both sides.
-    assert!(ann.undo_document("notes").unwrap());
+    assert!(doc(&ann, |mut d| d.undo()));
 
     // The server restarts on the same port and data: both clients reconnect,
     // re-authorize, rejoin, and keep editing.
@@ -270,10 +298,10 @@ async fn two_clients_edit_a_document_and_survive_a_server_restart() {
         matches!(e, Event::State(sealcast_core::client::ConnectionState::Unavailable { .. })).then_some(())
     })
     .await;
-    bob.edit_document("notes", insert(0, "offline ")).unwrap();
+    doc(&bob, |mut d| d.edit(insert(0, "offline ")));
     let _server = Server::start_in_on(&root.0, port, "", "", &[]);
-    ann.network_changed();
-    bob.network_changed();
+    ann.with_machine(|m| m.network_changed(std::time::Instant::now()));
+    bob.with_machine(|m| m.network_changed(std::time::Instant::now()));
     // A rejoin continues the session: no `Ready`, the missed ops arrive as
     // changes (and the views converge below).
     for rx in [&mut ann_rx, &mut bob_rx] {
@@ -284,7 +312,7 @@ async fn two_clients_edit_a_document_and_survive_a_server_restart() {
     }
     let mut done = false;
     for _ in 0..300 {
-        let (a, b) = (ann.document_view("notes").unwrap(), bob.document_view("notes").unwrap());
+        let (a, b) = (doc(&ann, |d| d.view()), doc(&bob, |d| d.view()));
         if a == b && a.len() == 32 {
             done = true;
             break;
@@ -344,18 +372,20 @@ async fn wss_through_rustls_with_a_private_root() {
     let (ann, mut ann_rx) = connect(vec![cert.clone()], "ann");
     let (bob, mut bob_rx) = start(server.port, "bob", keys.clone());
     for (client, rx) in [(&ann, &mut ann_rx), (&bob, &mut bob_rx)] {
-        client.subscribe("private-tls").unwrap();
+        client.with_machine(|m| m.subscribe("private-tls")).unwrap();
         subscribed(rx, "private-tls").await;
     }
     let scope = Scope::chat("room-1", "tls-1").unwrap();
-    ann.trigger_sealed(
-        "private-tls",
-        "client-chat",
-        json!({"body": "over wss"}),
-        &["/body"],
-        "room-1",
-        &scope,
-    )
+    ann.with_machine(|m| {
+        m.trigger_sealed(
+            "private-tls",
+            "client-chat",
+            json!({"body": "over wss"}),
+            &["/body"],
+            "room-1",
+            &scope,
+        )
+    })
     .unwrap();
     assert_eq!(message(&mut bob_rx, "client-chat").await.0["body"], "over wss");
 

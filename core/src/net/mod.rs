@@ -7,8 +7,10 @@
 //! every other event to the app. It never looks inside a frame: the
 //! protocol, sealing and documents are the machine's.
 //!
-//! Every method returns at once; results and incoming traffic arrive as
-//! [`Event`]s on the receiver [`Client::start`] returns.
+//! The app reaches the machine through [`Client::with_machine`] (every
+//! getter and command of [`ClientMachine`]); everything returns at once,
+//! and results and incoming traffic arrive as [`Event`]s on the receiver
+//! [`Client::start`] returns.
 
 mod socket;
 
@@ -16,17 +18,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
 use tokio::sync::{Notify, mpsc};
 
-use crate::client::{
-    ChannelAuth, ClientMachine, CommandError, ConnectionState, DocOptions, Document, MachineConfig, Member,
-    Transmit,
-};
+use crate::client::{ChannelAuth, ClientMachine, MachineConfig, Transmit};
 pub use crate::client::{Event, KeyGrant, KeyRequest};
-use crate::crypto::{Key, Scope};
-use crate::doc::{DocClientError, DocConfig};
-use crate::ot::Delta;
 pub use socket::Endpoint;
 use socket::{Incoming, Writer};
 
@@ -71,22 +66,13 @@ impl ClientConfig {
     }
 }
 
-/// Why a call was refused.
+/// Why a client could not start.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum NetError {
-    /// The client refused the command.
-    #[error(transparent)]
-    Command(#[from] CommandError),
     /// Bad configuration (URL, certificates).
     #[error("{0}")]
     Config(String),
-}
-
-impl From<DocClientError> for NetError {
-    fn from(err: DocClientError) -> NetError {
-        NetError::Command(err.into())
-    }
 }
 
 struct Shared {
@@ -148,21 +134,14 @@ impl Client {
         Ok((Client { shared, runtime: runtime.clone(), driver: Mutex::new(Some(driver)) }, receiver))
     }
 
-    /// Runs a command on the machine, then wakes the driver to carry out
-    /// what it produced.
-    fn command<T>(
-        &self,
-        f: impl FnOnce(&mut ClientMachine) -> Result<T, CommandError>,
-    ) -> Result<T, NetError> {
+    /// Runs `f` on the client's machine — any getter or command of
+    /// [`ClientMachine`], documents included (`m.document(id)?.edit(…)`) —
+    /// then wakes the driver to carry out what it produced. One lock; `f`
+    /// must not block.
+    pub fn with_machine<T>(&self, f: impl FnOnce(&mut ClientMachine) -> T) -> T {
         let result = f(&mut self.shared.lock());
         self.shared.wake.notify_one();
-        Ok(result?)
-    }
-
-    /// Runs a command that cannot be refused, then wakes the driver.
-    fn act(&self, f: impl FnOnce(&mut ClientMachine)) {
-        f(&mut self.shared.lock());
-        self.shared.wake.notify_one();
+        result
     }
 
     /// Stops for good: closes the connection, waits (up to 5 s) until the
@@ -187,184 +166,6 @@ impl Client {
         self.shared.stopped.store(true, Ordering::Release);
         self.shared.lock().disconnect();
         self.shared.wake.notify_one();
-    }
-
-    /// Connects again after `disconnect` or a fatal close.
-    pub fn connect(&self) {
-        self.act(|m| m.connect());
-    }
-
-    /// Closes the connection (subscriptions are kept for `connect`).
-    pub fn disconnect(&self) {
-        self.act(|m| m.disconnect());
-    }
-
-    /// Connectivity changed (call it when the device regains a network):
-    /// reconnects now with the backoff reset, or checks a live connection.
-    pub fn network_changed(&self) {
-        self.act(|m| m.network_changed(Instant::now()));
-    }
-
-    /// The connection state.
-    pub fn state(&self) -> ConnectionState {
-        self.shared.lock().state()
-    }
-
-    /// Subscribes to a channel (private and presence ones through the authorizer).
-    pub fn subscribe(&self, channel: &str) -> Result<(), NetError> {
-        self.command(|m| m.subscribe(channel))
-    }
-
-    /// Leaves a channel.
-    pub fn unsubscribe(&self, channel: &str) {
-        self.act(|m| m.unsubscribe(channel));
-    }
-
-    /// The members of a presence channel.
-    pub fn members(&self, channel: &str) -> Vec<Member> {
-        self.shared.lock().members(channel)
-    }
-
-    /// Sends a plaintext `client-` event.
-    pub fn trigger(&self, channel: &str, event: &str, data: Value) -> Result<(), NetError> {
-        self.command(|m| m.trigger(channel, event, data))
-    }
-
-    /// Seals `paths` of `data` for `scope` with the current version of
-    /// `kid` and sends it as a `client-` event (after asking the key
-    /// provider, if the ring lacks `kid`).
-    pub fn trigger_sealed(
-        &self,
-        channel: &str,
-        event: &str,
-        data: Value,
-        paths: &[&str],
-        kid: &str,
-        scope: &Scope,
-    ) -> Result<(), NetError> {
-        self.command(|m| m.trigger_sealed(channel, event, data, paths, kid, scope))
-    }
-
-    /// Sends a sealed chat message (see [`ClientMachine::send_chat`]).
-    pub fn send_chat(
-        &self,
-        channel: &str,
-        room: &str,
-        message_id: &str,
-        data: Value,
-    ) -> Result<(), NetError> {
-        self.command(|m| m.send_chat(channel, room, message_id, data))
-    }
-
-    /// Sends a sealed call-signaling event (see [`ClientMachine::send_signal`]).
-    pub fn send_signal(
-        &self,
-        channel: &str,
-        call_id: &str,
-        event: &str,
-        data: Value,
-    ) -> Result<(), NetError> {
-        self.command(|m| m.send_signal(channel, call_id, event, data))
-    }
-
-    /// Shares this user's presence state on a presence channel (see
-    /// [`ClientMachine::send_presence_state`]).
-    pub fn send_presence_state(&self, channel: &str, kid: &str, state: Value) -> Result<(), NetError> {
-        self.command(|m| m.send_presence_state(channel, kid, state))
-    }
-
-    /// Adds a key version (e.g. after the app rotated `kid`); sealing uses
-    /// the newest version.
-    pub fn add_key(&self, kid: &str, kv: u32, key: Key) -> Result<(), NetError> {
-        self.command(|m| m.add_key(kid, kv, key))
-    }
-
-    /// Opens document `doc_id` on `private-doc-{doc_id}` (or
-    /// `presence-doc-…`), sealing with `kid` (asked from the key provider
-    /// with the document id if the ring lacks it). Events arrive as
-    /// [`Event::Document`].
-    pub fn open_document(
-        &self,
-        doc_id: &str,
-        presence: bool,
-        kid: &str,
-        key_hint: Option<String>,
-        config: DocConfig,
-    ) -> Result<(), NetError> {
-        let options = DocOptions { presence, kid: kid.to_owned(), key_hint, config };
-        self.command(|m| m.open_document(doc_id, options))
-    }
-
-    /// Closes a document and leaves its channel.
-    pub fn close_document(&self, doc_id: &str) {
-        self.act(|m| m.close_document(doc_id));
-    }
-
-    /// Applies `f` to an open document; what it produced goes out.
-    fn with_doc<T>(
-        &self,
-        doc_id: &str,
-        f: impl FnOnce(Document<'_>) -> Result<T, DocClientError>,
-    ) -> Result<T, NetError> {
-        self.command(|m| Ok(f(m.document(doc_id)?)?))
-    }
-
-    /// A local change to the document's current view; returns the view's
-    /// version after it. See [`Client::edit_document_at`] for editors that
-    /// apply events asynchronously.
-    pub fn edit_document(&self, doc_id: &str, change: Delta) -> Result<u64, NetError> {
-        self.with_doc(doc_id, |mut doc| doc.edit(change))
-    }
-
-    /// A local change to the view at `version` (the last `Ready` or
-    /// `RemoteChange` the editor applied): see [`crate::doc::DocClient::edit_at`].
-    /// Returns the version the editor is at after its own change.
-    pub fn edit_document_at(&self, doc_id: &str, version: u64, change: Delta) -> Result<u64, NetError> {
-        self.with_doc(doc_id, |mut doc| doc.edit_at(version, change))
-    }
-
-    /// Undoes this user's newest change; the change for the editor arrives
-    /// as a `RemoteChange`. False when there is nothing to undo.
-    pub fn undo_document(&self, doc_id: &str) -> Result<bool, NetError> {
-        self.with_doc(doc_id, |mut doc| doc.undo())
-    }
-
-    /// Redoes the newest undone change, like [`Client::undo_document`].
-    pub fn redo_document(&self, doc_id: &str) -> Result<bool, NetError> {
-        self.with_doc(doc_id, |mut doc| doc.redo())
-    }
-
-    /// Resubmits the document's in-flight op now (refused ops are
-    /// resubmitted automatically after a wait; this skips it).
-    pub fn resubmit_document(&self, doc_id: &str) -> Result<(), NetError> {
-        self.with_doc(doc_id, |mut doc| {
-            doc.resubmit();
-            Ok(())
-        })
-    }
-
-    /// Shares this user's cursor.
-    pub fn document_cursor(&self, doc_id: &str, index: usize, length: usize) -> Result<(), NetError> {
-        self.with_doc(doc_id, |mut doc| doc.cursor(index, length))
-    }
-
-    /// The document as this user sees it.
-    pub fn document_view(&self, doc_id: &str) -> Result<Delta, NetError> {
-        Ok(self.shared.lock().document(doc_id)?.view()?)
-    }
-
-    /// The document as this user sees it, with its version (to edit at
-    /// with [`Client::edit_document_at`]).
-    pub fn document_versioned_view(&self, doc_id: &str) -> Result<(Delta, u64), NetError> {
-        Ok(self.shared.lock().document(doc_id)?.versioned_view()?)
-    }
-
-    /// After `Diverged`: reloads the document from the server.
-    pub fn restart_document(&self, doc_id: &str) -> Result<(), NetError> {
-        self.with_doc(doc_id, |mut doc| {
-            doc.restart();
-            Ok(())
-        })
     }
 }
 
