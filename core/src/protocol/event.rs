@@ -108,13 +108,12 @@ impl<'a> FrameView<'a> {
     }
 }
 
-/// A frame's `data`: Pusher sends JSON as a string; parsed when it is.
-fn parse_data(data: Option<&Value>) -> Value {
+/// A frame's `data`, taken out of the parsed frame: Pusher sends JSON as
+/// a string (parsed here); a relayed client event's object is used as is.
+fn parse_data(data: Option<Value>) -> Value {
     match data {
-        Some(Value::String(text)) => {
-            serde_json::from_str(text).unwrap_or_else(|_| Value::String(text.clone()))
-        }
-        Some(other) => other.clone(),
+        Some(Value::String(text)) => serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        Some(other) => other,
         None => Value::Null,
     }
 }
@@ -129,7 +128,7 @@ impl ServerEvent {
             _ => return Err(WireError::Malformed("a server frame without a string `event`")),
         };
         let channel = frame.get("channel").and_then(Value::as_str).map(str::to_owned);
-        let data = parse_data(frame.get("data"));
+        let data = parse_data(frame.get_mut("data").map(Value::take));
         let text_of = |name: &str| data.get(name).and_then(Value::as_str).map(str::to_owned);
         let number = |name: &str| data.get(name).and_then(Value::as_u64).and_then(|n| u16::try_from(n).ok());
         let needs_channel = || WireError::Malformed("this server event needs a `channel`");
