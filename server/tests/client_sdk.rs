@@ -247,17 +247,11 @@ async fn two_clients_edit_a_document_and_survive_a_server_restart() {
     let (bob, mut bob_rx) = start(port, "bob", keys.clone());
     let config = DocConfig { snapshot_every: 5, digest_every: 2 };
     ann.with_machine(|m| {
-        m.open_document(
-            "notes",
-            DocOptions { presence: true, kid: "doc-key".into(), key_hint: None, config },
-        )
+        m.open_document("notes", DocOptions { presence: true, kid: "doc-key".into(), key_hint: None, config })
     })
     .unwrap();
     bob.with_machine(|m| {
-        m.open_document(
-            "notes",
-            DocOptions { presence: true, kid: "doc-key".into(), key_hint: None, config },
-        )
+        m.open_document("notes", DocOptions { presence: true, kid: "doc-key".into(), key_hint: None, config })
     })
     .unwrap();
     ready(&mut ann_rx).await;

@@ -176,17 +176,38 @@ enum SubState {
     Subscribed,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// The link's phase, owning what only that phase has.
+#[derive(Debug, Clone, PartialEq, Eq)]
 enum Link {
     Idle,
     /// `Connect` issued; socket not open yet.
     Opening,
     /// Socket open; waiting for `connection_established`.
-    Handshaking,
-    Connected,
-    /// Waiting until `reconnect_at`.
-    Waiting,
+    Handshaking(Liveness),
+    /// Established with this socket id.
+    Connected {
+        socket_id: String,
+        liveness: Liveness,
+    },
+    /// Waiting to reconnect.
+    Waiting {
+        reconnect_at: Instant,
+    },
     Stopped,
+}
+
+/// When an open socket last heard from the server, and the ping awaiting
+/// its pong.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Liveness {
+    last_received: Instant,
+    ping_sent: Option<Instant>,
+}
+
+impl Liveness {
+    fn new(now: Instant) -> Liveness {
+        Liveness { last_received: now, ping_sent: None }
+    }
 }
 
 /// One client connection's state.
@@ -195,12 +216,8 @@ pub struct ClientSession {
     config: SessionConfig,
     link: Link,
     state: ConnectionState,
-    socket_id: Option<String>,
     activity_timeout: Duration,
-    last_received: Option<Instant>,
-    ping_sent: Option<Instant>,
     attempt: u32,
-    reconnect_at: Option<Instant>,
     subscriptions: BTreeMap<String, SubState>,
     rosters: BTreeMap<String, Roster>,
     /// Our own presence user id per channel (from the authorizer's data).
@@ -217,12 +234,8 @@ impl ClientSession {
             config,
             link: Link::Idle,
             state: ConnectionState::Initialized,
-            socket_id: None,
             activity_timeout,
-            last_received: None,
-            ping_sent: None,
             attempt: 0,
-            reconnect_at: None,
             subscriptions: BTreeMap::new(),
             rosters: BTreeMap::new(),
             me: BTreeMap::new(),
@@ -238,12 +251,27 @@ impl ClientSession {
 
     /// The socket id while connected.
     pub fn socket_id(&self) -> Option<&str> {
-        self.socket_id.as_deref()
+        match &self.link {
+            Link::Connected { socket_id, .. } => Some(socket_id),
+            _ => None,
+        }
+    }
+
+    fn is_connected(&self) -> bool {
+        matches!(self.link, Link::Connected { .. })
+    }
+
+    /// The open socket's liveness.
+    fn liveness(&mut self) -> Option<&mut Liveness> {
+        match &mut self.link {
+            Link::Handshaking(liveness) | Link::Connected { liveness, .. } => Some(liveness),
+            _ => None,
+        }
     }
 
     /// Starts connecting (again, after `disconnect` or failure).
     pub fn connect(&mut self) {
-        if matches!(self.link, Link::Idle | Link::Stopped | Link::Waiting) {
+        if matches!(self.link, Link::Idle | Link::Stopped | Link::Waiting { .. }) {
             self.open();
         }
     }
@@ -251,7 +279,7 @@ impl ClientSession {
     /// Closes the connection and stops reconnecting; subscriptions are kept
     /// for a later `connect`.
     pub fn disconnect(&mut self) {
-        if matches!(self.link, Link::Opening | Link::Handshaking | Link::Connected) {
+        if matches!(self.link, Link::Opening | Link::Handshaking(_) | Link::Connected { .. }) {
             self.actions.push_back(Action::Close);
         }
         self.link = Link::Stopped;
@@ -264,9 +292,9 @@ impl ClientSession {
     /// connection is checked with a ping.
     pub fn network_changed(&mut self, now: Instant) {
         self.attempt = 0;
-        match self.link {
-            Link::Waiting => self.open(),
-            Link::Connected if self.ping_sent.is_none() => self.ping(now),
+        match &self.link {
+            Link::Waiting { .. } => self.open(),
+            Link::Connected { liveness, .. } if liveness.ping_sent.is_none() => self.ping(now),
             _ => {}
         }
     }
@@ -274,14 +302,13 @@ impl ClientSession {
     /// The socket opened.
     pub fn on_open(&mut self, now: Instant) {
         if self.link == Link::Opening {
-            self.link = Link::Handshaking;
-            self.last_received = Some(now);
+            self.link = Link::Handshaking(Liveness::new(now));
         }
     }
 
     /// The socket closed or failed to open (`code`: its close code).
     pub fn on_closed(&mut self, code: Option<u16>, reason: &str, now: Instant) {
-        if matches!(self.link, Link::Stopped | Link::Idle | Link::Waiting) {
+        if matches!(self.link, Link::Stopped | Link::Idle | Link::Waiting { .. }) {
             return;
         }
         self.reset_link();
@@ -294,8 +321,7 @@ impl ClientSession {
             CloseClass::Backoff => {
                 self.attempt += 1;
                 let retry_in = self.config.backoff.delay(self.attempt);
-                self.link = Link::Waiting;
-                self.reconnect_at = Some(now + retry_in);
+                self.link = Link::Waiting { reconnect_at: now + retry_in };
                 self.set_state(ConnectionState::Unavailable { attempt: self.attempt, retry_in });
             }
         }
@@ -303,39 +329,40 @@ impl ClientSession {
 
     /// Time passed: pings, pong timeouts and reconnects happen here.
     pub fn on_timer(&mut self, now: Instant) {
-        match self.link {
-            Link::Waiting if self.reconnect_at.is_some_and(|at| now >= at) => self.open(),
-            Link::Handshaking | Link::Connected => {
-                if let Some(sent) = self.ping_sent {
-                    if now >= sent + self.config.pong_timeout {
-                        // The link is dead: drop it and reconnect.
-                        self.actions.push_back(Action::Close);
-                        self.on_closed(None, "pong timeout", now);
-                    }
-                } else if self.last_received.is_some_and(|at| now >= at + self.activity_timeout) {
-                    self.ping(now);
+        match &self.link {
+            Link::Waiting { reconnect_at } if now >= *reconnect_at => self.open(),
+            Link::Handshaking(liveness) | Link::Connected { liveness, .. } => match liveness.ping_sent {
+                Some(sent) if now >= sent + self.config.pong_timeout => {
+                    // The link is dead: drop it and reconnect.
+                    self.actions.push_back(Action::Close);
+                    self.on_closed(None, "pong timeout", now);
                 }
-            }
+                None if now >= liveness.last_received + self.activity_timeout => self.ping(now),
+                _ => {}
+            },
             _ => {}
         }
     }
 
     /// When [`ClientSession::on_timer`] next needs to run.
     pub fn next_deadline(&self) -> Option<Instant> {
-        match self.link {
-            Link::Waiting => self.reconnect_at,
-            Link::Handshaking | Link::Connected => match self.ping_sent {
-                Some(sent) => Some(sent + self.config.pong_timeout),
-                None => self.last_received.map(|at| at + self.activity_timeout),
-            },
+        match &self.link {
+            Link::Waiting { reconnect_at } => Some(*reconnect_at),
+            Link::Handshaking(liveness) | Link::Connected { liveness, .. } => {
+                Some(match liveness.ping_sent {
+                    Some(sent) => sent + self.config.pong_timeout,
+                    None => liveness.last_received + self.activity_timeout,
+                })
+            }
             _ => None,
         }
     }
 
     /// A text frame from the server.
     pub fn on_frame(&mut self, text: &str, now: Instant) {
-        self.last_received = Some(now);
-        self.ping_sent = None;
+        if let Some(liveness) = self.liveness() {
+            *liveness = Liveness::new(now);
+        }
         let event = match ServerEvent::parse(text) {
             Ok(event) => event,
             Err(err) => {
@@ -344,7 +371,7 @@ impl ClientSession {
         };
         match event {
             ServerEvent::Established { socket_id, activity_timeout } => {
-                self.established(socket_id, activity_timeout)
+                self.established(socket_id, activity_timeout, now)
             }
             ServerEvent::Ping => self.send(Command::Pong),
             ServerEvent::Pong => {}
@@ -381,7 +408,7 @@ impl ClientSession {
         ChannelName::parse(channel).map_err(|e| ClientError::Invalid(e.to_string()))?;
         if !self.subscriptions.contains_key(channel) {
             self.subscriptions.insert(channel.to_owned(), SubState::Pending);
-            if self.link == Link::Connected {
+            if self.is_connected() {
                 self.start_subscription(channel.to_owned());
             }
         }
@@ -390,7 +417,7 @@ impl ClientSession {
 
     /// Leaves `channel`.
     pub fn unsubscribe(&mut self, channel: &str) {
-        if self.subscriptions.remove(channel).is_some() && self.link == Link::Connected {
+        if self.subscriptions.remove(channel).is_some() && self.is_connected() {
             self.send(Command::Unsubscribe(UnsubscribeData { channel: channel.to_owned() }));
         }
         self.rosters.remove(channel);
@@ -398,7 +425,7 @@ impl ClientSession {
 
     /// The authorizer's answer for `channel`, requested for `socket_id`.
     pub fn authorized(&mut self, channel: &str, socket_id: &str, result: Result<ChannelAuth, String>) {
-        if self.socket_id.as_deref() != Some(socket_id)
+        if self.socket_id() != Some(socket_id)
             || self.subscriptions.get(channel) != Some(&SubState::Authorizing)
         {
             return; // reconnected meanwhile (a new request is out) or unsubscribed
@@ -442,7 +469,7 @@ impl ClientSession {
     /// Sends any event on a subscribed channel (used for the document
     /// protocol's `sealcast:doc-*` events).
     pub fn send_on_channel(&mut self, channel: &str, event: &str, data: Value) -> Result<(), ClientError> {
-        if self.link != Link::Connected {
+        if !self.is_connected() {
             return Err(ClientError::NotConnected);
         }
         if self.subscriptions.get(channel) != Some(&SubState::Subscribed) {
@@ -456,7 +483,7 @@ impl ClientSession {
     /// Sends a frame already encoded by a channel's owner (the document
     /// client), if connected.
     pub fn send_frame(&mut self, frame: String) -> Result<(), ClientError> {
-        if self.link != Link::Connected {
+        if !self.is_connected() {
             return Err(ClientError::NotConnected);
         }
         self.actions.push_back(Action::Send(frame));
@@ -490,17 +517,18 @@ impl ClientSession {
 
     fn open(&mut self) {
         self.link = Link::Opening;
-        self.reconnect_at = None;
         self.actions.push_back(Action::Connect);
         self.set_state(ConnectionState::Connecting);
     }
 
-    fn established(&mut self, socket_id: String, activity_timeout: Option<u64>) {
+    fn established(&mut self, socket_id: String, activity_timeout: Option<u64>, now: Instant) {
+        if !matches!(self.link, Link::Handshaking(_) | Link::Connected { .. }) {
+            return; // no socket is open: a stray frame
+        }
         let server_timeout = activity_timeout.map(Duration::from_secs);
         self.activity_timeout =
             server_timeout.map_or(self.config.activity_timeout, |t| t.min(self.config.activity_timeout));
-        self.socket_id = Some(socket_id.clone());
-        self.link = Link::Connected;
+        self.link = Link::Connected { socket_id: socket_id.clone(), liveness: Liveness::new(now) };
         self.attempt = 0;
         self.set_state(ConnectionState::Connected { socket_id });
         let channels: Vec<String> = self.subscriptions.keys().cloned().collect();
@@ -511,7 +539,7 @@ impl ClientSession {
 
     fn start_subscription(&mut self, channel: String) {
         if channel.starts_with("private-") || channel.starts_with("presence-") {
-            let socket_id = self.socket_id.clone().unwrap_or_default();
+            let socket_id = self.socket_id().unwrap_or_default().to_owned();
             self.subscriptions.insert(channel.clone(), SubState::Authorizing);
             self.actions.push_back(Action::Authorize { socket_id, channel });
         } else {
@@ -536,7 +564,9 @@ impl ClientSession {
     }
 
     fn ping(&mut self, now: Instant) {
-        self.ping_sent = Some(now);
+        if let Some(liveness) = self.liveness() {
+            liveness.ping_sent = Some(now);
+        }
         self.send(Command::Ping);
     }
 
@@ -546,10 +576,6 @@ impl ClientSession {
 
     /// Forgets everything tied to the lost socket.
     fn reset_link(&mut self) {
-        self.socket_id = None;
-        self.ping_sent = None;
-        self.last_received = None;
-        self.reconnect_at = None;
         for state in self.subscriptions.values_mut() {
             *state = SubState::Pending;
         }
