@@ -352,7 +352,7 @@ impl ClientMachine {
     pub fn handle_open(&mut self, now: Instant) {
         self.now = now;
         if let Link::Own(session) = &mut self.link {
-            session.on_open(now);
+            session.handle_open(now);
         }
     }
 
@@ -360,7 +360,7 @@ impl ClientMachine {
     pub fn handle_frame(&mut self, now: Instant, text: &str) {
         self.now = now;
         if let Link::Own(session) = &mut self.link {
-            session.on_frame(text, now);
+            session.handle_frame(text, now);
         }
     }
 
@@ -368,7 +368,7 @@ impl ClientMachine {
     pub fn handle_closed(&mut self, now: Instant, code: Option<u16>, reason: &str) {
         self.now = now;
         if let Link::Own(session) = &mut self.link {
-            session.on_closed(code, reason, now);
+            session.handle_closed(code, reason, now);
         }
     }
 
@@ -415,7 +415,7 @@ impl ClientMachine {
     pub fn handle_timeout(&mut self, now: Instant) {
         self.now = now;
         if let Link::Own(session) = &mut self.link {
-            session.on_timer(now);
+            session.handle_timeout(now);
         }
         for slot in self.docs.values_mut() {
             if let DocSlot::Open(doc) = slot {
@@ -660,7 +660,7 @@ impl ClientMachine {
     pub fn poll_timeout(&mut self) -> Option<Instant> {
         self.pump();
         let link = match &self.link {
-            Link::Own(session) => session.next_deadline(),
+            Link::Own(session) => session.poll_timeout(),
             Link::External(_) => None,
         };
         let docs = self.docs.values().filter_map(|slot| match slot {

@@ -71,11 +71,11 @@ pub enum ConnectionState {
 /// What the transport must do.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Action {
-    /// Open a WebSocket to the server (then call `on_open` or `on_closed`).
+    /// Open a WebSocket to the server (then call `handle_open` or `handle_closed`).
     Connect,
     /// Send this text frame.
     Send(String),
-    /// Close the socket (then call `on_closed`).
+    /// Close the socket (then call `handle_closed`).
     Close,
     /// Ask the app's authorizer for `channel` on `socket_id`, then call
     /// [`ClientSession::authorized`].
@@ -300,14 +300,14 @@ impl ClientSession {
     }
 
     /// The socket opened.
-    pub fn on_open(&mut self, now: Instant) {
+    pub fn handle_open(&mut self, now: Instant) {
         if self.link == Link::Opening {
             self.link = Link::Handshaking(Liveness::new(now));
         }
     }
 
     /// The socket closed or failed to open (`code`: its close code).
-    pub fn on_closed(&mut self, code: Option<u16>, reason: &str, now: Instant) {
+    pub fn handle_closed(&mut self, code: Option<u16>, reason: &str, now: Instant) {
         if matches!(self.link, Link::Stopped | Link::Idle | Link::Waiting { .. }) {
             return;
         }
@@ -328,14 +328,14 @@ impl ClientSession {
     }
 
     /// Time passed: pings, pong timeouts and reconnects happen here.
-    pub fn on_timer(&mut self, now: Instant) {
+    pub fn handle_timeout(&mut self, now: Instant) {
         match &self.link {
             Link::Waiting { reconnect_at } if now >= *reconnect_at => self.open(),
             Link::Handshaking(liveness) | Link::Connected { liveness, .. } => match liveness.ping_sent {
                 Some(sent) if now >= sent + self.config.pong_timeout => {
                     // The link is dead: drop it and reconnect.
                     self.actions.push_back(Action::Close);
-                    self.on_closed(None, "pong timeout", now);
+                    self.handle_closed(None, "pong timeout", now);
                 }
                 None if now >= liveness.last_received + self.activity_timeout => self.ping(now),
                 _ => {}
@@ -344,8 +344,8 @@ impl ClientSession {
         }
     }
 
-    /// When [`ClientSession::on_timer`] next needs to run.
-    pub fn next_deadline(&self) -> Option<Instant> {
+    /// When [`ClientSession::handle_timeout`] next needs to run.
+    pub fn poll_timeout(&self) -> Option<Instant> {
         match &self.link {
             Link::Waiting { reconnect_at } => Some(*reconnect_at),
             Link::Handshaking(liveness) | Link::Connected { liveness, .. } => {
@@ -359,7 +359,7 @@ impl ClientSession {
     }
 
     /// A text frame from the server.
-    pub fn on_frame(&mut self, text: &str, now: Instant) {
+    pub fn handle_frame(&mut self, text: &str, now: Instant) {
         if let Some(liveness) = self.liveness() {
             *liveness = Liveness::new(now);
         }

@@ -31,8 +31,8 @@ fn connected(now: Instant) -> ClientSession {
     let mut s = ClientSession::new(SessionConfig::default());
     s.connect();
     assert_eq!(actions(&mut s), vec![Action::Connect]);
-    s.on_open(now);
-    s.on_frame(&established("1.1", 120), now);
+    s.handle_open(now);
+    s.handle_frame(&established("1.1", 120), now);
     assert_eq!(s.state(), &ConnectionState::Connected { socket_id: "1.1".into() });
     events(&mut s);
     s
@@ -49,7 +49,7 @@ fn private_channels_are_authorized_and_resubscribed_after_reconnect() {
     assert!(out.contains(&Action::Authorize { socket_id: "1.1".into(), channel: "private-room".into() }));
     s.authorized("private-room", "1.1", Ok(ChannelAuth { auth: "k:sig".into(), channel_data: None }));
     assert_eq!(sent(&actions(&mut s))[0]["data"], json!({"channel": "private-room", "auth": "k:sig"}));
-    s.on_frame(
+    s.handle_frame(
         r#"{"event":"pusher_internal:subscription_succeeded","channel":"private-room","data":"{}"}"#,
         t0,
     );
@@ -57,11 +57,11 @@ fn private_channels_are_authorized_and_resubscribed_after_reconnect() {
 
     // The server restarts (4200 class: reconnect at once); a new socket id
     // means new authorizations.
-    s.on_closed(Some(4200), "restarting", t0);
+    s.handle_closed(Some(4200), "restarting", t0);
     assert!(!s.is_subscribed("private-room"));
     assert_eq!(actions(&mut s), vec![Action::Connect]);
-    s.on_open(t0);
-    s.on_frame(&established("2.2", 120), t0);
+    s.handle_open(t0);
+    s.handle_frame(&established("2.2", 120), t0);
     let out = actions(&mut s);
     assert!(out.contains(&Action::Authorize { socket_id: "2.2".into(), channel: "private-room".into() }));
     // A late answer for the old socket is ignored.
@@ -73,30 +73,30 @@ fn private_channels_are_authorized_and_resubscribed_after_reconnect() {
 fn close_codes_decide_between_failing_backing_off_and_retrying() {
     let t0 = Instant::now();
     let mut s = connected(t0);
-    s.on_closed(Some(4100), "over capacity", t0);
+    s.handle_closed(Some(4100), "over capacity", t0);
     let ConnectionState::Unavailable { attempt: 1, retry_in } = s.state().clone() else {
         panic!("{:?}", s.state())
     };
     assert!(actions(&mut s).is_empty());
-    assert_eq!(s.next_deadline(), Some(t0 + retry_in));
-    s.on_timer(t0 + retry_in - Duration::from_millis(1));
+    assert_eq!(s.poll_timeout(), Some(t0 + retry_in));
+    s.handle_timeout(t0 + retry_in - Duration::from_millis(1));
     assert!(actions(&mut s).is_empty());
-    s.on_timer(t0 + retry_in);
+    s.handle_timeout(t0 + retry_in);
     assert_eq!(actions(&mut s), vec![Action::Connect]);
     // The socket fails to open: attempt 2 waits longer (on average).
-    s.on_closed(None, "refused", t0);
+    s.handle_closed(None, "refused", t0);
     assert!(matches!(s.state(), ConnectionState::Unavailable { attempt: 2, .. }));
     // network_changed: retry now, backoff reset.
     s.network_changed(t0);
     assert_eq!(actions(&mut s), vec![Action::Connect]);
-    s.on_closed(None, "refused", t0);
+    s.handle_closed(None, "refused", t0);
     assert!(matches!(s.state(), ConnectionState::Unavailable { attempt: 1, .. }));
 
     let mut s = connected(t0);
-    s.on_closed(Some(4001), "app does not exist", t0);
+    s.handle_closed(Some(4001), "app does not exist", t0);
     assert_eq!(s.state(), &ConnectionState::Failed { code: Some(4001), reason: "app does not exist".into() });
     assert!(actions(&mut s).is_empty());
-    s.on_timer(t0 + Duration::from_secs(3600));
+    s.handle_timeout(t0 + Duration::from_secs(3600));
     assert!(actions(&mut s).is_empty(), "4000-4099 never reconnect");
 }
 
@@ -105,22 +105,22 @@ fn silence_brings_a_ping_and_a_missing_pong_a_reconnect() {
     let t0 = Instant::now();
     let mut s = ClientSession::new(SessionConfig::default());
     s.connect();
-    s.on_open(t0);
-    s.on_frame(&established("1.1", 30), t0); // the server asks for 30 s
+    s.handle_open(t0);
+    s.handle_frame(&established("1.1", 30), t0); // the server asks for 30 s
     actions(&mut s);
-    assert_eq!(s.next_deadline(), Some(t0 + Duration::from_secs(30)));
-    s.on_timer(t0 + Duration::from_secs(30));
+    assert_eq!(s.poll_timeout(), Some(t0 + Duration::from_secs(30)));
+    s.handle_timeout(t0 + Duration::from_secs(30));
     assert_eq!(sent(&actions(&mut s))[0]["event"], "pusher:ping");
     // A pong resets; a second silence pings again; no answer closes.
-    s.on_frame(r#"{"event":"pusher:pong","data":{}}"#, t0 + Duration::from_secs(31));
-    s.on_timer(t0 + Duration::from_secs(61));
+    s.handle_frame(r#"{"event":"pusher:pong","data":{}}"#, t0 + Duration::from_secs(31));
+    s.handle_timeout(t0 + Duration::from_secs(61));
     assert_eq!(sent(&actions(&mut s))[0]["event"], "pusher:ping");
-    s.on_timer(t0 + Duration::from_secs(91));
+    s.handle_timeout(t0 + Duration::from_secs(91));
     assert_eq!(actions(&mut s), vec![Action::Close]);
     assert!(matches!(s.state(), ConnectionState::Unavailable { .. }));
     // The server's pings are answered.
     let mut s = connected(t0);
-    s.on_frame(r#"{"event":"pusher:ping","data":{}}"#, t0);
+    s.handle_frame(r#"{"event":"pusher:ping","data":{}}"#, t0);
     assert_eq!(sent(&actions(&mut s))[0]["event"], "pusher:pong");
 }
 
@@ -141,15 +141,15 @@ fn presence_rosters_and_events_reach_the_app() {
     let roster =
         json!({"presence": {"ids": ["ann", "bob"], "hash": {"ann": {"name": "Ann"}, "bob": {}}, "count": 2}});
     let frame = json!({"event": "pusher_internal:subscription_succeeded", "channel": "presence-team", "data": roster.to_string()});
-    s.on_frame(&frame.to_string(), t0);
+    s.handle_frame(&frame.to_string(), t0);
     assert_eq!(s.members("presence-team").len(), 2);
     assert_eq!(s.my_id("presence-team"), Some("ann"));
-    s.on_frame(
+    s.handle_frame(
         r#"{"event":"pusher_internal:member_added","channel":"presence-team","data":"{\"user_id\":\"cy\"}"}"#,
         t0,
     );
-    s.on_frame(r#"{"event":"pusher_internal:member_removed","channel":"presence-team","data":"{\"user_id\":\"bob\"}"}"#, t0);
-    s.on_frame(
+    s.handle_frame(r#"{"event":"pusher_internal:member_removed","channel":"presence-team","data":"{\"user_id\":\"bob\"}"}"#, t0);
+    s.handle_frame(
         r#"{"event":"client-typing","channel":"presence-team","data":{"on":true},"user_id":"cy"}"#,
         t0,
     );
@@ -190,9 +190,9 @@ fn refusals_and_misuse_are_typed() {
     s.subscribe("private-x").unwrap();
     s.authorized("private-x", "1.1", Err("backend down".into()));
     s.subscribe("private-y").unwrap();
-    s.on_frame(r#"{"event":"pusher:subscription_error","channel":"private-y","data":{"type":"AuthError","error":"bad signature","status":401}}"#, t0);
-    s.on_frame("not json", t0);
-    s.on_frame(r#"{"event":"pusher:error","data":{"code":4301,"message":"slow down"}}"#, t0);
+    s.handle_frame(r#"{"event":"pusher:subscription_error","channel":"private-y","data":{"type":"AuthError","error":"bad signature","status":401}}"#, t0);
+    s.handle_frame("not json", t0);
+    s.handle_frame(r#"{"event":"pusher:error","data":{"code":4301,"message":"slow down"}}"#, t0);
     let got = events(&mut s);
     assert!(
         matches!(&got[0], ClientEvent::SubscriptionFailed { message, .. } if message.contains("backend down"))
