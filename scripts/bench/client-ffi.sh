@@ -48,7 +48,7 @@ for entry in "${TREES[@]}"; do
 done
 
 DATA=$(mktemp -d)
-printf '[[apps]]\nid = "bench"\nkey = "bench-key"\nsecret = "bench-secret"\nclient_events_per_second = 1000000\nmax_event_payload_bytes = 65536\n' > "$DATA/bench.toml"
+printf '[[apps]]\nid = "bench"\nkey = "bench-key"\nsecret = "bench-secret"\nclient_events_per_second = 1000000\nframes_per_second = 1000000\nmax_event_payload_bytes = 65536\n' > "$DATA/bench.toml"
 PORT=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 target/release/sealcast serve --port "$PORT" --config "$DATA/bench.toml" --data-dir "$DATA/data" >"$DATA/server.log" 2>&1 &
 SERVER=$!

@@ -191,8 +191,9 @@ pub enum CommandError {
     /// No such open document.
     #[error("document {0} is not open")]
     NoDocument(String),
-    /// Too many sealed events already wait for keys.
-    #[error("{0} sealed events already wait for keys")]
+    /// Too many sealed events or key requests already wait for keys
+    /// ([`MachineConfig::max_held`]).
+    #[error("{0} sealed events or key requests already wait for keys")]
     Busy(usize),
 }
 
@@ -552,8 +553,10 @@ impl ClientMachine {
         if self.sends.is_full() {
             return Err(CommandError::Busy(self.sends.len()));
         }
-        if let Some(seal) = send.seal.as_ref().filter(|_| lacks_key) {
-            self.ask(KeyRequest { kid: seal.kid.clone(), kv: None, doc_id: None, key_hint: None });
+        if let Some(seal) = send.seal.as_ref().filter(|_| lacks_key)
+            && !self.ask(KeyRequest { kid: seal.kid.clone(), kv: None, doc_id: None, key_hint: None })
+        {
+            return Err(CommandError::Busy(self.asked.len()));
         }
         self.sends.push(self.now, send);
         Ok(())
@@ -619,19 +622,23 @@ impl ClientMachine {
     pub fn open_document(&mut self, doc_id: &str, options: DocOptions) -> Result<(), CommandError> {
         let channel = doc::channel_for(doc_id, options.presence);
         self.close_document(doc_id);
-        self.link.subscribe(&channel)?;
         if self.ring.current_version(&options.kid).is_some() {
+            self.link.subscribe(&channel)?;
             let doc = self.start_document(doc_id, &options, None)?;
             self.docs.insert(doc_id.to_owned(), DocSlot::Open(doc));
-        } else {
-            self.ask(KeyRequest {
-                kid: options.kid.clone(),
-                kv: None,
-                doc_id: Some(doc_id.to_owned()),
-                key_hint: options.key_hint.clone(),
-            });
-            self.docs.insert(doc_id.to_owned(), DocSlot::AwaitingKey { channel, options });
+            return Ok(());
         }
+        let request = KeyRequest {
+            kid: options.kid.clone(),
+            kv: None,
+            doc_id: Some(doc_id.to_owned()),
+            key_hint: options.key_hint.clone(),
+        };
+        if !self.ask(request) {
+            return Err(CommandError::Busy(self.asked.len()));
+        }
+        self.link.subscribe(&channel)?;
+        self.docs.insert(doc_id.to_owned(), DocSlot::AwaitingKey { channel, options });
         Ok(())
     }
 
@@ -798,8 +805,8 @@ impl ClientMachine {
                 if let CryptoError::UnknownKey { kid, kv } = error.root()
                     && !give_up
                     && !self.recently_refused(kid, *kv)
+                    && self.ask(KeyRequest { kid: kid.clone(), kv: Some(*kv), doc_id: None, key_hint: None })
                 {
-                    self.ask(KeyRequest { kid: kid.clone(), kv: Some(*kv), doc_id: None, key_hint: None });
                     return Some(message);
                 }
                 let Inbound { channel, event, user_id, .. } = message;
@@ -827,11 +834,19 @@ impl ClientMachine {
         }
     }
 
-    fn ask(&mut self, request: KeyRequest) {
-        if !self.asked.contains_key(&request) {
-            self.asked.insert(request.clone(), self.now);
-            self.events.push_back(Event::NeedKey(request));
+    /// Asks the app for a key (once while it is out); false when
+    /// `max_held` requests are out already, so events naming ever new keys
+    /// cannot make the app's provider run without bound.
+    fn ask(&mut self, request: KeyRequest) -> bool {
+        if self.asked.contains_key(&request) {
+            return true;
         }
+        if self.asked.len() >= self.config.max_held {
+            return false;
+        }
+        self.asked.insert(request.clone(), self.now);
+        self.events.push_back(Event::NeedKey(request));
+        true
     }
 
     fn recently_refused(&self, kid: &str, kv: u32) -> bool {

@@ -624,7 +624,7 @@ pub fn check_base(base: u64, floor: u64, head: u64) -> Result<(), StoreError> {
 }
 
 /// The contract every [`DocStore`] must meet; run against each backend: every [`DocStore`] implementation passes them.
-#[doc(hidden)]
+#[cfg(any(test, feature = "store-conformance"))]
 pub fn conformance(store: &dyn DocStore) {
     let count = |n| Page { ops: n, bytes: usize::MAX };
     let doc = DocId::new("app", "doc-1");
@@ -739,7 +739,7 @@ pub fn conformance(store: &dyn DocStore) {
 /// The per-app document quota, on a store opened with
 /// `max_documents_per_app = 2`.
 /// The quota part of the contract's tests.
-#[doc(hidden)]
+#[cfg(any(test, feature = "store-conformance"))]
 pub fn quota_conformance(store: &dyn DocStore) {
     let (a, b, c) = (DocId::new("q", "a"), DocId::new("q", "b"), DocId::new("q", "c"));
     store.append(&a, 0, "1", "p", None).unwrap();
@@ -760,7 +760,7 @@ pub fn quota_conformance(store: &dyn DocStore) {
 /// op with a 128-byte op id used to count as 1 byte), on a store opened
 /// with `max_document_bytes = 1000`.
 /// The history-cost part of the contract's tests.
-#[doc(hidden)]
+#[cfg(any(test, feature = "store-conformance"))]
 pub fn history_cost_conformance(store: &dyn DocStore) {
     let doc = DocId::new("cost", "d");
     let long_id = |n: u32| format!("{n:0>128}");

@@ -159,6 +159,38 @@ fn held_messages_are_bounded_in_count_and_in_time() {
 }
 
 #[test]
+fn events_naming_ever_new_keys_cost_a_bounded_number_of_key_requests() {
+    // One held event per channel (later ones on a channel wait behind it
+    // without asking), so the requests are spread over many channels.
+    let mut world = World::new(9);
+    let keys: Vec<(String, u32, u8)> = (0..20).map(|i| (format!("k{i}"), 1, i as u8 + 1)).collect();
+    let keys: Vec<(&str, u32, u8)> = keys.iter().map(|(k, v, b)| (k.as_str(), *v, *b)).collect();
+    let ann = world.add("ann", &keys);
+    let config = MachineConfig { max_held: 5, ..MachineConfig::default() };
+    let bob = world.add_with("bob", &[], config);
+    world.nodes[bob].key_answers = KeyAnswers::Never;
+    let channels: Vec<String> = (0..20).map(|i| format!("private-c{i}")).collect();
+    for node in [ann, bob] {
+        for channel in &channels {
+            world.nodes[node].machine.subscribe(channel).unwrap();
+        }
+    }
+    world.run_for(Duration::from_secs(1));
+    for (i, channel) in channels.iter().enumerate() {
+        let scope = Scope::chat("room", format!("m{i}")).unwrap();
+        let (data, kid) = (json!({"body": "x"}), format!("k{i}"));
+        world.nodes[ann]
+            .machine
+            .trigger_sealed(channel, "client-chat", data, &["/body"], &kid, &scope)
+            .unwrap();
+        world.run_for(Duration::from_millis(50));
+    }
+    assert_eq!(world.nodes[bob].key_calls.len(), 5, "key requests past the bound");
+    world.run_for(Duration::from_secs(31));
+    assert_eq!(undecryptable(&world, bob).len(), 20);
+}
+
+#[test]
 fn sealed_sends_wait_for_their_key_bounded() {
     let mut world = World::new(5);
     let (ann, bob) = room(&mut world, &[("room", 1, 1)]);
