@@ -13,7 +13,9 @@
 //! returns; the app reads [`DocClient::poll_event`].
 
 use std::collections::{BTreeMap, HashSet, VecDeque};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use crate::time::Instant;
 
 use serde_json::Value;
 
@@ -173,6 +175,18 @@ pub enum DivergeReason {
     CannotSeal(String),
 }
 
+/// `digest_mismatch`, `bad_remote: WHY`, `cannot_seal: WHY`: a stable code
+/// first, for the bindings' string form.
+impl std::fmt::Display for DivergeReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            DivergeReason::DigestMismatch => f.write_str("digest_mismatch"),
+            DivergeReason::BadRemote(why) => write!(f, "bad_remote: {why}"),
+            DivergeReason::CannotSeal(why) => write!(f, "cannot_seal: {why}"),
+        }
+    }
+}
+
 /// Why a call was refused.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -212,15 +226,62 @@ enum Incoming {
     Cursor { user_id: Option<String>, seq: u64, envelope: Value },
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Where the client is, with the document session each phase owns.
+#[derive(Debug)]
 enum Phase {
+    /// Not joined: new, or restarted after divergence.
     Idle,
-    /// Waiting for `doc-state`; `since` is what was asked.
-    Joining {
-        since: Option<u64>,
-    },
-    Ready,
-    Diverged,
+    /// Waiting for `doc-state`; `since` is what was asked. A rejoin (or the
+    /// next page of a join) continues `session`; a join from a snapshot
+    /// has none yet.
+    Joining { since: Option<u64>, session: Option<DocSession> },
+    /// Joined: live ops apply to `session`.
+    Ready { session: DocSession },
+    /// Stopped for good (until `restart`); the session stays readable.
+    Diverged { session: Option<DocSession> },
+}
+
+impl Phase {
+    fn session(&self) -> Option<&DocSession> {
+        match self {
+            Phase::Idle => None,
+            Phase::Ready { session } => Some(session),
+            Phase::Joining { session, .. } | Phase::Diverged { session } => session.as_ref(),
+        }
+    }
+
+    fn session_mut(&mut self) -> Option<&mut DocSession> {
+        match self {
+            Phase::Idle => None,
+            Phase::Ready { session } => Some(session),
+            Phase::Joining { session, .. } | Phase::Diverged { session } => session.as_mut(),
+        }
+    }
+
+    /// Moves the session out, leaving `Idle` (the caller sets the next phase).
+    fn take_session(&mut self) -> Option<DocSession> {
+        match std::mem::replace(self, Phase::Idle) {
+            Phase::Idle => None,
+            Phase::Ready { session } => Some(session),
+            Phase::Joining { session, .. } | Phase::Diverged { session } => session,
+        }
+    }
+
+    fn is_ready(&self) -> bool {
+        matches!(self, Phase::Ready { .. })
+    }
+
+    fn is_diverged(&self) -> bool {
+        matches!(self, Phase::Diverged { .. })
+    }
+
+    /// What a join in progress asked for.
+    fn joining_since(&self) -> Option<Option<u64>> {
+        match self {
+            Phase::Joining { since, .. } => Some(*since),
+            _ => None,
+        }
+    }
 }
 
 /// One client's encrypted document.
@@ -233,7 +294,6 @@ pub struct DocClient {
     kid: String,
     key_hint: Option<String>,
     phase: Phase,
-    session: Option<DocSession>,
     /// The session being replaced by a join from a snapshot: its pending
     /// changes become `unsent`.
     abandoned: Option<DocSession>,
@@ -313,7 +373,6 @@ impl DocClient {
             kid: kid.to_owned(),
             key_hint,
             phase: Phase::Idle,
-            session: None,
             abandoned: None,
             abandoned_op_seq: None,
             op_id_prefix: op_id_prefix.to_owned(),
@@ -350,17 +409,17 @@ impl DocClient {
 
     /// True once joined and not diverged.
     pub fn is_ready(&self) -> bool {
-        self.phase == Phase::Ready
+        self.phase.is_ready()
     }
 
     /// The last sequence number integrated (0 before joining).
     pub fn seq(&self) -> u64 {
-        self.session.as_ref().map_or(0, DocSession::seq)
+        self.phase.session().map_or(0, DocSession::seq)
     }
 
     /// The document as the user sees it.
     pub fn view(&self) -> Result<Delta, DocClientError> {
-        Ok(self.session.as_ref().ok_or(DocClientError::NotReady)?.view()?)
+        Ok(self.phase.session().ok_or(DocClientError::NotReady)?.view()?)
     }
 
     /// The version of the view (of the newest `Ready` or `RemoteChange`
@@ -377,22 +436,22 @@ impl DocClient {
 
     /// The canonical document at [`DocClient::seq`].
     pub fn canonical(&self) -> Option<&Delta> {
-        self.session.as_ref().map(DocSession::canonical)
+        self.phase.session().map(DocSession::canonical)
     }
 
     /// True while local edits await acknowledgement.
     pub fn has_pending(&self) -> bool {
-        self.session.as_ref().is_some_and(DocSession::has_pending)
+        self.phase.session().is_some_and(DocSession::has_pending)
     }
 
     /// Joins (after subscribing), or rejoins after a reconnect: with a
     /// session, only the ops after it are fetched and pending edits are
     /// resubmitted under their op ids; otherwise from the newest snapshot.
     pub fn join(&mut self) {
-        if self.phase == Phase::Diverged {
+        if self.phase.is_diverged() {
             return;
         }
-        let since = self.session.as_ref().map(DocSession::seq);
+        let since = self.phase.session().map(DocSession::seq);
         self.send_join(since);
     }
 
@@ -400,7 +459,6 @@ impl DocClient {
     /// the server. The abandoned session's pending changes were already
     /// reported in the `Diverged` event.
     pub fn restart(&mut self) {
-        self.session = None;
         self.bad_snapshots.clear();
         self.abandoned = None;
         self.own_digests.clear();
@@ -459,11 +517,11 @@ impl DocClient {
     /// this skips the wait).
     pub fn resubmit(&mut self) {
         self.retry_at = None;
-        if let Phase::Joining { since } = self.phase {
+        if let Some(since) = self.phase.joining_since() {
             return self.send_join(since);
         }
-        if self.phase == Phase::Ready
-            && let Some(session) = &mut self.session
+        if self.phase.is_ready()
+            && let Some(session) = self.phase.session_mut()
         {
             session.resubmit();
             self.flush_submissions();
@@ -484,7 +542,7 @@ impl DocClient {
 
     /// A frame sharing this user's selection, as a presence client event.
     pub fn cursor(&mut self, index: usize, length: usize) -> Result<(), DocClientError> {
-        let seq = self.session.as_ref().ok_or(DocClientError::NotReady)?.seq();
+        let seq = self.phase.session().ok_or(DocClientError::NotReady)?.seq();
         let envelope = payload::seal_cursor(&mut self.ring, &self.kid, &self.doc_id, seq, index, length)?;
         self.outgoing.push_back(doc::CursorUpdate { seq, cursor: envelope }.message());
         Ok(())
@@ -538,7 +596,7 @@ impl DocClient {
                 }
             },
         };
-        if self.phase == Phase::Diverged {
+        if self.phase.is_diverged() {
             return Ok(());
         }
         if self.inbox.len() >= HELD_MAX {
@@ -564,14 +622,14 @@ impl DocClient {
     }
 
     fn session_for_input(&mut self) -> Result<&mut DocSession, DocClientError> {
-        match self.phase {
-            Phase::Diverged => Err(DocClientError::Diverged),
-            _ => self.session.as_mut().ok_or(DocClientError::NotReady),
+        match &mut self.phase {
+            Phase::Diverged { .. } => Err(DocClientError::Diverged),
+            phase => phase.session_mut().ok_or(DocClientError::NotReady),
         }
     }
 
     fn joining(&self) -> bool {
-        matches!(self.phase, Phase::Joining { .. })
+        self.phase.joining_since().is_some()
     }
 
     fn send_join(&mut self, since: Option<u64>) {
@@ -580,21 +638,22 @@ impl DocClient {
 
     /// A join, from the kept snapshot at `snapshot` when given.
     fn send_join_from(&mut self, since: Option<u64>, snapshot: Option<u64>) {
-        self.phase = Phase::Joining { since };
         // Ask whether our in-flight op was sequenced, in case the history
         // after `since` is gone.
         let op_id = self.in_flight_op_id();
+        let session = self.phase.take_session();
+        self.phase = Phase::Joining { since, session };
         self.push_request(DocRequest::Join(doc::Join { since, op_id, snapshot }));
     }
 
     fn handle_error(&mut self, error: &doc::DocError, now: Instant) {
         let (code, message) = (error.code.clone(), error.message.clone());
-        let ours = self.phase == Phase::Ready
+        let ours = self.phase.is_ready()
             && error.op_id.as_deref().is_some_and(|id| self.in_flight_op_id().as_deref() == Some(id));
         let mut retry_in = None;
         match code.as_str() {
             // Our op's base fell behind the floor: catch up, then resend.
-            "resync" if self.phase == Phase::Ready => {
+            "resync" if self.phase.is_ready() => {
                 self.join();
                 return;
             }
@@ -611,7 +670,7 @@ impl DocClient {
             // name the request; older ones are told apart by having no
             // op id.
             "rate_limited"
-                if self.phase == Phase::Ready
+                if self.phase.is_ready()
                     && !ours
                     && match error.request.as_deref() {
                         Some(request) => request == doc::SNAPSHOT || request == doc::DIGEST,
@@ -632,7 +691,7 @@ impl DocClient {
                 let op_id = error.op_id.clone();
                 if self.conflicted.is_some() && self.conflicted == op_id {
                     self.conflicted = None;
-                    if let Some(session) = &mut self.session {
+                    if let Some(session) = self.phase.session_mut() {
                         session.renumber_in_flight();
                     }
                     self.flush_submissions();
@@ -653,7 +712,7 @@ impl DocClient {
             // Never: drop the pending edits, hand them back as `unsent`.
             _ if ours => {
                 self.events.push_back(DocClientEvent::Refused { code, message, retry_in });
-                let unsent = self.session.as_mut().and_then(|s| s.take_pending().ok().flatten());
+                let unsent = self.phase.session_mut().and_then(|s| s.take_pending().ok().flatten());
                 self.reset_view(unsent);
                 return;
             }
@@ -665,7 +724,7 @@ impl DocClient {
     /// Tells the editor to replace its content with the view (a new
     /// version), offering `unsent`.
     fn reset_view(&mut self, unsent: Option<Delta>) {
-        let Some(session) = &self.session else { return };
+        let Some(session) = self.phase.session() else { return };
         let (seq, version) = (session.seq(), self.versions.reset());
         match session.view() {
             Ok(view) => self.events.push_back(DocClientEvent::Ready { view, seq, unsent, version }),
@@ -687,7 +746,7 @@ impl DocClient {
     /// missing (it stays queued).
     fn process(&mut self) {
         while let Some(incoming) = self.inbox.pop_front() {
-            if self.phase == Phase::Diverged {
+            if self.phase.is_diverged() {
                 self.inbox.clear();
                 return;
             }
@@ -708,23 +767,25 @@ impl DocClient {
     }
 
     fn handle(&mut self, incoming: &Incoming) -> Result<(), Failure> {
-        match (incoming, self.phase) {
-            (Incoming::State(state), Phase::Joining { since }) => self.handle_state(state, since),
+        let joining = self.phase.joining_since();
+        match incoming {
+            Incoming::State(state) => match joining {
+                Some(since) => self.handle_state(state, since),
+                None => Ok(()),
+            },
             // Live traffic during a join: the state frame decides; keep
             // what comes after it.
-            (Incoming::Op(op), Phase::Ready) => self.handle_op(op),
-            (Incoming::Ack { op_id, seq }, Phase::Ready) => self.handle_ack(op_id, *seq),
-            (Incoming::Digest { seq, kv, digest }, Phase::Ready) => {
-                self.handle_digest(*seq, *kv, digest.clone())
-            }
-            (Incoming::Cursor { user_id, seq, envelope }, Phase::Ready) => {
-                self.handle_cursor(user_id.clone(), *seq, envelope)
-            }
-            (Incoming::Op(_) | Incoming::Ack { .. }, Phase::Joining { .. }) => {
+            Incoming::Op(_) | Incoming::Ack { .. } if joining.is_some() => {
                 self.early.push(incoming.clone());
                 Ok(())
             }
-            _ => Ok(()),
+            _ if !self.phase.is_ready() => Ok(()),
+            Incoming::Op(op) => self.handle_op(op),
+            Incoming::Ack { op_id, seq } => self.handle_ack(op_id, *seq),
+            Incoming::Digest { seq, kv, digest } => self.handle_digest(*seq, *kv, digest.clone()),
+            Incoming::Cursor { user_id, seq, envelope } => {
+                self.handle_cursor(user_id.clone(), *seq, envelope)
+            }
         }
     }
 }
@@ -734,7 +795,7 @@ impl DocClient {
         if let Some(snapshot) = &state.snapshot {
             self.doc_key_hint = snapshot.key_hint.clone();
         }
-        match (since, self.session.is_some()) {
+        match (since, self.phase.session().is_some()) {
             (Some(since), true) => {
                 if state.head < since {
                     return Err(bad_remote(
@@ -746,7 +807,7 @@ impl DocClient {
                     // The history after `since` was compacted: reload from
                     // the snapshot; pending edits become `unsent`.
                     self.abandoned_op_seq = state.op_seq;
-                    self.abandoned = self.session.take();
+                    self.abandoned = self.phase.take_session();
                     self.send_join(None);
                     return Ok(());
                 }
@@ -795,7 +856,8 @@ impl DocClient {
                 }
                 self.generation += 1;
                 self.fresh_join = true;
-                self.session = Some(DocSession::new(document, seq, self.generation << 32)?);
+                let session = DocSession::new(document, seq, self.generation << 32)?;
+                self.phase = Phase::Joining { since, session: Some(session) };
                 self.seen_op_ids.clear();
                 self.seen_op_id_set.clear();
             }
@@ -814,7 +876,8 @@ impl DocClient {
     }
 
     fn become_ready(&mut self) -> Result<(), Failure> {
-        self.phase = Phase::Ready;
+        let session = self.phase.take_session().ok_or_else(no_session)?;
+        self.phase = Phase::Ready { session };
         self.bad_snapshots.clear();
         let unsent = match self.abandoned.take() {
             None => None,
@@ -822,7 +885,7 @@ impl DocClient {
             Some(old) if self.abandoned_op_seq.take().is_some() => old.buffered().cloned(),
             Some(old) => old.pending_changes()?,
         };
-        let session = joined_mut(&mut self.session)?;
+        let session = joined_mut(&mut self.phase)?;
         while session.poll_event().is_some() {}
         if std::mem::take(&mut self.fresh_join) || unsent.is_some() {
             let version = self.versions.reset();
@@ -836,7 +899,7 @@ impl DocClient {
         for early in std::mem::take(&mut self.early) {
             self.handle(&early)?;
         }
-        if let Some(session) = &mut self.session {
+        if let Some(session) = self.phase.session_mut() {
             session.resubmit();
         }
         Ok(())
@@ -871,7 +934,7 @@ impl DocClient {
         // A replayed op id (a sequencer never sequences one twice) is
         // skipped too rather than applied again.
         let opened = opened.and_then(|delta| self.remember_op_id(&op.op_id).map(|()| delta));
-        let session = joined_mut(&mut self.session)?;
+        let session = joined_mut(&mut self.phase)?;
         let outcome = match opened {
             Ok(delta) => session.handle_remote(op.seq, op.base, &delta)?,
             Err(reason) => {
@@ -883,7 +946,7 @@ impl DocClient {
         if let Integrated::Skipped(err) = outcome {
             self.report_skip(op, err.to_string());
         }
-        let session = joined_mut(&mut self.session)?;
+        let session = joined_mut(&mut self.phase)?;
         let mut changes = Vec::new();
         while let Some(SessionEvent::RemoteChange(change)) = session.poll_event() {
             changes.push(change);
@@ -911,7 +974,7 @@ impl DocClient {
         if self.in_flight_op_id().as_deref() != Some(op_id) {
             return Ok(()); // a duplicate ack of an op integrated on rejoin
         }
-        let session = joined_mut(&mut self.session)?;
+        let session = joined_mut(&mut self.phase)?;
         let Some(id) = session.in_flight_id() else { return Ok(()) };
         match session.handle_ack(id, seq) {
             Ok(Integrated::Applied | Integrated::Skipped(_)) => {
@@ -940,13 +1003,13 @@ impl DocClient {
 
     /// Digests and snapshots at checkpoints.
     fn after_integrate(&mut self, seq: u64, authored: bool) -> Result<(), Failure> {
-        let session = joined(&self.session)?;
+        let session = joined(&self.phase)?;
         if seq.is_multiple_of(self.config.digest_every)
             && let Some(kv) = self.ring.current_version(&self.kid)
             && let Some(key) = self.ring.get(&self.kid, kv)
         {
             let digest = payload::digest(key, &self.doc_id, seq, session.canonical());
-            if authored && self.phase == Phase::Ready {
+            if authored && self.phase.is_ready() {
                 self.push_request(DocRequest::Digest(doc::Digest { seq, kv, digest: digest.clone() }));
             }
             remember(&mut self.own_digests, seq, (kv, digest));
@@ -955,11 +1018,11 @@ impl DocClient {
             }
         }
         if authored
-            && self.phase == Phase::Ready
+            && self.phase.is_ready()
             && (seq.is_multiple_of(self.config.snapshot_every) || self.snapshot_retry)
         {
             self.snapshot_retry = false;
-            let session = joined(&self.session)?;
+            let session = joined(&self.phase)?;
             let sealed =
                 payload::seal_snapshot(&mut self.ring, &self.kid, &self.doc_id, seq, session.canonical())
                     .map_err(|e| Failure::Diverge(DivergeReason::CannotSeal(e.to_string())))?;
@@ -1005,7 +1068,7 @@ impl DocClient {
     fn handle_cursor(&mut self, user_id: Option<String>, seq: u64, envelope: &Value) -> Result<(), Failure> {
         match payload::open_cursor(&self.ring, &self.doc_id, seq, envelope) {
             Ok((index, length)) => {
-                let session = joined(&self.session)?;
+                let session = joined(&self.phase)?;
                 let start = session.rebase_position(seq, index);
                 let end = session.rebase_position(seq, index.saturating_add(length)).max(start);
                 self.events.push_back(DocClientEvent::Cursor { user_id, index: start, length: end - start });
@@ -1022,22 +1085,22 @@ impl DocClient {
     }
 
     fn diverge(&mut self, reason: DivergeReason) {
-        self.phase = Phase::Diverged;
+        let session = self.phase.take_session();
         self.inbox.clear();
         self.early.clear();
-        let session = self.session.as_ref();
-        let unsent = session.and_then(|s| s.pending_changes().ok().flatten());
-        let seq = session.map_or(0, DocSession::seq);
+        let unsent = session.as_ref().and_then(|s| s.pending_changes().ok().flatten());
+        let seq = session.as_ref().map_or(0, DocSession::seq);
+        self.phase = Phase::Diverged { session };
         self.events.push_back(DocClientEvent::Diverged { seq, reason, unsent });
     }
 
     /// Seals and queues the session's submissions (only when joined: a
     /// rejoin resubmits with a current base).
     fn flush_submissions(&mut self) {
-        if self.phase != Phase::Ready {
+        if !self.phase.is_ready() {
             return;
         }
-        while let Some(submission) = self.session.as_mut().and_then(DocSession::poll_transmit) {
+        while let Some(submission) = self.phase.session_mut().and_then(DocSession::poll_transmit) {
             let op_id = self.op_id(submission.op_id);
             match payload::seal_op(
                 &mut self.ring,
@@ -1057,7 +1120,7 @@ impl DocClient {
     }
 
     fn in_flight_op_id(&self) -> Option<String> {
-        self.session.as_ref().and_then(DocSession::in_flight_id).map(|id| self.op_id(id))
+        self.phase.session().and_then(DocSession::in_flight_id).map(|id| self.op_id(id))
     }
 
     fn op_id(&self, id: u64) -> String {
@@ -1085,13 +1148,17 @@ fn remember(map: &mut BTreeMap<u64, (u32, String)>, seq: u64, entry: (u32, Strin
 /// The session of a joined client. Every caller runs only once joined, so
 /// `None` would be our bug; it stops the document instead of panicking on
 /// a peer's frame.
-fn joined(session: &Option<DocSession>) -> Result<&DocSession, Failure> {
-    session.as_ref().ok_or_else(|| bad_remote("no document session (an SDK bug)"))
+fn joined(phase: &Phase) -> Result<&DocSession, Failure> {
+    phase.session().ok_or_else(no_session)
 }
 
 /// [`joined`], mutable.
-fn joined_mut(session: &mut Option<DocSession>) -> Result<&mut DocSession, Failure> {
-    session.as_mut().ok_or_else(|| bad_remote("no document session (an SDK bug)"))
+fn joined_mut(phase: &mut Phase) -> Result<&mut DocSession, Failure> {
+    phase.session_mut().ok_or_else(no_session)
+}
+
+fn no_session() -> Failure {
+    bad_remote("no document session (an SDK bug)")
 }
 
 fn bad_remote(reason: &str) -> Failure {
