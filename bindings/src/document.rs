@@ -2,7 +2,7 @@
 //! events through the client's listener (`on_document`).
 
 use sealcast_core::client::{DocOptions, Document};
-use sealcast_core::doc::{DivergeReason, DocClientError, DocClientEvent, DocConfig};
+use sealcast_core::doc::{DocClientError, DocClientEvent, DocConfig};
 use sealcast_core::ot::Delta;
 
 use crate::SealcastError;
@@ -149,12 +149,7 @@ pub(crate) fn document_event(event: DocClientEvent) -> Option<DocumentEvent> {
         DocClientEvent::KeyNeeded { kid, kv, key_hint } => DocumentEvent::KeyNeeded { kid, kv, key_hint },
         DocClientEvent::Diverged { seq, reason, unsent } => DocumentEvent::Diverged {
             seq,
-            reason: match reason {
-                DivergeReason::DigestMismatch => "digest_mismatch".to_owned(),
-                DivergeReason::BadRemote(why) => format!("bad_remote: {why}"),
-                DivergeReason::CannotSeal(why) => format!("cannot_seal: {why}"),
-                other => format!("{other:?}"),
-            },
+            reason: reason.to_string(),
             unsent_json: unsent.as_ref().map(json),
         },
         DocClientEvent::Refused { code, message, retry_in } => DocumentEvent::Refused {

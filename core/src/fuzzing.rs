@@ -2,7 +2,7 @@
 //! under `--cfg fuzzing` and in tests, which replay the committed corpus).
 //! Each must never panic on any input.
 
-use std::time::Instant;
+use crate::time::Instant;
 
 use serde_json::Value;
 

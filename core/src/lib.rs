@@ -35,6 +35,7 @@ pub mod doc;
 pub mod net;
 pub mod ot;
 pub mod protocol;
+pub mod time;
 
 #[cfg(any(fuzzing, test))]
 #[doc(hidden)]

@@ -10,6 +10,8 @@
 //! | `GET /keys` | `kid`, `kv?` | `{kv, key}`: version `kv` (default: current) of `kid` |
 //! | `POST /rotate` | `kid` | `{kv}`: the new current version |
 //! | `GET /doc-key` | `doc_id`, `key_hint?` | `{kv, key, key_hint}`: a new document session key, or the one the hint names |
+//! | `GET /config.json` | | the site's public settings (with a site) |
+//! | `GET /PATH` | | a file of the site's directory (with a site) |
 //!
 //! Keys are base64url. A real backend authenticates its users first (the
 //! `user_id` here is taken on trust) and checks they may see the channel.
@@ -25,7 +27,7 @@ use sealcast_core::crypto::{DerivedKey, Key, derive_key};
 use sealcast_core::protocol::auth::channel_auth;
 use serde_json::{Value, json};
 
-use crate::http::{Request, read_request, respond};
+use crate::http::{Request, read_request, respond, respond_with};
 
 /// How the server signs channel access.
 pub enum Signing {
@@ -52,6 +54,17 @@ pub struct Config {
     pub signing: Signing,
     /// The master key all content keys derive from.
     pub master: Key,
+    /// Static pages served beside the routes (the web demo), if any.
+    pub site: Option<Site>,
+}
+
+/// A directory of static files, and the public settings its pages read
+/// from `/config.json` (the app key, the realtime server's address).
+pub struct Site {
+    /// The files.
+    pub dir: std::path::PathBuf,
+    /// What `/config.json` answers.
+    pub config: Value,
 }
 
 struct State {
@@ -71,6 +84,12 @@ pub fn start(config: Config, addr: &str) -> std::io::Result<SocketAddr> {
             let state = state.clone();
             std::thread::spawn(move || {
                 let Ok(request) = read_request(&stream) else { return };
+                if let Some(site) = &state.config.site
+                    && request.method == "GET"
+                    && serve_site(site, &request, &stream)
+                {
+                    return;
+                }
                 let (status, body) = match handle(&state, &request) {
                     Ok(body) => (200, body.to_string()),
                     Err(message) => (400, json!({"error": message}).to_string()),
@@ -80,6 +99,43 @@ pub fn start(config: Config, addr: &str) -> std::io::Result<SocketAddr> {
         }
     });
     Ok(bound)
+}
+
+/// Serves `/config.json` and the site's files; false for the API routes.
+fn serve_site(site: &Site, request: &Request, stream: &std::net::TcpStream) -> bool {
+    let path = request.path.as_str();
+    if matches!(path, "/keys" | "/doc-key") {
+        return false;
+    }
+    if path == "/config.json" {
+        let _ = respond(stream, 200, &site.config.to_string());
+        return true;
+    }
+    let relative = path.trim_start_matches('/');
+    let relative = if relative.is_empty() { "index.html" } else { relative };
+    // Plain names only: no `..`, no hidden files, nothing outside the directory.
+    let safe = relative.split('/').all(|part| {
+        !part.is_empty()
+            && !part.starts_with('.')
+            && part.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+    });
+    let file = safe.then(|| std::fs::read(site.dir.join(relative)).ok()).flatten();
+    let _ = match file {
+        Some(bytes) => respond_with(stream, 200, content_type(relative), &bytes),
+        None => respond_with(stream, 404, "text/plain", b"not found"),
+    };
+    true
+}
+
+fn content_type(path: &str) -> &'static str {
+    match path.rsplit('.').next().unwrap_or_default() {
+        "html" => "text/html; charset=utf-8",
+        "js" | "mjs" => "text/javascript; charset=utf-8",
+        "css" => "text/css; charset=utf-8",
+        "wasm" => "application/wasm",
+        "json" | "map" => "application/json",
+        _ => "application/octet-stream",
+    }
 }
 
 fn param<'a>(request: &'a Request, name: &str) -> Result<&'a str, String> {

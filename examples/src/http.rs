@@ -89,13 +89,28 @@ pub fn read_request(stream: &TcpStream) -> std::io::Result<Request> {
 }
 
 /// Writes a JSON response.
-pub fn respond(mut stream: &TcpStream, status: u16, body: &str) -> std::io::Result<()> {
-    let reason = if status == 200 { "OK" } else { "Error" };
+pub fn respond(stream: &TcpStream, status: u16, body: &str) -> std::io::Result<()> {
+    respond_with(stream, status, "application/json", body.as_bytes())
+}
+
+/// Writes a response of `content_type`.
+pub fn respond_with(
+    mut stream: &TcpStream,
+    status: u16,
+    content_type: &str,
+    body: &[u8],
+) -> std::io::Result<()> {
+    let reason = match status {
+        200 => "OK",
+        404 => "Not Found",
+        _ => "Error",
+    };
     write!(
         stream,
-        "HTTP/1.1 {status} {reason}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+        "HTTP/1.1 {status} {reason}\r\ncontent-type: {content_type}\r\ncontent-length: {}\r\ncache-control: no-store\r\nconnection: close\r\n\r\n",
         body.len()
-    )
+    )?;
+    stream.write_all(body)
 }
 
 /// A blocking request to `http://HOST:PORT/path`; returns (status, body).

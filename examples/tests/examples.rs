@@ -77,6 +77,7 @@ fn auth_server(signing: Signing) -> String {
         app_secret: "demo-secret".into(),
         signing,
         master: Key::from_bytes(&[3; 32]),
+        site: None,
     };
     format!("http://{}", start(config, "127.0.0.1:0").unwrap())
 }

@@ -14,7 +14,9 @@
 //! compaction, one snapshot per document.
 
 use std::collections::{BTreeMap, VecDeque};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use crate::time::Instant;
 
 use serde_json::Value;
 use serde_json::value::RawValue;

@@ -5,8 +5,8 @@
 //! time: past either bound the oldest is given up visibly (delivered as
 //! undecryptable, or reported as not sent), never dropped silently.
 
+use crate::time::Instant;
 use std::collections::VecDeque;
-use std::time::Instant;
 
 use serde_json::Value;
 

@@ -4,7 +4,9 @@
 //! uniffi bindings through it, a browser over pusher-js).
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use crate::time::Instant;
 
 use serde_json::Value;
 

@@ -6,7 +6,9 @@
 //! testable without sleeping.
 
 use std::collections::{BTreeMap, VecDeque};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use crate::time::Instant;
 
 use serde_json::Value;
 

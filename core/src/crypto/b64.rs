@@ -3,17 +3,18 @@
 //! non-zero trailing bits are rejected, so every byte string has exactly one
 //! encoding and a changed character can never decode to the same bytes.
 
-use std::sync::LazyLock;
-
 use base64::Engine;
-use base64::engine::Simd;
-use base64::engine::general_purpose::NO_PAD;
 
 use super::CryptoError;
 
 /// The base64url engine: AVX2 (x86_64) or NEON (aarch64) when the CPU has
-/// it, detected once; the scalar engine otherwise. Same strict rules either way.
-static URL_SAFE_NO_PAD: LazyLock<Simd> = LazyLock::new(|| Simd::url_safe(NO_PAD));
+/// it, detected once; the scalar engine otherwise (and on every other
+/// target, WebAssembly included). Same strict rules either way.
+#[cfg(any(target_arch = "x86_64", all(target_arch = "aarch64", target_feature = "neon")))]
+static URL_SAFE_NO_PAD: std::sync::LazyLock<base64::engine::Simd> =
+    std::sync::LazyLock::new(|| base64::engine::Simd::url_safe(base64::engine::general_purpose::NO_PAD));
+#[cfg(not(any(target_arch = "x86_64", all(target_arch = "aarch64", target_feature = "neon"))))]
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
 pub(crate) fn encode(bytes: &[u8]) -> String {
     URL_SAFE_NO_PAD.encode(bytes)

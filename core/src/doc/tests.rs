@@ -1,7 +1,7 @@
 //! `DocClient` fed hand-made server frames (the real server is exercised
 //! in `server/tests/doc_convergence.rs` and `server/tests/documents.rs`).
 
-use std::time::Instant;
+use crate::time::Instant;
 
 use serde_json::{Value, json};
 

@@ -1,0 +1,154 @@
+// Binds a Quill 2 editor to a SealedDocument: the user's changes become
+// edits at the version the editor shows, others' changes are applied with
+// source "api", remote cursors are drawn with quill-cursors when given.
+// All transformation happens in the core; this only moves deltas and
+// tracks which version the editor is at.
+
+import type { DocumentEvent } from "./types.js";
+import type { SealedDocument } from "./index.js";
+
+/** The parts of a Quill 2 instance used here. */
+export interface QuillLike {
+  setContents(delta: unknown, source?: string): unknown;
+  updateContents(delta: unknown, source?: string): unknown;
+  on(event: string, handler: (...args: any[]) => void): unknown;
+  off(event: string, handler: (...args: any[]) => void): unknown;
+  enable(enabled?: boolean): void;
+  disable(): void;
+}
+
+/** The parts of the quill-cursors module used here. */
+export interface CursorsLike {
+  createCursor(id: string, name: string, color: string): unknown;
+  moveCursor(id: string, range: { index: number; length: number }): void;
+}
+
+/** What the editor shows the user about the document. */
+export type DocumentStatus =
+  | { state: "loading" }
+  | { state: "ready" }
+  /** Input stopped: the session diverged (`unsent` holds the user's unacknowledged changes). */
+  | { state: "diverged"; reason: string; unsent: unknown }
+  /** A key is missing: remote changes wait (input continues locally). */
+  | { state: "keyNeeded"; kid: string }
+  /** The server refused an edit for good; `unsent` were dropped from the document. */
+  | { state: "refused"; code: string; message: string; unsent: unknown };
+
+export interface QuillBindingOptions {
+  /** The quill-cursors module (`quill.getModule("cursors")`), to show others' cursors. */
+  cursors?: CursorsLike;
+  /** Status changes, to show the user (loading, diverged, missing key…). */
+  onStatus?: (status: DocumentStatus) => void;
+  /** Smallest gap between cursor updates sent, ms (default 100). */
+  cursorIntervalMs?: number;
+}
+
+const COLORS = ["#e6194b", "#3cb44b", "#4363d8", "#f58231", "#911eb4", "#46f0f0", "#f032e6", "#008080"];
+
+function colorOf(id: string): string {
+  let hash = 0;
+  for (const ch of id) hash = (hash * 31 + ch.codePointAt(0)!) >>> 0;
+  return COLORS[hash % COLORS.length];
+}
+
+/** Attaches `quill` to `doc`; returns a function that detaches it. */
+export function attachQuill(quill: QuillLike, doc: SealedDocument, options: QuillBindingOptions = {}): () => void {
+  let version: number | undefined;
+  const status = options.onStatus ?? (() => {});
+  const cursors = new Set<string>();
+  let lastCursor = 0;
+  let cursorTimer: ReturnType<typeof setTimeout> | undefined;
+  let range: { index: number; length: number } | null = null;
+
+  quill.disable();
+  status({ state: "loading" });
+
+  const onTextChange = (delta: unknown, _old: unknown, source: string) => {
+    if (source !== "user" || version === undefined) return;
+    try {
+      version = doc.edit(version, delta);
+    } catch (err) {
+      // Diverged or not ready: stop input rather than lose it silently.
+      quill.disable();
+      const reason = err instanceof Error ? err.message : String(err);
+      status({ state: "diverged", reason, unsent: delta });
+    }
+  };
+
+  const sendCursor = () => {
+    cursorTimer = undefined;
+    lastCursor = Date.now();
+    if (range && version !== undefined) {
+      try {
+        doc.cursor(range.index, range.length);
+      } catch {
+        // not ready: the next selection change sends it
+      }
+    }
+  };
+
+  const onSelectionChange = (next: { index: number; length: number } | null) => {
+    range = next;
+    if (!next || cursorTimer) return;
+    const wait = (options.cursorIntervalMs ?? 100) - (Date.now() - lastCursor);
+    cursorTimer = setTimeout(sendCursor, Math.max(0, wait));
+  };
+
+  const onEvent = (event: DocumentEvent) => {
+    switch (event.type) {
+      case "ready":
+        quill.setContents(event.view, "api");
+        version = event.version;
+        quill.enable(true);
+        status(event.unsent ? { state: "refused", code: "reset", message: "the document was reloaded", unsent: event.unsent } : { state: "ready" });
+        break;
+      case "remoteChange":
+        // Based on another version: a later change (or `ready`) replaces it.
+        if (event.base === version) {
+          quill.updateContents(event.change, "api");
+          version = event.version;
+        }
+        break;
+      case "cursor":
+        if (options.cursors && event.userId) {
+          if (!cursors.has(event.userId)) {
+            options.cursors.createCursor(event.userId, event.userId, colorOf(event.userId));
+            cursors.add(event.userId);
+          }
+          options.cursors.moveCursor(event.userId, { index: event.index, length: event.length });
+        }
+        break;
+      case "diverged":
+        quill.disable();
+        status({ state: "diverged", reason: event.reason, unsent: event.unsent });
+        break;
+      case "keyNeeded":
+        status({ state: "keyNeeded", kid: event.kid });
+        break;
+      case "refused":
+        if (event.retryInMs === null) status({ state: "refused", code: event.code, message: event.message, unsent: null });
+        break;
+      default:
+        break;
+    }
+  };
+
+  quill.on("text-change", onTextChange);
+  quill.on("selection-change", onSelectionChange);
+  doc.on("*", onEvent);
+  // Opened before attaching: show what there is.
+  try {
+    const { view, version: at } = doc.view();
+    if (doc.ready) onEvent({ type: "ready", view, seq: 0, unsent: null, version: at });
+  } catch {
+    // not joined yet: `ready` comes
+  }
+
+  return () => {
+    quill.off("text-change", onTextChange);
+    quill.off("selection-change", onSelectionChange);
+    doc.off("*", onEvent);
+    clearTimeout(cursorTimer);
+    version = undefined;
+  };
+}

@@ -1,0 +1,99 @@
+// The shapes the WebAssembly machine emits (bindings/wasm/src/events.rs)
+// and the part of pusher-js this package uses.
+
+/** A Quill delta: `{ ops: [...] }`. */
+export interface Delta {
+  ops: unknown[];
+}
+
+/** A key the client needs; answer with `{ kv, key }` (base64url). */
+export interface KeyRequest {
+  kid: string;
+  /** The version an envelope names; `null`: the current one, to seal with. */
+  kv: number | null;
+  /** The document, for document keys. */
+  docId: string | null;
+  /** The document's stored key hint; `null` for a new document session. */
+  keyHint: string | null;
+}
+
+/** A key from the app's key provider. */
+export interface KeyGrant {
+  kv: number;
+  /** 32 bytes, base64url. */
+  key: string;
+}
+
+/** How to open a document. */
+export interface DocumentOptions {
+  /** Key id to seal with (asked from the key provider with the document id). */
+  kid: string;
+  /** On `presence-doc-ID` (a roster, user ids on cursors) instead of `private-doc-ID`. */
+  presence?: boolean;
+  /** The document session's key hint, stored with snapshots. */
+  keyHint?: string | null;
+  /** Upload a snapshot every this many ops (default 500). */
+  snapshotEvery?: number;
+  /** Compare digests every this many ops (default 100). */
+  digestEvery?: number;
+}
+
+/** What a delivered event carries besides its data. */
+export interface MessageMeta {
+  event: string;
+  /** The sender, on presence channels. */
+  userId: string | null;
+  /** The scope its sealed fields were bound to (`chat:ROOM:MSG`…), if it had any. */
+  scope: string | null;
+}
+
+/** Something that happened to a document. */
+export type DocumentEvent =
+  /** Replace the editor's content with `view`; the editor is at `version`. `unsent`: changes not carried over. */
+  | { type: "ready"; view: Delta; seq: number; unsent: Delta | null; version: number }
+  /** Apply `change` only when the editor is at `base`; it is then at `version`. */
+  | { type: "remoteChange"; change: Delta; base: number; version: number }
+  | { type: "skipped"; seq: number; opId: string; userId: string | null; reason: string }
+  | { type: "cursor"; userId: string | null; index: number; length: number }
+  | { type: "cursorError"; userId: string | null; message: string }
+  /** The key provider could not supply a key the document needs. */
+  | { type: "keyNeeded"; kid: string; kv: number; keyHint: string | null }
+  /** The session stopped; input is refused until `restart()`. */
+  | { type: "diverged"; seq: number; reason: string; unsent: Delta | null }
+  | { type: "refused"; code: string; message: string; retryInMs: number | null };
+
+/** @internal A message or undecryptable event on a channel. */
+export type ChannelEvent =
+  | { type: "message"; channel: string | null; event: string; data: unknown; userId: string | null; scope: string | null }
+  | { type: "undecryptable"; channel: string | null; event: string; userId: string | null; code: string; message: string };
+
+/** @internal */
+export type MachineEvent =
+  | ChannelEvent
+  | { type: "state"; state: unknown }
+  | { type: "subscribed"; channel: string }
+  | { type: "subscriptionFailed"; channel: string; status: number | null; message: string }
+  | { type: "memberAdded" | "memberRemoved"; channel: string; member: unknown }
+  | { type: "error"; code: number | null; message: string }
+  | { type: "document"; docId: string; event: DocumentEvent }
+  | { type: "needAuthorization"; socketId: string; channel: string }
+  | { type: "needKey"; request: KeyRequest };
+
+/** @internal */
+export type MachineTransmit =
+  | { type: "subscribe"; channel: string }
+  | { type: "unsubscribe"; channel: string }
+  | { type: "trigger"; channel: string; event: string; data: unknown }
+  | { type: "none" };
+
+/** The parts of a pusher-js 8 `Pusher` instance this package uses. */
+export interface PusherLike {
+  subscribe(name: string): { subscribed: boolean };
+  unsubscribe(name: string): void;
+  channel(name: string): { trigger(event: string, data: unknown): boolean } | undefined | null;
+  send_event(event: string, data: unknown, channel?: string): boolean;
+  connection: {
+    bind(event: string, callback: (value: never) => void): unknown;
+    unbind(event: string, callback: (value: never) => void): unknown;
+  };
+}

@@ -1,0 +1,248 @@
+// @sealcast/client in Node: the real pusher-js 8 (its Node build) against a
+// real `sealcast serve`, interoperating with the Rust client (the `chat`
+// example) on one channel, and documents between JS clients. Keys come
+// from the example auth server (examples/src/auth_server.rs), as in an app.
+//
+// Needs: scripts/build-web.sh (bindings/js/dist), target/debug/sealcast and
+// target/debug/examples/{auth_server,chat}, tests/interop/node_modules.
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { readFileSync } from "node:fs";
+import { createRequire } from "node:module";
+import { fileURLToPath } from "node:url";
+import path from "node:path";
+
+import { loadSealcast, SealcastClient, SealcastError } from "../dist/index.js";
+
+const require = createRequire(import.meta.url);
+const here = path.dirname(fileURLToPath(import.meta.url));
+const root = path.join(here, "..", "..", "..");
+const harness = require(path.join(root, "tests", "interop", "harness.js"));
+const target = process.env.CARGO_TARGET_DIR || path.join(root, "target");
+const examples = path.join(target, "debug", "examples");
+
+let server;
+let auth; // http://127.0.0.1:PORT
+const children = [];
+const clients = [];
+
+/** Starts a program; resolves with the child and the first stdout line matching `ready`. */
+function start(program, args, ready, input = "ignore") {
+  return new Promise((resolve, reject) => {
+    const child = spawn(program, args, { stdio: [input, "pipe", "inherit"] });
+    children.push(child);
+    const lines = [];
+    let buffer = "";
+    const timer = setTimeout(() => reject(new Error(`${path.basename(program)} not ready within 15 s`)), 15000);
+    child.stdout.on("data", (chunk) => {
+      buffer += chunk;
+      let nl;
+      while ((nl = buffer.indexOf("\n")) >= 0) {
+        const line = buffer.slice(0, nl);
+        buffer = buffer.slice(nl + 1);
+        lines.push(line);
+        const m = line.match(ready);
+        if (m) {
+          clearTimeout(timer);
+          resolve({ child, lines, match: m });
+        }
+      }
+    });
+    child.on("exit", (code) => reject(new Error(`${path.basename(program)} exited early (${code})`)));
+  });
+}
+
+/** Polls `check` every 20 ms until it returns true, for at most `ms`. */
+async function until(check, ms, what) {
+  const deadline = Date.now() + ms;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error(`timed out: ${what}`);
+    await harness.sleep(20);
+  }
+}
+
+/** The app's key provider: its backend's `/keys` (document keys too, by key id). */
+async function keyProvider(request) {
+  const kv = request.kv === null ? "" : `&kv=${request.kv}`;
+  const answer = await fetch(`${auth}/keys?kid=${encodeURIComponent(request.kid)}${kv}`);
+  if (!answer.ok) throw new Error(`key server: ${answer.status}`);
+  return answer.json();
+}
+
+async function sealcastUser(name) {
+  const pusher = harness.client(server.port, harness.serverLib(server.port), () => ({
+    user_id: name,
+    user_info: { name },
+  }));
+  await harness.connected(pusher);
+  const client = new SealcastClient(pusher, { keyProvider });
+  clients.push({ pusher, client });
+  return { pusher, client };
+}
+
+before(async () => {
+  await loadSealcast(readFileSync(path.join(here, "..", "dist", "wasm", "sealcast_wasm_bg.wasm")));
+  server = await harness.startServer();
+  const { APP } = harness;
+  const started = await start(
+    path.join(examples, "auth_server"),
+    ["--app-id", APP.id, "--app-key", APP.key, "--app-secret", APP.secret, "--port", "0"],
+    /listening on (http:\/\/\S+)/,
+  );
+  auth = started.match[1];
+});
+
+after(async () => {
+  for (const { client, pusher } of clients) {
+    client.close();
+    pusher.disconnect();
+  }
+  for (const child of children) child.kill("SIGKILL");
+  await server.stop();
+});
+
+test("chat: sealed end to end between pusher-js + wasm and the Rust client; a raw pusher-js client sees only envelopes", async () => {
+  const room = `room-${process.pid}`;
+  const channelName = `presence-chat-${room}`;
+  const canary = `canary-${Math.random().toString(36).slice(2)}`;
+
+  // The Rust client (examples/chat.rs): prints "USER: BODY" for each message.
+  const rust = await start(
+    path.join(examples, "chat"),
+    ["--key", harness.APP.key, "--user", "rusty", "--room", room, "--url", `ws://127.0.0.1:${server.port}`, "--auth", auth],
+    /joined presence-chat-/,
+    "pipe",
+  );
+
+  const ann = await sealcastUser("ann");
+  const got = [];
+  const channel = ann.client.channel(channelName);
+  channel.bind("client-chat", (data, meta) => got.push({ data, meta }));
+  let subscribed = false;
+  channel.bindSubscribed(() => (subscribed = true));
+
+  // An observer with plain pusher-js on the same channel: only envelopes.
+  const spy = harness.client(server.port, harness.serverLib(server.port), () => ({ user_id: "spy" }));
+  clients.push({ pusher: spy, client: { close() {} } });
+  const raw = [];
+  spy.subscribe(channelName).bind("client-chat", (data) => raw.push(data));
+  await harness.connected(spy);
+  await until(() => subscribed && spy.channel(channelName)?.subscribed, 5000, "subscriptions");
+  await harness.sleep(200);
+
+  channel.sendChat(room, "ann-1", { body: `hello from the browser ${canary} 👋`, id: "ann-1" });
+  await until(() => rust.lines.some((l) => l.includes(canary)), 10000, "the Rust client printing ann's message");
+  assert.ok(rust.lines.some((l) => l === `ann: hello from the browser ${canary} 👋`), rust.lines.join("\n"));
+
+  rust.child.stdin.write(`from rust ${canary} é\n`);
+  await until(() => got.some((m) => m.meta.userId === "rusty"), 10000, "ann receiving the Rust message");
+  const fromRust = got.find((m) => m.meta.userId === "rusty");
+  assert.equal(fromRust.data.body, `from rust ${canary} é`);
+  assert.equal(fromRust.meta.scope, `chat:${room}:rusty-0`);
+
+  await until(() => raw.length >= 2, 5000, "the spy seeing both messages");
+  for (const data of raw) {
+    const text = JSON.stringify(data);
+    assert.ok(!text.includes(canary), `plaintext reached a plain subscriber: ${text}`);
+    assert.equal(typeof data.body, "object", "the body is an envelope");
+  }
+  rust.child.stdin.end();
+});
+
+test("sealed events wait for their key and a refused key is an undecryptable event, never ciphertext", async () => {
+  const channelName = `private-sealed-${process.pid}`;
+  const bob = await sealcastUser("bob");
+  const cat = await sealcastUser("cat");
+  const received = [];
+  const failed = [];
+  const bobChannel = bob.client.channel(channelName);
+  const catChannel = cat.client.channel(channelName);
+  catChannel.bind("client-note", (data, meta) => received.push({ data, meta }));
+  catChannel.bindUndecryptable((error) => failed.push(error));
+  let ready = 0;
+  bobChannel.bindSubscribed(() => ready++);
+  catChannel.bindSubscribed(() => ready++);
+  await until(() => ready >= 2, 5000, "both subscribed");
+
+  // Sent before bob has the key: it waits for the provider, then goes out.
+  bobChannel.triggerSealed("client-note", { text: "sealed 🔐", n: 1 }, { paths: ["/text"], kid: "notes", scope: "custom:notes:1:client-note" });
+  await until(() => received.length === 1, 10000, "cat receiving the note");
+  assert.equal(received[0].data.text, "sealed 🔐");
+  assert.equal(received[0].data.n, 1);
+  assert.equal(received[0].meta.scope, "custom:notes:1:client-note");
+
+  // Bob seals with a key version the backend never issued (ghost v9): cat's
+  // provider fails, so the event arrives as undecryptable, with a code.
+  bob.client.addKey("ghost", 9, (await keyProvider({ kid: "ghost", kv: null })).key);
+  bobChannel.triggerSealed("client-note", { text: "from a key cat cannot get" }, { paths: ["/text"], kid: "ghost", scope: "custom:notes:2:client-note" });
+  await until(() => failed.length === 1, 10000, "cat reporting the undecryptable note");
+  assert.equal(failed[0].event, "client-note");
+  assert.match(failed[0].code, /unknown_key|key/);
+  assert.equal(received.length, 1);
+
+  // Refusals the server would give are refused locally, typed.
+  assert.throws(() => bob.client.channel(`public-${process.pid}`).trigger("client-x", {}), (err) => err instanceof SealcastError);
+});
+
+test("documents: three JS clients type concurrently (emoji, deletions, formatting) and converge", async () => {
+  const docId = `doc-${process.pid}`;
+  const users = [await sealcastUser("d1"), await sealcastUser("d2"), await sealcastUser("d3")];
+  const editors = users.map(({ client }) => {
+    const doc = client.openDocument(docId, { kid: `doc-${docId}`, presence: true });
+    const editor = { doc, version: undefined, text: [], diverged: null };
+    doc.on("ready", (e) => {
+      editor.view = e.view;
+      editor.version = e.version;
+    });
+    doc.on("diverged", (e) => (editor.diverged = e));
+    return editor;
+  });
+  await until(() => editors.every((e) => e.version !== undefined), 10000, "all documents ready");
+
+  const pieces = ["a", "é", "👋", "🇫🇷", "中", " "];
+  let seed = Number(process.env.WEB_DOC_SEED || Date.now() % 100000);
+  console.log(`WEB_DOC_SEED=${seed}`);
+  const random = () => ((seed = (seed * 1103515245 + 12345) % 2147483648) / 2147483648);
+  const refusals = [];
+  for (let round = 0; round < 60; round++) {
+    for (const editor of editors) {
+      const { view, version } = editor.doc.view();
+      // Positions count UTF-16 units, as Quill does; pick code-point boundaries.
+      const text = view.ops.map((op) => (typeof op.insert === "string" ? op.insert : "\u{fffc}")).join("");
+      const points = [...text];
+      const at = Math.floor(random() * (points.length + 1));
+      const offset = points.slice(0, at).join("").length;
+      const retain = offset > 0 ? [{ retain: offset }] : [];
+      const width = at < points.length ? points[at].length : 0;
+      const r = random();
+      let change;
+      if (r < 0.6 || width === 0) change = { ops: [...retain, { insert: pieces[Math.floor(random() * pieces.length)] }] };
+      else if (r < 0.85) change = { ops: [...retain, { delete: width }] };
+      else change = { ops: [...retain, { retain: width, attributes: { bold: true } }] };
+      try {
+        editor.doc.edit(version, change);
+      } catch (err) {
+        refusals.push(err);
+      }
+    }
+    await harness.sleep(5);
+  }
+  // Every edit is against the version its editor shows, so none is refused.
+  assert.deepEqual(refusals.map(String), []);
+  await until(() => editors.every((e) => !e.doc.hasPending), 20000, "every edit acknowledged");
+  await harness.sleep(300);
+  const views = editors.map((e) => JSON.stringify(e.doc.view().view));
+  assert.equal(editors.filter((e) => e.diverged).length, 0, JSON.stringify(editors.map((e) => e.diverged)));
+  assert.equal(views[1], views[0]);
+  assert.equal(views[2], views[0]);
+  assert.ok(views[0].length > 10, views[0]);
+
+  // A late joiner sees the same document.
+  const late = await sealcastUser("d4");
+  const lateDoc = late.client.openDocument(docId, { kid: `doc-${docId}`, presence: true });
+  let lateReady = false;
+  lateDoc.on("ready", () => (lateReady = true));
+  await until(() => lateReady, 10000, "the late joiner ready");
+  assert.equal(JSON.stringify(lateDoc.view().view), views[0]);
+});
