@@ -7,7 +7,9 @@
 #    suite (unit, property, known-answer vectors, CLI and integration tests,
 #    fuzz-corpus replay), the interop suite (the real pusher-js client and
 #    `pusher` server library from npm against a real `sealcast serve`), the
-#    independent Python check of the envelope test vectors, and the Kotlin,
+#    independent Python check of the envelope test vectors, the browser
+#    package (@sealcast/client on the core compiled to WebAssembly: a Node
+#    test with pusher-js and a headless-Chromium test of the web demo), the Kotlin,
 #    Swift and Python bindings' tests against a real server
 #    (scripts/bindings.sh, which installs the Kotlin compiler and a Swift
 #    chroot into ~/.cache/sealcast-bindings the first time).
@@ -44,6 +46,14 @@ install_prerequisites() {
     command -v java >/dev/null || apt_install default-jdk-headless
     [ -f /usr/share/java/jna.jar ] || apt_install libjna-java
     command -v redis-server >/dev/null || apt_install redis-server
+    # The browser tests drive Debian's Chromium with playwright-core (no
+    # browser download); scripts/build-web.sh adds the wasm32 target and
+    # cargo-installs wasm-bindgen-cli at the crate's exact version.
+    [ -x /usr/bin/chromium ] || apt_install chromium
+    if [ ! -d bindings/js/node_modules/playwright-core ]; then
+        log "npm ci (typescript, pusher-js, quill, quill-cursors, playwright-core) in bindings/js"
+        (cd bindings/js && npm ci --no-audit --no-fund)
+    fi
     if [ ! -d tests/interop/node_modules/pusher-js ] || [ ! -d tests/interop/node_modules/pusher ]; then
         log "npm ci (pusher-js, pusher) in tests/interop"
         (cd tests/interop && npm ci --no-audit --no-fund)
@@ -87,6 +97,14 @@ log "interop: pusher-js and the pusher server library against sealcast serve"
 
 log "interop again against a 2-node cluster (own redis-server; clients alternate nodes)"
 (cd tests/interop && SEALCAST_INTEROP_CLUSTER=1 SEALCAST_BIN="$PWD/../../target/debug/sealcast" node --test)
+
+log "browser package: wasm + TypeScript build, Node test, headless Chromium test"
+scripts/build-web.sh
+for example in auth_server chat; do
+    [ -x "target/debug/examples/$example" ] || cargo build --locked -q -p sealcast-examples --example "$example"
+done
+scripts/web-site.sh target/web-site
+(cd bindings/js && node --test test/)
 
 log "envelope vectors, independent Python implementation"
 python3 scripts/verify_vectors.py docs/envelope-vectors.json

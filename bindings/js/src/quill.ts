@@ -5,7 +5,7 @@
 // tracks which version the editor is at.
 
 import type { DocumentEvent } from "./types.js";
-import type { SealedDocument } from "./index.js";
+import { SealcastError, type SealedDocument } from "./index.js";
 
 /** The parts of a Quill 2 instance used here. */
 export interface QuillLike {
@@ -68,10 +68,20 @@ export function attachQuill(quill: QuillLike, doc: SealedDocument, options: Quil
     try {
       version = doc.edit(version, delta);
     } catch (err) {
-      // Diverged or not ready: stop input rather than lose it silently.
-      quill.disable();
-      const reason = err instanceof Error ? err.message : String(err);
-      status({ state: "diverged", reason, unsent: delta });
+      const code = err instanceof SealcastError ? err.code : "error";
+      const message = err instanceof Error ? err.message : String(err);
+      if (code === "diverged" || code === "not_ready") {
+        // Stop input rather than lose it silently; the change is kept.
+        quill.disable();
+        status({ state: "diverged", reason: message, unsent: delta });
+        return;
+      }
+      // The core refused this change (e.g. it splits a character): show
+      // the document as it is and hand the change back to the user.
+      const current = doc.view();
+      quill.setContents(current.view, "api");
+      version = current.version;
+      status({ state: "refused", code, message, unsent: delta });
     }
   };
 

@@ -7,68 +7,20 @@
 // target/debug/examples/{auth_server,chat}, tests/interop/node_modules.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { createRequire } from "node:module";
-import { fileURLToPath } from "node:url";
 import path from "node:path";
 
 import { loadSealcast, SealcastClient, SealcastError } from "../dist/index.js";
+import { examples, keyProvider as keysFrom, root, start, startAuthServer, stopAll, until, wasmFile } from "./support.mjs";
 
 const require = createRequire(import.meta.url);
-const here = path.dirname(fileURLToPath(import.meta.url));
-const root = path.join(here, "..", "..", "..");
 const harness = require(path.join(root, "tests", "interop", "harness.js"));
-const target = process.env.CARGO_TARGET_DIR || path.join(root, "target");
-const examples = path.join(target, "debug", "examples");
 
 let server;
 let auth; // http://127.0.0.1:PORT
-const children = [];
+let keyProvider;
 const clients = [];
-
-/** Starts a program; resolves with the child and the first stdout line matching `ready`. */
-function start(program, args, ready, input = "ignore") {
-  return new Promise((resolve, reject) => {
-    const child = spawn(program, args, { stdio: [input, "pipe", "inherit"] });
-    children.push(child);
-    const lines = [];
-    let buffer = "";
-    const timer = setTimeout(() => reject(new Error(`${path.basename(program)} not ready within 15 s`)), 15000);
-    child.stdout.on("data", (chunk) => {
-      buffer += chunk;
-      let nl;
-      while ((nl = buffer.indexOf("\n")) >= 0) {
-        const line = buffer.slice(0, nl);
-        buffer = buffer.slice(nl + 1);
-        lines.push(line);
-        const m = line.match(ready);
-        if (m) {
-          clearTimeout(timer);
-          resolve({ child, lines, match: m });
-        }
-      }
-    });
-    child.on("exit", (code) => reject(new Error(`${path.basename(program)} exited early (${code})`)));
-  });
-}
-
-/** Polls `check` every 20 ms until it returns true, for at most `ms`. */
-async function until(check, ms, what) {
-  const deadline = Date.now() + ms;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`timed out: ${what}`);
-    await harness.sleep(20);
-  }
-}
-
-/** The app's key provider: its backend's `/keys` (document keys too, by key id). */
-async function keyProvider(request) {
-  const kv = request.kv === null ? "" : `&kv=${request.kv}`;
-  const answer = await fetch(`${auth}/keys?kid=${encodeURIComponent(request.kid)}${kv}`);
-  if (!answer.ok) throw new Error(`key server: ${answer.status}`);
-  return answer.json();
-}
 
 async function sealcastUser(name) {
   const pusher = harness.client(server.port, harness.serverLib(server.port), () => ({
@@ -82,15 +34,10 @@ async function sealcastUser(name) {
 }
 
 before(async () => {
-  await loadSealcast(readFileSync(path.join(here, "..", "dist", "wasm", "sealcast_wasm_bg.wasm")));
+  await loadSealcast(readFileSync(wasmFile));
   server = await harness.startServer();
-  const { APP } = harness;
-  const started = await start(
-    path.join(examples, "auth_server"),
-    ["--app-id", APP.id, "--app-key", APP.key, "--app-secret", APP.secret, "--port", "0"],
-    /listening on (http:\/\/\S+)/,
-  );
-  auth = started.match[1];
+  auth = await startAuthServer(harness.APP);
+  keyProvider = keysFrom(auth);
 });
 
 after(async () => {
@@ -98,7 +45,7 @@ after(async () => {
     client.close();
     pusher.disconnect();
   }
-  for (const child of children) child.kill("SIGKILL");
+  stopAll();
   await server.stop();
 });
 
@@ -112,7 +59,7 @@ test("chat: sealed end to end between pusher-js + wasm and the Rust client; a ra
     path.join(examples, "chat"),
     ["--key", harness.APP.key, "--user", "rusty", "--room", room, "--url", `ws://127.0.0.1:${server.port}`, "--auth", auth],
     /joined presence-chat-/,
-    "pipe",
+    { stdin: "pipe" },
   );
 
   const ann = await sealcastUser("ann");

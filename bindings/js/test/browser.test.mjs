@@ -1,0 +1,235 @@
+// The web demo in headless Chromium (Debian's package, driven by
+// playwright-core; no browser is downloaded): chat sealed end to end
+// between two pages with a plain pusher-js client watching, and three
+// pages typing into one Quill document (emoji, deletions, formatting), one
+// reloading mid-way and a fourth joining late, all ending identical. A
+// canary typed in the pages never reaches the server's trace log or its
+// data directory.
+//
+// Needs what node.test.mjs needs, plus target/web-site (scripts/web-site.sh)
+// and /usr/bin/chromium (CHROMIUM overrides).
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { createRequire } from "node:module";
+import { chromium } from "playwright-core";
+
+import { root, sleep, start, startAuthServer, stopAll, target, until } from "./support.mjs";
+
+const require = createRequire(import.meta.url);
+const Pusher = require(path.join(root, "tests", "interop", "node_modules", "pusher-js"));
+
+const APP = { id: "web-test", key: "web-test-key", secret: "web-test-secret" };
+const CANARY = `canary${Math.random().toString(36).slice(2, 10)}`;
+const site = process.env.WEB_SITE_DIR || path.join(target, "web-site");
+
+let browser;
+let base; // the pages' origin
+let wsPort;
+let dataDir;
+let logFile;
+const spies = [];
+
+before(async () => {
+  dataDir = fs.mkdtempSync(path.join(os.tmpdir(), "sealcast-web-"));
+  logFile = path.join(dataDir, "..", `${path.basename(dataDir)}.log`);
+  const log = fs.createWriteStream(logFile);
+  const server = await start(
+    path.join(target, "debug", "sealcast"),
+    ["serve", "--port", "0", "--data-dir", dataDir],
+    /listening on [^:\s]+:(\d+)/,
+    {
+      stderr: log,
+      env: {
+        SEALCAST_APP_ID: APP.id,
+        SEALCAST_APP_KEY: APP.key,
+        SEALCAST_APP_SECRET: APP.secret,
+        RUST_LOG: "trace",
+      },
+    },
+  );
+  wsPort = Number(server.match[1]);
+  base = await startAuthServer(APP, {
+    dir: site,
+    config: { appKey: APP.key, wsHost: "127.0.0.1", wsPort },
+  });
+  browser = await chromium.launch({
+    executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
+    args: [
+      "--no-sandbox",
+      "--disable-gpu",
+      "--disable-quic",
+      "--no-first-run",
+      "--disable-background-networking",
+      "--disable-component-update",
+      "--disable-sync",
+    ],
+  });
+});
+
+after(async () => {
+  await browser?.close();
+  for (const spy of spies) spy.disconnect();
+  stopAll();
+  fs.rmSync(dataDir, { recursive: true, force: true });
+  fs.rmSync(logFile, { force: true });
+});
+
+/** A page of the demo; browser console errors fail the test. */
+async function open(pathAndQuery) {
+  const context = await browser.newContext();
+  const page = await context.newPage();
+  page.errors = [];
+  page.on("pageerror", (err) => page.errors.push(String(err)));
+  page.on("console", (msg) => {
+    if (msg.type() === "error") page.errors.push(msg.text());
+  });
+  await page.goto(`${base}${pathAndQuery}`);
+  return page;
+}
+
+/** A plain pusher-js client (no sealcast) on `channel`, recording what it is sent. */
+function spy(channel, event) {
+  const pusher = new Pusher(APP.key, {
+    wsHost: "127.0.0.1",
+    wsPort,
+    forceTLS: false,
+    enabledTransports: ["ws"],
+    disableStats: true,
+    cluster: "local",
+    channelAuthorization: { endpoint: `${base}/auth`, transport: "ajax", params: { user_id: "spy" } },
+  });
+  spies.push(pusher);
+  const seen = [];
+  const ch = pusher.subscribe(channel);
+  ch.bind(event, (data) => seen.push(data));
+  return { seen, ready: () => ch.subscribed };
+}
+
+/** Everything under `dir` and the log, searched for `needle`. */
+function leaks(needle) {
+  const found = [];
+  const walk = (dir) => {
+    for (const entry of fs.readdirSync(dir, { withFileTypes: true })) {
+      const file = path.join(dir, entry.name);
+      if (entry.isDirectory()) walk(file);
+      else if (fs.readFileSync(file).includes(needle)) found.push(file);
+    }
+  };
+  walk(dataDir);
+  if (fs.readFileSync(logFile).includes(needle)) found.push(logFile);
+  return found;
+}
+
+test("chat: two pages, sealed end to end; a plain pusher-js client sees only envelopes", async () => {
+  const room = `r${process.pid}`;
+  const watcher = spy(`presence-chat-${room}`, "client-chat");
+  const ann = await open(`/chat.html?room=${room}&user=ann`);
+  const bob = await open(`/chat.html?room=${room}&user=bob`);
+  for (const page of [ann, bob]) await page.locator("#message:not([disabled])").waitFor({ timeout: 15000 });
+  await until(() => watcher.ready(), 10000, "the plain client subscribed");
+  await sleep(300);
+
+  const lines = [`hello bob ${CANARY} 👋`, "second line, é and 中文"];
+  for (const line of lines) {
+    await ann.fill("#message", line);
+    await ann.press("#message", "Enter");
+  }
+  await bob.fill("#message", `hi ann ${CANARY} 🎉`);
+  await bob.press("#message", "Enter");
+
+  const texts = (page) => page.$$eval("#messages li", (items) => items.map((li) => li.textContent));
+  await until(async () => (await texts(bob)).length >= 3 && (await texts(ann)).length >= 3, 10000, "messages on both pages");
+  assert.deepEqual(await texts(bob), [...lines, `hi ann ${CANARY} 🎉`]);
+  assert.deepEqual(await texts(ann), [...lines, `hi ann ${CANARY} 🎉`]);
+
+  await until(() => watcher.seen.length >= 3, 5000, "the plain client seeing the messages");
+  for (const data of watcher.seen) {
+    assert.equal(typeof data.body, "object", "the body travels as an envelope");
+    assert.ok(!JSON.stringify(data).includes(CANARY), "no plaintext on the wire");
+  }
+  for (const page of [ann, bob]) assert.deepEqual(page.errors, []);
+});
+
+test("documents: three pages type concurrently, one reloads, a fourth joins late; all editors end identical", async () => {
+  const docId = `d${process.pid}`;
+  const url = (user) => `/doc.html?doc=${docId}&user=${user}`;
+  const ready = (page) => page.locator('#status[data-state="ready"]').waitFor({ timeout: 20000 });
+  const pages = [await open(url("ann")), await open(url("bob")), await open(url("cat"))];
+  for (const page of pages) await ready(page);
+
+  let seed = Number(process.env.WEB_DOC_SEED || Date.now() % 1000000);
+  console.log(`WEB_DOC_SEED=${seed}`);
+  const random = () => (seed = (seed * 1103515245 + 12345) % 2147483648) / 2147483648;
+  const pieces = ["abc ", "é", "👋", "🇫🇷", "中文", "xyz"];
+
+  /** One user action: type, delete or toggle bold at a random spot. */
+  async function act(page) {
+    await page.click(".ql-editor");
+    // A caret lands between characters, never inside an emoji's UTF-16 pair
+    // (Quill counts UTF-16 units; a browser never puts the caret there).
+    // Chosen and set in one step, so a remote change cannot move the text
+    // under it meanwhile.
+    const [pick, span] = [random(), random() < 0.5 ? 1 : 2];
+    const bold = random() < 0.1;
+    await page.evaluate(([pick, span, bold]) => {
+      const offsets = [0];
+      for (const ch of window.quill.getText()) offsets.push(offsets[offsets.length - 1] + ch.length);
+      const k = Math.floor(pick * (offsets.length - 1));
+      const from = bold ? offsets[Math.max(0, k - span)] : offsets[k];
+      window.quill.setSelection(from, offsets[k] - from, "user");
+    }, [pick, span, bold]);
+    if (bold) return page.keyboard.press("Control+b");
+    const r = random();
+    if (r < 0.6) {
+      await page.keyboard.insertText(pieces[Math.floor(random() * pieces.length)]);
+    } else if (r < 0.8) {
+      await page.keyboard.press("Backspace");
+    } else {
+      await page.keyboard.press("Enter");
+    }
+  }
+
+  for (const page of pages.slice(0, 2)) {
+    await page.click(".ql-editor");
+    await page.keyboard.insertText(`${CANARY} `);
+  }
+  for (let round = 0; round < 25; round++) {
+    await Promise.all(pages.map((page) => act(page)));
+    if (round === 12) {
+      // Cat reloads mid-way: a new session from the server's history.
+      await pages[2].reload();
+      await ready(pages[2]);
+    }
+  }
+  const late = await open(url("dan"));
+  await ready(late);
+  const all = [...pages, late];
+
+  const contents = (page) => page.evaluate(() => JSON.stringify(window.quill.getContents()));
+  const same = async () => {
+    const views = await Promise.all(all.map(contents));
+    return views.every((v) => v === views[0]);
+  };
+  await until(same, 20000, "every editor showing the same document").catch(() => {});
+  const views = await Promise.all(all.map(contents));
+  const sdk = await Promise.all(all.map((page) => page.evaluate(() => window.sealcastDocView?.())));
+  for (const [i, view] of views.entries()) {
+    assert.equal(view, views[0], `editor ${i} differs (SDK views: ${JSON.stringify(sdk)})`);
+  }
+  const final = JSON.parse(await contents(pages[0]));
+  assert.ok(JSON.stringify(final).length > 100, JSON.stringify(final)); // (later edits may split the canary)
+  for (const page of all) {
+    const status = await page.locator("#status").textContent();
+    assert.equal(await page.locator("#status").getAttribute("data-state"), "ready", status);
+    assert.deepEqual(page.errors, []);
+  }
+});
+
+test("the canary typed in the pages never reached the server's log or data directory", async () => {
+  // The server logs at trace level and stored the documents' sealed ops.
+  assert.ok(fs.statSync(logFile).size > 0, "the server wrote a log");
+  assert.deepEqual(leaks(CANARY), []);
+});
