@@ -100,7 +100,7 @@ log "interop again against a 2-node cluster (own redis-server; clients alternate
 
 log "browser package: wasm + TypeScript build, Node test, headless Chromium test"
 scripts/build-web.sh
-for example in auth_server chat; do
+for example in auth_server chat doc_peer; do
     [ -x "target/debug/examples/$example" ] || cargo build --locked -q -p sealcast-examples --example "$example"
 done
 scripts/web-site.sh target/web-site

@@ -1,10 +1,10 @@
 // @sealcast/client in Node: the real pusher-js 8 (its Node build) against a
-// real `sealcast serve`, interoperating with the Rust client (the `chat`
-// example) on one channel, and documents between JS clients. Keys come
+// real `sealcast serve`, interoperating with the Rust client (the `chat` and
+// `doc_peer` examples) on one channel and one document. Keys come
 // from the example auth server (examples/src/auth_server.rs), as in an app.
 //
 // Needs: scripts/build-web.sh (bindings/js/dist), target/debug/sealcast and
-// target/debug/examples/{auth_server,chat}, tests/interop/node_modules.
+// target/debug/examples/{auth_server,chat,doc_peer}, tests/interop/node_modules.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
@@ -132,8 +132,15 @@ test("sealed events wait for their key and a refused key is an undecryptable eve
   assert.throws(() => bob.client.channel(`public-${process.pid}`).trigger("client-x", {}), (err) => err instanceof SealcastError);
 });
 
-test("documents: three JS clients type concurrently (emoji, deletions, formatting) and converge", async () => {
+test("documents: three JS clients and the Rust client type concurrently (emoji, deletions, formatting) and converge", async () => {
   const docId = `doc-${process.pid}`;
+  // The Rust client (examples/doc_peer.rs) on the same document.
+  const rust = await start(
+    path.join(examples, "doc_peer"),
+    ["--key", harness.APP.key, "--user", "rusty", "--doc", docId, "--url", `ws://127.0.0.1:${server.port}`, "--auth", auth],
+    /^READY$/,
+    { stdin: "pipe" },
+  );
   const users = [await sealcastUser("d1"), await sealcastUser("d2"), await sealcastUser("d3")];
   const editors = users.map(({ client }) => {
     const doc = client.openDocument(docId, { kid: `doc-${docId}`, presence: true });
@@ -173,16 +180,28 @@ test("documents: three JS clients type concurrently (emoji, deletions, formattin
         refusals.push(err);
       }
     }
+    if (round % 3 === 0) rust.child.stdin.write(`insert 0 🦀${round}\n`);
     await harness.sleep(5);
   }
   // Every edit is against the version its editor shows, so none is refused.
   assert.deepEqual(refusals.map(String), []);
   await until(() => editors.every((e) => !e.doc.hasPending), 20000, "every edit acknowledged");
-  await harness.sleep(300);
-  const views = editors.map((e) => JSON.stringify(e.doc.view().view));
+  // The Rust client's last edits may still be on their way: poll its view.
+  const rustView = async () => {
+    const seen = rust.lines.length;
+    rust.child.stdin.write("view\n");
+    const line = await until(() => rust.lines.slice(seen).find((l) => l.startsWith("VIEW ")), 5000, "the Rust view");
+    return JSON.stringify(JSON.parse(line.slice(5)).view);
+  };
+  let views = [];
+  await until(async () => {
+    views = [...editors.map((e) => JSON.stringify(e.doc.view().view)), await rustView()];
+    return views.every((v) => v === views[0]) && views[0].includes("🦀57");
+  }, 10000, "all four clients showing the same document").catch(() => {});
   assert.equal(editors.filter((e) => e.diverged).length, 0, JSON.stringify(editors.map((e) => e.diverged)));
-  assert.equal(views[1], views[0]);
-  assert.equal(views[2], views[0]);
+  for (const [i, view] of views.entries()) assert.equal(view, views[0], `client ${i} (3 is the Rust one)`);
+  assert.ok(views[0].includes("🦀57"), "the Rust client's edits are in the document");
+  assert.ok(!rust.lines.some((l) => l.startsWith("DIVERGED") || l.startsWith("ERROR")), rust.lines.join("\n"));
   assert.ok(views[0].length > 10, views[0]);
 
   // A late joiner sees the same document.
