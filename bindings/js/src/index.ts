@@ -76,6 +76,31 @@ function call<T>(f: () => T): T {
   }
 }
 
+/** What an app's auth endpoint answers for a channel (Pusher's format). */
+export interface ChannelAuthorization {
+  auth: string;
+  channel_data?: string | null;
+}
+
+/**
+ * pusher-js's `channelAuthorization` option from an async function (the
+ * app calling its own backend): `new Pusher(key, { channelAuthorization:
+ * channelAuthorizer(async (socketId, channel) => …) })`.
+ */
+export function channelAuthorizer(authorize: (socketId: string, channelName: string) => Promise<ChannelAuthorization>) {
+  return {
+    customHandler: (
+      params: { socketId: string; channelName: string },
+      callback: (error: Error | null, data: ChannelAuthorization | null) => void,
+    ) => {
+      authorize(params.socketId, params.channelName).then(
+        (authorization) => callback(null, authorization),
+        (err: unknown) => callback(err instanceof Error ? err : new Error(String(err)), null),
+      );
+    },
+  };
+}
+
 /** The app's source of keys: its own backend (see docs/keys.md). */
 export type KeyProvider = (request: KeyRequest) => Promise<KeyGrant>;
 

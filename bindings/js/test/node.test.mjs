@@ -11,7 +11,7 @@ import { readFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import path from "node:path";
 
-import { loadSealcast, SealcastClient, SealcastError } from "../dist/index.js";
+import { channelAuthorizer, loadSealcast, SealcastClient, SealcastError } from "../dist/index.js";
 import { examples, keyProvider as keysFrom, root, start, startAuthServer, stopAll, until, wasmFile } from "./support.mjs";
 
 const require = createRequire(import.meta.url);
@@ -22,11 +22,24 @@ let auth; // http://127.0.0.1:PORT
 let keyProvider;
 const clients = [];
 
+const Pusher = require(path.join(root, "tests", "interop", "node_modules", "pusher-js"));
+
+/** A pusher-js client authorized by the app's auth endpoint, with sealcast on it. */
 async function sealcastUser(name) {
-  const pusher = harness.client(server.port, harness.serverLib(server.port), () => ({
-    user_id: name,
-    user_info: { name },
-  }));
+  const pusher = new Pusher(harness.APP.key, {
+    wsHost: "127.0.0.1",
+    wsPort: server.port,
+    forceTLS: false,
+    enabledTransports: ["ws"],
+    disableStats: true,
+    cluster: "local",
+    channelAuthorization: channelAuthorizer(async (socketId, channel) => {
+      const form = new URLSearchParams({ socket_id: socketId, channel_name: channel, user_id: name });
+      const answer = await fetch(`${auth}/auth`, { method: "POST", body: form });
+      if (!answer.ok) throw new Error(`auth endpoint: ${answer.status}`);
+      return answer.json();
+    }),
+  });
   await harness.connected(pusher);
   const client = new SealcastClient(pusher, { keyProvider });
   clients.push({ pusher, client });
