@@ -27,7 +27,8 @@ fn time(n: u32, mut f: impl FnMut(u32)) -> f64 {
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let body = "Let's meet at the usual place at seven — bring the documents 📄 and don't tell anyone. ".repeat(2);
+    let body =
+        "Let's meet at the usual place at seven — bring the documents 📄 and don't tell anyone. ".repeat(2);
     let ops: Vec<Value> = (0..40)
         .map(|i| {
             let mut op = json!({"insert": format!("paragraph {i} with some text; ")});
@@ -39,14 +40,17 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .collect();
     let document = json!({"ops": ops}).to_string();
     let change = json!({"ops": [{"retain": 600}, {"insert": "typed 👋"}, {"delete": 3}]}).to_string();
-    let other = json!({"ops": [{"retain": 598}, {"delete": 5}, {"insert": "x", "attributes": {"italic": true}}]}).to_string();
+    let other =
+        json!({"ops": [{"retain": 598}, {"delete": 5}, {"insert": "x", "attributes": {"italic": true}}]})
+            .to_string();
     let key = Key::generate()?;
 
     let seal_open = time(2000, |i| {
         let id = format!("m-{i}");
         let scope: Scope = format!("chat:room:{id}").parse().expect("scope");
         let mut ring = KeyRing::single("room", 1, key.clone()).expect("ring");
-        let mut data: Value = serde_json::from_str(&json!({"body": body, "id": id}).to_string()).expect("json");
+        let mut data: Value =
+            serde_json::from_str(&json!({"body": body, "id": id}).to_string()).expect("json");
         seal_event(&mut data, &["/body"], &mut ring, "room", &scope).expect("seal");
         let sealed = data.to_string();
         let mut data: Value = serde_json::from_str(&sealed).expect("json");
@@ -77,6 +81,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         });
         eprintln!("parse {parse:.0} ns, compose {only:.0} ns, serialize {out:.0} ns");
     }
-    println!("{}", json!({"sealOpenChat": seal_open, "nativeCompose": compose, "nativeTransform": transform}));
+    println!(
+        "{}",
+        json!({"sealOpenChat": seal_open, "nativeCompose": compose, "nativeTransform": transform})
+    );
     Ok(())
 }
