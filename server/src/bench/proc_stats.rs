@@ -7,8 +7,6 @@ use std::time::Duration;
 pub struct ProcStats {
     /// User + system CPU time.
     pub cpu: Duration,
-    /// User-space CPU time.
-    pub user: Duration,
     /// Resident set size, bytes.
     pub rss: u64,
 }
@@ -36,7 +34,6 @@ pub fn read(pid: u32) -> Option<ProcStats> {
         .ok()?;
     Some(ProcStats {
         cpu: Duration::from_millis((utime + stime) * 1000 / TICKS_PER_SECOND),
-        user: Duration::from_millis(utime * 1000 / TICKS_PER_SECOND),
         rss: rss_kb * 1024,
     })
 }

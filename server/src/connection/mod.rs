@@ -25,7 +25,7 @@ use fastwebsockets::upgrade::UpgradeFut;
 use hyper::upgrade::Upgraded;
 use hyper_util::rt::TokioIo;
 use sealcast_core::protocol::{ClientFrame, client, codes, server as frames};
-use tokio::io::{AsyncReadExt, AsyncWriteExt, WriteHalf};
+use tokio::io::{AsyncWriteExt, WriteHalf};
 use tokio::sync::watch;
 use tracing::{Instrument, debug, info_span};
 
@@ -99,37 +99,11 @@ pub async fn run(state: Arc<ServerState>, app: Result<Arc<App>, Refusal>, upgrad
         app.disconnect(&socket_id, &state.metrics);
         handle.close(1000, "");
         let _ = writer.await;
-        drain_input(&mut read_stream).await;
         state.metrics.connections.dec();
         debug!("disconnected");
     }
     .instrument(span)
     .await;
-}
-
-/// Longest wait, after the close frame, for the client to close too.
-const LINGER: std::time::Duration = std::time::Duration::from_secs(1);
-/// Most bytes read and discarded meanwhile.
-const LINGER_BYTES: usize = 1 << 20;
-
-/// After the close frame: reads and discards what the client still sends,
-/// until it closes too or [`LINGER`] / [`LINGER_BYTES`] run out (RFC 6455
-/// §7.1.1: the server waits for the client to close). Closing a socket with
-/// unread input makes the kernel send a reset, and a reset makes the
-/// client's kernel drop what it has not read yet — the close frame with
-/// its code among it (seen as a flooding client getting no 4301).
-async fn drain_input(read: &mut tokio::io::ReadHalf<Stream>) {
-    let mut buf = [0u8; 4096];
-    let mut left = LINGER_BYTES;
-    let drain = async {
-        while left > 0 {
-            match read.read(&mut buf).await {
-                Ok(0) | Err(_) => break,
-                Ok(n) => left = left.saturating_sub(n),
-            }
-        }
-    };
-    let _ = tokio::time::timeout(LINGER, drain).await;
 }
 
 /// Sends `pusher:error` and a close frame with the refusal's code.
