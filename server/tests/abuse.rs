@@ -672,7 +672,8 @@ async fn one_apps_joins_do_not_hold_the_document_store() {
                     json!({"event": "sealcast:doc-join", "channel": doc, "data": {"since": 0}}).to_string();
                 let join = frame(true, 0x1, join.as_bytes(), true);
                 let (mut answered, mut busy) = (0, 0);
-                let deadline = Instant::now() + Duration::from_secs(3);
+                // Long enough for the victim to be measured up to three times.
+                let deadline = Instant::now() + Duration::from_secs(6);
                 raw.send(&join).await;
                 while Instant::now() < deadline {
                     let Some((_, payload)) = raw.next().await else { break };
