@@ -24,6 +24,7 @@ use crate::cluster::{Broker, BusBusy, BusMessage};
 use crate::config::AppConfig;
 use crate::jwt::TokenVerifier;
 use crate::metrics::Metrics;
+use crate::outbound::Fanout;
 pub use crate::outbound::{CloseRequest, ConnHandle};
 pub use crate::registry::{ChannelInfo, LocalMember, NodeEntries, RemoteEntry, SubscribeError};
 use crate::registry::{Registry, Transition};
@@ -77,7 +78,13 @@ impl App {
 
     /// Turns transitions into effects, in order (the registry is still
     /// locked, so no other change interleaves).
-    fn apply(&self, registry: &Registry, transitions: Vec<Transition>, metrics: &Metrics) {
+    fn apply(
+        &self,
+        registry: &Registry,
+        transitions: Vec<Transition>,
+        fanout: &mut Fanout,
+        metrics: &Metrics,
+    ) {
         let clustered = self.bus.is_clustered();
         for transition in transitions {
             match transition {
@@ -105,20 +112,37 @@ impl App {
                 | Transition::LeftHere { .. } => {}
                 Transition::MemberAdded { channel, user_id, info, except, here } => {
                     let frame = Bytes::from(frames::member_added(&channel, &user_id, info.as_deref()));
-                    registry.deliver(&channel, &frame, except.as_deref(), metrics);
+                    registry.deliver(&channel, &frame, except.as_deref(), fanout, metrics);
                     if here {
                         self.webhooks.emit(HookEvent::MemberAdded { channel, user_id }, metrics);
                     }
                 }
                 Transition::MemberRemoved { channel, user_id, here } => {
                     let frame = Bytes::from(frames::member_removed(&channel, &user_id));
-                    registry.deliver(&channel, &frame, None, metrics);
+                    registry.deliver(&channel, &frame, None, fanout, metrics);
                     if here {
                         self.webhooks.emit(HookEvent::MemberRemoved { channel, user_id }, metrics);
                     }
                 }
             }
         }
+    }
+
+    /// Runs `change` on the locked registry and turns the transitions it
+    /// returns into effects; the frames queued meanwhile are written once
+    /// the lock is released.
+    fn change<T>(
+        &self,
+        metrics: &Metrics,
+        change: impl FnOnce(&mut Registry, &mut Fanout) -> (Vec<Transition>, T),
+    ) -> T {
+        let mut fanout = Fanout::default();
+        let mut registry = self.lock();
+        let (transitions, outcome) = change(&mut registry, &mut fanout);
+        self.apply(&registry, transitions, &mut fanout, metrics);
+        drop(registry);
+        fanout.write();
+        outcome
     }
 
     /// Registers a connection; false when the app is at its connection limit.
@@ -129,9 +153,7 @@ impl App {
     /// Removes a connection from every channel (sending member_removed where
     /// it was a user's last connection).
     pub fn disconnect(&self, socket_id: &str, metrics: &Metrics) {
-        let mut registry = self.lock();
-        let transitions = registry.disconnect(socket_id);
-        self.apply(&registry, transitions, metrics);
+        self.change(metrics, |registry, _| (registry.disconnect(socket_id), ()));
     }
 
     /// Subscribes a connection; `member` is required on presence channels.
@@ -144,20 +166,20 @@ impl App {
         member: Option<PresenceMember>,
         metrics: &Metrics,
     ) -> Result<(), SubscribeError> {
-        let mut registry = self.lock();
-        let subscribed = registry.subscribe(socket_id, channel, member)?;
-        self.apply(&registry, subscribed.transitions, metrics);
-        if let Some(reply) = subscribed.reply {
-            subscribed.handle.send(Bytes::from(reply), metrics);
-        }
-        Ok(())
+        self.change(metrics, |registry, fanout| match registry.subscribe(socket_id, channel, member) {
+            Err(err) => (Vec::new(), Err(err)),
+            Ok(subscribed) => {
+                if let Some(reply) = subscribed.reply {
+                    fanout.push(&subscribed.handle, Bytes::from(reply), metrics);
+                }
+                (subscribed.transitions, Ok(()))
+            }
+        })
     }
 
     /// Unsubscribes a connection from a channel.
     pub fn unsubscribe(&self, socket_id: &str, channel: &str, metrics: &Metrics) {
-        let mut registry = self.lock();
-        let transitions = registry.unsubscribe(socket_id, channel);
-        self.apply(&registry, transitions, metrics);
+        self.change(metrics, |registry, _| (registry.unsubscribe(socket_id, channel), ()));
     }
 
     /// The connection's subscription to `channel`: `Some(presence user id)`
@@ -183,7 +205,9 @@ impl App {
                 BusMessage::Event { channel: channel.to_owned(), frame, except: except.map(str::to_owned) };
             self.bus.forward(&self.config.id, vec![message])?;
         }
-        Ok(self.lock().deliver(channel, frame, except, metrics))
+        Ok(self.change(metrics, |registry, fanout| {
+            (Vec::new(), registry.deliver(channel, frame, except, fanout, metrics))
+        }))
     }
 
     /// Publishes several frames: all of them or, when the cluster bus
@@ -201,7 +225,10 @@ impl App {
             self.bus.forward(&self.config.id, messages)?;
         }
         for publish in &publishes {
-            self.lock().deliver(&publish.channel, &publish.frame, publish.except.as_deref(), metrics);
+            self.change(metrics, |registry, fanout| {
+                let except = publish.except.as_deref();
+                (Vec::new(), registry.deliver(&publish.channel, &publish.frame, except, fanout, metrics))
+            });
         }
         Ok(())
     }
@@ -272,28 +299,29 @@ impl App {
 
     /// A message another node forwarded.
     pub fn on_bus(&self, node: &str, message: BusMessage, metrics: &Metrics) {
-        let mut registry = self.lock();
-        let transition = match message {
-            BusMessage::Event { channel, frame, except } => {
-                registry.deliver(&channel, &Bytes::from(frame), except.as_deref(), metrics);
-                None
-            }
-            BusMessage::MemberJoined { channel, user_id, info } => {
-                let info = info.and_then(|i| RawValue::from_string(i).ok());
-                registry.remote_joined(node, &channel, &user_id, info)
-            }
-            BusMessage::MemberLeft { channel, user_id } => registry.remote_left(node, &channel, &user_id),
-            BusMessage::Occupancy { channel, subscriptions } => {
-                registry.remote_occupancy(node, &channel, subscriptions);
-                None
-            }
-            BusMessage::Terminate { user_id } => {
-                drop(registry);
-                self.terminate_local(&user_id);
-                return;
-            }
-        };
-        self.apply(&registry, transition.into_iter().collect(), metrics);
+        if let BusMessage::Terminate { user_id } = &message {
+            self.terminate_local(user_id);
+            return;
+        }
+        self.change(metrics, |registry, fanout| {
+            let transition = match message {
+                BusMessage::Event { channel, frame, except } => {
+                    registry.deliver(&channel, &Bytes::from(frame), except.as_deref(), fanout, metrics);
+                    None
+                }
+                BusMessage::MemberJoined { channel, user_id, info } => {
+                    let info = info.and_then(|i| RawValue::from_string(i).ok());
+                    registry.remote_joined(node, &channel, &user_id, info)
+                }
+                BusMessage::MemberLeft { channel, user_id } => registry.remote_left(node, &channel, &user_id),
+                BusMessage::Occupancy { channel, subscriptions } => {
+                    registry.remote_occupancy(node, &channel, subscriptions);
+                    None
+                }
+                BusMessage::Terminate { .. } => None,
+            };
+            (transition.into_iter().collect(), ())
+        });
     }
 
     /// Records presence another node had before this one started (no
@@ -316,10 +344,7 @@ impl App {
         counts: Vec<(String, String, usize)>,
         metrics: &Metrics,
     ) -> usize {
-        let mut registry = self.lock();
-        let (transitions, fixed) = registry.reconcile(members, counts);
-        self.apply(&registry, transitions, metrics);
-        fixed
+        self.change(metrics, |registry, _| registry.reconcile(members, counts))
     }
 
     /// Other nodes this app has presence or subscriptions from.
@@ -331,9 +356,9 @@ impl App {
     /// were nowhere else) and its subscriptions stop counting. Returns what
     /// it left behind.
     pub fn node_gone(&self, node: &str, metrics: &Metrics) -> NodeEntries {
-        let mut registry = self.lock();
-        let (entries, transitions) = registry.node_gone(node);
-        self.apply(&registry, transitions, metrics);
-        entries
+        self.change(metrics, |registry, _| {
+            let (entries, transitions) = registry.node_gone(node);
+            (transitions, entries)
+        })
     }
 }

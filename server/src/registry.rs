@@ -16,7 +16,7 @@ use serde_json::value::RawValue;
 
 use crate::config::AppConfig;
 use crate::metrics::Metrics;
-use crate::outbound::ConnHandle;
+use crate::outbound::{ConnHandle, Fanout};
 
 /// What a change did, for the app to act on (in order).
 #[derive(Debug, Clone)]
@@ -338,12 +338,20 @@ impl Registry {
     }
 
     /// Queues `frame` for this node's subscribers of `channel` except
-    /// `except`; how many it was queued for.
-    pub fn deliver(&self, channel: &str, frame: &Bytes, except: Option<&str>, metrics: &Metrics) -> usize {
+    /// `except` (written by `fanout` once the app lock is released); how
+    /// many it was queued for.
+    pub fn deliver(
+        &self,
+        channel: &str,
+        frame: &Bytes,
+        except: Option<&str>,
+        fanout: &mut Fanout,
+        metrics: &Metrics,
+    ) -> usize {
         let Some(entry) = self.channels.get(channel) else { return 0 };
         let mut sent = 0;
         for (socket_id, (handle, _)) in &entry.subscribers {
-            if Some(&**socket_id) != except && handle.send(frame.clone(), metrics) {
+            if Some(&**socket_id) != except && fanout.push(handle, frame.clone(), metrics) {
                 sent += 1;
             }
         }
@@ -643,7 +651,7 @@ mod tests {
 
     fn connect(registry: &mut Registry, socket_id: &str) {
         let limits = QueueLimits { frames: 16, bytes: 1 << 20 };
-        let (handle, _rx, _close) = ConnHandle::new(socket_id.into(), limits);
+        let (handle, _close) = ConnHandle::new(socket_id.into(), None, limits);
         assert!(registry.connect(handle));
     }
 

@@ -215,6 +215,8 @@ fn report(
     let rate = delivered as f64 / elapsed;
     let cpu_us_per_msg =
         server.map(|(a, b)| (b.cpu.saturating_sub(a.cpu)).as_secs_f64() * 1e6 / delivered.max(1) as f64);
+    let user_us_per_msg =
+        server.map(|(a, b)| (b.user.saturating_sub(a.user)).as_secs_f64() * 1e6 / delivered.max(1) as f64);
     let server_cpu_s = server.map(|(a, b)| b.cpu.saturating_sub(a.cpu).as_secs_f64());
     let server_rss_mib = server.map(|(_, b)| b.rss as f64 / (1024.0 * 1024.0));
     if args.json {
@@ -226,7 +228,8 @@ fn report(
                 "out_of_order": out_of_order, "closed_early": closed, "publish_errors": publish_errors,
                 "published_in_s": published_in.as_secs_f64(), "elapsed_s": elapsed, "msgs_per_s": rate,
                 "latency_ms": {"p50": pct(0.5), "p99": pct(0.99), "max": pct(1.0)},
-                "server_cpu_s": server_cpu_s, "server_cpu_us_per_msg": cpu_us_per_msg, "server_rss_mib": server_rss_mib,
+                "server_cpu_s": server_cpu_s, "server_cpu_us_per_msg": cpu_us_per_msg,
+                "server_user_us_per_msg": user_us_per_msg, "server_rss_mib": server_rss_mib,
             })
         );
         return;
@@ -248,7 +251,11 @@ fn report(
         published_in.as_secs_f64()
     );
     println!("latency p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms", pct(0.5), pct(0.99), pct(1.0));
-    if let (Some(cpu), Some(per), Some(rss)) = (server_cpu_s, cpu_us_per_msg, server_rss_mib) {
-        println!("server: cpu {cpu:.2} s ({per:.2} µs per delivered message), rss {rss:.1} MiB");
+    if let (Some(cpu), Some(per), Some(user), Some(rss)) =
+        (server_cpu_s, cpu_us_per_msg, user_us_per_msg, server_rss_mib)
+    {
+        println!(
+            "server: cpu {cpu:.2} s ({per:.2} µs per delivered message, {user:.2} µs of it user space), rss {rss:.1} MiB"
+        );
     }
 }

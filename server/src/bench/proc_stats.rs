@@ -7,6 +7,9 @@ use std::time::Duration;
 pub struct ProcStats {
     /// User + system CPU time.
     pub cpu: Duration,
+    /// User-space CPU time alone (the part the server's own code costs;
+    /// the rest is the kernel's, mostly TCP).
+    pub user: Duration,
     /// Resident set size, bytes.
     pub rss: u64,
 }
@@ -34,6 +37,7 @@ pub fn read(pid: u32) -> Option<ProcStats> {
         .ok()?;
     Some(ProcStats {
         cpu: Duration::from_millis((utime + stime) * 1000 / TICKS_PER_SECOND),
+        user: Duration::from_millis(utime * 1000 / TICKS_PER_SECOND),
         rss: rss_kb * 1024,
     })
 }

@@ -22,10 +22,10 @@ use std::time::Instant;
 
 use bytes::Bytes;
 use fastwebsockets::upgrade::UpgradeFut;
-use hyper::upgrade::Upgraded;
 use hyper_util::rt::TokioIo;
 use sealcast_core::protocol::{ClientFrame, client, codes, server as frames};
-use tokio::io::{AsyncWriteExt, WriteHalf};
+use tokio::net::TcpStream;
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::sync::watch;
 use tracing::{Instrument, debug, info_span};
 
@@ -36,8 +36,6 @@ use crate::hub::App;
 use crate::outbound::{self, CloseRequest, ConnHandle, Outbound, QueueLimits};
 use crate::state::ServerState;
 use crate::warn_throttled;
-
-type Stream = TokioIo<Upgraded>;
 
 /// Why the WebSocket is refused before any protocol exchange (sent as
 /// `pusher:error` then a close with the same code).
@@ -59,13 +57,26 @@ pub async fn run(state: Arc<ServerState>, app: Result<Arc<App>, Refusal>, upgrad
         }
     };
     // The library did the handshake; reading and writing frames are ours
-    // (`reader`, `outbound`), so the budgets hold across fragments.
-    let (mut read_stream, mut write_stream) = tokio::io::split(ws.into_inner());
+    // (`reader`, `outbound`), so the budgets hold across fragments, and on
+    // the TCP socket itself, so the fan-out can write into it directly.
+    let parts = match ws.into_inner().into_inner().downcast::<TokioIo<TcpStream>>() {
+        Ok(parts) => parts,
+        Err(_) => {
+            tracing::error!("upgraded connection is not a TCP stream");
+            return;
+        }
+    };
+    let (mut read_stream, write_stream) = parts.io.into_inner().into_split();
+    let mut reader = MessageReader::new(state.config.max_frame_bytes);
+    // Bytes the client sent right after its upgrade request (copied: the
+    // HTTP read buffer they sit in is freed).
+    reader.push(&parts.read_buf);
+    drop(parts.read_buf);
     let app = match app {
         Ok(app) => app,
         Err(refusal) => {
             state.metrics.error(refusal.code);
-            let _ = refuse(&mut write_stream, refusal).await;
+            refuse(&write_stream, refusal).await;
             return;
         }
     };
@@ -74,11 +85,13 @@ pub async fn run(state: Arc<ServerState>, app: Result<Arc<App>, Refusal>, upgrad
     async move {
         let limits =
             QueueLimits { frames: state.config.max_outbound_queue, bytes: state.config.max_outbound_bytes };
-        let (handle, out_rx, close_rx) = ConnHandle::new(socket_id.clone(), limits);
+        let (handle, close_rx) = ConnHandle::new(socket_id.clone(), Some(write_stream), limits);
         if !app.connect(handle.clone()) {
-            state.metrics.error(codes::OVER_CONNECTION_QUOTA);
-            let refusal = Refusal { code: codes::OVER_CONNECTION_QUOTA, message: "over connection quota" };
-            let _ = refuse(&mut write_stream, refusal).await;
+            let code = codes::OVER_CONNECTION_QUOTA;
+            state.metrics.error(code);
+            handle.send(Bytes::from(frames::error(Some(code), "over connection quota")), &state.metrics);
+            handle.close(code, "over connection quota");
+            outbound::write_loop(handle, close_rx).await;
             return;
         }
         state.metrics.connections.inc();
@@ -87,18 +100,23 @@ pub async fn run(state: Arc<ServerState>, app: Result<Arc<App>, Refusal>, upgrad
         let activity = state.config.activity_timeout.as_secs();
         handle.send(Bytes::from(frames::connection_established(&socket_id, activity)), &state.metrics);
 
-        let writer = tokio::spawn(outbound::write_loop(write_stream, out_rx, close_rx.clone()));
+        let writer = tokio::spawn(outbound::write_loop(handle.clone(), close_rx.clone()));
         let mut session = Session {
             limits: FrameLimits::new(&app.config),
             state: state.clone(),
             app: app.clone(),
             handle: handle.clone(),
         };
-        session.read_loop(&mut read_stream, close_rx).await;
+        session.read_loop(&mut reader, &mut read_stream, close_rx).await;
 
         app.disconnect(&socket_id, &state.metrics);
         handle.close(1000, "");
         let _ = writer.await;
+        // The close frame and FIN are out; what the client still sends is
+        // read and dropped until it closes too (bounded): closing a socket
+        // with unread input sends a reset, and a reset can make the
+        // client's TCP stack discard the close frame and its code.
+        linger(&mut read_stream).await;
         state.metrics.connections.dec();
         debug!("disconnected");
     }
@@ -107,11 +125,33 @@ pub async fn run(state: Arc<ServerState>, app: Result<Arc<App>, Refusal>, upgrad
 }
 
 /// Sends `pusher:error` and a close frame with the refusal's code.
-async fn refuse(write: &mut WriteHalf<Stream>, refusal: Refusal) -> std::io::Result<()> {
+async fn refuse(write: &OwnedWriteHalf, refusal: Refusal) {
     let mut out = Vec::new();
     outbound::encode_text(&mut out, frames::error(Some(refusal.code), refusal.message).as_bytes());
     outbound::encode_close(&mut out, refusal.code, refusal.message);
-    write.write_all(&out).await
+    let _ = tokio::time::timeout(LINGER_TIME, outbound::write_all(write, &out)).await;
+    outbound::shutdown_write(write);
+}
+
+/// How long, and how many bytes, a closed connection's input is drained.
+const LINGER_TIME: std::time::Duration = std::time::Duration::from_secs(1);
+const LINGER_BYTES: usize = 1 << 20;
+
+/// Reads and drops input until the client closes, for at most
+/// [`LINGER_TIME`] and [`LINGER_BYTES`].
+async fn linger(read: &mut OwnedReadHalf) {
+    use tokio::io::AsyncReadExt;
+    let mut sink = [0u8; 4096];
+    let mut left = LINGER_BYTES;
+    let _ = tokio::time::timeout(LINGER_TIME, async {
+        while left > 0 {
+            match read.read(&mut sink).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => left = left.saturating_sub(n),
+            }
+        }
+    })
+    .await;
 }
 
 /// What the reader does after a message.
@@ -134,12 +174,12 @@ struct Session {
 impl Session {
     async fn read_loop(
         &mut self,
-        read: &mut tokio::io::ReadHalf<Stream>,
+        reader: &mut MessageReader,
+        read: &mut OwnedReadHalf,
         mut close: watch::Receiver<CloseRequest>,
     ) {
         let (activity_timeout, pong_timeout) =
             (self.state.config.activity_timeout, self.state.config.pong_timeout);
-        let mut reader = MessageReader::new(self.state.config.max_frame_bytes);
         let mut pinged = false;
         loop {
             let wait = if pinged { pong_timeout } else { activity_timeout };
