@@ -3,6 +3,10 @@
 # (subscribers alternating between them, events published through the
 # first), same `sealcast bench fanout` workload, interleaved, ROUNDS times.
 #   scripts/bench/cluster-fanout.sh [ROUNDS] [-- extra fanout args]
+# With SOCKUDO=/path/to/sockudo (built with `--features local,redis`), each
+# round also runs Sockudo alone and two Sockudo nodes on its Redis adapter
+# against the same private redis-server (config: scripts/bench/sockudo-bench.toml
+# with the app renamed, the port changed and `[adapter] driver = "redis"`).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 ROUNDS=${1:-3}; shift || true; [ "${1:-}" = "--" ] && shift
@@ -31,6 +35,19 @@ stop_all() {
   PIDS=()
 }
 bench() { "$BIN" bench fanout --app-id bench --key bench-key --secret bench-secret "$@" "${EXTRA[@]}" 2>/dev/null; }
+sockudo_config() { # sockudo_config NAME PORT DRIVER
+  sed -e "s/^port = 6001/port = $2/" -e 's/"anchor-app"/"bench"/; s/"anchor-key"/"bench-key"/; s/"anchor-secret"/"bench-secret"/' \
+      -e "s/^driver = \"local\"/driver = \"$3\"/" scripts/bench/sockudo-bench.toml > "$DIR/$1.toml"
+  printf '\n[database.redis]\nhost = "127.0.0.1"\nport = %s\n' "$RPORT" >> "$DIR/$1.toml"
+}
+start_sockudo() { # start_sockudo NAME DRIVER; sets PORT
+  PORT=$(free_port)
+  sockudo_config "$1" "$PORT" "$2"
+  (cd "$DIR" && exec "$SOCKUDO" --config "$DIR/$1.toml" >"$DIR/$1.log" 2>&1) &
+  PIDS+=($!)
+  for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/$PORT) 2>/dev/null && break; sleep 0.1; done
+  sleep 0.5
+}
 for round in $(seq "$ROUNDS"); do
   echo "== round $round: one node"
   start single; bench --url "ws://127.0.0.1:$PORT"; stop_all
@@ -39,5 +56,12 @@ for round in $(seq "$ROUNDS"); do
   echo "== round $round: two nodes"
   start n1 --cluster "redis://127.0.0.1:$RPORT/0"; a=$PORT
   start n2 --cluster "redis://127.0.0.1:$RPORT/0"; b=$PORT
+  bench --url "ws://127.0.0.1:$a" --also-url "ws://127.0.0.1:$b"; stop_all
+  [ -n "${SOCKUDO:-}" ] || continue
+  echo "== round $round: Sockudo, one node"
+  start_sockudo s-single local; bench --url "ws://127.0.0.1:$PORT"; stop_all
+  echo "== round $round: Sockudo, two nodes (Redis adapter)"
+  start_sockudo s1 redis; a=$PORT
+  start_sockudo s2 redis; b=$PORT
   bench --url "ws://127.0.0.1:$a" --also-url "ws://127.0.0.1:$b"; stop_all
 done

@@ -49,6 +49,8 @@ pub struct ServerConfig {
     pub activity_timeout: Duration,
     /// How long a pinged client has to answer before it is closed (4201).
     pub pong_timeout: Duration,
+    /// Threads running connections and fan-out (0: one per CPU core).
+    pub worker_threads: usize,
     /// Frames queued per connection before it counts as a slow consumer and
     /// is closed with 4100.
     pub max_outbound_queue: usize,
@@ -276,6 +278,7 @@ struct FileConfig {
     data_dir: Option<PathBuf>,
     activity_timeout: Option<u64>,
     pong_timeout: Option<u64>,
+    worker_threads: Option<usize>,
     max_outbound_queue: Option<usize>,
     max_frame_bytes: Option<usize>,
     max_outbound_bytes: Option<usize>,
@@ -364,6 +367,14 @@ impl ServerConfig {
             data_dir,
             activity_timeout: Duration::from_secs(file.activity_timeout.unwrap_or(120)),
             pong_timeout: Duration::from_secs(file.pong_timeout.unwrap_or(30)),
+            worker_threads: match env("SEALCAST_WORKER_THREADS") {
+                Some(text) => text.parse().map_err(|_| {
+                    ConfigError::Invalid(format!(
+                        "SEALCAST_WORKER_THREADS={text:?} is not a number of threads"
+                    ))
+                })?,
+                None => file.worker_threads.unwrap_or(0),
+            },
             max_outbound_queue: file.max_outbound_queue.unwrap_or(1024),
             max_frame_bytes: file.max_frame_bytes.unwrap_or(256 * 1024),
             max_outbound_bytes: file.max_outbound_bytes.unwrap_or(4 * 1024 * 1024),
@@ -389,6 +400,9 @@ impl ServerConfig {
             && !(url.starts_with("redis://") || url.starts_with("rediss://"))
         {
             return invalid(format!("cluster must be a redis:// URL, got {url:?}"));
+        }
+        if self.worker_threads > 1024 {
+            return invalid(format!("worker_threads must be at most 1024, got {}", self.worker_threads));
         }
         if self.activity_timeout.is_zero() || self.pong_timeout.is_zero() {
             return invalid("activity_timeout and pong_timeout must be at least 1 second".into());

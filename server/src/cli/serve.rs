@@ -39,7 +39,11 @@ pub fn run(args: ServeArgs) -> Result<(), CliError> {
         cluster: args.cluster,
     };
     let config = ServerConfig::load(&overrides, |name| std::env::var(name).ok())?;
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let mut runtime = tokio::runtime::Builder::new_multi_thread();
+    if config.worker_threads > 0 {
+        runtime.worker_threads(config.worker_threads);
+    }
+    let runtime = runtime.enable_all().build()?;
     runtime.block_on(async move {
         // Open the document store (and start webhook workers) before
         // announcing the address, so a bad data directory fails fast.
