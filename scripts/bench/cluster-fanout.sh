@@ -34,7 +34,13 @@ stop_all() {
   wait "${PIDS[@]}" 2>/dev/null || true
   PIDS=()
 }
-bench() { "$BIN" bench fanout --app-id bench --key bench-key --secret bench-secret "$@" "${EXTRA[@]}" 2>/dev/null; }
+# Each run also prints the CPU time redis-server spent on it (the bus cost).
+redis_ticks() { awk '{print $14 + $15}' "/proc/$REDIS/stat"; }
+bench() {
+  local before; before=$(redis_ticks)
+  "$BIN" bench fanout --app-id bench --key bench-key --secret bench-secret "$@" "${EXTRA[@]}" 2>/dev/null
+  echo "redis-server cpu: $(( ($(redis_ticks) - before) * 10 )) ms"
+}
 sockudo_config() { # sockudo_config NAME PORT DRIVER
   sed -e "s/^port = 6001/port = $2/" -e 's/"anchor-app"/"bench"/; s/"anchor-key"/"bench-key"/; s/"anchor-secret"/"bench-secret"/' \
       -e "s/^driver = \"local\"/driver = \"$3\"/" scripts/bench/sockudo-bench.toml > "$DIR/$1.toml"

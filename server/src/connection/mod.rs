@@ -141,7 +141,9 @@ const LINGER_BYTES: usize = 1 << 20;
 /// [`LINGER_TIME`] and [`LINGER_BYTES`].
 async fn linger(read: &mut OwnedReadHalf) {
     use tokio::io::AsyncReadExt;
-    let mut sink = [0u8; 4096];
+    // On the heap, and only now: a buffer in the future itself would make
+    // every connection's task that much larger for its whole life.
+    let mut sink = vec![0u8; 4096];
     let mut left = LINGER_BYTES;
     let _ = tokio::time::timeout(LINGER_TIME, async {
         while left > 0 {
