@@ -6,7 +6,8 @@
 # With SOCKUDO=/path/to/sockudo (built with `--features local,redis`), each
 # round also runs Sockudo alone and two Sockudo nodes on its Redis adapter
 # against the same private redis-server (config: scripts/bench/sockudo-bench.toml
-# with the app renamed, the port changed and `[adapter] driver = "redis"`).
+# with the app renamed, the port changed, and for two nodes `[adapter]` and
+# `[cache]` on Redis: Sockudo refuses a clustered node with a node-local cache).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 ROUNDS=${1:-3}; shift || true; [ "${1:-}" = "--" ] && shift
@@ -38,12 +39,16 @@ stop_all() {
 redis_ticks() { awk '{print $14 + $15}' "/proc/$REDIS/stat"; }
 bench() {
   local before; before=$(redis_ticks)
-  "$BIN" bench fanout --app-id bench --key bench-key --secret bench-secret "$@" "${EXTRA[@]}" 2>/dev/null
+  "$BIN" bench fanout --app-id bench --key bench-key --secret bench-secret "$@" "${EXTRA[@]}" 2>"$DIR/bench.err" \
+    || { echo "bench failed:"; cat "$DIR/bench.err"; }
   echo "redis-server cpu: $(( ($(redis_ticks) - before) * 10 )) ms"
 }
 sockudo_config() { # sockudo_config NAME PORT DRIVER
   sed -e "s/^port = 6001/port = $2/" -e 's/"anchor-app"/"bench"/; s/"anchor-key"/"bench-key"/; s/"anchor-secret"/"bench-secret"/' \
-      -e "s/^driver = \"local\"/driver = \"$3\"/" scripts/bench/sockudo-bench.toml > "$DIR/$1.toml"
+      -e "s/^driver = \"local\"/driver = \"$3\"/" scripts/bench/sockudo-bench.toml \
+    | awk -v driver="$3" '/^\[/ { section = $0 }
+        section == "[cache]" && driver == "redis" && /^driver =/ { print "driver = \"redis\""; next } { print }' \
+    > "$DIR/$1.toml"
   printf '\n[database.redis]\nhost = "127.0.0.1"\nport = %s\n' "$RPORT" >> "$DIR/$1.toml"
 }
 start_sockudo() { # start_sockudo NAME DRIVER; sets PORT

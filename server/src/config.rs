@@ -69,6 +69,13 @@ pub struct ServerConfig {
     pub http_header_timeout: Duration,
     /// How long an HTTP client may take to send a request's body.
     pub http_body_timeout: Duration,
+    /// After a connection's close frame, how long the client's further
+    /// input is read and dropped while waiting for it to close (a socket
+    /// closed with unread input resets, and the reset can cost the client
+    /// the close frame).
+    pub close_linger: Duration,
+    /// ... and how many bytes of it at most.
+    pub close_linger_bytes: usize,
     /// Largest HTTP API request body, in bytes.
     pub max_http_body_bytes: usize,
     /// Cluster messages one app may have waiting for Redis; beyond it the
@@ -285,6 +292,8 @@ struct FileConfig {
     max_connections: Option<usize>,
     http_header_timeout: Option<u64>,
     http_body_timeout: Option<u64>,
+    close_linger_ms: Option<u64>,
+    close_linger_bytes: Option<usize>,
     max_http_body_bytes: Option<usize>,
     cluster_outbox_per_app: Option<usize>,
     cluster_resync_interval: Option<u64>,
@@ -381,6 +390,8 @@ impl ServerConfig {
             max_connections: file.max_connections.unwrap_or(10_000),
             http_header_timeout: Duration::from_secs(file.http_header_timeout.unwrap_or(10)),
             http_body_timeout: Duration::from_secs(file.http_body_timeout.unwrap_or(10)),
+            close_linger: Duration::from_millis(file.close_linger_ms.unwrap_or(1000)),
+            close_linger_bytes: file.close_linger_bytes.unwrap_or(1024 * 1024),
             max_http_body_bytes: file.max_http_body_bytes.unwrap_or(1024 * 1024),
             cluster_outbox_per_app: file.cluster_outbox_per_app.unwrap_or(10_000),
             cluster_resync_interval: Duration::from_secs(file.cluster_resync_interval.unwrap_or(15)),
@@ -425,6 +436,9 @@ impl ServerConfig {
         }
         if self.cluster_resync_interval.is_zero() {
             return invalid("cluster_resync_interval must be at least 1 second".into());
+        }
+        if self.close_linger > Duration::from_secs(60) {
+            return invalid("close_linger_ms must be at most 60000".into());
         }
         if self.http_header_timeout.is_zero() || self.http_body_timeout.is_zero() {
             return invalid("http_header_timeout and http_body_timeout must be at least 1 second".into());
@@ -539,6 +553,25 @@ mod tests {
         let port =
             ServerConfig::load(&Overrides::default(), env_of(&[("SEALCAST_PORT", "http")])).unwrap_err();
         assert!(port.to_string().contains("not a port number"));
+        let threads =
+            ServerConfig::load(&Overrides::default(), env_of(&[("SEALCAST_WORKER_THREADS", "two")]))
+                .unwrap_err();
+        assert!(threads.to_string().contains("not a number of threads"), "{threads}");
+        let threads =
+            ServerConfig::load(&Overrides::default(), env_of(&[("SEALCAST_WORKER_THREADS", "5000")]))
+                .unwrap_err();
+        assert!(threads.to_string().contains("at most 1024"), "{threads}");
+    }
+
+    #[test]
+    fn worker_threads_and_close_linger_have_defaults() {
+        let config = ServerConfig::load(&Overrides::default(), env_of(&[])).unwrap();
+        assert_eq!(config.worker_threads, 0);
+        assert_eq!(config.close_linger, Duration::from_secs(1));
+        assert_eq!(config.close_linger_bytes, 1 << 20);
+        let config =
+            ServerConfig::load(&Overrides::default(), env_of(&[("SEALCAST_WORKER_THREADS", "1")])).unwrap();
+        assert_eq!(config.worker_threads, 1);
     }
 
     #[test]

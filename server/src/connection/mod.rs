@@ -116,7 +116,7 @@ pub async fn run(state: Arc<ServerState>, app: Result<Arc<App>, Refusal>, upgrad
         // read and dropped until it closes too (bounded): closing a socket
         // with unread input sends a reset, and a reset can make the
         // client's TCP stack discard the close frame and its code.
-        linger(&mut read_stream).await;
+        linger(&mut read_stream, state.config.close_linger, state.config.close_linger_bytes).await;
         state.metrics.connections.dec();
         debug!("disconnected");
     }
@@ -129,23 +129,22 @@ async fn refuse(write: &OwnedWriteHalf, refusal: Refusal) {
     let mut out = Vec::new();
     outbound::encode_text(&mut out, frames::error(Some(refusal.code), refusal.message).as_bytes());
     outbound::encode_close(&mut out, refusal.code, refusal.message);
-    let _ = tokio::time::timeout(LINGER_TIME, outbound::write_all(write, &out)).await;
+    let _ = tokio::time::timeout(REFUSAL_WRITE_TIMEOUT, outbound::write_all(write, &out)).await;
     outbound::shutdown_write(write);
 }
 
-/// How long, and how many bytes, a closed connection's input is drained.
-const LINGER_TIME: std::time::Duration = std::time::Duration::from_secs(1);
-const LINGER_BYTES: usize = 1 << 20;
+/// How long a refusal may take to write.
+const REFUSAL_WRITE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(1);
 
-/// Reads and drops input until the client closes, for at most
-/// [`LINGER_TIME`] and [`LINGER_BYTES`].
-async fn linger(read: &mut OwnedReadHalf) {
+/// Reads and drops input until the client closes, for at most `time` and
+/// `bytes` (`close_linger_ms`, `close_linger_bytes`).
+async fn linger(read: &mut OwnedReadHalf, time: std::time::Duration, bytes: usize) {
     use tokio::io::AsyncReadExt;
     // On the heap, and only now: a buffer in the future itself would make
     // every connection's task that much larger for its whole life.
     let mut sink = vec![0u8; 4096];
-    let mut left = LINGER_BYTES;
-    let _ = tokio::time::timeout(LINGER_TIME, async {
+    let mut left = bytes;
+    let _ = tokio::time::timeout(time, async {
         while left > 0 {
             match read.read(&mut sink).await {
                 Ok(0) | Err(_) => return,
