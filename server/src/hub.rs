@@ -9,9 +9,10 @@
 //! operation under the lock is short and never awaits.
 //!
 //! Fan-out encodes a frame once ([`Bytes`], reference counted) and queues
-//! it for each subscriber: a queue over its bound closes that connection
-//! as a slow consumer (4100) instead of buffering without bound or slowing
-//! the publisher. Publishes are refused ([`BusBusy`]) before any local
+//! it for each subscriber under the lock (that is the order); the writing
+//! happens after the lock ([`Fanout`], see [`crate::outbound`]). A queue
+//! over its bound closes that connection as a slow consumer (4100) instead
+//! of buffering without bound or slowing the publisher. Publishes are refused ([`BusBusy`]) before any local
 //! delivery when the cluster bus cannot take them.
 
 use std::sync::{Arc, Mutex, MutexGuard};

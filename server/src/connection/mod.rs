@@ -4,9 +4,10 @@
 //! bytes) turns the socket into messages; each is rate checked
 //! ([`FrameLimits`], one bucket per [`FrameKind`]) and handed to the handler
 //! of its command, one file each in `cmd/` (subscribe, signin, client
-//! event, document), each owning its checks. The writer
-//! ([`crate::outbound::write_loop`]) drains the connection's queue, bounded
-//! in frames and bytes. Either side can end the connection: the reader on
+//! event, document), each owning its checks. The connection's queue,
+//! bounded in frames and bytes, is written by whoever finds it idle; the
+//! writer task ([`crate::outbound::write_loop`]) takes over when the socket
+//! is full, and sends the close frame. Either side can end the connection: the reader on
 //! EOF, a protocol error, repeated abuse or a silent client; anyone holding
 //! the [`ConnHandle`] by asking it to close (slow consumer, terminate,
 //! shutdown). Event data is never parsed or logged here: client events are
