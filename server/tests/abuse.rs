@@ -329,6 +329,38 @@ async fn fragmented_messages_are_bounded_in_total() {
     assert!(rss_after < rss_before + 32 * 1024, "RSS grew from {rss_before} to {rss_after} kB");
 }
 
+/// A client whose input is still unread when it is closed gets the close
+/// frame and its code (a socket closed with unread input resets, and the
+/// reset could discard them); one that keeps sending afterwards is read
+/// for `close_linger_ms` at most, then dropped.
+#[tokio::test]
+async fn a_closed_client_gets_its_code_and_is_drained_for_a_bounded_time() {
+    let _serial = SERIAL.lock().await;
+    let server = server("close_linger_ms = 500\n", "");
+    let mut raw = Raw::connect(server.port).await;
+    // The violation and 64 KiB behind it, in one write: unread when the
+    // server closes.
+    let mut bytes = frame(true, 0x1, b"{\"event\":\"pusher:ping\"}", false);
+    bytes.extend(std::iter::repeat_n(0u8, 64 * 1024));
+    raw.send(&bytes).await;
+    assert_eq!(raw.close_code().await, Some(1002));
+    // Keep sending: the server stops reading after its linger and closes.
+    let started = std::time::Instant::now();
+    let dropped = loop {
+        // A server that stopped reading without closing would block the
+        // write: bounded, so that fails the test instead of hanging it.
+        if let Ok(false) = tokio::time::timeout(Duration::from_secs(1), raw.send(&[0u8; 4096])).await {
+            break true;
+        }
+        if started.elapsed() > Duration::from_secs(10) {
+            break false;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    };
+    assert!(dropped, "the server read a closed client's input for over 10 s");
+    assert!(started.elapsed() < Duration::from_secs(5), "dropped after {:?}", started.elapsed());
+}
+
 /// Item 9: RFC 6455 violations close with their codes.
 #[tokio::test]
 async fn protocol_violations_close_with_their_codes() {
