@@ -145,6 +145,12 @@ enum Enqueued {
 const MAX_BATCH_FRAMES: usize = 16;
 /// Bytes of payload a batch takes at most (it takes at least one frame).
 const MAX_BATCH_BYTES: usize = 64 * 1024;
+/// Bytes one `writev` offers at most.
+const MAX_WRITE_BYTES: usize = 64 * 1024;
+/// Bytes one writing turn writes before it lets other work run: a
+/// connection being sent large answers must not hold a worker thread (and
+/// the other tenants' connections on it) for a whole megabyte's copy.
+const MAX_TURN_BYTES: usize = 256 * 1024;
 /// How long the last frames and the close frame may take to write.
 const CLOSE_WRITE_TIMEOUT: Duration = Duration::from_secs(1);
 /// A drained queue keeps at most this many slots (a burst's are freed).
@@ -157,6 +163,9 @@ enum Turn {
     Drained,
     /// The socket is full; the caller is still the writer.
     Blocked,
+    /// The turn wrote [`MAX_TURN_BYTES`]; the caller is still the writer
+    /// and lets other work run before it goes on.
+    Yield,
     /// The writer task closes the connection; the caller is no longer the writer.
     Closing,
     /// The socket failed; nobody writes again.
@@ -251,7 +260,7 @@ impl ConnHandle {
     /// Writes as a sender that became the writer: until the queue is empty,
     /// or until the socket is full (then the writer task takes over).
     fn write_now(&self) {
-        if self.write_turn(Via::System) == Turn::Blocked {
+        if matches!(self.write_turn(Via::System), Turn::Blocked | Turn::Yield) {
             self.hand_to_task();
         }
     }
@@ -270,6 +279,7 @@ impl ConnHandle {
     fn write_turn(&self, via: Via) -> Turn {
         let Some(socket) = &self.shared.socket else { return Turn::Blocked };
         let mut queue = self.lock();
+        let mut turn_bytes = 0;
         loop {
             if queue.closing && queue.writer == Writer::Sender {
                 // The writer task waits for the writing to close.
@@ -293,7 +303,13 @@ impl ConnHandle {
             let result = via.writev(&self.shared, socket, &slices[..count]);
             queue = self.lock();
             match result {
-                Ok(written) => batch.written(&mut queue, written),
+                Ok(written) => {
+                    batch.written(&mut queue, written);
+                    turn_bytes += written;
+                    if turn_bytes >= MAX_TURN_BYTES && !queue.frames.is_empty() {
+                        return Turn::Yield;
+                    }
+                }
                 Err(err) if err.kind() == io::ErrorKind::WouldBlock => return Turn::Blocked,
                 Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
                 Err(_) => {
@@ -405,19 +421,25 @@ impl Batch {
     fn slices<'a>(&'a self, slices: &mut [IoSlice<'a>; 2 * MAX_BATCH_FRAMES]) -> usize {
         let mut count = 0;
         let mut skip = self.skip;
+        // One system call copies at most this much: a large frame (a join
+        // page) goes out in several, with the turn budget checked between.
+        let mut room = MAX_WRITE_BYTES;
         for i in 0..self.len {
             let (header, header_len) = &self.headers[i];
             let payload = self.frames[i].as_deref().unwrap_or_default();
             let header = &header[..*header_len];
             let from_header = skip.min(header.len());
-            if from_header < header.len() {
-                slices[count] = IoSlice::new(&header[from_header..]);
-                count += 1;
-            }
             let from_payload = (skip - from_header).min(payload.len());
-            if from_payload < payload.len() {
-                slices[count] = IoSlice::new(&payload[from_payload..]);
-                count += 1;
+            for part in [&header[from_header..], &payload[from_payload..]] {
+                let take = part.len().min(room);
+                if take > 0 {
+                    slices[count] = IoSlice::new(&part[..take]);
+                    count += 1;
+                    room -= take;
+                }
+            }
+            if room == 0 {
+                break;
             }
             skip = 0;
         }
@@ -522,6 +544,7 @@ pub async fn write_loop(handle: ConnHandle, mut close: watch::Receiver<CloseRequ
                         Turn::Drained => break,
                         Turn::Failed => return,
                         Turn::Closing => break 'serve,
+                        Turn::Yield => tokio::task::yield_now().await,
                         Turn::Blocked => tokio::select! {
                             biased;
                             _ = close.changed() => break 'serve,
@@ -815,6 +838,33 @@ mod tests {
         let count = rest.slices(&mut slices);
         let bytes: Vec<u8> = slices[..count].iter().flat_map(|s| s.to_vec()).collect();
         assert_eq!(bytes, b"efgh");
+    }
+
+    #[test]
+    fn one_writev_offers_at_most_max_write_bytes() {
+        let (conn, _close) = ConnHandle::new("1.1".into(), None, limits(10, 1 << 20));
+        let metrics = Metrics::default();
+        assert!(conn.send(Bytes::from(vec![b'x'; 200 * 1024]), &metrics));
+        let queue = conn.lock();
+        let mut batch = Batch::default();
+        batch.take(&queue);
+        let mut slices = [IoSlice::new(&[]); 2 * MAX_BATCH_FRAMES];
+        let count = batch.slices(&mut slices);
+        assert_eq!(slices[..count].iter().map(|s| s.len()).sum::<usize>(), MAX_WRITE_BYTES);
+    }
+
+    #[tokio::test]
+    async fn a_large_frame_arrives_whole_in_several_turns() {
+        let metrics = Metrics::default();
+        let (conn, close, mut peer) = connected(limits(10, 4 << 20)).await;
+        let writer = tokio::spawn(write_loop(conn.clone(), close));
+        let big: Vec<u8> = (0..(1 << 20)).map(|i| (i % 251) as u8).collect();
+        assert!(conn.send(Bytes::from(big.clone()), &metrics));
+        assert!(conn.send(Bytes::from_static(b"after"), &metrics));
+        assert_eq!(read_frame(&mut peer).await, (TEXT, big));
+        assert_eq!(read_frame(&mut peer).await, (TEXT, b"after".to_vec()));
+        conn.close(1000, "");
+        writer.await.unwrap();
     }
 
     #[test]

@@ -131,6 +131,13 @@ impl Probe for DocVictim {
     }
 }
 
+/// Lowers the calling thread's CPU priority to nice 19 (on Linux nice is
+/// per thread).
+fn lowest_priority() {
+    // SAFETY: setpriority has no memory effects; 0 names the calling thread.
+    unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, 19) };
+}
+
 /// Measures the victim's baseline, runs `attack` while measuring again,
 /// prints both and checks the bound. Returns what the attack returned.
 async fn under_attack<T: Send + 'static>(
@@ -139,15 +146,31 @@ async fn under_attack<T: Send + 'static>(
     attack: impl std::future::Future<Output = T> + Send + 'static,
 ) -> T {
     let baseline = victim.p99(200).await;
-    // The attacker is another client: its own thread and runtime, so its
-    // work does not delay the victim's measurement inside this process.
+    // The attacker is another client: its own threads and runtime, so its
+    // work does not delay the victim's measurement inside this process, at
+    // the lowest CPU priority: a real attacker's client runs on its own
+    // machine, and what is measured is the server's share, not this
+    // process's cost of reading the attack's answers (on 2 cores that cost
+    // alone pushed the victim's p99 over the bound now and then).
     let attack = std::thread::spawn(move || {
-        let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build();
+        lowest_priority();
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .on_thread_start(lowest_priority)
+            .enable_all()
+            .build();
         runtime.expect("attacker runtime").block_on(attack)
     });
     // Let the attack get going.
     tokio::time::sleep(Duration::from_millis(200)).await;
-    let bound = (baseline * 2).max(Duration::from_millis(5));
+    // The floor: on this project's 2-core machine an attack that is only
+    // rate limited (its answers cost the server real CPU) moved the
+    // victim's p99 to 5.2–5.7 ms in about a third of the runs, with or
+    // without the change under test (2026-12-02), against a 5 ms floor
+    // before. What these tests guard against — a shared resource held by
+    // one tenant (the document store, a writer, the app lock) — shows up
+    // as hundreds of milliseconds.
+    let bound = (baseline * 2).max(Duration::from_millis(10));
     let mut during = victim.p99(200).await;
     // One p99 of 200 samples is noisy on a loaded 2-core machine (it went
     // over the bound now and then with or without an attack). An attack
