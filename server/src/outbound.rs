@@ -257,8 +257,9 @@ impl ConnHandle {
         Enqueued::Queued
     }
 
-    /// Writes as a sender that became the writer: until the queue is empty,
-    /// or until the socket is full (then the writer task takes over).
+    /// Writes as a sender that became the writer: until the queue is empty;
+    /// when the socket is full or the turn's byte budget is spent, the
+    /// writer task takes over.
     fn write_now(&self) {
         if matches!(self.write_turn(Via::System), Turn::Blocked | Turn::Yield) {
             self.hand_to_task();
