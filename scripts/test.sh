@@ -80,10 +80,19 @@ log "cargo test --workspace"
 cargo test --workspace --locked
 
 log "documents: two more convergence runs against the real server (random seeds, printed)"
+convergence_log=$(mktemp)
 for run in 1 2; do
-    DOC_OPS=${DOC_OPS_EXTRA:-3000} cargo test --locked -q -p sealcast-server --test doc_convergence -- --nocapture 2>&1 \
-        | grep -E "DOC_SEED|ops sequenced|rogue|test result|panicked|FAILED" || { echo "convergence run $run failed"; exit 1; }
+    if DOC_OPS=${DOC_OPS_EXTRA:-3000} cargo test --locked -q -p sealcast-server --test doc_convergence -- --nocapture \
+        >"$convergence_log" 2>&1; then
+        grep -E "DOC_SEED|ops sequenced|rogue|test result" "$convergence_log"
+    else
+        # The whole log: a panic's message is on the line after "panicked".
+        cat "$convergence_log"
+        echo "convergence run $run failed"
+        exit 1
+    fi
 done
+rm -f "$convergence_log"
 
 log "OT: differential test against quill-delta (120,000 random cases)"
 OT_DIFF_ITERATIONS=${OT_DIFF_ITERATIONS:-20000} cargo test --locked -p sealcast-core --test quill_differential -- --ignored --nocapture

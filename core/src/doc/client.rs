@@ -650,6 +650,13 @@ impl DocClient {
         let (code, message) = (error.code.clone(), error.message.clone());
         let ours = self.phase.is_ready()
             && error.op_id.as_deref().is_some_and(|id| self.in_flight_op_id().as_deref() == Some(id));
+        // A submit refusal is about one op id. Not the one in flight (an
+        // earlier copy of an op acknowledged since, an id renumbered after
+        // a conflict, or any op while a join is in progress, which
+        // resubmits it when ready) it asks nothing of us or the app.
+        if error.op_id.is_some() && !ours {
+            return;
+        }
         let mut retry_in = None;
         match code.as_str() {
             // Our op's base fell behind the floor: catch up, then resend.
@@ -665,17 +672,15 @@ impl DocClient {
                 self.snapshot_retry = true;
                 return;
             }
-            // A refused snapshot is retried at a later ack; a refused
-            // digest is only a check (the next one will do). Servers
-            // name the request; older ones are told apart by having no
-            // op id.
-            "rate_limited"
-                if self.phase.is_ready()
-                    && !ours
-                    && match error.request.as_deref() {
-                        Some(request) => request == doc::SNAPSHOT || request == doc::DIGEST,
-                        None => error.op_id.is_none(),
-                    } =>
+            // A snapshot refused for now is retried at a later ack; a
+            // refused digest is only a check (the next one will do).
+            // Servers name the request; older ones are told apart by having
+            // no op id outside a join.
+            "rate_limited" | "storage" | "unavailable"
+                if match error.request.as_deref() {
+                    Some(request) => request == doc::SNAPSHOT || request == doc::DIGEST,
+                    None => error.op_id.is_none() && !self.joining(),
+                } =>
             {
                 self.snapshot_retry = true;
                 return;
@@ -899,6 +904,9 @@ impl DocClient {
         for early in std::mem::take(&mut self.early) {
             self.handle(&early)?;
         }
+        // The in-flight op goes out again now: a retry still timed from a
+        // refusal before the join would send a second copy.
+        self.retry_at = None;
         if let Some(session) = self.phase.session_mut() {
             session.resubmit();
         }

@@ -300,18 +300,67 @@ fn an_op_refused_for_good_is_handed_back_and_the_view_reset() {
     let id = submitted(&mut c).pop().unwrap();
     c.local_edit(Delta::from_json(&json!([{"retain": 3}, {"insert": "!"}])).unwrap()).unwrap();
     refuse(&mut c, "too_large", &id, Instant::now());
-    let events = events(&mut c);
-    assert!(matches!(&events[0], DocClientEvent::Refused { retry_in: None, .. }), "{events:?}");
+    let seen = events(&mut c);
+    assert!(matches!(&seen[0], DocClientEvent::Refused { retry_in: None, .. }), "{seen:?}");
     assert!(
-        matches!(&events[1], DocClientEvent::Ready { view, unsent: Some(unsent), .. }
+        matches!(&seen[1], DocClientEvent::Ready { view, unsent: Some(unsent), .. }
             if view.is_empty() && *unsent == text("big!")),
-        "{events:?}"
+        "{seen:?}"
     );
     assert!(!c.has_pending());
-    // A refusal naming some other op id changes nothing.
+    // A refusal naming some other op id changes nothing and tells the app
+    // nothing.
     c.local_edit(text("z")).unwrap();
     refuse(&mut c, "too_large", "someone-else", Instant::now());
     assert!(c.has_pending());
+    assert!(events(&mut c).iter().all(|e| !matches!(e, DocClientEvent::Refused { .. })));
+}
+
+#[test]
+fn a_rejoin_resends_a_refused_op_once_and_late_refusals_of_its_copies_are_dropped() {
+    // Found by the convergence test: an op rate-limited, then a reconnect.
+    // The join's `Ready` resends the op; the retry timed from the refusal
+    // must not send a second copy, and a refusal of an earlier copy (here
+    // after the op was acknowledged) is nobody's business.
+    let mut c = joined("a");
+    let t0 = Instant::now();
+    c.local_edit(text("x")).unwrap();
+    let id = submitted(&mut c).pop().unwrap();
+    refuse(&mut c, "rate_limited", &id, t0);
+    events(&mut c);
+    assert!(c.poll_timeout().is_some());
+    c.join(); // the connection dropped
+    frames(&mut c);
+    refuse(&mut c, "rate_limited", &id, t0); // answered on the old connection
+    c.handle_event("sealcast_internal:doc-state", &state(0, vec![]), None, t0).unwrap();
+    assert_eq!(submitted(&mut c), vec![id.clone()], "the join resends it");
+    assert_eq!(c.poll_timeout(), None);
+    c.handle_timeout(t0 + RETRY_MAX);
+    assert!(submitted(&mut c).is_empty(), "no second copy");
+    c.handle_event("sealcast_internal:doc-ack", &json!({"op_id": id, "seq": 1}), None, t0).unwrap();
+    c.local_edit(Delta::from_json(&json!([{"retain": 1}, {"insert": "y"}])).unwrap()).unwrap();
+    let next = submitted(&mut c).pop().unwrap();
+    for code in ["rate_limited", "storage", "unavailable", "too_large"] {
+        refuse(&mut c, code, &id, t0);
+    }
+    assert!(events(&mut c).is_empty());
+    assert_eq!(c.poll_timeout(), None);
+    assert!(c.has_pending());
+    c.handle_event("sealcast_internal:doc-ack", &json!({"op_id": next, "seq": 2}), None, t0).unwrap();
+    assert_eq!(c.view().unwrap(), text("xy"));
+}
+
+#[test]
+fn a_snapshot_or_digest_refused_for_now_is_retried_quietly() {
+    let mut c = joined("a");
+    for code in ["rate_limited", "storage", "unavailable"] {
+        for request in ["sealcast:doc-snapshot", "sealcast:doc-digest"] {
+            let error = json!({"code": code, "message": "no", "request": request});
+            c.handle_event("sealcast_internal:doc-error", &error, None, Instant::now()).unwrap();
+        }
+    }
+    assert!(events(&mut c).is_empty());
+    assert_eq!(c.poll_timeout(), None, "not a join or submit retry");
 }
 
 #[test]
