@@ -2,13 +2,16 @@
 // edits at the version the editor shows, others' changes are applied with
 // source "api", remote cursors are drawn with quill-cursors when given.
 // All transformation happens in the core; this only moves deltas and
-// tracks which version the editor is at.
+// tracks which version the editor is at (quill-mapping.ts: how the
+// editor's contents map to the document's).
 
 import type { DocumentEvent } from "./types.js";
 import { SealcastError, type SealedDocument } from "./index.js";
+import { contentLength, cutsPair, replacedSpan, shown, toDocument } from "./quill-mapping.js";
 
 /** The parts of a Quill 2 instance used here. */
 export interface QuillLike {
+  getContents(): { ops: unknown[] };
   setContents(delta: unknown, source?: string): unknown;
   updateContents(delta: unknown, source?: string): unknown;
   on(event: string, handler: (...args: any[]) => void): unknown;
@@ -63,10 +66,13 @@ export function attachQuill(quill: QuillLike, doc: SealedDocument, options: Quil
   quill.disable();
   status({ state: "loading" });
 
-  const onTextChange = (delta: unknown, _old: unknown, source: string) => {
+  const onTextChange = (delta: { ops: unknown[] }, old: { ops: unknown[] }, source: string) => {
     if (source !== "user" || version === undefined) return;
     try {
-      version = doc.edit(version, delta);
+      const change = cutsPair(delta, old) ? replacedSpan(old, quill.getContents()) : delta;
+      const { edit, fixup } = toDocument(change, contentLength(old) - 1);
+      version = doc.edit(version, edit);
+      if (fixup) quill.updateContents(fixup, "api");
     } catch (err) {
       const code = err instanceof SealcastError ? err.code : "error";
       const message = err instanceof Error ? err.message : String(err);
@@ -79,7 +85,7 @@ export function attachQuill(quill: QuillLike, doc: SealedDocument, options: Quil
       // The core refused this change (e.g. it splits a character): show
       // the document as it is and hand the change back to the user.
       const current = doc.view();
-      quill.setContents(current.view, "api");
+      quill.setContents(shown(current.view), "api");
       version = current.version;
       status({ state: "refused", code, message, unsent: delta });
     }
@@ -107,7 +113,7 @@ export function attachQuill(quill: QuillLike, doc: SealedDocument, options: Quil
   const onEvent = (event: DocumentEvent) => {
     switch (event.type) {
       case "ready":
-        quill.setContents(event.view, "api");
+        quill.setContents(shown(event.view), "api");
         version = event.version;
         quill.enable(true);
         status(event.unsent ? { state: "refused", code: "reset", message: "the document was reloaded", unsent: event.unsent } : { state: "ready" });

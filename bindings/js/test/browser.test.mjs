@@ -228,6 +228,49 @@ test("documents: three pages type concurrently, one reloads, a fourth joins late
   }
 });
 
+test("documents: the editor's own last line — Enter at the end and a list on the last line look the same in every editor", async () => {
+  // Quill always ends with a newline and a new document is empty, so each
+  // editor shows the document plus a final line of Quill's own. An editor
+  // that loaded the document (setContents) and one that watched it being
+  // typed (updateContents) used to disagree about a final newline; a list
+  // on the last line was refused as reaching past the document's end.
+  const docId = `lastline${process.pid}`;
+  const url = (user) => `/doc.html?doc=${docId}&user=${user}`;
+  const ready = (page) => page.locator('#status[data-state="ready"]').waitFor({ timeout: 20000 });
+  const ann = await open(url("ann"));
+  const bob = await open(url("bob"));
+  for (const page of [ann, bob]) await ready(page);
+  await ann.click(".ql-editor");
+  await ann.keyboard.insertText("one");
+  await ann.keyboard.press("Enter");
+  await ann.keyboard.press("Enter");
+  const contents = (page) => page.evaluate(() => JSON.stringify(window.quill.getContents()));
+  const view = async (page) => JSON.parse(await page.evaluate(() => window.sealcastDocView())).view;
+  const late = await open(url("cat")); // loads "one\n\n" from the server
+  await ready(late);
+  await until(async () => (await contents(bob)) === (await contents(ann)), 10000, "bob showing ann's newlines");
+  assert.equal(await contents(late), await contents(ann), "an editor that loaded the document shows what one that watched it shows");
+
+  // A bullet on the last line (Quill's own): it becomes the document's last line.
+  await ann.evaluate(() => window.quill.formatLine(window.quill.getLength() - 1, 0, "list", "bullet", "user"));
+  await ann.keyboard.insertText("two");
+  const all = [ann, bob, late];
+  const same = async () => new Set(await Promise.all(all.map(contents))).size === 1;
+  await until(same, 10000, "every editor showing the list").catch(() => {});
+  const shown = await Promise.all(all.map(contents));
+  for (const [i, c] of shown.entries()) assert.equal(c, shown[0], `editor ${i} differs`);
+  assert.deepEqual(JSON.parse(shown[0]).ops, [
+    { insert: "one\n\ntwo" },
+    { attributes: { list: "bullet" }, insert: "\n" },
+    { insert: "\n" },
+  ]);
+  for (const page of all) {
+    assert.deepEqual(await view(page), { ops: JSON.parse(shown[0]).ops.slice(0, -1) }, "the document is the editor minus its own last line");
+    assert.equal(await page.locator("#status").getAttribute("data-state"), "ready", await page.locator("#status").textContent());
+    assert.deepEqual(page.errors, []);
+  }
+});
+
 test("the canary typed in the pages never reached the server's log or data directory", async () => {
   // The server logs at trace level and stored the documents' sealed ops.
   assert.ok(fs.statSync(logFile).size > 0, "the server wrote a log");
