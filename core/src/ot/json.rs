@@ -36,9 +36,20 @@ impl Delta {
         Ok(delta)
     }
 
-    /// Parses the JSON text of a delta.
+    /// Parses the JSON text of a delta. Half of an emoji's UTF-16 pair
+    /// (`"\ud83d"`, which `JSON.stringify` writes for a string cut inside a
+    /// pair) is [`OtError::SplitSurrogatePair`], not just "not JSON".
     pub fn from_json_str(text: &str) -> Result<Delta, OtError> {
-        Delta::from_json(&serde_json::from_str(text).map_err(|_| OtError::Malformed("not JSON"))?)
+        let value = serde_json::from_str(text).map_err(|e| {
+            // serde_json names both cases only in its message ("lone leading
+            // surrogate in hex escape", "unexpected end of hex escape").
+            if e.is_syntax() && e.to_string().contains("hex escape") && text.contains("\\u") {
+                OtError::SplitSurrogatePair
+            } else {
+                OtError::Malformed("not JSON")
+            }
+        })?;
+        Delta::from_json(&value)
     }
 
     /// The JSON form `{"ops": [...]}`.
@@ -112,4 +123,30 @@ fn op_to_json(op: &Op) -> Value {
         map.insert("attributes".into(), Value::Object(attributes.clone()));
     }
     Value::Object(map)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn half_of_a_utf16_pair_is_named_as_such() {
+        // What JSON.stringify writes for inserts cut inside 🇫🇷 / 👋.
+        for text in [
+            r#"{"ops":[{"retain":1},{"insert":"\uddeb\ud83c"}]}"#,
+            r#"{"ops":[{"insert":"a\ud83d"}]}"#,
+            r#"{"ops":[{"insert":"\udc4bb"}]}"#,
+        ] {
+            assert_eq!(Delta::from_json_str(text), Err(OtError::SplitSurrogatePair), "{text}");
+        }
+        assert_eq!(
+            Delta::from_json_str(r#"{"ops":[{"insert":"\ud83d\udc4b"}]}"#).map(|d| d.ops().len()),
+            Ok(1)
+        );
+        assert_eq!(
+            Delta::from_json_str(r#"{"ops":[{"insert":"\uZZZZ"}]}"#),
+            Err(OtError::Malformed("not JSON"))
+        );
+        assert_eq!(Delta::from_json_str("{"), Err(OtError::Malformed("not JSON")));
+    }
 }
