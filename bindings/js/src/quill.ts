@@ -18,6 +18,13 @@ export interface QuillLike {
   off(event: string, handler: (...args: any[]) => void): unknown;
   enable(enabled?: boolean): void;
   disable(): void;
+  getModule?(name: string): unknown;
+}
+
+/** The part of Quill's history module (undo and redo) used here. */
+interface HistoryLike {
+  options: { userOnly?: boolean };
+  clear(): void;
 }
 
 /** The parts of the quill-cursors module used here. */
@@ -63,6 +70,13 @@ export function attachQuill(quill: QuillLike, doc: SealedDocument, options: Quil
   let cursorTimer: ReturnType<typeof setTimeout> | undefined;
   let range: { index: number; length: number } | null = null;
 
+  // Undo is Quill's history, which records every change by default,
+  // others' included: Ctrl+Z then took back whatever arrived last. Record
+  // only the user's own (others' move the stack, as in the core's undo).
+  const history = quill.getModule?.("history") as HistoryLike | undefined;
+  const historyWasUserOnly = history?.options.userOnly;
+  if (history) history.options.userOnly = true;
+
   quill.disable();
   status({ state: "loading" });
 
@@ -86,6 +100,7 @@ export function attachQuill(quill: QuillLike, doc: SealedDocument, options: Quil
       // the document as it is and hand the change back to the user.
       const current = doc.view();
       quill.setContents(shown(current.view), "api");
+      history?.clear();
       version = current.version;
       status({ state: "refused", code, message, unsent: delta });
     }
@@ -114,6 +129,7 @@ export function attachQuill(quill: QuillLike, doc: SealedDocument, options: Quil
     switch (event.type) {
       case "ready":
         quill.setContents(shown(event.view), "api");
+        history?.clear(); // a new session: nothing before it to undo
         version = event.version;
         quill.enable(true);
         status(event.unsent ? { state: "refused", code: "reset", message: "the document was reloaded", unsent: event.unsent } : { state: "ready" });
@@ -165,6 +181,7 @@ export function attachQuill(quill: QuillLike, doc: SealedDocument, options: Quil
     quill.off("selection-change", onSelectionChange);
     doc.off("*", onEvent);
     clearTimeout(cursorTimer);
+    if (history) history.options.userOnly = historyWasUserOnly;
     version = undefined;
   };
 }

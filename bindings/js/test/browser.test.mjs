@@ -165,7 +165,7 @@ test("documents: three pages type concurrently, one reloads, a fourth joins late
   const random = () => (seed = (seed * 1103515245 + 12345) % 2147483648) / 2147483648;
   const pieces = ["abc ", "é", "👋", "🇫🇷", "中文", "xyz"];
 
-  /** One user action: type, delete or toggle bold at a random spot. */
+  /** One user action: type, delete, toggle bold at a random spot, or undo. */
   async function act(page) {
     await page.click(".ql-editor");
     // A caret lands between characters, never inside an emoji's UTF-16 pair
@@ -183,6 +183,7 @@ test("documents: three pages type concurrently, one reloads, a fourth joins late
     }, [pick, span, bold]);
     if (bold) return page.keyboard.press("Control+b");
     const r = random();
+    if (r < 0.05) return page.keyboard.press("Control+z"); // the user's own newest change
     if (r < 0.6) {
       await page.keyboard.insertText(pieces[Math.floor(random() * pieces.length)]);
     } else if (r < 0.8) {
@@ -267,6 +268,41 @@ test("documents: the editor's own last line — Enter at the end and a list on t
   for (const page of all) {
     assert.deepEqual(await view(page), { ops: JSON.parse(shown[0]).ops.slice(0, -1) }, "the document is the editor minus its own last line");
     assert.equal(await page.locator("#status").getAttribute("data-state"), "ready", await page.locator("#status").textContent());
+    assert.deepEqual(page.errors, []);
+  }
+});
+
+test("documents: undo in one editor takes back that user's change, not another's", async () => {
+  // Quill's history records every change by default, others' included, so
+  // Ctrl+Z reverted the newest change in the editor whoever made it.
+  const docId = `undo${process.pid}`;
+  const url = (user) => `/doc.html?doc=${docId}&user=${user}`;
+  const ready = (page) => page.locator('#status[data-state="ready"]').waitFor({ timeout: 20000 });
+  const ann = await open(url("ann"));
+  const bob = await open(url("bob"));
+  for (const page of [ann, bob]) await ready(page);
+  const text = (page) => page.evaluate(() => window.quill.getText());
+  const typeAtEnd = async (page, words) => {
+    await page.click(".ql-editor");
+    await page.evaluate(() => window.quill.setSelection(window.quill.getLength() - 1, 0, "user"));
+    await page.keyboard.insertText(words);
+  };
+  await typeAtEnd(ann, "ann ");
+  await until(async () => (await text(bob)) === "ann \n", 10000, "bob seeing ann's words");
+  await sleep(1200); // past Quill's history grouping delay (1 s)
+  await typeAtEnd(bob, "bob ");
+  await until(async () => (await text(ann)) === "ann bob \n", 10000, "ann seeing bob's words");
+  await ann.click(".ql-editor");
+  await ann.keyboard.press("Control+z");
+  for (const page of [ann, bob]) {
+    await until(async () => (await text(page)) === "bob \n", 10000, "ann's words undone, bob's kept").catch(() => {});
+    assert.equal(await text(page), "bob \n");
+  }
+  await ann.keyboard.press("Control+Shift+z");
+  for (const page of [ann, bob]) {
+    await until(async () => (await text(page)) === "ann bob \n", 10000, "ann's words redone").catch(() => {});
+    assert.equal(await text(page), "ann bob \n");
+    assert.equal(await page.locator("#status").getAttribute("data-state"), "ready");
     assert.deepEqual(page.errors, []);
   }
 });
