@@ -130,11 +130,8 @@ export function replacedSpan(old: { ops: unknown[] }, now: { ops: unknown[] }): 
     const last = ops[ops.length - 1];
     if (typeof unit === "string" && last && typeof last.insert === "string" && JSON.stringify(last.attributes ?? null) === key) {
       last.insert += unit;
-    } else if (typeof unit === "string") {
-      const attributes = JSON.parse(key);
-      ops.push(attributes ? { insert: unit, attributes } : { insert: unit });
     } else {
-      const attributes = JSON.parse(key)[1];
+      const attributes = typeof unit === "string" ? JSON.parse(key) : JSON.parse(key)[1];
       ops.push(attributes ? { insert: unit, attributes } : { insert: unit });
     }
   }

@@ -123,6 +123,17 @@ function leaks(needle) {
   return found;
 }
 
+/** A document page's editor is `ready`. */
+const ready = (page) => page.locator('#status[data-state="ready"]').waitFor({ timeout: 20000 });
+
+/** Opens document `docId` as each of `users` (in order), once ready. */
+async function openDoc(docId, ...users) {
+  const pages = [];
+  for (const user of users) pages.push(await open(`/doc.html?doc=${docId}&user=${user}`));
+  for (const page of pages) await ready(page);
+  return pages;
+}
+
 test("chat: two pages, sealed end to end; a plain pusher-js client sees only envelopes", async () => {
   const room = `r${process.pid}`;
   const watcher = spy(`presence-chat-${room}`, "client-chat");
@@ -155,10 +166,7 @@ test("chat: two pages, sealed end to end; a plain pusher-js client sees only env
 
 test("documents: three pages type concurrently, one reloads, a fourth joins late; all editors end identical", async () => {
   const docId = `d${process.pid}`;
-  const url = (user) => `/doc.html?doc=${docId}&user=${user}`;
-  const ready = (page) => page.locator('#status[data-state="ready"]').waitFor({ timeout: 20000 });
-  const pages = [await open(url("ann")), await open(url("bob")), await open(url("cat"))];
-  for (const page of pages) await ready(page);
+  const pages = await openDoc(docId, "ann", "bob", "cat");
 
   let seed = Number(process.env.WEB_DOC_SEED || Date.now() % 1000000);
   console.log(`WEB_DOC_SEED=${seed}`);
@@ -205,8 +213,7 @@ test("documents: three pages type concurrently, one reloads, a fourth joins late
       await ready(pages[2]);
     }
   }
-  const late = await open(url("dan"));
-  await ready(late);
+  const [late] = await openDoc(docId, "dan");
   const all = [...pages, late];
 
   const contents = (page) => page.evaluate(() => JSON.stringify(window.quill.getContents()));
@@ -236,19 +243,14 @@ test("documents: the editor's own last line — Enter at the end and a list on t
   // typed (updateContents) used to disagree about a final newline; a list
   // on the last line was refused as reaching past the document's end.
   const docId = `lastline${process.pid}`;
-  const url = (user) => `/doc.html?doc=${docId}&user=${user}`;
-  const ready = (page) => page.locator('#status[data-state="ready"]').waitFor({ timeout: 20000 });
-  const ann = await open(url("ann"));
-  const bob = await open(url("bob"));
-  for (const page of [ann, bob]) await ready(page);
+  const [ann, bob] = await openDoc(docId, "ann", "bob");
   await ann.click(".ql-editor");
   await ann.keyboard.insertText("one");
   await ann.keyboard.press("Enter");
   await ann.keyboard.press("Enter");
   const contents = (page) => page.evaluate(() => JSON.stringify(window.quill.getContents()));
   const view = async (page) => JSON.parse(await page.evaluate(() => window.sealcastDocView())).view;
-  const late = await open(url("cat")); // loads "one\n\n" from the server
-  await ready(late);
+  const [late] = await openDoc(docId, "cat"); // loads "one\n\n" from the server
   await until(async () => (await contents(bob)) === (await contents(ann)), 10000, "bob showing ann's newlines");
   assert.equal(await contents(late), await contents(ann), "an editor that loaded the document shows what one that watched it shows");
 
@@ -275,12 +277,7 @@ test("documents: the editor's own last line — Enter at the end and a list on t
 test("documents: undo in one editor takes back that user's change, not another's", async () => {
   // Quill's history records every change by default, others' included, so
   // Ctrl+Z reverted the newest change in the editor whoever made it.
-  const docId = `undo${process.pid}`;
-  const url = (user) => `/doc.html?doc=${docId}&user=${user}`;
-  const ready = (page) => page.locator('#status[data-state="ready"]').waitFor({ timeout: 20000 });
-  const ann = await open(url("ann"));
-  const bob = await open(url("bob"));
-  for (const page of [ann, bob]) await ready(page);
+  const [ann, bob] = await openDoc(`undo${process.pid}`, "ann", "bob");
   const text = (page) => page.evaluate(() => window.quill.getText());
   const typeAtEnd = async (page, words) => {
     await page.click(".ql-editor");
