@@ -33,7 +33,7 @@ impl Authorizer for Fixed {
 
 impl KeyProvider for Fixed {
     fn key(&self, _: &KeyRequest) -> Result<KeyGrant, String> {
-        Ok(KeyGrant { kv: 1, key: Key::from_bytes(&[1; 32]) })
+        Ok(KeyGrant::new(1, Key::from_bytes(&[1; 32])))
     }
 }
 

@@ -75,19 +75,25 @@ impl Editor {
 #[derive(Default)]
 struct ToySequencer {
     log: Vec<SequencedOp>,
+    /// The session key hint: the first claim on the new document.
+    key_hint: Option<String>,
 }
 
 impl ToySequencer {
     /// Handles one request from client `from`; returns `(to, reply)` pairs.
     fn handle(&mut self, from: usize, request: DocRequest, clients: usize) -> Vec<(usize, DocReply)> {
         match request {
-            DocRequest::Join(_) => {
+            DocRequest::Join(join) => {
+                if self.key_hint.is_none() && self.log.is_empty() {
+                    self.key_hint = join.key_hint;
+                }
                 let state = JoinState {
                     head: self.log.len() as u64,
                     snapshot: None,
                     snapshots: Vec::new(),
                     ops: self.log.clone(),
                     op_seq: None,
+                    key_hint: self.key_hint.clone(),
                 };
                 vec![(from, DocReply::State(state))]
             }

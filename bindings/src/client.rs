@@ -40,7 +40,8 @@ pub struct KeyRequest {
     pub kv: Option<u32>,
     /// The document, for document keys.
     pub doc_id: Option<String>,
-    /// The document's stored key hint (none: a new document session).
+    /// The document session's key hint as the server recorded it (none: a
+    /// new document; issue a new session key and return its hint).
     pub key_hint: Option<String>,
 }
 
@@ -51,6 +52,10 @@ pub struct KeyGrant {
     pub kv: u32,
     /// 32 bytes.
     pub key: Vec<u8>,
+    /// For a new document session key (asked for without hint): its hint,
+    /// which the server records so every other client gets the same key.
+    #[uniffi(default = None)]
+    pub key_hint: Option<String>,
 }
 
 /// Hands out keys; each (kid, kv) is asked for once and cached.
@@ -182,7 +187,8 @@ impl net::KeyProvider for KeyProviderAdapter {
                 key_hint: request.key_hint.clone(),
             })
             .map_err(|e| e.to_string())?;
-        Ok(net::KeyGrant { kv: grant.kv, key: key_from(&grant.key).map_err(|e| e.to_string())? })
+        let key = key_from(&grant.key).map_err(|e| e.to_string())?;
+        Ok(net::KeyGrant { kv: grant.kv, key, key_hint: grant.key_hint })
     }
 }
 

@@ -68,9 +68,9 @@ pub enum DocumentEvent {
     KeyNeeded {
         /// Key id.
         kid: String,
-        /// Key version.
-        kv: u32,
-        /// The document's key hint.
+        /// Key version (none: the session key to seal with).
+        kv: Option<u32>,
+        /// The document session's key hint.
         key_hint: Option<String>,
     },
     /// The session stopped; input is refused until `restart_document`.

@@ -287,8 +287,8 @@ pub fn client_machine(data: &[u8]) {
                 if let Some(request) = keys.pop_front() {
                     let result = match small % 4 {
                         0 => Err("refused".to_owned()),
-                        1 => Ok(KeyGrant { kv: 9, key: Key::from_bytes(&[2; 32]) }),
-                        _ => Ok(KeyGrant { kv: request.kv.unwrap_or(1), key: Key::from_bytes(&[7; 32]) }),
+                        1 => Ok(KeyGrant::new(9, Key::from_bytes(&[2; 32]))),
+                        _ => Ok(KeyGrant::new(request.kv.unwrap_or(1), Key::from_bytes(&[7; 32]))),
                     };
                     machine.handle_key(now, &request, result);
                 }

@@ -9,7 +9,7 @@
 //! | `POST /auth` | `socket_id`, `channel_name`, `user_id` | `{auth, channel_data?}` (HMAC) or `{auth: JWT}` |
 //! | `GET /keys` | `kid`, `kv?` | `{kv, key}`: version `kv` (default: current) of `kid` |
 //! | `POST /rotate` | `kid` | `{kv}`: the new current version |
-//! | `GET /doc-key` | `doc_id`, `key_hint?` | `{kv, key, key_hint}`: a new document session key, or the one the hint names |
+//! | `GET /doc-key` | `doc_id`, `key_hint?` | `{kv, key, key_hint}`: without `key_hint`, a new document session key; with it, the key of the session it names |
 //! | `GET /config.json` | | the site's public settings (with a site) |
 //! | `GET /PATH` | | a file of the site's directory (with a site) |
 //!
@@ -188,7 +188,9 @@ fn handle(state: &State, request: &Request) -> Result<Value, String> {
         }
         ("GET", "/doc-key") => {
             let doc_id = param(request, "doc_id")?;
-            let derived = match request.params.get("key_hint").filter(|h| !h.is_empty()) {
+            // No hint: a new document session (its hint is recorded by the
+            // realtime server); a hint, even empty: the session it names.
+            let derived = match request.params.get("key_hint") {
                 None => DerivedKey::new_session(&config.master, doc_id),
                 Some(hint) => DerivedKey::from_hint(&config.master, doc_id, hint),
             }

@@ -47,11 +47,10 @@ impl Authorizer for Backend {
 impl KeyProvider for Backend {
     fn key(&self, request: &KeyRequest) -> Result<KeyGrant, String> {
         let path = match &request.doc_id {
-            Some(doc_id) => format!(
-                "/doc-key?doc_id={}&key_hint={}",
-                encode(doc_id),
-                encode(request.key_hint.as_deref().unwrap_or_default())
-            ),
+            Some(doc_id) => match &request.key_hint {
+                Some(hint) => format!("/doc-key?doc_id={}&key_hint={}", encode(doc_id), encode(hint)),
+                None => format!("/doc-key?doc_id={}", encode(doc_id)),
+            },
             None => match request.kv {
                 Some(kv) => format!("/keys?kid={}&kv={kv}", encode(&request.kid)),
                 None => format!("/keys?kid={}", encode(&request.kid)),
@@ -62,6 +61,8 @@ impl KeyProvider for Backend {
             B64.decode(answer["key"].as_str().ok_or("no key in the answer")?).map_err(|e| e.to_string())?;
         let bytes: [u8; 32] = bytes.try_into().map_err(|_| "a key is 32 bytes")?;
         let kv = answer["kv"].as_u64().and_then(|kv| u32::try_from(kv).ok()).ok_or("no kv in the answer")?;
-        Ok(KeyGrant { kv, key: Key::from_bytes(&bytes) })
+        // The hint of a new document session key (ignored otherwise).
+        let key_hint = answer["key_hint"].as_str().map(str::to_owned);
+        Ok(KeyGrant { kv, key: Key::from_bytes(&bytes), key_hint })
     }
 }

@@ -36,10 +36,13 @@ impl Authorizer for HmacAuthorizer {
 }
 
 /// Keys by (kid, kv); the newest version answers `kv: None`. Counts calls.
+/// Or, made by [`Keys::sessions`], document keys issued per session as an
+/// app server following docs/keys.md does: no hint mints a new session.
 #[derive(Default)]
 struct Keys {
     keys: Mutex<HashMap<(String, u32), [u8; 32]>>,
     calls: Mutex<Vec<KeyRequest>>,
+    sessions: Option<Mutex<HashMap<String, Key>>>,
 }
 
 impl Keys {
@@ -50,11 +53,35 @@ impl Keys {
         }
         Arc::new(keys)
     }
+
+    fn sessions() -> Arc<Keys> {
+        Arc::new(Keys { sessions: Some(Mutex::default()), ..Keys::default() })
+    }
+
+    fn document_calls(&self) -> Vec<KeyRequest> {
+        self.calls.lock().unwrap().iter().filter(|r| r.doc_id.is_some()).cloned().collect()
+    }
 }
 
 impl KeyProvider for Keys {
     fn key(&self, request: &KeyRequest) -> Result<KeyGrant, String> {
         self.calls.lock().unwrap().push(request.clone());
+        if let (Some(sessions), Some(_)) = (&self.sessions, &request.doc_id) {
+            let mut sessions = sessions.lock().unwrap();
+            return match &request.key_hint {
+                Some(hint) => {
+                    let key = sessions.get(hint).ok_or_else(|| format!("no session {hint}"))?;
+                    Ok(KeyGrant::new(1, Key::from_bytes(key.expose_secret())))
+                }
+                None => {
+                    let hint = format!("session-{}", sessions.len() + 1);
+                    let key = Key::generate().map_err(|e| e.to_string())?;
+                    let grant = Key::from_bytes(key.expose_secret());
+                    sessions.insert(hint.clone(), key);
+                    Ok(KeyGrant { kv: 1, key: grant, key_hint: Some(hint) })
+                }
+            };
+        }
         let keys = self.keys.lock().unwrap();
         let kv = match request.kv {
             Some(kv) => kv,
@@ -67,7 +94,7 @@ impl KeyProvider for Keys {
         };
         let bytes =
             keys.get(&(request.kid.clone(), kv)).ok_or_else(|| format!("no key {} v{kv}", request.kid))?;
-        Ok(KeyGrant { kv, key: Key::from_bytes(bytes) })
+        Ok(KeyGrant::new(kv, Key::from_bytes(bytes)))
     }
 }
 
@@ -314,6 +341,59 @@ async fn two_clients_edit_a_document_and_survive_a_server_restart() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     assert!(done, "documents did not converge after the restart");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn joiners_of_a_new_document_share_one_session_key_recorded_across_a_restart() {
+    // The provider issues a new key for every request without hint. Ann and
+    // Bob open the new document at once; whoever claims first records the
+    // session, the other switches to it; after a restart Carl is told the
+    // recorded session by the server (SQLite) and asks for its key.
+    let root = TempDir::new("sdk-sessions");
+    let port = free_port();
+    let mut server = Server::start_in_on(&root.0, port, "", "", &[]);
+    let keys = Keys::sessions();
+    let options =
+        || DocOptions { presence: true, kid: "doc-key".into(), key_hint: None, config: DocConfig::default() };
+    let (ann, mut ann_rx) = start(port, "ann", keys.clone());
+    let (bob, mut bob_rx) = start(port, "bob", keys.clone());
+    ann.with_machine(|m| m.open_document("notes", options())).unwrap();
+    bob.with_machine(|m| m.open_document("notes", options())).unwrap();
+    ready(&mut ann_rx).await;
+    ready(&mut bob_rx).await;
+    doc(&ann, |mut d| d.edit(insert(0, "ann ")));
+    doc(&bob, |mut d| d.edit(insert(0, "bob ")));
+    let mut view = None;
+    for _ in 0..300 {
+        let (a, b) = (doc(&ann, |d| d.view()), doc(&bob, |d| d.view()));
+        if a == b && a.len() == 8 {
+            view = Some(a);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let view = view.expect("the two clients did not converge: they seal under different keys");
+    let minted: Vec<String> = keys.sessions.as_ref().unwrap().lock().unwrap().keys().cloned().collect();
+    eprintln!("sessions minted: {minted:?}; requests: {:?}", keys.document_calls());
+    assert!(!minted.is_empty() && minted.len() <= 2);
+
+    server.child.kill().unwrap();
+    server.child.wait().unwrap();
+    let _server = Server::start_in_on(&root.0, port, "", "", &[]);
+    let carl_keys = Keys::sessions();
+    // Carl's provider is the same app server: it knows the sessions.
+    for hint in &minted {
+        let key = keys.sessions.as_ref().unwrap().lock().unwrap()[hint].expose_secret().to_owned();
+        carl_keys.sessions.as_ref().unwrap().lock().unwrap().insert(hint.clone(), Key::from_bytes(&key));
+    }
+    let (carl, mut carl_rx) = start(port, "carl", carl_keys.clone());
+    carl.with_machine(|m| m.open_document("notes", options())).unwrap();
+    assert_eq!(ready(&mut carl_rx).await, view);
+    let asked = carl_keys.document_calls();
+    assert_eq!(asked.len(), 1, "{asked:?}");
+    let hint = asked[0].key_hint.clone().expect("the server names the recorded session");
+    assert!(minted.contains(&hint));
+    assert_eq!(carl_keys.sessions.as_ref().unwrap().lock().unwrap().len(), minted.len(), "no new session");
 }
 
 /// A TLS terminator in front of the server: a self-signed certificate for

@@ -362,7 +362,7 @@ export class SealcastClient {
       .then(() => this.options.keyProvider(request))
       .then(
         (grant) => {
-          if (!this.closed) this.machine.handleKey(asked, grant.kv, grant.key);
+          if (!this.closed) this.machine.handleKey(asked, grant.kv, grant.key, grant.keyHint ?? undefined);
         },
         (err: unknown) => {
           if (!this.closed) this.machine.handleKeyError(asked, err instanceof Error ? err.message : String(err));

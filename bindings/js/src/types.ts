@@ -13,7 +13,10 @@ export interface KeyRequest {
   kv: number | null;
   /** The document, for document keys. */
   docId: string | null;
-  /** The document's stored key hint; `null` for a new document session. */
+  /**
+   * The document session's key hint as the server recorded it; `null` for a
+   * new document: issue a new session key and return its hint.
+   */
   keyHint: string | null;
 }
 
@@ -22,15 +25,24 @@ export interface KeyGrant {
   kv: number;
   /** 32 bytes, base64url. */
   key: string;
+  /**
+   * For a new document session key (asked for with `keyHint: null`): its
+   * hint, which the server records so every other client gets the same key.
+   */
+  keyHint?: string | null;
 }
 
 /** How to open a document. */
 export interface DocumentOptions {
-  /** Key id to seal with (asked from the key provider with the document id). */
+  /**
+   * Key id to seal with: the client's key (`addKey`) or, without one, the
+   * document session's key, asked from the key provider with the document id
+   * and the session's key hint once the server has named it.
+   */
   kid: string;
   /** On `presence-doc-ID` (a roster, user ids on cursors) instead of `private-doc-ID`. */
   presence?: boolean;
-  /** The document session's key hint, stored with snapshots. */
+  /** The hint of the client's key for `kid`, if known: claimed for a new document. */
   keyHint?: string | null;
   /** Upload a snapshot every this many ops (default 500). */
   snapshotEvery?: number;
@@ -57,7 +69,7 @@ export type DocumentEvent =
   | { type: "cursor"; userId: string | null; index: number; length: number }
   | { type: "cursorError"; userId: string | null; message: string }
   /** The key provider could not supply a key the document needs. */
-  | { type: "keyNeeded"; kid: string; kv: number; keyHint: string | null }
+  | { type: "keyNeeded"; kid: string; kv: number | null; keyHint: string | null }
   /** The session stopped; input is refused until `restart()`. */
   | { type: "diverged"; seq: number; reason: string; unsent: Delta | null }
   | { type: "refused"; code: string; message: string; retryInMs: number | null };

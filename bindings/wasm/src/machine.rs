@@ -114,11 +114,19 @@ impl Machine {
     }
 
     /// The key provider's answer to a `needKey` event: `request_json` is
-    /// its `request`, `key` the key in base64url.
+    /// its `request`, `key` the key in base64url, `key_hint` the hint of a
+    /// new document session key (asked for without `keyHint`).
     #[wasm_bindgen(js_name = handleKey)]
-    pub fn handle_key(&mut self, request_json: &str, kv: u32, key: &str) -> Result<(), JsError> {
+    pub fn handle_key(
+        &mut self,
+        request_json: &str,
+        kv: u32,
+        key: &str,
+        key_hint: Option<String>,
+    ) -> Result<(), JsError> {
         let request = key_request(request_json)?;
-        let result = Key::from_base64url(key).map(|key| KeyGrant { kv, key }).map_err(|e| e.to_string());
+        let result =
+            Key::from_base64url(key).map(|key| KeyGrant { kv, key, key_hint }).map_err(|e| e.to_string());
         self.inner.handle_key(Instant::now(), &request, result);
         Ok(())
     }

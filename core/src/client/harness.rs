@@ -114,10 +114,15 @@ pub(crate) struct World {
     pub(crate) nodes: Vec<Node>,
     conns: Vec<Conn>,
     /// The documents, in the reference store of the server's contract.
-    store: MemoryStore,
+    pub(crate) store: MemoryStore,
     pub(crate) rng: Rng,
     /// Frames each node sent, as the relay saw them (a canary looks here).
     pub(crate) wire: Vec<String>,
+    /// When set, the app's provider issues document session keys (shared
+    /// by every node, as one app server): a document key request without
+    /// hint mints a new session (hint and random key), one with a hint
+    /// gets that session's key. Otherwise each node's `keys` answer.
+    pub(crate) sessions: Option<BTreeMap<String, [u8; 32]>>,
 }
 
 const ACTIVITY_TIMEOUT_SECS: u64 = 120;
@@ -131,6 +136,7 @@ impl World {
             store: MemoryStore::new(DocLimits::default()),
             rng: Rng::new(seed),
             wire: Vec::new(),
+            sessions: None,
         }
     }
 
@@ -246,8 +252,8 @@ impl World {
                 due.into_iter().map(|(_, request)| request).collect::<Vec<_>>()
             };
             for request in due {
-                let result = answer_key(&node.keys, &request);
-                node.machine.handle_key(now, &request, result);
+                let result = self.answer_key(index, &request);
+                self.nodes[index].machine.handle_key(now, &request, result);
             }
         }
     }
@@ -335,8 +341,8 @@ impl World {
                 node.key_calls.push(request.clone());
                 match node.key_answers {
                     KeyAnswers::Now => {
-                        let result = answer_key(&node.keys, &request);
-                        node.machine.handle_key(now, &request, result);
+                        let result = self.answer_key(index, &request);
+                        self.nodes[index].machine.handle_key(now, &request, result);
                     }
                     KeyAnswers::After(wait) => node.late_keys.push((now + wait, request)),
                     KeyAnswers::Never => {}
@@ -499,19 +505,10 @@ impl World {
             })
         };
         let reply = match &request {
-            DocRequest::Join(join) => {
-                match read_join(
-                    &self.store,
-                    &id,
-                    join.since,
-                    join.op_id.as_deref(),
-                    join.snapshot,
-                    usize::MAX,
-                ) {
-                    Ok(state) => DocReply::State(state.into_wire()),
-                    Err(err) => refuse(err, None),
-                }
-            }
+            DocRequest::Join(join) => match read_join(&self.store, &id, join.into(), usize::MAX) {
+                Ok(state) => DocReply::State(state.into_wire()),
+                Err(err) => refuse(err, None),
+            },
             DocRequest::Submit(submit) => {
                 match self.store.append(&id, submit.base, &submit.op_id, &submit.payload, user.as_deref()) {
                     Ok(AppendOutcome::Appended(seq)) => {
@@ -573,7 +570,33 @@ impl World {
     }
 }
 
-fn answer_key(keys: &BTreeMap<(String, u32), [u8; 32]>, request: &KeyRequest) -> Result<KeyGrant, String> {
+impl World {
+    /// The app's provider answering node `index` (see [`World::sessions`]).
+    fn answer_key(&mut self, index: usize, request: &KeyRequest) -> Result<KeyGrant, String> {
+        if request.doc_id.is_some()
+            && let Some(sessions) = &mut self.sessions
+        {
+            return match &request.key_hint {
+                Some(hint) => {
+                    let key = sessions.get(hint).ok_or_else(|| format!("no session {hint}"))?;
+                    Ok(KeyGrant::new(1, Key::from_bytes(key)))
+                }
+                None => {
+                    let hint = format!("session-{}", sessions.len() + 1);
+                    let mut key = [0u8; 32];
+                    for chunk in key.chunks_mut(8) {
+                        chunk.copy_from_slice(&self.rng.next().to_le_bytes());
+                    }
+                    sessions.insert(hint.clone(), key);
+                    Ok(KeyGrant { kv: 1, key: Key::from_bytes(&key), key_hint: Some(hint) })
+                }
+            };
+        }
+        node_key(&self.nodes[index].keys, request)
+    }
+}
+
+fn node_key(keys: &BTreeMap<(String, u32), [u8; 32]>, request: &KeyRequest) -> Result<KeyGrant, String> {
     let kv = match request.kv {
         Some(kv) => kv,
         None => keys
@@ -585,5 +608,5 @@ fn answer_key(keys: &BTreeMap<(String, u32), [u8; 32]>, request: &KeyRequest) ->
     };
     let bytes =
         keys.get(&(request.kid.clone(), kv)).ok_or_else(|| format!("no key {} v{kv}", request.kid))?;
-    Ok(KeyGrant { kv, key: Key::from_bytes(bytes) })
+    Ok(KeyGrant::new(kv, Key::from_bytes(bytes)))
 }

@@ -75,8 +75,10 @@ pub struct KeyRequest {
     pub kv: Option<u32>,
     /// The document, for document keys.
     pub doc_id: Option<String>,
-    /// The document's key hint: `None` for a document without a snapshot
-    /// (the provider should issue a new key), else the hint stored with it.
+    /// The document session's key hint, as the server recorded it: `None`
+    /// for a new document (the provider issues a new session key and
+    /// returns its hint in [`KeyGrant::key_hint`]), else the hint that
+    /// names the session's key (docs/keys.md).
     pub key_hint: Option<String>,
 }
 
@@ -87,6 +89,18 @@ pub struct KeyGrant {
     pub kv: u32,
     /// The key.
     pub key: Key,
+    /// For a new document session key (a request with `doc_id` and no
+    /// `key_hint`): its hint, which the server records for the document
+    /// so every other client asks for the same key (`None`: the empty
+    /// hint). Ignored otherwise.
+    pub key_hint: Option<String>,
+}
+
+impl KeyGrant {
+    /// A grant without key hint.
+    pub fn new(kv: u32, key: Key) -> KeyGrant {
+        KeyGrant { kv, key, key_hint: None }
+    }
 }
 
 /// Something for the app: what happened, or a request it must answer.
@@ -205,29 +219,17 @@ pub struct DocOptions {
     /// On `presence-doc-…` (a roster, user ids on cursors) instead of
     /// `private-doc-…`.
     pub presence: bool,
-    /// The key id to seal with (asked for with the document id and
-    /// `key_hint` when the ring lacks it).
+    /// The key id to seal with. When the ring lacks it, the key is asked
+    /// for with the document id and the session's key hint once the join
+    /// has learnt it.
     pub kid: String,
-    /// The document session's key hint, stored with snapshots.
+    /// The hint of the ring's key for `kid`, when the app knows it: claimed
+    /// for a new document; a different recorded hint makes the document
+    /// ask for the recorded session's key instead. `None` with a key in the
+    /// ring: the key is used as it is (a fixed key per document).
     pub key_hint: Option<String>,
     /// Snapshot and digest intervals.
     pub config: DocConfig,
-}
-
-/// An open document: waiting for the key to seal with, or running.
-#[derive(Debug)]
-enum DocSlot {
-    AwaitingKey { channel: String, options: DocOptions },
-    Open(Box<DocClient>),
-}
-
-impl DocSlot {
-    fn channel(&self) -> &str {
-        match self {
-            DocSlot::AwaitingKey { channel, .. } => channel,
-            DocSlot::Open(doc) => doc.channel(),
-        }
-    }
 }
 
 /// The whole client as one state machine, sans-IO: no callback ever runs
@@ -268,7 +270,7 @@ pub struct ClientMachine {
     link: Link,
     ring: KeyRing,
     /// Open documents by document id.
-    docs: BTreeMap<String, DocSlot>,
+    docs: BTreeMap<String, Box<DocClient>>,
     /// Received events waiting for a key (in order per channel).
     inbound: Held<Inbound>,
     /// Sealed events waiting for the key to seal with.
@@ -343,8 +345,7 @@ impl ClientMachine {
     /// The open document `doc_id`, to edit and read.
     pub fn document(&mut self, doc_id: &str) -> Result<Document<'_>, CommandError> {
         match self.docs.get_mut(doc_id) {
-            Some(DocSlot::Open(doc)) => Ok(Document { doc }),
-            Some(DocSlot::AwaitingKey { .. }) => Err(DocClientError::NotReady.into()),
+            Some(doc) => Ok(Document { doc }),
             None => Err(CommandError::NoDocument(doc_id.to_owned())),
         }
     }
@@ -420,10 +421,8 @@ impl ClientMachine {
         if let Link::Own(session) = &mut self.link {
             session.handle_timeout(now);
         }
-        for slot in self.docs.values_mut() {
-            if let DocSlot::Open(doc) = slot {
-                doc.handle_timeout(now);
-            }
+        for doc in self.docs.values_mut() {
+            doc.handle_timeout(now);
         }
         let timeout = self.config.key_timeout;
         self.asked.retain(|_, since| *since + timeout > now);
@@ -618,36 +617,23 @@ impl ClientMachine {
     }
 
     /// Opens document `doc_id` on `private-doc-{doc_id}` (or
-    /// `presence-doc-…`), sealing with `options.kid` (asked for with
-    /// `NeedKey` when the ring lacks it). Its events arrive as
-    /// [`Event::Document`]. Opening it again restarts it.
+    /// `presence-doc-…`), sealing with `options.kid`: the ring's key, or
+    /// (when the ring lacks it) the document session's key, asked for with
+    /// `NeedKey` once the join has learnt the session's key hint. Its
+    /// events arrive as [`Event::Document`]. Opening it again restarts it.
     pub fn open_document(&mut self, doc_id: &str, options: DocOptions) -> Result<(), CommandError> {
         let channel = doc::channel_for(doc_id, options.presence);
         self.close_document(doc_id);
-        if self.ring.current_version(&options.kid).is_some() {
-            self.link.subscribe(&channel)?;
-            let doc = self.start_document(doc_id, &options, None)?;
-            self.docs.insert(doc_id.to_owned(), DocSlot::Open(doc));
-            return Ok(());
-        }
-        let request = KeyRequest {
-            kid: options.kid.clone(),
-            kv: None,
-            doc_id: Some(doc_id.to_owned()),
-            key_hint: options.key_hint.clone(),
-        };
-        if !self.ask(request) {
-            return Err(CommandError::Busy(self.asked.len()));
-        }
+        let doc = self.start_document(doc_id, &options)?;
         self.link.subscribe(&channel)?;
-        self.docs.insert(doc_id.to_owned(), DocSlot::AwaitingKey { channel, options });
+        self.docs.insert(doc_id.to_owned(), doc);
         Ok(())
     }
 
     /// Closes a document and leaves its channel.
     pub fn close_document(&mut self, doc_id: &str) {
-        if let Some(slot) = self.docs.remove(doc_id) {
-            self.link.unsubscribe(slot.channel());
+        if let Some(doc) = self.docs.remove(doc_id) {
+            self.link.unsubscribe(doc.channel());
         }
     }
 
@@ -672,10 +658,7 @@ impl ClientMachine {
             Link::Own(session) => session.poll_timeout(),
             Link::External(_) => None,
         };
-        let docs = self.docs.values().filter_map(|slot| match slot {
-            DocSlot::Open(doc) => doc.poll_timeout(),
-            DocSlot::AwaitingKey { .. } => None,
-        });
+        let docs = self.docs.values().filter_map(|doc| doc.poll_timeout());
         let timeout = self.config.key_timeout;
         let held = [self.inbound.oldest(), self.sends.oldest()].into_iter().flatten().map(|at| at + timeout);
         link.into_iter().chain(docs).chain(held).min()
@@ -694,8 +677,7 @@ impl ClientMachine {
             self.on_link_event(event);
         }
         let Self { docs, link, events, asked, now, .. } = self;
-        for (doc_id, slot) in docs.iter_mut() {
-            let DocSlot::Open(doc) = slot else { continue };
+        for (doc_id, doc) in docs.iter_mut() {
             while let Some(message) = doc.poll_transmit() {
                 // Unsubscribed: dropped; the rejoin after resubscribing
                 // resubmits what matters.
@@ -706,8 +688,7 @@ impl ClientMachine {
             while let Some(event) = doc.poll_event() {
                 match event {
                     DocClientEvent::KeyNeeded { kid, kv, key_hint } => {
-                        let request =
-                            KeyRequest { kid, kv: Some(kv), doc_id: Some(doc_id.clone()), key_hint };
+                        let request = KeyRequest { kid, kv, doc_id: Some(doc_id.clone()), key_hint };
                         if !asked.contains_key(&request) {
                             asked.insert(request.clone(), *now);
                             events.push_back(Event::NeedKey(request));
@@ -745,35 +726,29 @@ impl ClientMachine {
     }
 
     fn on_subscribed(&mut self, channel: String) {
-        if let Some(DocSlot::Open(doc)) = self.doc_on(&channel) {
+        if let Some(doc) = self.doc_on(&channel) {
             doc.join();
         }
         self.events.push_back(Event::Subscribed { channel });
     }
 
-    /// The document slot of a document channel, if that document is open
-    /// on it.
-    fn doc_on(&mut self, channel: &str) -> Option<&mut DocSlot> {
-        let slot = self.docs.get_mut(doc::doc_id_of(channel)?)?;
-        (slot.channel() == channel).then_some(slot)
+    /// The document open on a document channel, if any.
+    fn doc_on(&mut self, channel: &str) -> Option<&mut DocClient> {
+        let doc = self.docs.get_mut(doc::doc_id_of(channel)?)?;
+        (doc.channel() == channel).then_some(doc)
     }
 
     fn on_inbound(&mut self, message: Inbound) {
         let is_doc_event = DocReply::is_reply_event(&message.event) || message.event == doc::CURSOR;
         if is_doc_event && let Some(channel) = message.channel.clone() {
             let now = self.now;
-            match self.doc_on(&channel) {
-                Some(DocSlot::Open(doc)) => {
-                    let user_id = message.user_id.as_deref();
-                    if let Err(err) = doc.handle_event(&message.event, &message.data, user_id, now) {
-                        let message = format!("document frame: {err}");
-                        self.events.push_back(Event::Error { code: None, message });
-                    }
-                    return;
+            if let Some(doc) = self.doc_on(&channel) {
+                let user_id = message.user_id.as_deref();
+                if let Err(err) = doc.handle_event(&message.event, &message.data, user_id, now) {
+                    let message = format!("document frame: {err}");
+                    self.events.push_back(Event::Error { code: None, message });
                 }
-                // Not joined yet: the join fetches the state.
-                Some(DocSlot::AwaitingKey { .. }) => return,
-                None => {}
+                return;
             }
         }
         // Behind a held event of the same channel: wait too (order).
@@ -865,31 +840,12 @@ impl ClientMachine {
             self.release(None);
             return self.flush_sends();
         };
-        let result = match self.docs.remove(doc_id) {
-            Some(DocSlot::AwaitingKey { channel, options }) => {
-                let started = self.start_document(doc_id, &options, Some((grant.kv, grant.key)));
-                match started {
-                    Ok(mut doc) => {
-                        if self.link.is_subscribed(&channel) {
-                            doc.join();
-                        }
-                        self.docs.insert(doc_id.clone(), DocSlot::Open(doc));
-                        Ok(())
-                    }
-                    Err(err) => {
-                        self.link.unsubscribe(&channel);
-                        Err(format!("document {doc_id} not opened: {err}"))
-                    }
-                }
-            }
-            Some(DocSlot::Open(mut doc)) => {
-                let added = doc.add_key(&request.kid, grant.kv, grant.key).map_err(|e| e.to_string());
-                self.docs.insert(doc_id.clone(), DocSlot::Open(doc));
-                added
-            }
-            None => Ok(()), // closed meanwhile
-        };
-        if let Err(message) = result {
+        // Closed meanwhile: nothing to do.
+        let Some(doc) = self.docs.get_mut(doc_id) else { return };
+        // The grant's hint counts only for a new session key.
+        let key_hint = grant.key_hint.filter(|_| request.key_hint.is_none());
+        if let Err(err) = doc.add_key(&request.kid, grant.kv, grant.key, key_hint) {
+            let message = format!("key provider: document {doc_id}: {err}");
             self.events.push_back(Event::Error { code: None, message });
         }
     }
@@ -897,19 +853,19 @@ impl ClientMachine {
     fn key_refused(&mut self, request: &KeyRequest, message: &str) {
         self.events.push_back(Event::Error { code: None, message: format!("key provider: {message}") });
         if let Some(doc_id) = &request.doc_id {
-            match self.docs.get(doc_id) {
-                Some(DocSlot::AwaitingKey { .. }) => self.close_document(doc_id),
-                Some(DocSlot::Open(_)) => {
-                    // The document keeps waiting; the app may add the key
-                    // later (its `KeyNeeded` says which).
-                    let event = DocClientEvent::KeyNeeded {
-                        kid: request.kid.clone(),
-                        kv: request.kv.unwrap_or_default(),
-                        key_hint: request.key_hint.clone(),
-                    };
-                    self.events.push_back(Event::Document { doc_id: doc_id.clone(), event });
-                }
-                None => {}
+            // Without its session key a document can never be edited.
+            if request.kv.is_none() {
+                return self.close_document(doc_id);
+            }
+            if self.docs.contains_key(doc_id) {
+                // The document keeps waiting for the key an envelope names;
+                // the app may add it later (its `KeyNeeded` says which).
+                let event = DocClientEvent::KeyNeeded {
+                    kid: request.kid.clone(),
+                    kv: request.kv,
+                    key_hint: request.key_hint.clone(),
+                };
+                self.events.push_back(Event::Document { doc_id: doc_id.clone(), event });
             }
             return;
         }
@@ -963,24 +919,15 @@ impl ClientMachine {
         self.events.push_back(Event::Error { code: None, message });
     }
 
-    /// A document client sealing with `options.kid`: from `grant`, or the
-    /// current version in the ring.
-    fn start_document(
-        &self,
-        doc_id: &str,
-        options: &DocOptions,
-        grant: Option<(u32, Key)>,
-    ) -> Result<Box<DocClient>, CommandError> {
-        let (kv, key) = match grant {
-            Some(grant) => grant,
-            None => {
-                let missing = || CryptoError::UnknownKey { kid: options.kid.clone(), kv: 0 };
-                let kv = self.ring.current_version(&options.kid).ok_or_else(missing)?;
-                let key = self.ring.get(&options.kid, kv).ok_or_else(missing)?;
-                (kv, Key::from_bytes(key.expose_secret()))
-            }
+    /// A document client sealing with the ring's current version of
+    /// `options.kid`, or, when the ring lacks it, with the session key it
+    /// will ask for.
+    fn start_document(&self, doc_id: &str, options: &DocOptions) -> Result<Box<DocClient>, CommandError> {
+        let kv = self.ring.current_version(&options.kid);
+        let ring = match kv.and_then(|kv| Some((kv, self.ring.get(&options.kid, kv)?))) {
+            Some((kv, key)) => KeyRing::single(&options.kid, kv, Key::from_bytes(key.expose_secret()))?,
+            None => KeyRing::new(),
         };
-        let ring = KeyRing::single(&options.kid, kv, key)?;
         // 128 random bits: nobody can predict (and so take) our op ids.
         let prefix =
             format!("{:016x}{:016x}", crate::crypto::rng::random_u64()?, crate::crypto::rng::random_u64()?);

@@ -6,7 +6,10 @@
 //! scope; joining, paging and rejoining; snapshots every
 //! [`DocConfig::snapshot_every`] ops; digests every
 //! [`DocConfig::digest_every`] ops and the `Diverged` stop; keys asked for
-//! when an envelope names one the ring lacks.
+//! when an envelope names one the ring lacks, and the session key (the one
+//! to seal with) settled with the server: the document's recorded key hint
+//! names it, and on a new document the first client's claim records it
+//! (docs/keys.md, "The document session key").
 //!
 //! The transport subscribes to the channel, then feeds every frame on it to
 //! [`DocClient::handle_event`] and sends whatever [`DocClient::poll_transmit`]
@@ -125,14 +128,19 @@ pub enum DocClientEvent {
         /// Why.
         error: String,
     },
-    /// The ring lacks the key an envelope names; call
-    /// [`DocClient::add_key`]. Processing waits for it (nothing is dropped).
+    /// The ring lacks a key: the one an envelope names, or (`kv: None`)
+    /// the document session's key to seal with. Call
+    /// [`DocClient::add_key`]; processing waits for it (nothing is
+    /// dropped).
     KeyNeeded {
         /// Key id.
         kid: String,
-        /// Key version.
-        kv: u32,
-        /// The key hint stored with the document's snapshot, if any.
+        /// Key version; `None`: the session key's current version.
+        kv: Option<u32>,
+        /// The document session's key hint: the one the server recorded
+        /// (or, for a document from before hints were recorded, its
+        /// snapshot's). `None` on a new document: the provider issues a
+        /// new session key and returns its hint with it.
         key_hint: Option<String>,
     },
     /// The session stopped: local input is refused from now on. `unsent`
@@ -292,7 +300,12 @@ pub struct DocClient {
     config: DocConfig,
     ring: KeyRing,
     kid: String,
+    /// The hint of the session key this client seals with, when known:
+    /// claimed in every join, stored with snapshots.
     key_hint: Option<String>,
+    /// The last join carried a claim (we had a key to seal with and knew
+    /// its hint).
+    claimed: bool,
     phase: Phase,
     /// The session being replaced by a join from a snapshot: its pending
     /// changes become `unsent`.
@@ -310,9 +323,10 @@ pub struct DocClient {
     inbox: VecDeque<Incoming>,
     /// Live ops and acks that arrived while joining.
     early: Vec<Incoming>,
-    /// Keys already asked for (asked once each).
-    asked: HashSet<(String, u32)>,
-    /// Snapshot key hint of the joined document.
+    /// Keys already asked for (asked once each; `None`: the session key).
+    asked: HashSet<(String, Option<u32>)>,
+    /// The joined document's session key hint (the recorded one, else its
+    /// snapshot's), passed with every key request.
     doc_key_hint: Option<String>,
     /// Our digests by sequence, `(kv, digest)`.
     own_digests: BTreeMap<u64, (u32, String)>,
@@ -347,9 +361,12 @@ pub struct DocClient {
 impl DocClient {
     /// A client for document `doc_id` on `private-doc-{doc_id}` (or
     /// `presence-doc-{doc_id}` when `presence`), sealing with the current
-    /// version of `kid` in `ring`. `key_hint` is stored with snapshots (see
-    /// docs/keys.md). `op_id_prefix` should be unique per client session
-    /// (e.g. random); op ids are `{prefix}-{n}`.
+    /// version of `kid` in `ring`. A ring without `kid` is fine: the join
+    /// learns the document's session key hint and `KeyNeeded` asks for the
+    /// key. `key_hint` is the hint of the key in `ring`, when the app knows
+    /// it: claimed for a new document, and a different recorded hint
+    /// replaces that key (docs/keys.md). `op_id_prefix` should be unique
+    /// per client session (e.g. random); op ids are `{prefix}-{n}`.
     pub fn new(
         doc_id: &str,
         presence: bool,
@@ -359,8 +376,8 @@ impl DocClient {
         op_id_prefix: &str,
         config: DocConfig,
     ) -> Result<DocClient, DocClientError> {
-        if ring.current_version(kid).is_none() {
-            return Err(CryptoError::UnknownKey { kid: kid.to_owned(), kv: 0 }.into());
+        if key_hint.as_ref().is_some_and(|h| h.len() > doc::MAX_KEY_HINT_BYTES) {
+            return Err(DocClientError::Malformed("key_hint longer than 256 bytes"));
         }
         if config.snapshot_every == 0 || config.digest_every == 0 {
             return Err(DocClientError::Malformed("snapshot_every and digest_every must be positive"));
@@ -372,6 +389,7 @@ impl DocClient {
             ring,
             kid: kid.to_owned(),
             key_hint,
+            claimed: false,
             phase: Phase::Idle,
             abandoned: None,
             abandoned_op_seq: None,
@@ -549,8 +567,27 @@ impl DocClient {
     }
 
     /// Adds a key the app fetched after `KeyNeeded`; processing resumes.
-    pub fn add_key(&mut self, kid: &str, kv: u32, key: Key) -> Result<(), DocClientError> {
+    /// `key_hint` is the hint the provider returned with a new session key
+    /// (the answer to a `KeyNeeded` without hint); it is claimed for the
+    /// document (`None`: the empty hint). It is ignored for other keys.
+    pub fn add_key(
+        &mut self,
+        kid: &str,
+        kv: u32,
+        key: Key,
+        key_hint: Option<String>,
+    ) -> Result<(), DocClientError> {
+        if key_hint.as_ref().is_some_and(|h| h.len() > doc::MAX_KEY_HINT_BYTES) {
+            return Err(DocClientError::Malformed("key_hint longer than 256 bytes"));
+        }
+        let session_key = kid == self.kid && self.ring.current_version(kid).is_none();
         self.ring.insert(kid, kv, key)?;
+        if session_key {
+            self.asked.remove(&(kid.to_owned(), None));
+            if self.key_hint.is_none() {
+                self.key_hint = Some(key_hint.unwrap_or_default());
+            }
+        }
         self.process();
         Ok(())
     }
@@ -643,7 +680,11 @@ impl DocClient {
         let op_id = self.in_flight_op_id();
         let session = self.phase.take_session();
         self.phase = Phase::Joining { since, session };
-        self.push_request(DocRequest::Join(doc::Join { since, op_id, snapshot }));
+        // With a key to seal with whose hint we know, claim it: recorded
+        // if the document is new; the answer names the session either way.
+        let key_hint = self.key_hint.clone().filter(|_| self.has_session_key());
+        self.claimed = key_hint.is_some();
+        self.push_request(DocRequest::Join(doc::Join { since, op_id, snapshot, key_hint }));
     }
 
     fn handle_error(&mut self, error: &doc::DocError, now: Instant) {
@@ -796,9 +837,52 @@ impl DocClient {
 }
 
 impl DocClient {
+    fn has_session_key(&self) -> bool {
+        self.ring.current_version(&self.kid).is_some()
+    }
+
+    /// Settles the key to seal with against the document's recorded
+    /// session hint before a join state is used. `Ok(false)`: the state
+    /// was answered by a new join (one that claims the hint of the key
+    /// that just came); `NeedKey` holds the state until the key comes.
+    fn settle_session_key(&mut self, state: &WireState, since: Option<u64>) -> Result<bool, Failure> {
+        let snapshot_hint = state.snapshot.as_ref().and_then(|s| s.key_hint.clone());
+        self.doc_key_hint = state.key_hint.clone().or(snapshot_hint);
+        let need_key = Failure::NeedKey { kid: self.kid.clone(), kv: None };
+        if !self.has_session_key() {
+            // Ask for the recorded session's key; none recorded on a new
+            // document: for the app's (if it named one) or a new session
+            // key, claimed when it comes.
+            match &self.doc_key_hint {
+                Some(recorded) => self.key_hint = Some(recorded.clone()),
+                None => self.doc_key_hint = self.key_hint.clone(),
+            }
+            return Err(need_key);
+        }
+        match (&state.key_hint, &self.key_hint) {
+            // A new document, and the key came after this join was sent:
+            // claim its hint now.
+            (None, Some(_)) if state.head == 0 && !self.claimed => {
+                self.send_join(since);
+                Ok(false)
+            }
+            // Another session was recorded (another client's claim came
+            // first, or the app's hint is stale): our key cannot talk to
+            // the others. Ask for the recorded session's key instead.
+            (Some(recorded), Some(ours)) if recorded != ours => {
+                for kv in self.ring.versions(&self.kid) {
+                    self.ring.remove_version(&self.kid, kv);
+                }
+                self.key_hint = Some(recorded.clone());
+                Err(need_key)
+            }
+            _ => Ok(true),
+        }
+    }
+
     fn handle_state(&mut self, state: &WireState, since: Option<u64>) -> Result<(), Failure> {
-        if let Some(snapshot) = &state.snapshot {
-            self.doc_key_hint = snapshot.key_hint.clone();
+        if !self.settle_session_key(state, since)? {
+            return Ok(());
         }
         match (since, self.phase.session().is_some()) {
             (Some(since), true) => {
@@ -831,7 +915,7 @@ impl DocClient {
                         match opened {
                             Ok(document) => (document, s.seq),
                             Err(PayloadError::Crypto(CryptoError::UnknownKey { kid, kv })) => {
-                                return Err(Failure::NeedKey { kid, kv });
+                                return Err(Failure::NeedKey { kid, kv: Some(kv) });
                             }
                             // The server keeps snapshots from several uploaders
                             // because it cannot tell a good one from garbage:
@@ -935,7 +1019,7 @@ impl DocClient {
         }
         let opened = match payload::open_op(&self.ring, &self.doc_id, op.base, &op.op_id, &op.payload) {
             Err(PayloadError::Crypto(CryptoError::UnknownKey { kid, kv })) => {
-                return Err(Failure::NeedKey { kid, kv });
+                return Err(Failure::NeedKey { kid, kv: Some(kv) });
             }
             opened => opened.map_err(|e| e.to_string()),
         };
@@ -1083,7 +1167,7 @@ impl DocClient {
                 Ok(())
             }
             Err(PayloadError::Crypto(CryptoError::UnknownKey { kid, kv })) => {
-                Err(Failure::NeedKey { kid, kv })
+                Err(Failure::NeedKey { kid, kv: Some(kv) })
             }
             Err(err) => {
                 self.events.push_back(DocClientEvent::CursorError { user_id, error: err.to_string() });
@@ -1175,14 +1259,20 @@ fn bad_remote(reason: &str) -> Failure {
 
 /// Why processing a message stopped.
 enum Failure {
-    NeedKey { kid: String, kv: u32 },
+    /// `kv: None`: the session key to seal with.
+    NeedKey {
+        kid: String,
+        kv: Option<u32>,
+    },
     Diverge(DivergeReason),
 }
 
 impl From<PayloadError> for Failure {
     fn from(err: PayloadError) -> Failure {
         match err {
-            PayloadError::Crypto(CryptoError::UnknownKey { kid, kv }) => Failure::NeedKey { kid, kv },
+            PayloadError::Crypto(CryptoError::UnknownKey { kid, kv }) => {
+                Failure::NeedKey { kid, kv: Some(kv) }
+            }
             other => Failure::Diverge(DivergeReason::BadRemote(other.to_string())),
         }
     }

@@ -280,6 +280,8 @@ pub struct JoinState {
     /// The sequence number of the op id the client asked about, if that
     /// op was sequenced (a client rejoining with an op in flight).
     pub op_seq: Option<u64>,
+    /// The document's session key hint ([`DocStore::claim_key_hint`]).
+    pub key_hint: Option<String>,
 }
 
 impl JoinState {
@@ -305,22 +307,51 @@ impl JoinState {
                 })
                 .collect(),
             op_seq: self.op_seq,
+            key_hint: self.key_hint,
+        }
+    }
+}
+
+/// A join request as the store answers it (`sealcast:doc-join` data).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct JoinQuery<'a> {
+    /// Ops after this sequence number (default: after the snapshot).
+    pub since: Option<u64>,
+    /// Where this op id was sequenced, if it was.
+    pub op_id: Option<&'a str>,
+    /// The kept snapshot to start from (default: the newest).
+    pub from_snapshot: Option<u64>,
+    /// The session key hint to record if the document has none.
+    pub claim: Option<&'a str>,
+}
+
+impl<'a> From<&'a doc::Join> for JoinQuery<'a> {
+    fn from(join: &'a doc::Join) -> JoinQuery<'a> {
+        JoinQuery {
+            since: join.since,
+            op_id: join.op_id.as_deref(),
+            from_snapshot: join.snapshot,
+            claim: join.key_hint.as_deref(),
         }
     }
 }
 
 /// Reads the answer to a join: a snapshot (the newest, or the kept one at
 /// `from_snapshot`) and the ops after `since` (default: after that
-/// snapshot), at most `page_bytes` with the snapshot, and where `op_id`
-/// was sequenced.
+/// snapshot), at most `page_bytes` with the snapshot, where `op_id` was
+/// sequenced, and the session key hint (recording the claim first).
 pub fn read_join(
     store: &dyn DocStore,
     id: &DocId,
-    since: Option<u64>,
-    op_id: Option<&str>,
-    from_snapshot: Option<u64>,
+    query: JoinQuery<'_>,
     page_bytes: usize,
 ) -> Result<JoinState, StoreError> {
+    let JoinQuery { since, op_id, from_snapshot, claim } = query;
+    // First, so that a claimant's answer already names the winner.
+    let key_hint = match claim {
+        Some(claim) => store.claim_key_hint(id, claim)?,
+        None => store.key_hint(id)?,
+    };
     let snapshots = store.snapshot_seqs(id)?;
     let wanted = from_snapshot.filter(|seq| snapshots.contains(seq)).or(snapshots.first().copied());
     let snapshot = match wanted {
@@ -334,7 +365,7 @@ pub fn read_join(
         Some(op_id) => store.find_op(id, op_id)?,
         None => None,
     };
-    Ok(JoinState { head: store.head(id)?, snapshot, snapshots, ops, op_seq })
+    Ok(JoinState { head: store.head(id)?, snapshot, snapshots, ops, op_seq, key_hint })
 }
 
 /// Where the sequencer keeps ops, snapshots and key hints.
@@ -371,6 +402,15 @@ pub trait DocStore: Send + Sync {
     /// Drops ops with `seq <= upto`; later bases must be ≥ `upto`.
     /// Returns how many were dropped.
     fn compact(&self, id: &DocId, upto: u64) -> Result<u64, StoreError>;
+    /// The document's session key hint: the first claim's, never changed.
+    fn key_hint(&self, id: &DocId) -> Result<Option<String>, StoreError>;
+    /// Records `hint` as the document's session key hint if it has none and
+    /// no ops yet (a document from before hints were recorded keeps none);
+    /// returns the recorded hint. Concurrent claims: exactly one wins, and
+    /// every claimant is answered with the winner. A claim that creates a
+    /// document counts against [`DocLimits::max_documents_per_app`] as an
+    /// append does (`quota`).
+    fn claim_key_hint(&self, id: &DocId, hint: &str) -> Result<Option<String>, StoreError>;
 }
 
 #[derive(Debug, Default)]
@@ -384,6 +424,15 @@ struct MemoryDoc {
     floor: u64,
     /// Kept snapshots with their uploaders.
     snapshots: Vec<(String, Snapshot)>,
+    /// The session key hint, once claimed.
+    key_hint: Option<String>,
+}
+
+impl MemoryDoc {
+    /// Counts against the app's document quota: has ops or a claimed hint.
+    fn exists(&self) -> bool {
+        self.head > 0 || self.key_hint.is_some()
+    }
 }
 
 /// A [`DocStore`] in memory: the reference implementation for tests (and a
@@ -404,6 +453,17 @@ impl MemoryStore {
         let mut docs = self.docs.lock().unwrap_or_else(|p| p.into_inner());
         f(docs.entry(id.clone()).or_default())
     }
+
+    /// `quota` when `id` does not exist yet and its app has its most.
+    fn check_quota(&self, id: &DocId) -> Result<(), StoreError> {
+        let docs = self.docs.lock().unwrap_or_else(|p| p.into_inner());
+        let exists = docs.get(id).is_some_and(MemoryDoc::exists);
+        let count = || docs.iter().filter(|(k, doc)| k.app == id.app && doc.exists()).count() as u64;
+        if !exists && count() >= self.limits.max_documents_per_app {
+            return Err(StoreError::Quota(APP_QUOTA_REACHED));
+        }
+        Ok(())
+    }
 }
 
 impl DocStore for MemoryStore {
@@ -417,14 +477,7 @@ impl DocStore for MemoryStore {
     ) -> Result<AppendOutcome, StoreError> {
         check_payload(&self.limits, payload)?;
         let limit = self.limits.max_document_bytes;
-        {
-            let docs = self.docs.lock().unwrap_or_else(|p| p.into_inner());
-            let exists = docs.get(id).is_some_and(|doc| doc.head > 0);
-            let count = || docs.iter().filter(|(k, doc)| k.app == id.app && doc.head > 0).count() as u64;
-            if !exists && count() >= self.limits.max_documents_per_app {
-                return Err(StoreError::Quota(APP_QUOTA_REACHED));
-            }
-        }
+        self.check_quota(id)?;
         self.with_doc(id, |doc| {
             let existing = match doc.ops.iter().find(|(op, _)| op.op_id == op_id) {
                 Some((op, by)) => Some((op.seq, by.as_deref(), op.base == base && op.payload == payload)),
@@ -515,6 +568,20 @@ impl DocStore for MemoryStore {
             doc.compacted.retain(|_, (seq, _)| *seq > forget);
             doc.floor = doc.floor.max(upto.min(doc.head));
             (before - doc.ops.len()) as u64
+        }))
+    }
+
+    fn key_hint(&self, id: &DocId) -> Result<Option<String>, StoreError> {
+        Ok(self.with_doc(id, |doc| doc.key_hint.clone()))
+    }
+
+    fn claim_key_hint(&self, id: &DocId, hint: &str) -> Result<Option<String>, StoreError> {
+        self.check_quota(id)?;
+        Ok(self.with_doc(id, |doc| {
+            if doc.key_hint.is_none() && doc.head == 0 {
+                doc.key_hint = Some(hint.to_owned());
+            }
+            doc.key_hint.clone()
         }))
     }
 }
@@ -734,6 +801,22 @@ pub fn conformance(store: &dyn DocStore) {
     store.put_snapshot(&kept, &at(9, "carl-9"), "carl").unwrap();
     assert_eq!(store.snapshot_seqs(&kept).unwrap(), vec![9, 8, 7]);
     assert_eq!(store.snapshot_at(&kept, 4).unwrap(), None);
+
+    // The session key hint: the first claim on a new document wins and
+    // never changes; a document with ops but no hint (from before hints
+    // were recorded) keeps none.
+    let new = DocId::new("app", "doc-hint");
+    assert_eq!(store.key_hint(&new).unwrap(), None);
+    assert_eq!(store.claim_key_hint(&new, "salt-a").unwrap().as_deref(), Some("salt-a"));
+    assert_eq!(store.claim_key_hint(&new, "salt-b").unwrap().as_deref(), Some("salt-a"));
+    store.append(&new, 0, "h1", "p", None).unwrap();
+    assert_eq!(store.claim_key_hint(&new, "salt-c").unwrap().as_deref(), Some("salt-a"));
+    assert_eq!(store.key_hint(&new).unwrap().as_deref(), Some("salt-a"));
+    assert_eq!(store.claim_key_hint(&doc, "late").unwrap(), None, "a document with history keeps no hint");
+    let empty = DocId::new("app", "doc-empty-hint");
+    assert_eq!(store.claim_key_hint(&empty, "").unwrap().as_deref(), Some(""));
+    let state = read_join(store, &new, JoinQuery::default(), usize::MAX).unwrap();
+    assert_eq!((state.head, state.key_hint.as_deref()), (1, Some("salt-a")));
 }
 
 /// The per-app document quota, on a store opened with
@@ -754,6 +837,15 @@ pub fn quota_conformance(store: &dyn DocStore) {
         store.append(&DocId::new("other-app", "c"), 0, "1", "p", None).unwrap(),
         AppendOutcome::Appended(1)
     );
+    // A claimed hint creates a document: the quota counts it, and a claim
+    // beyond the quota is refused like an append.
+    assert!(matches!(store.claim_key_hint(&c, "h"), Err(StoreError::Quota(_))));
+    let (x, y) = (DocId::new("q2", "x"), DocId::new("q2", "y"));
+    store.claim_key_hint(&x, "h").unwrap();
+    store.claim_key_hint(&DocId::new("q2", "z"), "h").unwrap();
+    assert!(matches!(store.append(&y, 0, "1", "p", None), Err(StoreError::Quota(_))));
+    assert_eq!(store.append(&x, 0, "1", "p", None).unwrap(), AppendOutcome::Appended(1));
+    assert_eq!(store.claim_key_hint(&x, "other").unwrap().as_deref(), Some("h"), "existing documents go on");
 }
 
 /// The history limit counts op ids and per-op overhead (issue 11: a 1-byte

@@ -81,9 +81,12 @@ fn a_missing_key_is_asked_for_once_and_nothing_is_dropped() {
         let data = json!({"seq": seq, "base": base, "op_id": id, "payload": p});
         c.handle_event("sealcast_internal:doc-op", &data, None, Instant::now()).unwrap();
     }
-    assert_eq!(events(&mut c), vec![DocClientEvent::KeyNeeded { kid: "k".into(), kv: 2, key_hint: None }]);
+    assert_eq!(
+        events(&mut c),
+        vec![DocClientEvent::KeyNeeded { kid: "k".into(), kv: Some(2), key_hint: None }]
+    );
     assert_eq!(c.seq(), 0);
-    c.add_key("k", 2, Key::from_bytes(&[4; 32])).unwrap();
+    c.add_key("k", 2, Key::from_bytes(&[4; 32]), None).unwrap();
     assert_eq!(c.seq(), 2);
     assert_eq!(c.canonical(), Some(&text("yx")));
 }
@@ -122,7 +125,7 @@ fn a_digest_mismatch_stops_input_and_offers_unsent_changes() {
     );
     assert!(matches!(c.local_edit(text("more")), Err(DocClientError::Diverged)));
     c.restart();
-    assert_eq!(frames(&mut c).last().unwrap()["data"], json!({}));
+    assert_eq!(frames(&mut c).last().unwrap()["data"], json!({"key_hint": "hint"}));
 }
 
 #[test]
@@ -166,7 +169,11 @@ fn a_rejoin_whose_history_was_compacted_reloads_and_offers_unsent() {
         Instant::now(),
     )
     .unwrap();
-    assert_eq!(frames(&mut c).pop().unwrap()["data"], json!({}), "falls back to the snapshot");
+    assert_eq!(
+        frames(&mut c).pop().unwrap()["data"],
+        json!({"key_hint": "hint"}),
+        "falls back to the snapshot"
+    );
     let snapshot = payload::seal_snapshot(&mut ring(), "k", "d", 2000, &text("new world")).unwrap();
     let state =
         json!({"head": 2000, "snapshot": {"seq": 2000, "payload": snapshot, "key_hint": "hint"}, "ops": []});
@@ -461,7 +468,7 @@ fn a_joiner_falls_back_from_a_snapshot_that_does_not_open() {
     c.handle_event("sealcast_internal:doc-state", &state, None, Instant::now()).unwrap();
     assert!(!c.is_ready());
     let retry = frames(&mut c).pop().unwrap();
-    assert_eq!(retry["data"], json!({"snapshot": 1}), "asks for the older snapshot");
+    assert_eq!(retry["data"], json!({"snapshot": 1, "key_hint": "hint"}), "asks for the older snapshot");
     let good = payload::seal_snapshot(&mut ring(), "k", "d", 1, &text("ab")).unwrap();
     let state = json!({"head": 3, "snapshot": {"seq": 1, "payload": good, "key_hint": null}, "snapshots": [3, 1],
         "ops": [op(2, 1, "b-1", &Delta::from_json(&json!([{"retain": 2}, {"insert": "c"}])).unwrap()),
@@ -476,7 +483,7 @@ fn a_joiner_falls_back_from_a_snapshot_that_does_not_open() {
     frames(&mut d);
     let state = json!({"head": 1, "snapshot": garbage, "snapshots": [3], "ops": []});
     d.handle_event("sealcast_internal:doc-state", &state, None, Instant::now()).unwrap();
-    assert_eq!(frames(&mut d).pop().unwrap()["data"], json!({"since": 0}));
+    assert_eq!(frames(&mut d).pop().unwrap()["data"], json!({"since": 0, "key_hint": "hint"}));
     let state =
         json!({"head": 1, "snapshot": garbage, "snapshots": [3], "ops": [op(1, 0, "b-1", &text("x"))]});
     d.handle_event("sealcast_internal:doc-state", &state, None, Instant::now()).unwrap();
@@ -503,4 +510,85 @@ fn a_rejoin_that_continues_the_session_keeps_the_editors_version() {
     let typed = Delta::from_json(&json!([{"retain": 3}, {"insert": "Y"}])).unwrap();
     c.edit_at(shown, typed).unwrap();
     assert_eq!(c.view().unwrap(), text("XabcY"));
+}
+
+// ---- the document session key (docs/keys.md) ----
+
+fn keyless(prefix: &str) -> DocClient {
+    DocClient::new("d", false, KeyRing::new(), "k", None, prefix, DocConfig::default()).unwrap()
+}
+
+#[test]
+fn a_client_without_a_key_asks_for_the_recorded_session_and_claims_it_after() {
+    let mut c = keyless("a");
+    c.join();
+    assert_eq!(frames(&mut c)[0]["data"], json!({}), "nothing to claim without a key");
+    let state =
+        json!({"head": 1, "snapshot": null, "ops": [op(1, 0, "b-1", &text("x"))], "key_hint": "salt-1"});
+    c.handle_event("sealcast_internal:doc-state", &state, None, Instant::now()).unwrap();
+    assert!(!c.is_ready());
+    let needed = DocClientEvent::KeyNeeded { kid: "k".into(), kv: None, key_hint: Some("salt-1".into()) };
+    assert_eq!(events(&mut c), vec![needed]);
+    // The provider's hint counts only for a new session.
+    c.add_key("k", 1, Key::from_bytes(&[3; 32]), Some("ignored".into())).unwrap();
+    assert!(c.is_ready());
+    assert_eq!(c.canonical(), Some(&text("x")));
+    c.join();
+    assert_eq!(frames(&mut c).pop().unwrap()["data"]["key_hint"], "salt-1");
+}
+
+#[test]
+fn a_new_document_claims_a_new_session_key_and_yields_to_an_earlier_claim() {
+    let mut c = keyless("a");
+    c.join();
+    frames(&mut c);
+    c.handle_event("sealcast_internal:doc-state", &state(0, vec![]), None, Instant::now()).unwrap();
+    let new_session = DocClientEvent::KeyNeeded { kid: "k".into(), kv: None, key_hint: None };
+    assert_eq!(events(&mut c), vec![new_session]);
+    // The new key comes with its hint: joined again, claiming it.
+    c.add_key("k", 1, Key::from_bytes(&[9; 32]), Some("mine".into())).unwrap();
+    assert!(!c.is_ready());
+    assert_eq!(frames(&mut c), vec![json!({"event": "sealcast:doc-join", "data": {"key_hint": "mine"}})]);
+    // Another client's claim came first: switch to its session.
+    let lost =
+        json!({"head": 1, "snapshot": null, "ops": [op(1, 0, "b-1", &text("x"))], "key_hint": "theirs"});
+    c.handle_event("sealcast_internal:doc-state", &lost, None, Instant::now()).unwrap();
+    assert!(!c.is_ready());
+    let theirs = DocClientEvent::KeyNeeded { kid: "k".into(), kv: None, key_hint: Some("theirs".into()) };
+    assert_eq!(events(&mut c), vec![theirs]);
+    c.add_key("k", 1, Key::from_bytes(&[3; 32]), None).unwrap();
+    assert!(c.is_ready(), "the held state opens under the recorded session's key");
+    assert_eq!(c.canonical(), Some(&text("x")));
+    // What it seals now opens for the others, and its snapshots name the
+    // recorded session.
+    c.local_edit(text("y")).unwrap();
+    let submit = frames(&mut c).pop().unwrap();
+    let payload = submit["data"]["payload"].as_str().unwrap();
+    let op_id = submit["data"]["op_id"].as_str().unwrap();
+    assert!(payload::open_op(&ring(), "d", 1, op_id, payload).is_ok());
+    c.join();
+    assert_eq!(frames(&mut c).pop().unwrap()["data"]["key_hint"], "theirs");
+}
+
+#[test]
+fn a_key_the_app_named_for_another_session_is_replaced_by_the_recorded_one() {
+    // `client` holds key 1 as session "hint"; the server recorded "other".
+    let mut c = client("a");
+    c.join();
+    assert_eq!(frames(&mut c)[0]["data"], json!({"key_hint": "hint"}));
+    let other = json!({"head": 0, "snapshot": null, "ops": [], "key_hint": "other"});
+    c.handle_event("sealcast_internal:doc-state", &other, None, Instant::now()).unwrap();
+    assert!(!c.is_ready());
+    let needed = DocClientEvent::KeyNeeded { kid: "k".into(), kv: None, key_hint: Some("other".into()) };
+    assert_eq!(events(&mut c), vec![needed]);
+    c.add_key("k", 1, Key::from_bytes(&[5; 32]), None).unwrap();
+    assert!(c.is_ready());
+    // A key the app gave without a hint is used as it is (a fixed key per
+    // document): nothing is claimed, no recorded hint replaces it.
+    let mut fixed = DocClient::new("d", false, ring(), "k", None, "f", DocConfig::default()).unwrap();
+    fixed.join();
+    assert_eq!(frames(&mut fixed)[0]["data"], json!({}));
+    let recorded = json!({"head": 0, "snapshot": null, "ops": [], "key_hint": "someone's"});
+    fixed.handle_event("sealcast_internal:doc-state", &recorded, None, Instant::now()).unwrap();
+    assert!(fixed.is_ready());
 }

@@ -40,7 +40,7 @@ pub const JOIN_PAGE_OPS: usize = 1000;
 pub const MAX_OP_ID_BYTES: usize = 128;
 /// Longest digest, bytes.
 pub const MAX_DIGEST_BYTES: usize = 128;
-/// Longest snapshot key hint, bytes.
+/// Longest key hint (a session's or a snapshot's), bytes.
 pub const MAX_KEY_HINT_BYTES: usize = 256;
 
 const PRIVATE_PREFIX: &str = "private-doc-";
@@ -83,6 +83,12 @@ pub struct Join {
     /// The kept snapshot to start from (default: the newest).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub snapshot: Option<u64>,
+    /// A claim: the key hint of the session key this client seals with,
+    /// recorded as the document's session hint if the document has none
+    /// and no ops yet (the first claim wins; docs/keys.md). The answer's
+    /// `key_hint` is the recorded one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_hint: Option<String>,
 }
 
 /// `sealcast:doc-submit` data.
@@ -132,6 +138,15 @@ pub enum DocRequest {
     Snapshot(SnapshotUpload),
 }
 
+fn check_key_hint(hint: Option<&str>) -> Result<(), DocProtocolError> {
+    match hint {
+        Some(hint) if hint.len() > MAX_KEY_HINT_BYTES => {
+            Err(DocProtocolError::Shape("key_hint longer than 256 bytes"))
+        }
+        _ => Ok(()),
+    }
+}
+
 fn shape<T: for<'de> Deserialize<'de>>(
     frame: &ClientFrame,
     message: &'static str,
@@ -154,7 +169,11 @@ impl DocRequest {
     /// string holding one), checked against the protocol's limits.
     pub fn parse(frame: &ClientFrame) -> Result<DocRequest, DocProtocolError> {
         match frame.event.as_str() {
-            JOIN => shape(frame, "doc-join data is {since?, op_id?, snapshot?}").map(DocRequest::Join),
+            JOIN => {
+                let join: Join = shape(frame, "doc-join data is {since?, op_id?, snapshot?, key_hint?}")?;
+                check_key_hint(join.key_hint.as_deref())?;
+                Ok(DocRequest::Join(join))
+            }
             SUBMIT => {
                 let submit: Submit = shape(frame, "doc-submit data is {base, op_id, payload}")?;
                 if submit.op_id.is_empty() || submit.op_id.len() > MAX_OP_ID_BYTES {
@@ -171,9 +190,7 @@ impl DocRequest {
             }
             SNAPSHOT => {
                 let snap: SnapshotUpload = shape(frame, "doc-snapshot data is {seq, payload, key_hint?}")?;
-                if snap.key_hint.as_ref().is_some_and(|h| h.len() > MAX_KEY_HINT_BYTES) {
-                    return Err(DocProtocolError::Shape("key_hint longer than 256 bytes"));
-                }
+                check_key_hint(snap.key_hint.as_deref())?;
                 Ok(DocRequest::Snapshot(snap))
             }
             _ => Err(DocProtocolError::NotDocument),
@@ -265,6 +282,11 @@ pub struct JoinState {
     /// The sequence number the asked op id got, if it was sequenced.
     #[serde(default)]
     pub op_seq: Option<u64>,
+    /// The document's session key hint, as recorded by the first claim
+    /// ([`Join::key_hint`]); `None` while nobody has claimed one (a new
+    /// document) and for documents from before hints were recorded.
+    #[serde(default)]
+    pub key_hint: Option<String>,
 }
 
 /// `sealcast_internal:doc-op`: a sequenced op.
@@ -414,7 +436,12 @@ mod tests {
     #[test]
     fn requests_round_trip_and_are_checked() {
         let requests = [
-            DocRequest::Join(Join { since: Some(3), op_id: None, snapshot: None }),
+            DocRequest::Join(Join {
+                since: Some(3),
+                op_id: None,
+                snapshot: None,
+                key_hint: Some("h".into()),
+            }),
             DocRequest::Submit(Submit { base: 2, op_id: "o-1".into(), payload: "p".into() }),
             DocRequest::Digest(Digest { seq: 9, kv: 1, digest: "d".into() }),
             DocRequest::Snapshot(SnapshotUpload { seq: 9, payload: "s".into(), key_hint: Some("h".into()) }),
@@ -426,6 +453,8 @@ mod tests {
         let long = "x".repeat(129);
         let bad = serde_json::json!({"event": SUBMIT, "data": {"base": 0, "op_id": long, "payload": "p"}});
         assert_eq!(parse(&bad.to_string()), Err(DocProtocolError::Shape("op_id must be 1 to 128 bytes")));
+        let claim = serde_json::json!({"event": JOIN, "data": {"key_hint": "h".repeat(257)}});
+        assert_eq!(parse(&claim.to_string()), Err(DocProtocolError::Shape("key_hint longer than 256 bytes")));
         // Data as a string holding the object, as Pusher clients may send.
         let wrapped = serde_json::json!({"event": JOIN, "data": "{\"since\": 4}"});
         assert_eq!(
@@ -454,6 +483,7 @@ mod tests {
                     user_id: None,
                 }],
                 op_seq: None,
+                key_hint: Some("salt".into()),
             }),
             DocReply::Op(SequencedOp {
                 seq: 3,

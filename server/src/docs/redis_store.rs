@@ -5,7 +5,8 @@
 //! Keys per document (`{app}` and `{doc}` as given; hash tags keep one
 //! document's keys in one Redis Cluster slot):
 //! - `sealcast:doc:{app|doc}:meta` — hash `head`, `floor`, `bytes`,
-//!   `compacted`, `forgotten`
+//!   `compacted`, `forgotten`, `key_hint` (the session key hint, once
+//!   claimed)
 //! - `sealcast:doc:{app|doc}:ops` — hash `seq` → `base|len(op_id)|op_id payload`
 //! - `sealcast:doc:{app|doc}:ids` — hash `op_id` → `seq|author` (kept after
 //!   compaction for [`TOMBSTONES_KEPT`] ops)
@@ -117,6 +118,17 @@ if seq > floor then redis.call('HSET', KEYS[1], 'floor', seq) end
 return {'ok'}
 ";
 
+const CLAIM_KEY_HINT: &str = r"
+local hint = redis.call('HGET', KEYS[1], 'key_hint')
+if hint then return {'ok', hint} end
+local head = tonumber(redis.call('HGET', KEYS[1], 'head') or '0')
+if head > 0 then return {'none'} end
+-- A new document: the caller checks the app's quota first.
+if ARGV[2] == '0' then return {'new'} end
+redis.call('HSET', KEYS[1], 'key_hint', ARGV[1])
+return {'ok', ARGV[1]}
+";
+
 const COMPACT: &str = r"
 local head = tonumber(redis.call('HGET', KEYS[1], 'head') or '0')
 local done = tonumber(redis.call('HGET', KEYS[1], 'compacted') or '0')
@@ -159,6 +171,7 @@ pub struct RedisStore {
     append: Script,
     snapshot: Script,
     compact: Script,
+    claim_key_hint: Script,
 }
 
 impl std::fmt::Debug for RedisStore {
@@ -189,7 +202,23 @@ impl RedisStore {
             append: Script::new(APPEND),
             snapshot: Script::new(SNAPSHOT),
             compact: Script::new(COMPACT),
+            claim_key_hint: Script::new(CLAIM_KEY_HINT),
         })
+    }
+
+    /// The app's document quota, checked only when a document is created
+    /// (by its first op or its session key hint). Its set lives outside the
+    /// document's hash slot, so it is not part of the scripts (two nodes
+    /// creating documents at once may overshoot by one each).
+    fn admit_new_document(&self, id: &DocId) -> Result<(), StoreError> {
+        let app_docs = format!("sealcast:app:{{{}}}:docs", id.app);
+        let (known, count): (bool, u64) = self.with_conn(|conn| {
+            redis::pipe().cmd("SISMEMBER").arg(&app_docs).arg(&id.doc).cmd("SCARD").arg(&app_docs).query(conn)
+        })?;
+        if !known && count >= self.limits.max_documents_per_app {
+            return Err(StoreError::Quota(sealcast_core::doc::store::APP_QUOTA_REACHED));
+        }
+        self.with_conn(|conn| redis::cmd("SADD").arg(&app_docs).arg(&id.doc).query::<()>(conn))
     }
 
     /// Runs `f` on the connection; a failed call drops it so the next call
@@ -214,6 +243,11 @@ impl RedisStore {
         }
         result.map_err(|e| backend(&e))
     }
+}
+
+/// A script's `{'new'}`: the document does not exist yet.
+fn is_new(reply: &[redis::Value]) -> bool {
+    matches!(reply.first(), Some(redis::Value::BulkString(b)) if b == b"new")
 }
 
 /// `base|len(op_id)|op_id payload` (the op id's length makes any op id safe).
@@ -254,25 +288,8 @@ impl DocStore for RedisStore {
             })
         };
         let mut reply = run(false)?;
-        if matches!(reply.first(), Some(redis::Value::BulkString(b)) if b == b"new") {
-            // The app's document quota, checked only when a document is
-            // created. Its set lives outside the document's hash slot, so it
-            // is not part of the script (two nodes creating documents at
-            // once may overshoot by one each).
-            let app_docs = format!("sealcast:app:{{{}}}:docs", id.app);
-            let (known, count): (bool, u64) = self.with_conn(|conn| {
-                redis::pipe()
-                    .cmd("SISMEMBER")
-                    .arg(&app_docs)
-                    .arg(&id.doc)
-                    .cmd("SCARD")
-                    .arg(&app_docs)
-                    .query(conn)
-            })?;
-            if !known && count >= self.limits.max_documents_per_app {
-                return Err(StoreError::Quota(sealcast_core::doc::store::APP_QUOTA_REACHED));
-            }
-            self.with_conn(|conn| redis::cmd("SADD").arg(&app_docs).arg(&id.doc).query::<()>(conn))?;
+        if is_new(&reply) {
+            self.admit_new_document(id)?;
             reply = run(true)?;
         }
         let text = |i: usize| match reply.get(i) {
@@ -424,6 +441,36 @@ impl DocStore for RedisStore {
                 .arg(TOMBSTONES_KEPT)
                 .invoke(conn)
         })
+    }
+
+    fn key_hint(&self, id: &DocId) -> Result<Option<String>, StoreError> {
+        let [meta, ..] = keys(id);
+        self.with_conn(|conn| redis::cmd("HGET").arg(&meta).arg("key_hint").query(conn))
+    }
+
+    fn claim_key_hint(&self, id: &DocId, hint: &str) -> Result<Option<String>, StoreError> {
+        let [meta, ..] = keys(id);
+        let run = |quota_checked: bool| -> Result<Vec<redis::Value>, StoreError> {
+            self.with_conn(|conn| {
+                self.claim_key_hint
+                    .key(&meta)
+                    .arg(hint)
+                    .arg(if quota_checked { "1" } else { "0" })
+                    .invoke(conn)
+            })
+        };
+        let mut reply = run(false)?;
+        if is_new(&reply) {
+            self.admit_new_document(id)?;
+            reply = run(true)?;
+        }
+        match reply.as_slice() {
+            [redis::Value::BulkString(ok), redis::Value::BulkString(hint)] if ok == b"ok" => {
+                Ok(Some(String::from_utf8_lossy(hint).into_owned()))
+            }
+            [redis::Value::BulkString(none)] if none == b"none" => Ok(None),
+            other => Err(StoreError::Backend(format!("unexpected key hint reply {other:?}"))),
+        }
     }
 }
 

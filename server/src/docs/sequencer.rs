@@ -14,6 +14,7 @@ use sealcast_core::protocol::doc;
 
 use super::bulk::BulkPool;
 use sealcast_core::doc::store::{JoinState, read_join};
+use sealcast_core::protocol::doc::Join;
 
 use super::{AppendOutcome, DocId, DocLimits, DocStore, Snapshot, SqliteStore, StoreError};
 
@@ -125,24 +126,23 @@ impl Sequencer {
         outcome
     }
 
-    /// The state a client needs to (re)join: a snapshot (the newest, or
-    /// the kept one at `from_snapshot`) and the ops after `since` (default:
-    /// after that snapshot), handed to `encode` on the same thread: a
+    /// The state a client needs to (re)join (`join`: a snapshot, the newest
+    /// or the kept one asked for, the ops after `since`, default after that
+    /// snapshot, and the session key hint, recording the join's claim),
+    /// handed to `encode` on the same thread: a
     /// low-priority bulk thread (a page is up to a megabyte of JSON; reads
     /// use the store's read side, so no write waits on them). Counts as one of the app's requests in progress
     /// ([`StoreError::Busy`] beyond them).
     pub async fn join<T: Send + 'static>(
         &self,
         id: DocId,
-        since: Option<u64>,
-        op_id: Option<String>,
-        from_snapshot: Option<u64>,
+        join: Join,
         encode: impl FnOnce(JoinState) -> T + Send + 'static,
     ) -> Result<T, StoreError> {
         let _slot = self.request_slot(&id.app)?;
         let (store, page_bytes) = (self.store.clone(), self.page_bytes);
         let read = self.bulk.run(move || {
-            let state = read_join(&*store, &id, since, op_id.as_deref(), from_snapshot, page_bytes)?;
+            let state = read_join(&*store, &id, (&join).into(), page_bytes)?;
             Ok(encode(state))
         });
         read.await.unwrap_or_else(|| Err(StoreError::Backend("the join failed (bulk thread)".into())))

@@ -96,6 +96,15 @@ impl SqliteStore {
         if !has_author {
             conn.execute_batch("ALTER TABLE ops ADD COLUMN author TEXT").map_err(|e| backend(&e))?;
         }
+        // And documents the session key hint (none for existing ones).
+        let has_hint: bool = conn
+            .query_row("SELECT COUNT(*) FROM pragma_table_info('docs') WHERE name = 'key_hint'", [], |r| {
+                r.get(0)
+            })
+            .map_err(|e| backend(&e))?;
+        if !has_hint {
+            conn.execute_batch("ALTER TABLE docs ADD COLUMN key_hint TEXT").map_err(|e| backend(&e))?;
+        }
         let reader = Connection::open(path).map_err(|e| backend(&e))?;
         reader.busy_timeout(std::time::Duration::from_secs(5)).map_err(|e| backend(&e))?;
         Ok(SqliteStore {
@@ -164,15 +173,8 @@ fn append_in(
         };
     }
     let (head, floor, bytes) = doc_row(conn, id).map_err(|e| backend(&e))?;
-    if head == 0 {
-        // A new document: within the app's quota? (Counted only here, when
-        // a document is created.)
-        let count: i64 = conn
-            .query_row("SELECT COUNT(*) FROM docs WHERE app = ?1 AND head > 0", params![id.app], |r| r.get(0))
-            .map_err(|e| backend(&e))?;
-        if u64::try_from(count).unwrap_or(0) >= limits.max_documents_per_app {
-            return Err(StoreError::Quota(sealcast_core::doc::store::APP_QUOTA_REACHED));
-        }
+    if head == 0 && session_hint(conn, id).map_err(|e| backend(&e))?.is_none() {
+        check_quota(conn, limits, id)?;
     }
     check_base(*base, floor, head)?;
     let bytes = bytes + op_cost(op_id, payload);
@@ -192,6 +194,32 @@ fn append_in(
     )
     .map_err(|e| backend(&e))?;
     Ok(AppendOutcome::Appended(seq))
+}
+
+/// A new document: within the app's quota? (Counted only when a document
+/// is created: by its first op or its session key hint.)
+fn check_quota(conn: &Connection, limits: &DocLimits, id: &DocId) -> Result<(), StoreError> {
+    let count: i64 = conn
+        .query_row(
+            "SELECT COUNT(*) FROM docs WHERE app = ?1 AND (head > 0 OR key_hint IS NOT NULL)",
+            params![id.app],
+            |r| r.get(0),
+        )
+        .map_err(|e| backend(&e))?;
+    if u64::try_from(count).unwrap_or(0) >= limits.max_documents_per_app {
+        return Err(StoreError::Quota(sealcast_core::doc::store::APP_QUOTA_REACHED));
+    }
+    Ok(())
+}
+
+/// A document's session key hint.
+fn session_hint(conn: &Connection, id: &DocId) -> rusqlite::Result<Option<String>> {
+    Ok(conn
+        .query_row("SELECT key_hint FROM docs WHERE app = ?1 AND doc = ?2", params![id.app, id.doc], |r| {
+            r.get(0)
+        })
+        .optional()?
+        .flatten())
 }
 
 /// The sequence number given to `op_id`.
@@ -386,6 +414,38 @@ impl DocStore for SqliteStore {
         .map_err(|e| backend(&e))?;
         tx.commit().map_err(|e| backend(&e))?;
         Ok(dropped as u64)
+    }
+
+    fn key_hint(&self, id: &DocId) -> Result<Option<String>, StoreError> {
+        session_hint(&self.read(), id).map_err(|e| backend(&e))
+    }
+
+    fn claim_key_hint(&self, id: &DocId, hint: &str) -> Result<Option<String>, StoreError> {
+        // Almost every claim finds a hint or a history already: answered
+        // from the read side, without a write transaction.
+        let recorded = |conn: &Connection| -> rusqlite::Result<(u64, Option<String>)> {
+            let (head, _, _) = doc_row(conn, id)?;
+            Ok((head, session_hint(conn, id)?))
+        };
+        let (head, found) = recorded(&self.read()).map_err(|e| backend(&e))?;
+        if found.is_some() || head > 0 {
+            return Ok(found);
+        }
+        let mut conn = self.lock();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(|e| backend(&e))?;
+        let (head, found) = recorded(&tx).map_err(|e| backend(&e))?;
+        if found.is_some() || head > 0 {
+            return Ok(found);
+        }
+        check_quota(&tx, &self.limits, id)?;
+        tx.execute(
+            "INSERT INTO docs (app, doc, key_hint) VALUES (?1, ?2, ?3)
+             ON CONFLICT (app, doc) DO UPDATE SET key_hint = excluded.key_hint",
+            params![id.app, id.doc, hint],
+        )
+        .map_err(|e| backend(&e))?;
+        tx.commit().map_err(|e| backend(&e))?;
+        Ok(Some(hint.to_owned()))
     }
 }
 

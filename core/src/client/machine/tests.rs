@@ -297,10 +297,24 @@ fn doc_seed() -> u64 {
 
 #[test]
 fn documents_converge_under_latency_reordering_link_loss_and_an_external_transport() {
-    let seed = doc_seed();
+    converge_randomly(doc_seed(), false);
+}
+
+/// The same with the document's key issued per session by the app's
+/// provider: the first joiners race for the session, later ones ask for
+/// the recorded one.
+#[test]
+fn documents_with_session_keys_converge_under_the_same() {
+    converge_randomly(doc_seed(), true);
+}
+
+fn converge_randomly(seed: u64, session_keys: bool) {
     let mut world = World::new(seed);
-    let keys = [("doc", 1, 4)];
-    let mut nodes = vec![world.add("ann", &keys), world.add("bob", &keys), world.add_external("eve", &keys)];
+    if session_keys {
+        world.sessions = Some(BTreeMap::new());
+    }
+    let keys: &[(&str, u32, u8)] = if session_keys { &[] } else { &[("doc", 1, 4)] };
+    let mut nodes = vec![world.add("ann", keys), world.add("bob", keys), world.add_external("eve", keys)];
     for (i, node) in nodes.iter().enumerate() {
         world.nodes[*node].latency = Duration::from_millis(5 + 30 * i as u64);
         open(&mut world, *node);
@@ -311,7 +325,7 @@ fn documents_converge_under_latency_reordering_link_loss_and_an_external_transpo
     for step in 0..600 {
         if step == 300 {
             // A late joiner, over the external transport.
-            let late = world.add_external("lou", &keys);
+            let late = world.add_external("lou", keys);
             open(&mut world, late);
             nodes.push(late);
         }
@@ -353,13 +367,15 @@ fn a_document_waits_for_its_key_and_a_refused_key_closes_it() {
     let ann = world.add("ann", &[("doc", 1, 4)]);
     world.nodes[ann].key_answers = KeyAnswers::After(Duration::from_millis(300));
     open(&mut world, ann);
+    let mut early = Delta::new();
+    early.insert_text("too early", None);
     assert!(matches!(
-        world.nodes[ann].machine.document(DOC),
-        Err(CommandError::Document(DocClientError::NotReady))
+        world.nodes[ann].machine.document(DOC).unwrap().edit(early),
+        Err(DocClientError::NotReady)
     ));
     world.run_for(Duration::from_secs(1));
     let request = &world.nodes[ann].key_calls[0];
-    assert_eq!((request.doc_id.as_deref(), request.kv), (Some(DOC), None));
+    assert_eq!((request.doc_id.as_deref(), request.kv, request.key_hint.as_deref()), (Some(DOC), None, None));
     let mut edit = Delta::new();
     edit.insert_text("hello", None);
     world.nodes[ann].machine.document(DOC).unwrap().edit(edit).unwrap();
@@ -372,4 +388,53 @@ fn a_document_waits_for_its_key_and_a_refused_key_closes_it() {
     assert!(matches!(world.nodes[bob].machine.document(DOC), Err(CommandError::NoDocument(_))));
     assert!(!world.nodes[bob].machine.is_subscribed("presence-doc-notes"));
     assert!(errors(&world, bob).iter().any(|m| m.contains("key provider")));
+}
+
+#[test]
+fn concurrent_joiners_of_a_new_document_settle_on_one_session_key() {
+    // Both open the new document at once: both are told "no session yet",
+    // both get a new session key from the provider, both claim it; the
+    // server records the first claim and the other client switches to it.
+    // (Before sessions were recorded, each sealed under its own key and
+    // skipped the other's ops as undecryptable.)
+    let mut world = World::new(11);
+    world.sessions = Some(BTreeMap::new());
+    let (ann, bob) = (world.add("ann", &[]), world.add("bob", &[]));
+    world.nodes[bob].latency = Duration::from_millis(35);
+    open(&mut world, ann);
+    open(&mut world, bob);
+    world.run_for(Duration::from_secs(2));
+    let minted = world.sessions.as_ref().unwrap().len();
+    assert_eq!(minted, 2, "both asked for a new session key: {:?}", world.nodes[bob].key_calls);
+    let recorded =
+        crate::doc::store::DocStore::key_hint(&world.store, &crate::doc::store::DocId::new("app", DOC))
+            .unwrap();
+    let recorded = recorded.expect("a session hint is recorded");
+    let loser = if world.nodes[ann].key_calls.len() > 1 { ann } else { bob };
+    let last = world.nodes[loser].key_calls.last().unwrap();
+    assert_eq!(last.key_hint.as_deref(), Some(recorded.as_str()), "the loser asks for the recorded session");
+    for (node, words) in [(ann, "ann was here. "), (bob, "bob too. ")] {
+        let mut edit = Delta::new();
+        edit.insert_text(words, None);
+        world.nodes[node].machine.document(DOC).unwrap().edit(edit).unwrap();
+    }
+    world.run_for(Duration::from_secs(2));
+    let seen = view(&mut world, ann);
+    assert_eq!(seen, view(&mut world, bob));
+    let text = serde_json::to_string(&seen.to_json()).unwrap();
+    assert!(text.contains("ann was here.") && text.contains("bob too."), "{text}");
+    for node in [ann, bob] {
+        assert!(!world.nodes[node].events.iter().any(|e| matches!(
+            e,
+            Event::Document { event: DocClientEvent::Skipped { .. } | DocClientEvent::Diverged { .. }, .. }
+        )));
+    }
+    // A later joiner is told the session at once: one request, no new key.
+    let carl = world.add("carl", &[]);
+    open(&mut world, carl);
+    world.run_for(Duration::from_secs(2));
+    assert_eq!(world.nodes[carl].key_calls.len(), 1);
+    assert_eq!(world.nodes[carl].key_calls[0].key_hint.as_deref(), Some(recorded.as_str()));
+    assert_eq!(world.sessions.as_ref().unwrap().len(), minted);
+    assert_eq!(view(&mut world, carl), seen);
 }

@@ -59,7 +59,7 @@ impl Session {
     async fn doc_join(&mut self, join: Join, name: &str, id: DocId) {
         let channel = name.to_owned();
         let encode = move |state: JoinState| DocReply::State(state.into_wire()).encode(&channel);
-        match self.state.sequencer.join(id, join.since, join.op_id, join.snapshot, encode).await {
+        match self.state.sequencer.join(id, join, encode).await {
             Ok(frame) => self.send(frame),
             Err(err) => self.doc_store_error(name, doc::JOIN, &err, None),
         }
