@@ -1,7 +1,8 @@
 //! A scriptable document editor over the network: the Rust client's side
 //! of the browser package's interop test (bindings/js/test). It opens
-//! document `--doc` on `presence-doc-ID` with key id `doc-ID` (the key
-//! convention of the web demo, docs/web.md) and reads commands on stdin:
+//! document `--doc` on `presence-doc-ID` with key id `doc-ID` and the
+//! document session's key from the auth server's `/doc-key` (as the web
+//! demo does, docs/web.md) and reads commands on stdin:
 //!
 //! - `insert INDEX TEXT`: inserts TEXT at UTF-16 index INDEX of its view;
 //! - `view`: prints `VIEW {"view": delta, "version": n}`;
@@ -21,19 +22,9 @@ use std::sync::Arc;
 
 use sealcast_core::client::DocOptions;
 use sealcast_core::doc::{DocClientEvent, DocConfig};
-use sealcast_core::net::{Client, ClientConfig, Event, KeyGrant, KeyProvider, KeyRequest};
+use sealcast_core::net::{Client, ClientConfig, Event};
 use sealcast_core::ot::Delta;
 use sealcast_examples::backend::Backend;
-
-/// Document keys by key id (`/keys?kid=doc-ID`), so every editor of the
-/// document, in any language, gets the same key.
-struct KeysById(Arc<Backend>);
-
-impl KeyProvider for KeysById {
-    fn key(&self, request: &KeyRequest) -> Result<KeyGrant, String> {
-        self.0.key(&KeyRequest { doc_id: None, key_hint: None, ..request.clone() })
-    }
-}
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args = sealcast_examples::args();
@@ -45,8 +36,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     let runtime = tokio::runtime::Runtime::new()?;
     let backend = Arc::new(Backend { base_url: auth, user_id: user });
-    let keys = Arc::new(KeysById(backend.clone()));
-    let (client, mut events) = Client::start(ClientConfig::new(&url, &key), backend, keys, runtime.handle())?;
+    // The document session's key from `/doc-key`: the server records the
+    // first session's hint, so every editor, in any language, gets one key.
+    let (client, mut events) =
+        Client::start(ClientConfig::new(&url, &key), backend.clone(), backend, runtime.handle())?;
     let options = DocOptions {
         presence: true,
         kid: format!("doc-{doc_id}"),

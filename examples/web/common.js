@@ -8,12 +8,25 @@ export function param(name, fallback) {
   return new URLSearchParams(location.search).get(name) || fallback;
 }
 
-/** The app's key provider: its backend hands out keys by key id (docs/keys.md). */
-async function keyProvider(request) {
-  const kv = request.kv === null ? "" : `&kv=${request.kv}`;
-  const answer = await fetch(`/keys?kid=${encodeURIComponent(request.kid)}${kv}`);
+async function getJson(path) {
+  const answer = await fetch(path);
   if (!answer.ok) throw new Error(`the key server answered ${answer.status}`);
   return answer.json();
+}
+
+/**
+ * The app's key provider (docs/keys.md): room keys by key id; document keys
+ * per document session, a new one when the server has recorded no session
+ * yet (`keyHint: null`), whose hint the server then records for everyone.
+ */
+async function keyProvider(request) {
+  if (request.docId !== null) {
+    const hint = request.keyHint === null ? "" : `&key_hint=${encodeURIComponent(request.keyHint)}`;
+    const answer = await getJson(`/doc-key?doc_id=${encodeURIComponent(request.docId)}${hint}`);
+    return { kv: answer.kv, key: answer.key, keyHint: answer.key_hint };
+  }
+  const kv = request.kv === null ? "" : `&kv=${request.kv}`;
+  return getJson(`/keys?kid=${encodeURIComponent(request.kid)}${kv}`);
 }
 
 /** Connects as `user`; resolves to { pusher, client } once connected. */

@@ -25,8 +25,8 @@ const messages = {
 };
 
 const { client } = await connect(user);
-// Document keys by key id from the app's backend, so every editor of the
-// document gets the same key (docs/web.md, "Keys in the browser").
+// The document session's key from the app's backend: the server records
+// the first session's hint, so every editor gets the same key (docs/keys.md).
 const doc = client.openDocument(docId, { kid: `doc-${docId}`, presence: true });
 window.sealcastDocView = () => JSON.stringify(doc.view());
 attachQuill(quill, doc, {

@@ -20,6 +20,7 @@ const harness = require(path.join(root, "tests", "interop", "harness.js"));
 let server;
 let auth; // http://127.0.0.1:PORT
 let keyProvider;
+const keyRequests = []; // every request the JS clients made
 const clients = [];
 
 const Pusher = require(path.join(root, "tests", "interop", "node_modules", "pusher-js"));
@@ -50,7 +51,11 @@ before(async () => {
   await loadSealcast(readFileSync(wasmFile));
   server = await harness.startServer();
   auth = await startAuthServer(harness.APP);
-  keyProvider = keysFrom(auth);
+  const provider = keysFrom(auth);
+  keyProvider = (request) => {
+    keyRequests.push(request);
+    return provider(request);
+  };
 });
 
 after(async () => {
@@ -147,13 +152,9 @@ test("sealed events wait for their key and a refused key is an undecryptable eve
 
 test("documents: three JS clients and the Rust client type concurrently (emoji, deletions, formatting) and converge", async () => {
   const docId = `doc-${process.pid}`;
-  // The Rust client (examples/doc_peer.rs) on the same document.
-  const rust = await start(
-    path.join(examples, "doc_peer"),
-    ["--key", harness.APP.key, "--user", "rusty", "--doc", docId, "--url", `ws://127.0.0.1:${server.port}`, "--auth", auth],
-    /^READY$/,
-    { stdin: "pipe" },
-  );
+  // The three JS clients open the new document at once: each gets a new
+  // session key from /doc-key and claims it; the server records the first
+  // claim and the others switch to it (docs/keys.md).
   const users = [await sealcastUser("d1"), await sealcastUser("d2"), await sealcastUser("d3")];
   const editors = users.map(({ client }) => {
     const doc = client.openDocument(docId, { kid: `doc-${docId}`, presence: true });
@@ -166,6 +167,17 @@ test("documents: three JS clients and the Rust client type concurrently (emoji, 
     return editor;
   });
   await until(() => editors.every((e) => e.version !== undefined), 10000, "all documents ready");
+  const asked = keyRequests.filter((r) => r.docId === docId);
+  console.log(`document key requests: ${JSON.stringify(asked.map((r) => r.keyHint))}`);
+  assert.ok(asked.some((r) => r.keyHint === null), "a new session key was issued");
+  // The Rust client (examples/doc_peer.rs) on the same document, told the
+  // recorded session by the server.
+  const rust = await start(
+    path.join(examples, "doc_peer"),
+    ["--key", harness.APP.key, "--user", "rusty", "--doc", docId, "--url", `ws://127.0.0.1:${server.port}`, "--auth", auth],
+    /^READY$/,
+    { stdin: "pipe" },
+  );
 
   const pieces = ["a", "é", "👋", "🇫🇷", "中", " "];
   let seed = Number(process.env.WEB_DOC_SEED || Date.now() % 100000);

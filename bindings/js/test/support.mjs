@@ -71,12 +71,22 @@ export async function startAuthServer(app, site) {
   return started.match[1];
 }
 
-/** A key provider asking the auth server at `auth` (by key id, document keys too). */
+/** A key provider asking the auth server at `auth`: keys by key id, document keys per session. */
 export function keyProvider(auth) {
-  return async (request) => {
-    const kv = request.kv === null ? "" : `&kv=${request.kv}`;
-    const answer = await fetch(`${auth}/keys?kid=${encodeURIComponent(request.kid)}${kv}`);
+  const getJson = async (path) => {
+    const answer = await fetch(`${auth}${path}`);
     if (!answer.ok) throw new Error(`key server: ${answer.status}`);
     return answer.json();
+  };
+  return async (request) => {
+    // Document keys per session, as the web demo's provider
+    // (examples/web/common.js): a new one when no session is recorded.
+    if (request.docId != null) {
+      const hint = request.keyHint == null ? "" : `&key_hint=${encodeURIComponent(request.keyHint)}`;
+      const answer = await getJson(`/doc-key?doc_id=${encodeURIComponent(request.docId)}${hint}`);
+      return { kv: answer.kv, key: answer.key, keyHint: answer.key_hint };
+    }
+    const kv = request.kv == null ? "" : `&kv=${request.kv}`;
+    return getJson(`/keys?kid=${encodeURIComponent(request.kid)}${kv}`);
   };
 }
