@@ -156,6 +156,51 @@ async fn join_snapshot_and_refusals() {
 }
 
 #[tokio::test]
+async fn the_first_session_key_hint_claimed_is_recorded_and_named_in_every_join() {
+    // Two documents at most: a claim creates a document like a first op.
+    let server = Server::start("[documents]\nmax_documents_per_app = 2", "");
+    let join =
+        |channel: &str, data: Value| json!({"event": "sealcast:doc-join", "channel": channel, "data": data});
+    let (mut a, mut b) = (server.client().await, server.client().await);
+    let channel = "private-doc-sessions";
+    a.join(channel, None).await;
+    b.join(channel, None).await;
+    a.send(join(channel, json!({}))).await;
+    assert_eq!(
+        data_of(&mut a, "sealcast_internal:doc-state").await["key_hint"],
+        Value::Null,
+        "nothing recorded"
+    );
+    a.send(join(channel, json!({"key_hint": "salt-a"}))).await;
+    b.send(join(channel, json!({"key_hint": "salt-b"}))).await;
+    // Whichever claim came first is the answer to both.
+    let recorded = data_of(&mut a, "sealcast_internal:doc-state").await["key_hint"].clone();
+    assert!(recorded == "salt-a" || recorded == "salt-b", "{recorded}");
+    assert_eq!(data_of(&mut b, "sealcast_internal:doc-state").await["key_hint"], recorded, "one claim wins");
+    submit(&mut b, channel, 0, "b-1", "P").await;
+    b.expect_event("sealcast_internal:doc-ack").await;
+    b.send(join(channel, json!({"since": 1, "key_hint": "late"}))).await;
+    assert_eq!(data_of(&mut b, "sealcast_internal:doc-state").await["key_hint"], recorded, "never changed");
+
+    // A hint over 256 bytes is refused; a claim beyond the quota too.
+    a.send(join(channel, json!({"key_hint": "h".repeat(257)}))).await;
+    let refused = data_of(&mut a, "sealcast_internal:doc-error").await;
+    assert_eq!(
+        (refused["code"].as_str(), refused["request"].as_str()),
+        (Some("invalid"), Some("sealcast:doc-join"))
+    );
+    for (i, code) in [(2, None), (3, Some("quota"))] {
+        let other = format!("private-doc-more-{i}");
+        a.join(&other, None).await;
+        a.send(join(&other, json!({"key_hint": "x"}))).await;
+        match code {
+            None => assert_eq!(data_of(&mut a, "sealcast_internal:doc-state").await["key_hint"], "x"),
+            Some(code) => assert_eq!(data_of(&mut a, "sealcast_internal:doc-error").await["code"], code),
+        }
+    }
+}
+
+#[tokio::test]
 async fn acknowledged_ops_survive_kill_9() {
     let root = TempDir::new("docs-crash");
     let channel = "private-doc-durable";
