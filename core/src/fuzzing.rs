@@ -106,7 +106,10 @@ pub fn doc_client(data: &[u8]) {
     ];
     let Ok(Value::Array(steps)) = serde_json::from_slice::<Value>(data) else { return };
     let config = DocConfig { snapshot_every: 3, digest_every: 2 };
-    let Ok(mut client) = DocClient::new("d", false, ring(), "room-42", None, "f", config) else { return };
+    // Half the scripts start without a key (the session key is asked for
+    // after the join and settled against the recorded hint).
+    let start_ring = if steps.len() % 2 == 1 { KeyRing::new() } else { ring() };
+    let Ok(mut client) = DocClient::new("d", false, start_ring, "room-42", None, "f", config) else { return };
     client.join();
     let empty = json!({"head": 0, "snapshot": null, "ops": []});
     let _ = client.handle_event(EVENTS[0], &empty, None, Instant::now());
@@ -146,6 +149,11 @@ pub fn doc_client(data: &[u8]) {
                 None,
                 Instant::now(),
             ),
+            5 => {
+                let key = Key::from_bytes(&[7; 32]);
+                let hint = x.as_str().map(str::to_owned);
+                client.add_key("room-42", (num(1) % 3) as u32 + 1, key, hint)
+            }
             6 => match Delta::from_json(&x) {
                 Ok(delta) => client.edit_at(num(1), delta).map(drop),
                 Err(_) => continue,

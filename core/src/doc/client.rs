@@ -376,9 +376,7 @@ impl DocClient {
         op_id_prefix: &str,
         config: DocConfig,
     ) -> Result<DocClient, DocClientError> {
-        if key_hint.as_ref().is_some_and(|h| h.len() > doc::MAX_KEY_HINT_BYTES) {
-            return Err(DocClientError::Malformed("key_hint longer than 256 bytes"));
-        }
+        check_key_hint(key_hint.as_deref())?;
         if config.snapshot_every == 0 || config.digest_every == 0 {
             return Err(DocClientError::Malformed("snapshot_every and digest_every must be positive"));
         }
@@ -577,9 +575,7 @@ impl DocClient {
         key: Key,
         key_hint: Option<String>,
     ) -> Result<(), DocClientError> {
-        if key_hint.as_ref().is_some_and(|h| h.len() > doc::MAX_KEY_HINT_BYTES) {
-            return Err(DocClientError::Malformed("key_hint longer than 256 bytes"));
-        }
+        check_key_hint(key_hint.as_deref())?;
         let session_key = kid == self.kid && self.ring.current_version(kid).is_none();
         self.ring.insert(kid, kv, key)?;
         if session_key {
@@ -1251,6 +1247,13 @@ fn joined_mut(phase: &mut Phase) -> Result<&mut DocSession, Failure> {
 
 fn no_session() -> Failure {
     bad_remote("no document session (an SDK bug)")
+}
+
+fn check_key_hint(hint: Option<&str>) -> Result<(), DocClientError> {
+    doc::check_key_hint(hint).map_err(|e| match e {
+        DocProtocolError::Shape(message) => DocClientError::Malformed(message),
+        DocProtocolError::NotDocument => DocClientError::Malformed("not a key hint"),
+    })
 }
 
 fn bad_remote(reason: &str) -> Failure {

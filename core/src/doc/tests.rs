@@ -545,6 +545,9 @@ fn a_new_document_claims_a_new_session_key_and_yields_to_an_earlier_claim() {
     c.handle_event("sealcast_internal:doc-state", &state(0, vec![]), None, Instant::now()).unwrap();
     let new_session = DocClientEvent::KeyNeeded { kid: "k".into(), kv: None, key_hint: None };
     assert_eq!(events(&mut c), vec![new_session]);
+    // A hint the server would refuse is refused here, the key not taken.
+    let long = Some("h".repeat(257));
+    assert!(matches!(c.add_key("k", 1, Key::from_bytes(&[9; 32]), long), Err(DocClientError::Malformed(_))));
     // The new key comes with its hint: joined again, claiming it.
     c.add_key("k", 1, Key::from_bytes(&[9; 32]), Some("mine".into())).unwrap();
     assert!(!c.is_ready());

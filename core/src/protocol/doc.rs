@@ -138,7 +138,8 @@ pub enum DocRequest {
     Snapshot(SnapshotUpload),
 }
 
-fn check_key_hint(hint: Option<&str>) -> Result<(), DocProtocolError> {
+/// A key hint within [`MAX_KEY_HINT_BYTES`].
+pub fn check_key_hint(hint: Option<&str>) -> Result<(), DocProtocolError> {
     match hint {
         Some(hint) if hint.len() > MAX_KEY_HINT_BYTES => {
             Err(DocProtocolError::Shape("key_hint longer than 256 bytes"))
