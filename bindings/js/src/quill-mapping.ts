@@ -29,9 +29,14 @@ function opLength(op: Op): number {
  * own again. Quill never deletes its final line nor inserts after it; the
  * one thing a change can do to it is format it (a list or header on the
  * last line). That becomes a newline with those formats ending the
- * document, and a new plain final line below it in the editor.
+ * document, and a new plain final line below it in the editor (the fix-up
+ * inserts it after the formatted one, so it touches nothing the change
+ * did; `line` is where the formatted newline is).
  */
-export function toDocument(change: { ops: unknown[] }, docLength: number): { edit: { ops: Op[] }; fixup: { ops: Op[] } | null } {
+export function toDocument(
+  change: { ops: unknown[] },
+  docLength: number,
+): { edit: { ops: Op[] }; fixup: { ops: Op[]; line: number } | null } {
   const ops: Op[] = [];
   let at = 0; // position in the editor's content before the change
   let end = 0; // position in the document after the change
@@ -51,16 +56,40 @@ export function toDocument(change: { ops: unknown[] }, docLength: number): { edi
     if (op.retain !== undefined && inside < n && formats.length > 0) {
       const attributes = Object.fromEntries(formats);
       ops.push({ insert: "\n", attributes });
-      const cleared = Object.fromEntries(formats.map(([k]) => [k, null]));
       // The editor now ends with the formatted line; add a plain one after it.
-      const fixup: Op[] = end > 0 ? [{ retain: end }] : [];
-      fixup.push({ insert: "\n", attributes }, { retain: 1, attributes: cleared });
-      return { edit: { ops }, fixup: { ops: fixup } };
+      return { edit: { ops }, fixup: { ops: [{ retain: end + 1 }, { insert: "\n" }], line: end } };
     }
     at += n;
     if (at > docLength) break; // nothing real comes after the final line
   }
   return { edit: { ops }, fixup: null };
+}
+
+/**
+ * The undo of a change that formatted the editor's last line, from the one
+ * Quill's history recorded (`recorded`, which clears the format at `line`):
+ * the document got a new formatted line there, so undoing deletes it
+ * instead, and the editor again shows what it showed before the change.
+ * `recorded` may hold earlier changes merged into it; only the op at
+ * `line` changes.
+ */
+export function undoingLine(recorded: Op[], line: number): Op[] {
+  const ops: Op[] = [];
+  let at = 0; // position in the contents the undo applies to
+  for (const op of recorded) {
+    const n = op.insert !== undefined ? 0 : opLength(op);
+    if (typeof op.retain === "number" && op.attributes && at <= line && line < at + n) {
+      const before = line - at;
+      const after = n - before - 1;
+      if (before > 0) ops.push({ ...op, retain: before });
+      ops.push({ delete: 1 });
+      if (after > 0) ops.push({ ...op, retain: after });
+    } else {
+      ops.push(op);
+    }
+    at += n;
+  }
+  return ops;
 }
 
 const isHigh = (unit: number) => unit >= 0xd800 && unit <= 0xdbff;

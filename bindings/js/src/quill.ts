@@ -7,7 +7,7 @@
 
 import type { DocumentEvent } from "./types.js";
 import { SealcastError, type SealedDocument } from "./index.js";
-import { contentLength, cutsPair, replacedSpan, shown, toDocument } from "./quill-mapping.js";
+import { contentLength, cutsPair, replacedSpan, shown, toDocument, undoingLine, type Op } from "./quill-mapping.js";
 
 /** The parts of a Quill 2 instance used here. */
 export interface QuillLike {
@@ -24,6 +24,7 @@ export interface QuillLike {
 /** The part of Quill's history module (undo and redo) used here. */
 interface HistoryLike {
   options: { userOnly?: boolean };
+  stack: { undo: { delta: { ops: Op[] } }[] };
   clear(): void;
 }
 
@@ -86,7 +87,16 @@ export function attachQuill(quill: QuillLike, doc: SealedDocument, options: Quil
       const change = cutsPair(delta, old) ? replacedSpan(old, quill.getContents()) : delta;
       const { edit, fixup } = toDocument(change, contentLength(old) - 1);
       version = doc.edit(version, edit);
-      if (fixup) quill.updateContents(fixup, "api");
+      if (fixup) {
+        quill.updateContents(fixup, "api");
+        // Quill's history would undo the format and leave the new line;
+        // make it take the line back out (its entry is a Delta: keep the class).
+        const top = history?.stack.undo.at(-1);
+        if (top) {
+          const Delta = top.delta.constructor as new (ops: Op[]) => { ops: Op[] };
+          top.delta = new Delta(undoingLine(top.delta.ops, fixup.line));
+        }
+      }
     } catch (err) {
       const code = err instanceof SealcastError ? err.code : "error";
       const message = err instanceof Error ? err.message : String(err);

@@ -304,6 +304,36 @@ test("documents: undo in one editor takes back that user's change, not another's
   }
 });
 
+test("documents: undoing a list on the editor's last line takes the list's line back out; redo puts it back", async () => {
+  // The binding turns that format into a new formatted line ending the
+  // document. Its fix-up used to cancel the change in Quill's history, so
+  // Ctrl+Z undid the change before it (the typed words) instead.
+  const [ann, bob] = await openDoc(`lastlineundo${process.pid}`, "ann", "bob");
+  const contents = (page) => page.evaluate(() => JSON.stringify(window.quill.getContents().ops));
+  const bothShow = async (ops, what) => {
+    const want = JSON.stringify(ops);
+    for (const page of [ann, bob]) {
+      await until(async () => (await contents(page)) === want, 10000, what).catch(() => {});
+      assert.equal(await contents(page), want, what);
+    }
+  };
+  await ann.click(".ql-editor");
+  await ann.keyboard.insertText("one");
+  await bothShow([{ insert: "one\n" }], "the words");
+  await sleep(1200); // past Quill's history grouping delay (1 s)
+  await ann.evaluate(() => window.quill.formatLine(window.quill.getLength() - 1, 0, "list", "bullet", "user"));
+  const listed = [{ insert: "one" }, { attributes: { list: "bullet" }, insert: "\n" }, { insert: "\n" }];
+  await bothShow(listed, "the list");
+  await ann.keyboard.press("Control+z");
+  await bothShow([{ insert: "one\n" }], "the list undone, the words kept");
+  await ann.keyboard.press("Control+Shift+z");
+  await bothShow(listed, "the list redone");
+  for (const page of [ann, bob]) {
+    assert.equal(await page.locator("#status").getAttribute("data-state"), "ready");
+    assert.deepEqual(page.errors, []);
+  }
+});
+
 test("the canary typed in the pages never reached the server's log or data directory", async () => {
   // The server logs at trace level and stored the documents' sealed ops.
   assert.ok(fs.statSync(logFile).size > 0, "the server wrote a log");
