@@ -10,8 +10,8 @@ mod common;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{Client, Seen, Server, TempDir, free_port, http, pump_doc};
-use sealcast_core::crypto::{Key, KeyRing};
+use common::{Client, Seen, Server, SessionKeys, TempDir, free_port, http, pump_doc, pump_doc_with};
+use sealcast_core::crypto::KeyRing;
 use sealcast_core::doc::{DocClient, DocConfig};
 use sealcast_core::ot::Delta;
 use serde_json::{Value, json};
@@ -295,18 +295,35 @@ async fn a_document_edited_through_three_nodes_converges() {
     let dir = TempDir::new("cluster-docs");
     let nodes = [node(&redis, &dir, "a"), node(&redis, &dir, "b"), node(&redis, &dir, "c")];
     let channel = "private-doc-shared";
-    let ring = || KeyRing::single("k", 1, Key::from_bytes(&[4; 32])).unwrap();
+    // Session keys from one app server: the three clients open the new
+    // document at once through three nodes, each gets a new session key
+    // and claims it; the claim recorded in Redis first wins everywhere.
+    let keys = SessionKeys::default();
     let mut peers = Vec::new();
     for (i, server) in nodes.iter().enumerate() {
         let mut client = server.client().await;
         client.join(channel, None).await;
         let config = DocConfig { snapshot_every: 25, digest_every: 5 };
-        let mut doc = DocClient::new("shared", false, ring(), "k", None, &format!("n{i}"), config).unwrap();
+        let mut doc =
+            DocClient::new("shared", false, KeyRing::new(), "k", None, &format!("n{i}"), config).unwrap();
         doc.join();
-        pump_doc(&mut doc, &mut client, Duration::from_millis(300), None).await;
-        assert!(doc.is_ready());
         peers.push((client, doc));
     }
+    // Every join is answered "no session yet" before anyone claims one.
+    for (client, doc) in peers.iter_mut() {
+        while let Some(message) = doc.poll_transmit() {
+            client.send_raw(&message.encode(doc.channel())).await;
+        }
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    for _ in 0..3 {
+        for (client, doc) in peers.iter_mut() {
+            pump_doc_with(doc, client, Duration::from_millis(150), None, Some(&keys)).await;
+        }
+    }
+    assert!(peers.iter().all(|(_, doc)| doc.is_ready()));
+    eprintln!("session keys issued: {:?}", keys.issued());
+    assert_eq!(keys.issued().len(), 3, "the three raced for the new document's session");
     // 60 rounds: every client types at once, then they exchange.
     for round in 0..60 {
         for (i, (_, doc)) in peers.iter_mut().enumerate() {

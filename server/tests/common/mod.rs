@@ -213,7 +213,48 @@ pub async fn pump_doc(
     doc: &mut sealcast_core::doc::DocClient,
     client: &mut Client,
     wait: Duration,
+    wire: Option<&mut String>,
+) -> u64 {
+    pump_doc_with(doc, client, wait, wire, None).await
+}
+
+/// An app server's document session keys (docs/keys.md): a request without
+/// hint gets a new session key and its hint, one with a hint that session's
+/// key. Shared by every client of a test, as one app server.
+#[allow(dead_code)] // not every test binary uses it
+#[derive(Default)]
+pub struct SessionKeys(Mutex<std::collections::HashMap<String, [u8; 32]>>);
+
+#[allow(dead_code)]
+impl SessionKeys {
+    pub fn grant(&self, hint: Option<&str>) -> (sealcast_core::crypto::Key, Option<String>) {
+        use sealcast_core::crypto::Key;
+        let mut sessions = self.0.lock().unwrap();
+        match hint {
+            Some(hint) => (Key::from_bytes(&sessions[hint]), None),
+            None => {
+                let hint = format!("session-{}", sessions.len() + 1);
+                let key = Key::generate().unwrap();
+                sessions.insert(hint.clone(), *key.expose_secret());
+                (key, Some(hint))
+            }
+        }
+    }
+
+    /// The hints issued so far.
+    pub fn issued(&self) -> Vec<String> {
+        self.0.lock().unwrap().keys().cloned().collect()
+    }
+}
+
+/// [`pump_doc`], answering the document's requests for its session key from
+/// `keys`.
+pub async fn pump_doc_with(
+    doc: &mut sealcast_core::doc::DocClient,
+    client: &mut Client,
+    wait: Duration,
     mut wire: Option<&mut String>,
+    keys: Option<&SessionKeys>,
 ) -> u64 {
     use sealcast_core::doc::DocClientEvent;
     let deadline = tokio::time::Instant::now() + wait;
@@ -227,6 +268,10 @@ pub async fn pump_doc(
             match event {
                 DocClientEvent::Refused { retry_in: Some(_), .. } => retried += 1,
                 DocClientEvent::Diverged { .. } | DocClientEvent::Refused { .. } => panic!("{event:?}"),
+                DocClientEvent::KeyNeeded { kid, kv: None, key_hint } if keys.is_some() => {
+                    let (key, hint) = keys.unwrap().grant(key_hint.as_deref());
+                    doc.add_key(&kid, 1, key, hint).unwrap();
+                }
                 _ => {}
             }
         }
