@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::{APP_KEY, APP_SECRET, Server, TempDir, free_port};
+use common::{APP_KEY, APP_SECRET, Server, SessionKeys, TempDir, free_port};
 use sealcast_core::client::ChannelAuth;
 use sealcast_core::client::{DocOptions, Document};
 use sealcast_core::crypto::{Key, Scope};
@@ -36,13 +36,13 @@ impl Authorizer for HmacAuthorizer {
 }
 
 /// Keys by (kid, kv); the newest version answers `kv: None`. Counts calls.
-/// Or, made by [`Keys::sessions`], document keys issued per session as an
-/// app server following docs/keys.md does: no hint mints a new session.
+/// Or, made by [`Keys::sessions`], document keys issued per session by one
+/// app server (docs/keys.md): no hint mints a new session.
 #[derive(Default)]
 struct Keys {
     keys: Mutex<HashMap<(String, u32), [u8; 32]>>,
     calls: Mutex<Vec<KeyRequest>>,
-    sessions: Option<Mutex<HashMap<String, Key>>>,
+    sessions: Option<Arc<SessionKeys>>,
 }
 
 impl Keys {
@@ -54,8 +54,8 @@ impl Keys {
         Arc::new(keys)
     }
 
-    fn sessions() -> Arc<Keys> {
-        Arc::new(Keys { sessions: Some(Mutex::default()), ..Keys::default() })
+    fn sessions(app_server: &Arc<SessionKeys>) -> Arc<Keys> {
+        Arc::new(Keys { sessions: Some(app_server.clone()), ..Keys::default() })
     }
 
     fn document_calls(&self) -> Vec<KeyRequest> {
@@ -67,20 +67,8 @@ impl KeyProvider for Keys {
     fn key(&self, request: &KeyRequest) -> Result<KeyGrant, String> {
         self.calls.lock().unwrap().push(request.clone());
         if let (Some(sessions), Some(_)) = (&self.sessions, &request.doc_id) {
-            let mut sessions = sessions.lock().unwrap();
-            return match &request.key_hint {
-                Some(hint) => {
-                    let key = sessions.get(hint).ok_or_else(|| format!("no session {hint}"))?;
-                    Ok(KeyGrant::new(1, Key::from_bytes(key.expose_secret())))
-                }
-                None => {
-                    let hint = format!("session-{}", sessions.len() + 1);
-                    let key = Key::generate().map_err(|e| e.to_string())?;
-                    let grant = Key::from_bytes(key.expose_secret());
-                    sessions.insert(hint.clone(), key);
-                    Ok(KeyGrant { kv: 1, key: grant, key_hint: Some(hint) })
-                }
-            };
+            let (key, key_hint) = sessions.grant(request.key_hint.as_deref())?;
+            return Ok(KeyGrant { kv: 1, key, key_hint });
         }
         let keys = self.keys.lock().unwrap();
         let kv = match request.kv {
@@ -352,7 +340,8 @@ async fn joiners_of_a_new_document_share_one_session_key_recorded_across_a_resta
     let root = TempDir::new("sdk-sessions");
     let port = free_port();
     let mut server = Server::start_in_on(&root.0, port, "", "", &[]);
-    let keys = Keys::sessions();
+    let app_server = Arc::new(SessionKeys::default());
+    let keys = Keys::sessions(&app_server);
     let options =
         || DocOptions { presence: true, kid: "doc-key".into(), key_hint: None, config: DocConfig::default() };
     let (ann, mut ann_rx) = start(port, "ann", keys.clone());
@@ -373,19 +362,14 @@ async fn joiners_of_a_new_document_share_one_session_key_recorded_across_a_resta
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let view = view.expect("the two clients did not converge: they seal under different keys");
-    let minted: Vec<String> = keys.sessions.as_ref().unwrap().lock().unwrap().keys().cloned().collect();
+    let minted = app_server.issued();
     eprintln!("sessions minted: {minted:?}; requests: {:?}", keys.document_calls());
     assert!(!minted.is_empty() && minted.len() <= 2);
 
     server.child.kill().unwrap();
     server.child.wait().unwrap();
     let _server = Server::start_in_on(&root.0, port, "", "", &[]);
-    let carl_keys = Keys::sessions();
-    // Carl's provider is the same app server: it knows the sessions.
-    for hint in &minted {
-        let key = keys.sessions.as_ref().unwrap().lock().unwrap()[hint].expose_secret().to_owned();
-        carl_keys.sessions.as_ref().unwrap().lock().unwrap().insert(hint.clone(), Key::from_bytes(&key));
-    }
+    let carl_keys = Keys::sessions(&app_server);
     let (carl, mut carl_rx) = start(port, "carl", carl_keys.clone());
     carl.with_machine(|m| m.open_document("notes", options())).unwrap();
     assert_eq!(ready(&mut carl_rx).await, view);
@@ -393,7 +377,7 @@ async fn joiners_of_a_new_document_share_one_session_key_recorded_across_a_resta
     assert_eq!(asked.len(), 1, "{asked:?}");
     let hint = asked[0].key_hint.clone().expect("the server names the recorded session");
     assert!(minted.contains(&hint));
-    assert_eq!(carl_keys.sessions.as_ref().unwrap().lock().unwrap().len(), minted.len(), "no new session");
+    assert_eq!(app_server.issued().len(), minted.len(), "no new session");
 }
 
 /// A TLS terminator in front of the server: a self-signed certificate for

@@ -227,16 +227,20 @@ pub struct SessionKeys(Mutex<std::collections::HashMap<String, [u8; 32]>>);
 
 #[allow(dead_code)]
 impl SessionKeys {
-    pub fn grant(&self, hint: Option<&str>) -> (sealcast_core::crypto::Key, Option<String>) {
+    /// The key for a request with `hint`, and the hint of a new session.
+    pub fn grant(&self, hint: Option<&str>) -> Result<(sealcast_core::crypto::Key, Option<String>), String> {
         use sealcast_core::crypto::Key;
         let mut sessions = self.0.lock().unwrap();
         match hint {
-            Some(hint) => (Key::from_bytes(&sessions[hint]), None),
+            Some(hint) => {
+                let key = sessions.get(hint).ok_or_else(|| format!("no session {hint}"))?;
+                Ok((Key::from_bytes(key), None))
+            }
             None => {
                 let hint = format!("session-{}", sessions.len() + 1);
-                let key = Key::generate().unwrap();
+                let key = Key::generate().map_err(|e| e.to_string())?;
                 sessions.insert(hint.clone(), *key.expose_secret());
-                (key, Some(hint))
+                Ok((key, Some(hint)))
             }
         }
     }
@@ -269,7 +273,7 @@ pub async fn pump_doc_with(
                 DocClientEvent::Refused { retry_in: Some(_), .. } => retried += 1,
                 DocClientEvent::Diverged { .. } | DocClientEvent::Refused { .. } => panic!("{event:?}"),
                 DocClientEvent::KeyNeeded { kid, kv: None, key_hint } if keys.is_some() => {
-                    let (key, hint) = keys.unwrap().grant(key_hint.as_deref());
+                    let (key, hint) = keys.unwrap().grant(key_hint.as_deref()).unwrap();
                     doc.add_key(&kid, 1, key, hint).unwrap();
                 }
                 _ => {}
