@@ -206,6 +206,22 @@ impl RedisStore {
         })
     }
 
+    /// Runs a script that answers `{'new'}` for a document that does not
+    /// exist yet (`run(false)`), then, within the app's quota, again with
+    /// the quota checked (`run(true)`).
+    fn admitting(
+        &self,
+        id: &DocId,
+        run: impl Fn(bool) -> Result<Vec<redis::Value>, StoreError>,
+    ) -> Result<Vec<redis::Value>, StoreError> {
+        let reply = run(false)?;
+        if !matches!(reply.first(), Some(redis::Value::BulkString(b)) if b == b"new") {
+            return Ok(reply);
+        }
+        self.admit_new_document(id)?;
+        run(true)
+    }
+
     /// The app's document quota, checked only when a document is created
     /// (by its first op or its session key hint). Its set lives outside the
     /// document's hash slot, so it is not part of the scripts (two nodes
@@ -245,11 +261,6 @@ impl RedisStore {
     }
 }
 
-/// A script's `{'new'}`: the document does not exist yet.
-fn is_new(reply: &[redis::Value]) -> bool {
-    matches!(reply.first(), Some(redis::Value::BulkString(b)) if b == b"new")
-}
-
 /// `base|len(op_id)|op_id payload` (the op id's length makes any op id safe).
 fn parse_op(seq: u64, stored: &str) -> Option<StoredOp> {
     let (base, rest) = stored.split_once('|')?;
@@ -287,11 +298,7 @@ impl DocStore for RedisStore {
                     .invoke(conn)
             })
         };
-        let mut reply = run(false)?;
-        if is_new(&reply) {
-            self.admit_new_document(id)?;
-            reply = run(true)?;
-        }
+        let reply = self.admitting(id, run)?;
         let text = |i: usize| match reply.get(i) {
             Some(redis::Value::BulkString(b)) => String::from_utf8_lossy(b).into_owned(),
             Some(redis::Value::SimpleString(s)) => s.clone(),
@@ -459,12 +466,7 @@ impl DocStore for RedisStore {
                     .invoke(conn)
             })
         };
-        let mut reply = run(false)?;
-        if is_new(&reply) {
-            self.admit_new_document(id)?;
-            reply = run(true)?;
-        }
-        match reply.as_slice() {
+        match self.admitting(id, run)?.as_slice() {
             [redis::Value::BulkString(ok), redis::Value::BulkString(hint)] if ok == b"ok" => {
                 Ok(Some(String::from_utf8_lossy(hint).into_owned()))
             }

@@ -87,24 +87,11 @@ impl SqliteStore {
         conn.busy_timeout(std::time::Duration::from_secs(5)).map_err(|e| backend(&e))?;
         conn.execute_batch(SCHEMA).map_err(|e| backend(&e))?;
         // Databases from before op authors were stored gain the column
-        // (existing ops have no author: only identical bytes match them).
-        let has_author: bool = conn
-            .query_row("SELECT COUNT(*) FROM pragma_table_info('ops') WHERE name = 'author'", [], |r| {
-                r.get(0)
-            })
-            .map_err(|e| backend(&e))?;
-        if !has_author {
-            conn.execute_batch("ALTER TABLE ops ADD COLUMN author TEXT").map_err(|e| backend(&e))?;
-        }
-        // And documents the session key hint (none for existing ones).
-        let has_hint: bool = conn
-            .query_row("SELECT COUNT(*) FROM pragma_table_info('docs') WHERE name = 'key_hint'", [], |r| {
-                r.get(0)
-            })
-            .map_err(|e| backend(&e))?;
-        if !has_hint {
-            conn.execute_batch("ALTER TABLE docs ADD COLUMN key_hint TEXT").map_err(|e| backend(&e))?;
-        }
+        // (existing ops have no author: only identical bytes match them),
+        // and from before session key hints were recorded theirs (existing
+        // documents have none).
+        add_column(&conn, "ops", "author").map_err(|e| backend(&e))?;
+        add_column(&conn, "docs", "key_hint").map_err(|e| backend(&e))?;
         let reader = Connection::open(path).map_err(|e| backend(&e))?;
         reader.busy_timeout(std::time::Duration::from_secs(5)).map_err(|e| backend(&e))?;
         Ok(SqliteStore {
@@ -148,6 +135,19 @@ impl SqliteStore {
     fn read(&self) -> MutexGuard<'_, Connection> {
         self.reader.lock().unwrap_or_else(|p| p.into_inner())
     }
+}
+
+/// Adds TEXT column `column` to `table` unless it has it.
+fn add_column(conn: &Connection, table: &str, column: &str) -> rusqlite::Result<()> {
+    let has: bool = conn.query_row(
+        "SELECT COUNT(*) FROM pragma_table_info(?1) WHERE name = ?2",
+        params![table, column],
+        |r| r.get(0),
+    )?;
+    if !has {
+        conn.execute_batch(&format!("ALTER TABLE {table} ADD COLUMN {column} TEXT"))?;
+    }
+    Ok(())
 }
 
 /// One append inside the current transaction (see the module contract).
@@ -512,6 +512,41 @@ mod tests {
         let mode: String = store.lock().query_row("PRAGMA journal_mode", [], |r| r.get(0)).unwrap();
         let sync: i64 = store.lock().query_row("PRAGMA synchronous", [], |r| r.get(0)).unwrap();
         assert_eq!((mode.as_str(), sync), ("wal", 2), "WAL with synchronous=FULL");
+        std::fs::remove_dir_all(path.parent().unwrap()).ok();
+    }
+
+    #[test]
+    fn a_database_from_before_authors_and_hints_is_upgraded_in_place() {
+        let path = temp_db("upgrade");
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        {
+            let old = Connection::open(&path).unwrap();
+            old.execute_batch(
+                "CREATE TABLE docs (app TEXT NOT NULL, doc TEXT NOT NULL, head INTEGER NOT NULL DEFAULT 0,
+                     floor INTEGER NOT NULL DEFAULT 0, bytes INTEGER NOT NULL DEFAULT 0,
+                     PRIMARY KEY (app, doc)) WITHOUT ROWID;
+                 CREATE TABLE ops (app TEXT NOT NULL, doc TEXT NOT NULL, seq INTEGER NOT NULL,
+                     base INTEGER NOT NULL, op_id TEXT NOT NULL, payload TEXT NOT NULL,
+                     PRIMARY KEY (app, doc, seq)) WITHOUT ROWID;
+                 INSERT INTO docs VALUES ('a', 'old', 1, 0, 300);
+                 INSERT INTO ops VALUES ('a', 'old', 1, 0, 'op-1', 'payload-1');",
+            )
+            .unwrap();
+        }
+        let store = SqliteStore::open(&path, DocLimits::default()).unwrap();
+        let old = DocId::new("a", "old");
+        assert_eq!(store.ops_since(&old, 0, Page { ops: 10, bytes: usize::MAX }).unwrap().len(), 1);
+        assert_eq!(
+            store.claim_key_hint(&old, "late").unwrap(),
+            None,
+            "a document with history keeps no hint"
+        );
+        assert_eq!(store.append(&old, 1, "op-2", "p", Some("ann")).unwrap(), AppendOutcome::Appended(2));
+        let new = DocId::new("a", "new");
+        assert_eq!(store.claim_key_hint(&new, "salt").unwrap().as_deref(), Some("salt"));
+        drop(store);
+        let reopened = SqliteStore::open(&path, DocLimits::default()).unwrap();
+        assert_eq!(reopened.key_hint(&new).unwrap().as_deref(), Some("salt"), "the hint is durable");
         std::fs::remove_dir_all(path.parent().unwrap()).ok();
     }
 
