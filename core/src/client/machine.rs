@@ -853,19 +853,20 @@ impl ClientMachine {
     fn key_refused(&mut self, request: &KeyRequest, message: &str) {
         self.events.push_back(Event::Error { code: None, message: format!("key provider: {message}") });
         if let Some(doc_id) = &request.doc_id {
-            // Without its session key a document can never be edited.
-            if request.kv.is_none() {
-                return self.close_document(doc_id);
-            }
             if self.docs.contains_key(doc_id) {
-                // The document keeps waiting for the key an envelope names;
-                // the app may add it later (its `KeyNeeded` says which).
+                // The document's `KeyNeeded` says which key did not come.
                 let event = DocClientEvent::KeyNeeded {
                     kid: request.kid.clone(),
                     kv: request.kv,
                     key_hint: request.key_hint.clone(),
                 };
                 self.events.push_back(Event::Document { doc_id: doc_id.clone(), event });
+            }
+            // Without its session key a document can never be edited: it
+            // is closed. One waiting for a key an envelope names goes on
+            // waiting; the app may add that key later.
+            if request.kv.is_none() {
+                self.close_document(doc_id);
             }
             return;
         }
