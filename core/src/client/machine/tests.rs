@@ -390,10 +390,12 @@ fn a_document_waits_for_its_key_and_a_refused_key_closes_it() {
     assert!(errors(&world, bob).iter().any(|m| m.contains("key provider")));
     // The document's own events say so too (an editor showing "loading"
     // would otherwise wait forever).
-    assert!(world.nodes[bob].events.iter().any(|e| matches!(
-        e,
-        Event::Document { event: DocClientEvent::KeyNeeded { kv: None, .. }, .. }
-    )));
+    assert!(
+        world.nodes[bob]
+            .events
+            .iter()
+            .any(|e| matches!(e, Event::Document { event: DocClientEvent::KeyNeeded { kv: None, .. }, .. }))
+    );
 }
 
 #[test]
