@@ -10,7 +10,7 @@ fn parse(json: &str) -> Result<Delta, SealcastError> {
 }
 
 fn text(delta: &Delta) -> String {
-    delta.to_json().to_string()
+    delta.to_json_string()
 }
 
 /// `a` then `b`, as one delta.

@@ -123,7 +123,7 @@ pub struct DocumentOptions {
 }
 
 fn json(delta: &Delta) -> String {
-    delta.to_json().to_string()
+    delta.to_json_string()
 }
 
 pub(crate) fn document_event(event: DocClientEvent) -> Option<DocumentEvent> {

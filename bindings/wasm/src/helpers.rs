@@ -85,7 +85,7 @@ fn delta(text: &str) -> Result<Delta, JsError> {
 }
 
 fn text(delta: &Delta) -> String {
-    delta.to_json().to_string()
+    delta.to_json_string()
 }
 
 /// `a` then `b`, as one delta.

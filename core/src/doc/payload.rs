@@ -46,9 +46,9 @@ fn open(ring: &KeyRing, scope: &Scope, payload: &str) -> Result<Value, PayloadEr
     Ok(ring.open(scope, &JsonPointer::root(), &envelope)?)
 }
 
-fn delta_member(value: &Value) -> Result<Delta, PayloadError> {
-    let delta = value.get("delta").ok_or(PayloadError::Malformed("no delta"))?;
-    Delta::from_json(delta).map_err(|_| PayloadError::Malformed("invalid delta"))
+fn delta_member(mut value: Value) -> Result<Delta, PayloadError> {
+    let delta = value.get_mut("delta").map(Value::take).ok_or(PayloadError::Malformed("no delta"))?;
+    Delta::from_json_value(delta).map_err(|_| PayloadError::Malformed("invalid delta"))
 }
 
 /// Seals an op made against the document at `base`.
@@ -76,7 +76,7 @@ pub fn open_op(
     if value.get("op_id").and_then(Value::as_str) != Some(op_id) {
         return Err(PayloadError::Malformed("the op id inside the op differs from the server's"));
     }
-    delta_member(&value)
+    delta_member(value)
 }
 
 /// Seals the canonical document at `seq`.
@@ -92,7 +92,7 @@ pub fn seal_snapshot(
 
 /// Opens a snapshot stored at `seq`.
 pub fn open_snapshot(ring: &KeyRing, doc_id: &str, seq: u64, payload: &str) -> Result<Delta, PayloadError> {
-    let document = delta_member(&open(ring, &Scope::document(doc_id, "snapshot", seq)?, payload)?)?;
+    let document = delta_member(open(ring, &Scope::document(doc_id, "snapshot", seq)?, payload)?)?;
     if !document.is_document() {
         return Err(PayloadError::Malformed("a snapshot holds inserts only"));
     }
@@ -140,7 +140,7 @@ pub fn digest(key: &Key, doc_id: &str, seq: u64, document: &Delta) -> String {
     mac.update(&(doc_id.len() as u64).to_be_bytes());
     mac.update(doc_id.as_bytes());
     mac.update(&seq.to_be_bytes());
-    mac.update(document.to_json().to_string().as_bytes());
+    mac.update(document.to_json_string().as_bytes());
     let tag = mac.finalize().into_bytes();
     b64::encode(&tag[..DIGEST_LEN])
 }

@@ -229,6 +229,18 @@ mod properties {
             prop_assert_eq!(left, right);
         }
 
+        /// The JSON text written directly is the text of the JSON value
+        /// (digests hash it, so the bytes must not change), and both parse
+        /// back to the change.
+        #[test]
+        fn json_text_is_the_json_values_text((doc, a, _) in doc_and_two_changes()) {
+            for delta in [&doc, &a] {
+                let text = delta.to_json_string();
+                prop_assert_eq!(&text, &delta.to_json().to_string());
+                prop_assert_eq!(&Delta::from_json_str(&text).unwrap(), delta);
+            }
+        }
+
         /// Inverting a change and applying it restores the document.
         #[test]
         fn invert_round_trip((doc, a, _) in doc_and_two_changes()) {
