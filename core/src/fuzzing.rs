@@ -66,6 +66,14 @@ pub fn frame_decode(data: &[u8]) {
 pub fn ot_apply(data: &[u8]) {
     use crate::ot::Delta;
     let Ok(Value::Array(parts)) = serde_json::from_slice::<Value>(data) else { return };
+    for part in &parts {
+        // The text parser (what the bindings use) agrees with the value's.
+        assert_eq!(
+            Delta::from_json_str(&part.to_string()),
+            Delta::from_json(part),
+            "text and value parse alike"
+        );
+    }
     let mut deltas = parts.iter().filter_map(|part| Delta::from_json(part).ok());
     let (Some(doc), Some(a)) = (deltas.next(), deltas.next()) else { return };
     let b = deltas.next().unwrap_or_default();

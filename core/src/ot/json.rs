@@ -52,7 +52,7 @@ impl Delta {
     /// (`"\ud83d"`, which `JSON.stringify` writes for a string cut inside a
     /// pair) is [`OtError::SplitSurrogatePair`], not just "not JSON".
     pub fn from_json_str(text: &str) -> Result<Delta, OtError> {
-        let value = serde_json::from_str(text).map_err(|e| {
+        let wire: WireDelta = serde_json::from_str(text).map_err(|e| {
             // serde_json names both cases only in its message ("lone leading
             // surrogate in hex escape", "unexpected end of hex escape").
             if e.is_syntax() && e.to_string().contains("hex escape") && text.contains("\\u") {
@@ -61,7 +61,16 @@ impl Delta {
                 OtError::Malformed("not JSON")
             }
         })?;
-        Delta::from_json_value(value)
+        let ops = match wire {
+            WireDelta::Ops(ops) => ops,
+            WireDelta::TooMany => return Err(OtError::Oversize("more than 100000 ops")),
+            WireDelta::NotDelta => return Err(OtError::Malformed("expected {\"ops\": [...]}")),
+        };
+        let mut delta = Delta::new();
+        for op in ops {
+            delta.push(op.into_op()?);
+        }
+        Ok(delta)
     }
 
     /// The JSON form `{"ops": [...]}`.
@@ -85,7 +94,7 @@ impl Serialize for Delta {
             fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
                 let mut seq = serializer.serialize_seq(Some(self.0.len()))?;
                 for op in self.0 {
-                    seq.serialize_element(&WireOp(op))?;
+                    seq.serialize_element(&OpOut(op))?;
                 }
                 seq.end()
             }
@@ -97,9 +106,9 @@ impl Serialize for Delta {
 }
 
 /// One op as `op_to_json` writes it: its kind first, then `attributes`.
-struct WireOp<'a>(&'a Op);
+struct OpOut<'a>(&'a Op);
 
-impl Serialize for WireOp<'_> {
+impl Serialize for OpOut<'_> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         let op = self.0;
         let attributes = op.attributes();
@@ -118,39 +127,259 @@ impl Serialize for WireOp<'_> {
 }
 
 fn parse_op(value: Value) -> Result<Op, OtError> {
-    let Value::Object(mut map) = value else { return Err(OtError::Malformed("an op must be a JSON object")) };
-    let attributes = match map.remove("attributes") {
-        None | Some(Value::Null) => None,
-        Some(Value::Object(attrs)) if attrs.is_empty() => None,
-        Some(Value::Object(attrs)) => Some(std::sync::Arc::new(attrs)),
-        Some(_) => return Err(OtError::InvalidAttributes("`attributes` must be a JSON object")),
-    };
-    let kinds = ["insert", "retain", "delete"].iter().filter(|k| map.contains_key(**k)).count();
-    if kinds != 1 {
-        return Err(OtError::Malformed("an op has exactly one of insert, retain, delete"));
+    let Value::Object(map) = value else { return Err(OtError::Malformed("an op must be a JSON object")) };
+    let mut op = WireOp::default();
+    for (key, value) in map {
+        op.set(Member::of(&key), value);
     }
-    if map.len() != 1 {
-        return Err(OtError::Malformed("unknown member in op"));
-    }
-    if let Some(insert) = map.remove("insert") {
-        let insert = match insert {
-            Value::String(text) if text.is_empty() => return Err(OtError::InvalidLength("empty insert")),
-            Value::String(text) => Insert::text(text),
-            Value::Object(embed) if !embed.is_empty() => Insert::Embed(embed),
-            _ => return Err(OtError::InvalidEmbed("an insert is a non-empty string or a non-empty object")),
-        };
-        return Ok(Op::Insert { insert, attributes });
-    }
-    if let Some(retain) = map.get("retain") {
-        if retain.is_object() {
-            return Err(OtError::InvalidEmbed("embed retains are not supported"));
+    op.into_op()
+}
+
+/// An op's members as parsed, before they are checked ([`WireOp::into_op`]).
+#[derive(Debug, Default)]
+struct WireOp {
+    not_object: bool,
+    insert: Option<Value>,
+    retain: Option<Value>,
+    delete: Option<Value>,
+    attributes: Option<Value>,
+    unknown: bool,
+}
+
+impl WireOp {
+    /// A member (a repeated one replaces the first, as in a JSON object).
+    fn set(&mut self, key: Member, value: Value) {
+        match key {
+            Member::Insert => self.insert = Some(value),
+            Member::Retain => self.retain = Some(value),
+            Member::Delete => self.delete = Some(value),
+            Member::Attributes => self.attributes = Some(value),
+            Member::Ops | Member::Other => self.unknown = true,
         }
-        return Ok(Op::Retain { n: length(retain)?, attributes });
     }
-    if attributes.is_some() {
-        return Err(OtError::InvalidAttributes("a delete has no attributes"));
+
+    fn into_op(self) -> Result<Op, OtError> {
+        if self.not_object {
+            return Err(OtError::Malformed("an op must be a JSON object"));
+        }
+        let attributes = match self.attributes {
+            None | Some(Value::Null) => None,
+            Some(Value::Object(attrs)) if attrs.is_empty() => None,
+            Some(Value::Object(attrs)) => Some(std::sync::Arc::new(attrs)),
+            Some(_) => return Err(OtError::InvalidAttributes("`attributes` must be a JSON object")),
+        };
+        let kinds = [&self.insert, &self.retain, &self.delete].iter().filter(|k| k.is_some()).count();
+        if kinds != 1 {
+            return Err(OtError::Malformed("an op has exactly one of insert, retain, delete"));
+        }
+        if self.unknown {
+            return Err(OtError::Malformed("unknown member in op"));
+        }
+        if let Some(insert) = self.insert {
+            let insert = match insert {
+                Value::String(text) if text.is_empty() => return Err(OtError::InvalidLength("empty insert")),
+                Value::String(text) => Insert::text(text),
+                Value::Object(embed) if !embed.is_empty() => Insert::Embed(embed),
+                _ => {
+                    return Err(OtError::InvalidEmbed(
+                        "an insert is a non-empty string or a non-empty object",
+                    ));
+                }
+            };
+            return Ok(Op::Insert { insert, attributes });
+        }
+        if let Some(retain) = self.retain {
+            if retain.is_object() {
+                return Err(OtError::InvalidEmbed("embed retains are not supported"));
+            }
+            return Ok(Op::Retain { n: length(&retain)?, attributes });
+        }
+        if attributes.is_some() {
+            return Err(OtError::InvalidAttributes("a delete has no attributes"));
+        }
+        Ok(Op::Delete(length(self.delete.as_ref().unwrap_or(&Value::Null))?))
     }
-    Ok(Op::Delete(length(map.get("delete").unwrap_or(&Value::Null))?))
+}
+
+/// A member name of a delta or an op, read without allocating.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Member {
+    Ops,
+    Insert,
+    Retain,
+    Delete,
+    Attributes,
+    Other,
+}
+
+impl Member {
+    fn of(name: &str) -> Member {
+        match name {
+            "ops" => Member::Ops,
+            "insert" => Member::Insert,
+            "retain" => Member::Retain,
+            "delete" => Member::Delete,
+            "attributes" => Member::Attributes,
+            _ => Member::Other,
+        }
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Member {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Member, D::Error> {
+        struct Name;
+        impl serde::de::Visitor<'_> for Name {
+            type Value = Member;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a member name")
+            }
+            fn visit_str<E>(self, name: &str) -> Result<Member, E> {
+                Ok(Member::of(name))
+            }
+        }
+        deserializer.deserialize_str(Name)
+    }
+}
+
+/// A visitor's answer to any JSON scalar (which is never what it wants):
+/// `$answer`, for the caller to report in its own terms.
+macro_rules! scalars_are {
+    ($answer:expr) => {
+        fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
+            Ok($answer)
+        }
+        fn visit_i64<E>(self, _: i64) -> Result<Self::Value, E> {
+            Ok($answer)
+        }
+        fn visit_u64<E>(self, _: u64) -> Result<Self::Value, E> {
+            Ok($answer)
+        }
+        fn visit_f64<E>(self, _: f64) -> Result<Self::Value, E> {
+            Ok($answer)
+        }
+        fn visit_str<E>(self, _: &str) -> Result<Self::Value, E> {
+            Ok($answer)
+        }
+        fn visit_unit<E>(self) -> Result<Self::Value, E> {
+            Ok($answer)
+        }
+    };
+}
+
+/// A delta's JSON text parsed straight into [`WireOp`]s: no `Value` tree
+/// for the ops themselves (their members still parse as values). What
+/// does not have a delta's shape is recorded, not a parse error, so the
+/// caller reports it as [`Delta::from_json`] does.
+enum WireDelta {
+    Ops(Vec<WireOp>),
+    TooMany,
+    NotDelta,
+}
+
+impl<'de> serde::Deserialize<'de> for WireDelta {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<WireDelta, D::Error> {
+        deserializer.deserialize_any(DeltaVisitor)
+    }
+}
+
+struct DeltaVisitor;
+
+impl<'de> serde::de::Visitor<'de> for DeltaVisitor {
+    type Value = WireDelta;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a delta")
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, seq: A) -> Result<WireDelta, A::Error> {
+        OpsVisitor.visit_seq(seq)
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<WireDelta, A::Error> {
+        let mut found = WireDelta::NotDelta;
+        while let Some(key) = map.next_key::<Member>()? {
+            if key == Member::Ops {
+                found = map.next_value_seed(OpsSeed)?;
+            } else {
+                map.next_value::<serde::de::IgnoredAny>()?;
+            }
+        }
+        Ok(found)
+    }
+
+    scalars_are!(WireDelta::NotDelta);
+}
+
+/// The value of `"ops"`: an array of ops, else not a delta.
+struct OpsSeed;
+
+impl<'de> serde::de::DeserializeSeed<'de> for OpsSeed {
+    type Value = WireDelta;
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, deserializer: D) -> Result<WireDelta, D::Error> {
+        deserializer.deserialize_any(OpsVisitor)
+    }
+}
+
+struct OpsVisitor;
+
+impl<'de> serde::de::Visitor<'de> for OpsVisitor {
+    type Value = WireDelta;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("an array of ops")
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<WireDelta, A::Error> {
+        let mut ops = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(1024));
+        while let Some(op) = seq.next_element::<WireOp>()? {
+            if ops.len() == MAX_OPS {
+                // Past the bound: the rest is read, not kept.
+                while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {}
+                return Ok(WireDelta::TooMany);
+            }
+            ops.push(op);
+        }
+        Ok(WireDelta::Ops(ops))
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<WireDelta, A::Error> {
+        while map.next_entry::<serde::de::IgnoredAny, serde::de::IgnoredAny>()?.is_some() {}
+        Ok(WireDelta::NotDelta)
+    }
+
+    scalars_are!(WireDelta::NotDelta);
+}
+
+impl<'de> serde::Deserialize<'de> for WireOp {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<WireOp, D::Error> {
+        deserializer.deserialize_any(OpVisitor)
+    }
+}
+
+struct OpVisitor;
+
+impl<'de> serde::de::Visitor<'de> for OpVisitor {
+    type Value = WireOp;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("an op")
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<WireOp, A::Error> {
+        let mut op = WireOp::default();
+        while let Some(key) = map.next_key::<Member>()? {
+            op.set(key, map.next_value::<Value>()?);
+        }
+        Ok(op)
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<WireOp, A::Error> {
+        while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {}
+        Ok(WireOp { not_object: true, ..WireOp::default() })
+    }
+
+    scalars_are!(WireOp { not_object: true, ..WireOp::default() });
 }
 
 fn length(value: &Value) -> Result<usize, OtError> {
@@ -198,6 +427,47 @@ mod tests {
         let delta = Delta::from_json(&value).unwrap();
         assert_eq!(delta.to_json(), value);
         assert_eq!(delta.to_json_string(), value.to_string());
+    }
+
+    #[test]
+    fn the_text_parser_refuses_what_the_value_parser_refuses_alike() {
+        for text in [
+            r#"[]"#,
+            r#"{"ops":[]}"#,
+            r#"{"ops":[], "extra": {"x": [1, 2]}}"#,
+            r#"{"nope":[]}"#,
+            r#"{"ops":{"insert":"a"}}"#,
+            r#"{"ops":"text"}"#,
+            r#"7"#,
+            r#"null"#,
+            r#"[5]"#,
+            r#"[[{"insert":"a"}]]"#,
+            r#"["insert"]"#,
+            r#"[{}]"#,
+            r#"[{"insert":"a","retain":1}]"#,
+            r#"[{"insert":"a","bold":true}]"#,
+            r#"[{"insert":"a","ops":1}]"#,
+            r#"[{"insert":""}]"#,
+            r#"[{"insert":{}}]"#,
+            r#"[{"insert":3}]"#,
+            r#"[{"insert":"a","insert":"b"}]"#,
+            r#"[{"retain":{"image":"x"}}]"#,
+            r#"[{"retain":0}]"#,
+            r#"[{"retain":-1}]"#,
+            r#"[{"retain":1.5}]"#,
+            r#"[{"retain":9007199254740992}]"#,
+            r#"[{"delete":2,"attributes":{"bold":true}}]"#,
+            r#"[{"delete":"2"}]"#,
+            r#"[{"insert":"a","attributes":[]}]"#,
+            r#"[{"insert":"a","attributes":null},{"insert":"b","attributes":{}}]"#,
+            r#"[{"insert":"escaped key"}]"#,
+            r#"{"ops":[{"insert":"a"}],"ops":[{"insert":"b"}]}"#,
+        ] {
+            let value: Value = serde_json::from_str(text).unwrap();
+            assert_eq!(Delta::from_json_str(text), Delta::from_json(&value), "{text}");
+        }
+        let many = format!("[{}]", vec![r#"{"insert":"a"}"#; MAX_OPS + 1].join(","));
+        assert_eq!(Delta::from_json_str(&many), Err(OtError::Oversize("more than 100000 ops")));
     }
 
     #[test]
