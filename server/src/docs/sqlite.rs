@@ -424,8 +424,14 @@ impl DocStore for SqliteStore {
         // Almost every claim finds a hint or a history already: answered
         // from the read side, without a write transaction.
         let recorded = |conn: &Connection| -> rusqlite::Result<(u64, Option<String>)> {
-            let (head, _, _) = doc_row(conn, id)?;
-            Ok((head, session_hint(conn, id)?))
+            Ok(conn
+                .query_row(
+                    "SELECT head, key_hint FROM docs WHERE app = ?1 AND doc = ?2",
+                    params![id.app, id.doc],
+                    |r| Ok((get_u64(r, 0)?, r.get(1)?)),
+                )
+                .optional()?
+                .unwrap_or((0, None)))
         };
         let (head, found) = recorded(&self.read()).map_err(|e| backend(&e))?;
         if found.is_some() || head > 0 {
