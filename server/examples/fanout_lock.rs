@@ -1,0 +1,94 @@
+//! The part of a fan-out that runs under an app's registry lock, measured
+//! on one thread and on two threads publishing at once: how much of one
+//! app's fan-out work can proceed in parallel (docs/scaling.md, "One node:
+//! cores and the app lock").
+//!
+//! ```sh
+//! cargo run --release -p sealcast-server --example fanout_lock -- [SUBSCRIBERS] [EVENTS] [ROUNDS]
+//! ```
+//!
+//! The connections have no socket, so a publish is exactly the part done
+//! under the lock: for each subscriber, the frame (reference counted) onto
+//! its queue. No system call, no write. Each round runs, interleaved:
+//! one thread on one channel; two threads on two channels of the same app;
+//! two threads on the same channel (which stays serialized: every
+//! subscriber must see one channel's events in one order).
+
+use std::sync::{Arc, Barrier};
+use std::time::Instant;
+
+use bytes::Bytes;
+use sealcast_core::protocol::ChannelName;
+use sealcast_server::cluster::LocalBroker;
+use sealcast_server::config::AppConfig;
+use sealcast_server::hub::{App, ConnHandle};
+use sealcast_server::metrics::Metrics;
+use sealcast_server::outbound::QueueLimits;
+
+fn main() {
+    let mut args = std::env::args().skip(1).map(|a| a.parse::<usize>().expect("numbers"));
+    let subscribers = args.next().unwrap_or(1000);
+    let events = args.next().unwrap_or(500);
+    let rounds = args.next().unwrap_or(5);
+    println!("{subscribers} subscribers per channel, {events} events per thread, {rounds} rounds");
+    println!("round  case                          deliveries/s   ns/delivery   vs 1 thread");
+    for round in 1..=rounds {
+        let one = run(1, false, subscribers, events);
+        report(round, "1 thread, 1 channel", one, one);
+        let two = run(2, false, subscribers, events);
+        report(round, "2 threads, 2 channels", two, one);
+        let same = run(2, true, subscribers, events);
+        report(round, "2 threads, 1 channel", same, one);
+    }
+}
+
+fn report(round: usize, case: &str, rate: f64, baseline: f64) {
+    println!("{round:>5}  {case:<28}  {rate:>12.0}   {:>11.1}   {:>10.2}", 1e9 / rate, rate / baseline);
+}
+
+/// Deliveries per second queued by `threads` threads publishing `events`
+/// each, to their own channel or (`same`) to one shared channel.
+fn run(threads: usize, same: bool, subscribers: usize, events: usize) -> f64 {
+    let config = AppConfig::new("bench", "key", "secret");
+    let app = Arc::new(App::new(config, Arc::new(LocalBroker::new())));
+    let metrics = Arc::new(Metrics::default());
+    let channels: Vec<String> = (0..threads).map(|t| format!("bench-{}", if same { 0 } else { t })).collect();
+    // Queues hold every event: nothing drains a connection without a socket.
+    let limits = QueueLimits { frames: events * threads + 1, bytes: usize::MAX / 2 };
+    for (t, channel) in channels.iter().enumerate() {
+        if same && t > 0 {
+            break;
+        }
+        let name = ChannelName::parse(channel).expect("valid channel");
+        for s in 0..subscribers {
+            let socket_id: Arc<str> = format!("{t}.{s}").into();
+            let (handle, _close) = ConnHandle::new(socket_id.clone(), None, limits);
+            assert!(app.connect(handle));
+            app.subscribe(&socket_id, &name, None, &metrics).expect("subscribed");
+        }
+    }
+    let frame = Bytes::from(vec![b'x'; 200]);
+    let start = Arc::new(Barrier::new(threads + 1));
+    let workers: Vec<_> = channels
+        .into_iter()
+        .map(|channel| {
+            let (app, metrics, frame, start) = (app.clone(), metrics.clone(), frame.clone(), start.clone());
+            std::thread::spawn(move || {
+                start.wait();
+                let began = Instant::now();
+                for _ in 0..events {
+                    let sent = app.publish(&channel, &frame, None, &metrics).expect("not clustered");
+                    assert_eq!(sent, subscribers);
+                }
+                began.elapsed()
+            })
+        })
+        .collect();
+    start.wait();
+    let began = Instant::now();
+    for worker in workers {
+        worker.join().expect("worker");
+    }
+    let elapsed = began.elapsed().as_secs_f64();
+    (threads * subscribers * events) as f64 / elapsed
+}
