@@ -4,18 +4,22 @@
 //! cores and the app lock").
 //!
 //! ```sh
-//! cargo run --release -p sealcast-server --example fanout_lock -- [SUBSCRIBERS] [EVENTS] [ROUNDS]
+//! cargo run --release -p sealcast-server --example fanout_lock -- [SUBSCRIBERS] [EVENTS] [REPEATS] [ROUNDS]
 //! ```
 //!
 //! The connections have no socket, so a publish is exactly the part done
 //! under the lock: for each subscriber, the frame (reference counted) onto
-//! its queue. No system call, no write. Each round runs, interleaved:
-//! one thread on one channel; two threads on two channels of the same app;
-//! two threads on the same channel (which stays serialized: every
-//! subscriber must see one channel's events in one order).
+//! its queue. No system call, no write. Each measurement publishes EVENTS
+//! events per thread, REPEATS times; between repeats (not timed) the
+//! queues are emptied as a writer would, keeping their slots (a repeat
+//! must last tens of milliseconds: a thread's wake-up at the barriers is
+//! not free here). Each round runs, interleaved: one thread on
+//! one channel; two threads on two channels of the same app; two threads
+//! on the same channel (which stays serialized: every subscriber must see
+//! one channel's events in one order).
 
 use std::sync::{Arc, Barrier};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use sealcast_core::protocol::ChannelName;
@@ -28,16 +32,17 @@ use sealcast_server::outbound::QueueLimits;
 fn main() {
     let mut args = std::env::args().skip(1).map(|a| a.parse::<usize>().expect("numbers"));
     let subscribers = args.next().unwrap_or(1000);
-    let events = args.next().unwrap_or(500);
+    let events = args.next().unwrap_or(1000);
+    let repeats = args.next().unwrap_or(10);
     let rounds = args.next().unwrap_or(5);
-    println!("{subscribers} subscribers per channel, {events} events per thread, {rounds} rounds");
+    println!("{subscribers} subscribers per channel, {events} events per thread × {repeats}, {rounds} rounds");
     println!("round  case                          deliveries/s   ns/delivery   vs 1 thread");
     for round in 1..=rounds {
-        let one = run(1, false, subscribers, events);
+        let one = run(1, false, subscribers, events, repeats);
         report(round, "1 thread, 1 channel", one, one);
-        let two = run(2, false, subscribers, events);
+        let two = run(2, false, subscribers, events, repeats);
         report(round, "2 threads, 2 channels", two, one);
-        let same = run(2, true, subscribers, events);
+        let same = run(2, true, subscribers, events, repeats);
         report(round, "2 threads, 1 channel", same, one);
     }
 }
@@ -47,48 +52,56 @@ fn report(round: usize, case: &str, rate: f64, baseline: f64) {
 }
 
 /// Deliveries per second queued by `threads` threads publishing `events`
-/// each, to their own channel or (`same`) to one shared channel.
-fn run(threads: usize, same: bool, subscribers: usize, events: usize) -> f64 {
-    let config = AppConfig::new("bench", "key", "secret");
-    let app = Arc::new(App::new(config, Arc::new(LocalBroker::new())));
+/// each, `repeats` times, to their own channel or (`same`) to one shared
+/// channel.
+fn run(threads: usize, same: bool, subscribers: usize, events: usize, repeats: usize) -> f64 {
+    let app = Arc::new(App::new(AppConfig::new("bench", "key", "secret"), Arc::new(LocalBroker::new())));
     let metrics = Arc::new(Metrics::default());
     let channels: Vec<String> = (0..threads).map(|t| format!("bench-{}", if same { 0 } else { t })).collect();
-    // Queues hold every event: nothing drains a connection without a socket.
     let limits = QueueLimits { frames: events * threads + 1, bytes: usize::MAX / 2 };
-    for (t, channel) in channels.iter().enumerate() {
-        if same && t > 0 {
-            break;
-        }
+    let mut handles = Vec::new();
+    for (t, channel) in channels.iter().enumerate().take(if same { 1 } else { threads }) {
         let name = ChannelName::parse(channel).expect("valid channel");
         for s in 0..subscribers {
             let socket_id: Arc<str> = format!("{t}.{s}").into();
             let (handle, _close) = ConnHandle::new(socket_id.clone(), None, limits);
-            assert!(app.connect(handle));
+            assert!(app.connect(handle.clone()));
             app.subscribe(&socket_id, &name, None, &metrics).expect("subscribed");
+            handles.push(handle);
         }
     }
-    let frame = Bytes::from(vec![b'x'; 200]);
-    let start = Arc::new(Barrier::new(threads + 1));
-    let workers: Vec<_> = channels
+    // Each repeat: everyone waits at `start`, the publishers publish, and
+    // everyone waits at `done`; the queues are emptied before the next.
+    let (start, done) = (Arc::new(Barrier::new(threads + 1)), Arc::new(Barrier::new(threads + 1)));
+    let publishers: Vec<_> = channels
         .into_iter()
         .map(|channel| {
-            let (app, metrics, frame, start) = (app.clone(), metrics.clone(), frame.clone(), start.clone());
+            let (app, metrics, start, done) = (app.clone(), metrics.clone(), start.clone(), done.clone());
             std::thread::spawn(move || {
-                start.wait();
-                let began = Instant::now();
-                for _ in 0..events {
-                    let sent = app.publish(&channel, &frame, None, &metrics).expect("not clustered");
-                    assert_eq!(sent, subscribers);
+                // Each publisher its own frame, as in the server (one per event).
+                let frame = Bytes::from(vec![b'x'; 200]);
+                // One untimed repeat first: the queues grow their slots.
+                for _ in 0..=repeats {
+                    start.wait();
+                    for _ in 0..events {
+                        let sent = app.publish(&channel, &frame, None, &metrics).expect("not clustered");
+                        assert_eq!(sent, subscribers);
+                    }
+                    done.wait();
                 }
-                began.elapsed()
             })
         })
         .collect();
-    start.wait();
-    let began = Instant::now();
-    for worker in workers {
-        worker.join().expect("worker");
+    let mut timed = Duration::ZERO;
+    for repeat in 0..=repeats {
+        start.wait();
+        let began = Instant::now();
+        done.wait();
+        if repeat > 0 {
+            timed += began.elapsed();
+        }
+        handles.iter().for_each(ConnHandle::discard_queued);
     }
-    let elapsed = began.elapsed().as_secs_f64();
-    (threads * subscribers * events) as f64 / elapsed
+    publishers.into_iter().for_each(|p| p.join().expect("publisher"));
+    (threads * subscribers * events * repeats) as f64 / timed.as_secs_f64()
 }
