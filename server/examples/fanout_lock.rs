@@ -35,7 +35,9 @@ fn main() {
     let events = args.next().unwrap_or(1000);
     let repeats = args.next().unwrap_or(10);
     let rounds = args.next().unwrap_or(5);
-    println!("{subscribers} subscribers per channel, {events} events per thread × {repeats}, {rounds} rounds");
+    println!(
+        "{subscribers} subscribers per channel, {events} events per thread × {repeats}, {rounds} rounds"
+    );
     println!("round  case                          deliveries/s   ns/delivery   vs 1 thread");
     for round in 1..=rounds {
         let one = run(1, false, subscribers, events, repeats);

@@ -1,21 +1,25 @@
-//! One app: its registry behind one lock, and the effects of what happens
-//! in it.
+//! One app: its registry behind one read-write lock, and the effects of
+//! what happens in it.
 //!
 //! The [`Registry`] keeps the data (connections, channels, presence, the
 //! replica of the other nodes) and returns [`Transition`]s; [`App`] turns
-//! them into effects, under the same lock so they stay in order: frames to
-//! subscribers (`member_added` / `member_removed`), webhooks, and in
+//! them into effects under the write lock, so they stay in order: frames
+//! to subscribers (`member_added` / `member_removed`), webhooks, and in
 //! cluster mode messages to the other nodes through the [`Broker`]. Every
 //! operation under the lock is short and never awaits.
 //!
 //! Fan-out encodes a frame once ([`Bytes`], reference counted) and queues
-//! it for each subscriber under the lock (that is the order); the writing
-//! happens after the lock ([`Fanout`], see [`crate::outbound`]). A queue
+//! it for each subscriber under the *read* lock and the channel's own
+//! order lock (see [`Registry::deliver`]): one channel's events reach
+//! every subscriber in one order, fan-outs on different channels of one
+//! app run in parallel, and a subscribe or disconnect (write lock) falls
+//! between two events, never inside one. The writing happens after the
+//! lock ([`Fanout`], see [`crate::outbound`]). A queue
 //! over its bound closes that connection as a slow consumer (4100) instead
 //! of buffering without bound or slowing the publisher. Publishes are refused ([`BusBusy`]) before any local
 //! delivery when the cluster bus cannot take them.
 
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use bytes::Bytes;
 use sealcast_core::protocol::{ChannelName, PresenceMember, codes, server as frames};
@@ -41,7 +45,7 @@ pub struct App {
     /// Its webhook queue.
     pub webhooks: Webhooks,
     bus: Arc<dyn Broker>,
-    registry: Mutex<Registry>,
+    registry: RwLock<Registry>,
 }
 
 /// One frame for one channel's subscribers (see [`App::publish_all`]).
@@ -67,14 +71,18 @@ impl App {
             config.secret.clone(),
             config.webhooks.clone(),
         );
-        let registry = Mutex::new(Registry::new(&config));
+        let registry = RwLock::new(Registry::new(&config));
         App { config, tokens, webhooks, bus, registry }
     }
 
-    fn lock(&self) -> MutexGuard<'_, Registry> {
-        // A panic while holding the lock would be a bug; the registry stays
-        // consistent per operation, so keep serving.
-        self.registry.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    // A panic while holding the lock would be a bug; the registry stays
+    // consistent per operation, so keep serving.
+    fn read(&self) -> RwLockReadGuard<'_, Registry> {
+        self.registry.read().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn write(&self) -> RwLockWriteGuard<'_, Registry> {
+        self.registry.write().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Turns transitions into effects, in order (the registry is still
@@ -129,16 +137,16 @@ impl App {
         }
     }
 
-    /// Runs `change` on the locked registry and turns the transitions it
-    /// returns into effects; the frames queued meanwhile are written once
-    /// the lock is released.
+    /// Runs `change` on the write-locked registry and turns the transitions
+    /// it returns into effects; the frames queued meanwhile are written
+    /// once the lock is released.
     fn change<T>(
         &self,
         metrics: &Metrics,
         change: impl FnOnce(&mut Registry, &mut Fanout) -> (Vec<Transition>, T),
     ) -> T {
         let mut fanout = Fanout::default();
-        let mut registry = self.lock();
+        let mut registry = self.write();
         let (transitions, outcome) = change(&mut registry, &mut fanout);
         self.apply(&registry, transitions, &mut fanout, metrics);
         drop(registry);
@@ -146,9 +154,18 @@ impl App {
         outcome
     }
 
+    /// Queues `frame` for this node's subscribers of `channel` (except
+    /// `except`) under the read lock, then writes; how many it was queued for.
+    fn deliver(&self, channel: &str, frame: &Bytes, except: Option<&str>, metrics: &Metrics) -> usize {
+        let mut fanout = Fanout::default();
+        let sent = self.read().deliver(channel, frame, except, &mut fanout, metrics);
+        fanout.write();
+        sent
+    }
+
     /// Registers a connection; false when the app is at its connection limit.
     pub fn connect(&self, handle: ConnHandle) -> bool {
-        self.lock().connect(handle)
+        self.write().connect(handle)
     }
 
     /// Removes a connection from every channel (sending member_removed where
@@ -186,7 +203,7 @@ impl App {
     /// The connection's subscription to `channel`: `Some(presence user id)`
     /// when subscribed.
     pub fn subscription(&self, socket_id: &str, channel: &str) -> Option<Option<String>> {
-        self.lock().subscription(socket_id, channel)
+        self.read().subscription(socket_id, channel)
     }
 
     /// Sends `frame` to every subscriber of `channel` except `except`, on
@@ -206,9 +223,7 @@ impl App {
                 BusMessage::Event { channel: channel.to_owned(), frame, except: except.map(str::to_owned) };
             self.bus.forward(&self.config.id, vec![message])?;
         }
-        Ok(self.change(metrics, |registry, fanout| {
-            (Vec::new(), registry.deliver(channel, frame, except, fanout, metrics))
-        }))
+        Ok(self.deliver(channel, frame, except, metrics))
     }
 
     /// Publishes several frames: all of them or, when the cluster bus
@@ -226,10 +241,7 @@ impl App {
             self.bus.forward(&self.config.id, messages)?;
         }
         for publish in &publishes {
-            self.change(metrics, |registry, fanout| {
-                let except = publish.except.as_deref();
-                (Vec::new(), registry.deliver(&publish.channel, &publish.frame, except, fanout, metrics))
-            });
+            self.deliver(&publish.channel, &publish.frame, publish.except.as_deref(), metrics);
         }
         Ok(())
     }
@@ -251,27 +263,27 @@ impl App {
 
     /// Occupied channels whose name starts with `prefix`, cluster-wide.
     pub fn channels(&self, prefix: &str) -> Vec<(String, ChannelInfo)> {
-        self.lock().channels(prefix)
+        self.read().channels(prefix)
     }
 
     /// Occupancy of one channel, cluster-wide (`None` when nobody is subscribed).
     pub fn channel(&self, name: &str) -> Option<ChannelInfo> {
-        self.lock().channel(name)
+        self.read().channel(name)
     }
 
     /// User ids in a presence channel, cluster-wide.
     pub fn users(&self, name: &str) -> Vec<String> {
-        self.lock().users(name)
+        self.read().users(name)
     }
 
     /// The user a connection signed in as (`pusher:signin`), if any.
     pub fn signed_in_user(&self, socket_id: &str) -> Option<String> {
-        self.lock().signed_in_user(socket_id)
+        self.read().signed_in_user(socket_id)
     }
 
     /// Records the user a connection signed in as.
     pub fn sign_in(&self, socket_id: &str, user_id: String) {
-        self.lock().sign_in(socket_id, user_id);
+        self.write().sign_in(socket_id, user_id);
     }
 
     /// Closes every connection of `user_id` (signed in, or present in a
@@ -284,7 +296,7 @@ impl App {
     }
 
     fn terminate_local(&self, user_id: &str) -> usize {
-        let handles = self.lock().connections_of(user_id);
+        let handles = self.read().connections_of(user_id);
         for handle in &handles {
             handle.close(codes::UNAUTHORIZED, "connection terminated by the app");
         }
@@ -293,23 +305,26 @@ impl App {
 
     /// Closes every connection with `code` (graceful shutdown).
     pub fn close_all(&self, code: u16, reason: &'static str) {
-        for handle in self.lock().handles() {
+        for handle in self.read().handles() {
             handle.close(code, reason);
         }
     }
 
     /// A message another node forwarded.
     pub fn on_bus(&self, node: &str, message: BusMessage, metrics: &Metrics) {
-        if let BusMessage::Terminate { user_id } = &message {
-            self.terminate_local(user_id);
-            return;
+        match message {
+            BusMessage::Terminate { user_id } => {
+                self.terminate_local(&user_id);
+                return;
+            }
+            BusMessage::Event { channel, frame, except } => {
+                self.deliver(&channel, &Bytes::from(frame), except.as_deref(), metrics);
+                return;
+            }
+            _ => {}
         }
-        self.change(metrics, |registry, fanout| {
+        self.change(metrics, |registry, _| {
             let transition = match message {
-                BusMessage::Event { channel, frame, except } => {
-                    registry.deliver(&channel, &Bytes::from(frame), except.as_deref(), fanout, metrics);
-                    None
-                }
                 BusMessage::MemberJoined { channel, user_id, info } => {
                     let info = info.and_then(|i| RawValue::from_string(i).ok());
                     registry.remote_joined(node, &channel, &user_id, info)
@@ -319,7 +334,7 @@ impl App {
                     registry.remote_occupancy(node, &channel, subscriptions);
                     None
                 }
-                BusMessage::Terminate { .. } => None,
+                BusMessage::Terminate { .. } | BusMessage::Event { .. } => None,
             };
             (transition.into_iter().collect(), ())
         });
@@ -328,12 +343,12 @@ impl App {
     /// Records presence another node had before this one started (no
     /// events: nobody here has seen a roster yet).
     pub fn load_remote_member(&self, channel: &str, node: &str, user_id: &str, info: Option<Box<RawValue>>) {
-        let _ = self.lock().remote_joined(node, channel, user_id, info);
+        let _ = self.write().remote_joined(node, channel, user_id, info);
     }
 
     /// This node's presence members and subscription counts, for the resync.
     pub fn local_entries(&self) -> (Vec<LocalMember>, Vec<(String, usize)>) {
-        self.lock().local_entries()
+        self.read().local_entries()
     }
 
     /// Corrects the replica of the other nodes from what Redis holds (see
@@ -350,7 +365,7 @@ impl App {
 
     /// Other nodes this app has presence or subscriptions from.
     pub fn remote_nodes(&self) -> std::collections::HashSet<String> {
-        self.lock().remote_nodes()
+        self.read().remote_nodes()
     }
 
     /// `node` died: its members leave (with `member_removed` where they
@@ -361,5 +376,92 @@ impl App {
             let (entries, transitions) = registry.node_gone(node);
             (transitions, entries)
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cluster::LocalBroker;
+    use crate::outbound::QueueLimits;
+
+    /// An app with `subscribers` socketless connections on each of `channels`.
+    fn app_with(channels: &[&str], subscribers: usize, frames: usize) -> (Arc<App>, Vec<ConnHandle>) {
+        let app = Arc::new(App::new(AppConfig::new("a", "k", "s"), Arc::new(LocalBroker::new())));
+        let metrics = Metrics::default();
+        let mut handles = Vec::new();
+        for channel in channels {
+            let name = ChannelName::parse(channel).unwrap();
+            for s in 0..subscribers {
+                let socket_id: Arc<str> = format!("{channel}.{s}").into();
+                let (handle, _) =
+                    ConnHandle::new(socket_id.clone(), None, QueueLimits { frames, bytes: 1 << 30 });
+                assert!(app.connect(handle.clone()));
+                app.subscribe(&socket_id, &name, None, &metrics).unwrap();
+                handle.discard_queued(); // subscription_succeeded
+                handles.push(handle);
+            }
+        }
+        (app, handles)
+    }
+
+    #[test]
+    fn concurrent_publishers_on_one_channel_reach_every_subscriber_in_one_order() {
+        // Fan-outs run under the read lock; the channel's order lock keeps
+        // two publishers from interleaving differently per subscriber.
+        const EVENTS: usize = 2000;
+        let (app, handles) = app_with(&["room"], 50, 2 * EVENTS + 1);
+        let publishers: Vec<_> = ["a", "b"]
+            .into_iter()
+            .map(|who| {
+                let app = app.clone();
+                std::thread::spawn(move || {
+                    let metrics = Metrics::default();
+                    for n in 0..EVENTS {
+                        let frame = Bytes::from(format!("{who}{n}"));
+                        assert_eq!(app.publish("room", &frame, None, &metrics), Ok(50));
+                    }
+                })
+            })
+            .collect();
+        publishers.into_iter().for_each(|p| p.join().unwrap());
+        let first = handles[0].queued();
+        assert_eq!(first.len(), 2 * EVENTS);
+        for handle in &handles[1..] {
+            assert!(
+                handle.queued() == first,
+                "{} saw another order than {}",
+                handle.socket_id,
+                handles[0].socket_id
+            );
+        }
+    }
+
+    #[test]
+    fn publishers_on_different_channels_do_not_mix_their_subscribers() {
+        let (app, handles) = app_with(&["left", "right"], 20, 1001);
+        let publishers: Vec<_> = ["left", "right"]
+            .into_iter()
+            .map(|channel| {
+                let app = app.clone();
+                std::thread::spawn(move || {
+                    let metrics = Metrics::default();
+                    for n in 0..1000 {
+                        let frame = Bytes::from(format!("{channel}{n}"));
+                        assert_eq!(app.publish(channel, &frame, None, &metrics), Ok(20));
+                    }
+                })
+            })
+            .collect();
+        publishers.into_iter().for_each(|p| p.join().unwrap());
+        for handle in &handles {
+            let channel = handle.socket_id.split('.').next().unwrap();
+            let expected: Vec<Bytes> = (0..1000).map(|n| Bytes::from(format!("{channel}{n}"))).collect();
+            assert!(
+                handle.queued() == expected,
+                "{} got another channel's frames or order",
+                handle.socket_id
+            );
+        }
     }
 }

@@ -367,6 +367,12 @@ impl ConnHandle {
         queue.bytes = 0;
         queue.front_written = 0;
     }
+
+    /// The payloads queued, oldest first.
+    #[cfg(test)]
+    pub(crate) fn queued(&self) -> Vec<Bytes> {
+        self.lock().frames.iter().map(|entry| entry.payload().clone()).collect()
+    }
 }
 
 /// How a `writev` reaches the socket.

@@ -8,7 +8,7 @@
 //! fan-out ([`Registry::deliver`]), which only walks the subscribers.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use sealcast_core::protocol::{ChannelKind, ChannelName, PresenceMember, server as frames};
@@ -137,6 +137,12 @@ struct Connection {
 
 #[derive(Debug, Default)]
 struct Channel {
+    /// Held while a fan-out queues one frame for this channel's
+    /// subscribers. Fan-outs run under the app's *read* lock, so two
+    /// publishers on one channel would otherwise interleave in the
+    /// subscribers' queues; with it every subscriber sees one channel's
+    /// events in one order, while different channels proceed in parallel.
+    order: Mutex<()>,
     /// socket id → presence user id (None on non-presence channels).
     subscribers: HashMap<Arc<str>, (ConnHandle, Option<String>)>,
     /// Presence: user id → member.
@@ -349,6 +355,8 @@ impl Registry {
         metrics: &Metrics,
     ) -> usize {
         let Some(entry) = self.channels.get(channel) else { return 0 };
+        // A panic while queueing would be a bug; the queues stay consistent.
+        let _order = entry.order.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         let mut sent = 0;
         for (socket_id, (handle, _)) in &entry.subscribers {
             if Some(&**socket_id) != except && fanout.push(handle, frame.clone(), metrics) {
