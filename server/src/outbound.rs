@@ -14,8 +14,9 @@
 //! queued before it stops, so a busy connection gets batches of frames per
 //! system call. When the socket is full the writing is handed to the
 //! connection's writer task ([`write_loop`]), which waits for the socket
-//! to drain. The fan-out queues under the app lock (the order) and writes
-//! after it ([`Fanout`]), splitting large fan-outs across worker threads.
+//! to drain. The fan-out queues under the registry's lock and the channel's
+//! order lock (the order) and writes after them ([`Fanout`]), splitting
+//! large fan-outs across worker threads.
 
 use std::collections::VecDeque;
 use std::io::{self, IoSlice};
@@ -484,7 +485,7 @@ impl Batch {
 }
 
 /// The connections a fan-out queued frames for and now writes to, after
-/// the app lock is released.
+/// the registry's lock is released.
 #[derive(Debug, Default)]
 pub struct Fanout {
     writers: Vec<ConnHandle>,

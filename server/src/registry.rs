@@ -107,7 +107,8 @@ struct Limits {
     presence_members: usize,
 }
 
-/// One app's registry (kept behind the app's lock).
+/// One app's registry (kept behind the app's read-write lock: fan-out
+/// reads, every change writes).
 #[derive(Debug)]
 pub struct Registry {
     limits: Limits,
@@ -344,8 +345,10 @@ impl Registry {
     }
 
     /// Queues `frame` for this node's subscribers of `channel` except
-    /// `except` (written by `fanout` once the app lock is released); how
-    /// many it was queued for.
+    /// `except` (written by `fanout` once the app's lock is released); how
+    /// many it was queued for. Needs only `&self`, so fan-outs run under
+    /// the app's read lock; the channel's order lock serializes one
+    /// channel's fan-outs.
     pub fn deliver(
         &self,
         channel: &str,
