@@ -40,12 +40,13 @@ fn main() {
     );
     println!("round  case                          deliveries/s   ns/delivery   vs 1 thread");
     for round in 1..=rounds {
-        let one = run(1, false, subscribers, events, repeats);
+        let (one, subscribe) = run(1, false, subscribers, events, repeats);
         report(round, "1 thread, 1 channel", one, one);
-        let two = run(2, false, subscribers, events, repeats);
+        let (two, _) = run(2, false, subscribers, events, repeats);
         report(round, "2 threads, 2 channels", two, one);
-        let same = run(2, true, subscribers, events, repeats);
+        let (same, _) = run(2, true, subscribers, events, repeats);
         report(round, "2 threads, 1 channel", same, one);
+        println!("{round:>5}  a subscribe (write lock)      {:>12.2} µs", subscribe.as_secs_f64() * 1e6);
     }
 }
 
@@ -55,20 +56,23 @@ fn report(round: usize, case: &str, rate: f64, baseline: f64) {
 
 /// Deliveries per second queued by `threads` threads publishing `events`
 /// each, `repeats` times, to their own channel or (`same`) to one shared
-/// channel.
-fn run(threads: usize, same: bool, subscribers: usize, events: usize, repeats: usize) -> f64 {
+/// channel; and the mean time of one subscribe while setting up.
+fn run(threads: usize, same: bool, subscribers: usize, events: usize, repeats: usize) -> (f64, Duration) {
     let app = Arc::new(App::new(AppConfig::new("bench", "key", "secret"), Arc::new(LocalBroker::new())));
     let metrics = Arc::new(Metrics::default());
     let channels: Vec<String> = (0..threads).map(|t| format!("bench-{}", if same { 0 } else { t })).collect();
     let limits = QueueLimits { frames: events * threads + 1, bytes: usize::MAX / 2 };
     let mut handles = Vec::new();
+    let mut subscribing = Duration::ZERO;
     for (t, channel) in channels.iter().enumerate().take(if same { 1 } else { threads }) {
         let name = ChannelName::parse(channel).expect("valid channel");
         for s in 0..subscribers {
             let socket_id: Arc<str> = format!("{t}.{s}").into();
             let (handle, _close) = ConnHandle::new(socket_id.clone(), None, limits);
             assert!(app.connect(handle.clone()));
+            let began = Instant::now();
             app.subscribe(&socket_id, &name, None, &metrics).expect("subscribed");
+            subscribing += began.elapsed();
             handles.push(handle);
         }
     }
@@ -105,5 +109,6 @@ fn run(threads: usize, same: bool, subscribers: usize, events: usize, repeats: u
         handles.iter().for_each(ConnHandle::discard_queued);
     }
     publishers.into_iter().for_each(|p| p.join().expect("publisher"));
-    (threads * subscribers * events * repeats) as f64 / timed.as_secs_f64()
+    let rate = (threads * subscribers * events * repeats) as f64 / timed.as_secs_f64();
+    (rate, subscribing / handles.len() as u32)
 }
