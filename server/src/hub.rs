@@ -405,28 +405,38 @@ mod tests {
         (app, handles)
     }
 
-    #[test]
-    fn concurrent_publishers_on_one_channel_reach_every_subscriber_in_one_order() {
-        // Fan-outs run under the read lock; the channel's order lock keeps
-        // two publishers from interleaving differently per subscriber.
-        const EVENTS: usize = 2000;
-        let (app, handles) = app_with(&["room"], 50, 2 * EVENTS + 1);
-        let publishers: Vec<_> = ["a", "b"]
+    /// Each `(channel, tag)` publisher on its own thread, at once: frames
+    /// `{tag}0`, `{tag}1`, … `events` of them, each reaching `subscribers`.
+    fn publish_concurrently(
+        app: &Arc<App>,
+        publishers: [(&'static str, &'static str); 2],
+        events: usize,
+        subscribers: usize,
+    ) {
+        let threads: Vec<_> = publishers
             .into_iter()
-            .map(|who| {
+            .map(|(channel, tag)| {
                 let app = app.clone();
                 std::thread::spawn(move || {
                     let metrics = Metrics::default();
-                    for n in 0..EVENTS {
-                        let frame = Bytes::from(format!("{who}{n}"));
-                        assert_eq!(app.publish("room", &frame, None, &metrics), Ok(50));
+                    for n in 0..events {
+                        let frame = Bytes::from(format!("{tag}{n}"));
+                        assert_eq!(app.publish(channel, &frame, None, &metrics), Ok(subscribers));
                     }
                 })
             })
             .collect();
-        publishers.into_iter().for_each(|p| p.join().unwrap());
+        threads.into_iter().for_each(|t| t.join().unwrap());
+    }
+
+    #[test]
+    fn concurrent_publishers_on_one_channel_reach_every_subscriber_in_one_order() {
+        // Fan-outs run under the read lock; the channel's order lock keeps
+        // two publishers from interleaving differently per subscriber.
+        let (app, handles) = app_with(&["room"], 50, 4001);
+        publish_concurrently(&app, [("room", "a"), ("room", "b")], 2000, 50);
         let first = handles[0].queued();
-        assert_eq!(first.len(), 2 * EVENTS);
+        assert_eq!(first.len(), 4000);
         for handle in &handles[1..] {
             assert!(
                 handle.queued() == first,
@@ -440,20 +450,7 @@ mod tests {
     #[test]
     fn publishers_on_different_channels_do_not_mix_their_subscribers() {
         let (app, handles) = app_with(&["left", "right"], 20, 1001);
-        let publishers: Vec<_> = ["left", "right"]
-            .into_iter()
-            .map(|channel| {
-                let app = app.clone();
-                std::thread::spawn(move || {
-                    let metrics = Metrics::default();
-                    for n in 0..1000 {
-                        let frame = Bytes::from(format!("{channel}{n}"));
-                        assert_eq!(app.publish(channel, &frame, None, &metrics), Ok(20));
-                    }
-                })
-            })
-            .collect();
-        publishers.into_iter().for_each(|p| p.join().unwrap());
+        publish_concurrently(&app, [("left", "left"), ("right", "right")], 1000, 20);
         for handle in &handles {
             let channel = handle.socket_id.split('.').next().unwrap();
             let expected: Vec<Bytes> = (0..1000).map(|n| Bytes::from(format!("{channel}{n}"))).collect();
