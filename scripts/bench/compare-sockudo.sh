@@ -19,12 +19,16 @@ CONFIG=$PWD/scripts/bench/sockudo-bench.toml
 wait_port() { for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/6001) 2>/dev/null && return 0; sleep 0.1; done; return 1; }
 
 port_busy() { (exec 3<>/dev/tcp/127.0.0.1/6001) 2>/dev/null; }
+# A failing bench must not leave its server holding the port.
+SERVER_PID=
+trap '[ -n "$SERVER_PID" ] && kill "$SERVER_PID" 2>/dev/null; true' EXIT
 
 run_one() {
     local name=$1; shift
     if port_busy; then echo "127.0.0.1:6001 is already in use: stop that server first" >&2; exit 1; fi
     "$@" >/tmp/bench-server-$name.log 2>&1 &
     local pid=$!
+    SERVER_PID=$pid
     wait_port || { echo "$name did not start" >&2; kill $pid; return 1; }
     sleep 0.5
     printf '%-9s ' "$name"

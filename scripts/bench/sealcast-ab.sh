@@ -9,6 +9,9 @@ a=$1 b=$2 rounds=$3
 shift 3
 [ "${1:-}" = "--" ] && shift
 port=6001
+# A failing bench must not leave its server holding the port.
+pid=
+trap '[ -n "$pid" ] && kill "$pid" 2>/dev/null; true' EXIT
 wait_port() { for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/$port) 2>/dev/null && return 0; sleep 0.1; done; return 1; }
 for round in $(seq "$rounds"); do
   echo "# round $round"
