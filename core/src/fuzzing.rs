@@ -96,7 +96,9 @@ pub fn ot_apply(data: &[u8]) {
 /// remote op `a` based on `b` whose delta `x` is sealed here (so the
 /// fuzzer reaches the OT paths), 1 acks the op in flight as `a`, 2 is a
 /// local edit `x`, 3 is event number `a` with raw data `x`, 4 a digest, 5
-/// a rejoin, 6 an edit `x` at version `a`, 7 time passing by `a` ms.
+/// adds key version `a % 3 + 1` with hint `x`, 6 an edit `x` at version
+/// `a`, 7 time passing by `a` ms, 8 the app refusing key version
+/// `a % 3 + 1`, 9 asking for it again; anything else is a rejoin.
 /// Errors and divergence are expected; panics are bugs.
 pub fn doc_client(data: &[u8]) {
     use crate::doc::{DocClient, DocConfig, payload};
@@ -168,6 +170,14 @@ pub fn doc_client(data: &[u8]) {
             },
             7 => {
                 client.handle_timeout(Instant::now() + std::time::Duration::from_millis(num(1)));
+                Ok(())
+            }
+            8 => {
+                client.key_refused("room-42", (num(1) % 3) as u32 + 1);
+                Ok(())
+            }
+            9 => {
+                client.ask_again("room-42", Some((num(1) % 3) as u32 + 1));
                 Ok(())
             }
             _ => {

@@ -425,7 +425,21 @@ impl ClientMachine {
             doc.handle_timeout(now);
         }
         let timeout = self.config.key_timeout;
-        self.asked.retain(|_, since| *since + timeout > now);
+        // A document's request the app did not answer in time: the
+        // document asks again (it cannot go on without an answer).
+        let mut again: Vec<(String, String, Option<u32>)> = Vec::new();
+        self.asked.retain(|request, since| {
+            let expired = *since + timeout <= now;
+            if expired && let Some(doc_id) = &request.doc_id {
+                again.push((doc_id.clone(), request.kid.clone(), request.kv));
+            }
+            !expired
+        });
+        for (doc_id, kid, kv) in again {
+            if let Some(doc) = self.docs.get_mut(&doc_id) {
+                doc.ask_again(&kid, kv);
+            }
+        }
         if let Some(expired) = now.checked_sub(timeout) {
             self.release(Some(expired));
             while self.sends.oldest().is_some_and(|at| at <= expired) {
@@ -661,7 +675,9 @@ impl ClientMachine {
         let docs = self.docs.values().filter_map(|doc| doc.poll_timeout());
         let timeout = self.config.key_timeout;
         let held = [self.inbound.oldest(), self.sends.oldest()].into_iter().flatten().map(|at| at + timeout);
-        link.into_iter().chain(docs).chain(held).min()
+        let doc_asks =
+            self.asked.iter().filter(|(r, _)| r.doc_id.is_some()).map(|(_, since)| *since + timeout);
+        link.into_iter().chain(docs).chain(held).chain(doc_asks).min()
     }
 
     // ---- inside ----
@@ -863,10 +879,15 @@ impl ClientMachine {
                 self.events.push_back(Event::Document { doc_id: doc_id.clone(), event });
             }
             // Without its session key a document can never be edited: it
-            // is closed. One waiting for a key an envelope names goes on
-            // waiting; the app may add that key later.
-            if request.kv.is_none() {
-                self.close_document(doc_id);
+            // is closed. The op (or snapshot) that named a refused version
+            // is skipped (or passed over) and the document goes on.
+            match request.kv {
+                None => self.close_document(doc_id),
+                Some(kv) => {
+                    if let Some(doc) = self.docs.get_mut(doc_id) {
+                        doc.key_refused(&request.kid, kv);
+                    }
+                }
             }
             return;
         }

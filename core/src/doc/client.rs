@@ -37,6 +37,9 @@ const HELD_MAX: usize = 10_000;
 /// Op ids remembered to catch a replayed op (a sequencer never sequences
 /// one op id twice).
 const OP_IDS_KEPT: usize = 10_000;
+/// Key versions the app refused that a client remembers. One forgotten
+/// is only asked for again (and refused again) if an op names it again.
+const REFUSED_KEYS_KEPT: usize = 256;
 /// First wait before resubmitting an op the server refused for now
 /// (`rate_limited`, `storage`); doubled per refusal up to [`RETRY_MAX`].
 pub const RETRY_FIRST: Duration = Duration::from_millis(100);
@@ -325,6 +328,10 @@ pub struct DocClient {
     early: Vec<Incoming>,
     /// Keys already asked for (asked once each; `None`: the session key).
     asked: HashSet<(String, Option<u32>)>,
+    /// Key versions the app refused, newest last (at most
+    /// [`REFUSED_KEYS_KEPT`]): ops naming one are skipped, snapshots under
+    /// one passed over, instead of waiting for ever.
+    refused: VecDeque<(String, u32)>,
     /// The joined document's session key hint (the recorded one, else its
     /// snapshot's), passed with every key request.
     doc_key_hint: Option<String>,
@@ -401,6 +408,7 @@ impl DocClient {
             inbox: VecDeque::new(),
             early: Vec::new(),
             asked: HashSet::new(),
+            refused: VecDeque::new(),
             doc_key_hint: None,
             own_digests: BTreeMap::new(),
             their_digests: BTreeMap::new(),
@@ -562,6 +570,35 @@ impl DocClient {
         let envelope = payload::seal_cursor(&mut self.ring, &self.kid, &self.doc_id, seq, index, length)?;
         self.outgoing.push_back(doc::CursorUpdate { seq, cursor: envelope }.message());
         Ok(())
+    }
+
+    /// Forgets that `(kid, kv)` was asked for (`kv` `None`: the session
+    /// key) because the app never answered: if processing still stops at
+    /// it, `KeyNeeded` comes again.
+    pub fn ask_again(&mut self, kid: &str, kv: Option<u32>) {
+        if self.asked.remove(&(kid.to_owned(), kv)) {
+            self.process();
+        }
+    }
+
+    /// The app refused key version `kv` of `kid` (after `KeyNeeded`): the
+    /// op waiting for it is skipped, as every client of the app is refused
+    /// the same key (docs/ot.md, "Ops that do not apply"); a snapshot under
+    /// it is passed over. Processing resumes. An op naming a made-up key
+    /// version so cannot stop the document.
+    pub fn key_refused(&mut self, kid: &str, kv: u32) {
+        self.asked.remove(&(kid.to_owned(), Some(kv)));
+        if !self.is_refused(kid, kv) {
+            if self.refused.len() >= REFUSED_KEYS_KEPT {
+                self.refused.pop_front();
+            }
+            self.refused.push_back((kid.to_owned(), kv));
+        }
+        self.process();
+    }
+
+    fn is_refused(&self, kid: &str, kv: u32) -> bool {
+        self.refused.iter().any(|(k, v)| k == kid && *v == kv)
     }
 
     /// Adds a key the app fetched after `KeyNeeded`; processing resumes.
@@ -910,7 +947,9 @@ impl DocClient {
                         };
                         match opened {
                             Ok(document) => (document, s.seq),
-                            Err(PayloadError::Crypto(CryptoError::UnknownKey { kid, kv })) => {
+                            Err(PayloadError::Crypto(CryptoError::UnknownKey { kid, kv }))
+                                if !self.is_refused(&kid, kv) =>
+                            {
                                 return Err(Failure::NeedKey { kid, kv: Some(kv) });
                             }
                             // The server keeps snapshots from several uploaders
@@ -1008,14 +1047,18 @@ impl DocClient {
     /// Integrates sequenced op `op`: ours (an ack) or another client's.
     /// An op that cannot be opened or does not apply is skipped, as every
     /// client skips it (docs/ot.md, "Ops that do not apply"); only a
-    /// missing key stops processing (until the key comes).
+    /// missing key stops processing (until the key comes, or the app
+    /// refuses it: [`DocClient::key_refused`]).
     fn integrate_op(&mut self, op: &WireOp, live: bool) -> Result<(), Failure> {
         if self.in_flight_op_id().as_deref() == Some(op.op_id.as_str()) {
             return self.handle_ack(&op.op_id, op.seq);
         }
         let opened = match payload::open_op(&self.ring, &self.doc_id, op.base, &op.op_id, &op.payload) {
             Err(PayloadError::Crypto(CryptoError::UnknownKey { kid, kv })) => {
-                return Err(Failure::NeedKey { kid, kv: Some(kv) });
+                if !self.is_refused(&kid, kv) {
+                    return Err(Failure::NeedKey { kid, kv: Some(kv) });
+                }
+                Err(format!("sealed under key {kid} v{kv}, which the app refused"))
             }
             opened => opened.map_err(|e| e.to_string()),
         };
@@ -1162,9 +1205,11 @@ impl DocClient {
                 self.events.push_back(DocClientEvent::Cursor { user_id, index: start, length: end - start });
                 Ok(())
             }
-            Err(PayloadError::Crypto(CryptoError::UnknownKey { kid, kv })) => {
-                Err(Failure::NeedKey { kid, kv: Some(kv) })
-            }
+            // A cursor is a moment's position, not history: one under a key
+            // the ring lacks is reported and dropped, never waited for (a
+            // co-subscriber naming a made-up key version must not stop
+            // the document, nor make the app's provider run per cursor).
+            // The sender's ops name the key too and do wait for it.
             Err(err) => {
                 self.events.push_back(DocClientEvent::CursorError { user_id, error: err.to_string() });
                 Ok(())

@@ -233,6 +233,71 @@ fn remote_cursors_follow_later_edits() {
 }
 
 #[test]
+fn a_cursor_under_a_key_the_ring_lacks_is_dropped_without_stopping_the_document() {
+    let mut c = joined("a");
+    let mut made_up = KeyRing::single("k", 999, Key::from_bytes(&[9; 32])).unwrap();
+    let cursor = json!({"seq": 0, "cursor": payload::seal_cursor(&mut made_up, "k", "d", 0, 0, 0).unwrap()});
+    c.handle_event(CURSOR_EVENT, &cursor, Some("mallory"), Instant::now()).unwrap();
+    let seen = events(&mut c);
+    assert!(
+        matches!(&seen[..], [DocClientEvent::CursorError { user_id: Some(u), .. }] if u == "mallory"),
+        "no key request, no wait: {seen:?}"
+    );
+    // The next op is integrated at once.
+    c.handle_event("sealcast_internal:doc-op", &op(1, 0, "b-1", &text("on")), None, Instant::now()).unwrap();
+    assert_eq!(c.canonical(), Some(&text("on")));
+}
+
+#[test]
+fn ops_under_a_key_the_app_refused_are_skipped_and_it_is_not_asked_for_again() {
+    let mut c = joined("a");
+    let mut made_up = KeyRing::single("k", 999, Key::from_bytes(&[9; 32])).unwrap();
+    for (seq, id) in [(1, "m-1"), (2, "m-2")] {
+        let sealed = payload::seal_op(&mut made_up, "k", "d", 0, id, &text("junk")).unwrap();
+        let data = json!({"seq": seq, "base": 0, "op_id": id, "payload": sealed});
+        c.handle_event("sealcast_internal:doc-op", &data, Some("mallory"), Instant::now()).unwrap();
+    }
+    c.handle_event("sealcast_internal:doc-op", &op(3, 0, "b-1", &text("ok")), None, Instant::now()).unwrap();
+    let asked = |e: &DocClientEvent| matches!(e, DocClientEvent::KeyNeeded { kv: Some(999), .. });
+    assert_eq!(events(&mut c).iter().filter(|e| asked(e)).count(), 1);
+    assert_eq!(c.seq(), 0, "waiting for the key");
+    c.key_refused("k", 999);
+    let seen = events(&mut c);
+    let skipped: Vec<u64> = seen
+        .iter()
+        .filter_map(|e| match e {
+            DocClientEvent::Skipped { seq, reason, .. } if reason.contains("refused") => Some(*seq),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(skipped, vec![1, 2], "both skipped, the second without asking: {seen:?}");
+    assert!(!seen.iter().any(asked));
+    assert_eq!(c.canonical(), Some(&text("ok")));
+    assert!(c.is_ready());
+}
+
+#[test]
+fn asking_again_raises_key_needed_again_while_the_key_is_missing() {
+    let mut c = joined("a");
+    let mut other = KeyRing::single("k", 2, Key::from_bytes(&[4; 32])).unwrap();
+    let sealed = payload::seal_op(&mut other, "k", "d", 0, "b-1", &text("x")).unwrap();
+    let data = json!({"seq": 1, "base": 0, "op_id": "b-1", "payload": sealed});
+    c.handle_event("sealcast_internal:doc-op", &data, None, Instant::now()).unwrap();
+    let needed = |c: &mut DocClient| {
+        events(c).into_iter().filter(|e| matches!(e, DocClientEvent::KeyNeeded { kv: Some(2), .. })).count()
+    };
+    assert_eq!(needed(&mut c), 1);
+    c.ask_again("k", Some(1)); // not asked: nothing
+    assert_eq!(needed(&mut c), 0);
+    c.ask_again("k", Some(2));
+    assert_eq!(needed(&mut c), 1, "asked again");
+    c.add_key("k", 2, Key::from_bytes(&[4; 32]), None).unwrap();
+    assert_eq!(c.canonical(), Some(&text("x")));
+    c.ask_again("k", Some(2)); // answered: nothing left to ask
+    assert_eq!(needed(&mut c), 0);
+}
+
+#[test]
 fn a_replayed_op_is_skipped() {
     let mut c = joined("a");
     let first = op(1, 0, "b-1", &text("x"));

@@ -399,6 +399,70 @@ fn a_document_waits_for_its_key_and_a_refused_key_closes_it() {
 }
 
 #[test]
+fn an_op_under_a_key_the_app_refuses_is_skipped_and_the_document_goes_on() {
+    // Mallory's provider hands her a key version nobody else's has, so
+    // she seals under it. Every other client asks once, is refused, skips
+    // the op and goes on (before, they waited for ever behind it).
+    let mut world = World::new(21);
+    let mallory = world.add("mallory", &[("doc", 1, 4), ("doc", 999, 9)]);
+    open(&mut world, mallory);
+    world.run_for(Duration::from_secs(1));
+    let (bob, carl) = (world.add("bob", &[("doc", 1, 4)]), world.add("carl", &[("doc", 1, 4)]));
+    for node in [bob, carl] {
+        open(&mut world, node);
+    }
+    world.run_for(Duration::from_secs(1));
+    let mut junk = Delta::new();
+    junk.insert_text("under a made-up key", None);
+    world.nodes[mallory].machine.document(DOC).unwrap().edit(junk).unwrap();
+    world.run_for(Duration::from_secs(1));
+    let mut edit = Delta::new();
+    edit.insert_text("bob goes on", None);
+    world.nodes[bob].machine.document(DOC).unwrap().edit(edit).unwrap();
+    world.run_for(Duration::from_secs(1));
+    for node in [bob, carl] {
+        assert!(!world.nodes[node].machine.document(DOC).unwrap().has_pending());
+        let asked = world.nodes[node].key_calls.iter().filter(|r| r.kv == Some(999)).count();
+        assert_eq!(asked, 1, "asked once");
+        assert!(world.nodes[node].events.iter().any(|e| matches!(
+            e,
+            Event::Document { event: DocClientEvent::Skipped { reason, .. }, .. } if reason.contains("refused")
+        )));
+        let text = serde_json::to_string(&view(&mut world, node).to_json()).unwrap();
+        assert!(text.contains("bob goes on") && !text.contains("made-up"), "{text}");
+    }
+    assert_eq!(view(&mut world, bob), view(&mut world, carl));
+}
+
+#[test]
+fn a_document_asks_again_when_a_key_request_goes_unanswered() {
+    // Ann seals under version 2; Bob's provider does not answer the first
+    // request (and lacks the key until later): after `key_timeout` (30 s)
+    // the document asks again instead of waiting for ever.
+    let run = |wait: Duration| {
+        let mut world = World::new(22);
+        let ann = world.add("ann", &[("doc", 1, 4), ("doc", 2, 5)]);
+        open(&mut world, ann);
+        world.run_for(Duration::from_secs(1));
+        let bob = world.add("bob", &[("doc", 1, 4)]);
+        open(&mut world, bob);
+        world.run_for(Duration::from_secs(1));
+        world.nodes[bob].key_answers = KeyAnswers::Never;
+        let mut edit = Delta::new();
+        edit.insert_text("sealed under v2", None);
+        world.nodes[ann].machine.document(DOC).unwrap().edit(edit).unwrap();
+        world.run_for(Duration::from_secs(5));
+        world.nodes[bob].keys.insert(("doc".into(), 2), [5; 32]);
+        world.nodes[bob].key_answers = KeyAnswers::Now;
+        world.run_for(wait);
+        let asked = world.nodes[bob].key_calls.iter().filter(|r| r.kv == Some(2)).count();
+        (asked, view(&mut world, bob) == view(&mut world, ann))
+    };
+    assert_eq!(run(Duration::from_secs(20)), (1, false), "not asked again before 30 s");
+    assert_eq!(run(Duration::from_secs(30)), (2, true), "asked again, and caught up");
+}
+
+#[test]
 fn concurrent_joiners_of_a_new_document_settle_on_one_session_key() {
     // Both open the new document at once: both are told "no session yet",
     // both get a new session key from the provider, both claim it; the
