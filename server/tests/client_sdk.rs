@@ -332,6 +332,53 @@ async fn two_clients_edit_a_document_and_survive_a_server_restart() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_op_under_a_key_version_the_provider_refuses_does_not_stop_the_document() {
+    // Mallory's provider hands her a key version nobody else's has; she
+    // seals an op under it. Ann's and Bob's providers refuse that version:
+    // both skip her op and go on editing (they used to wait behind it for
+    // ever, and Ann's own edit after it was never acknowledged).
+    let root = TempDir::new("sdk-refused-key");
+    let port = free_port();
+    let _server = Server::start_in_on(&root.0, port, "", "", &[]);
+    let config = DocConfig { snapshot_every: 5, digest_every: 2 };
+    let options = || DocOptions { presence: true, kid: "doc-key".into(), key_hint: None, config };
+    let honest = Keys::with(&[("doc-key", 1, 4)]);
+    let (ann, mut ann_rx) = start(port, "ann", honest.clone());
+    let (bob, mut bob_rx) = start(port, "bob", honest.clone());
+    let (mallory, mut mallory_rx) =
+        start(port, "mallory", Keys::with(&[("doc-key", 1, 4), ("doc-key", 999, 9)]));
+    for (client, rx) in [(&ann, &mut ann_rx), (&bob, &mut bob_rx), (&mallory, &mut mallory_rx)] {
+        client.with_machine(|m| m.open_document("notes", options())).unwrap();
+        ready(rx).await;
+    }
+    doc(&mallory, |mut d| d.edit(insert(0, "junk under v999")));
+    for rx in [&mut ann_rx, &mut bob_rx] {
+        expect(rx, "the op skipped", |e| match e {
+            Event::Document { event: DocClientEvent::Skipped { reason, user_id, .. }, .. } => {
+                assert!(reason.contains("refused"), "{reason}");
+                assert_eq!(user_id.as_deref(), Some("mallory"));
+                Some(())
+            }
+            _ => None,
+        })
+        .await;
+    }
+    doc(&ann, |mut d| d.edit(insert(0, "Hello")));
+    let mut converged = false;
+    for _ in 0..200 {
+        let (a, b) = (doc(&ann, |d| d.view()), doc(&bob, |d| d.view()));
+        if a == b && a == insert(0, "Hello") && !doc(&ann, |d| Ok(d.has_pending())) {
+            converged = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(converged, "Ann's edit after the refused op did not reach Bob");
+    let asked = honest.document_calls().iter().filter(|r| r.kv == Some(999)).count();
+    assert_eq!(asked, 2, "each honest client asked once");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn joiners_of_a_new_document_share_one_session_key_recorded_across_a_restart() {
     // The provider issues a new key for every request without hint. Ann and
     // Bob open the new document at once; whoever claims first records the
