@@ -484,6 +484,9 @@ impl DocClient {
     /// reported in the `Diverged` event.
     pub fn restart(&mut self) {
         self.bad_snapshots.clear();
+        // A refusal may have been a passing failure (docs/keys.md): a
+        // restart asks the app again.
+        self.refused.clear();
         self.abandoned = None;
         self.own_digests.clear();
         self.their_digests.clear();

@@ -274,6 +274,13 @@ fn ops_under_a_key_the_app_refused_are_skipped_and_it_is_not_asked_for_again() {
     assert!(!seen.iter().any(asked));
     assert_eq!(c.canonical(), Some(&text("ok")));
     assert!(c.is_ready());
+    // A restart (after `Diverged`, say) asks the app again.
+    c.restart();
+    frames(&mut c);
+    let sealed = payload::seal_op(&mut made_up, "k", "d", 0, "m-1", &text("junk")).unwrap();
+    let history = state(1, vec![json!({"seq": 1, "base": 0, "op_id": "m-1", "payload": sealed})]);
+    c.handle_event("sealcast_internal:doc-state", &history, None, Instant::now()).unwrap();
+    assert_eq!(events(&mut c).iter().filter(|e| asked(e)).count(), 1, "asked again after the restart");
 }
 
 #[test]
