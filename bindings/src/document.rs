@@ -64,7 +64,8 @@ pub enum DocumentEvent {
         /// Why.
         message: String,
     },
-    /// The key provider could not supply a key the document needs.
+    /// The key provider refused the document's session key (the document
+    /// closes; an op under a refused version is `Skipped` instead).
     KeyNeeded {
         /// Key id.
         kid: String,

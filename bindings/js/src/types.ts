@@ -68,7 +68,7 @@ export type DocumentEvent =
   | { type: "skipped"; seq: number; opId: string; userId: string | null; reason: string }
   | { type: "cursor"; userId: string | null; index: number; length: number }
   | { type: "cursorError"; userId: string | null; message: string }
-  /** The key provider could not supply a key the document needs. */
+  /** The key provider refused the document's session key (the document closes). */
   | { type: "keyNeeded"; kid: string; kv: number | null; keyHint: string | null }
   /** The session stopped; input is refused until `restart()`. */
   | { type: "diverged"; seq: number; reason: string; unsent: Delta | null }

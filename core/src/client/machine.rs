@@ -465,8 +465,9 @@ impl ClientMachine {
     }
 
     /// The app's answer to `NeedKey(request)`: what waited for it proceeds
-    /// (or, on `Err`, is reported: undecryptable, not sent, or the
-    /// document's `KeyNeeded`).
+    /// (or, on `Err`, is reported: undecryptable, not sent, the document's
+    /// `KeyNeeded` and closing for its session key, or `Skipped` for the op
+    /// that named a refused version). Every refusal is also an `Error`.
     pub fn handle_key(&mut self, now: Instant, request: &KeyRequest, result: Result<KeyGrant, String>) {
         self.now = now;
         self.asked.remove(request);
@@ -869,20 +870,23 @@ impl ClientMachine {
     fn key_refused(&mut self, request: &KeyRequest, message: &str) {
         self.events.push_back(Event::Error { code: None, message: format!("key provider: {message}") });
         if let Some(doc_id) = &request.doc_id {
-            if self.docs.contains_key(doc_id) {
-                // The document's `KeyNeeded` says which key did not come.
-                let event = DocClientEvent::KeyNeeded {
-                    kid: request.kid.clone(),
-                    kv: request.kv,
-                    key_hint: request.key_hint.clone(),
-                };
-                self.events.push_back(Event::Document { doc_id: doc_id.clone(), event });
-            }
-            // Without its session key a document can never be edited: it
-            // is closed. The op (or snapshot) that named a refused version
-            // is skipped (or passed over) and the document goes on.
             match request.kv {
-                None => self.close_document(doc_id),
+                // Without its session key a document can never be edited:
+                // it is closed, after its `KeyNeeded` says which key did not
+                // come (an editor showing "loading" would wait for ever).
+                None => {
+                    if self.docs.contains_key(doc_id) {
+                        let event = DocClientEvent::KeyNeeded {
+                            kid: request.kid.clone(),
+                            kv: None,
+                            key_hint: request.key_hint.clone(),
+                        };
+                        self.events.push_back(Event::Document { doc_id: doc_id.clone(), event });
+                    }
+                    self.close_document(doc_id);
+                }
+                // The op (or snapshot) that named a refused version is
+                // skipped (`Skipped`) or passed over; the document goes on.
                 Some(kv) => {
                     if let Some(doc) = self.docs.get_mut(doc_id) {
                         doc.key_refused(&request.kid, kv);

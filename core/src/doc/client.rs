@@ -134,7 +134,10 @@ pub enum DocClientEvent {
     /// The ring lacks a key: the one an envelope names, or (`kv: None`)
     /// the document session's key to seal with. Call
     /// [`DocClient::add_key`]; processing waits for it (nothing is
-    /// dropped).
+    /// dropped), or [`DocClient::key_refused`] when the app has no such
+    /// version (the op that named it is skipped). The client machine
+    /// answers these itself through the app's key provider, and passes
+    /// this event on only for a refused session key.
     KeyNeeded {
         /// Key id.
         kid: String,
