@@ -8,10 +8,27 @@ export function param(name, fallback) {
   return new URLSearchParams(location.search).get(name) || fallback;
 }
 
+/**
+ * GETs JSON from the auth server. A 4xx answer is a refusal (no such key,
+ * or not this user's); a network failure or a 5xx is retried a few times
+ * first (0.5 s, 1 s, 2 s, 4 s), because a refused document key version
+ * skips the op that named it (docs/keys.md).
+ */
 async function getJson(path) {
-  const answer = await fetch(path);
-  if (!answer.ok) throw new Error(`the key server answered ${answer.status}`);
-  return answer.json();
+  for (let attempt = 0; ; attempt++) {
+    let failure;
+    try {
+      const answer = await fetch(path);
+      if (answer.ok) return answer.json();
+      failure = new Error(`the key server answered ${answer.status}`);
+      if (answer.status < 500) throw failure;
+    } catch (err) {
+      if (err === failure || attempt >= 4) throw err;
+      failure = err;
+    }
+    if (attempt >= 4) throw failure;
+    await new Promise((resolve) => setTimeout(resolve, 500 * 2 ** attempt));
+  }
 }
 
 /**
