@@ -228,6 +228,16 @@ fn frame(fin: bool, opcode: u8, payload: &[u8], masked: bool) -> Vec<u8> {
 }
 
 impl Raw {
+    /// A raw connection and its socket id (from `connection_established`).
+    async fn established(port: u16) -> (Raw, String) {
+        let mut raw = Raw::connect(port).await;
+        let (_, established) = raw.next().await.unwrap();
+        let established: Value = serde_json::from_slice(&established).unwrap();
+        let data: Value = serde_json::from_str(established["data"].as_str().unwrap()).unwrap();
+        let socket_id = data["socket_id"].as_str().unwrap().to_owned();
+        (raw, socket_id)
+    }
+
     async fn connect(port: u16) -> Raw {
         let mut stream = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
         let request = format!(
@@ -590,14 +600,8 @@ async fn joins_are_paged_by_bytes_and_non_readers_are_closed() {
     let codes = under_attack("non-reading joiners", &mut victim, async move {
         let mut codes = Vec::new();
         for _ in 0..8 {
-            let url = format!("ws://127.0.0.1:{port}/app/{APP_KEY}?protocol=7");
-            let mut raw = Raw::connect(port).await;
-            let _ = url;
             // Subscribe through the raw socket: read the socket id first.
-            let (_, established) = raw.next().await.unwrap();
-            let established: Value = serde_json::from_slice(&established).unwrap();
-            let data: Value = serde_json::from_str(established["data"].as_str().unwrap()).unwrap();
-            let socket_id = data["socket_id"].as_str().unwrap().to_owned();
+            let (mut raw, socket_id) = Raw::established(port).await;
             let auth = auth::channel_auth(APP_KEY, APP_SECRET, &socket_id, doc, None);
             let subscribe = json!({"event": "pusher:subscribe", "data": {"channel": doc, "auth": auth}});
             raw.send(&frame(true, 0x1, subscribe.to_string().as_bytes(), true)).await;
@@ -687,6 +691,27 @@ async fn http_has_timeouts_and_checks_before_reading() {
     );
 }
 
+/// A data directory on tmpfs when there is one: a victim's ack latency is
+/// then the server's work, not the disk's fsync (which alone varies 2–16 ms
+/// here).
+fn tmpfs_root(name: &str) -> common::TempDir {
+    let shm = std::path::PathBuf::from("/dev/shm");
+    let base = if shm.is_dir() { shm } else { std::env::temp_dir() };
+    let root = common::TempDir(base.join(format!("sealcast-abuse-{name}-{}", std::process::id())));
+    std::fs::create_dir_all(&root.0).unwrap();
+    root
+}
+
+/// The attackers' counts, summed.
+async fn sum_pairs(tasks: Vec<tokio::task::JoinHandle<(usize, usize)>>) -> (usize, usize) {
+    let mut totals = (0, 0);
+    for task in tasks {
+        let (a, b) = task.await.unwrap();
+        totals = (totals.0 + a, totals.1 + b);
+    }
+    totals
+}
+
 /// The document store is shared by every app: one app's connections all
 /// joining a large history at once (each at the default join rate, never
 /// closed for it) are held to
@@ -695,12 +720,7 @@ async fn http_has_timeouts_and_checks_before_reading() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_apps_joins_do_not_hold_the_document_store() {
     let _serial = SERIAL.lock().await;
-    // Data on tmpfs when there is one: the victim's ack latency is then the
-    // server's work, not the disk's fsync (which alone varies 2–16 ms here).
-    let shm = std::path::PathBuf::from("/dev/shm");
-    let base = if shm.is_dir() { shm } else { std::env::temp_dir() };
-    let root = common::TempDir(base.join(format!("sealcast-abuse-store-{}", std::process::id())));
-    std::fs::create_dir_all(&root.0).unwrap();
+    let root = tmpfs_root("store");
     let extra = format!("doc_ops_per_second = 1000\nrate_limit_strikes = 100000\n{VICTIM}");
     let server = Server::start_in(&root.0, "", &extra, &[("TEST_RUST_LOG", "info")]);
     let doc = "private-doc-shared-big";
@@ -710,17 +730,11 @@ async fn one_apps_joins_do_not_hold_the_document_store() {
     let (answered, busy) = under_attack("joins from 8 connections", &mut victim, async move {
         let mut tasks = Vec::new();
         for _ in 0..8 {
-            let url = format!("ws://127.0.0.1:{port}/app/{APP_KEY}?protocol=7");
             tasks.push(tokio::spawn(async move {
                 // Raw frames: the attacker does not parse megabyte answers
                 // (that would measure this test's CPU, not the server).
-                let _ = url;
-                let mut raw = Raw::connect(port).await;
-                let (_, established) = raw.next().await.unwrap();
-                let established: Value = serde_json::from_slice(&established).unwrap();
-                let data: Value = serde_json::from_str(established["data"].as_str().unwrap()).unwrap();
-                let auth =
-                    auth::channel_auth(APP_KEY, APP_SECRET, data["socket_id"].as_str().unwrap(), doc, None);
+                let (mut raw, socket_id) = Raw::established(port).await;
+                let auth = auth::channel_auth(APP_KEY, APP_SECRET, &socket_id, doc, None);
                 let subscribe = json!({"event": "pusher:subscribe", "data": {"channel": doc, "auth": auth}});
                 raw.send(&frame(true, 0x1, subscribe.to_string().as_bytes(), true)).await;
                 let join =
@@ -748,12 +762,7 @@ async fn one_apps_joins_do_not_hold_the_document_store() {
                 (answered, busy)
             }));
         }
-        let mut totals = (0, 0);
-        for task in tasks {
-            let (a, b) = task.await.unwrap();
-            totals = (totals.0 + a, totals.1 + b);
-        }
-        totals
+        sum_pairs(tasks).await
     })
     .await;
     println!("store sharing: {answered} join pages (up to 1 MiB each) answered, {busy} refused as busy");
@@ -768,12 +777,9 @@ async fn one_apps_joins_do_not_hold_the_document_store() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_apps_key_hint_claims_do_not_hold_the_document_store() {
     let _serial = SERIAL.lock().await;
-    // On tmpfs, as above: what is measured is the server's locking (on this
-    // machine's disk the victim's p99 went 1.5 -> 4.0 and 2.9 -> 3.1 ms).
-    let shm = std::path::PathBuf::from("/dev/shm");
-    let base = if shm.is_dir() { shm } else { std::env::temp_dir() };
-    let root = common::TempDir(base.join(format!("sealcast-abuse-claims-{}", std::process::id())));
-    std::fs::create_dir_all(&root.0).unwrap();
+    // What is measured is the server's locking (on this machine's disk the
+    // victim's p99 went 1.5 -> 4.0 and 2.9 -> 3.1 ms).
+    let root = tmpfs_root("claims");
     let extra = format!("rate_limit_strikes = 100000\n{VICTIM}");
     let server = Server::start_in(&root.0, "", &extra, &[("TEST_RUST_LOG", "info")]);
     let mut victim = DocVictim::connect(&server).await;
@@ -782,11 +788,7 @@ async fn one_apps_key_hint_claims_do_not_hold_the_document_store() {
         let mut tasks = Vec::new();
         for c in 0..8 {
             tasks.push(tokio::spawn(async move {
-                let mut raw = Raw::connect(port).await;
-                let (_, established) = raw.next().await.unwrap();
-                let established: Value = serde_json::from_slice(&established).unwrap();
-                let data: Value = serde_json::from_str(established["data"].as_str().unwrap()).unwrap();
-                let socket_id = data["socket_id"].as_str().unwrap().to_owned();
+                let (mut raw, socket_id) = Raw::established(port).await;
                 let (mut recorded, mut refused) = (0, 0);
                 let deadline = Instant::now() + Duration::from_secs(6);
                 for i in 0.. {
@@ -819,12 +821,7 @@ async fn one_apps_key_hint_claims_do_not_hold_the_document_store() {
                 (recorded, refused)
             }));
         }
-        let mut totals = (0, 0);
-        for task in tasks {
-            let (a, b) = task.await.unwrap();
-            totals = (totals.0 + a, totals.1 + b);
-        }
-        totals
+        sum_pairs(tasks).await
     })
     .await;
     println!("claims: {recorded} new documents' hints recorded, {refused} refused as rate limited or busy");

@@ -41,6 +41,11 @@ fn state(head: u64, ops: Vec<Value>) -> Value {
     json!({"head": head, "snapshot": null, "ops": ops})
 }
 
+/// [`state`] naming the document's recorded session hint.
+fn hinted(head: u64, ops: Vec<Value>, key_hint: &str) -> Value {
+    json!({"head": head, "snapshot": null, "ops": ops, "key_hint": key_hint})
+}
+
 fn joined(prefix: &str) -> DocClient {
     let mut c = client(prefix);
     c.join();
@@ -595,8 +600,7 @@ fn a_client_without_a_key_asks_for_the_recorded_session_and_claims_it_after() {
     let mut c = keyless("a");
     c.join();
     assert_eq!(frames(&mut c)[0]["data"], json!({}), "nothing to claim without a key");
-    let state =
-        json!({"head": 1, "snapshot": null, "ops": [op(1, 0, "b-1", &text("x"))], "key_hint": "salt-1"});
+    let state = hinted(1, vec![op(1, 0, "b-1", &text("x"))], "salt-1");
     c.handle_event("sealcast_internal:doc-state", &state, None, Instant::now()).unwrap();
     assert!(!c.is_ready());
     let needed = DocClientEvent::KeyNeeded { kid: "k".into(), kv: None, key_hint: Some("salt-1".into()) };
@@ -625,8 +629,7 @@ fn a_new_document_claims_a_new_session_key_and_yields_to_an_earlier_claim() {
     assert!(!c.is_ready());
     assert_eq!(frames(&mut c), vec![json!({"event": "sealcast:doc-join", "data": {"key_hint": "mine"}})]);
     // Another client's claim came first: switch to its session.
-    let lost =
-        json!({"head": 1, "snapshot": null, "ops": [op(1, 0, "b-1", &text("x"))], "key_hint": "theirs"});
+    let lost = hinted(1, vec![op(1, 0, "b-1", &text("x"))], "theirs");
     c.handle_event("sealcast_internal:doc-state", &lost, None, Instant::now()).unwrap();
     assert!(!c.is_ready());
     let theirs = DocClientEvent::KeyNeeded { kid: "k".into(), kv: None, key_hint: Some("theirs".into()) };
@@ -651,7 +654,7 @@ fn a_key_the_app_named_for_another_session_is_replaced_by_the_recorded_one() {
     let mut c = client("a");
     c.join();
     assert_eq!(frames(&mut c)[0]["data"], json!({"key_hint": "hint"}));
-    let other = json!({"head": 0, "snapshot": null, "ops": [], "key_hint": "other"});
+    let other = hinted(0, vec![], "other");
     c.handle_event("sealcast_internal:doc-state", &other, None, Instant::now()).unwrap();
     assert!(!c.is_ready());
     let needed = DocClientEvent::KeyNeeded { kid: "k".into(), kv: None, key_hint: Some("other".into()) };
@@ -663,7 +666,7 @@ fn a_key_the_app_named_for_another_session_is_replaced_by_the_recorded_one() {
     let mut fixed = DocClient::new("d", false, ring(), "k", None, "f", DocConfig::default()).unwrap();
     fixed.join();
     assert_eq!(frames(&mut fixed)[0]["data"], json!({}));
-    let recorded = json!({"head": 0, "snapshot": null, "ops": [], "key_hint": "someone's"});
+    let recorded = hinted(0, vec![], "someone's");
     fixed.handle_event("sealcast_internal:doc-state", &recorded, None, Instant::now()).unwrap();
     assert!(fixed.is_ready());
 }
