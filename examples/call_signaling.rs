@@ -12,8 +12,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use sealcast_core::net::{Client, ClientConfig, Event};
 use sealcast_examples::backend::Backend;
+use sealcast_net::{Client, ClientConfig, Event};
 use serde_json::{Value, json};
 use tokio::sync::mpsc::UnboundedReceiver;
 

@@ -14,8 +14,8 @@
 use std::io::BufRead;
 use std::sync::Arc;
 
-use sealcast_core::net::{Client, ClientConfig, Event};
 use sealcast_examples::backend::Backend;
+use sealcast_net::{Client, ClientConfig, Event};
 use serde_json::json;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

@@ -14,8 +14,8 @@ use std::time::{Duration, Instant};
 
 use sealcast_core::client::ChannelAuth;
 use sealcast_core::crypto::{Key, Scope};
-use sealcast_core::net::{Authorizer, Client, ClientConfig, Event, KeyGrant, KeyProvider, KeyRequest};
 use sealcast_core::protocol::auth::channel_auth;
+use sealcast_net::{Authorizer, Client, ClientConfig, Event, KeyGrant, KeyProvider, KeyRequest};
 use serde_json::json;
 
 pub const CHANNEL: &str = "private-bench";

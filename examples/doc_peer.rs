@@ -22,9 +22,9 @@ use std::sync::Arc;
 
 use sealcast_core::client::DocOptions;
 use sealcast_core::doc::{DocClientEvent, DocConfig};
-use sealcast_core::net::{Client, ClientConfig, Event};
 use sealcast_core::ot::Delta;
 use sealcast_examples::backend::Backend;
+use sealcast_net::{Client, ClientConfig, Event};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args = sealcast_examples::args();

@@ -16,8 +16,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use sealcast_core::client::ChannelAuth;
-use sealcast_core::net::{Authorizer, Client, ClientConfig, Event, KeyGrant, KeyProvider, KeyRequest};
 use sealcast_core::protocol::auth::channel_auth;
+use sealcast_net::{Authorizer, Client, ClientConfig, Event, KeyGrant, KeyProvider, KeyRequest};
 use tokio::sync::mpsc;
 
 struct Hmac;

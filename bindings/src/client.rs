@@ -6,11 +6,11 @@ use std::time::Instant;
 
 use sealcast_core::client::{ChannelAuth, ClientMachine, ConnectionState as CoreState, Member};
 use sealcast_core::crypto::Scope;
-use sealcast_core::net::{self, ClientConfig, Event};
+use sealcast_net::{self as net, ClientConfig, Event};
 use serde_json::Value;
 
 use crate::crypto::key_from;
-use crate::document::{DocumentEvent, document_event};
+use crate::document_event::{DocumentEvent, document_event};
 use crate::{CallbackError, SealcastError, runtime};
 
 /// What an authorizer returns: the Pusher auth string (`key:signature`) or
@@ -386,11 +386,9 @@ fn deliver(listener: &dyn ClientListener, event: Event) {
         Event::MemberAdded { channel, member } => listener.on_member_added(channel, member.into()),
         Event::MemberRemoved { channel, member } => listener.on_member_removed(channel, member.into()),
         Event::Error { code, message } => listener.on_error(code, message),
-        Event::Document { doc_id, event } => {
-            if let Some(event) = document_event(event) {
-                listener.on_document(doc_id, event);
-            }
-        }
-        _ => {}
+        Event::Document { doc_id, event } => listener.on_document(doc_id, document_event(event)),
+        // Requests: the driver (sealcast_net::Client) answers them through
+        // the app's Authorizer and KeyProvider and never passes them on.
+        Event::NeedAuthorization { .. } | Event::NeedKey(_) => {}
     }
 }

@@ -4,8 +4,8 @@
 use sealcast_core::client::{ClientError, CommandError};
 use sealcast_core::crypto::CryptoError;
 use sealcast_core::doc::DocClientError;
-use sealcast_core::net::NetError;
 use sealcast_core::ot::OtError;
+use sealcast_net::NetError;
 
 /// Why a call failed.
 #[derive(Debug, thiserror::Error, uniffi::Error)]
@@ -88,7 +88,7 @@ impl From<ClientError> for SealcastError {
         match err {
             ClientError::NotConnected => SealcastError::NotConnected,
             ClientError::NotSubscribed(channel) => SealcastError::NotSubscribed { channel },
-            other => SealcastError::invalid(other),
+            err @ ClientError::Invalid(_) => SealcastError::invalid(err),
         }
     }
 }
@@ -98,7 +98,10 @@ impl From<DocClientError> for SealcastError {
         match err {
             DocClientError::Diverged => SealcastError::Diverged,
             DocClientError::Crypto(err) => err.into(),
-            other => SealcastError::Document { detail: other.to_string() },
+            err @ (DocClientError::NotReady
+            | DocClientError::Session(_)
+            | DocClientError::Version(_)
+            | DocClientError::Malformed(_)) => SealcastError::Document { detail: err.to_string() },
         }
     }
 }
@@ -110,7 +113,7 @@ impl From<CommandError> for SealcastError {
             CommandError::Crypto(err) => err.into(),
             CommandError::Document(err) => err.into(),
             CommandError::Busy(_) => SealcastError::Busy { detail: err.to_string() },
-            other => SealcastError::Document { detail: other.to_string() },
+            CommandError::NoDocument(_) => SealcastError::Document { detail: err.to_string() },
         }
     }
 }
@@ -118,8 +121,9 @@ impl From<CommandError> for SealcastError {
 impl From<NetError> for SealcastError {
     fn from(err: NetError) -> SealcastError {
         match err {
-            NetError::Config(detail) => SealcastError::Config { detail },
-            other => SealcastError::Config { detail: other.to_string() },
+            NetError::BadUrl { .. } | NetError::BadRootCertificate { .. } | NetError::Tls(_) => {
+                SealcastError::Config { detail: err.to_string() }
+            }
         }
     }
 }

@@ -15,6 +15,7 @@ pub mod client;
 pub mod crypto;
 pub mod delta;
 pub mod document;
+pub mod document_event;
 mod error;
 mod runtime;
 

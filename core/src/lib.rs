@@ -31,8 +31,6 @@
 pub mod client;
 pub mod crypto;
 pub mod doc;
-#[cfg(feature = "net")]
-pub mod net;
 pub mod ot;
 pub mod protocol;
 pub mod time;

@@ -5,7 +5,7 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use sealcast_core::client::ChannelAuth;
 use sealcast_core::crypto::Key;
-use sealcast_core::net::{Authorizer, KeyGrant, KeyProvider, KeyRequest};
+use sealcast_net::{Authorizer, KeyGrant, KeyProvider, KeyRequest};
 use serde_json::Value;
 
 use crate::http::{call, encode};

@@ -8,8 +8,8 @@
 //! - [`http`]: the few lines of HTTP/1.1 both need (examples stay free of
 //!   an HTTP framework).
 //!
-//! [`Authorizer`]: sealcast_core::net::Authorizer
-//! [`KeyProvider`]: sealcast_core::net::KeyProvider
+//! [`Authorizer`]: sealcast_net::Authorizer
+//! [`KeyProvider`]: sealcast_net::KeyProvider
 
 pub mod auth_server;
 pub mod backend;

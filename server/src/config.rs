@@ -33,6 +33,22 @@ pub enum ConfigError {
     /// A value is out of range or inconsistent.
     #[error("invalid configuration: {0}")]
     Invalid(String),
+    /// An app's JWT key is unusable.
+    #[error("invalid configuration: app {app:?}: {source}")]
+    JwtKey {
+        /// The app's id.
+        app: String,
+        /// What is wrong with the key.
+        source: crate::jwt::JwtKeyError,
+    },
+    /// An app's webhook is unusable.
+    #[error("invalid configuration: app {app:?}: {source}")]
+    Webhook {
+        /// The app's id.
+        app: String,
+        /// What is wrong with the webhook.
+        source: crate::webhooks::WebhookConfigError,
+    },
 }
 
 /// The whole server configuration.
@@ -485,11 +501,11 @@ impl ServerConfig {
             {
                 return invalid(format!("app {:?}: limits and rates must be positive", app.id));
             }
-            if let Err(err) = crate::jwt::TokenVerifier::from_config(&app.jwt_keys) {
-                return invalid(format!("app {:?}: {err}", app.id));
+            if let Err(source) = crate::jwt::TokenVerifier::from_config(&app.jwt_keys) {
+                return Err(ConfigError::JwtKey { app: app.id.clone(), source });
             }
-            if let Some(err) = app.webhooks.iter().find_map(|hook| crate::webhooks::validate(hook).err()) {
-                return invalid(format!("app {:?}: {err}", app.id));
+            if let Some(source) = app.webhooks.iter().find_map(|hook| crate::webhooks::validate(hook).err()) {
+                return Err(ConfigError::Webhook { app: app.id.clone(), source });
             }
         }
         Ok(())

@@ -128,42 +128,81 @@ enum Audience {
     Many(Vec<String>),
 }
 
+/// Why a configured JWT key was rejected (caused by: the operator's
+/// config; reported at start-up and on reload).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum JwtKeyError {
+    /// `x` or `y` is not 32 bytes of unpadded base64url.
+    #[error("jwt key {kid:?}: {coordinate} must be 32 bytes of unpadded base64url")]
+    BadCoordinate {
+        /// The key's id.
+        kid: String,
+        /// `x` or `y`.
+        coordinate: &'static str,
+    },
+    /// `x` is not a point of Ed25519.
+    #[error("jwt key {kid:?}: not an Ed25519 point")]
+    NotEd25519Point {
+        /// The key's id.
+        kid: String,
+    },
+    /// An ES256 key without `y`.
+    #[error("jwt key {kid:?}: ES256 needs y")]
+    MissingY {
+        /// The key's id.
+        kid: String,
+    },
+    /// `x`, `y` is not a point of P-256.
+    #[error("jwt key {kid:?}: not a P-256 point")]
+    NotP256Point {
+        /// The key's id.
+        kid: String,
+    },
+    /// Neither EdDSA nor ES256.
+    #[error("jwt key {kid:?}: alg {alg:?} is not EdDSA or ES256")]
+    UnsupportedAlgorithm {
+        /// The key's id.
+        kid: String,
+        /// The configured algorithm.
+        alg: String,
+    },
+}
+
 impl TokenVerifier {
     /// Parses configured keys; the error names the bad key.
-    pub fn from_config(keys: &[JwtKeyConfig]) -> Result<TokenVerifier, String> {
-        let decode32 = |text: &str, what: &str| -> Result<[u8; 32], String> {
-            URL_SAFE_NO_PAD
-                .decode(text)
-                .ok()
-                .and_then(|b| <[u8; 32]>::try_from(b).ok())
-                .ok_or_else(|| format!("{what} must be 32 bytes of unpadded base64url"))
-        };
+    pub fn from_config(keys: &[JwtKeyConfig]) -> Result<TokenVerifier, JwtKeyError> {
         let mut parsed = Vec::with_capacity(keys.len());
         for key in keys {
+            let kid = || key.kid.clone();
+            let decode32 = |text: &str, coordinate: &'static str| -> Result<[u8; 32], JwtKeyError> {
+                URL_SAFE_NO_PAD
+                    .decode(text)
+                    .ok()
+                    .and_then(|b| <[u8; 32]>::try_from(b).ok())
+                    .ok_or_else(|| JwtKeyError::BadCoordinate { kid: kid(), coordinate })
+            };
             let public = match key.alg.as_str() {
                 "EdDSA" => {
                     let x = decode32(&key.x, "x")?;
                     PublicKey::Ed25519(
                         ed25519_dalek::VerifyingKey::from_bytes(&x)
-                            .map_err(|_| format!("jwt key {:?}: not an Ed25519 point", key.kid))?,
+                            .map_err(|_| JwtKeyError::NotEd25519Point { kid: kid() })?,
                     )
                 }
                 "ES256" => {
                     let x = decode32(&key.x, "x")?;
-                    let y = decode32(
-                        key.y.as_deref().ok_or_else(|| format!("jwt key {:?}: ES256 needs y", key.kid))?,
-                        "y",
-                    )?;
+                    let y =
+                        decode32(key.y.as_deref().ok_or_else(|| JwtKeyError::MissingY { kid: kid() })?, "y")?;
                     let mut sec1 = [0u8; 65];
                     sec1[0] = 4;
                     sec1[1..33].copy_from_slice(&x);
                     sec1[33..].copy_from_slice(&y);
                     PublicKey::P256(
                         p256::ecdsa::VerifyingKey::from_sec1_bytes(&sec1)
-                            .map_err(|_| format!("jwt key {:?}: not a P-256 point", key.kid))?,
+                            .map_err(|_| JwtKeyError::NotP256Point { kid: kid() })?,
                     )
                 }
-                other => return Err(format!("jwt key {:?}: alg {other:?} is not EdDSA or ES256", key.kid)),
+                other => return Err(JwtKeyError::UnsupportedAlgorithm { kid: kid(), alg: other.to_owned() }),
             };
             parsed.push((key.kid.clone(), public));
         }
@@ -418,12 +457,21 @@ mod tests {
                 y: y.map(Into::into),
             }])
         };
-        assert!(bad("RS256", &b64(&[1; 32]), None).unwrap_err().contains("not EdDSA or ES256"));
-        assert!(bad("EdDSA", "short", None).is_err());
-        assert!(bad("ES256", &b64(&[1; 32]), None).unwrap_err().contains("needs y"));
-        assert!(
-            bad("ES256", &b64(&[1; 32]), Some(&b64(&[1; 32]))).unwrap_err().contains("not a P-256 point")
+        let kid = || "k".to_owned();
+        assert_eq!(
+            bad("RS256", &b64(&[1; 32]), None).unwrap_err(),
+            JwtKeyError::UnsupportedAlgorithm { kid: kid(), alg: "RS256".into() }
         );
+        assert_eq!(
+            bad("EdDSA", "short", None).unwrap_err(),
+            JwtKeyError::BadCoordinate { kid: kid(), coordinate: "x" }
+        );
+        assert_eq!(bad("ES256", &b64(&[1; 32]), None).unwrap_err(), JwtKeyError::MissingY { kid: kid() });
+        assert_eq!(
+            bad("ES256", &b64(&[1; 32]), Some(&b64(&[1; 32]))).unwrap_err(),
+            JwtKeyError::NotP256Point { kid: kid() }
+        );
+        assert!(bad("RS256", "x", None).unwrap_err().to_string().contains("not EdDSA or ES256"));
     }
 
     #[test]

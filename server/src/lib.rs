@@ -6,6 +6,7 @@
 //! each module owns.
 
 pub mod bench;
+pub mod boot;
 pub mod cli;
 pub mod cluster;
 pub mod config;

@@ -9,7 +9,7 @@ use serde_json::value::RawValue;
 use std::sync::Arc;
 use tokio::sync::mpsc;
 
-use crate::cluster::{BusMessage, HEARTBEAT_EVERY, RedisBroker, RoutedMessage};
+use crate::cluster::{BusMessage, ClusterError, HEARTBEAT_EVERY, RedisBroker, RoutedMessage};
 use crate::state::ServerState;
 
 /// Starts the cluster tasks of a node: loads the presence other nodes
@@ -25,7 +25,7 @@ pub async fn run(
     state: Arc<ServerState>,
     broker: Arc<RedisBroker>,
     mut inbox: mpsc::Receiver<RoutedMessage>,
-) -> Result<(), String> {
+) -> Result<(), ClusterError> {
     for (app, channel, node, user, info) in broker.presence_entries().await? {
         if let Some(app) = state.app_by_id(&app) {
             let info = info.and_then(|i| RawValue::from_string(i).ok());

@@ -392,7 +392,7 @@ impl Registry {
         if subscription_count == 0 {
             return None;
         }
-        let user_count = name.starts_with("presence-").then(|| self.users(name).len());
+        let user_count = ChannelKind::of(name).is_presence().then(|| self.users(name).len());
         Some(ChannelInfo { subscription_count, user_count })
     }
 

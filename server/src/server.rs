@@ -15,7 +15,7 @@ use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Method, Request, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
-use sealcast_core::protocol::codes;
+use sealcast_core::protocol::{codes, handshake};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tracing::{debug, info};
@@ -121,7 +121,7 @@ async fn route(
 ) -> Result<HttpResponse, Infallible> {
     let path = request.uri().path().to_owned();
     let method = request.method().clone();
-    if let Some(key) = path.strip_prefix("/app/") {
+    if let Some(key) = handshake::app_key_of(&path) {
         return Ok(websocket(state, key, &mut request));
     }
     let response = match (&method, path.as_str()) {
@@ -171,7 +171,7 @@ fn websocket(state: Arc<ServerState>, key: &str, request: &mut Request<Incoming>
     let app = match protocol.as_deref().map(str::parse::<u32>) {
         None => refusal(codes::NO_PROTOCOL_VERSION, "no protocol version given"),
         Some(Err(_)) => refusal(codes::INVALID_VERSION_FORMAT, "protocol version is not a number"),
-        Some(Ok(version)) if !(5..=7).contains(&version) => refusal(
+        Some(Ok(version)) if !handshake::SUPPORTED_VERSIONS.contains(&version) => refusal(
             codes::UNSUPPORTED_PROTOCOL_VERSION,
             "unsupported protocol version (this server speaks 5 to 7)",
         ),

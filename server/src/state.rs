@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use crate::cluster::{Broker, LocalBroker, RedisBroker};
+use crate::cluster::{Broker, LocalBroker};
 use crate::config::ServerConfig;
 use crate::docs::{RedisStore, Sequencer, StoreError};
 use crate::hub::App;
@@ -37,21 +37,9 @@ impl ServerState {
         ServerState::with_broker(config, Arc::new(LocalBroker::new()))
     }
 
-    /// [`ServerState::new`], or in cluster mode connected to the other
-    /// nodes through Redis (the tasks that receive their messages and reap
-    /// dead nodes are started here).
-    pub async fn start(config: ServerConfig) -> Result<Arc<ServerState>, String> {
-        let Some(url) = config.cluster.clone() else {
-            return ServerState::new(config).map(Arc::new).map_err(|e| e.to_string());
-        };
-        let (inbox, messages) = tokio::sync::mpsc::channel(crate::cluster::INBOX_MAX);
-        let broker = RedisBroker::start(&url, config.cluster_outbox_per_app, inbox).await?;
-        let state = Arc::new(ServerState::with_broker(config, broker.clone()).map_err(|e| e.to_string())?);
-        crate::node::run(state.clone(), broker, messages).await?;
-        Ok(state)
-    }
-
-    fn with_broker(config: ServerConfig, bus: Arc<dyn Broker>) -> Result<ServerState, StoreError> {
+    /// State over `bus` (the in-process broker, or Redis in cluster mode:
+    /// [`crate::boot::start`]).
+    pub(crate) fn with_broker(config: ServerConfig, bus: Arc<dyn Broker>) -> Result<ServerState, StoreError> {
         // Documents: the embedded SQLite store alone, the shared Redis in a
         // cluster (one sequence per document across all nodes).
         let sequencer = match &config.cluster {

@@ -157,14 +157,24 @@ impl HookEvent {
     }
 }
 
-/// Why a webhook URL was rejected at configuration time.
-pub fn validate(config: &WebhookConfig) -> Result<(), String> {
-    parse_url(&config.url)
-        .map(|_| ())
-        .ok_or_else(|| format!("webhook url {:?} must be http://HOST:PORT/PATH", config.url))?;
+/// Why a webhook was rejected at configuration time (caused by: the
+/// operator's config).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum WebhookConfigError {
+    /// The URL is not `http://HOST:PORT/PATH`.
+    #[error("webhook url {0:?} must be http://HOST:PORT/PATH")]
+    BadUrl(String),
+    /// An event type Pusher does not define.
+    #[error("unknown webhook event type {0:?}")]
+    UnknownEventType(String),
+}
+
+/// Checks a webhook's configuration.
+pub fn validate(config: &WebhookConfig) -> Result<(), WebhookConfigError> {
+    parse_url(&config.url).ok_or_else(|| WebhookConfigError::BadUrl(config.url.clone()))?;
     for kind in &config.event_types {
         if !EventType::ALL.iter().any(|t| t.name() == kind) {
-            return Err(format!("unknown webhook event type {kind:?}"));
+            return Err(WebhookConfigError::UnknownEventType(kind.clone()));
         }
     }
     Ok(())

@@ -1,4 +1,4 @@
-//! The Rust client SDK (`sealcast_core::net::Client`, feature `net`)
+//! The Rust client SDK (`sealcast_net::Client`)
 //! against a real `sealcast serve`: sealed chat, presence, call signaling,
 //! key rotation, a shared document, a wrong key, and reconnecting through
 //! a server restart.
@@ -14,9 +14,9 @@ use sealcast_core::client::ChannelAuth;
 use sealcast_core::client::{DocOptions, Document};
 use sealcast_core::crypto::{Key, Scope};
 use sealcast_core::doc::{DocClientError, DocClientEvent, DocConfig};
-use sealcast_core::net::{Authorizer, Client, ClientConfig, Event, KeyGrant, KeyProvider, KeyRequest};
 use sealcast_core::ot::Delta;
 use sealcast_core::protocol::auth;
+use sealcast_net::{Authorizer, Client, ClientConfig, Event, KeyGrant, KeyProvider, KeyRequest};
 use serde_json::{Value, json};
 use tokio::sync::mpsc::UnboundedReceiver;
 

@@ -30,6 +30,7 @@ use sealcast_core::ot::Delta;
 use sealcast_core::ot::OtError;
 use sealcast_core::ot::session::{DocSession, Integrated, SessionError};
 use sealcast_core::protocol::auth;
+use sealcast_core::protocol::doc::DocErrorCode;
 use serde_json::{Value, json};
 
 const CLIENTS: usize = 5;
@@ -213,7 +214,9 @@ impl Peer {
                     panic!("client {} diverged at {seq}: {reason:?} (seed {})", self.index, self.seed)
                 }
                 DocClientEvent::Ready { unsent: Some(_), .. } => self.counts.unsent_offers += 1,
-                DocClientEvent::Refused { code, retry_in: Some(_), .. } if code == "rate_limited" => {
+                DocClientEvent::Refused { code, retry_in: Some(_), .. }
+                    if *code == DocErrorCode::RateLimited =>
+                {
                     self.counts.rate_limited += 1
                 }
                 DocClientEvent::Refused { code, message, .. } => {

@@ -351,8 +351,19 @@ export class SealcastClient {
       case "error":
         this.options.onError?.({ code: e.code, message: e.message });
         break;
-      default:
-        break; // state, members: pusher-js reports its own
+      // pusher-js owns the connection, its members and its authorization:
+      // it reports those itself (and the machine asks for no authorization
+      // over an external transport).
+      case "state":
+      case "memberAdded":
+      case "memberRemoved":
+      case "needAuthorization":
+        break;
+      default: {
+        // A new event type is a compile error here, never silently dropped.
+        const unhandled: never = e;
+        return unhandled;
+      }
     }
   }
 

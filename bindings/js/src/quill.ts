@@ -170,8 +170,16 @@ export function attachQuill(quill: QuillLike, doc: SealedDocument, options: Quil
       case "refused":
         if (event.retryInMs === null) status({ state: "refused", code: event.code, message: event.message, unsent: null });
         break;
-      default:
+      // Nothing to show in the editor: every client skips the same op, and
+      // a cursor that does not open is only a moment's position.
+      case "skipped":
+      case "cursorError":
         break;
+      default: {
+        // A new event type is a compile error here, never silently dropped.
+        const unhandled: never = event;
+        return unhandled;
+      }
     }
   };
 

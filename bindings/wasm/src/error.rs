@@ -29,7 +29,10 @@ pub(crate) fn document(err: DocClientError) -> JsError {
     let code = match &err {
         DocClientError::NotReady => "not_ready",
         DocClientError::Diverged => "diverged",
-        _ => "document",
+        DocClientError::Session(_)
+        | DocClientError::Version(_)
+        | DocClientError::Crypto(_)
+        | DocClientError::Malformed(_) => "document",
     };
     coded(code, err)
 }
@@ -40,7 +43,7 @@ pub(crate) fn command(err: CommandError) -> JsError {
             let code = match &err {
                 ClientError::NotConnected => "not_connected",
                 ClientError::NotSubscribed(_) => "not_subscribed",
-                _ => "refused",
+                ClientError::Invalid(_) => "refused",
             };
             coded(code, err)
         }
@@ -50,7 +53,6 @@ pub(crate) fn command(err: CommandError) -> JsError {
         CommandError::Busy(n) => {
             coded("busy", format!("{n} sealed events or key requests already wait for keys"))
         }
-        other => coded("refused", other),
     }
 }
 

@@ -1,6 +1,6 @@
 //! The machine's outputs as JSON for the TypeScript layer: one object per
 //! event or transmit, tagged by `type` (the shapes are the `.d.ts` types
-//! `MachineEvent` and `MachineTransmit` in `bindings/js/src/wasm.ts`).
+//! `MachineEvent` and `MachineTransmit` in `bindings/js/src/types.ts`).
 
 use std::time::Duration;
 
@@ -90,7 +90,6 @@ pub(crate) fn event(event: Event) -> Value {
             json!({"type": "needAuthorization", "socketId": socket_id, "channel": channel})
         }
         Event::NeedKey(request) => json!({"type": "needKey", "request": key_request(&request)}),
-        other => json!({"type": "error", "code": null, "message": format!("unknown event {other:?}")}),
     }
 }
 
@@ -123,8 +122,7 @@ fn document(event: DocClientEvent) -> Value {
             json!({"type": "diverged", "seq": seq, "reason": reason, "unsent": unsent.as_ref().map(delta)})
         }
         DocClientEvent::Refused { code, message, retry_in } => json!({
-            "type": "refused", "code": code, "message": message, "retryInMs": retry_in.map(millis),
+            "type": "refused", "code": code.as_str(), "message": message, "retryInMs": retry_in.map(millis),
         }),
-        other => json!({"type": "unknown", "debug": format!("{other:?}")}),
     }
 }

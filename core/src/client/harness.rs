@@ -23,12 +23,16 @@ use serde_json::value::RawValue;
 
 use super::{ChannelAuth, ClientMachine, Event, KeyGrant, KeyRequest, MachineConfig, Transmit};
 use crate::crypto::Key;
-use crate::doc::store::{
-    AppendOutcome, DocId, DocLimits, DocStore, MemoryStore, Snapshot, StoreError, read_join,
-};
+// The sequencer crate links the non-test build of this crate: its types
+// cross into the harness through primitives and the wire form only.
 use crate::protocol::client::Command;
-use crate::protocol::doc::{self, Ack, DocError, DocReply, DocRequest, SequencedOp, SnapshotStored};
-use crate::protocol::{ClientFrame, server};
+use crate::protocol::doc::{
+    self, Ack, DocError, DocErrorCode, DocReply, DocRequest, SequencedOp, SnapshotStored,
+};
+use crate::protocol::{ChannelKind, ClientFrame, server};
+use sealcast_sequencer::{
+    AppendOutcome, DocId, DocLimits, DocStore, JoinQuery, MemoryStore, Snapshot, StoreError, read_join,
+};
 
 /// A small deterministic PRNG (xorshift64*), seeded per test and printed.
 #[derive(Debug, Clone)]
@@ -354,8 +358,8 @@ impl World {
 
     fn authorize(&self, index: usize, socket_id: &str, channel: &str) -> ChannelAuth {
         let user = &self.nodes[index].user;
-        let channel_data = channel
-            .starts_with("presence-")
+        let channel_data = ChannelKind::of(channel)
+            .is_presence()
             .then(|| serde_json::json!({"user_id": user, "user_info": {"name": user}}).to_string());
         let auth =
             crate::protocol::auth::channel_auth("key", "secret", socket_id, channel, channel_data.as_deref());
@@ -444,7 +448,7 @@ impl World {
                 });
                 let channel = data.channel.clone();
                 self.conns[conn].channels.insert(channel.clone(), user.clone());
-                let reply = if channel.starts_with("presence-") {
+                let reply = if ChannelKind::of(&channel).is_presence() {
                     let members: Vec<(String, String)> = self
                         .conns
                         .iter()
@@ -498,17 +502,29 @@ impl World {
         let refuse = |err: StoreError, op_id: Option<String>| {
             let request = Some(request.event().to_owned());
             DocReply::Error(DocError {
-                code: err.code().to_owned(),
+                code: DocErrorCode::parse(err.code().as_str()),
                 message: err.to_string(),
                 op_id,
                 request,
             })
         };
         let reply = match &request {
-            DocRequest::Join(join) => match read_join(&self.store, &id, join.into(), usize::MAX) {
-                Ok(state) => DocReply::State(state.into_wire()),
-                Err(err) => refuse(err, None),
-            },
+            DocRequest::Join(join) => {
+                let query = JoinQuery {
+                    since: join.since,
+                    op_id: join.op_id.as_deref(),
+                    from_snapshot: join.snapshot,
+                    claim: join.key_hint.as_deref(),
+                };
+                match read_join(&self.store, &id, query, usize::MAX) {
+                    // Through its wire form, as the real server sends it.
+                    Ok(state) => match serde_json::to_value(state.into_wire()).map(serde_json::from_value) {
+                        Ok(Ok(state)) => DocReply::State(state),
+                        _ => return,
+                    },
+                    Err(err) => refuse(err, None),
+                }
+            }
             DocRequest::Submit(submit) => {
                 match self.store.append(&id, submit.base, &submit.op_id, &submit.payload, user.as_deref()) {
                     Ok(AppendOutcome::Appended(seq)) => {

@@ -21,11 +21,9 @@ use crate::ot::Delta;
 use crate::protocol::doc::{self, DocReply};
 
 /// The event carrying sealed presence state
-/// ([`ClientMachine::send_presence_state`]).
-pub const PRESENCE_STATE_EVENT: &str = "client-presence-state";
-
-/// The event of [`ClientMachine::send_chat`].
-pub const CHAT_EVENT: &str = "client-chat";
+/// ([`ClientMachine::send_presence_state`]) and the event of
+/// [`ClientMachine::send_chat`] (their home is the protocol).
+pub use crate::protocol::client::{CHAT_EVENT, PRESENCE_STATE_EVENT};
 
 /// What [`ClientMachine::send_signal`] seals, when present.
 const SIGNAL_PATHS: [&str; 2] = ["/sdp", "/candidate"];
@@ -104,8 +102,11 @@ impl KeyGrant {
 }
 
 /// Something for the app: what happened, or a request it must answer.
+///
+/// Not `#[non_exhaustive]`, on purpose: every binding matches each variant,
+/// so a new one is a compile error on every platform (Kotlin, Swift,
+/// Python, the browser) rather than an event silently dropped.
 #[derive(Debug)]
-#[non_exhaustive]
 pub enum Event {
     /// The own link's connection state changed.
     State(ConnectionState),
@@ -192,7 +193,6 @@ pub enum Event {
 
 /// Why a command was refused.
 #[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
 pub enum CommandError {
     /// The link refused it (not connected, not subscribed, bad name, a
     /// client event the server would refuse).

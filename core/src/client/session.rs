@@ -16,7 +16,7 @@ use super::backoff::{Backoff, CloseClass};
 use super::presence::{Member, Roster};
 use crate::protocol::client::{CLIENT_EVENT_PREFIX, Command};
 use crate::protocol::event::ServerEvent;
-use crate::protocol::{ChannelName, SubscribeData, UnsubscribeData};
+use crate::protocol::{ChannelKind, ChannelName, SubscribeData, UnsubscribeData};
 
 /// Tuning of a [`ClientSession`].
 #[derive(Debug, Clone)]
@@ -154,7 +154,6 @@ pub enum ClientEvent {
 
 /// Why a call was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
 pub enum ClientError {
     /// Not connected (caused by: caller timing).
     #[error("not connected")]
@@ -540,7 +539,7 @@ impl ClientSession {
     }
 
     fn start_subscription(&mut self, channel: String) {
-        if channel.starts_with("private-") || channel.starts_with("presence-") {
+        if ChannelKind::of(&channel).requires_auth() {
             let socket_id = self.socket_id().unwrap_or_default().to_owned();
             self.subscriptions.insert(channel.clone(), SubState::Authorizing);
             self.actions.push_back(Action::Authorize { socket_id, channel });
@@ -555,7 +554,7 @@ impl ClientSession {
             return;
         }
         self.subscriptions.insert(channel.clone(), SubState::Subscribed);
-        if channel.starts_with("presence-") {
+        if ChannelKind::of(&channel).is_presence() {
             let mut roster = Roster::from_subscription(data);
             if let Some(me) = self.me.get(&channel) {
                 roster.set_me(me.clone());

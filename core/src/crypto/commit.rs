@@ -11,22 +11,19 @@
 //! only. Binding the nonce makes `kc` differ per envelope, so it is no
 //! standing key fingerprint. Rationale and layout: `docs/envelope.md`.
 
-use hmac::{Hmac, KeyInit, Mac};
-use sha2::Sha256;
+use hmac::Mac;
 use subtle::ConstantTimeEq;
 
 use super::Key;
-use super::envelope::IV_LEN;
+
+/// Length of an envelope's IV (the AES-GCM nonce), which the commitment
+/// binds; the envelope's fields use it too.
+pub(crate) const IV_LEN: usize = 12;
 
 /// Length of the commitment in bytes.
 pub(crate) const COMMIT_LEN: usize = 32;
 
 const COMMIT_LABEL: &[u8] = b"sealcast/v1/commit";
-
-/// The HMAC keyed with `key`, prepared once per key.
-pub(crate) fn keyed_mac(key: &[u8; 32]) -> Hmac<Sha256> {
-    <Hmac<Sha256> as KeyInit>::new_from_slice(key).expect("HMAC accepts keys of any length")
-}
 
 /// `HMAC-SHA256(key, "sealcast/v1/commit" || iv)`.
 pub(crate) fn commitment(key: &Key, iv: &[u8; IV_LEN]) -> [u8; COMMIT_LEN] {
@@ -44,6 +41,8 @@ pub(crate) fn verify(key: &Key, iv: &[u8; IV_LEN], received: &[u8; COMMIT_LEN]) 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use hmac::{Hmac, KeyInit};
+    use sha2::Sha256;
 
     #[test]
     fn commitment_depends_on_key_and_iv() {

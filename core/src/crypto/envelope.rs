@@ -17,7 +17,7 @@ use aes_gcm::aead::AeadInOut;
 use rand_core::TryCryptoRng;
 use serde_json::{Map, Value};
 
-use super::commit::{self, COMMIT_LEN};
+use super::commit::{self, COMMIT_LEN, IV_LEN};
 use super::{CryptoError, JsonPointer, Key, Scope, aad, b64, plaintext, rng};
 
 /// The envelope format version this build writes and reads.
@@ -29,7 +29,6 @@ pub const MAX_SEALED_BYTES: usize = 1 << 20;
 /// Longest key id, in bytes.
 pub const MAX_KID_LEN: usize = 128;
 
-pub(crate) const IV_LEN: usize = 12;
 const TAG_LEN: usize = 16;
 const FIELDS: [&str; 7] = ["v", "alg", "kid", "kv", "iv", "ct", "kc"];
 

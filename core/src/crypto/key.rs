@@ -9,7 +9,7 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use zeroize::Zeroizing;
 
-use super::{CryptoError, OsRng, b64, commit, rng};
+use super::{CryptoError, OsRng, b64, rng};
 
 /// Length of a key in bytes.
 pub const KEY_LEN: usize = 32;
@@ -45,7 +45,7 @@ impl Key {
     /// A key from its raw bytes.
     pub fn from_bytes(bytes: &[u8; KEY_LEN]) -> Key {
         let cipher = Aes256Gcm::new(bytes.into());
-        let commit_mac = commit::keyed_mac(bytes);
+        let commit_mac = keyed_mac(bytes);
         Key { bytes: Zeroizing::new(*bytes), cipher, commit_mac }
     }
 
@@ -102,6 +102,12 @@ impl fmt::Debug for Key {
 }
 
 const THUMBPRINT_LABEL: &[u8] = b"sealcast/v1/thumbprint";
+
+/// HMAC-SHA256 keyed with `key`, prepared once per key (the key
+/// commitment's MAC, `crate::crypto::commit`, and op ids' MAC).
+pub(crate) fn keyed_mac(key: &[u8; 32]) -> Hmac<Sha256> {
+    <Hmac<Sha256> as hmac::KeyInit>::new_from_slice(key).expect("HMAC accepts keys of any length")
+}
 
 #[cfg(test)]
 mod tests {

@@ -30,6 +30,7 @@ pub use fields::{
     seal_call_json, seal_chat_json, seal_custom_json, seal_fields, seal_fields_with_rng,
 };
 pub use kdf::{DerivedKey, derive_document_key, derive_key};
+pub(crate) use key::keyed_mac;
 pub use key::{KEY_LEN, Key};
 pub use pointer::JsonPointer;
 pub use rand_core;

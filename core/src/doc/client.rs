@@ -27,7 +27,7 @@ use super::versions::{VersionError, ViewVersions};
 use crate::crypto::{CryptoError, Key, KeyRing};
 use crate::ot::Delta;
 use crate::ot::session::{DocEvent as SessionEvent, DocSession, Integrated, SessionError};
-use crate::protocol::doc::{self, DocMessage, DocProtocolError, DocReply, DocRequest};
+use crate::protocol::doc::{self, DocErrorCode, DocMessage, DocProtocolError, DocReply, DocRequest};
 
 /// Own and reported digests remembered, per direction.
 const DIGESTS_KEPT: usize = 64;
@@ -65,9 +65,9 @@ impl Default for DocConfig {
     }
 }
 
-/// What the app (editor) must hear about.
+/// What the app (editor) must hear about. Not `#[non_exhaustive]`: every
+/// binding matches each variant (see [`crate::client::Event`]).
 #[derive(Debug, Clone, PartialEq)]
-#[non_exhaustive]
 pub enum DocClientEvent {
     /// A new session: show `view` (replace the editor's content); the
     /// editor is at `version` from now on. Sent on the first join, on a
@@ -167,7 +167,7 @@ pub enum DocClientEvent {
     /// following `Ready` carries as `unsent`.
     Refused {
         /// The server's error code.
-        code: String,
+        code: DocErrorCode,
         /// Its message.
         message: String,
         /// When the op is resubmitted, if it is.
@@ -203,7 +203,6 @@ impl std::fmt::Display for DivergeReason {
 
 /// Why a call was refused.
 #[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
 pub enum DocClientError {
     /// Not joined yet (caused by: caller).
     #[error("the document is not joined yet")]
@@ -738,9 +737,9 @@ impl DocClient {
             return;
         }
         let mut retry_in = None;
-        match code.as_str() {
+        match code {
             // Our op's base fell behind the floor: catch up, then resend.
-            "resync" if self.phase.is_ready() => {
+            DocErrorCode::Resync if self.phase.is_ready() => {
                 self.join();
                 return;
             }
@@ -748,7 +747,7 @@ impl DocClient {
             // for rate without an op id is a snapshot or a digest (joins
             // are handled below): the snapshot is retried the same way, a
             // digest is only a check and the next one will do.
-            "stale_snapshot" => {
+            DocErrorCode::StaleSnapshot => {
                 self.snapshot_retry = true;
                 return;
             }
@@ -756,8 +755,8 @@ impl DocClient {
             // refused digest is only a check (the next one will do).
             // Servers name the request; older ones are told apart by having
             // no op id outside a join.
-            "rate_limited" | "storage" | "unavailable"
-                if match error.request.as_deref() {
+            _ if code.is_transient()
+                && match error.request.as_deref() {
                     Some(request) => request == doc::SNAPSHOT || request == doc::DIGEST,
                     None => error.op_id.is_none() && !self.joining(),
                 } =>
@@ -772,7 +771,7 @@ impl DocClient {
             // takes it as the ack. Only if the id conflicts again is it
             // someone else's (our ids are unguessable, so only a bug or a
             // leak): then ours was never sequenced and goes under a fresh id.
-            "conflict" if ours => {
+            DocErrorCode::Conflict if ours => {
                 let op_id = error.op_id.clone();
                 if self.conflicted.is_some() && self.conflicted == op_id {
                     self.conflicted = None;
@@ -788,7 +787,7 @@ impl DocClient {
             }
             // Not now: the same op id (or the same join) again after a
             // growing wait.
-            "rate_limited" | "storage" | "unavailable" if ours || self.joining() => {
+            _ if code.is_transient() && (ours || self.joining()) => {
                 let wait = RETRY_FIRST.saturating_mul(1 << self.retries.min(6)).min(RETRY_MAX);
                 self.retries = self.retries.saturating_add(1);
                 self.retry_at = Some(now + wait);
@@ -1264,7 +1263,7 @@ impl DocClient {
 
     fn op_id(&self, id: u64) -> String {
         use hmac::Mac;
-        let mut mac = crate::crypto::commit::keyed_mac(&self.op_id_secret);
+        let mut mac = crate::crypto::keyed_mac(&self.op_id_secret);
         mac.update(&id.to_be_bytes());
         let tag = mac.finalize().into_bytes();
         let tag: String = tag.iter().take(12).map(|b| format!("{b:02x}")).collect();

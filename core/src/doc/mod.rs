@@ -5,7 +5,6 @@
 
 mod client;
 pub mod payload;
-pub mod store;
 mod versions;
 
 pub use client::{

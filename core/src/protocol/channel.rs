@@ -21,6 +21,32 @@ pub enum ChannelKind {
     Presence,
 }
 
+impl ChannelKind {
+    /// The kind a channel name's prefix gives it (the name itself is not
+    /// validated: see [`ChannelName::parse`]).
+    pub fn of(name: &str) -> ChannelKind {
+        if name.starts_with("private-encrypted-") {
+            ChannelKind::PrivateEncrypted
+        } else if name.starts_with("private-") {
+            ChannelKind::Private
+        } else if name.starts_with("presence-") {
+            ChannelKind::Presence
+        } else {
+            ChannelKind::Public
+        }
+    }
+
+    /// True when subscribing needs an auth signature.
+    pub fn requires_auth(self) -> bool {
+        self != ChannelKind::Public
+    }
+
+    /// True for presence channels (members, user ids on events).
+    pub fn is_presence(self) -> bool {
+        self == ChannelKind::Presence
+    }
+}
+
 /// A channel name that passed validation: 1–200 bytes of
 /// `A-Z a-z 0-9 _ - = @ , . ;`.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -46,20 +72,12 @@ impl ChannelName {
 
     /// The channel's kind, from its prefix.
     pub fn kind(&self) -> ChannelKind {
-        if self.0.starts_with("private-encrypted-") {
-            ChannelKind::PrivateEncrypted
-        } else if self.0.starts_with("private-") {
-            ChannelKind::Private
-        } else if self.0.starts_with("presence-") {
-            ChannelKind::Presence
-        } else {
-            ChannelKind::Public
-        }
+        ChannelKind::of(&self.0)
     }
 
     /// True when subscribing needs an auth signature.
     pub fn requires_auth(&self) -> bool {
-        self.kind() != ChannelKind::Public
+        self.kind().requires_auth()
     }
 
     /// True when clients may publish `client-` events on it.

@@ -19,6 +19,11 @@ pub const PING: &str = "pusher:ping";
 pub const PONG: &str = "pusher:pong";
 /// The prefix of client events.
 pub const CLIENT_EVENT_PREFIX: &str = "client-";
+/// sealcast's sealed chat message (`/body` sealed for `chat:ROOM:MESSAGE_ID`).
+pub const CHAT_EVENT: &str = "client-chat";
+/// sealcast's sealed presence state (`/state` sealed for
+/// `custom:presence-state:CHANNEL:client-presence-state`).
+pub const PRESENCE_STATE_EVENT: &str = "client-presence-state";
 
 /// A client → server command (other than the document requests).
 #[derive(Debug, Clone, PartialEq)]

@@ -11,6 +11,10 @@ use serde_json::Value;
 
 use super::ClientFrame;
 
+mod code;
+
+pub use code::DocErrorCode;
+
 /// Client → server: join (or page through) a document.
 pub const JOIN: &str = "sealcast:doc-join";
 /// Client → server: submit an op.
@@ -325,14 +329,12 @@ pub struct SnapshotStored {
     pub seq: u64,
 }
 
-/// `sealcast_internal:doc-error`: a refused request. Codes: `resync`,
-/// `too_large`, `invalid`, `stale_snapshot`, `conflict`, `quota`,
-/// `storage`, `rate_limited`, `unavailable`, `not_subscribed`
-/// (docs/protocol.md).
+/// `sealcast_internal:doc-error`: a refused request ([`DocErrorCode`];
+/// docs/protocol.md).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DocError {
-    /// The code.
-    pub code: String,
+    /// Why.
+    pub code: DocErrorCode,
     /// A message for people.
     #[serde(default)]
     pub message: String,
@@ -497,7 +499,7 @@ mod tests {
             DocReply::Digest(Digest { seq: 3, kv: 2, digest: "d".into() }),
             DocReply::SnapshotStored(SnapshotStored { seq: 3 }),
             DocReply::Error(DocError {
-                code: "rate_limited".into(),
+                code: DocErrorCode::RateLimited,
                 message: "m".into(),
                 op_id: Some("o".into()),
                 request: Some(SUBMIT.into()),

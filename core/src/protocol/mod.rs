@@ -3,7 +3,8 @@
 //! Owns channel names and their kinds ([`ChannelName`]), parsing client
 //! frames without touching event payloads ([`ClientFrame`]), encoding server
 //! frames ([`server`]), the HMAC-SHA256 channel and user authentication
-//! signatures ([`auth`]), the protocol's error codes ([`codes`]) and
+//! signatures ([`auth`]), the protocol's error codes ([`codes`]), the
+//! handshake path ([`handshake`]) and
 //! sealcast's document extension ([`doc`]: every document message, typed,
 //! both directions). It leaves
 //! sockets and state to the server and the client session. Event `data` is
@@ -17,6 +18,7 @@ pub mod codes;
 pub mod doc;
 pub mod event;
 mod frame;
+pub mod handshake;
 pub mod server;
 
 pub use channel::{ChannelKind, ChannelName, MAX_CHANNEL_NAME_LEN};

@@ -14,6 +14,7 @@ use hyper_util::rt::TokioIo;
 use sealcast_core::protocol::SubscribeData;
 use sealcast_core::protocol::client::Command;
 use sealcast_core::protocol::event::{self, FrameView};
+use sealcast_core::protocol::handshake::path as handshake_path;
 use serde_json::json;
 use tokio::net::TcpStream;
 
@@ -56,7 +57,7 @@ impl Subscriber {
         let (stream, authority) = connect_tcp(target).await?;
         let request = Request::builder()
             .method("GET")
-            .uri(format!("/app/{}?protocol=7&client=sealcast-bench&version=1", target.key))
+            .uri(handshake_path(&target.key, "sealcast-bench", "1"))
             .header(header::HOST, &authority)
             .header(header::UPGRADE, "websocket")
             .header(header::CONNECTION, "upgrade")

@@ -29,7 +29,7 @@ pub enum CliError {
     Bench(String),
     /// The server could not start (document store, cluster connection).
     #[error("cannot start: {0}")]
-    Startup(String),
+    Startup(#[from] crate::boot::StartupError),
     /// Standard input is larger than the CLI accepts.
     #[error("input is over the {0}-byte limit")]
     InputTooLarge(u64),

@@ -8,7 +8,6 @@ use tracing::info;
 use super::CliError;
 use crate::config::{Overrides, ServerConfig};
 use crate::server;
-use crate::state::ServerState;
 
 #[derive(Args)]
 pub struct ServeArgs {
@@ -47,7 +46,7 @@ pub fn run(args: ServeArgs) -> Result<(), CliError> {
     runtime.block_on(async move {
         // Open the document store (and start webhook workers) before
         // announcing the address, so a bad data directory fails fast.
-        let state = ServerState::start(config).await.map_err(CliError::Startup)?;
+        let state = crate::boot::start(config).await?;
         let config = &state.config;
         let listener = tokio::net::TcpListener::bind((config.host.as_str(), config.port)).await?;
         let address = listener.local_addr()?;

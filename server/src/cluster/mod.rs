@@ -19,6 +19,31 @@ use serde::{Deserialize, Serialize};
 
 pub use self::redis::{HEARTBEAT_EVERY, INBOX_MAX, NODE_TTL, RedisBroker, redact_url};
 
+/// Why the cluster connection failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ClusterError {
+    /// The cluster URL is not a Redis URL (caused by: the operator's
+    /// config). The URL is shown with its password redacted.
+    #[error("cluster URL {url}: {source}")]
+    InvalidUrl {
+        /// The URL, redacted.
+        url: String,
+        /// Why.
+        source: ::redis::RedisError,
+    },
+    /// Redis did not answer at start-up (caused by: environment).
+    #[error("cannot reach Redis at {url}: {source}")]
+    Unreachable {
+        /// The URL, redacted.
+        url: String,
+        /// Why.
+        source: ::redis::RedisError,
+    },
+    /// A Redis command failed (caused by: environment).
+    #[error("redis: {0}")]
+    Redis(#[from] ::redis::RedisError),
+}
+
 /// What nodes tell each other.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "t", rename_all = "snake_case")]

@@ -26,7 +26,7 @@ use redis::{AsyncCommands, PushKind, Value};
 use tokio::sync::{Notify, mpsc};
 use tracing::{debug, warn};
 
-use super::{Broker, BusBusy, BusMessage, RoutedMessage, new_node_id};
+use super::{Broker, BusBusy, BusMessage, ClusterError, RoutedMessage, new_node_id};
 use crate::warn_throttled;
 
 /// How often a node refreshes its heartbeat key.
@@ -99,10 +99,11 @@ impl RedisBroker {
         url: &str,
         per_app: usize,
         inbox: mpsc::Sender<RoutedMessage>,
-    ) -> Result<Arc<RedisBroker>, String> {
+    ) -> Result<Arc<RedisBroker>, ClusterError> {
         let node_id = new_node_id();
         let shown = redact_url(url);
-        let client = redis::Client::open(url).map_err(|e| format!("cluster URL {shown}: {e}"))?;
+        let client = redis::Client::open(url)
+            .map_err(|source| ClusterError::InvalidUrl { url: shown.clone(), source })?;
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(Duration::from_secs(2)))
             .set_response_timeout(Some(Duration::from_secs(2)))
@@ -110,12 +111,12 @@ impl RedisBroker {
         let commands = client
             .get_connection_manager_with_config(config.clone())
             .await
-            .map_err(|e| format!("cannot reach Redis at {shown}: {e}"))?;
+            .map_err(|source| ClusterError::Unreachable { url: shown.clone(), source })?;
 
         let sub_url =
             if url.contains('?') { format!("{url}&protocol=resp3") } else { format!("{url}?protocol=resp3") };
-        let sub_client =
-            redis::Client::open(sub_url.as_str()).map_err(|e| format!("cluster URL {shown}: {e}"))?;
+        let sub_client = redis::Client::open(sub_url.as_str())
+            .map_err(|source| ClusterError::InvalidUrl { url: shown.clone(), source })?;
         // The push channel is bounded: when this node falls behind, pushes
         // are dropped (counted) instead of queued without bound.
         let (push_tx, mut push_rx) = mpsc::channel::<redis::PushInfo>(INBOX_MAX);
@@ -131,8 +132,8 @@ impl RedisBroker {
         let mut subscriber = sub_client
             .get_connection_manager_with_config(sub_config)
             .await
-            .map_err(|e| format!("cannot reach Redis at {shown}: {e}"))?;
-        subscriber.psubscribe("sealcast:bus:*").await.map_err(|e| format!("psubscribe: {e}"))?;
+            .map_err(|source| ClusterError::Unreachable { url: shown.clone(), source })?;
+        subscriber.psubscribe("sealcast:bus:*").await?;
 
         let healthy = Arc::new(AtomicBool::new(true));
         let (outbox, queue) = mpsc::unbounded_channel::<RoutedMessage>();
@@ -257,17 +258,17 @@ impl RedisBroker {
     }
 
     /// Which of `nodes` still have a heartbeat key.
-    pub async fn alive(&self, nodes: &[String]) -> Result<Vec<bool>, String> {
+    pub async fn alive(&self, nodes: &[String]) -> Result<Vec<bool>, ClusterError> {
         let mut conn = self.commands.clone();
         let mut alive = Vec::with_capacity(nodes.len());
         for node in nodes {
-            alive.push(conn.exists::<_, bool>(node_key(node)).await.map_err(|e| e.to_string())?);
+            alive.push(conn.exists::<_, bool>(node_key(node)).await?);
         }
         Ok(alive)
     }
 
     /// Every node's subscription counts: (app, channel, node, count).
-    pub async fn occupancy_entries(&self) -> Result<Vec<(String, String, String, usize)>, String> {
+    pub async fn occupancy_entries(&self) -> Result<Vec<(String, String, String, usize)>, ClusterError> {
         let mut conn = self.commands.clone();
         let mut entries = Vec::new();
         for key in scan(&mut conn, "sealcast:occupancy:*").await? {
@@ -276,21 +277,21 @@ impl RedisBroker {
             else {
                 continue;
             };
-            let fields: Vec<(String, usize)> = conn.hgetall(&key).await.map_err(|e| e.to_string())?;
+            let fields: Vec<(String, usize)> = conn.hgetall(&key).await?;
             entries.extend(fields.into_iter().map(|(node, n)| (app.to_owned(), channel.to_owned(), node, n)));
         }
         Ok(entries)
     }
 
     /// Every presence entry of every node (for a node that starts).
-    pub async fn presence_entries(&self) -> Result<Vec<PresenceEntry>, String> {
+    pub async fn presence_entries(&self) -> Result<Vec<PresenceEntry>, ClusterError> {
         let mut conn = self.commands.clone();
         let keys = scan(&mut conn, "sealcast:presence:*").await?;
         let mut entries = Vec::new();
         for key in keys {
             let Some(rest) = key.strip_prefix("sealcast:presence:") else { continue };
             let Some((app, channel)) = rest.split_once(':') else { continue };
-            let fields: Vec<(String, String)> = conn.hgetall(&key).await.map_err(|e| e.to_string())?;
+            let fields: Vec<(String, String)> = conn.hgetall(&key).await?;
             for (field, info) in fields {
                 if let Some((node, user)) = field.split_once('|') {
                     let info = (info != "null").then_some(info);
@@ -321,7 +322,7 @@ impl RedisBroker {
         app: &str,
         members: &[(String, String, Option<String>)],
         occupancy: &[(String, usize)],
-    ) -> Result<(), String> {
+    ) -> Result<(), ClusterError> {
         let mut conn = self.commands.clone();
         let mine = format!("{}|", self.node_id);
         let mut pipe = redis::pipe();
@@ -330,7 +331,7 @@ impl RedisBroker {
         let prefix = format!("sealcast:presence:{app}:");
         for key in scan(&mut conn, &format!("{prefix}*")).await? {
             let Some(channel) = key.strip_prefix(&prefix) else { continue };
-            let fields: Vec<String> = conn.hkeys(&key).await.map_err(|e| e.to_string())?;
+            let fields: Vec<String> = conn.hkeys(&key).await?;
             for field in fields {
                 if let Some(user) = field.strip_prefix(&mine)
                     && !want.contains(&(channel, user))
@@ -354,7 +355,7 @@ impl RedisBroker {
         for (channel, subscriptions) in occupancy {
             pipe.hset(occupancy_key(app, channel), &self.node_id, subscriptions).ignore();
         }
-        pipe.query_async::<()>(&mut conn).await.map_err(|e| e.to_string())
+        Ok(pipe.query_async::<()>(&mut conn).await?)
     }
 
     /// Deletes a dead node's presence entries (channel, user) and
@@ -365,26 +366,24 @@ impl RedisBroker {
         node: &str,
         members: &[(String, String)],
         channels: &[String],
-    ) -> Result<(), String> {
+    ) -> Result<(), ClusterError> {
         let mut conn = self.commands.clone();
         for (channel, user) in members {
-            conn.hdel::<_, _, ()>(presence_key(app, channel), format!("{node}|{user}"))
-                .await
-                .map_err(|e| e.to_string())?;
+            conn.hdel::<_, _, ()>(presence_key(app, channel), format!("{node}|{user}")).await?;
         }
         for channel in channels {
-            conn.hdel::<_, _, ()>(occupancy_key(app, channel), node).await.map_err(|e| e.to_string())?;
+            conn.hdel::<_, _, ()>(occupancy_key(app, channel), node).await?;
         }
         Ok(())
     }
 }
 
 /// Keys matching `pattern`.
-async fn scan(conn: &mut ConnectionManager, pattern: &str) -> Result<Vec<String>, String> {
-    let mut iter = conn.scan_match::<_, String>(pattern).await.map_err(|e| e.to_string())?;
+async fn scan(conn: &mut ConnectionManager, pattern: &str) -> Result<Vec<String>, ClusterError> {
+    let mut iter = conn.scan_match::<_, String>(pattern).await?;
     let mut keys = Vec::new();
     while let Some(key) = iter.next_item().await {
-        keys.push(key.map_err(|e| e.to_string())?);
+        keys.push(key?);
     }
     Ok(keys)
 }

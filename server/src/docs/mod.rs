@@ -3,8 +3,8 @@
 //! The server orders and stores opaque (encrypted) document operations and
 //! snapshots; it never reads or transforms them (docs/ot.md). This module
 //! owns the embedded SQLite and the Redis implementations of the storage
-//! contract ([`DocStore`], in `sealcast_core::doc::store` beside the
-//! reference in-memory store) and the [`Sequencer`] that orders ops; the channel events
+//! contract ([`DocStore`], in the `sealcast-sequencer` crate beside the
+//! reference in-memory store and the storage policy) and the [`Sequencer`] that orders ops; the channel events
 //! are handled in `connection` (docs/protocol.md, "Documents").
 
 mod bulk;
@@ -13,12 +13,9 @@ mod sequencer;
 mod sqlite;
 
 pub use redis_store::RedisStore;
-pub use sealcast_core::doc::store::{
+pub use sealcast_sequencer::{
     AppendOutcome, DocId, DocLimits, DocStore, JoinState, MemoryStore, Page, PageFill, Snapshot, StoreError,
     StoredOp,
 };
 pub use sequencer::{JOIN_PAGE, Sequencer};
 pub use sqlite::SqliteStore;
-
-#[cfg(test)]
-pub(crate) use sealcast_core::doc::store::conformance;

@@ -27,11 +27,12 @@
 use std::sync::{Mutex, MutexGuard};
 
 use redis::{Connection, Script};
+use sealcast_core::protocol::doc::DocErrorCode;
 
 use super::{AppendOutcome, DocId, DocLimits, DocStore, Page, Snapshot, StoreError, StoredOp};
-use sealcast_core::doc::store::{
-    OP_OVERHEAD_BYTES, SNAPSHOT_LAG_MAX, SNAPSHOT_SLOT_SPAN, SNAPSHOTS_KEPT, TOMBSTONES_KEPT, check_payload,
-    check_snapshot, newest_first,
+use sealcast_sequencer::policy::{
+    APP_QUOTA_REACHED, OP_OVERHEAD_BYTES, SNAPSHOT_LAG_MAX, SNAPSHOT_SLOT_SPAN, SNAPSHOTS_KEPT,
+    TOMBSTONES_KEPT, check_payload, check_snapshot, newest_first,
 };
 
 /// Ops read from Redis per round trip when paging.
@@ -232,7 +233,7 @@ impl RedisStore {
             redis::pipe().cmd("SISMEMBER").arg(&app_docs).arg(&id.doc).cmd("SCARD").arg(&app_docs).query(conn)
         })?;
         if !known && count >= self.limits.max_documents_per_app {
-            return Err(StoreError::Quota(sealcast_core::doc::store::APP_QUOTA_REACHED));
+            return Err(StoreError::Quota(APP_QUOTA_REACHED));
         }
         self.with_conn(|conn| redis::cmd("SADD").arg(&app_docs).arg(&id.doc).query::<()>(conn))
     }
@@ -311,12 +312,15 @@ impl DocStore for RedisStore {
         match text(0).as_str() {
             "ok" => Ok(AppendOutcome::Appended(number(1))),
             "dup" => Ok(AppendOutcome::Duplicate(number(1))),
-            "conflict" => Err(StoreError::Conflict { seq: number(1) }),
-            "resync" => Err(StoreError::Resync { base, oldest: number(1), head: number(2) }),
-            "too_large" => {
-                Err(StoreError::TooLarge("document history over its size limit: compact with a snapshot"))
-            }
-            other => Err(StoreError::Backend(format!("unexpected append reply {other:?}"))),
+            // A refusal: the script answers with its wire code.
+            other => match DocErrorCode::parse(other) {
+                DocErrorCode::Conflict => Err(StoreError::Conflict { seq: number(1) }),
+                DocErrorCode::Resync => Err(StoreError::Resync { base, oldest: number(1), head: number(2) }),
+                DocErrorCode::TooLarge => {
+                    Err(StoreError::TooLarge("document history over its size limit: compact with a snapshot"))
+                }
+                _ => Err(StoreError::Backend(format!("unexpected append reply {other:?}"))),
+            },
         }
     }
 
@@ -479,6 +483,7 @@ impl DocStore for RedisStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use sealcast_sequencer::conformance::{conformance, history_cost_conformance, quota_conformance};
 
     /// Runs the shared contract against a throwaway redis-server (skipped
     /// when none is installed; scripts/test.sh installs it).
@@ -499,13 +504,13 @@ mod tests {
             std::thread::sleep(std::time::Duration::from_millis(20));
         }
         let store = RedisStore::open(&format!("redis://127.0.0.1:{port}/0"), DocLimits::default()).unwrap();
-        super::super::conformance(&store);
+        conformance(&store);
         let limits = DocLimits { max_documents_per_app: 2, ..DocLimits::default() };
         let quota = RedisStore::open(&format!("redis://127.0.0.1:{port}/1"), limits).unwrap();
-        sealcast_core::doc::store::quota_conformance(&quota);
+        quota_conformance(&quota);
         let cost_limits = DocLimits { max_document_bytes: 1000, ..DocLimits::default() };
         let cost = RedisStore::open(&format!("redis://127.0.0.1:{port}/2"), cost_limits).unwrap();
-        sealcast_core::doc::store::history_cost_conformance(&cost);
+        history_cost_conformance(&cost);
         let _ = server.kill();
         let _ = server.wait();
     }

@@ -13,8 +13,8 @@ use std::sync::{Arc, Mutex};
 use sealcast_core::protocol::doc;
 
 use super::bulk::BulkPool;
-use sealcast_core::doc::store::{JoinState, read_join};
 use sealcast_core::protocol::doc::Join;
+use sealcast_sequencer::{JoinState, read_join};
 
 use super::{AppendOutcome, DocId, DocLimits, DocStore, Snapshot, SqliteStore, StoreError};
 

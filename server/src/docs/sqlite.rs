@@ -22,8 +22,9 @@ use std::sync::{Mutex, MutexGuard, mpsc};
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
 use super::{AppendOutcome, DocId, DocLimits, DocStore, Page, Snapshot, StoreError, StoredOp};
-use sealcast_core::doc::store::{
-    check_base, check_payload, check_snapshot, is_resubmission, newest_first, op_cost, place_snapshot,
+use sealcast_sequencer::policy::{
+    APP_QUOTA_REACHED, OP_OVERHEAD_BYTES, SNAPSHOT_LAG_MAX, TOMBSTONES_KEPT, check_base, check_payload,
+    check_snapshot, is_resubmission, newest_first, op_cost, place_snapshot,
 };
 
 const SCHEMA: &str = "
@@ -207,7 +208,7 @@ fn check_quota(conn: &Connection, limits: &DocLimits, id: &DocId) -> Result<(), 
         )
         .map_err(|e| backend(&e))?;
     if u64::try_from(count).unwrap_or(0) >= limits.max_documents_per_app {
-        return Err(StoreError::Quota(sealcast_core::doc::store::APP_QUOTA_REACHED));
+        return Err(StoreError::Quota(APP_QUOTA_REACHED));
     }
     Ok(())
 }
@@ -316,7 +317,7 @@ impl DocStore for SqliteStore {
         if snapshot.seq > head {
             return Err(StoreError::SnapshotAhead { seq: snapshot.seq, head });
         }
-        if head - snapshot.seq > sealcast_core::doc::store::SNAPSHOT_LAG_MAX {
+        if head - snapshot.seq > SNAPSHOT_LAG_MAX {
             return Err(StoreError::SnapshotStale { seq: snapshot.seq });
         }
         let seq = int(snapshot.seq);
@@ -402,14 +403,14 @@ impl DocStore for SqliteStore {
                  bytes = (SELECT COALESCE(SUM(LENGTH(CAST(payload AS BLOB)) + LENGTH(CAST(op_id AS BLOB)) + ?4), 0)
                           FROM ops WHERE app = ?1 AND doc = ?2 AND payload != '')
              WHERE app = ?1 AND doc = ?2",
-            params![id.app, id.doc, int(upto), int(sealcast_core::doc::store::OP_OVERHEAD_BYTES)],
+            params![id.app, id.doc, int(upto), int(OP_OVERHEAD_BYTES)],
         )
         .map_err(|e| backend(&e))?;
         // Tombstones keep compacted op ids answerable (`Duplicate`,
         // `op_seq`) for a bounded window, not forever.
         tx.execute(
             "DELETE FROM ops WHERE app = ?1 AND doc = ?2 AND payload = '' AND seq <= ?3",
-            params![id.app, id.doc, int(upto.saturating_sub(sealcast_core::doc::store::TOMBSTONES_KEPT))],
+            params![id.app, id.doc, int(upto.saturating_sub(TOMBSTONES_KEPT))],
         )
         .map_err(|e| backend(&e))?;
         tx.commit().map_err(|e| backend(&e))?;
@@ -474,7 +475,7 @@ fn backend(err: &dyn std::fmt::Display) -> StoreError {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::docs::conformance;
+    use sealcast_sequencer::conformance::{conformance, history_cost_conformance, quota_conformance};
 
     fn temp_db(tag: &str) -> std::path::PathBuf {
         let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
@@ -489,12 +490,10 @@ mod tests {
         conformance(&SqliteStore::open(&path, DocLimits::default()).unwrap());
         let quota_path = temp_db("quota");
         let limits = DocLimits { max_documents_per_app: 2, ..DocLimits::default() };
-        sealcast_core::doc::store::quota_conformance(&SqliteStore::open(&quota_path, limits).unwrap());
+        quota_conformance(&SqliteStore::open(&quota_path, limits).unwrap());
         let cost_limits = DocLimits { max_document_bytes: 1000, ..DocLimits::default() };
         let cost_path = temp_db("cost");
-        sealcast_core::doc::store::history_cost_conformance(
-            &SqliteStore::open(&cost_path, cost_limits).unwrap(),
-        );
+        history_cost_conformance(&SqliteStore::open(&cost_path, cost_limits).unwrap());
         std::fs::remove_dir_all(cost_path.parent().unwrap()).ok();
         std::fs::remove_dir_all(quota_path.parent().unwrap()).ok();
         std::fs::remove_dir_all(path.parent().unwrap()).ok();

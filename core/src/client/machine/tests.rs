@@ -479,7 +479,7 @@ fn concurrent_joiners_of_a_new_document_settle_on_one_session_key() {
     let minted = world.sessions.as_ref().unwrap().len();
     assert_eq!(minted, 2, "both asked for a new session key: {:?}", world.nodes[bob].key_calls);
     let recorded =
-        crate::doc::store::DocStore::key_hint(&world.store, &crate::doc::store::DocId::new("app", DOC))
+        sealcast_sequencer::DocStore::key_hint(&world.store, &sealcast_sequencer::DocId::new("app", DOC))
             .unwrap();
     let recorded = recorded.expect("a session hint is recorded");
     let loser = if world.nodes[ann].key_calls.len() > 1 { ann } else { bob };

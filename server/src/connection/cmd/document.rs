@@ -6,7 +6,8 @@
 use bytes::Bytes;
 use sealcast_core::protocol::ClientFrame;
 use sealcast_core::protocol::doc::{
-    self, Ack, DocError, DocReply, DocRequest, Join, SequencedOp, SnapshotStored, SnapshotUpload, Submit,
+    self, Ack, DocError, DocErrorCode, DocReply, DocRequest, Join, SequencedOp, SnapshotStored,
+    SnapshotUpload, Submit,
 };
 
 use super::super::Session;
@@ -17,16 +18,18 @@ impl Session {
     pub(in crate::connection) async fn document(&mut self, frame: &ClientFrame) {
         let channel = match frame.channel_name() {
             Ok(channel) => channel,
-            Err(err) => return self.doc_error("", &frame.event, "invalid", &err.to_string(), None),
+            Err(err) => {
+                return self.doc_error("", &frame.event, DocErrorCode::Invalid, &err.to_string(), None);
+            }
         };
         let name = channel.as_str().to_owned();
         if doc::doc_id_of(&name).is_none() {
             let message = "document events need a private-doc- or presence-doc- channel";
-            return self.doc_error(&name, &frame.event, "invalid", message, None);
+            return self.doc_error(&name, &frame.event, DocErrorCode::Invalid, message, None);
         };
         let Some(presence_user) = self.app.subscription(&self.handle.socket_id, &name) else {
             let message = "subscribe to the document channel first";
-            return self.doc_error(&name, &frame.event, "not_subscribed", message, None);
+            return self.doc_error(&name, &frame.event, DocErrorCode::NotSubscribed, message, None);
         };
         // The whole channel name is the document: `private-doc-x` and
         // `presence-doc-x` are two documents, each behind its own channel
@@ -34,7 +37,7 @@ impl Session {
         let id = DocId::new(self.app.config.id.clone(), name.as_str());
         let author = presence_user.or_else(|| self.app.signed_in_user(&self.handle.socket_id));
         match DocRequest::parse(frame) {
-            Err(err) => self.doc_error(&name, &frame.event, "invalid", &err.to_string(), None),
+            Err(err) => self.doc_error(&name, &frame.event, DocErrorCode::Invalid, &err.to_string(), None),
             Ok(DocRequest::Join(join)) => self.doc_join(join, &name, id).await,
             Ok(DocRequest::Submit(submit)) => self.doc_submit(submit, &name, id, author).await,
             Ok(DocRequest::Digest(digest)) => {
@@ -46,7 +49,7 @@ impl Session {
                     self.doc_error(
                         &name,
                         doc::DIGEST,
-                        "unavailable",
+                        DocErrorCode::Unavailable,
                         "cluster broker busy: the digest was not relayed",
                         None,
                     );
@@ -68,7 +71,13 @@ impl Session {
     async fn doc_submit(&mut self, submit: Submit, name: &str, id: DocId, author: Option<String>) {
         if !self.app.can_publish() {
             let message = "cluster broker unreachable: the op was not sequenced; retry";
-            return self.doc_error(name, doc::SUBMIT, "unavailable", message, Some(&submit.op_id));
+            return self.doc_error(
+                name,
+                doc::SUBMIT,
+                DocErrorCode::Unavailable,
+                message,
+                Some(&submit.op_id),
+            );
         }
         let (app, metrics, handle) = (self.app.clone(), &self.state.metrics, &self.handle);
         let ack =
@@ -120,7 +129,7 @@ impl Session {
             _ => None,
         };
         let message = format!("{} rate limit exceeded", kind.name());
-        self.doc_error(channel, &frame.event, "rate_limited", &message, op_id.as_deref());
+        self.doc_error(channel, &frame.event, DocErrorCode::RateLimited, &message, op_id.as_deref());
     }
 
     fn doc_store_error(&mut self, channel: &str, request: &str, err: &StoreError, op_id: Option<&str>) {
@@ -132,9 +141,16 @@ impl Session {
     }
 
     /// Refuses `request` (its event name) with `code`.
-    fn doc_error(&mut self, channel: &str, request: &str, code: &str, message: &str, op_id: Option<&str>) {
+    fn doc_error(
+        &mut self,
+        channel: &str,
+        request: &str,
+        code: DocErrorCode,
+        message: &str,
+        op_id: Option<&str>,
+    ) {
         let error = DocError {
-            code: code.to_owned(),
+            code,
             message: message.to_owned(),
             op_id: op_id.map(str::to_owned),
             request: Some(request.to_owned()),

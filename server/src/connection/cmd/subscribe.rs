@@ -147,7 +147,8 @@ impl Session {
         // Leaving a presence channel is a broadcast too (same bucket as
         // joining; an unsubscribe cannot be refused, so over the rate it
         // only costs a strike).
-        if data.channel.starts_with("presence-") && self.limits.presence_change(now) == Verdict::Close {
+        if ChannelKind::of(&data.channel).is_presence() && self.limits.presence_change(now) == Verdict::Close
+        {
             return ABUSE;
         }
         self.app.unsubscribe(&self.handle.socket_id, &data.channel, &self.state.metrics);

@@ -12,6 +12,9 @@ use hyper::header;
 use hyper::upgrade::Upgraded;
 use hyper_util::rt::TokioIo;
 use tokio::io::WriteHalf;
+
+use crate::NetError;
+use sealcast_core::protocol::handshake::path as handshake_path;
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 
@@ -26,20 +29,20 @@ pub struct Endpoint {
 impl Endpoint {
     /// Parses `ws://HOST[:PORT]` or `wss://HOST[:PORT]` (a path is ignored:
     /// the Pusher path `/app/KEY` is added).
-    pub fn parse(url: &str) -> Result<Endpoint, String> {
+    pub fn parse(url: &str) -> Result<Endpoint, NetError> {
+        let bad = |reason| NetError::BadUrl { url: url.to_owned(), reason };
         let (tls, rest) = if let Some(rest) = url.strip_prefix("wss://") {
             (true, rest)
         } else if let Some(rest) = url.strip_prefix("ws://") {
             (false, rest)
         } else {
-            return Err(format!("URL must start with ws:// or wss://: {url}"));
+            return Err(bad("it must start with ws:// or wss://"));
         };
         let authority = rest.split('/').next().unwrap_or_default();
         let (host, port) = match authority.strip_prefix('[') {
             // [IPv6]:port
             Some(bracketed) => {
-                let (host, after) =
-                    bracketed.split_once(']').ok_or_else(|| format!("unclosed [ in {url}"))?;
+                let (host, after) = bracketed.split_once(']').ok_or_else(|| bad("unclosed ["))?;
                 (host, after.strip_prefix(':'))
             }
             None => match authority.split_once(':') {
@@ -48,7 +51,7 @@ impl Endpoint {
             },
         };
         let port = match port {
-            Some(port) => port.parse::<u16>().map_err(|_| format!("invalid port in {url}"))?,
+            Some(port) => port.parse::<u16>().map_err(|_| bad("invalid port"))?,
             None => {
                 if tls {
                     443
@@ -58,7 +61,7 @@ impl Endpoint {
             }
         };
         if host.is_empty() {
-            return Err(format!("no host in {url}"));
+            return Err(bad("no host"));
         }
         Ok(Endpoint { tls, host: host.to_owned(), port })
     }
@@ -128,7 +131,7 @@ pub async fn open(
         let authority = format!("{}:{}", endpoint.host, endpoint.port);
         let request = hyper::Request::builder()
             .method("GET")
-            .uri(format!("/app/{key}?protocol=7&client=sealcast-rust&version={}", env!("CARGO_PKG_VERSION")))
+            .uri(handshake_path(key, "sealcast-rust", env!("CARGO_PKG_VERSION")))
             .header(header::HOST, &authority)
             .header(header::UPGRADE, "websocket")
             .header(header::CONNECTION, "upgrade")
@@ -189,18 +192,18 @@ pub async fn open(
 
 /// A rustls configuration trusting the webpki roots plus `extra_roots`
 /// (DER certificates, e.g. a private CA).
-pub fn tls_config(extra_roots: &[Vec<u8>]) -> Result<Arc<rustls::ClientConfig>, String> {
+pub fn tls_config(extra_roots: &[Vec<u8>]) -> Result<Arc<rustls::ClientConfig>, NetError> {
     let mut roots = rustls::RootCertStore::empty();
     roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
-    for der in extra_roots {
+    for (index, der) in extra_roots.iter().enumerate() {
         roots
             .add(rustls::pki_types::CertificateDer::from(der.clone()))
-            .map_err(|e| format!("invalid root certificate: {e}"))?;
+            .map_err(|source| NetError::BadRootCertificate { index, source })?;
     }
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let config = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
-        .map_err(|e| e.to_string())?
+        .map_err(NetError::Tls)?
         .with_root_certificates(roots)
         .with_no_client_auth();
     Ok(Arc::new(config))

@@ -1,4 +1,6 @@
-//! The client over a real WebSocket (feature `net`): [`Client`] is a thin
+//! # sealcast-net
+//!
+//! The client over a real WebSocket: [`Client`] is a thin
 //! tokio driver of a [`ClientMachine`]. One task runs one loop over the
 //! socket, the timer, the app's commands and the answers of the app's
 //! callbacks; it carries out what the machine transmits, answers its
@@ -20,8 +22,8 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::{Notify, mpsc};
 
-use crate::client::{ChannelAuth, ClientMachine, MachineConfig, Transmit};
-pub use crate::client::{Event, KeyGrant, KeyRequest};
+use sealcast_core::client::{ChannelAuth, ClientMachine, MachineConfig, Transmit};
+pub use sealcast_core::client::{Event, KeyGrant, KeyRequest};
 pub use socket::Endpoint;
 use socket::{Incoming, Writer};
 
@@ -68,11 +70,29 @@ impl ClientConfig {
 
 /// Why a client could not start.
 #[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
 pub enum NetError {
-    /// Bad configuration (URL, certificates).
-    #[error("{0}")]
-    Config(String),
+    /// The URL is not `ws://HOST[:PORT]` or `wss://HOST[:PORT]` (caused
+    /// by: caller).
+    #[error("bad server URL {url:?}: {reason}")]
+    BadUrl {
+        /// The URL given.
+        url: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+    /// One of [`ClientConfig::extra_roots`] is not a usable certificate
+    /// (caused by: caller).
+    #[error("extra root certificate {index}: {source}")]
+    BadRootCertificate {
+        /// Its index in `extra_roots`.
+        index: usize,
+        /// Why.
+        source: rustls::Error,
+    },
+    /// The TLS library refused its own configuration (caused by:
+    /// environment).
+    #[error("TLS: {0}")]
+    Tls(rustls::Error),
 }
 
 struct Shared {
@@ -108,8 +128,8 @@ impl Client {
         keys: Arc<dyn KeyProvider>,
         runtime: &tokio::runtime::Handle,
     ) -> Result<(Client, mpsc::UnboundedReceiver<Event>), NetError> {
-        let endpoint = Endpoint::parse(&config.url).map_err(NetError::Config)?;
-        let tls = socket::tls_config(&config.extra_roots).map_err(NetError::Config)?;
+        let endpoint = Endpoint::parse(&config.url)?;
+        let tls = socket::tls_config(&config.extra_roots)?;
         let (events, receiver) = mpsc::unbounded_channel();
         let mut machine = ClientMachine::new(config.machine, Instant::now());
         machine.connect();
