@@ -15,7 +15,9 @@ use std::time::{Duration, Instant};
 use sealcast_core::client::ChannelAuth;
 use sealcast_core::crypto::{Key, Scope};
 use sealcast_core::protocol::auth::channel_auth;
-use sealcast_net::{Authorizer, Client, ClientConfig, Event, KeyGrant, KeyProvider, KeyRequest};
+use sealcast_net::{
+    AuthRefusal, Authorizer, Client, ClientConfig, Event, KeyGrant, KeyProvider, KeyRefusal, KeyRequest,
+};
 use serde_json::json;
 
 pub const CHANNEL: &str = "private-bench";
@@ -23,7 +25,7 @@ pub const CHANNEL: &str = "private-bench";
 struct Fixed;
 
 impl Authorizer for Fixed {
-    fn authorize(&self, socket_id: &str, channel: &str) -> Result<ChannelAuth, String> {
+    fn authorize(&self, socket_id: &str, channel: &str) -> Result<ChannelAuth, AuthRefusal> {
         Ok(ChannelAuth {
             auth: channel_auth("bench-key", "bench-secret", socket_id, channel, None),
             channel_data: None,
@@ -32,7 +34,7 @@ impl Authorizer for Fixed {
 }
 
 impl KeyProvider for Fixed {
-    fn key(&self, _: &KeyRequest) -> Result<KeyGrant, String> {
+    fn key(&self, _: &KeyRequest) -> Result<KeyGrant, KeyRefusal> {
         Ok(KeyGrant::new(1, Key::from_bytes(&[1; 32])))
     }
 }

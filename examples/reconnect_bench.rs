@@ -17,13 +17,15 @@ use std::time::{Duration, Instant};
 
 use sealcast_core::client::ChannelAuth;
 use sealcast_core::protocol::auth::channel_auth;
-use sealcast_net::{Authorizer, Client, ClientConfig, Event, KeyGrant, KeyProvider, KeyRequest};
+use sealcast_net::{
+    AuthRefusal, Authorizer, Client, ClientConfig, Event, KeyGrant, KeyProvider, KeyRefusal, KeyRequest,
+};
 use tokio::sync::mpsc;
 
 struct Hmac;
 
 impl Authorizer for Hmac {
-    fn authorize(&self, socket_id: &str, channel: &str) -> Result<ChannelAuth, String> {
+    fn authorize(&self, socket_id: &str, channel: &str) -> Result<ChannelAuth, AuthRefusal> {
         Ok(ChannelAuth {
             auth: channel_auth("bench-key", "bench-secret", socket_id, channel, None),
             channel_data: None,
@@ -34,8 +36,8 @@ impl Authorizer for Hmac {
 struct NoKeys;
 
 impl KeyProvider for NoKeys {
-    fn key(&self, _: &KeyRequest) -> Result<KeyGrant, String> {
-        Err("no keys in this benchmark".into())
+    fn key(&self, _: &KeyRequest) -> Result<KeyGrant, KeyRefusal> {
+        Err(KeyRefusal::Refused("no keys in this benchmark".into()))
     }
 }
 

@@ -168,8 +168,11 @@ pub trait ClientListener: Send + Sync {
 struct AuthorizerAdapter(Arc<dyn Authorizer>);
 
 impl net::Authorizer for AuthorizerAdapter {
-    fn authorize(&self, socket_id: &str, channel: &str) -> Result<ChannelAuth, String> {
-        let auth = self.0.authorize(socket_id.to_owned(), channel.to_owned()).map_err(|e| e.to_string())?;
+    fn authorize(&self, socket_id: &str, channel: &str) -> Result<ChannelAuth, net::AuthRefusal> {
+        let auth = self
+            .0
+            .authorize(socket_id.to_owned(), channel.to_owned())
+            .map_err(|e| net::AuthRefusal::new(e.to_string()))?;
         Ok(ChannelAuth { auth: auth.auth, channel_data: auth.channel_data })
     }
 }
@@ -177,7 +180,7 @@ impl net::Authorizer for AuthorizerAdapter {
 struct KeyProviderAdapter(Arc<dyn KeyProvider>);
 
 impl net::KeyProvider for KeyProviderAdapter {
-    fn key(&self, request: &net::KeyRequest) -> Result<net::KeyGrant, String> {
+    fn key(&self, request: &net::KeyRequest) -> Result<net::KeyGrant, net::KeyRefusal> {
         let grant = self
             .0
             .key(KeyRequest {
@@ -186,8 +189,11 @@ impl net::KeyProvider for KeyProviderAdapter {
                 doc_id: request.doc_id.clone(),
                 key_hint: request.key_hint.clone(),
             })
-            .map_err(|e| e.to_string())?;
-        let key = key_from(&grant.key).map_err(|e| e.to_string())?;
+            // The foreign provider's failure is a refusal (what it always
+            // was); telling a passing outage apart needs a new callback
+            // error, not built yet.
+            .map_err(|e| net::KeyRefusal::Refused(e.to_string()))?;
+        let key = key_from(&grant.key).map_err(|e| net::KeyRefusal::Refused(e.to_string()))?;
         Ok(net::KeyGrant { kv: grant.kv, key, key_hint: grant.key_hint })
     }
 }
@@ -386,6 +392,17 @@ fn deliver(listener: &dyn ClientListener, event: Event) {
         Event::MemberAdded { channel, member } => listener.on_member_added(channel, member.into()),
         Event::MemberRemoved { channel, member } => listener.on_member_removed(channel, member.into()),
         Event::Error { code, message } => listener.on_error(code, message),
+        // Local failures reach the foreign listener as errors without a
+        // Pusher code (each with its own text).
+        Event::KeyRefused { request, error } => {
+            listener.on_error(None, format!("key {} (v{:?}): {error}", request.kid, request.kv))
+        }
+        Event::NotSent { channel, event, reason } => {
+            listener.on_error(None, format!("{event} on {channel} was not sent: {reason}"))
+        }
+        Event::BadDocumentFrame { doc_id, error } => {
+            listener.on_error(None, format!("document {doc_id}: bad frame: {error}"))
+        }
         Event::Document { doc_id, event } => listener.on_document(doc_id, document_event(event)),
         // Requests: the driver (sealcast_net::Client) answers them through
         // the app's Authorizer and KeyProvider and never passes them on.

@@ -216,7 +216,8 @@ pub fn client_machine(data: &[u8]) {
     use std::time::Duration;
 
     use crate::client::{
-        ChannelAuth, ClientMachine, DocOptions, Event, KeyGrant, KeyRequest, MachineConfig, Transmit,
+        AuthRefusal, ChannelAuth, ClientMachine, DocOptions, Event, KeyGrant, KeyRefusal, KeyRequest,
+        MachineConfig, Transmit,
     };
     use crate::crypto::find_envelopes;
     use crate::doc::{DocConfig, payload};
@@ -311,8 +312,9 @@ pub fn client_machine(data: &[u8]) {
             }
             4 => {
                 if let Some(request) = keys.pop_front() {
-                    let result = match small % 4 {
-                        0 => Err("refused".to_owned()),
+                    let result = match small % 5 {
+                        0 => Err(KeyRefusal::Refused("refused".to_owned())),
+                        4 => Err(KeyRefusal::Unavailable("offline".to_owned())),
                         1 => Ok(KeyGrant::new(9, Key::from_bytes(&[2; 32]))),
                         _ => Ok(KeyGrant::new(request.kv.unwrap_or(1), Key::from_bytes(&[7; 32]))),
                     };
@@ -322,7 +324,7 @@ pub fn client_machine(data: &[u8]) {
             5 => {
                 if let Some((socket_id, channel)) = auths.pop_front() {
                     let result = if small % 3 == 0 {
-                        Err("no".to_owned())
+                        Err(AuthRefusal::new("no"))
                     } else {
                         let channel_data = Some(r#"{"user_id":"me"}"#.to_owned()).filter(|_| small % 2 == 0);
                         Ok(ChannelAuth { auth: "k:sig".into(), channel_data })

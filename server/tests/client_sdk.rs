@@ -16,7 +16,9 @@ use sealcast_core::crypto::{Key, Scope};
 use sealcast_core::doc::{DocClientError, DocClientEvent, DocConfig};
 use sealcast_core::ot::Delta;
 use sealcast_core::protocol::auth;
-use sealcast_net::{Authorizer, Client, ClientConfig, Event, KeyGrant, KeyProvider, KeyRequest};
+use sealcast_net::{
+    AuthRefusal, Authorizer, Client, ClientConfig, Event, KeyGrant, KeyProvider, KeyRefusal, KeyRequest,
+};
 use serde_json::{Value, json};
 use tokio::sync::mpsc::UnboundedReceiver;
 
@@ -26,7 +28,7 @@ struct HmacAuthorizer {
 }
 
 impl Authorizer for HmacAuthorizer {
-    fn authorize(&self, socket_id: &str, channel: &str) -> Result<ChannelAuth, String> {
+    fn authorize(&self, socket_id: &str, channel: &str) -> Result<ChannelAuth, AuthRefusal> {
         let channel_data = channel
             .starts_with("presence-")
             .then(|| json!({"user_id": self.user_id, "user_info": {"name": self.user_id}}).to_string());
@@ -64,10 +66,10 @@ impl Keys {
 }
 
 impl KeyProvider for Keys {
-    fn key(&self, request: &KeyRequest) -> Result<KeyGrant, String> {
+    fn key(&self, request: &KeyRequest) -> Result<KeyGrant, KeyRefusal> {
         self.calls.lock().unwrap().push(request.clone());
         if let (Some(sessions), Some(_)) = (&self.sessions, &request.doc_id) {
-            let (key, key_hint) = sessions.grant(request.key_hint.as_deref())?;
+            let (key, key_hint) = sessions.grant(request.key_hint.as_deref()).map_err(KeyRefusal::Refused)?;
             return Ok(KeyGrant { kv: 1, key, key_hint });
         }
         let keys = self.keys.lock().unwrap();
@@ -78,10 +80,11 @@ impl KeyProvider for Keys {
                 .filter(|(kid, _)| *kid == request.kid)
                 .map(|(_, kv)| *kv)
                 .max()
-                .ok_or("no such kid")?,
+                .ok_or_else(|| KeyRefusal::Refused("no such kid".into()))?,
         };
-        let bytes =
-            keys.get(&(request.kid.clone(), kv)).ok_or_else(|| format!("no key {} v{kv}", request.kid))?;
+        let bytes = keys
+            .get(&(request.kid.clone(), kv))
+            .ok_or_else(|| KeyRefusal::Refused(format!("no key {} v{kv}", request.kid)))?;
         Ok(KeyGrant::new(kv, Key::from_bytes(bytes)))
     }
 }

@@ -83,6 +83,19 @@ pub(crate) fn event(event: Event) -> Value {
             json!({"type": "memberRemoved", "channel": channel, "member": member(m)})
         }
         Event::Error { code, message } => json!({"type": "error", "code": code, "message": message}),
+        // Local failures reach the app's `onError` without a Pusher code.
+        Event::KeyRefused { request, error } => {
+            let message = format!("key {} (v{:?}): {error}", request.kid, request.kv);
+            json!({"type": "error", "code": null, "message": message})
+        }
+        Event::NotSent { channel, event, reason } => {
+            let message = format!("{event} on {channel} was not sent: {reason}");
+            json!({"type": "error", "code": null, "message": message})
+        }
+        Event::BadDocumentFrame { doc_id, error } => {
+            let message = format!("document {doc_id}: bad frame: {error}");
+            json!({"type": "error", "code": null, "message": message})
+        }
         Event::Document { doc_id, event } => {
             json!({"type": "document", "docId": doc_id, "event": document(event)})
         }

@@ -5,7 +5,9 @@
 
 use std::time::Duration;
 
-use sealcast_core::client::{ClientMachine, DocOptions, Document, KeyGrant, KeyRequest, MachineConfig};
+use sealcast_core::client::{
+    ClientMachine, DocOptions, Document, KeyGrant, KeyRefusal, KeyRequest, MachineConfig,
+};
 use sealcast_core::crypto::{Key, Scope};
 use sealcast_core::doc::{DocClientError, DocConfig};
 use sealcast_core::ot::Delta;
@@ -125,8 +127,9 @@ impl Machine {
         key_hint: Option<String>,
     ) -> Result<(), JsError> {
         let request = key_request(request_json)?;
-        let result =
-            Key::from_base64url(key).map(|key| KeyGrant { kv, key, key_hint }).map_err(|e| e.to_string());
+        let result = Key::from_base64url(key)
+            .map(|key| KeyGrant { kv, key, key_hint })
+            .map_err(|e| KeyRefusal::Refused(e.to_string()));
         self.inner.handle_key(Instant::now(), &request, result);
         Ok(())
     }
@@ -136,7 +139,7 @@ impl Machine {
     #[wasm_bindgen(js_name = handleKeyError)]
     pub fn handle_key_error(&mut self, request_json: &str, message: &str) -> Result<(), JsError> {
         let request = key_request(request_json)?;
-        self.inner.handle_key(Instant::now(), &request, Err(message.to_owned()));
+        self.inner.handle_key(Instant::now(), &request, Err(KeyRefusal::Refused(message.to_owned())));
         Ok(())
     }
 

@@ -22,22 +22,25 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::{Notify, mpsc};
 
+pub use sealcast_core::client::{AuthRefusal, Event, KeyGrant, KeyRefusal, KeyRequest};
 use sealcast_core::client::{ChannelAuth, ClientMachine, MachineConfig, Transmit};
-pub use sealcast_core::client::{Event, KeyGrant, KeyRequest};
 pub use socket::Endpoint;
 use socket::{Incoming, Writer};
 
 /// Signs channel access: the app calls its own auth endpoint.
 pub trait Authorizer: Send + Sync {
     /// The authorization for `channel` on the connection `socket_id`.
-    fn authorize(&self, socket_id: &str, channel: &str) -> Result<ChannelAuth, String>;
+    fn authorize(&self, socket_id: &str, channel: &str) -> Result<ChannelAuth, AuthRefusal>;
 }
 
 /// Hands out keys; results are cached in the client's key ring, so the
 /// provider is asked once per (kid, kv).
 pub trait KeyProvider: Send + Sync {
-    /// The key for `request`.
-    fn key(&self, request: &KeyRequest) -> Result<KeyGrant, String>;
+    /// The key for `request`: [`KeyRefusal::Refused`] when there is no such
+    /// key or the user may not read it, [`KeyRefusal::Unavailable`] when
+    /// the provider cannot tell now (what waits for the key then waits
+    /// until `key_timeout`; nothing is skipped for a passing outage).
+    fn key(&self, request: &KeyRequest) -> Result<KeyGrant, KeyRefusal>;
 }
 
 /// How to reach the server.
@@ -211,8 +214,8 @@ enum Input {
 /// large; answers are rare, so they travel boxed).
 #[allow(clippy::large_enum_variant)]
 enum Answer {
-    Authorization { socket_id: String, channel: String, result: Result<ChannelAuth, String> },
-    Key { request: KeyRequest, result: Result<KeyGrant, String> },
+    Authorization { socket_id: String, channel: String, result: Result<ChannelAuth, AuthRefusal> },
+    Key { request: KeyRequest, result: Result<KeyGrant, KeyRefusal> },
 }
 
 /// The task that owns the socket.

@@ -21,7 +21,7 @@ use crate::time::Instant;
 use serde_json::Value;
 use serde_json::value::RawValue;
 
-use super::{ChannelAuth, ClientMachine, Event, KeyGrant, KeyRequest, MachineConfig, Transmit};
+use super::{ChannelAuth, ClientMachine, Event, KeyGrant, KeyRefusal, KeyRequest, MachineConfig, Transmit};
 use crate::crypto::Key;
 // The sequencer crate links the non-test build of this crate: its types
 // cross into the harness through primitives and the wire form only.
@@ -588,13 +588,15 @@ impl World {
 
 impl World {
     /// The app's provider answering node `index` (see [`World::sessions`]).
-    fn answer_key(&mut self, index: usize, request: &KeyRequest) -> Result<KeyGrant, String> {
+    fn answer_key(&mut self, index: usize, request: &KeyRequest) -> Result<KeyGrant, KeyRefusal> {
         if request.doc_id.is_some()
             && let Some(sessions) = &mut self.sessions
         {
             return match &request.key_hint {
                 Some(hint) => {
-                    let key = sessions.get(hint).ok_or_else(|| format!("no session {hint}"))?;
+                    let key = sessions
+                        .get(hint)
+                        .ok_or_else(|| KeyRefusal::Refused(format!("no session {hint}")))?;
                     Ok(KeyGrant::new(1, Key::from_bytes(key)))
                 }
                 None => {
@@ -612,7 +614,7 @@ impl World {
     }
 }
 
-fn node_key(keys: &BTreeMap<(String, u32), [u8; 32]>, request: &KeyRequest) -> Result<KeyGrant, String> {
+fn node_key(keys: &BTreeMap<(String, u32), [u8; 32]>, request: &KeyRequest) -> Result<KeyGrant, KeyRefusal> {
     let kv = match request.kv {
         Some(kv) => kv,
         None => keys
@@ -620,9 +622,10 @@ fn node_key(keys: &BTreeMap<(String, u32), [u8; 32]>, request: &KeyRequest) -> R
             .filter(|(kid, _)| *kid == request.kid)
             .map(|(_, kv)| *kv)
             .max()
-            .ok_or_else(|| format!("no key {}", request.kid))?,
+            .ok_or_else(|| KeyRefusal::Refused(format!("no key {}", request.kid)))?,
     };
-    let bytes =
-        keys.get(&(request.kid.clone(), kv)).ok_or_else(|| format!("no key {} v{kv}", request.kid))?;
+    let bytes = keys
+        .get(&(request.kid.clone(), kv))
+        .ok_or_else(|| KeyRefusal::Refused(format!("no key {} v{kv}", request.kid)))?;
     Ok(KeyGrant::new(kv, Key::from_bytes(bytes)))
 }

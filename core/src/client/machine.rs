@@ -10,6 +10,7 @@ use crate::time::Instant;
 
 use serde_json::Value;
 
+use super::answers::{AuthRefusal, KeyError, KeyGrant, KeyRefusal, KeyRequest, NotSentReason};
 use super::held::{Held, Inbound, PendingSend, Seal};
 use super::link::{ExternalLink, Link, Transmit};
 use super::presence::Member;
@@ -59,45 +60,6 @@ impl Default for MachineConfig {
             key_timeout: Duration::from_secs(30),
             key_retry_after: Duration::from_secs(10),
         }
-    }
-}
-
-/// A key the machine needs from the app ([`Event::NeedKey`]); answer with
-/// [`ClientMachine::handle_key`], passing the request back.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct KeyRequest {
-    /// Key id.
-    pub kid: String,
-    /// The version an envelope names; `None` asks for the current one (to
-    /// seal with).
-    pub kv: Option<u32>,
-    /// The document, for document keys.
-    pub doc_id: Option<String>,
-    /// The document session's key hint, as the server recorded it: `None`
-    /// for a new document (the provider issues a new session key and
-    /// returns its hint in [`KeyGrant::key_hint`]), else the hint that
-    /// names the session's key (docs/keys.md).
-    pub key_hint: Option<String>,
-}
-
-/// A key the app hands out.
-#[derive(Debug, Clone)]
-pub struct KeyGrant {
-    /// Its version.
-    pub kv: u32,
-    /// The key.
-    pub key: Key,
-    /// For a new document session key (a request with `doc_id` and no
-    /// `key_hint`): its hint, which the server records for the document
-    /// so every other client asks for the same key (`None`: the empty
-    /// hint). Ignored otherwise.
-    pub key_hint: Option<String>,
-}
-
-impl KeyGrant {
-    /// A grant without key hint.
-    pub fn new(kv: u32, key: Key) -> KeyGrant {
-        KeyGrant { kv, key, key_hint: None }
     }
 }
 
@@ -163,13 +125,40 @@ pub enum Event {
         /// The member.
         member: Member,
     },
-    /// A `pusher:error`, or a problem the client hit (the key provider
-    /// failed, a held send could not go out…).
+    /// A `pusher:error` from the server, or a server frame the link could
+    /// not read.
     Error {
         /// Pusher error code, if any.
         code: Option<u16>,
         /// Message.
         message: String,
+    },
+    /// A key request ended without a usable key: the provider refused it,
+    /// or its grant could not be used. What waited for it was reported or
+    /// skipped on its own terms (undecryptable, [`Event::NotSent`], the
+    /// document's `Skipped` or closing).
+    KeyRefused {
+        /// The request.
+        request: KeyRequest,
+        /// Why.
+        error: KeyError,
+    },
+    /// A sealed event that waited for its key was not sent.
+    NotSent {
+        /// Its channel.
+        channel: String,
+        /// Its event name.
+        event: String,
+        /// Why.
+        reason: NotSentReason,
+    },
+    /// A frame on a document's channel could not be read (caused by: the
+    /// server or a co-subscriber); it was dropped.
+    BadDocumentFrame {
+        /// The document.
+        doc_id: String,
+        /// Why.
+        error: DocClientError,
     },
     /// Something happened to an open document.
     Document {
@@ -444,8 +433,8 @@ impl ClientMachine {
             self.release(Some(expired));
             while self.sends.oldest().is_some_and(|at| at <= expired) {
                 if let Some(send) = self.sends.pop_oldest() {
-                    let kid = send.seal.as_ref().map_or("", |seal| seal.kid.as_str());
-                    self.not_sent(&send, &format!("the key {kid} did not arrive within {timeout:?}"));
+                    let kid = send.seal.as_ref().map_or("", |seal| seal.kid.as_str()).to_owned();
+                    self.not_sent(send, NotSentReason::KeyTimedOut { kid, after: timeout });
                 }
             }
             self.flush_sends();
@@ -457,34 +446,36 @@ impl ClientMachine {
         &mut self,
         socket_id: &str,
         channel: &str,
-        result: Result<ChannelAuth, String>,
+        result: Result<ChannelAuth, AuthRefusal>,
     ) {
         if let Link::Own(session) = &mut self.link {
             session.authorized(channel, socket_id, result);
         }
     }
 
-    /// The app's answer to `NeedKey(request)`: what waited for it proceeds
-    /// (or, on `Err`, is reported: undecryptable, not sent, the document's
-    /// `KeyNeeded` and closing for its session key, or `Skipped` for the op
-    /// that named a refused version). Every refusal is also an `Error`.
-    pub fn handle_key(&mut self, now: Instant, request: &KeyRequest, result: Result<KeyGrant, String>) {
+    /// The app's answer to `NeedKey(request)`: what waited for it proceeds,
+    /// or on a [`KeyRefusal::Refused`] is reported (undecryptable, not
+    /// sent, the document's `KeyNeeded` and closing for its session key, or
+    /// `Skipped` for the op that named a refused version) after an
+    /// [`Event::KeyRefused`]. [`KeyRefusal::Unavailable`] counts as no
+    /// answer yet: what waits goes on waiting until `key_timeout`.
+    pub fn handle_key(&mut self, now: Instant, request: &KeyRequest, result: Result<KeyGrant, KeyRefusal>) {
         self.now = now;
+        if let Err(KeyRefusal::Unavailable(_)) = result {
+            return;
+        }
         self.asked.remove(request);
         // An answer for another version than asked cannot satisfy the
         // request: keep the key, count the request as refused (so a
         // confused provider is not asked in a loop).
-        let result = match (result, request.kv) {
+        match (result, request.kv) {
             (Ok(grant), Some(kv)) if grant.kv != kv => {
-                let message = format!("asked for version {kv}, got {}", grant.kv);
+                let error = KeyError::WrongVersion { asked: kv, got: grant.kv };
                 self.insert_key(request, grant);
-                Err(message)
+                self.key_refused(request, error);
             }
-            (result, _) => result,
-        };
-        match result {
-            Ok(grant) => self.insert_key(request, grant),
-            Err(message) => self.key_refused(request, &message),
+            (Ok(grant), _) => self.insert_key(request, grant),
+            (Err(refusal), _) => self.key_refused(request, KeyError::Provider(refusal)),
         }
     }
 
@@ -761,9 +752,9 @@ impl ClientMachine {
             let now = self.now;
             if let Some(doc) = self.doc_on(&channel) {
                 let user_id = message.user_id.as_deref();
-                if let Err(err) = doc.handle_event(&message.event, &message.data, user_id, now) {
-                    let message = format!("document frame: {err}");
-                    self.events.push_back(Event::Error { code: None, message });
+                if let Err(error) = doc.handle_event(&message.event, &message.data, user_id, now) {
+                    let doc_id = doc::doc_id_of(&channel).unwrap_or_default().to_owned();
+                    self.events.push_back(Event::BadDocumentFrame { doc_id, error });
                 }
                 return;
             }
@@ -851,8 +842,8 @@ impl ClientMachine {
     fn insert_key(&mut self, request: &KeyRequest, grant: KeyGrant) {
         let Some(doc_id) = &request.doc_id else {
             if let Err(err) = self.ring.insert(&request.kid, grant.kv, grant.key) {
-                let message = format!("key provider: {err}");
-                self.events.push_back(Event::Error { code: None, message });
+                let error = KeyError::Rejected(err);
+                self.events.push_back(Event::KeyRefused { request: request.clone(), error });
             }
             self.release(None);
             return self.flush_sends();
@@ -862,13 +853,17 @@ impl ClientMachine {
         // The grant's hint counts only for a new session key.
         let key_hint = grant.key_hint.filter(|_| request.key_hint.is_none());
         if let Err(err) = doc.add_key(&request.kid, grant.kv, grant.key, key_hint) {
-            let message = format!("key provider: document {doc_id}: {err}");
-            self.events.push_back(Event::Error { code: None, message });
+            let error = KeyError::DocumentRejected(err);
+            self.events.push_back(Event::KeyRefused { request: request.clone(), error });
         }
     }
 
-    fn key_refused(&mut self, request: &KeyRequest, message: &str) {
-        self.events.push_back(Event::Error { code: None, message: format!("key provider: {message}") });
+    fn key_refused(&mut self, request: &KeyRequest, error: KeyError) {
+        let refusal = match &error {
+            KeyError::Provider(refusal) => refusal.clone(),
+            other => KeyRefusal::Refused(other.to_string()),
+        };
+        self.events.push_back(Event::KeyRefused { request: request.clone(), error });
         if let Some(doc_id) = &request.doc_id {
             match request.kv {
                 // Without its session key a document can never be edited:
@@ -906,7 +901,7 @@ impl ClientMachine {
             None => {
                 for (at, send) in self.sends.take_all() {
                     if send.seal.as_ref().is_some_and(|seal| seal.kid == request.kid) {
-                        self.not_sent(&send, &format!("key provider: {message}"));
+                        self.not_sent(send, NotSentReason::KeyRefused(refusal.clone()));
                     } else {
                         self.sends.put_back(at, send);
                     }
@@ -925,8 +920,12 @@ impl ClientMachine {
             if waiting.contains(&send.channel) || lacks_key {
                 waiting.insert(send.channel.clone());
                 self.sends.put_back(at, send);
-            } else if let Err(err) = self.seal_and_send(send.clone()) {
-                self.not_sent(&send, &err.to_string());
+            } else {
+                let (channel, event) = (send.channel.clone(), send.event.clone());
+                if let Err(err) = self.seal_and_send(send) {
+                    let reason = NotSentReason::Refused(err);
+                    self.events.push_back(Event::NotSent { channel, event, reason });
+                }
             }
         }
     }
@@ -940,9 +939,9 @@ impl ClientMachine {
         Ok(self.link.send(&send.channel, &send.event, send.data)?)
     }
 
-    fn not_sent(&mut self, send: &PendingSend, why: &str) {
-        let message = format!("{} on {} was not sent: {why}", send.event, send.channel);
-        self.events.push_back(Event::Error { code: None, message });
+    fn not_sent(&mut self, send: PendingSend, reason: NotSentReason) {
+        let PendingSend { channel, event, .. } = send;
+        self.events.push_back(Event::NotSent { channel, event, reason });
     }
 
     /// A document client sealing with the ring's current version of

@@ -3,9 +3,11 @@
 //! documents); it composes the Pusher link ([`ClientSession`]: connection
 //! state, subscriptions, presence rosters, pings, reconnect policy), the
 //! sealed-event helpers ([`sealed`]) and the document clients
-//! ([`crate::doc::DocClient`]). With the `net` feature, [`crate::net`]
-//! drives it over a real WebSocket.
+//! ([`crate::doc::DocClient`]); `answers` types the app's answers to its
+//! requests. The `sealcast-net` crate (core/net) drives it over a real
+//! WebSocket.
 
+mod answers;
 mod backoff;
 #[cfg(test)]
 mod harness;
@@ -16,11 +18,11 @@ mod presence;
 pub mod sealed;
 mod session;
 
+pub use answers::{AuthRefusal, KeyError, KeyGrant, KeyRefusal, KeyRequest, NotSentReason};
 pub use backoff::{Backoff, CloseClass};
 pub use link::Transmit;
 pub use machine::{
-    CHAT_EVENT, ClientMachine, CommandError, DocOptions, Document, Event, KeyGrant, KeyRequest,
-    MachineConfig, PRESENCE_STATE_EVENT,
+    CHAT_EVENT, ClientMachine, CommandError, DocOptions, Document, Event, MachineConfig, PRESENCE_STATE_EVENT,
 };
 pub use presence::{Member, Roster};
 pub use session::{

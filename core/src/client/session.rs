@@ -12,6 +12,7 @@ use crate::time::Instant;
 
 use serde_json::Value;
 
+use super::answers::AuthRefusal;
 use super::backoff::{Backoff, CloseClass};
 use super::presence::{Member, Roster};
 use crate::protocol::client::{CLIENT_EVENT_PREFIX, Command};
@@ -425,7 +426,7 @@ impl ClientSession {
     }
 
     /// The authorizer's answer for `channel`, requested for `socket_id`.
-    pub fn authorized(&mut self, channel: &str, socket_id: &str, result: Result<ChannelAuth, String>) {
+    pub fn authorized(&mut self, channel: &str, socket_id: &str, result: Result<ChannelAuth, AuthRefusal>) {
         if self.socket_id() != Some(socket_id)
             || self.subscriptions.get(channel) != Some(&SubState::Authorizing)
         {
@@ -450,12 +451,12 @@ impl ClientSession {
                 self.subscriptions.insert(channel.to_owned(), SubState::Subscribing);
                 self.send(Command::Subscribe(data));
             }
-            Err(message) => {
+            Err(refusal) => {
                 self.subscriptions.remove(channel);
                 self.events.push_back(ClientEvent::SubscriptionFailed {
                     channel: channel.to_owned(),
                     status: None,
-                    message: format!("authorizer failed: {message}"),
+                    message: refusal.to_string(),
                 });
             }
         }

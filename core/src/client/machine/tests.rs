@@ -33,12 +33,13 @@ fn undecryptable(world: &World, node: usize) -> Vec<&'static str> {
         .collect()
 }
 
-fn errors(world: &World, node: usize) -> Vec<String> {
+/// The key requests the machine reported as refused, with why.
+fn key_refusals(world: &World, node: usize) -> Vec<(&KeyRequest, &KeyError)> {
     world.nodes[node]
         .events
         .iter()
         .filter_map(|e| match e {
-            Event::Error { message, .. } => Some(message.clone()),
+            Event::KeyRefused { request, error } => Some((request, error)),
             _ => None,
         })
         .collect()
@@ -134,7 +135,29 @@ fn a_refused_key_is_undecryptable_and_not_asked_for_again_at_once() {
     assert!(messages(&world, bob, "client-chat").is_empty());
     let v3 = world.nodes[bob].key_calls.iter().filter(|r| r.kv == Some(3)).count();
     assert_eq!(v3, 1, "a refused key is not asked for per event");
-    assert!(errors(&world, bob).iter().any(|m| m.starts_with("key provider")));
+    assert!(key_refusals(&world, bob).iter().any(|(request, error)| request.kv == Some(3)
+        && matches!(error, KeyError::Provider(KeyRefusal::Refused(_)))));
+}
+
+#[test]
+fn an_unavailable_provider_is_no_answer_and_a_later_grant_delivers() {
+    let mut world = World::new(41);
+    let (ann, bob) = room(&mut world, &[]);
+    world.nodes[bob].key_answers = KeyAnswers::Never;
+    chat(&mut world, ann, "m1", "after the outage").unwrap();
+    world.run_for(Duration::from_secs(1));
+    let request = world.nodes[bob].key_calls.first().cloned().expect("bob asked for the room key");
+    let now = world.now;
+    let outage = Err(KeyRefusal::Unavailable("key server unreachable".into()));
+    world.nodes[bob].machine.handle_key(now, &request, outage);
+    world.run_for(Duration::from_secs(1));
+    assert!(undecryptable(&world, bob).is_empty(), "an outage is not a refusal");
+    assert!(key_refusals(&world, bob).is_empty());
+    let grant = Ok(KeyGrant::new(1, Key::from_bytes(&[1; 32])));
+    let now = world.now;
+    world.nodes[bob].machine.handle_key(now, &request, grant);
+    world.run_for(Duration::from_secs(1));
+    assert_eq!(messages(&world, bob, "client-chat")[0]["body"], "after the outage");
 }
 
 #[test]
@@ -211,7 +234,11 @@ fn sealed_sends_wait_for_their_key_bounded() {
     chat(&mut world, carl, "c2", "never").unwrap();
     assert!(matches!(chat(&mut world, carl, "c3", "never"), Err(CommandError::Busy(2))));
     world.run_for(Duration::from_secs(31));
-    let not_sent = errors(&world, carl).iter().filter(|m| m.contains("was not sent")).count();
+    let not_sent = world.nodes[carl]
+        .events
+        .iter()
+        .filter(|e| matches!(e, Event::NotSent { reason: NotSentReason::KeyTimedOut { .. }, .. }))
+        .count();
     assert_eq!(not_sent, 2);
 }
 
@@ -387,7 +414,9 @@ fn a_document_waits_for_its_key_and_a_refused_key_closes_it() {
     world.run_for(Duration::from_secs(1));
     assert!(matches!(world.nodes[bob].machine.document(DOC), Err(CommandError::NoDocument(_))));
     assert!(!world.nodes[bob].machine.is_subscribed("presence-doc-notes"));
-    assert!(errors(&world, bob).iter().any(|m| m.contains("key provider")));
+    assert!(
+        key_refusals(&world, bob).iter().any(|(request, _)| request.doc_id.is_some() && request.kv.is_none())
+    );
     // The document's own events say so too (an editor showing "loading"
     // would otherwise wait forever).
     assert!(

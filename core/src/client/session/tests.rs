@@ -190,7 +190,7 @@ fn refusals_and_misuse_are_typed() {
         Err(ClientError::NotSubscribed("private-x".into()))
     );
     s.subscribe("private-x").unwrap();
-    s.authorized("private-x", "1.1", Err("backend down".into()));
+    s.authorized("private-x", "1.1", Err(AuthRefusal::new("backend down")));
     s.subscribe("private-y").unwrap();
     s.handle_frame(r#"{"event":"pusher:subscription_error","channel":"private-y","data":{"type":"AuthError","error":"bad signature","status":401}}"#, t0);
     s.handle_frame("not json", t0);
