@@ -27,8 +27,8 @@ for round in $(seq "$rounds"); do
         failed=$((failed + 1))
         grep -E "panicked|over .* \(baseline" "$log" | sed "s/^/round $round: /"
     fi
-    grep -E "^isolation " "$log" | sed -E \
-        "s/^isolation ([^:]*): victim p99 baseline ([0-9.]+) ms, during the attack ([0-9.]+) ms.*/\1\t\2\t\3/" |
-        awk -F'\t' -v r="$round" '{ printf "round %s  %-36s baseline %6.2f ms  during %6.2f ms  ratio %5.2f\n", r, $1, $2, $3, ($2 > 0 ? $3 / $2 : 0) }'
+    grep -oE "isolation [^:]+: victim p99 .*" "$log" | sed -E \
+        "s/^isolation ([^:]*): victim p99 baseline ([0-9.]+) ms, during the attack ([0-9.]+) ms \(attack ran throughout: ([a-z]+)\)/\1\t\2\t\3\tran throughout: \4/" |
+        awk -F'\t' -v r="$round" '{ printf "round %s  %-36s baseline %6.2f ms  during %6.2f ms  ratio %5.2f  %s\n", r, $1, $2, $3, ($2 > 0 ? $3 / $2 : 0), $4 }'
 done
 echo "rounds over the strict 2x bound (of $rounds): $failed"
