@@ -394,14 +394,10 @@ fn deliver(listener: &dyn ClientListener, event: Event) {
         Event::Error { code, message } => listener.on_error(code, message),
         // Local failures reach the foreign listener as errors without a
         // Pusher code (each with its own text).
-        Event::KeyRefused { request, error } => {
-            listener.on_error(None, format!("key {} (v{:?}): {error}", request.kid, request.kv))
-        }
-        Event::NotSent { channel, event, reason } => {
-            listener.on_error(None, format!("{event} on {channel} was not sent: {reason}"))
-        }
-        Event::BadDocumentFrame { doc_id, error } => {
-            listener.on_error(None, format!("document {doc_id}: bad frame: {error}"))
+        Event::KeyRefused { .. } | Event::NotSent { .. } | Event::BadDocumentFrame { .. } => {
+            if let Some(message) = event.local_failure() {
+                listener.on_error(None, message);
+            }
         }
         Event::Document { doc_id, event } => listener.on_document(doc_id, document_event(event)),
         // Requests: the driver (sealcast_net::Client) answers them through

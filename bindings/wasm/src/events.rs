@@ -84,17 +84,8 @@ pub(crate) fn event(event: Event) -> Value {
         }
         Event::Error { code, message } => json!({"type": "error", "code": code, "message": message}),
         // Local failures reach the app's `onError` without a Pusher code.
-        Event::KeyRefused { request, error } => {
-            let message = format!("key {} (v{:?}): {error}", request.kid, request.kv);
-            json!({"type": "error", "code": null, "message": message})
-        }
-        Event::NotSent { channel, event, reason } => {
-            let message = format!("{event} on {channel} was not sent: {reason}");
-            json!({"type": "error", "code": null, "message": message})
-        }
-        Event::BadDocumentFrame { doc_id, error } => {
-            let message = format!("document {doc_id}: bad frame: {error}");
-            json!({"type": "error", "code": null, "message": message})
+        Event::KeyRefused { .. } | Event::NotSent { .. } | Event::BadDocumentFrame { .. } => {
+            json!({"type": "error", "code": null, "message": event.local_failure()})
         }
         Event::Document { doc_id, event } => {
             json!({"type": "document", "docId": doc_id, "event": document(event)})

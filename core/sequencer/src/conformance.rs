@@ -1,7 +1,6 @@
 //! The contract every [`DocStore`] must meet, as tests: the server runs
 //! them against its SQLite and Redis stores, this crate against
 //! [`MemoryStore`](crate::MemoryStore). (Feature `conformance`.)
-#![allow(clippy::unwrap_used)]
 
 use crate::join::{JoinQuery, read_join};
 use crate::store::{AppendOutcome, DocId, DocStore, Page, Snapshot, StoreError};

@@ -518,10 +518,11 @@ impl World {
                 };
                 match read_join(&self.store, &id, query, usize::MAX) {
                     // Through its wire form, as the real server sends it.
-                    Ok(state) => match serde_json::to_value(state.into_wire()).map(serde_json::from_value) {
-                        Ok(Ok(state)) => DocReply::State(state),
-                        _ => return,
-                    },
+                    Ok(state) => DocReply::State(
+                        serde_json::to_value(state.into_wire())
+                            .and_then(serde_json::from_value)
+                            .expect("the store's join state has the wire's JSON form"),
+                    ),
                     Err(err) => refuse(err, None),
                 }
             }

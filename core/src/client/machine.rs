@@ -180,6 +180,26 @@ pub enum Event {
     NeedKey(KeyRequest),
 }
 
+impl Event {
+    /// One line for a local failure ([`Event::KeyRefused`],
+    /// [`Event::NotSent`], [`Event::BadDocumentFrame`]), for platforms that
+    /// receive them through an error callback; `None` for other events.
+    pub fn local_failure(&self) -> Option<String> {
+        match self {
+            Event::KeyRefused { request, error } => {
+                Some(format!("key {} (v{:?}): {error}", request.kid, request.kv))
+            }
+            Event::NotSent { channel, event, reason } => {
+                Some(format!("{event} on {channel} was not sent: {reason}"))
+            }
+            Event::BadDocumentFrame { doc_id, error } => {
+                Some(format!("document {doc_id}: bad frame: {error}"))
+            }
+            _ => None,
+        }
+    }
+}
+
 /// Why a command was refused.
 #[derive(Debug, thiserror::Error)]
 pub enum CommandError {
