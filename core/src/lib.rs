@@ -77,6 +77,7 @@
 pub mod client;
 pub mod crypto;
 pub mod doc;
+pub mod keys;
 pub mod ot;
 pub mod protocol;
 pub mod time;

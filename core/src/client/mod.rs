@@ -18,7 +18,8 @@ mod presence;
 pub mod sealed;
 mod session;
 
-pub use answers::{AuthRefusal, KeyError, KeyGrant, KeyRefusal, KeyRequest, NotSentReason};
+pub use crate::keys::{KeyGrant, KeyRefusal, KeyRequest};
+pub use answers::{AuthRefusal, KeyError, NotSentReason};
 pub use backoff::{Backoff, CloseClass};
 pub use link::Transmit;
 pub use machine::{

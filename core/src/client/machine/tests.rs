@@ -7,7 +7,11 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use super::*;
+use crate::client::ClientError;
 use crate::client::harness::{KeyAnswers, Rng, World};
+use crate::crypto::Scope;
+use crate::doc::{DocClientError, DocClientEvent, DocConfig};
+use crate::ot::Delta;
 
 const ROOM: &str = "presence-room";
 
