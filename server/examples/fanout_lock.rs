@@ -23,11 +23,11 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use sealcast_core::protocol::ChannelName;
-use sealcast_server::cluster::LocalBroker;
+use sealcast_server::app::bus::LocalBroker;
+use sealcast_server::app::{App, ConnHandle};
 use sealcast_server::config::AppConfig;
-use sealcast_server::hub::{App, ConnHandle};
 use sealcast_server::metrics::Metrics;
-use sealcast_server::outbound::QueueLimits;
+use sealcast_server::ws::outbound::QueueLimits;
 
 fn main() {
     let mut args = std::env::args().skip(1).map(|a| a.parse::<usize>().expect("numbers"));

@@ -31,6 +31,6 @@ pub async fn start(config: ServerConfig) -> Result<Arc<ServerState>, StartupErro
     let (inbox, messages) = tokio::sync::mpsc::channel(crate::cluster::INBOX_MAX);
     let broker = RedisBroker::start(&url, config.cluster_outbox_per_app, inbox).await?;
     let state = Arc::new(ServerState::with_broker(config, broker.clone())?);
-    crate::node::run(state.clone(), broker, messages).await?;
+    crate::cluster::node::run(state.clone(), broker, messages).await?;
     Ok(state)
 }

@@ -7,9 +7,9 @@ use sealcast_core::protocol::doc::DocRequest;
 use sealcast_core::protocol::{ChannelName, ClientFrame, PresenceMember, SigninData, SubscribeData};
 
 use crate::config::AppConfig;
-use crate::connection::limits::{FrameKind, FrameLimits};
-use crate::connection::reader::{Message, MessageReader};
 use crate::jwt::{JwtKeyConfig, TokenVerifier};
+use crate::ws::limits::{FrameKind, FrameLimits};
+use crate::ws::reader::{Message, MessageReader};
 
 /// Untrusted bytes as a client's WebSocket stream, through everything the
 /// server does before a command touches shared state: the budgeted reader

@@ -5,25 +5,20 @@
 //! (`docs/cli.md`, `docs/protocol.md`). See `docs/architecture.md` for what
 //! each module owns.
 
+pub mod app;
 pub mod bench;
 pub mod boot;
 pub mod cli;
 pub mod cluster;
 pub mod config;
-pub mod connection;
 pub mod docs;
-pub mod http_api;
-pub mod hub;
+pub mod http;
 pub mod jwt;
 pub mod log_throttle;
 pub mod memory;
 pub mod metrics;
-pub mod node;
-pub mod outbound;
-pub mod registry;
-pub mod server;
 pub mod state;
-pub mod webhooks;
+pub mod ws;
 
 #[cfg(any(fuzzing, test))]
 #[doc(hidden)]

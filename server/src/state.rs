@@ -4,10 +4,10 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use crate::cluster::{Broker, LocalBroker};
+use crate::app::App;
+use crate::app::bus::{Broker, LocalBroker};
 use crate::config::ServerConfig;
 use crate::docs::{RedisStore, Sequencer, StoreError};
-use crate::hub::App;
 use crate::metrics::Metrics;
 
 /// Apps, configuration and metrics of one server process.

@@ -385,7 +385,7 @@ fn node_with_other_app(redis: &Redis, dir: &TempDir, name: &str) -> Server {
 fn publish_other(server: &Server, channel: &str, n: usize) -> u16 {
     let body = json!({"name": "tick", "channel": channel, "data": n.to_string()}).to_string();
     let path = "/apps/other/events";
-    let query = sealcast_server::http_api::signed_query(
+    let query = sealcast_server::http::api::signed_query(
         "other-key",
         "other-secret",
         "POST",

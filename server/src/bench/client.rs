@@ -20,7 +20,7 @@ use tokio::net::TcpStream;
 
 use super::Target;
 use crate::cli::CliError;
-use crate::http_api::signed_query;
+use crate::http::api::signed_query;
 
 /// A connected Pusher client.
 pub struct Subscriber {

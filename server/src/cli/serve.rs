@@ -7,7 +7,7 @@ use tracing::info;
 
 use super::CliError;
 use crate::config::{Overrides, ServerConfig};
-use crate::server;
+use crate::http::server;
 
 #[derive(Args)]
 pub struct ServeArgs {

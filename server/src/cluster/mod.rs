@@ -1,21 +1,17 @@
-//! Cluster mode: what one node tells the others, and the [`Broker`] that
-//! carries it — in-process for a single node ([`LocalBroker`], the
-//! default), Redis pub/sub for many ([`RedisBroker`], `--cluster
-//! redis://…`). See docs/scaling.md.
-//!
-//! The broker knows nothing of apps or connections: `node` starts the
-//! tasks that apply what it carries.
+//! Cluster mode: the Redis pub/sub [`RedisBroker`] (`--cluster
+//! redis://…`) that carries what one node tells the others (the
+//! vocabulary and the [`Broker`](crate::app::bus::Broker) contract live
+//! with the apps, in [`crate::app::bus`]), and the [`node`] tasks that tie
+//! this process's apps to it. See docs/scaling.md.
 //!
 //! A node delivers to its own connections directly and forwards the same
 //! thing to the others; every node ignores what it sent itself. So an
 //! event reaches each subscriber exactly once, and one node's events keep
 //! their order (one publishing connection per node).
 
+pub mod node;
+pub mod presence;
 mod redis;
-
-use std::fmt::Debug;
-
-use serde::{Deserialize, Serialize};
 
 pub use self::redis::{HEARTBEAT_EVERY, INBOX_MAX, NODE_TTL, RedisBroker, redact_url};
 
@@ -42,140 +38,4 @@ pub enum ClusterError {
     /// A Redis command failed (caused by: environment).
     #[error("redis: {0}")]
     Redis(#[from] ::redis::RedisError),
-}
-
-/// What nodes tell each other.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(tag = "t", rename_all = "snake_case")]
-pub enum BusMessage {
-    /// An encoded frame for every subscriber of `channel` (the origin node
-    /// already delivered it to its own).
-    Event {
-        /// Channel name.
-        channel: String,
-        /// The frame as sent to clients.
-        frame: String,
-        /// A socket not to deliver to (its author, or the HTTP API's
-        /// `socket_id`), which may be on any node.
-        except: Option<String>,
-    },
-    /// The first connection of `user_id` on the sending node joined a
-    /// presence channel.
-    MemberJoined {
-        /// Channel name.
-        channel: String,
-        /// The user.
-        user_id: String,
-        /// Their `user_info` as JSON text (a raw value cannot travel in
-        /// an internally tagged enum).
-        info: Option<String>,
-    },
-    /// The last connection of `user_id` on the sending node left.
-    MemberLeft {
-        /// Channel name.
-        channel: String,
-        /// The user.
-        user_id: String,
-    },
-    /// The sending node's number of subscriptions to `channel` (0: none).
-    Occupancy {
-        /// Channel name.
-        channel: String,
-        /// Subscriptions on the sending node.
-        subscriptions: usize,
-    },
-    /// Close every connection of `user_id` (HTTP `terminate_connections`).
-    Terminate {
-        /// The user.
-        user_id: String,
-    },
-}
-
-/// A [`BusMessage`] with the node it comes from and the app it is for:
-/// what travels on the bus.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct RoutedMessage {
-    /// The sending node.
-    pub node: String,
-    /// The app.
-    pub app: String,
-    /// What.
-    pub message: BusMessage,
-}
-
-/// Why the bus did not take a message: the caller refuses the request
-/// (HTTP 503, `pusher:error`) instead of answering and then dropping it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-pub enum BusBusy {
-    /// Redis cannot be reached.
-    #[error("cluster broker unreachable")]
-    Unreachable,
-    /// The app's share of the outbox is full (Redis is slower than the
-    /// app's publishers).
-    #[error("cluster bus busy for this app")]
-    Full,
-}
-
-/// Carries [`BusMessage`]s to the other nodes.
-pub trait Broker: Send + Sync + Debug {
-    /// This node's id (random per process).
-    fn node_id(&self) -> &str;
-    /// Queues `messages` for the other nodes, in order: all of them, or
-    /// (refused) none.
-    fn forward(&self, app: &str, messages: Vec<BusMessage>) -> Result<(), BusBusy>;
-    /// False while the other nodes cannot be reached (publishes are then
-    /// refused and the node reports not ready).
-    fn is_healthy(&self) -> bool;
-    /// True in cluster mode.
-    fn is_clustered(&self) -> bool;
-    /// Messages lost after the bus took them, and messages from other nodes
-    /// dropped because this node fell behind.
-    fn losses(&self) -> (usize, usize) {
-        (0, 0)
-    }
-}
-
-/// The single-node broker: there is nobody to tell.
-#[derive(Debug)]
-pub struct LocalBroker {
-    node_id: String,
-}
-
-impl LocalBroker {
-    /// A broker for a node alone.
-    pub fn new() -> LocalBroker {
-        LocalBroker { node_id: new_node_id() }
-    }
-}
-
-impl Default for LocalBroker {
-    fn default() -> LocalBroker {
-        LocalBroker::new()
-    }
-}
-
-impl Broker for LocalBroker {
-    fn node_id(&self) -> &str {
-        &self.node_id
-    }
-
-    fn forward(&self, _app: &str, _messages: Vec<BusMessage>) -> Result<(), BusBusy> {
-        Ok(())
-    }
-
-    fn is_healthy(&self) -> bool {
-        true
-    }
-
-    fn is_clustered(&self) -> bool {
-        false
-    }
-}
-
-/// A random node id (16 hex digits).
-pub fn new_node_id() -> String {
-    let mut bytes = [0u8; 8];
-    // A fixed id would only matter if two nodes started with the same one.
-    let _ = getrandom::fill(&mut bytes);
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }

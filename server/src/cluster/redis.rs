@@ -26,7 +26,10 @@ use redis::{AsyncCommands, PushKind, Value};
 use tokio::sync::{Notify, mpsc};
 use tracing::{debug, warn};
 
-use super::{Broker, BusBusy, BusMessage, ClusterError, RoutedMessage, new_node_id};
+use super::ClusterError;
+use super::presence::{AppCount, AppMember, PresenceStore};
+use crate::app::bus::{Broker, BusBusy, BusMessage, RoutedMessage, new_node_id};
+use crate::app::replica::{LocalMember, NodeCount, NodeEntries, NodeMember};
 use crate::warn_throttled;
 
 /// How often a node refreshes its heartbeat key.
@@ -74,9 +77,6 @@ pub fn redact_url(url: &str) -> String {
         None => format!("{scheme}://***@{host}"),
     }
 }
-
-/// A presence entry found in Redis: (app, channel, node, user, info JSON).
-pub type PresenceEntry = (String, String, String, String, Option<String>);
 
 fn presence_key(app: &str, channel: &str) -> String {
     format!("sealcast:presence:{app}:{channel}")
@@ -256,9 +256,17 @@ impl RedisBroker {
             }
         }
     }
+}
+
+/// The cluster's presence lives in Redis beside the bus (key layout in
+/// the module docs).
+impl PresenceStore for RedisBroker {
+    fn node_id(&self) -> &str {
+        &self.node_id
+    }
 
     /// Which of `nodes` still have a heartbeat key.
-    pub async fn alive(&self, nodes: &[String]) -> Result<Vec<bool>, ClusterError> {
+    async fn alive(&self, nodes: &[String]) -> Result<Vec<bool>, ClusterError> {
         let mut conn = self.commands.clone();
         let mut alive = Vec::with_capacity(nodes.len());
         for node in nodes {
@@ -267,8 +275,7 @@ impl RedisBroker {
         Ok(alive)
     }
 
-    /// Every node's subscription counts: (app, channel, node, count).
-    pub async fn occupancy_entries(&self) -> Result<Vec<(String, String, String, usize)>, ClusterError> {
+    async fn counts(&self) -> Result<Vec<AppCount>, ClusterError> {
         let mut conn = self.commands.clone();
         let mut entries = Vec::new();
         for key in scan(&mut conn, "sealcast:occupancy:*").await? {
@@ -278,13 +285,15 @@ impl RedisBroker {
                 continue;
             };
             let fields: Vec<(String, usize)> = conn.hgetall(&key).await?;
-            entries.extend(fields.into_iter().map(|(node, n)| (app.to_owned(), channel.to_owned(), node, n)));
+            entries.extend(fields.into_iter().map(|(node, subscriptions)| AppCount {
+                app: app.to_owned(),
+                count: NodeCount { channel: channel.to_owned(), node, subscriptions },
+            }));
         }
         Ok(entries)
     }
 
-    /// Every presence entry of every node (for a node that starts).
-    pub async fn presence_entries(&self) -> Result<Vec<PresenceEntry>, ClusterError> {
+    async fn members(&self) -> Result<Vec<AppMember>, ClusterError> {
         let mut conn = self.commands.clone();
         let keys = scan(&mut conn, "sealcast:presence:*").await?;
         let mut entries = Vec::new();
@@ -295,39 +304,31 @@ impl RedisBroker {
             for (field, info) in fields {
                 if let Some((node, user)) = field.split_once('|') {
                     let info = (info != "null").then_some(info);
-                    entries.push((
-                        app.to_owned(),
-                        channel.to_owned(),
-                        node.to_owned(),
-                        user.to_owned(),
+                    let member = NodeMember {
+                        channel: channel.to_owned(),
+                        node: node.to_owned(),
+                        user_id: user.to_owned(),
                         info,
-                    ));
+                    };
+                    entries.push(AppMember { app: app.to_owned(), member });
                 }
             }
         }
         Ok(entries)
     }
 
-    /// This node's id, owned (for tasks).
-    pub fn node_id_owned(&self) -> String {
-        self.node_id.clone()
-    }
-
-    /// Makes Redis hold exactly this node's `members` (channel, user,
-    /// info JSON) and `occupancy` (channel, subscriptions) for `app`:
-    /// entries a lost message left behind are deleted, missing ones
-    /// written. Reads every key of the app (cost: one scan per resync).
-    pub async fn rewrite_own(
+    /// Reads every key of the app (cost: one scan per resync).
+    async fn rewrite_own(
         &self,
         app: &str,
-        members: &[(String, String, Option<String>)],
+        members: &[LocalMember],
         occupancy: &[(String, usize)],
     ) -> Result<(), ClusterError> {
         let mut conn = self.commands.clone();
         let mine = format!("{}|", self.node_id);
         let mut pipe = redis::pipe();
         let want: std::collections::HashSet<(&str, &str)> =
-            members.iter().map(|(c, u, _)| (c.as_str(), u.as_str())).collect();
+            members.iter().map(|m| (m.channel.as_str(), m.user_id.as_str())).collect();
         let prefix = format!("sealcast:presence:{app}:");
         for key in scan(&mut conn, &format!("{prefix}*")).await? {
             let Some(channel) = key.strip_prefix(&prefix) else { continue };
@@ -340,9 +341,13 @@ impl RedisBroker {
                 }
             }
         }
-        for (channel, user, info) in members {
-            pipe.hset(presence_key(app, channel), format!("{mine}{user}"), info.as_deref().unwrap_or("null"))
-                .ignore();
+        for LocalMember { channel, user_id, info } in members {
+            pipe.hset(
+                presence_key(app, channel),
+                format!("{mine}{user_id}"),
+                info.as_deref().unwrap_or("null"),
+            )
+            .ignore();
         }
         let counted: std::collections::HashSet<&str> = occupancy.iter().map(|(c, _)| c.as_str()).collect();
         let prefix = format!("sealcast:occupancy:{app}:");
@@ -358,20 +363,12 @@ impl RedisBroker {
         Ok(pipe.query_async::<()>(&mut conn).await?)
     }
 
-    /// Deletes a dead node's presence entries (channel, user) and
-    /// subscription counts (channels).
-    pub async fn forget(
-        &self,
-        app: &str,
-        node: &str,
-        members: &[(String, String)],
-        channels: &[String],
-    ) -> Result<(), ClusterError> {
+    async fn forget(&self, app: &str, node: &str, entries: &NodeEntries) -> Result<(), ClusterError> {
         let mut conn = self.commands.clone();
-        for (channel, user) in members {
+        for (channel, user) in &entries.members {
             conn.hdel::<_, _, ()>(presence_key(app, channel), format!("{node}|{user}")).await?;
         }
-        for channel in channels {
+        for channel in &entries.channels {
             conn.hdel::<_, _, ()>(occupancy_key(app, channel), node).await?;
         }
         Ok(())

@@ -185,7 +185,7 @@ pub fn signed_query(
     secret: &str,
     timestamp: u64,
 ) -> String {
-    sealcast_server::http_api::signed_query(APP_KEY, secret, method, path, params, body, timestamp)
+    sealcast_server::http::api::signed_query(APP_KEY, secret, method, path, params, body, timestamp)
 }
 
 /// A minimal HTTP/1.1 request over a fresh connection.

@@ -6,7 +6,7 @@
 //! of its command, one file each in `cmd/` (subscribe, signin, client
 //! event, document), each owning its checks. The connection's queue,
 //! bounded in frames and bytes, is written by whoever finds it idle; the
-//! writer task ([`crate::outbound::write_loop`]) takes over when the socket
+//! writer task ([`crate::ws::outbound::write_loop`]) takes over when the socket
 //! is full, and sends the close frame. Either side can end the connection: the reader on
 //! EOF, a protocol error, repeated abuse or a silent client; anyone holding
 //! the [`ConnHandle`] by asking it to close (slow consumer, terminate,
@@ -15,7 +15,9 @@
 
 mod cmd;
 mod error;
+pub mod frame;
 pub mod limits;
+pub mod outbound;
 pub mod reader;
 
 use std::sync::Arc;
@@ -33,10 +35,10 @@ use tracing::{Instrument, debug, info_span};
 pub use self::error::ServerError;
 use self::limits::{FrameKind, FrameLimits, Verdict};
 use self::reader::{Message, MessageReader, ReadError};
-use crate::hub::App;
-use crate::outbound::{self, CloseRequest, ConnHandle, Outbound, QueueLimits};
+use crate::app::App;
 use crate::state::ServerState;
 use crate::warn_throttled;
+use outbound::{CloseRequest, ConnHandle, Outbound, QueueLimits};
 
 /// Why the WebSocket is refused before any protocol exchange (sent as
 /// `pusher:error` then a close with the same code).
@@ -128,8 +130,8 @@ pub async fn run(state: Arc<ServerState>, app: Result<Arc<App>, Refusal>, upgrad
 /// Sends `pusher:error` and a close frame with the refusal's code.
 async fn refuse(write: &OwnedWriteHalf, refusal: Refusal) {
     let mut out = Vec::new();
-    outbound::encode_text(&mut out, frames::error(Some(refusal.code), refusal.message).as_bytes());
-    outbound::encode_close(&mut out, refusal.code, refusal.message);
+    frame::encode_text(&mut out, frames::error(Some(refusal.code), refusal.message).as_bytes());
+    frame::encode_close(&mut out, refusal.code, refusal.message);
     let _ = tokio::time::timeout(REFUSAL_WRITE_TIMEOUT, outbound::write_all(write, &out)).await;
     outbound::shutdown_write(write);
 }

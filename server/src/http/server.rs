@@ -1,5 +1,5 @@
 //! The listener: accepts TCP connections, serves HTTP/1.1 with hyper, routes
-//! WebSocket upgrades on `/app/{key}` to [`crate::connection`] and
+//! WebSocket upgrades on `/app/{key}` to [`crate::ws`] and
 //! everything else to the HTTP API, health and metrics endpoints; shuts down
 //! gracefully (every client gets close code 4200, then the process drains).
 
@@ -20,9 +20,9 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tracing::{debug, info};
 
-use crate::connection::{self, Refusal};
-use crate::http_api::{self, HttpResponse, text};
+use crate::http::api::{self, HttpResponse, text};
 use crate::state::ServerState;
+use crate::ws::{self, Refusal};
 
 /// How long shutdown waits for connections to finish closing.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
@@ -136,13 +136,13 @@ async fn route(
         (_, p) if p.starts_with("/apps/") => {
             let query = request.uri().query().unwrap_or("").to_owned();
             // Who is asking is checked before a byte of the body is read.
-            match http_api::authenticate(&state, &method, &path, &query) {
+            match api::authenticate(&state, &method, &path, &query) {
                 Err(refused) => *refused,
                 Ok(request_auth) => {
                     let limit = state.config.max_http_body_bytes;
                     let body = Limited::new(request.into_body(), limit).collect();
                     match tokio::time::timeout(state.config.http_body_timeout, body).await {
-                        Ok(Ok(body)) => http_api::handle(&state, request_auth, &method, &body.to_bytes()),
+                        Ok(Ok(body)) => api::handle(&state, request_auth, &method, &body.to_bytes()),
                         Ok(Err(_)) => {
                             text(StatusCode::PAYLOAD_TOO_LARGE, "request body too large or interrupted")
                         }
@@ -184,7 +184,7 @@ fn websocket(state: Arc<ServerState>, key: &str, request: &mut Request<Incoming>
     };
     match fastwebsockets::upgrade::upgrade(request) {
         Ok((response, upgrade)) => {
-            tokio::spawn(connection::run(state, app, upgrade));
+            tokio::spawn(ws::run(state, app, upgrade));
             response.map(|_| Full::new(Bytes::new()))
         }
         Err(err) => text(StatusCode::BAD_REQUEST, &format!("bad websocket handshake: {err}")),

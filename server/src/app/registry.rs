@@ -3,7 +3,7 @@
 //!
 //! Every change returns the [`Transition`]s it caused (a channel occupied,
 //! the first connection of a user here, a member added cluster-wide, …);
-//! the app ([`crate::hub::App`]) turns them into effects: frames to
+//! the app ([`crate::app::App`]) turns them into effects: frames to
 //! subscribers, webhooks, bus messages. The one effect done here is
 //! fan-out ([`Registry::deliver`]), which only walks the subscribers.
 
@@ -14,9 +14,10 @@ use bytes::Bytes;
 use sealcast_core::protocol::{ChannelKind, ChannelName, PresenceMember, server as frames};
 use serde_json::value::RawValue;
 
+use super::replica::{LocalMember, NodeCount, NodeEntries, NodeMember, Replica};
 use crate::config::AppConfig;
 use crate::metrics::Metrics;
-use crate::outbound::{ConnHandle, Fanout};
+use crate::ws::outbound::{ConnHandle, Fanout};
 
 /// What a change did, for the app to act on (in order).
 #[derive(Debug, Clone)]
@@ -83,21 +84,6 @@ pub struct ChannelInfo {
     pub user_count: Option<usize>,
 }
 
-/// What a dead node left behind in one app: its presence (channel, user)
-/// entries and the channels it had subscribers in.
-#[derive(Debug, Default)]
-pub struct NodeEntries {
-    /// (channel, user) presence entries.
-    pub members: Vec<(String, String)>,
-    /// Channels with a subscription count.
-    pub channels: Vec<String>,
-}
-
-/// A presence member on this node: (channel, user id, `user_info` JSON).
-pub type LocalMember = (String, String, Option<String>);
-/// A presence member in Redis: (channel, node, user id, `user_info` JSON).
-pub type RemoteEntry = (String, String, String, Option<String>);
-
 /// The limits the registry enforces (from the app's config).
 #[derive(Debug, Clone, Copy)]
 struct Limits {
@@ -114,19 +100,8 @@ pub struct Registry {
     limits: Limits,
     connections: HashMap<Arc<str>, Connection>,
     channels: HashMap<String, Channel>,
-    /// Presence on other nodes: channel → user → (info, nodes with them).
-    remote: HashMap<String, HashMap<String, RemoteMember>>,
-    /// Subscriptions on other nodes: channel → node → count.
-    remote_occupancy: HashMap<String, HashMap<String, usize>>,
-    /// Differences between the replica and Redis seen at the last
-    /// reconciliation: corrected if the next one sees them too.
-    suspects: HashSet<Suspect>,
-}
-
-#[derive(Debug)]
-struct RemoteMember {
-    info: Option<Box<RawValue>>,
-    nodes: HashSet<String>,
+    /// What the other nodes have.
+    replica: Replica,
 }
 
 #[derive(Debug)]
@@ -158,17 +133,6 @@ struct Member {
     connections: usize,
 }
 
-/// A difference between this node's replica of the others and Redis.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-enum Suspect {
-    /// (channel, node, user) in the replica, not in Redis.
-    Ghost(String, String, String),
-    /// (channel, node, user) in Redis, not in the replica.
-    Missing(String, String, String),
-    /// (channel, node): the counts differ.
-    Count(String, String),
-}
-
 impl Registry {
     /// An empty registry with `config`'s limits.
     pub fn new(config: &AppConfig) -> Registry {
@@ -181,14 +145,8 @@ impl Registry {
             },
             connections: HashMap::new(),
             channels: HashMap::new(),
-            remote: HashMap::new(),
-            remote_occupancy: HashMap::new(),
-            suspects: HashSet::new(),
+            replica: Replica::default(),
         }
-    }
-
-    fn remotely_present(&self, channel: &str, user_id: &str) -> bool {
-        self.remote.get(channel).is_some_and(|users| users.contains_key(user_id))
     }
 
     /// Registers a connection; false when the app is at its connection limit.
@@ -221,7 +179,7 @@ impl Registry {
         member: Option<PresenceMember>,
     ) -> Result<Subscribed, SubscribeError> {
         let name = channel.as_str();
-        let remote_users = self.remote.get(name);
+        let replica = &self.replica;
         let conn = self.connections.get_mut(socket_id).ok_or(SubscribeError::NotConnected)?;
         let handle = conn.handle.clone();
         if conn.channels.contains(name) {
@@ -237,12 +195,11 @@ impl Registry {
         if let Some(member) = &member {
             let members = existing.map(|c| &c.members);
             let known = members.is_some_and(|m| m.contains_key(&member.user_id))
-                || remote_users.is_some_and(|users| users.contains_key(&member.user_id));
+                || replica.has_member(name, &member.user_id);
             // Members on this node plus those only on other nodes.
             let here = members.map_or(0, HashMap::len);
-            let elsewhere = remote_users.map_or(0, |users| {
-                users.keys().filter(|id| !members.is_some_and(|m| m.contains_key(*id))).count()
-            });
+            let elsewhere =
+                replica.members(name).filter(|(id, _)| !members.is_some_and(|m| m.contains_key(*id))).count();
             if !known && here + elsewhere >= self.limits.presence_members {
                 return Err(SubscribeError::PresenceFull);
             }
@@ -267,7 +224,7 @@ impl Registry {
                     user_id: member.user_id.clone(),
                     info: slot.info.as_ref().map(|i| i.get().to_owned()),
                 });
-                if !remote_users.is_some_and(|users| users.contains_key(&member.user_id)) {
+                if !replica.has_member(name, &member.user_id) {
                     transitions.push(Transition::MemberAdded {
                         channel: name.to_owned(),
                         user_id: member.user_id,
@@ -285,11 +242,7 @@ impl Registry {
         let reply = if channel.kind() == ChannelKind::Presence {
             // This node's members, then those only on other nodes.
             let local = entry.members.iter().map(|(id, m)| (id.as_str(), m.info.as_deref()));
-            let remote = remote_users
-                .into_iter()
-                .flatten()
-                .filter(|(id, _)| !entry.members.contains_key(*id))
-                .map(|(id, m)| (id.as_str(), m.info.as_deref()));
+            let remote = replica.members(name).filter(|(id, _)| !entry.members.contains_key(*id));
             frames::presence_subscription_succeeded(name, local.chain(remote).collect::<Vec<_>>().into_iter())
         } else {
             frames::subscription_succeeded(name)
@@ -309,7 +262,7 @@ impl Registry {
     fn remove_subscriber(&mut self, channel: &str, socket_id: &str, transitions: &mut Vec<Transition>) {
         let Some(entry) = self.channels.get(channel) else { return };
         let Some((_, user_id)) = entry.subscribers.get(socket_id).cloned() else { return };
-        let elsewhere = user_id.as_deref().is_some_and(|u| self.remotely_present(channel, u));
+        let elsewhere = user_id.as_deref().is_some_and(|u| self.replica.has_member(channel, u));
         let Some(entry) = self.channels.get_mut(channel) else { return };
         entry.subscribers.remove(socket_id);
         transitions.push(Transition::Unsubscribed);
@@ -373,7 +326,7 @@ impl Registry {
 
     /// Occupied channels whose name starts with `prefix`, cluster-wide.
     pub fn channels(&self, prefix: &str) -> Vec<(String, ChannelInfo)> {
-        let names: HashSet<&String> = self.channels.keys().chain(self.remote_occupancy.keys()).collect();
+        let names: HashSet<&String> = self.channels.keys().chain(self.replica.channels()).collect();
         let mut list: Vec<_> = names
             .into_iter()
             .filter(|name| name.starts_with(prefix))
@@ -387,7 +340,7 @@ impl Registry {
     /// distinct presence users; `None` when it has no subscriber anywhere.
     pub fn channel(&self, name: &str) -> Option<ChannelInfo> {
         let local = self.channels.get(name);
-        let remote: usize = self.remote_occupancy.get(name).map_or(0, |nodes| nodes.values().sum());
+        let remote = self.replica.subscriptions(name);
         let subscription_count = local.map_or(0, |c| c.subscribers.len()) + remote;
         if subscription_count == 0 {
             return None;
@@ -399,9 +352,10 @@ impl Registry {
     /// User ids in a presence channel, cluster-wide, sorted.
     pub fn users(&self, name: &str) -> Vec<String> {
         let local = self.channels.get(name).into_iter().flat_map(|c| c.members.keys());
-        let remote = self.remote.get(name).into_iter().flat_map(|users| users.keys());
+        let local = local.map(String::as_str);
+        let remote = self.replica.members(name).map(|(id, _)| id);
         let mut users: Vec<String> =
-            local.chain(remote).cloned().collect::<HashSet<_>>().into_iter().collect();
+            local.chain(remote).collect::<HashSet<_>>().into_iter().map(str::to_owned).collect();
         users.sort();
         users
     }
@@ -449,7 +403,11 @@ impl Registry {
         for (name, channel) in &self.channels {
             occupancy.push((name.clone(), channel.subscribers.len()));
             for (user, member) in &channel.members {
-                members.push((name.clone(), user.clone(), member.info.as_ref().map(|i| i.get().to_owned())));
+                members.push(LocalMember {
+                    channel: name.clone(),
+                    user_id: user.clone(),
+                    info: member.info.as_ref().map(|i| i.get().to_owned()),
+                });
             }
         }
         (members, occupancy)
@@ -464,15 +422,12 @@ impl Registry {
         info: Option<Box<RawValue>>,
     ) -> Option<Transition> {
         let local = self.channels.get(channel).is_some_and(|c| c.members.contains_key(user_id));
-        let users = self.remote.entry(channel.to_owned()).or_default();
-        let new = !users.contains_key(user_id);
-        let member = users.entry(user_id.to_owned()).or_insert(RemoteMember { info, nodes: HashSet::new() });
-        member.nodes.insert(node.to_owned());
+        let info = self.replica.joined(node, channel, user_id, info)?;
         // The webhook is the origin node's to send (`here: false`).
-        (new && !local).then(|| Transition::MemberAdded {
+        (!local).then(|| Transition::MemberAdded {
             channel: channel.to_owned(),
             user_id: user_id.to_owned(),
-            info: member.info.clone(),
+            info,
             except: None,
             here: false,
         })
@@ -480,15 +435,8 @@ impl Registry {
 
     /// `node` no longer has a connection of `user_id` in `channel`.
     pub fn remote_left(&mut self, node: &str, channel: &str, user_id: &str) -> Option<Transition> {
-        let users = self.remote.get_mut(channel)?;
-        let member = users.get_mut(user_id)?;
-        member.nodes.remove(node);
-        if !member.nodes.is_empty() {
+        if !self.replica.left(node, channel, user_id) {
             return None;
-        }
-        users.remove(user_id);
-        if users.is_empty() {
-            self.remote.remove(channel);
         }
         let local = self.channels.get(channel).is_some_and(|c| c.members.contains_key(user_id));
         let subscribed_here = self.channels.contains_key(channel);
@@ -501,130 +449,42 @@ impl Registry {
 
     /// `node` has `subscriptions` subscriptions to `channel` (0: none).
     pub fn remote_occupancy(&mut self, node: &str, channel: &str, subscriptions: usize) {
-        if subscriptions == 0 {
-            if let Some(nodes) = self.remote_occupancy.get_mut(channel) {
-                nodes.remove(node);
-                if nodes.is_empty() {
-                    self.remote_occupancy.remove(channel);
-                }
-            }
-        } else {
-            self.remote_occupancy
-                .entry(channel.to_owned())
-                .or_default()
-                .insert(node.to_owned(), subscriptions);
-        }
+        self.replica.set_count(node, channel, subscriptions);
     }
 
     /// Other nodes this app has presence or subscriptions from.
     pub fn remote_nodes(&self) -> HashSet<String> {
-        let presence = self.remote.values().flat_map(|users| users.values().flat_map(|m| m.nodes.iter()));
-        let occupancy = self.remote_occupancy.values().flat_map(|nodes| nodes.keys());
-        presence.chain(occupancy).cloned().collect()
+        self.replica.nodes()
     }
 
     /// `node` died: its members leave and its subscriptions stop counting.
     /// Returns what it left behind, and the transitions.
     pub fn node_gone(&mut self, node: &str) -> (NodeEntries, Vec<Transition>) {
-        let mut channels = Vec::new();
-        self.remote_occupancy.retain(|channel, nodes| {
-            if nodes.remove(node).is_some() {
-                channels.push(channel.clone());
-            }
-            !nodes.is_empty()
-        });
-        let members: Vec<(String, String)> = self
-            .remote
+        let entries = self.replica.forget_counts_of(node);
+        let transitions = entries
+            .members
             .iter()
-            .flat_map(|(channel, users)| {
-                users
-                    .iter()
-                    .filter(|(_, m)| m.nodes.contains(node))
-                    .map(|(user, _)| (channel.clone(), user.clone()))
-            })
+            .filter_map(|(channel, user)| self.remote_left(node, channel, user))
             .collect();
-        let transitions =
-            members.iter().filter_map(|(channel, user)| self.remote_left(node, channel, user)).collect();
-        (NodeEntries { members, channels }, transitions)
+        (entries, transitions)
     }
 
-    /// Compares the replica of the other nodes with what Redis holds
-    /// (`members`, `counts`: channel, node, subscriptions) and corrects what
-    /// differed at the previous call too. Returns the transitions and how
-    /// many entries were corrected.
-    pub fn reconcile(
-        &mut self,
-        members: Vec<RemoteEntry>,
-        counts: Vec<(String, String, usize)>,
-    ) -> (Vec<Transition>, usize) {
-        let mut seen = HashSet::new();
-        let mut ghosts = Vec::new();
-        let mut missing = Vec::new();
-        let mut recounts = Vec::new();
-        let in_redis: HashSet<(&str, &str, &str)> =
-            members.iter().map(|(c, n, u, _)| (c.as_str(), n.as_str(), u.as_str())).collect();
-        for (channel, users) in &self.remote {
-            for (user, member) in users {
-                for node in &member.nodes {
-                    if !in_redis.contains(&(channel.as_str(), node.as_str(), user.as_str())) {
-                        let suspect = Suspect::Ghost(channel.clone(), node.clone(), user.clone());
-                        if self.suspects.contains(&suspect) {
-                            ghosts.push((node.clone(), channel.clone(), user.clone()));
-                        } else {
-                            seen.insert(suspect);
-                        }
-                    }
-                }
-            }
-        }
-        for (channel, node, user, info) in &members {
-            let known = self
-                .remote
-                .get(channel)
-                .and_then(|users| users.get(user))
-                .is_some_and(|m| m.nodes.contains(node));
-            if !known {
-                let suspect = Suspect::Missing(channel.clone(), node.clone(), user.clone());
-                if self.suspects.contains(&suspect) {
-                    missing.push((node.clone(), channel.clone(), user.clone(), info.clone()));
-                } else {
-                    seen.insert(suspect);
-                }
-            }
-        }
-        let truth: HashMap<(&str, &str), usize> =
-            counts.iter().map(|(channel, node, n)| ((channel.as_str(), node.as_str()), *n)).collect();
-        let mut keys: HashSet<(String, String)> = self
-            .remote_occupancy
-            .iter()
-            .flat_map(|(channel, nodes)| nodes.keys().map(move |node| (channel.clone(), node.clone())))
-            .collect();
-        keys.extend(counts.iter().map(|(channel, node, _)| (channel.clone(), node.clone())));
-        for (channel, node) in keys {
-            let replica =
-                self.remote_occupancy.get(&channel).and_then(|n| n.get(&node)).copied().unwrap_or(0);
-            let count = truth.get(&(channel.as_str(), node.as_str())).copied().unwrap_or(0);
-            if replica != count {
-                let suspect = Suspect::Count(channel.clone(), node.clone());
-                if self.suspects.contains(&suspect) {
-                    recounts.push((node, channel, count));
-                } else {
-                    seen.insert(suspect);
-                }
-            }
-        }
-        self.suspects = seen;
-        let fixed = ghosts.len() + missing.len() + recounts.len();
+    /// Compares the replica of the other nodes with what Redis holds and
+    /// corrects what differed at the previous call too. Returns the
+    /// transitions and how many entries were corrected.
+    pub fn reconcile(&mut self, members: &[NodeMember], counts: &[NodeCount]) -> (Vec<Transition>, usize) {
+        let corrections = self.replica.compare(members, counts);
+        let fixed = corrections.len();
         let mut transitions = Vec::new();
-        for (node, channel, user) in ghosts {
-            transitions.extend(self.remote_left(&node, &channel, &user));
+        for ghost in corrections.ghosts {
+            transitions.extend(self.remote_left(&ghost.node, &ghost.channel, &ghost.user_id));
         }
-        for (node, channel, user, info) in missing {
-            let info = info.and_then(|i| RawValue::from_string(i).ok());
-            transitions.extend(self.remote_joined(&node, &channel, &user, info));
+        for missing in corrections.missing {
+            let info = missing.info.and_then(|i| RawValue::from_string(i).ok());
+            transitions.extend(self.remote_joined(&missing.node, &missing.channel, &missing.user_id, info));
         }
-        for (node, channel, count) in &recounts {
-            self.remote_occupancy(node, channel, *count);
+        for count in &corrections.recounts {
+            self.remote_occupancy(&count.node, &count.channel, count.subscriptions);
         }
         (transitions, fixed)
     }
@@ -633,7 +493,7 @@ impl Registry {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::outbound::QueueLimits;
+    use crate::ws::outbound::QueueLimits;
 
     fn names(transitions: &[Transition]) -> Vec<&'static str> {
         transitions
@@ -752,18 +612,23 @@ mod tests {
         connect(&mut reg, "1.1");
         reg.subscribe("1.1", &presence("presence-room"), member("ann")).unwrap();
         reg.remote_joined("node-b", "presence-room", "ghost", None);
-        let redis = || vec![("presence-room".to_owned(), "node-b".to_owned(), "cy".to_owned(), None)];
-        let counts = || vec![("presence-room".to_owned(), "node-b".to_owned(), 1)];
+        let redis = [NodeMember {
+            channel: "presence-room".into(),
+            node: "node-b".into(),
+            user_id: "cy".into(),
+            info: None,
+        }];
+        let counts = [NodeCount { channel: "presence-room".into(), node: "node-b".into(), subscriptions: 1 }];
         // First pass: only suspicions.
-        let (transitions, fixed) = reg.reconcile(redis(), counts());
+        let (transitions, fixed) = reg.reconcile(&redis, &counts);
         assert_eq!((transitions.len(), fixed), (0, 0));
         // Second: the ghost leaves, cy arrives, the count is taken.
-        let (transitions, fixed) = reg.reconcile(redis(), counts());
+        let (transitions, fixed) = reg.reconcile(&redis, &counts);
         assert_eq!(names(&transitions), ["member removed elsewhere", "member added elsewhere"]);
         assert_eq!(fixed, 3);
         assert_eq!(reg.users("presence-room"), ["ann", "cy"]);
         assert_eq!(reg.channel("presence-room").unwrap().subscription_count, 2);
         // Agreement: nothing to do.
-        assert_eq!(reg.reconcile(redis(), counts()).1, 0);
+        assert_eq!(reg.reconcile(&redis, &counts).1, 0);
     }
 }

@@ -15,6 +15,8 @@
 use bytes::{Buf, Bytes, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt};
 
+use super::frame::{BINARY, CLOSE, CONTINUATION, PING, PONG, TEXT, parse_head, unmask};
+
 /// A complete client message.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Message {
@@ -79,14 +81,6 @@ pub struct MessageReader {
     /// The message being assembled from fragments: (is text, bytes so far).
     fragments: Option<(bool, BytesMut)>,
 }
-
-/// Opcodes (RFC 6455 §5.2).
-const CONTINUATION: u8 = 0x0;
-const TEXT: u8 = 0x1;
-const BINARY: u8 = 0x2;
-const CLOSE: u8 = 0x8;
-const PING: u8 = 0x9;
-const PONG: u8 = 0xA;
 
 impl MessageReader {
     /// A reader refusing messages over `max_message_bytes`.
@@ -191,55 +185,6 @@ fn finish(text: bool, payload: BytesMut) -> Result<Message, ReadError> {
         return Err(ReadError::InvalidUtf8);
     }
     Ok(Message::Text(payload.freeze()))
-}
-
-struct Head {
-    fin: bool,
-    opcode: u8,
-    mask: [u8; 4],
-    len: u64,
-    head_len: usize,
-}
-
-/// The frame header at the start of `buffer`, `None` when incomplete.
-fn parse_head(buffer: &[u8]) -> Result<Option<Head>, ReadError> {
-    let [first, second, rest @ ..] = buffer else { return Ok(None) };
-    if first & 0x70 != 0 {
-        return Err(ReadError::Protocol("reserved bits set (no extension was negotiated)"));
-    }
-    if second & 0x80 == 0 {
-        // RFC 6455 §5.1: the server must close on an unmasked client frame.
-        return Err(ReadError::Protocol("client frames must be masked"));
-    }
-    let (len, extra) = match second & 0x7F {
-        126 => match rest {
-            [a, b, ..] => (u64::from(u16::from_be_bytes([*a, *b])), 2),
-            _ => return Ok(None),
-        },
-        127 => match rest.get(..8) {
-            Some(bytes) => {
-                let mut be = [0u8; 8];
-                be.copy_from_slice(bytes);
-                (u64::from_be_bytes(be), 8)
-            }
-            None => return Ok(None),
-        },
-        short => (u64::from(short), 0),
-    };
-    let Some(mask) = rest.get(extra..extra + 4) else { return Ok(None) };
-    Ok(Some(Head {
-        fin: first & 0x80 != 0,
-        opcode: first & 0x0F,
-        mask: [mask[0], mask[1], mask[2], mask[3]],
-        len,
-        head_len: 2 + extra + 4,
-    }))
-}
-
-fn unmask(payload: &mut [u8], mask: [u8; 4]) {
-    for (i, byte) in payload.iter_mut().enumerate() {
-        *byte ^= mask[i % 4];
-    }
 }
 
 #[cfg(test)]

@@ -20,7 +20,7 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 use serde_json::{Map, Value, json};
 
-use crate::hub::{App, Publish};
+use crate::app::{App, Publish};
 use crate::state::ServerState;
 
 /// A response with a status and a JSON or text body.

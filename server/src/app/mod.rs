@@ -14,10 +14,14 @@
 //! every subscriber in one order, fan-outs on different channels of one
 //! app run in parallel, and a subscribe or disconnect (write lock) falls
 //! between two events, never inside one. The writing happens after the
-//! lock ([`Fanout`], see [`crate::outbound`]). A queue
+//! lock ([`Fanout`], see [`crate::ws::outbound`]). A queue
 //! over its bound closes that connection as a slow consumer (4100) instead
 //! of buffering without bound or slowing the publisher. Publishes are refused ([`BusBusy`]) before any local
 //! delivery when the cluster bus cannot take them.
+
+pub mod bus;
+pub mod registry;
+pub mod replica;
 
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
@@ -25,15 +29,16 @@ use bytes::Bytes;
 use sealcast_core::protocol::{ChannelName, PresenceMember, codes, server as frames};
 use serde_json::value::RawValue;
 
-use crate::cluster::{Broker, BusBusy, BusMessage};
+use crate::app::bus::{Broker, BusBusy, BusMessage};
+pub use crate::app::registry::{ChannelInfo, SubscribeError};
+use crate::app::registry::{Registry, Transition};
+pub use crate::app::replica::{LocalMember, NodeCount, NodeEntries, NodeMember};
 use crate::config::AppConfig;
+use crate::http::webhooks::{HookEvent, Webhooks};
 use crate::jwt::TokenVerifier;
 use crate::metrics::Metrics;
-use crate::outbound::Fanout;
-pub use crate::outbound::{CloseRequest, ConnHandle};
-pub use crate::registry::{ChannelInfo, LocalMember, NodeEntries, RemoteEntry, SubscribeError};
-use crate::registry::{Registry, Transition};
-use crate::webhooks::{HookEvent, Webhooks};
+use crate::ws::outbound::Fanout;
+pub use crate::ws::outbound::{CloseRequest, ConnHandle};
 
 /// One app's state.
 #[derive(Debug)]
@@ -354,12 +359,7 @@ impl App {
     /// Corrects the replica of the other nodes from what Redis holds (see
     /// [`Registry::reconcile`]), with the events a live message would have
     /// caused. Returns how many entries it corrected.
-    pub fn reconcile_remote(
-        &self,
-        members: Vec<RemoteEntry>,
-        counts: Vec<(String, String, usize)>,
-        metrics: &Metrics,
-    ) -> usize {
+    pub fn reconcile_remote(&self, members: &[NodeMember], counts: &[NodeCount], metrics: &Metrics) -> usize {
         self.change(metrics, |registry, _| registry.reconcile(members, counts))
     }
 
@@ -382,8 +382,8 @@ impl App {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cluster::LocalBroker;
-    use crate::outbound::QueueLimits;
+    use crate::app::bus::LocalBroker;
+    use crate::ws::outbound::QueueLimits;
 
     /// An app with `subscribers` socketless connections on each of `channels`.
     fn app_with(channels: &[&str], subscribers: usize, frames: usize) -> (Arc<App>, Vec<ConnHandle>) {
