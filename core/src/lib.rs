@@ -14,7 +14,9 @@
 //!   kinds, the document protocol and its error codes, the handshake path),
 //!   used by the client, the server, the load generator and the fuzzers.
 //! - [`ot`]: Quill Deltas and their transform; [`doc`]: one encrypted
-//!   document over the blind sequencer.
+//!   document over the blind sequencer ([`doc::DocSync`]).
+//! - [`keys`]: the client's one owner of keys — rings, questions to the
+//!   app, refusals — and its one policy for asking.
 //! - [`client`]: [`client::ClientMachine`], the whole client as one sans-IO
 //!   state machine (link, keys, sealed events, held messages, documents).
 //!

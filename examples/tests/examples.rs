@@ -15,59 +15,28 @@ use std::time::Duration;
 use ed25519_dalek::SigningKey;
 use sealcast_core::crypto::Key;
 use sealcast_examples::auth_server::{Config, Signing, public_key_x, start};
+use sealcast_tests::{Launch, ServerProcess, TempDir};
 
 /// `target/debug`, from this test's own path (`target/debug/deps/…`).
 fn target_dir() -> PathBuf {
     std::env::current_exe().unwrap().parent().unwrap().parent().unwrap().to_owned()
 }
 
+/// A server with the demo app, its directory removed after it.
 struct Server {
-    child: Child,
+    _process: ServerProcess,
     port: u16,
-    _dir: PathBuf,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self._dir);
-    }
+    _dir: TempDir,
 }
 
 fn serve(extra: &str) -> Server {
     let bin = target_dir().join("sealcast");
     assert!(bin.exists(), "{bin:?} is missing: cargo build -p sealcast-server");
-    let dir =
-        std::env::temp_dir().join(format!("sealcast-examples-{}-{}", std::process::id(), rand_suffix()));
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(
-        dir.join("sealcast.toml"),
-        format!("[[apps]]\nid = \"demo\"\nkey = \"demo-key\"\nsecret = \"demo-secret\"\n{extra}\n"),
-    )
-    .unwrap();
-    let mut child = Command::new(bin)
-        .args(["serve", "--port", "0", "--config"])
-        .arg(dir.join("sealcast.toml"))
-        .arg("--data-dir")
-        .arg(dir.join("data"))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let port = loop {
-        let line = lines.next().expect("server printed its address").unwrap();
-        if let Some(addr) = line.strip_prefix("sealcast listening on ") {
-            break addr.rsplit(':').next().unwrap().parse().unwrap();
-        }
-    };
-    std::thread::spawn(move || for _ in lines {});
-    Server { child, port, _dir: dir }
-}
-
-fn rand_suffix() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64
+    let dir = TempDir::new("examples");
+    let config = format!("[[apps]]\nid = \"demo\"\nkey = \"demo-key\"\nsecret = \"demo-secret\"\n{extra}\n");
+    let process =
+        ServerProcess::start(&Launch { bin: &bin, root: &dir.0, port: 0, config: &config, env: &[] });
+    Server { port: process.port, _process: process, _dir: dir }
 }
 
 fn auth_server(signing: Signing) -> String {

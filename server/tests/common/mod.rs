@@ -4,11 +4,10 @@
 
 #![allow(dead_code)] // each test file uses a different part
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::TcpStream as StdTcpStream;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use futures_util::{SinkExt, StreamExt};
@@ -23,29 +22,27 @@ pub const APP_ID: &str = "test-app";
 pub const APP_KEY: &str = "test-key";
 pub const APP_SECRET: &str = "test-secret";
 
-/// A running server; killed on drop.
+pub use sealcast_tests::TempDir;
+use sealcast_tests::{Launch, ServerProcess};
+
+/// A running server with the test app; killed on drop. Derefs to the
+/// process (its `child`, `port`, `stderr()`).
 pub struct Server {
-    pub child: Child,
-    pub port: u16,
-    pub stderr: Arc<Mutex<String>>,
+    process: ServerProcess,
     _dir: Option<TempDir>,
 }
 
-/// A directory removed on drop.
-pub struct TempDir(pub PathBuf);
+impl std::ops::Deref for Server {
+    type Target = ServerProcess;
 
-impl TempDir {
-    pub fn new(tag: &str) -> TempDir {
-        let nanos = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_nanos();
-        let dir = std::env::temp_dir().join(format!("sealcast-test-{tag}-{}-{nanos}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        TempDir(dir)
+    fn deref(&self) -> &ServerProcess {
+        &self.process
     }
 }
 
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
+impl std::ops::DerefMut for Server {
+    fn deref_mut(&mut self) -> &mut ServerProcess {
+        &mut self.process
     }
 }
 
@@ -77,49 +74,19 @@ impl Server {
         app_extra: &str,
         env: &[(&str, &str)],
     ) -> Server {
-        let config = root.join("sealcast.toml");
-        std::fs::write(
-            &config,
-            format!("{top}\n[[apps]]\nid = \"{APP_ID}\"\nkey = \"{APP_KEY}\"\nsecret = \"{APP_SECRET}\"\n{app_extra}\n"),
-        )
-        .unwrap();
+        let config = format!(
+            "{top}\n[[apps]]\nid = \"{APP_ID}\"\nkey = \"{APP_KEY}\"\nsecret = \"{APP_SECRET}\"\n{app_extra}\n"
+        );
         // SEALCAST_TEST_BIN runs the suite against another build (e.g. to
         // see a regression test fail on the build before the fix).
-        let bin =
-            std::env::var("SEALCAST_TEST_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_sealcast").into());
-        let mut child = Command::new(bin)
-            .args(["serve", "--port", &port.to_string(), "--config"])
-            .arg(&config)
-            .arg("--data-dir")
-            .arg(root.join("data"))
-            .env("RUST_LOG", std::env::var("TEST_RUST_LOG").unwrap_or_else(|_| "debug".into()))
-            .envs(env.iter().copied())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start sealcast serve");
-        let stderr = Arc::new(Mutex::new(String::new()));
-        let sink = stderr.clone();
-        let mut err_pipe = child.stderr.take().unwrap();
-        std::thread::spawn(move || {
-            let mut buf = [0u8; 4096];
-            while let Ok(n) = err_pipe.read(&mut buf) {
-                if n == 0 {
-                    break;
-                }
-                sink.lock().unwrap().push_str(&String::from_utf8_lossy(&buf[..n]));
-            }
-        });
-        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        let port = loop {
-            let line = lines.next().expect("server printed its address").unwrap();
-            if let Some(addr) = line.strip_prefix("sealcast listening on ") {
-                break addr.rsplit(':').next().unwrap().parse().unwrap();
-            }
-        };
-        // Keep draining stdout so the server never blocks on a full pipe.
-        std::thread::spawn(move || for _ in lines {});
-        Server { child, port, stderr, _dir: None }
+        let bin: PathBuf = std::env::var("SEALCAST_TEST_BIN")
+            .unwrap_or_else(|_| env!("CARGO_BIN_EXE_sealcast").into())
+            .into();
+        let log = std::env::var("TEST_RUST_LOG").unwrap_or_else(|_| "debug".into());
+        let mut vars = vec![("RUST_LOG", log.as_str())];
+        vars.extend(env.iter().copied());
+        let process = ServerProcess::start(&Launch { bin: &bin, root, port, config: &config, env: &vars });
+        Server { process, _dir: None }
     }
 
     pub fn ws_url(&self, key: &str, query: &str) -> String {
@@ -157,17 +124,6 @@ impl Server {
     pub fn publish(&self, channel: &str, event: &str, data: &str) -> (u16, String) {
         let body = json!({"name": event, "channel": channel, "data": data}).to_string();
         self.api("POST", &format!("/apps/{APP_ID}/events"), &[], &body)
-    }
-
-    pub fn stderr(&self) -> String {
-        self.stderr.lock().unwrap().clone()
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
