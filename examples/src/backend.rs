@@ -8,7 +8,7 @@ use sealcast_core::crypto::Key;
 use sealcast_net::{AuthRefusal, Authorizer, KeyGrant, KeyProvider, KeyRefusal, KeyRequest};
 use serde_json::Value;
 
-use crate::http::{call, encode};
+use crate::http::{CallError, call, encode};
 
 /// A signed-in user of the app, talking to its backend at `base_url`.
 pub struct Backend {
@@ -27,10 +27,10 @@ enum Answer {
     Failed(String),
 }
 
-fn json_of(result: Result<(u16, String), String>) -> Answer {
+fn json_of(result: Result<(u16, String), CallError>) -> Answer {
     let (status, body) = match result {
         Ok(answer) => answer,
-        Err(err) => return Answer::Failed(err),
+        Err(err) => return Answer::Failed(err.to_string()),
     };
     let Ok(value) = serde_json::from_str::<Value>(&body) else {
         return Answer::Failed(format!("backend answered {status}: {body}"));

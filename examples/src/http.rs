@@ -113,18 +113,38 @@ pub fn respond_with(
     stream.write_all(body)
 }
 
+/// Why [`call`] got no answer.
+#[derive(Debug)]
+pub enum CallError {
+    /// The base URL is not `http://HOST:PORT`.
+    NotHttp,
+    /// Connecting, writing or reading failed.
+    Io(std::io::Error),
+}
+
+impl std::fmt::Display for CallError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CallError::NotHttp => f.write_str("the backend URL must be http://HOST:PORT"),
+            CallError::Io(err) => write!(f, "backend unreachable: {err}"),
+        }
+    }
+}
+
+impl std::error::Error for CallError {}
+
 /// A blocking request to `http://HOST:PORT/path`; returns (status, body).
-pub fn call(base: &str, method: &str, path_and_query: &str, form: &str) -> Result<(u16, String), String> {
-    let authority = base.strip_prefix("http://").ok_or("the backend URL must be http://HOST:PORT")?;
-    let mut stream = TcpStream::connect(authority.trim_end_matches('/')).map_err(|e| e.to_string())?;
+pub fn call(base: &str, method: &str, path_and_query: &str, form: &str) -> Result<(u16, String), CallError> {
+    let authority = base.strip_prefix("http://").ok_or(CallError::NotHttp)?;
+    let mut stream = TcpStream::connect(authority.trim_end_matches('/')).map_err(CallError::Io)?;
     write!(
         stream,
         "{method} {path_and_query} HTTP/1.1\r\nhost: {authority}\r\ncontent-type: application/x-www-form-urlencoded\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{form}",
         form.len()
     )
-    .map_err(|e| e.to_string())?;
+    .map_err(CallError::Io)?;
     let mut response = String::new();
-    stream.read_to_string(&mut response).map_err(|e| e.to_string())?;
+    stream.read_to_string(&mut response).map_err(CallError::Io)?;
     let status = response.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
     let body = response.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default();
     Ok((status, body))

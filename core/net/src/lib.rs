@@ -365,9 +365,9 @@ impl Driver {
                         self.reader = Some(rx);
                         self.shared.lock().handle_open(Instant::now());
                     }
-                    Err(reason) => {
-                        tracing::debug!(%reason, "connect failed");
-                        self.lost(None, &reason);
+                    Err(error) => {
+                        tracing::debug!(%error, "connect failed");
+                        self.lost(None, &error.to_string());
                     }
                 }
                 true

@@ -114,6 +114,47 @@ where
     }
 }
 
+/// Why a connection attempt failed (reported to the machine as the
+/// close reason; the machine retries with backoff).
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    /// TCP connect failed (caused by: network or a server not listening).
+    #[error("connect {authority}: {source}")]
+    Connect {
+        /// `host:port`.
+        authority: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The handshake request could not be built (caused by: the app key
+    /// or host).
+    #[error("handshake request: {0}")]
+    Request(hyper::http::Error),
+    /// The host is not a valid TLS server name (caused by: the URL).
+    #[error("invalid TLS server name {0}")]
+    TlsName(String),
+    /// TLS failed (caused by: certificates or network).
+    #[error("TLS handshake with {authority}: {source}")]
+    Tls {
+        /// `host:port`.
+        authority: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The WebSocket upgrade failed (caused by: the server refused, or it
+    /// is not a sealcast/Pusher server).
+    #[error("WebSocket handshake with {authority}: {source}")]
+    Handshake {
+        /// `host:port`.
+        authority: String,
+        /// Why.
+        source: fastwebsockets::WebSocketError,
+    },
+    /// Nothing answered within the connect timeout.
+    #[error("connect timed out after {0:?}")]
+    TimedOut(Duration),
+}
+
 /// Opens the socket for app `key` and starts a reader task sending to
 /// `incoming`. `tls` holds the root certificates for `wss://`.
 pub async fn open(
@@ -122,13 +163,13 @@ pub async fn open(
     tls: &Arc<rustls::ClientConfig>,
     incoming: mpsc::UnboundedSender<Incoming>,
     timeout: Duration,
-) -> Result<Writer, String> {
+) -> Result<Writer, OpenError> {
+    let authority = format!("{}:{}", endpoint.host, endpoint.port);
     let connect = async {
         let tcp = TcpStream::connect((endpoint.host.as_str(), endpoint.port))
             .await
-            .map_err(|e| format!("connect {}:{}: {e}", endpoint.host, endpoint.port))?;
-        tcp.set_nodelay(true).map_err(|e| e.to_string())?;
-        let authority = format!("{}:{}", endpoint.host, endpoint.port);
+            .map_err(|source| OpenError::Connect { authority: authority.clone(), source })?;
+        tcp.set_nodelay(true).map_err(|source| OpenError::Connect { authority: authority.clone(), source })?;
         let request = hyper::Request::builder()
             .method("GET")
             .uri(handshake_path(key, "sealcast-rust", env!("CARGO_PKG_VERSION")))
@@ -138,22 +179,22 @@ pub async fn open(
             .header("Sec-WebSocket-Key", handshake::generate_key())
             .header("Sec-WebSocket-Version", "13")
             .body(Empty::<Bytes>::new())
-            .map_err(|e| e.to_string())?;
+            .map_err(OpenError::Request)?;
         let ws = if endpoint.tls {
             let name = rustls::pki_types::ServerName::try_from(endpoint.host.clone())
-                .map_err(|e| format!("invalid TLS server name {}: {e}", endpoint.host))?;
+                .map_err(|_| OpenError::TlsName(endpoint.host.clone()))?;
             let stream = tokio_rustls::TlsConnector::from(tls.clone())
                 .connect(name, tcp)
                 .await
-                .map_err(|e| format!("TLS handshake with {authority}: {e}"))?;
+                .map_err(|source| OpenError::Tls { authority: authority.clone(), source })?;
             handshake::client(&SpawnExecutor, request, stream).await
         } else {
             handshake::client(&SpawnExecutor, request, tcp).await
         }
-        .map_err(|e| format!("WebSocket handshake with {authority}: {e}"))?;
-        Ok::<_, String>(ws.0)
+        .map_err(|source| OpenError::Handshake { authority: authority.clone(), source })?;
+        Ok::<_, OpenError>(ws.0)
     };
-    let ws = tokio::time::timeout(timeout, connect).await.map_err(|_| "connect timed out".to_owned())??;
+    let ws = tokio::time::timeout(timeout, connect).await.map_err(|_| OpenError::TimedOut(timeout))??;
     let (read, write) = tokio::io::split(ws.into_inner());
     let (mut reader, writer) = fastwebsockets::after_handshake_split(read, write, Role::Client);
     // Pings and closes are answered by the client loop through the writer.

@@ -343,13 +343,34 @@ async fn deliver(
     }
 }
 
+/// Why one webhook POST failed (it is retried, then dropped with a
+/// warning).
+#[derive(Debug, thiserror::Error)]
+enum PostError {
+    /// Not an `http://host:port/path` URL (config validation prevents it).
+    #[error("bad webhook url")]
+    BadUrl,
+    /// The receiver could not be reached.
+    #[error("connect: {0}")]
+    Connect(std::io::Error),
+    /// The request could not be built.
+    #[error("request: {0}")]
+    Request(hyper::http::Error),
+    /// HTTP failed (handshake or exchange).
+    #[error("http: {0}")]
+    Http(hyper::Error),
+    /// No answer within [`REQUEST_TIMEOUT`].
+    #[error("timed out")]
+    TimedOut,
+}
+
 /// POSTs one batch; returns the HTTP status.
-async fn post(url: &str, key: &str, signature: &str, body: &str) -> Result<u16, String> {
-    let (authority, path) = parse_url(url).ok_or("bad url")?;
+async fn post(url: &str, key: &str, signature: &str, body: &str) -> Result<u16, PostError> {
+    let (authority, path) = parse_url(url).ok_or(PostError::BadUrl)?;
     let attempt = async {
-        let stream = TcpStream::connect(authority).await.map_err(|e| e.to_string())?;
+        let stream = TcpStream::connect(authority).await.map_err(PostError::Connect)?;
         let (mut sender, conn) =
-            hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.map_err(|e| e.to_string())?;
+            hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.map_err(PostError::Http)?;
         tokio::spawn(async move {
             let _ = conn.await;
         });
@@ -361,11 +382,11 @@ async fn post(url: &str, key: &str, signature: &str, body: &str) -> Result<u16, 
             .header("X-Pusher-Key", key)
             .header("X-Pusher-Signature", signature)
             .body(Full::new(Bytes::from(body.to_owned())))
-            .map_err(|e| e.to_string())?;
-        let response = sender.send_request(request).await.map_err(|e| e.to_string())?;
+            .map_err(PostError::Request)?;
+        let response = sender.send_request(request).await.map_err(PostError::Http)?;
         Ok(response.status().as_u16())
     };
-    tokio::time::timeout(REQUEST_TIMEOUT, attempt).await.map_err(|_| "timed out".to_string())?
+    tokio::time::timeout(REQUEST_TIMEOUT, attempt).await.map_err(|_| PostError::TimedOut)?
 }
 
 /// `http://host[:port]/path` → (`host:port`, `/path`).
