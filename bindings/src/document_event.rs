@@ -110,7 +110,7 @@ pub(crate) fn document_event(event: DocClientEvent) -> DocumentEvent {
             DocumentEvent::RemoteChange { delta_json: json(&change), base, version }
         }
         DocClientEvent::Skipped { seq, op_id, user_id, reason } => {
-            DocumentEvent::Skipped { seq, op_id, user_id, reason }
+            DocumentEvent::Skipped { seq, op_id, user_id, reason: reason.to_string() }
         }
         DocClientEvent::Cursor { user_id, index, length } => {
             DocumentEvent::Cursor { user_id, index: index as u64, length: length as u64 }

@@ -65,7 +65,15 @@ export type DocumentEvent =
   | { type: "ready"; view: Delta; seq: number; unsent: Delta | null; version: number }
   /** Apply `change` only when the editor is at `base`; it is then at `version`. */
   | { type: "remoteChange"; change: Delta; base: number; version: number }
-  | { type: "skipped"; seq: number; opId: string; userId: string | null; reason: string }
+  | {
+      type: "skipped";
+      seq: number;
+      opId: string;
+      userId: string | null;
+      reason: string;
+      /** Why, as a stable code. */
+      code: "key_refused" | "unreadable" | "replayed" | "does_not_apply";
+    }
   | { type: "cursor"; userId: string | null; index: number; length: number }
   | { type: "cursorError"; userId: string | null; message: string }
   /** The key provider refused the document's session key (the document closes). */

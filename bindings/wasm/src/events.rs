@@ -110,7 +110,7 @@ fn document(event: DocClientEvent) -> Value {
             json!({"type": "remoteChange", "change": delta(&change), "base": base, "version": version})
         }
         DocClientEvent::Skipped { seq, op_id, user_id, reason } => {
-            json!({"type": "skipped", "seq": seq, "opId": op_id, "userId": user_id, "reason": reason})
+            json!({"type": "skipped", "seq": seq, "opId": op_id, "userId": user_id, "reason": reason.to_string(), "code": reason.code()})
         }
         DocClientEvent::Cursor { user_id, index, length } => {
             json!({"type": "cursor", "userId": user_id, "index": index, "length": length})

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use super::versions::VersionError;
 use crate::crypto::CryptoError;
-use crate::ot::Delta;
+use crate::ot::{Delta, OtError};
 use crate::ot::session::SessionError;
 use crate::protocol::doc::DocErrorCode;
 
@@ -75,7 +75,7 @@ pub enum DocClientEvent {
         /// The author's user id, when the server knows it.
         user_id: Option<String>,
         /// Why it does not apply.
-        reason: String,
+        reason: SkipReason,
     },
     /// Another user's cursor, moved into this client's view.
     Cursor {
@@ -135,6 +135,45 @@ pub enum DocClientEvent {
         /// When the op is resubmitted, if it is.
         retry_in: Option<Duration>,
     },
+}
+
+/// Why a sequenced op was skipped (by every client alike).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SkipReason {
+    /// It names a key version the app refused (caused by: the author's
+    /// keys, or a made-up version).
+    #[error("sealed under key {kid} v{kv}, which the app refused")]
+    KeyRefused {
+        /// Key id.
+        kid: String,
+        /// Key version.
+        kv: u32,
+    },
+    /// Its payload does not open: malformed, tampered, or sealed for
+    /// another document or position (caused by: the author or a peer).
+    #[error("cannot be opened: {0}")]
+    Unreadable(String),
+    /// Its op id was sequenced before (a replay, which must not apply
+    /// twice).
+    #[error("an op id was sequenced twice (replayed op)")]
+    Replayed,
+    /// It opened but does not fit the document at its base (caused by: a
+    /// buggy or malicious author; for our own op, the view is reset).
+    #[error("does not apply: {0}")]
+    DoesNotApply(OtError),
+}
+
+impl SkipReason {
+    /// A stable code for the bindings: `key_refused`, `unreadable`,
+    /// `replayed`, `does_not_apply`.
+    pub fn code(&self) -> &'static str {
+        match self {
+            SkipReason::KeyRefused { .. } => "key_refused",
+            SkipReason::Unreadable(_) => "unreadable",
+            SkipReason::Replayed => "replayed",
+            SkipReason::DoesNotApply(_) => "does_not_apply",
+        }
+    }
 }
 
 /// Why a session stopped.

@@ -13,7 +13,7 @@ mod sync;
 mod versions;
 
 pub use client::DocClient;
-pub use events::{DivergeReason, DocClientError, DocClientEvent, DocConfig};
+pub use events::{DivergeReason, DocClientError, DocClientEvent, DocConfig, SkipReason};
 pub use sync::{DocSync, RETRY_FIRST, RETRY_MAX};
 pub use versions::{VERSIONS_KEPT, VersionError};
 

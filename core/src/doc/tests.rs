@@ -271,7 +271,7 @@ fn ops_under_a_key_the_app_refused_are_skipped_and_it_is_not_asked_for_again() {
     let skipped: Vec<u64> = seen
         .iter()
         .filter_map(|e| match e {
-            DocClientEvent::Skipped { seq, reason, .. } if reason.contains("refused") => Some(*seq),
+            DocClientEvent::Skipped { seq, reason: SkipReason::KeyRefused { .. }, .. } => Some(*seq),
             _ => None,
         })
         .collect();

@@ -6,7 +6,7 @@ use serde_json::Value;
 
 use super::{DocSync, Failure, WireOp, joined, joined_mut};
 use crate::crypto::CryptoError;
-use crate::doc::events::DocClientEvent;
+use crate::doc::events::{DocClientEvent, SkipReason};
 use crate::doc::payload::{self, PayloadError};
 use crate::keys::DocKeys;
 use crate::ot::session::{DocEvent as SessionEvent, Integrated};
@@ -43,14 +43,14 @@ impl DocSync {
                 if !keys.is_refused(&kid, kv) {
                     return Err(Failure::NeedKey { kid, kv: Some(kv) });
                 }
-                Err(format!("sealed under key {kid} v{kv}, which the app refused"))
+                Err(SkipReason::KeyRefused { kid, kv })
             }
-            opened => opened.map_err(|e| e.to_string()),
+            opened => opened.map_err(|e| SkipReason::Unreadable(e.to_string())),
         };
         // A replayed op id (a sequencer never sequences one twice) is
         // skipped too rather than applied again.
-        let opened = opened
-            .and_then(|delta| self.remember_op_id(&op.op_id).map_err(|e| e.to_string()).map(|()| delta));
+        let opened =
+            opened.and_then(|delta| self.remember_op_id(&op.op_id).map_err(|_| SkipReason::Replayed).map(|()| delta));
         let session = joined_mut(&mut self.phase)?;
         let outcome = match opened {
             Ok(delta) => session.handle_remote(op.seq, op.base, &delta)?,
@@ -61,7 +61,7 @@ impl DocSync {
             }
         };
         if let Integrated::Skipped(err) = outcome {
-            self.report_skip(op, err.to_string());
+            self.report_skip(op, SkipReason::DoesNotApply(err));
         }
         let session = joined_mut(&mut self.phase)?;
         let mut changes = Vec::new();
@@ -78,7 +78,7 @@ impl DocSync {
         self.after_integrate(keys, op.seq, false)
     }
 
-    fn report_skip(&mut self, op: &WireOp, reason: String) {
+    fn report_skip(&mut self, op: &WireOp, reason: SkipReason) {
         self.events.push_back(DocClientEvent::Skipped {
             seq: op.seq,
             op_id: op.op_id.clone(),

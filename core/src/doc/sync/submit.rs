@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use super::{DocSync, Failure, bad_remote, joined_mut};
-use crate::doc::events::{DivergeReason, DocClientEvent};
+use crate::doc::events::{DivergeReason, DocClientEvent, SkipReason};
 use crate::doc::payload;
 use crate::keys::DocKeys;
 use crate::ot::session::{DocSession, Integrated, SessionError};
@@ -144,7 +144,7 @@ impl DocSync {
             Ok(Integrated::SkippedOwn { error, unsent }) => {
                 self.retries = 0;
                 self.retry_at = None;
-                let reason = error.to_string();
+                let reason = SkipReason::DoesNotApply(error);
                 let (op_id, user_id) = (op_id.to_owned(), None);
                 self.events.push_back(DocClientEvent::Skipped { seq, op_id, user_id, reason });
                 self.reset_view(unsent);
