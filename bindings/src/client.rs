@@ -189,10 +189,10 @@ impl net::KeyProvider for KeyProviderAdapter {
                 doc_id: request.doc_id.clone(),
                 key_hint: request.key_hint.clone(),
             })
-            // The foreign provider's failure is a refusal (what it always
-            // was); telling a passing outage apart needs a new callback
-            // error, not built yet.
-            .map_err(|e| net::KeyRefusal::Refused(e.to_string()))?;
+            .map_err(|error| match error {
+                CallbackError::Failed { detail } => net::KeyRefusal::Refused(detail),
+                CallbackError::Unavailable { detail } => net::KeyRefusal::Unavailable(detail),
+            })?;
         let key = key_from(&grant.key).map_err(|e| net::KeyRefusal::Refused(e.to_string()))?;
         Ok(net::KeyGrant { kv: grant.kv, key, key_hint: grant.key_hint })
     }
@@ -403,5 +403,35 @@ fn deliver(listener: &dyn ClientListener, event: Event) {
         // Requests: the driver (sealcast_net::Client) answers them through
         // the app's Authorizer and KeyProvider and never passes them on.
         Event::NeedAuthorization { .. } | Event::NeedKey(_) => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A provider that fails with `error`'s kind.
+    struct Failing(fn(String) -> CallbackError);
+
+    impl KeyProvider for Failing {
+        fn key(&self, request: KeyRequest) -> Result<KeyGrant, CallbackError> {
+            Err((self.0)(format!("no {}", request.kid)))
+        }
+    }
+
+    fn ask(provider: Failing) -> net::KeyRefusal {
+        let request = net::KeyRequest { kid: "room".into(), kv: Some(2), doc_id: None, key_hint: None };
+        match net::KeyProvider::key(&KeyProviderAdapter(Arc::new(provider)), &request) {
+            Ok(_) => panic!("a failing provider granted a key"),
+            Err(refusal) => refusal,
+        }
+    }
+
+    #[test]
+    fn a_foreign_providers_unavailable_is_no_answer_yet_and_failed_is_a_refusal() {
+        let unavailable = ask(Failing(|detail| CallbackError::Unavailable { detail }));
+        assert_eq!(unavailable, net::KeyRefusal::Unavailable("no room".into()));
+        let failed = ask(Failing(|detail| CallbackError::Failed { detail }));
+        assert_eq!(failed, net::KeyRefusal::Refused("no room".into()));
     }
 }

@@ -131,9 +131,21 @@ impl From<NetError> for SealcastError {
 /// What the app's callbacks (authorizer, key provider) return on failure.
 #[derive(Debug, thiserror::Error, uniffi::Error)]
 pub enum CallbackError {
-    /// The callback failed.
+    /// The callback failed for good: no such key or version, or this user
+    /// may not have it (a key provider's refusal is final: what waited
+    /// for the key is reported, an op naming it is skipped).
     #[error("{detail}")]
     Failed {
+        /// Why.
+        detail: String,
+    },
+    /// A key provider cannot answer now (its key server is unreachable,
+    /// the device is offline): counted as no answer yet, so what waits
+    /// for the key goes on waiting until `key_timeout` (a document then
+    /// asks again) and no op is skipped for a passing outage. An
+    /// authorizer's `Unavailable` fails the subscription like `Failed`.
+    #[error("unavailable: {detail}")]
+    Unavailable {
         /// Why.
         detail: String,
     },

@@ -1,7 +1,7 @@
 // What both demo pages share: connect pusher-js (unchanged, from its own
 // bundle) to the realtime server, with the example auth server as the
 // channel authorizer and key provider, and put sealcast on top.
-import { loadSealcast, SealcastClient } from "./sealcast/index.js";
+import { KeyUnavailable, loadSealcast, SealcastClient } from "./sealcast/index.js";
 
 /** The page's query parameter `name`, or `fallback`. */
 export function param(name, fallback) {
@@ -11,8 +11,9 @@ export function param(name, fallback) {
 /**
  * GETs JSON from the auth server. A 4xx answer is a refusal (no such key,
  * or not this user's); a network failure or a 5xx is retried a few times
- * first (0.5 s, 1 s, 2 s, 4 s), because a refused document key version
- * skips the op that named it (docs/keys.md).
+ * (0.5 s, 1 s, 2 s, 4 s), then reported as `KeyUnavailable`, which counts
+ * as no answer yet rather than a refusal (a refused document key version
+ * skips the op that named it; docs/keys.md).
  */
 async function getJson(path) {
   for (let attempt = 0; ; attempt++) {
@@ -23,10 +24,10 @@ async function getJson(path) {
       failure = new Error(`the key server answered ${answer.status}`);
       if (answer.status < 500) throw failure;
     } catch (err) {
-      if (err === failure || attempt >= 4) throw err;
+      if (err === failure) throw err;
       failure = err;
     }
-    if (attempt >= 4) throw failure;
+    if (attempt >= 4) throw new KeyUnavailable(String(failure?.message ?? failure));
     await new Promise((resolve) => setTimeout(resolve, 500 * 2 ** attempt));
   }
 }

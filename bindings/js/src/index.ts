@@ -55,6 +55,20 @@ export function loadSealcast(source?: URL | string | Response | BufferSource): P
   return loaded;
 }
 
+/**
+ * What a key provider throws (or rejects with) when it cannot answer now:
+ * its key server is unreachable, the device is offline. The request counts
+ * as unanswered, so what waits for the key goes on waiting until the key
+ * timeout (a document then asks again) and no document op is skipped for a
+ * passing outage. Any other error is a refusal, which is final.
+ */
+export class KeyUnavailable extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "KeyUnavailable";
+  }
+}
+
 /** An error from the core: `code` is stable (`busy`, `not_subscribed`, `diverged`…). */
 export class SealcastError extends Error {
   readonly code: string;
@@ -376,7 +390,10 @@ export class SealcastClient {
           if (!this.closed) this.machine.handleKey(asked, grant.kv, grant.key, grant.keyHint ?? undefined);
         },
         (err: unknown) => {
-          if (!this.closed) this.machine.handleKeyError(asked, err instanceof Error ? err.message : String(err));
+          if (this.closed) return;
+          const message = err instanceof Error ? err.message : String(err);
+          if (err instanceof KeyUnavailable) this.machine.handleKeyUnavailable(asked, message);
+          else this.machine.handleKeyError(asked, message);
         },
       )
       .catch((err: unknown) => {

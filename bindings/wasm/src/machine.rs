@@ -134,12 +134,23 @@ impl Machine {
         Ok(())
     }
 
-    /// The key provider failed for a `needKey` request: what waited for
-    /// the key is reported (undecryptable, not sent, `keyNeeded`).
+    /// The key provider refused a `needKey` request: what waited for the
+    /// key is reported (undecryptable, not sent, `keyNeeded`, the op
+    /// skipped).
     #[wasm_bindgen(js_name = handleKeyError)]
     pub fn handle_key_error(&mut self, request_json: &str, message: &str) -> Result<(), JsError> {
         let request = key_request(request_json)?;
         self.inner.handle_key(Instant::now(), &request, Err(KeyRefusal::Refused(message.to_owned())));
+        Ok(())
+    }
+
+    /// The key provider cannot answer a `needKey` request now (offline,
+    /// its server down): no answer yet, so what waits goes on waiting
+    /// until `keyTimeout` and no op is skipped.
+    #[wasm_bindgen(js_name = handleKeyUnavailable)]
+    pub fn handle_key_unavailable(&mut self, request_json: &str, message: &str) -> Result<(), JsError> {
+        let request = key_request(request_json)?;
+        self.inner.handle_key(Instant::now(), &request, Err(KeyRefusal::Unavailable(message.to_owned())));
         Ok(())
     }
 

@@ -169,7 +169,8 @@ pub async fn open(
         let tcp = TcpStream::connect((endpoint.host.as_str(), endpoint.port))
             .await
             .map_err(|source| OpenError::Connect { authority: authority.clone(), source })?;
-        tcp.set_nodelay(true).map_err(|source| OpenError::Connect { authority: authority.clone(), source })?;
+        tcp.set_nodelay(true)
+            .map_err(|source| OpenError::Connect { authority: authority.clone(), source })?;
         let request = hyper::Request::builder()
             .method("GET")
             .uri(handshake_path(key, "sealcast-rust", env!("CARGO_PKG_VERSION")))

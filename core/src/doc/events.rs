@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use super::versions::VersionError;
 use crate::crypto::CryptoError;
-use crate::ot::{Delta, OtError};
 use crate::ot::session::SessionError;
+use crate::ot::{Delta, OtError};
 use crate::protocol::doc::DocErrorCode;
 
 /// Tuning of a [`DocClient`].

@@ -459,7 +459,10 @@ fn an_op_under_a_key_the_app_refuses_is_skipped_and_the_document_goes_on() {
         assert_eq!(asked, 1, "asked once");
         assert!(world.nodes[node].events.iter().any(|e| matches!(
             e,
-            Event::Document { event: DocClientEvent::Skipped { reason: SkipReason::KeyRefused { .. }, .. }, .. }
+            Event::Document {
+                event: DocClientEvent::Skipped { reason: SkipReason::KeyRefused { .. }, .. },
+                ..
+            }
         )));
         let text = serde_json::to_string(&view(&mut world, node).to_json()).unwrap();
         assert!(text.contains("bob goes on") && !text.contains("made-up"), "{text}");

@@ -49,8 +49,9 @@ impl DocSync {
         };
         // A replayed op id (a sequencer never sequences one twice) is
         // skipped too rather than applied again.
-        let opened =
-            opened.and_then(|delta| self.remember_op_id(&op.op_id).map_err(|_| SkipReason::Replayed).map(|()| delta));
+        let opened = opened.and_then(|delta| {
+            self.remember_op_id(&op.op_id).map_err(|_| SkipReason::Replayed).map(|()| delta)
+        });
         let session = joined_mut(&mut self.phase)?;
         let outcome = match opened {
             Ok(delta) => session.handle_remote(op.seq, op.base, &delta)?,
