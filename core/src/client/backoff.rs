@@ -43,6 +43,12 @@ impl Backoff {
         Backoff { initial, max, state: seed | 1 }
     }
 
+    /// The same policy with another seed (a [`crate::client::ClientMachine`]
+    /// seeds its link's from its own randomness, so clients spread out).
+    pub fn with_seed(self, seed: u64) -> Backoff {
+        Backoff { state: seed | 1, ..self }
+    }
+
     /// The wait before reconnect attempt `attempt` (1 = first retry).
     pub fn delay(&mut self, attempt: u32) -> Duration {
         let exp = self.initial.saturating_mul(1u32 << attempt.saturating_sub(1).min(20));

@@ -7,7 +7,8 @@
 
 use serde_json::Value;
 
-use crate::crypto::{CryptoError, KeyRing, Scope, find_envelopes, open_fields, seal_fields};
+use crate::crypto::rand_core::TryCryptoRng;
+use crate::crypto::{CryptoError, KeyRing, OsRng, Scope, find_envelopes, open_fields, seal_fields_with_rng};
 
 /// The plaintext member naming a sealed event's scope.
 pub const SCOPE_FIELD: &str = "sealcast_scope";
@@ -21,8 +22,20 @@ pub fn seal_event(
     kid: &str,
     scope: &Scope,
 ) -> Result<(), CryptoError> {
+    seal_event_with_rng(data, paths, ring, kid, scope, &mut OsRng)
+}
+
+/// [`seal_event`] with an explicit RNG.
+pub fn seal_event_with_rng<R: TryCryptoRng + ?Sized>(
+    data: &mut Value,
+    paths: &[&str],
+    ring: &mut KeyRing,
+    kid: &str,
+    scope: &Scope,
+    rng: &mut R,
+) -> Result<(), CryptoError> {
     check_sealable(data, scope)?;
-    seal_fields(data, paths, ring, kid, scope)?;
+    seal_fields_with_rng(data, paths, ring, kid, scope, rng)?;
     data[SCOPE_FIELD] = Value::String(scope.to_string());
     Ok(())
 }

@@ -27,7 +27,9 @@ pub struct SessionConfig {
     pub activity_timeout: Duration,
     /// How long to wait for a pong before giving the connection up.
     pub pong_timeout: Duration,
-    /// Reconnect delays.
+    /// Reconnect delays. A `ClientMachine` replaces the seed with one drawn
+    /// from its own randomness, so many clients reconnecting at once
+    /// spread out.
     pub backoff: Backoff,
 }
 

@@ -36,5 +36,5 @@ pub use pointer::JsonPointer;
 pub use rand_core;
 pub use replay::ReplayWindow;
 pub use ring::{KeyRing, SEAL_HARD_LIMIT, SEAL_SOFT_LIMIT};
-pub use rng::OsRng;
+pub use rng::{ClientRng, OsRng, SeededRng};
 pub use scope::Scope;

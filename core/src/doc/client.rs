@@ -17,7 +17,7 @@ use serde_json::Value;
 
 use super::events::{DocClientError, DocClientEvent, DocConfig};
 use super::sync::DocSync;
-use crate::crypto::{Key, KeyRing};
+use crate::crypto::{ClientRng, Key, KeyRing};
 use crate::keys::{DocKeys, KeyPolicy, KeyRequest, Keys};
 use crate::ot::Delta;
 use crate::protocol::doc::DocMessage;
@@ -59,7 +59,7 @@ impl DocClient {
         let mut secret = [0u8; 32];
         crate::crypto::rng::fill(&mut crate::crypto::rng::OsRng, &mut secret)?;
         let sync = DocSync::new(doc_id, presence, kid, key_hint, op_id_prefix, secret, config)?;
-        let mut keys = Keys::new(STANDALONE_KEYS);
+        let mut keys = Keys::new(STANDALONE_KEYS, ClientRng::Os);
         keys.open_doc(doc_id, ring);
         Ok(DocClient { doc_id: doc_id.to_owned(), sync, keys, events: VecDeque::new() })
     }

@@ -15,7 +15,8 @@ use hmac::{Hmac, KeyInit, Mac};
 use serde_json::{Value, json};
 use sha2::Sha256;
 
-use crate::crypto::{CryptoError, Envelope, JsonPointer, Key, KeyRing, Scope, b64, derive_key};
+use crate::crypto::rand_core::TryCryptoRng;
+use crate::crypto::{CryptoError, Envelope, JsonPointer, Key, KeyRing, OsRng, Scope, b64, derive_key};
 use crate::ot::Delta;
 
 /// Bytes of HMAC-SHA256 kept in a digest (128 bits).
@@ -35,8 +36,14 @@ pub enum PayloadError {
     Malformed(&'static str),
 }
 
-fn seal(ring: &mut KeyRing, kid: &str, scope: &Scope, value: &Value) -> Result<String, CryptoError> {
-    Ok(ring.seal(kid, scope, &JsonPointer::root(), value)?.to_json().to_string())
+fn seal<R: TryCryptoRng + ?Sized>(
+    ring: &mut KeyRing,
+    kid: &str,
+    scope: &Scope,
+    value: &Value,
+    rng: &mut R,
+) -> Result<String, CryptoError> {
+    Ok(ring.seal_with_rng(kid, scope, &JsonPointer::root(), value, rng)?.to_json().to_string())
 }
 
 fn open(ring: &KeyRing, scope: &Scope, payload: &str) -> Result<Value, PayloadError> {
@@ -60,8 +67,21 @@ pub fn seal_op(
     op_id: &str,
     delta: &Delta,
 ) -> Result<String, CryptoError> {
+    seal_op_with_rng(ring, kid, doc_id, base, op_id, delta, &mut OsRng)
+}
+
+/// [`seal_op`] with an explicit RNG.
+pub fn seal_op_with_rng<R: TryCryptoRng + ?Sized>(
+    ring: &mut KeyRing,
+    kid: &str,
+    doc_id: &str,
+    base: u64,
+    op_id: &str,
+    delta: &Delta,
+    rng: &mut R,
+) -> Result<String, CryptoError> {
     let scope = Scope::document(doc_id, "op", base)?;
-    seal(ring, kid, &scope, &json!({"op_id": op_id, "delta": delta.to_json()}))
+    seal(ring, kid, &scope, &json!({"op_id": op_id, "delta": delta.to_json()}), rng)
 }
 
 /// Opens an op the server sequenced with `base` and `op_id`.
@@ -87,7 +107,20 @@ pub fn seal_snapshot(
     seq: u64,
     document: &Delta,
 ) -> Result<String, CryptoError> {
-    seal(ring, kid, &Scope::document(doc_id, "snapshot", seq)?, &json!({"delta": document.to_json()}))
+    seal_snapshot_with_rng(ring, kid, doc_id, seq, document, &mut OsRng)
+}
+
+/// [`seal_snapshot`] with an explicit RNG.
+pub fn seal_snapshot_with_rng<R: TryCryptoRng + ?Sized>(
+    ring: &mut KeyRing,
+    kid: &str,
+    doc_id: &str,
+    seq: u64,
+    document: &Delta,
+    rng: &mut R,
+) -> Result<String, CryptoError> {
+    let scope = Scope::document(doc_id, "snapshot", seq)?;
+    seal(ring, kid, &scope, &json!({"delta": document.to_json()}), rng)
 }
 
 /// Opens a snapshot stored at `seq`.
@@ -108,8 +141,21 @@ pub fn seal_cursor(
     index: usize,
     length: usize,
 ) -> Result<Value, CryptoError> {
+    seal_cursor_with_rng(ring, kid, doc_id, seq, (index, length), &mut OsRng)
+}
+
+/// [`seal_cursor`] with an explicit RNG; `selection` is `(index, length)`.
+pub fn seal_cursor_with_rng<R: TryCryptoRng + ?Sized>(
+    ring: &mut KeyRing,
+    kid: &str,
+    doc_id: &str,
+    seq: u64,
+    (index, length): (usize, usize),
+    rng: &mut R,
+) -> Result<Value, CryptoError> {
     let scope = Scope::document(doc_id, "cursor", seq)?;
-    Ok(ring.seal(kid, &scope, &JsonPointer::root(), &json!({"index": index, "length": length}))?.to_json())
+    let value = json!({"index": index, "length": length});
+    Ok(ring.seal_with_rng(kid, &scope, &JsonPointer::root(), &value, rng)?.to_json())
 }
 
 /// Opens a cursor: `(index, length)`.

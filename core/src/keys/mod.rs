@@ -7,6 +7,9 @@
 //! again); a refused version is not asked again within
 //! [`KeyPolicy::retry_after`].
 //!
+//! The owner also holds the randomness sealing draws from ([`ClientRng`]:
+//! the OS's, or seeded so a test run reproduces every byte).
+//!
 //! A document sees its part through [`DocKeys`], a view lent per call by
 //! whoever owns the `Keys` (the [`crate::client::ClientMachine`], or a
 //! standalone [`crate::doc::DocClient`]).
@@ -18,7 +21,7 @@ use std::time::Duration;
 
 pub use request::{KeyGrant, KeyRefusal, KeyRequest};
 
-use crate::crypto::{CryptoError, Key, KeyRing};
+use crate::crypto::{ClientRng, CryptoError, Key, KeyRing};
 use crate::time::Instant;
 
 /// Refused versions remembered at most (so a stream of envelopes naming
@@ -81,12 +84,15 @@ pub struct Keys {
     now: Option<Instant>,
     /// Questions not yet handed to the app.
     questions: VecDeque<KeyRequest>,
+    /// What sealing draws nonces from.
+    rng: ClientRng,
 }
 
 impl Keys {
-    /// No keys, no questions.
-    pub fn new(policy: KeyPolicy) -> Keys {
+    /// No keys, no questions; sealing with `rng`.
+    pub fn new(policy: KeyPolicy, rng: ClientRng) -> Keys {
         Keys {
+            rng,
             policy,
             app: KeyRing::new(),
             docs: HashMap::new(),
@@ -107,9 +113,19 @@ impl Keys {
         &self.app
     }
 
-    /// The ring of sealed events, to seal with or add to.
+    /// The ring of sealed events, to add to.
     pub fn app_ring_mut(&mut self) -> &mut KeyRing {
         &mut self.app
+    }
+
+    /// The ring of sealed events and the randomness to seal with.
+    pub fn app_sealing(&mut self) -> (&mut KeyRing, &mut ClientRng) {
+        (&mut self.app, &mut self.rng)
+    }
+
+    /// The randomness the client draws from (ids, seeds).
+    pub fn rng(&mut self) -> &mut ClientRng {
+        &mut self.rng
     }
 
     /// Starts (or restarts) document `doc_id`'s keys with `ring`, and
@@ -284,9 +300,15 @@ impl DocKeys<'_> {
         self.keys.docs.get(&self.doc_id).unwrap_or(&NO_KEYS)
     }
 
-    /// The document's ring, to seal with or drop a replaced session key.
+    /// The document's ring, to add to or drop a replaced session key.
     pub fn ring_mut(&mut self) -> &mut KeyRing {
         self.keys.docs.entry(self.doc_id.clone()).or_default()
+    }
+
+    /// The document's ring and the randomness to seal with.
+    pub fn sealing(&mut self) -> (&mut KeyRing, &mut ClientRng) {
+        let ring = self.keys.docs.entry(self.doc_id.clone()).or_default();
+        (ring, &mut self.keys.rng)
     }
 
     /// True when the app refused version `kv` of `kid` for this document.
@@ -328,7 +350,7 @@ mod tests {
     #[test]
     fn a_question_is_asked_once_while_it_is_out_and_again_after_it_expired() {
         let start = Instant::now();
-        let mut keys = Keys::new(POLICY);
+        let mut keys = Keys::new(POLICY, ClientRng::Os);
         keys.tick(start);
         assert_eq!(keys.ask(app("k", Some(2))), Asked::Waiting);
         assert_eq!(keys.ask(app("k", Some(2))), Asked::Waiting);
@@ -345,7 +367,7 @@ mod tests {
     #[test]
     fn a_refusal_stands_for_retry_after_and_only_where_it_was_given() {
         let start = Instant::now();
-        let mut keys = Keys::new(POLICY);
+        let mut keys = Keys::new(POLICY, ClientRng::Os);
         keys.tick(start);
         keys.ask(app("k", Some(3)));
         keys.refuse(&app("k", Some(3)), 3);
@@ -358,7 +380,7 @@ mod tests {
 
     #[test]
     fn only_questions_about_the_apps_keys_are_capped() {
-        let mut keys = Keys::new(POLICY);
+        let mut keys = Keys::new(POLICY, ClientRng::Os);
         keys.tick(Instant::now());
         assert_eq!(keys.ask(app("a", Some(1))), Asked::Waiting);
         assert_eq!(keys.ask(app("b", Some(1))), Asked::Waiting);
@@ -368,7 +390,7 @@ mod tests {
 
     #[test]
     fn a_grant_lands_in_the_ring_it_was_asked_for_and_closing_a_document_forgets_it() {
-        let mut keys = Keys::new(POLICY);
+        let mut keys = Keys::new(POLICY, ClientRng::Os);
         keys.open_doc("d", KeyRing::new());
         let for_doc = KeyRequest { kid: "k".into(), kv: None, doc_id: Some("d".into()), key_hint: None };
         keys.ask(for_doc.clone());
@@ -389,7 +411,7 @@ mod tests {
 
     #[test]
     fn without_a_clock_nothing_expires() {
-        let mut keys = Keys::new(POLICY);
+        let mut keys = Keys::new(POLICY, ClientRng::Os);
         keys.for_doc("d").ask("k", Some(2), None);
         keys.refuse_for_doc("d", "k", 2);
         assert!(keys.expire().is_empty());

@@ -2,7 +2,6 @@
 //! app ring), closing, and the [`Document`] handle the app edits through.
 
 use super::{ClientMachine, CommandError, DocOptions};
-use crate::crypto::rng;
 use crate::doc::{DocClientError, DocSync};
 use crate::keys::DocKeys;
 use crate::ot::Delta;
@@ -37,14 +36,14 @@ impl ClientMachine {
     /// ring's current version of it (see `open_document`), or ask for the
     /// session key.
     pub(super) fn start_document(
-        &self,
+        &mut self,
         doc_id: &str,
         options: &DocOptions,
     ) -> Result<Box<DocSync>, CommandError> {
+        let rng = self.keys.rng();
         // 128 random bits: nobody can predict (and so take) our op ids.
-        let prefix = format!("{:016x}{:016x}", rng::random_u64()?, rng::random_u64()?);
-        let mut secret = [0u8; 32];
-        rng::fill(&mut rng::OsRng, &mut secret)?;
+        let prefix = format!("{:016x}{:016x}", rng.u64()?, rng.u64()?);
+        let secret = rng.bytes32()?;
         let doc = DocSync::new(
             doc_id,
             options.presence,

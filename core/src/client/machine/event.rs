@@ -30,6 +30,12 @@ pub struct MachineConfig {
     /// After the app refused a key, events naming it within this time are
     /// undecryptable at once, without asking again (default 10 s).
     pub key_retry_after: Duration,
+    /// `None` (the default): the machine draws nonces, op ids and jitter
+    /// from the operating system. `Some(seed)`: from a deterministic
+    /// generator, so a test run reproduces every byte (the harness).
+    /// **Tests only**: the same seed under the same key repeats AES-GCM
+    /// nonces.
+    pub test_rng_seed: Option<u64>,
 }
 
 impl Default for MachineConfig {
@@ -39,6 +45,7 @@ impl Default for MachineConfig {
             max_held: 1000,
             key_timeout: Duration::from_secs(30),
             key_retry_after: Duration::from_secs(10),
+            test_rng_seed: None,
         }
     }
 }

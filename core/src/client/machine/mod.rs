@@ -21,7 +21,7 @@ use super::held::{Held, Inbound, PendingSend};
 use super::link::{ExternalLink, Link, Transmit};
 use super::presence::Member;
 use super::session::{ChannelAuth, ClientEvent, ClientSession, ConnectionState};
-use crate::crypto::Key;
+use crate::crypto::{ClientRng, Key};
 use crate::doc::DocSync;
 use crate::keys::{KeyGrant, KeyPolicy, KeyRefusal, KeyRequest, Keys};
 use crate::time::Instant;
@@ -85,8 +85,15 @@ impl ClientMachine {
     /// A machine with its own Pusher link (not connecting until
     /// [`ClientMachine::connect`]).
     pub fn new(config: MachineConfig, now: Instant) -> ClientMachine {
-        let link = Link::Own(ClientSession::new(config.session.clone()));
-        ClientMachine::with_link(config, link, now)
+        let mut rng = ClientRng::new(config.test_rng_seed);
+        let mut session = config.session.clone();
+        // Without the OS's randomness the configured seed stays: sealing
+        // reports the failure when it matters.
+        if let Ok(seed) = rng.u64() {
+            session.backoff = session.backoff.with_seed(seed);
+        }
+        let link = Link::Own(ClientSession::new(session));
+        ClientMachine::with_link(config, link, rng, now)
     }
 
     /// A machine over an external Pusher transport: the app's library owns
@@ -94,10 +101,11 @@ impl ClientMachine {
     /// channels subscribed and lost, feeds their events, and carries out
     /// `Subscribe`, `Unsubscribe` and `Trigger` transmits.
     pub fn external(config: MachineConfig, now: Instant) -> ClientMachine {
-        ClientMachine::with_link(config, Link::External(ExternalLink::default()), now)
+        let rng = ClientRng::new(config.test_rng_seed);
+        ClientMachine::with_link(config, Link::External(ExternalLink::default()), rng, now)
     }
 
-    fn with_link(config: MachineConfig, link: Link, now: Instant) -> ClientMachine {
+    fn with_link(config: MachineConfig, link: Link, rng: ClientRng, now: Instant) -> ClientMachine {
         let policy = KeyPolicy {
             max_asked: config.max_held,
             timeout: config.key_timeout,
@@ -108,7 +116,7 @@ impl ClientMachine {
             sends: Held::new(config.max_held),
             config,
             link,
-            keys: Keys::new(policy),
+            keys: Keys::new(policy, rng),
             docs: BTreeMap::new(),
             events: VecDeque::new(),
             transmits: VecDeque::new(),

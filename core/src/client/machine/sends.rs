@@ -9,7 +9,7 @@ use serde_json::Value;
 use super::{CHAT_EVENT, ClientMachine, CommandError, Event, PRESENCE_STATE_EVENT};
 use crate::client::NotSentReason;
 use crate::client::held::{PendingSend, Seal};
-use crate::client::sealed::{check_sealable, seal_event};
+use crate::client::sealed::{check_sealable, seal_event_with_rng};
 use crate::crypto::Scope;
 use crate::keys::{Asked, KeyRequest};
 
@@ -141,7 +141,8 @@ impl ClientMachine {
         self.link.check_client_event(&send.channel, &send.event)?;
         if let Some(seal) = &send.seal {
             let paths: Vec<&str> = seal.paths.iter().map(String::as_str).collect();
-            seal_event(&mut send.data, &paths, self.keys.app_ring_mut(), &seal.kid, &seal.scope)?;
+            let (ring, rng) = self.keys.app_sealing();
+            seal_event_with_rng(&mut send.data, &paths, ring, &seal.kid, &seal.scope, rng)?;
         }
         Ok(self.link.send(&send.channel, &send.event, send.data)?)
     }

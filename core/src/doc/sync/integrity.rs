@@ -51,8 +51,9 @@ impl DocSync {
         {
             self.snapshot_retry = false;
             let session = joined(&self.phase)?;
+            let (ring, rng) = keys.sealing();
             let sealed =
-                payload::seal_snapshot(keys.ring_mut(), &self.kid, &self.doc_id, seq, session.canonical())
+                payload::seal_snapshot_with_rng(ring, &self.kid, &self.doc_id, seq, session.canonical(), rng)
                     .map_err(|e| Failure::Diverge(DivergeReason::CannotSeal(e.to_string())))?;
             let key_hint = self.key_hint.clone();
             self.push_request(DocRequest::Snapshot(doc::SnapshotUpload { seq, payload: sealed, key_hint }));

@@ -313,7 +313,9 @@ impl DocSync {
         length: usize,
     ) -> Result<(), DocClientError> {
         let seq = self.phase.session().ok_or(DocClientError::NotReady)?.seq();
-        let envelope = payload::seal_cursor(keys.ring_mut(), &self.kid, &self.doc_id, seq, index, length)?;
+        let (ring, rng) = keys.sealing();
+        let envelope =
+            payload::seal_cursor_with_rng(ring, &self.kid, &self.doc_id, seq, (index, length), rng)?;
         self.outgoing.push_back(doc::CursorUpdate { seq, cursor: envelope }.message());
         Ok(())
     }

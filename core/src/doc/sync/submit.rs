@@ -166,13 +166,15 @@ impl DocSync {
         }
         while let Some(submission) = self.phase.session_mut().and_then(DocSession::poll_transmit) {
             let op_id = self.op_id(submission.op_id);
-            match payload::seal_op(
-                keys.ring_mut(),
+            let (ring, rng) = keys.sealing();
+            match payload::seal_op_with_rng(
+                ring,
                 &self.kid,
                 &self.doc_id,
                 submission.base,
                 &op_id,
                 &submission.op,
+                rng,
             ) {
                 Ok(sealed) => {
                     let submit = doc::Submit { base: submission.base, op_id, payload: sealed };
