@@ -3,7 +3,8 @@
 #
 # 1. Installs what the tests need when it is missing (idempotent: apt, pip and
 #    rustup only act when something is absent), so a fresh Debian machine works.
-# 2. Runs: rustfmt check, clippy with warnings denied, the whole workspace test
+# 2. Runs: rustfmt check, clippy with warnings denied, the import-cycle check
+#    (scripts/check_cycles.py), the whole workspace test
 #    suite (unit, property, known-answer vectors, CLI and integration tests,
 #    fuzz-corpus replay), the interop suite (the real pusher-js client and
 #    `pusher` server library from npm against a real `sealcast serve`), the
@@ -75,6 +76,9 @@ cargo fmt --all --check
 
 log "cargo clippy (warnings are errors)"
 cargo clippy --workspace --all-targets --locked -- -D warnings
+
+log "no import cycles between modules or folders"
+python3 scripts/check_cycles.py
 
 log "cargo test --workspace"
 cargo test --workspace --locked

@@ -47,7 +47,7 @@ pub enum ConfigError {
         /// The app's id.
         app: String,
         /// What is wrong with the webhook.
-        source: crate::http::webhooks::WebhookConfigError,
+        source: crate::webhooks::WebhookConfigError,
     },
 }
 
@@ -200,7 +200,7 @@ pub struct AppConfig {
     pub jwt_keys: Vec<crate::jwt::JwtKeyConfig>,
     /// Webhook endpoints.
     #[serde(default)]
-    pub webhooks: Vec<crate::http::webhooks::WebhookConfig>,
+    pub webhooks: Vec<crate::webhooks::WebhookConfig>,
 }
 
 fn yes() -> bool {
@@ -504,9 +504,7 @@ impl ServerConfig {
             if let Err(source) = crate::jwt::TokenVerifier::from_config(&app.jwt_keys) {
                 return Err(ConfigError::JwtKey { app: app.id.clone(), source });
             }
-            if let Some(source) =
-                app.webhooks.iter().find_map(|hook| crate::http::webhooks::validate(hook).err())
-            {
+            if let Some(source) = app.webhooks.iter().find_map(|hook| crate::webhooks::validate(hook).err()) {
                 return Err(ConfigError::Webhook { app: app.id.clone(), source });
             }
         }

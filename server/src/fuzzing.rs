@@ -7,8 +7,8 @@ use sealcast_core::protocol::doc::DocRequest;
 use sealcast_core::protocol::{ChannelName, ClientFrame, PresenceMember, SigninData, SubscribeData};
 
 use crate::config::AppConfig;
+use crate::connection::limits::{FrameKind, FrameLimits};
 use crate::jwt::{JwtKeyConfig, TokenVerifier};
-use crate::ws::limits::{FrameKind, FrameLimits};
 use crate::ws::reader::{Message, MessageReader};
 
 /// Untrusted bytes as a client's WebSocket stream, through everything the

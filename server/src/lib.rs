@@ -11,6 +11,7 @@ pub mod boot;
 pub mod cli;
 pub mod cluster;
 pub mod config;
+pub mod connection;
 pub mod docs;
 pub mod http;
 pub mod jwt;
@@ -18,6 +19,7 @@ pub mod log_throttle;
 pub mod memory;
 pub mod metrics;
 pub mod state;
+pub mod webhooks;
 pub mod ws;
 
 #[cfg(any(fuzzing, test))]

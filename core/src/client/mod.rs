@@ -2,12 +2,12 @@
 //! one state machine (link, keys, sealed events, held messages,
 //! documents); it composes the Pusher link ([`ClientSession`]: connection
 //! state, subscriptions, presence rosters, pings, reconnect policy), the
-//! sealed-event helpers ([`sealed`]) and the document clients
-//! ([`crate::doc::DocClient`]); `answers` types the app's answers to its
-//! requests. The `sealcast-net` crate (core/net) drives it over a real
-//! WebSocket.
+//! sealed-event helpers ([`sealed`]), the key owner ([`crate::keys`]) and
+//! the documents ([`crate::doc::DocSync`]); `auth` types the app's answer
+//! to an authorization request. The `sealcast-net` crate (core/net) drives
+//! it over a real WebSocket.
 
-mod answers;
+mod auth;
 mod backoff;
 #[cfg(test)]
 mod harness;
@@ -19,13 +19,12 @@ pub mod sealed;
 mod session;
 
 pub use crate::keys::{KeyGrant, KeyRefusal, KeyRequest};
-pub use answers::{AuthRefusal, KeyError, NotSentReason};
+pub use auth::{AuthRefusal, ChannelAuth};
 pub use backoff::{Backoff, CloseClass};
 pub use link::Transmit;
 pub use machine::{
-    CHAT_EVENT, ClientMachine, CommandError, DocOptions, Document, Event, MachineConfig, PRESENCE_STATE_EVENT,
+    CHAT_EVENT, ClientMachine, CommandError, DocOptions, Document, Event, KeyError, MachineConfig,
+    NotSentReason, PRESENCE_STATE_EVENT,
 };
 pub use presence::{Member, Roster};
-pub use session::{
-    Action, ChannelAuth, ClientError, ClientEvent, ClientSession, ConnectionState, SessionConfig,
-};
+pub use session::{Action, ClientError, ClientEvent, ClientSession, ConnectionState, SessionConfig};

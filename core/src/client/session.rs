@@ -12,7 +12,7 @@ use crate::time::Instant;
 
 use serde_json::Value;
 
-use super::answers::AuthRefusal;
+use super::auth::{AuthRefusal, ChannelAuth};
 use super::backoff::{Backoff, CloseClass};
 use super::presence::{Member, Roster};
 use crate::protocol::client::{CLIENT_EVENT_PREFIX, Command};
@@ -90,16 +90,6 @@ pub enum Action {
         /// The channel.
         channel: String,
     },
-}
-
-/// A private or presence channel authorization (what a Pusher auth
-/// endpoint returns; `auth` may also be a JWT for sealcast).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ChannelAuth {
-    /// `key:signature`, or a JWT.
-    pub auth: String,
-    /// Presence member data (JSON text), for presence channels with HMAC auth.
-    pub channel_data: Option<String>,
 }
 
 /// Something for the app.

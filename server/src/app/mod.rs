@@ -34,9 +34,9 @@ pub use crate::app::registry::{ChannelInfo, SubscribeError};
 use crate::app::registry::{Registry, Transition};
 pub use crate::app::replica::{LocalMember, NodeCount, NodeEntries, NodeMember};
 use crate::config::AppConfig;
-use crate::http::webhooks::{HookEvent, Webhooks};
 use crate::jwt::TokenVerifier;
 use crate::metrics::Metrics;
+use crate::webhooks::{HookEvent, Webhooks};
 use crate::ws::outbound::Fanout;
 pub use crate::ws::outbound::{CloseRequest, ConnHandle};
 

@@ -1,7 +1,6 @@
-//! HTTP: the listener ([`server`]: WebSocket upgrades, the HTTP API,
-//! health and metrics), the Pusher HTTP API ([`api`]) and outgoing
-//! webhooks ([`webhooks`]).
+//! HTTP in: the listener ([`server`]: WebSocket upgrades, the HTTP API,
+//! health and metrics) and the Pusher HTTP API ([`api`]). (Webhooks, the
+//! HTTP going out, are [`crate::webhooks`].)
 
 pub mod api;
 pub mod server;
-pub mod webhooks;

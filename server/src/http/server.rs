@@ -20,9 +20,9 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tracing::{debug, info};
 
+use crate::connection::{self, Refusal};
 use crate::http::api::{self, HttpResponse, text};
 use crate::state::ServerState;
-use crate::ws::{self, Refusal};
 
 /// How long shutdown waits for connections to finish closing.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
@@ -184,7 +184,7 @@ fn websocket(state: Arc<ServerState>, key: &str, request: &mut Request<Incoming>
     };
     match fastwebsockets::upgrade::upgrade(request) {
         Ok((response, upgrade)) => {
-            tokio::spawn(ws::run(state, app, upgrade));
+            tokio::spawn(connection::run(state, app, upgrade));
             response.map(|_| Full::new(Bytes::new()))
         }
         Err(err) => text(StatusCode::BAD_REQUEST, &format!("bad websocket handshake: {err}")),

@@ -4,8 +4,6 @@
 //! ([`encode_text`], [`encode_close`]) for the
 //! [`outbound`](super::outbound) queue.
 
-use super::reader::ReadError;
-
 // Opcodes (RFC 6455 §5.2).
 
 /// A continuation frame.
@@ -20,6 +18,10 @@ pub const CLOSE: u8 = 0x8;
 pub const PING: u8 = 0x9;
 /// A pong.
 pub const PONG: u8 = 0xA;
+
+/// A client frame header a server must refuse (RFC 6455 §5.1–5.2): why.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BadHeader(pub &'static str);
 
 /// A client frame's header.
 pub struct Head {
@@ -36,14 +38,14 @@ pub struct Head {
 }
 
 /// The frame header at the start of `buffer`, `None` when incomplete.
-pub fn parse_head(buffer: &[u8]) -> Result<Option<Head>, ReadError> {
+pub fn parse_head(buffer: &[u8]) -> Result<Option<Head>, BadHeader> {
     let [first, second, rest @ ..] = buffer else { return Ok(None) };
     if first & 0x70 != 0 {
-        return Err(ReadError::Protocol("reserved bits set (no extension was negotiated)"));
+        return Err(BadHeader("reserved bits set (no extension was negotiated)"));
     }
     if second & 0x80 == 0 {
         // RFC 6455 §5.1: the server must close on an unmasked client frame.
-        return Err(ReadError::Protocol("client frames must be masked"));
+        return Err(BadHeader("client frames must be masked"));
     }
     let (len, extra) = match second & 0x7F {
         126 => match rest {

@@ -15,7 +15,7 @@
 use bytes::{Buf, Bytes, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt};
 
-use super::frame::{BINARY, CLOSE, CONTINUATION, PING, PONG, TEXT, parse_head, unmask};
+use super::frame::{BINARY, BadHeader, CLOSE, CONTINUATION, PING, PONG, TEXT, parse_head, unmask};
 
 /// A complete client message.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -121,7 +121,10 @@ impl MessageReader {
     /// bytes are needed. After an error the connection must be closed.
     pub fn decode(&mut self) -> Result<Option<Message>, ReadError> {
         loop {
-            let Some(head) = parse_head(&self.buffer)? else { return Ok(None) };
+            let Some(head) = parse_head(&self.buffer).map_err(|BadHeader(why)| ReadError::Protocol(why))?
+            else {
+                return Ok(None);
+            };
             let control = head.opcode & 0x8 != 0;
             if control {
                 if !head.fin {

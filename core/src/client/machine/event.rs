@@ -8,10 +8,9 @@ use serde_json::Value;
 
 use crate::client::presence::Member;
 use crate::client::session::{ClientError, ConnectionState, SessionConfig};
-use crate::client::{KeyError, NotSentReason};
 use crate::crypto::{CryptoError, Scope};
 use crate::doc::{DocClientError, DocClientEvent, DocConfig};
-use crate::keys::KeyRequest;
+use crate::keys::{KeyRefusal, KeyRequest};
 
 /// Tuning of a [`ClientMachine`].
 #[derive(Debug, Clone)]
@@ -226,4 +225,52 @@ pub struct DocOptions {
     pub key_hint: Option<String>,
     /// Snapshot and digest intervals.
     pub config: DocConfig,
+}
+
+/// Why a key request ended without a usable key
+/// ([`Event::KeyRefused`]).
+#[derive(Debug, thiserror::Error)]
+pub enum KeyError {
+    /// The provider refused it.
+    #[error("key provider: {0}")]
+    Provider(KeyRefusal),
+    /// The provider answered another version than the one asked (caused
+    /// by: the provider); the key is kept, the request counts as refused.
+    #[error("key provider: asked for version {asked}, got {got}")]
+    WrongVersion {
+        /// The version asked for.
+        asked: u32,
+        /// The version answered.
+        got: u32,
+    },
+    /// The key ring refused the grant, e.g. another key under the same
+    /// version (caused by: the provider).
+    #[error("key provider: {0}")]
+    Rejected(CryptoError),
+    /// The document refused the grant, e.g. an over-long key hint (caused
+    /// by: the provider).
+    #[error("key provider: {0}")]
+    DocumentRejected(DocClientError),
+}
+
+/// Why a sealed event that waited for its key was not sent
+/// ([`Event::NotSent`]).
+#[derive(Debug, thiserror::Error)]
+pub enum NotSentReason {
+    /// The key to seal with did not come within `key_timeout` (caused by:
+    /// a slow or silent provider).
+    #[error("the key {kid} did not arrive within {after:?}")]
+    KeyTimedOut {
+        /// The key id.
+        kid: String,
+        /// How long it waited.
+        after: Duration,
+    },
+    /// The provider refused the key to seal with.
+    #[error("key provider: {0}")]
+    KeyRefused(KeyRefusal),
+    /// The key came, but sending failed (not connected or subscribed any
+    /// more, the key at its usage limit…).
+    #[error(transparent)]
+    Refused(CommandError),
 }

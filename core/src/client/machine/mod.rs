@@ -14,13 +14,13 @@ use std::collections::{BTreeMap, VecDeque};
 use serde_json::Value;
 
 pub use documents::Document;
-pub use event::{CommandError, DocOptions, Event, MachineConfig};
+pub use event::{CommandError, DocOptions, Event, KeyError, MachineConfig, NotSentReason};
 
-use super::answers::{AuthRefusal, KeyError, NotSentReason};
+use super::auth::{AuthRefusal, ChannelAuth};
 use super::held::{Held, Inbound, PendingSend};
 use super::link::{ExternalLink, Link, Transmit};
 use super::presence::Member;
-use super::session::{ChannelAuth, ClientEvent, ClientSession, ConnectionState};
+use super::session::{ClientEvent, ClientSession, ConnectionState};
 use crate::crypto::{ClientRng, Key};
 use crate::doc::DocSync;
 use crate::keys::{KeyGrant, KeyPolicy, KeyRefusal, KeyRequest, Keys};

@@ -7,13 +7,13 @@ use bytes::Bytes;
 use sealcast_core::protocol::{ClientFrame, server as frames};
 
 use super::super::{ServerError, Session};
-use crate::http::webhooks::HookEvent;
+use crate::webhooks::HookEvent;
 
 /// Longest client event name (Pusher's limit).
 const MAX_EVENT_NAME: usize = 200;
 
 impl Session {
-    pub(in crate::ws) fn client_event(&mut self, frame: &ClientFrame) {
+    pub(in crate::connection) fn client_event(&mut self, frame: &ClientFrame) {
         let started = Instant::now();
         let channel = match frame.channel_name() {
             Ok(channel) => channel,
@@ -47,7 +47,7 @@ impl Session {
                 .error(&rejected("cluster broker unreachable or busy: the event was not sent; retry"));
         }
         self.state.metrics.fanout_latency.observe(started.elapsed());
-        if self.app.webhooks.wants(crate::http::webhooks::EventType::ClientEvent) {
+        if self.app.webhooks.wants(crate::webhooks::EventType::ClientEvent) {
             let event = HookEvent::ClientEvent {
                 channel: channel.as_str().to_owned(),
                 event: frame.event.clone(),

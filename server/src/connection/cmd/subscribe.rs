@@ -23,7 +23,7 @@ enum AuthRefusal {
 }
 
 impl Session {
-    pub(in crate::ws) fn subscribe(&mut self, frame: &ClientFrame, now: Instant) -> Flow {
+    pub(in crate::connection) fn subscribe(&mut self, frame: &ClientFrame, now: Instant) -> Flow {
         let Some(data) = self.data_or_refuse::<SubscribeData>(frame) else { return Flow::Continue };
         let channel = match ChannelName::parse(&data.channel) {
             Ok(channel) => channel,
@@ -142,7 +142,7 @@ impl Session {
         }
     }
 
-    pub(in crate::ws) fn unsubscribe(&mut self, frame: &ClientFrame, now: Instant) -> Flow {
+    pub(in crate::connection) fn unsubscribe(&mut self, frame: &ClientFrame, now: Instant) -> Flow {
         let Some(data) = self.data_or_refuse::<UnsubscribeData>(frame) else { return Flow::Continue };
         // Leaving a presence channel is a broadcast too (same bucket as
         // joining; an unsubscribe cannot be refused, so over the rate it

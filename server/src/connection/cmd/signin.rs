@@ -7,7 +7,7 @@ use sealcast_core::protocol::{ClientFrame, MAX_USER_ID_BYTES, SigninData, auth, 
 use super::super::{Flow, ServerError, Session};
 
 impl Session {
-    pub(in crate::ws) fn signin(&mut self, frame: &ClientFrame, now: Instant) -> Flow {
+    pub(in crate::connection) fn signin(&mut self, frame: &ClientFrame, now: Instant) -> Flow {
         let Some(data) = self.data_or_refuse::<SigninData>(frame) else { return Flow::Continue };
         let config = &self.app.config;
         let verified = auth::verify_user_auth(

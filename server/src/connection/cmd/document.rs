@@ -15,7 +15,7 @@ use super::super::limits::FrameKind;
 use crate::docs::{AppendOutcome, DocId, JoinState, Snapshot, StoreError};
 
 impl Session {
-    pub(in crate::ws) async fn document(&mut self, frame: &ClientFrame) {
+    pub(in crate::connection) async fn document(&mut self, frame: &ClientFrame) {
         let channel = match frame.channel_name() {
             Ok(channel) => channel,
             Err(err) => {
@@ -122,7 +122,7 @@ impl Session {
 
     /// A document request over its rate: `rate_limited`, with the op id of
     /// a submit so its author retries it (docs/protocol.md).
-    pub(in crate::ws) fn doc_rate_limited(&mut self, frame: &ClientFrame, kind: FrameKind) {
+    pub(in crate::connection) fn doc_rate_limited(&mut self, frame: &ClientFrame, kind: FrameKind) {
         let channel = frame.channel.as_deref().unwrap_or_default();
         let op_id = match DocRequest::parse(frame) {
             Ok(DocRequest::Submit(submit)) => Some(submit.op_id),
