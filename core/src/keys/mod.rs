@@ -16,7 +16,7 @@
 
 mod request;
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::time::Duration;
 
 pub use request::{KeyGrant, KeyRefusal, KeyRequest};
@@ -76,8 +76,9 @@ pub struct Keys {
     /// key is named by its key hint, not only by `kid`/`kv`.
     docs: HashMap<String, KeyRing>,
     /// Questions out, and since when (`None`: before the owner knew the
-    /// time; they never expire).
-    asked: HashMap<KeyRequest, Option<Instant>>,
+    /// time; they never expire). Ordered, so what expires together is
+    /// handled in one order on every run.
+    asked: BTreeMap<KeyRequest, Option<Instant>>,
     refused: VecDeque<Refusal>,
     /// The latest time the owner was told ([`Keys::tick`]); a state
     /// machine never reads a clock.
@@ -96,7 +97,7 @@ impl Keys {
             policy,
             app: KeyRing::new(),
             docs: HashMap::new(),
-            asked: HashMap::new(),
+            asked: BTreeMap::new(),
             refused: VecDeque::new(),
             now: None,
             questions: VecDeque::new(),

@@ -7,7 +7,7 @@ use crate::crypto::Key;
 /// ([`Event::NeedKey`](crate::client::Event::NeedKey)); answer with
 /// [`ClientMachine::handle_key`](crate::client::ClientMachine::handle_key),
 /// passing the request back.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct KeyRequest {
     /// Key id.
     pub kid: String,
