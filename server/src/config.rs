@@ -5,6 +5,7 @@
 //! anywhere, a demo app with a random key and secret is created (and printed
 //! by `serve`). See `docs/configuration.md`.
 
+use crate::logging::LogFormat;
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -67,6 +68,8 @@ pub struct ServerConfig {
     pub pong_timeout: Duration,
     /// Threads running connections and fan-out (0: one per CPU core).
     pub worker_threads: usize,
+    /// How log lines look: text (colour only on a terminal) or JSON.
+    pub log_format: LogFormat,
     /// Frames queued per connection before it counts as a slow consumer and
     /// is closed with 4100.
     pub max_outbound_queue: usize,
@@ -302,6 +305,7 @@ struct FileConfig {
     activity_timeout: Option<u64>,
     pong_timeout: Option<u64>,
     worker_threads: Option<usize>,
+    log_format: Option<String>,
     max_outbound_queue: Option<usize>,
     max_frame_bytes: Option<usize>,
     max_outbound_bytes: Option<usize>,
@@ -334,6 +338,8 @@ pub struct Overrides {
     pub data_dir: Option<PathBuf>,
     /// `--cluster`
     pub cluster: Option<String>,
+    /// `--log-format`
+    pub log_format: Option<LogFormat>,
 }
 
 impl ServerConfig {
@@ -399,6 +405,14 @@ impl ServerConfig {
                     ))
                 })?,
                 None => file.worker_threads.unwrap_or(0),
+            },
+            log_format: match (overrides.log_format, env("SEALCAST_LOG_FORMAT"), &file.log_format) {
+                (Some(format), _, _) => format,
+                (None, Some(text), _) => {
+                    text.parse().map_err(|why| ConfigError::Invalid(format!("SEALCAST_LOG_FORMAT: {why}")))?
+                }
+                (None, None, Some(text)) => text.parse().map_err(ConfigError::Invalid)?,
+                (None, None, None) => LogFormat::default(),
             },
             max_outbound_queue: file.max_outbound_queue.unwrap_or(1024),
             max_frame_bytes: file.max_frame_bytes.unwrap_or(256 * 1024),

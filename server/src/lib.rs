@@ -16,6 +16,7 @@ pub mod docs;
 pub mod http;
 pub mod jwt;
 pub mod log_throttle;
+pub mod logging;
 pub mod memory;
 pub mod metrics;
 pub mod state;

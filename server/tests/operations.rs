@@ -7,7 +7,7 @@ mod common;
 use std::time::Duration;
 
 use common::{APP_ID, Server, http};
-use serde_json::json;
+use serde_json::{Value, json};
 
 #[tokio::test]
 async fn slow_consumer_is_disconnected_with_4100() {
@@ -86,27 +86,105 @@ async fn health_ready_and_metrics() {
 }
 
 /// The server stays blind: payloads never appear in its logs, even at trace
-/// level, whether they come from clients or the HTTP API.
+/// level, whether they come from clients or the HTTP API, in either log
+/// format.
 #[tokio::test]
 async fn payloads_never_reach_the_logs() {
-    let server = Server::start_with_env("", "", &[("RUST_LOG", "trace")]);
-    let canary = "CANARY-7f3a9c-plaintext";
-    let mut a = server.client().await;
-    let mut b = server.client().await;
-    a.join("private-p", None).await;
-    b.join("private-p", None).await;
-    a.send(json!({"event": "client-msg", "channel": "private-p", "data": {"body": canary}})).await;
-    assert_eq!(b.expect_event("client-msg").await["data"]["body"], canary);
-    assert_eq!(server.publish("private-p", "api-msg", &json!({"body": canary}).to_string()).0, 200);
-    b.expect_event("api-msg").await;
-    // Malformed input containing the canary is reported without echoing it.
-    a.send_raw(&format!("{{\"event\": \"client-x\", \"channel\": \"private-p\", \"data\": {canary}}}")).await;
-    a.expect_event("pusher:error").await;
-    let (status, _) =
-        server.api("POST", &format!("/apps/{APP_ID}/events"), &[], &format!("{{\"name\":\"{canary}\"")); // invalid JSON
-    assert_eq!(status, 400);
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    let logs = server.stderr();
-    assert!(logs.contains("subscribed"), "trace logging is on: {logs}");
-    assert!(!logs.contains(canary), "payload leaked into the logs:\n{logs}");
+    for format in ["text", "json"] {
+        let server =
+            Server::start_with_env("", "", &[("RUST_LOG", "trace"), ("SEALCAST_LOG_FORMAT", format)]);
+        let canary = "CANARY-7f3a9c-plaintext";
+        let mut a = server.client().await;
+        let mut b = server.client().await;
+        a.join("private-p", None).await;
+        b.join("private-p", None).await;
+        a.send(json!({"event": "client-msg", "channel": "private-p", "data": {"body": canary}})).await;
+        assert_eq!(b.expect_event("client-msg").await["data"]["body"], canary);
+        assert_eq!(server.publish("private-p", "api-msg", &json!({"body": canary}).to_string()).0, 200);
+        b.expect_event("api-msg").await;
+        // Malformed input containing the canary is reported without echoing it.
+        a.send_raw(&format!("{{\"event\": \"client-x\", \"channel\": \"private-p\", \"data\": {canary}}}"))
+            .await;
+        a.expect_event("pusher:error").await;
+        let (status, _) =
+            server.api("POST", &format!("/apps/{APP_ID}/events"), &[], &format!("{{\"name\":\"{canary}\"")); // invalid JSON
+        assert_eq!(status, 400);
+        let logs = logs_with(&server, "subscribed").await;
+        assert!(!logs.contains(canary), "payload leaked into the {format} logs:\n{logs}");
+    }
+}
+
+/// The server's stderr once it holds `wanted` (bounded wait: the log is
+/// read by a thread).
+async fn logs_with(server: &Server, wanted: &str) -> String {
+    for _ in 0..200 {
+        let logs = server.stderr();
+        if logs.contains(wanted) {
+            return logs;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("no {wanted:?} in the logs:\n{}", server.stderr());
+}
+
+#[tokio::test]
+async fn logs_to_a_pipe_have_no_colour_and_json_logs_are_one_object_a_line() {
+    let text = Server::start_with_env("", "", &[("RUST_LOG", "info")]);
+    let logs = logs_with(&text, "serving").await;
+    assert!(!logs.contains('\u{1b}'), "ANSI escapes in a piped log:\n{logs}");
+
+    let json = Server::start_with_env("", "", &[("RUST_LOG", "debug"), ("SEALCAST_LOG_FORMAT", "json")]);
+    let mut client = json.client().await;
+    client.join("news", None).await;
+    let logs = logs_with(&json, "subscribed").await;
+    let lines: Vec<Value> = logs
+        .lines()
+        .filter(|line| !line.is_empty())
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}")))
+        .collect();
+    let serving = lines.iter().find(|l| l["message"] == "serving").expect("the serving line");
+    assert_eq!(serving["level"], "INFO");
+    assert!(serving["apps"].is_number() && serving["time"].is_string(), "{serving}");
+    // A connection's lines carry its span (app and socket id).
+    let subscribed = lines.iter().find(|l| l["message"] == "subscribed").expect("a subscribed line");
+    assert!(subscribed["spans"][0].as_str().is_some_and(|s| s.contains(&client.socket_id)), "{subscribed}");
+
+    // A format that does not exist is refused at start, in one line.
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_sealcast"))
+        .args(["serve", "--port", "0", "--log-format", "yaml"])
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("yaml"));
+}
+
+/// On SIGTERM the listener closes before the drain: a client told to
+/// reconnect at once is refused at once (and tries again, or another
+/// node), instead of waiting in the backlog of a process about to exit.
+#[tokio::test]
+async fn shutdown_stops_listening_before_it_drains() {
+    // A client that never answers the close keeps its connection lingering
+    // `close_linger_ms` (8 s here, inside the drain's 10 s bound), so
+    // "still draining" lasts far longer than the refusal takes to show.
+    let mut server = Server::start("close_linger_ms = 8000", "");
+    let lingering = server.client().await;
+    let pid = server.child.id().to_string();
+    assert!(std::process::Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    let port = server.port;
+    let refused = tokio::task::spawn_blocking(move || {
+        for _ in 0..250 {
+            match std::net::TcpStream::connect(("127.0.0.1", port)) {
+                Err(err) if err.kind() == std::io::ErrorKind::ConnectionRefused => return true,
+                _ => std::thread::sleep(Duration::from_millis(20)),
+            }
+        }
+        false
+    })
+    .await
+    .unwrap();
+    assert!(refused, "the port still accepted connections 5 s after SIGTERM");
+    // (Against the build before this fix the port is refused only once the
+    // process has exited, 8 s later: this fails.)
+    assert!(server.child.try_wait().unwrap().is_none(), "refused only because the process had exited");
+    drop(lingering);
 }

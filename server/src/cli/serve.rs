@@ -8,6 +8,7 @@ use tracing::info;
 use super::CliError;
 use crate::config::{Overrides, ServerConfig};
 use crate::http::server;
+use crate::logging::{self, LogFormat};
 
 #[derive(Args)]
 pub struct ServeArgs {
@@ -26,18 +27,25 @@ pub struct ServeArgs {
     /// Cluster mode: the Redis all nodes share, redis://HOST:PORT/DB [env: SEALCAST_CLUSTER].
     #[arg(long)]
     cluster: Option<String>,
+    /// Log lines: text (colour only on a terminal) or json, one object per line
+    /// [env: SEALCAST_LOG_FORMAT; default text].
+    #[arg(long)]
+    log_format: Option<LogFormat>,
 }
 
 pub fn run(args: ServeArgs) -> Result<(), CliError> {
-    init_logging();
     let overrides = Overrides {
         config_file: args.config,
         host: args.host,
         port: args.port,
         data_dir: args.data_dir,
         cluster: args.cluster,
+        log_format: args.log_format,
     };
+    // A config that does not load is reported by `main` on stderr, before
+    // any logger exists.
     let config = ServerConfig::load(&overrides, |name| std::env::var(name).ok())?;
+    logging::init(config.log_format);
     let mut runtime = tokio::runtime::Builder::new_multi_thread();
     if config.worker_threads > 0 {
         runtime.worker_threads(config.worker_threads);
@@ -87,11 +95,4 @@ async fn shutdown_signal() {
     }
     #[cfg(not(unix))]
     let _ = tokio::signal::ctrl_c().await;
-}
-
-fn init_logging() {
-    // RUST_LOG overrides; the default keeps per-frame detail out of the logs.
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("sealcast=info,sealcast_server=info"));
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
 }

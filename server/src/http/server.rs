@@ -27,8 +27,8 @@ use crate::state::ServerState;
 /// How long shutdown waits for connections to finish closing.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Serves until `shutdown` resolves, then closes every connection with 4200
-/// and waits (bounded) for them to drain.
+/// Serves until `shutdown` resolves, then stops listening, closes every
+/// connection with 4200 and waits (bounded) for them to drain.
 pub async fn serve(
     state: Arc<ServerState>,
     listener: TcpListener,
@@ -81,7 +81,12 @@ pub async fn serve(
             }
         });
     }
-    info!("shutting down: closing connections with 4200");
+    // Stop listening first: a client told to reconnect at once (4200) must
+    // be refused at once (to try the next node, or this one restarted), not
+    // wait in the backlog of a process that is about to exit and then be
+    // reset — pusher-js then waits its unavailable timeout (~15 s).
+    drop(listener);
+    info!("shutting down: stopped listening, closing connections with 4200");
     let _ = stop_tx.send(true);
     for app in state.apps() {
         app.close_all(codes::RECONNECT_IMMEDIATELY, "server shutting down");
