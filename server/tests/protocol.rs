@@ -4,6 +4,8 @@
 
 mod common;
 
+use std::time::Duration;
+
 use common::{APP_KEY, APP_SECRET, Client, Seen, Server};
 use sealcast_core::protocol::auth;
 use serde_json::{Value, json};
@@ -141,4 +143,51 @@ async fn client_events_only_where_allowed() {
     while let Some(Seen::Frame(frame)) = a.next_within(std::time::Duration::from_millis(100)).await {
         assert_ne!(frame["event"], "client-hi");
     }
+}
+
+/// Signs `client` in as `user_id` (Pusher user authentication).
+async fn sign_in(client: &mut Client, user_id: &str) {
+    let user_data = json!({"id": user_id}).to_string();
+    let signature = auth::user_signature(APP_SECRET, &client.socket_id, &user_data);
+    let auth = format!("{APP_KEY}:{signature}");
+    client.send(json!({"event": "pusher:signin", "data": {"auth": auth, "user_data": user_data}})).await;
+    client.expect_event("pusher:signin_success").await;
+}
+
+/// Pusher's user channels: after `pusher:signin` a connection may join its
+/// own `#server-to-user-{id}` (no signature: the sign-in is the
+/// authorization) and the HTTP API's events reach every connection of that
+/// user (what the server libraries' `sendToUser` sends); another user's,
+/// or one without a sign-in, is refused.
+#[tokio::test]
+async fn a_signed_in_user_receives_events_sent_to_them_on_every_connection() {
+    let server = Server::start("", "");
+    let mut tabs = [server.client().await, server.client().await];
+    for tab in &mut tabs {
+        sign_in(tab, "ann").await;
+        tab.send(json!({"event": "pusher:subscribe", "data": {"channel": "#server-to-user-ann"}})).await;
+        tab.expect_event("pusher_internal:subscription_succeeded").await;
+    }
+    let mut bob = server.client().await;
+    sign_in(&mut bob, "bob").await;
+    bob.send(json!({"event": "pusher:subscribe", "data": {"channel": "#server-to-user-ann"}})).await;
+    let refused = bob.expect_event("pusher:subscription_error").await;
+    assert_eq!(refused["data"]["status"], 401);
+    let mut anonymous = server.client().await;
+    anonymous.send(json!({"event": "pusher:subscribe", "data": {"channel": "#server-to-user-ann"}})).await;
+    anonymous.expect_event("pusher:subscription_error").await;
+
+    let (status, body) = server.publish("#server-to-user-ann", "hello", r#"{"n":1}"#);
+    assert_eq!(status, 200, "{body}");
+    for tab in &mut tabs {
+        let got = tab.expect_event("hello").await;
+        assert_eq!(
+            (got["channel"].as_str(), got["data"].as_str()),
+            (Some("#server-to-user-ann"), Some(r#"{"n":1}"#))
+        );
+    }
+    // Nobody else hears it; client events there are refused.
+    assert!(bob.next_within(Duration::from_millis(200)).await.is_none());
+    tabs[0].send(json!({"event": "client-x", "channel": "#server-to-user-ann", "data": {}})).await;
+    tabs[0].expect_event("pusher:error").await;
 }

@@ -98,7 +98,11 @@ function serverLib(port, secret = APP.secret) {
   return new PusherServer({ appId: APP.id, key: APP.key, secret, host: '127.0.0.1', port: String(port), useTLS: false });
 }
 
-/** A pusher-js client whose channel authorizer signs with `lib` (as an app's auth endpoint would). */
+/**
+ * A pusher-js client whose channel authorizer and user authenticator
+ * (`signin()`, as `userFor().user_id`) sign with `lib`, as an app's auth
+ * endpoints would.
+ */
 function client(port, lib, userFor) {
   return new Pusher(APP.key, {
     wsHost: '127.0.0.1',
@@ -107,6 +111,15 @@ function client(port, lib, userFor) {
     enabledTransports: ['ws'],
     disableStats: true,
     cluster: 'local',
+    userAuthentication: {
+      customHandler: ({ socketId }, callback) => {
+        try {
+          callback(null, lib.authenticateUser(socketId, { id: userFor().user_id }));
+        } catch (err) {
+          callback(err, null);
+        }
+      },
+    },
     channelAuthorization: {
       customHandler: ({ socketId, channelName }, callback) => {
         try {

@@ -158,3 +158,34 @@ test('a request signed with the wrong secret is refused with 401', async () => {
   const wrong = serverLib(server.port, 'wrong-secret');
   await assert.rejects(wrong.trigger('news', 'x', {}), (err) => err.status === 401);
 });
+
+test('user channels: sendToUser from the pusher library reaches every signed-in connection of that user, only theirs', async () => {
+  const user = `ann-${process.pid}`;
+  const tabs = [newClient(() => ({ user_id: user })), newClient(() => ({ user_id: user }))];
+  const other = newClient(() => ({ user_id: `bob-${process.pid}` }));
+  const signedIn = (c) =>
+    new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error('not signed in within 5 s')), 5000);
+      c.bind('pusher:signin_success', () => { clearTimeout(timer); resolve(); });
+    });
+  for (const c of [...tabs, other]) {
+    await connected(c);
+    const done = signedIn(c);
+    c.signin();
+    await done;
+  }
+  // pusher-js subscribes to #server-to-user-{id} by itself after signing in.
+  for (let i = 0; i < 100 && ![...tabs, other].every((c) => c.user.serverToUserChannel?.subscribed); i++) {
+    await sleep(50);
+  }
+  assert.ok([...tabs, other].every((c) => c.user.serverToUserChannel?.subscribed), 'user channels subscribed');
+  await settle();
+  const got = tabs.map((c) => once(c.user, 'note'));
+  let otherGot = false;
+  other.user.bind('note', () => { otherGot = true; });
+  const res = await lib.sendToUser(user, 'note', { text: 'for ann' });
+  assert.equal(res.status, 200);
+  for (const { data } of await Promise.all(got)) assert.deepEqual(data, { text: 'for ann' });
+  await sleep(200);
+  assert.equal(otherGot, false);
+});

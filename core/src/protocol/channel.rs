@@ -7,6 +7,11 @@ use super::WireError;
 /// Longest channel name, in bytes (Pusher's limit).
 pub const MAX_CHANNEL_NAME_LEN: usize = 200;
 
+/// The prefix of a user's own channel (Pusher's user authentication): after
+/// `pusher:signin` a client subscribes to `#server-to-user-{user_id}`, and
+/// the server libraries' `sendToUser` publishes there.
+pub const SERVER_TO_USER_PREFIX: &str = "#server-to-user-";
+
 /// What a channel name's prefix makes it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum ChannelKind {
@@ -19,13 +24,19 @@ pub enum ChannelKind {
     PrivateEncrypted,
     /// `presence-`: private plus a roster of members; client events allowed.
     Presence,
+    /// `#server-to-user-{user_id}`: a signed-in user's own channel; only a
+    /// connection signed in as that user may subscribe (no signature); no
+    /// client events.
+    ServerToUser,
 }
 
 impl ChannelKind {
     /// The kind a channel name's prefix gives it (the name itself is not
     /// validated: see [`ChannelName::parse`]).
     pub fn of(name: &str) -> ChannelKind {
-        if name.starts_with("private-encrypted-") {
+        if name.starts_with(SERVER_TO_USER_PREFIX) {
+            ChannelKind::ServerToUser
+        } else if name.starts_with("private-encrypted-") {
             ChannelKind::PrivateEncrypted
         } else if name.starts_with("private-") {
             ChannelKind::Private
@@ -36,9 +47,10 @@ impl ChannelKind {
         }
     }
 
-    /// True when subscribing needs an auth signature.
+    /// True when subscribing needs an auth signature (a user's own
+    /// channel needs a sign-in instead).
     pub fn requires_auth(self) -> bool {
-        self != ChannelKind::Public
+        matches!(self, ChannelKind::Private | ChannelKind::PrivateEncrypted | ChannelKind::Presence)
     }
 
     /// True for presence channels (members, user ids on events).
@@ -48,7 +60,8 @@ impl ChannelKind {
 }
 
 /// A channel name that passed validation: 1–200 bytes of
-/// `A-Z a-z 0-9 _ - = @ , . ;`.
+/// `A-Z a-z 0-9 _ - = @ , . ;`, or [`SERVER_TO_USER_PREFIX`] followed by a
+/// user id of those characters.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ChannelName(String);
 
@@ -59,7 +72,11 @@ impl ChannelName {
             return Err(WireError::InvalidChannel("channel names are 1 to 200 characters"));
         }
         let allowed = |b: u8| b.is_ascii_alphanumeric() || b"_-=@,.;".contains(&b);
-        if !name.bytes().all(allowed) {
+        let rest = name.strip_prefix(SERVER_TO_USER_PREFIX).unwrap_or(name);
+        if rest.is_empty() {
+            return Err(WireError::InvalidChannel("a user channel names its user"));
+        }
+        if !rest.bytes().all(allowed) {
             return Err(WireError::InvalidChannel("channel names use only A-Z a-z 0-9 _ - = @ , . ;"));
         }
         Ok(ChannelName(name.to_owned()))
@@ -78,6 +95,11 @@ impl ChannelName {
     /// True when subscribing needs an auth signature.
     pub fn requires_auth(&self) -> bool {
         self.kind().requires_auth()
+    }
+
+    /// The user of a user's own channel (`#server-to-user-{user_id}`).
+    pub fn user_id(&self) -> Option<&str> {
+        self.0.strip_prefix(SERVER_TO_USER_PREFIX)
     }
 
     /// True when clients may publish `client-` events on it.
@@ -106,11 +128,18 @@ mod tests {
         assert!(!ChannelName::parse("private-encrypted-x").unwrap().allows_client_events());
         assert!(ChannelName::parse("presence-x").unwrap().allows_client_events());
         assert!(!ChannelName::parse("news").unwrap().allows_client_events());
+        let user = ChannelName::parse("#server-to-user-ann.b@x").unwrap();
+        assert_eq!(user.kind(), ChannelKind::ServerToUser);
+        assert_eq!(user.user_id(), Some("ann.b@x"));
+        assert!(!user.requires_auth() && !user.allows_client_events());
+        assert_eq!(ChannelName::parse("private-x").unwrap().user_id(), None);
     }
 
     #[test]
     fn validation() {
-        for bad in ["", "a b", "ü", "x/y", &"a".repeat(201), "a\"b"] {
+        for bad in
+            ["", "a b", "ü", "x/y", &"a".repeat(201), "a\"b", "#x", "#server-to-user-", "#server-to-user-a#b"]
+        {
             assert!(ChannelName::parse(bad).is_err(), "{bad:?}");
         }
         for good in ["a", "private-a_b-c=d@e,f.g;h", &"a".repeat(200)] {

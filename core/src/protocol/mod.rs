@@ -21,7 +21,7 @@ mod frame;
 pub mod handshake;
 pub mod server;
 
-pub use channel::{ChannelKind, ChannelName, MAX_CHANNEL_NAME_LEN};
+pub use channel::{ChannelKind, ChannelName, MAX_CHANNEL_NAME_LEN, SERVER_TO_USER_PREFIX};
 pub use frame::{
     ClientFrame, MAX_USER_ID_BYTES, PresenceMember, SigninData, SubscribeData, UnsubscribeData, WireError,
 };

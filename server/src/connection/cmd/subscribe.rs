@@ -1,5 +1,6 @@
 //! `pusher:subscribe` and `pusher:unsubscribe`: channel authorization
-//! (Pusher HMAC or JWT), presence members, and the subscription caps.
+//! (Pusher HMAC or JWT; for a user's own `#server-to-user-` channel, the
+//! connection's sign-in), presence members, and the subscription caps.
 
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
@@ -45,6 +46,16 @@ impl Session {
                 }
                 Verdict::Close => return ABUSE,
             }
+        }
+        // A user's own channel: the sign-in is the authorization.
+        if let Some(user_id) = channel.user_id()
+            && self.app.signed_in_user(&self.handle.socket_id).as_deref() != Some(user_id)
+        {
+            self.unauthorized(
+                &channel,
+                "only a connection signed in as this user (pusher:signin) may subscribe",
+            );
+            return self.strike(now);
         }
         let member = if channel.requires_auth() {
             let Some(auth_value) = data.auth.as_deref() else {
