@@ -58,7 +58,11 @@ fn report(round: usize, case: &str, rate: f64, baseline: f64) {
 /// each, `repeats` times, to their own channel or (`same`) to one shared
 /// channel; and the mean time of one subscribe while setting up.
 fn run(threads: usize, same: bool, subscribers: usize, events: usize, repeats: usize) -> (f64, Duration) {
-    let app = Arc::new(App::new(AppConfig::new("bench", "key", "secret"), Arc::new(LocalBroker::new())));
+    let app = Arc::new(App::new(
+        AppConfig::new("bench", "key", "secret"),
+        Arc::new(LocalBroker::new()),
+        &sealcast_server::metrics::Metrics::default(),
+    ));
     let metrics = Arc::new(Metrics::default());
     let channels: Vec<String> = (0..threads).map(|t| format!("bench-{}", if same { 0 } else { t })).collect();
     let limits = QueueLimits { frames: events * threads + 1, bytes: usize::MAX / 2 };

@@ -204,6 +204,15 @@ pub struct AppConfig {
     /// Webhook endpoints.
     #[serde(default)]
     pub webhooks: Vec<crate::webhooks::WebhookConfig>,
+    /// Several events per webhook request (up to 50, gathered for up to
+    /// 100 ms). Off by default, as in Pusher: one event per request.
+    #[serde(default)]
+    pub webhook_batching: bool,
+    /// How long a webhook request is retried (exponential backoff from
+    /// 0.5 s, at most 30 s apart) before it is dropped and counted: a
+    /// receiver down this long (a deploy, a restart) loses nothing.
+    #[serde(default = "default_webhook_retry_secs")]
+    pub webhook_retry_secs: u64,
 }
 
 fn yes() -> bool {
@@ -260,6 +269,9 @@ fn default_subscriptions_per_connection() -> usize {
 fn default_max_channels() -> usize {
     100_000
 }
+fn default_webhook_retry_secs() -> u64 {
+    300
+}
 
 impl AppConfig {
     /// An app with the given credentials and default limits.
@@ -291,6 +303,8 @@ impl AppConfig {
             max_channels: default_max_channels(),
             jwt_keys: Vec::new(),
             webhooks: Vec::new(),
+            webhook_batching: false,
+            webhook_retry_secs: default_webhook_retry_secs(),
         }
     }
 }

@@ -91,8 +91,10 @@ pub struct Metrics {
     pub slow_consumers: Counter,
     /// HTTP API requests.
     pub http_requests: Counter,
-    /// Webhook events dropped because the app's queue was full.
-    pub webhooks_dropped: Counter,
+    /// Webhook events dropped: the app's queue or an endpoint's backlog
+    /// was full, or the endpoint refused them for `webhook_retry_secs`
+    /// (shared with the apps' delivery tasks).
+    pub webhooks_dropped: std::sync::Arc<Counter>,
     /// Frames refused for their rate (pusher:error 4301, doc `rate_limited`).
     pub rate_limited: Counter,
     /// Connections closed for breaking the WebSocket protocol (1002, 1007, 1009).
@@ -196,8 +198,8 @@ impl Metrics {
         let counters = [
             (
                 "sealcast_webhooks_dropped_total",
-                "Webhook events dropped: the app's queue was full.",
-                &self.webhooks_dropped,
+                "Webhook events dropped: a queue was full, or the endpoint failed for webhook_retry_secs.",
+                &*self.webhooks_dropped,
             ),
             ("sealcast_rate_limited_total", "Client frames refused for their rate.", &self.rate_limited),
             (

@@ -46,8 +46,9 @@ impl ServerState {
             Some(url) => Sequencer::new(Arc::new(RedisStore::open(url, config.documents)?), config.documents),
             None => Sequencer::open(&config.data_dir, config.documents)?,
         };
+        let metrics = Metrics::default();
         let apps: Vec<Arc<App>> =
-            config.apps.iter().cloned().map(|app| Arc::new(App::new(app, bus.clone()))).collect();
+            config.apps.iter().cloned().map(|app| Arc::new(App::new(app, bus.clone(), &metrics))).collect();
         let by_key = apps.iter().map(|app| (app.config.key.clone(), app.clone())).collect();
         let by_id = apps.iter().map(|app| (app.config.id.clone(), app.clone())).collect();
         let mut seed = [0u8; 4];
@@ -56,7 +57,7 @@ impl ServerState {
         let _ = getrandom::fill(&mut seed);
         Ok(ServerState {
             config,
-            metrics: Metrics::default(),
+            metrics,
             sequencer,
             bus,
             by_key,

@@ -8,14 +8,19 @@
 //! (full ⇒ dropped and counted in `sealcast_webhooks_dropped_total`, never
 //! unbounded memory); a `member_removed` is held for
 //! [`MEMBER_REMOVED_DELAY`] and cancelled by a `member_added` of the same
-//! user (churn is not a leave); events are batched for up to 100 ms or 50
-//! events, and each batch is retried with
-//! backoff (0.5 s, 1 s, 2 s, 4 s) before it is dropped and logged. Only
-//! `http://` endpoints (put TLS in front with a local proxy). The relay
+//! user (churn is not a leave). Each endpoint has its own delivery task
+//! and backlog, so a receiver that is down holds up only itself: a request
+//! carries one event (Pusher's default) or, with `webhook_batching`, up to
+//! 50 gathered for up to 100 ms, and is retried with exponential backoff
+//! (0.5 s doubling, at most 30 s apart) for `webhook_retry_secs` (5 min by
+//! default) before it is dropped, logged and counted; events keep their
+//! order per endpoint. Only `http://` endpoints (put TLS in front with a
+//! local proxy). The relay
 //! never logs event data; `client_event` hooks carry it to the app's server,
 //! which is the party that owns it.
 
 use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
@@ -30,7 +35,8 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tracing::{debug, warn};
 
-use crate::metrics::Metrics;
+use crate::config::AppConfig;
+use crate::metrics::Counter;
 
 /// Events waiting per app (coalesced, or for the endpoint) at most; beyond
 /// it new ones are dropped and counted.
@@ -39,8 +45,14 @@ pub const QUEUE_CAPACITY: usize = 10_000;
 const INBOX_CAPACITY: usize = 1024;
 const BATCH_MAX: usize = 50;
 const BATCH_WINDOW: Duration = Duration::from_millis(100);
-const RETRY_DELAYS: [Duration; 4] =
-    [Duration::from_millis(500), Duration::from_secs(1), Duration::from_secs(2), Duration::from_secs(4)];
+/// First wait before retrying a request; doubled per failure up to
+/// [`RETRY_MAX_DELAY`].
+const RETRY_FIRST_DELAY: Duration = Duration::from_millis(500);
+/// Longest wait between two attempts.
+const RETRY_MAX_DELAY: Duration = Duration::from_secs(30);
+/// Batches waiting for one endpoint at most (while it is down, say);
+/// beyond it that endpoint's batches are dropped and counted.
+const ENDPOINT_BACKLOG: usize = 256;
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// One configured endpoint.
@@ -186,25 +198,48 @@ pub struct Webhooks {
     tx: Option<mpsc::Sender<HookEvent>>,
     /// The event types some endpoint wants: others are never queued.
     wanted: u8,
+    /// Events dropped (`sealcast_webhooks_dropped_total`).
+    dropped: Arc<Counter>,
 }
 
 impl Webhooks {
     /// No webhooks configured.
     pub fn disabled() -> Webhooks {
-        Webhooks { tx: None, wanted: 0 }
+        Webhooks { tx: None, wanted: 0, dropped: Arc::default() }
     }
 
-    /// Starts the delivery tasks for an app's endpoints (needs a tokio runtime).
-    pub fn start(app_id: String, key: String, secret: String, endpoints: Vec<WebhookConfig>) -> Webhooks {
-        if endpoints.is_empty() {
+    /// Starts the delivery tasks for an app's endpoints (needs a tokio
+    /// runtime); `metrics` counts what is dropped.
+    pub fn start(app: &AppConfig, dropped: Arc<Counter>) -> Webhooks {
+        if app.webhooks.is_empty() {
             return Webhooks::disabled();
         }
-        let wanted = endpoints.iter().fold(0, |mask, e| mask | EventType::mask_of(e));
+        let wanted = app.webhooks.iter().fold(0, |mask, e| mask | EventType::mask_of(e));
         let (tx, rx) = mpsc::channel(INBOX_CAPACITY);
         let (batches_tx, batches) = mpsc::channel(BATCHES_IN_FLIGHT);
-        tokio::spawn(coalesce(rx, batches_tx));
-        tokio::spawn(deliver(app_id, key, secret, endpoints, batches));
-        Webhooks { tx: Some(tx), wanted }
+        let batch_max = if app.webhook_batching { BATCH_MAX } else { 1 };
+        tokio::spawn(coalesce(rx, batches_tx, batch_max));
+        let policy = Retry { give_up_after: Duration::from_secs(app.webhook_retry_secs) };
+        let endpoints = app
+            .webhooks
+            .iter()
+            .map(|endpoint| {
+                let (tx, batches) = mpsc::channel(ENDPOINT_BACKLOG);
+                let sender = Endpoint {
+                    app_id: app.id.clone(),
+                    key: app.key.clone(),
+                    secret: app.secret.clone(),
+                    url: endpoint.url.clone(),
+                    mask: EventType::mask_of(endpoint),
+                    policy,
+                    dropped: dropped.clone(),
+                };
+                tokio::spawn(sender.run(batches));
+                (EventType::mask_of(endpoint), tx)
+            })
+            .collect();
+        tokio::spawn(distribute(batches, endpoints, dropped.clone()));
+        Webhooks { tx: Some(tx), wanted, dropped }
     }
 
     /// True when some endpoint wants events of `kind` (callers skip
@@ -215,12 +250,12 @@ impl Webhooks {
 
     /// Queues an event some endpoint wants; drops it (counted in
     /// `sealcast_webhooks_dropped_total`) when the queue is full.
-    pub fn emit(&self, event: HookEvent, metrics: &Metrics) {
+    pub fn emit(&self, event: HookEvent) {
         if let Some(tx) = &self.tx
             && self.wants(event.kind())
             && tx.try_send(event).is_err()
         {
-            metrics.webhooks_dropped.inc();
+            self.dropped.inc();
         }
     }
 }
@@ -234,9 +269,13 @@ const BATCHES_IN_FLIGHT: usize = 2;
 pub const MEMBER_REMOVED_DELAY: Duration = Duration::from_secs(3);
 
 /// Reads events as they come, cancels join/leave churn, and hands batches
-/// of up to [`BATCH_MAX`] to the sender once [`BATCH_WINDOW`] has passed.
+/// of up to `batch_max` to the senders once [`BATCH_WINDOW`] has passed.
 /// What waits here is bounded by [`QUEUE_CAPACITY`] (beyond it, dropped).
-async fn coalesce(mut rx: mpsc::Receiver<HookEvent>, batches: mpsc::Sender<Vec<HookEvent>>) {
+async fn coalesce(
+    mut rx: mpsc::Receiver<HookEvent>,
+    batches: mpsc::Sender<Vec<HookEvent>>,
+    batch_max: usize,
+) {
     let mut ready: VecDeque<HookEvent> = VecDeque::new();
     // Held removals by (channel, user), and their deadlines in order (the
     // delay is constant, so arrival order is deadline order); an entry
@@ -257,9 +296,9 @@ async fn coalesce(mut rx: mpsc::Receiver<HookEvent>, batches: mpsc::Sender<Vec<H
         if !ready.is_empty() && window_ends.is_none() {
             window_ends = Some(now + BATCH_WINDOW);
         }
-        let flush = window_ends.is_some_and(|at| at <= now) || ready.len() >= BATCH_MAX;
+        let flush = window_ends.is_some_and(|at| at <= now) || ready.len() >= batch_max;
         if flush && let Ok(permit) = batches.try_reserve() {
-            let take = ready.len().min(BATCH_MAX);
+            let take = ready.len().min(batch_max);
             permit.send(ready.drain(..take).collect());
             window_ends = (!ready.is_empty()).then(|| now + BATCH_WINDOW);
             continue;
@@ -304,41 +343,87 @@ async fn sleep_until(at: Option<Instant>) {
     }
 }
 
-async fn deliver(
+/// Hands every batch to each endpoint that wants some of it; an endpoint
+/// whose backlog is full (down for long) loses the batch, counted.
+async fn distribute(
+    mut batches: mpsc::Receiver<Vec<HookEvent>>,
+    endpoints: Vec<(u8, mpsc::Sender<Arc<Vec<HookEvent>>>)>,
+    dropped: Arc<Counter>,
+) {
+    while let Some(batch) = batches.recv().await {
+        let batch = Arc::new(batch);
+        for (mask, endpoint) in &endpoints {
+            let wanted = batch.iter().filter(|e| mask & e.kind().bit() != 0).count();
+            if wanted > 0 && endpoint.try_send(batch.clone()).is_err() {
+                dropped.add(wanted as u64);
+            }
+        }
+    }
+}
+
+/// How long a request is retried.
+#[derive(Debug, Clone, Copy)]
+struct Retry {
+    give_up_after: Duration,
+}
+
+impl Retry {
+    /// The wait before attempt `attempt + 1` (0: after the first failure).
+    fn delay(attempt: u32) -> Duration {
+        RETRY_FIRST_DELAY.saturating_mul(1 << attempt.min(16)).min(RETRY_MAX_DELAY)
+    }
+}
+
+/// One endpoint's delivery: its batches in order, each POSTed until it is
+/// accepted or the retry policy gives up.
+struct Endpoint {
     app_id: String,
     key: String,
     secret: String,
-    endpoints: Vec<WebhookConfig>,
-    mut batches: mpsc::Receiver<Vec<HookEvent>>,
-) {
-    let masks: Vec<u8> = endpoints.iter().map(EventType::mask_of).collect();
-    while let Some(batch) = batches.recv().await {
-        let time_ms = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis());
-        for (endpoint, mask) in endpoints.iter().zip(&masks) {
+    url: String,
+    mask: u8,
+    policy: Retry,
+    dropped: Arc<Counter>,
+}
+
+impl Endpoint {
+    async fn run(self, mut batches: mpsc::Receiver<Arc<Vec<HookEvent>>>) {
+        while let Some(batch) = batches.recv().await {
             let wanted: Vec<Value> =
-                batch.iter().filter(|e| mask & e.kind().bit() != 0).map(HookEvent::to_json).collect();
-            if wanted.is_empty() {
-                continue;
+                batch.iter().filter(|e| self.mask & e.kind().bit() != 0).map(HookEvent::to_json).collect();
+            if !wanted.is_empty() {
+                self.post_until_accepted(wanted).await;
             }
-            let body = json!({"time_ms": time_ms, "events": wanted}).to_string();
-            let signature = auth::hmac_hex(&secret, body.as_bytes());
-            let mut attempt = 0;
-            loop {
-                match post(&endpoint.url, &key, &signature, &body).await {
-                    Ok(status) if (200..300).contains(&status) => {
-                        debug!(app = %app_id, events = wanted.len(), "webhook delivered");
-                        break;
-                    }
-                    outcome => {
-                        let Some(delay) = RETRY_DELAYS.get(attempt) else {
-                            warn!(app = %app_id, url = %endpoint.url, ?outcome, "webhook dropped after retries");
-                            break;
-                        };
-                        attempt += 1;
-                        tokio::time::sleep(*delay).await;
-                    }
-                }
+        }
+    }
+
+    async fn post_until_accepted(&self, events: Vec<Value>) {
+        let count = events.len();
+        let time_ms = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis());
+        let body = json!({"time_ms": time_ms, "events": events}).to_string();
+        let signature = auth::hmac_hex(&self.secret, body.as_bytes());
+        let started = Instant::now();
+        let mut attempt = 0;
+        loop {
+            let outcome = post(&self.url, &self.key, &signature, &body).await;
+            if let Ok(status) = outcome
+                && (200..300).contains(&status)
+            {
+                debug!(app = %self.app_id, events = count, "webhook delivered");
+                return;
             }
+            let delay = Retry::delay(attempt);
+            if started.elapsed() + delay > self.policy.give_up_after {
+                warn!(app = %self.app_id, url = %self.url, ?outcome, events = count, attempts = attempt + 1,
+                    "webhook dropped after retrying for {:?}", started.elapsed());
+                self.dropped.add(count as u64);
+                return;
+            }
+            if attempt == 0 {
+                warn!(app = %self.app_id, url = %self.url, ?outcome, "webhook failed; retrying");
+            }
+            attempt += 1;
+            tokio::time::sleep(delay).await;
         }
     }
 }
@@ -412,6 +497,35 @@ mod tests {
         assert!(
             validate(&WebhookConfig { url: "http://h:1/".into(), event_types: vec!["nope".into()] }).is_err()
         );
+    }
+
+    /// With paused time: five events inside one window go as one batch with
+    /// batching, and one by one without.
+    #[tokio::test(start_paused = true)]
+    async fn batching_groups_a_windows_events_and_without_it_each_goes_alone() {
+        for (batch_max, expected) in [(BATCH_MAX, vec![5]), (1, vec![1, 1, 1, 1, 1])] {
+            let (tx, rx) = mpsc::channel(16);
+            let (batches_tx, mut batches) = mpsc::channel(16);
+            let task = tokio::spawn(coalesce(rx, batches_tx, batch_max));
+            for n in 0..5 {
+                tx.send(HookEvent::ChannelOccupied { channel: format!("c{n}") }).await.unwrap();
+            }
+            let mut sizes = Vec::new();
+            while sizes.iter().sum::<usize>() < 5 {
+                sizes.push(batches.recv().await.unwrap().len());
+            }
+            assert_eq!(sizes, expected);
+            drop(tx);
+            task.await.unwrap();
+        }
+    }
+
+    #[test]
+    fn retries_back_off_to_a_ceiling() {
+        let delays: Vec<Duration> = (0..8).map(Retry::delay).collect();
+        assert_eq!(delays[0], Duration::from_millis(500));
+        assert_eq!(delays[3], Duration::from_secs(4));
+        assert_eq!(delays[7], RETRY_MAX_DELAY);
     }
 
     #[test]

@@ -22,6 +22,15 @@ fn receiver(failures: usize) -> (u16, mpsc::Receiver<(String, String, String)>) 
 fn slow_receiver(failures: usize, delay: Duration) -> (u16, mpsc::Receiver<(String, String, String)>) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
+    (port, serve_receiver(listener, failures, delay))
+}
+
+/// Serves webhook requests on `listener` from a thread (see [`receiver`]).
+fn serve_receiver(
+    listener: TcpListener,
+    failures: usize,
+    delay: Duration,
+) -> mpsc::Receiver<(String, String, String)> {
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
         let mut seen = 0;
@@ -72,7 +81,7 @@ fn slow_receiver(failures: usize, delay: Duration) -> (u16, mpsc::Receiver<(Stri
             }
         }
     });
-    (port, rx)
+    rx
 }
 
 fn collect(
@@ -188,4 +197,60 @@ async fn presence_churn_does_not_starve_real_members() {
     assert!(churn <= 20, "churn was not coalesced: {churn} events");
     let metrics = common::http(server.port, "GET", "/metrics", "").1;
     assert!(metrics.contains("sealcast_webhooks_dropped_total 0"), "{metrics}");
+}
+
+/// The bodies a receiver accepted, until `count` events arrived.
+fn bodies(server: &Server, rx: &mpsc::Receiver<(String, String, String)>, count: usize) -> Vec<Vec<Value>> {
+    let mut bodies = Vec::new();
+    while bodies.iter().map(Vec::len).sum::<usize>() < count {
+        let Ok((_, _, body)) = rx.recv_timeout(Duration::from_secs(30)) else {
+            panic!("webhook did not arrive within 30 s; server log:\n{}", server.stderr());
+        };
+        let batch: Value = serde_json::from_str(&body).unwrap();
+        bodies.push(batch["events"].as_array().unwrap().clone());
+    }
+    bodies
+}
+
+/// As in Pusher, one event per request unless the app asks for batches.
+#[tokio::test]
+async fn one_event_per_request_unless_batching_is_on() {
+    let (port, rx) = receiver(0);
+    let server = Server::start("", &format!("[[apps.webhooks]]\nurl = \"http://127.0.0.1:{port}/\"\n"));
+    let mut a = server.client().await;
+    for channel in ["one", "two", "three"] {
+        a.join(channel, None).await;
+    }
+    let bodies = bodies(&server, &rx, 3);
+    assert!(bodies.iter().all(|events| events.len() == 1), "{bodies:?}");
+    let names: Vec<&str> = bodies.iter().map(|events| events[0]["channel"].as_str().unwrap()).collect();
+    assert_eq!(names, ["one", "two", "three"], "in order");
+}
+
+/// A receiver that is down (a deploy, a restart) gets everything once it
+/// is back, in order: requests are retried for `webhook_retry_secs`.
+#[tokio::test]
+async fn a_receiver_down_for_a_while_receives_everything_when_it_is_back() {
+    let port = common::free_port();
+    let hook = format!("[[apps.webhooks]]\nurl = \"http://127.0.0.1:{port}/\"\n");
+    let server = Server::start("", &hook);
+    let mut a = server.client().await;
+    for channel in ["early-1", "early-2"] {
+        a.join(channel, None).await;
+    }
+    // Nothing listens for 10 s — longer than the 7.5 s of retries before
+    // issue 26, which dropped the batch: connection refused, retried.
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    let rx = receiver_on(port);
+    let bodies = bodies(&server, &rx, 2);
+    let channels: Vec<&str> = bodies.iter().flatten().map(|e| e["channel"].as_str().unwrap()).collect();
+    assert_eq!(channels, ["early-1", "early-2"]);
+    let metrics = common::http(server.port, "GET", "/metrics", "").1;
+    assert!(metrics.contains("sealcast_webhooks_dropped_total 0"), "{metrics}");
+}
+
+/// A receiver on `port` (bound now), answering 200; the thread stops with
+/// the process.
+fn receiver_on(port: u16) -> mpsc::Receiver<(String, String, String)> {
+    serve_receiver(TcpListener::bind(("127.0.0.1", port)).unwrap(), 0, Duration::ZERO)
 }

@@ -67,15 +67,11 @@ pub struct Publish {
 impl App {
     /// An app with no connections. `config` must have passed
     /// [`crate::config::ServerConfig::load`]'s validation.
-    pub fn new(config: AppConfig, bus: Arc<dyn Broker>) -> App {
+    /// `metrics` counts its dropped webhooks.
+    pub fn new(config: AppConfig, bus: Arc<dyn Broker>, metrics: &Metrics) -> App {
         let tokens = TokenVerifier::from_config(&config.jwt_keys)
             .expect("jwt keys were validated when the config loaded");
-        let webhooks = Webhooks::start(
-            config.id.clone(),
-            config.key.clone(),
-            config.secret.clone(),
-            config.webhooks.clone(),
-        );
+        let webhooks = Webhooks::start(&config, metrics.webhooks_dropped.clone());
         let registry = RwLock::new(Registry::new(&config));
         App { config, tokens, webhooks, bus, registry }
     }
@@ -106,11 +102,11 @@ impl App {
                 Transition::Unsubscribed => metrics.subscriptions.dec(),
                 Transition::Occupied { channel } => {
                     tracing::debug!(%channel, "channel occupied");
-                    self.webhooks.emit(HookEvent::ChannelOccupied { channel }, metrics);
+                    self.webhooks.emit(HookEvent::ChannelOccupied { channel });
                 }
                 Transition::Vacated { channel } => {
                     tracing::debug!(%channel, "channel vacated");
-                    self.webhooks.emit(HookEvent::ChannelVacated { channel }, metrics);
+                    self.webhooks.emit(HookEvent::ChannelVacated { channel });
                 }
                 Transition::Occupancy { channel, subscriptions } if clustered => {
                     self.tell_cluster(BusMessage::Occupancy { channel, subscriptions }, metrics);
@@ -128,14 +124,14 @@ impl App {
                     let frame = Bytes::from(frames::member_added(&channel, &user_id, info.as_deref()));
                     registry.deliver(&channel, &frame, except.as_deref(), fanout, metrics);
                     if here {
-                        self.webhooks.emit(HookEvent::MemberAdded { channel, user_id }, metrics);
+                        self.webhooks.emit(HookEvent::MemberAdded { channel, user_id });
                     }
                 }
                 Transition::MemberRemoved { channel, user_id, here } => {
                     let frame = Bytes::from(frames::member_removed(&channel, &user_id));
                     registry.deliver(&channel, &frame, None, fanout, metrics);
                     if here {
-                        self.webhooks.emit(HookEvent::MemberRemoved { channel, user_id }, metrics);
+                        self.webhooks.emit(HookEvent::MemberRemoved { channel, user_id });
                     }
                 }
             }
@@ -387,7 +383,11 @@ mod tests {
 
     /// An app with `subscribers` socketless connections on each of `channels`.
     fn app_with(channels: &[&str], subscribers: usize, frames: usize) -> (Arc<App>, Vec<ConnHandle>) {
-        let app = Arc::new(App::new(AppConfig::new("a", "k", "s"), Arc::new(LocalBroker::new())));
+        let app = Arc::new(App::new(
+            AppConfig::new("a", "k", "s"),
+            Arc::new(LocalBroker::new()),
+            &Metrics::default(),
+        ));
         let metrics = Metrics::default();
         let mut handles = Vec::new();
         for channel in channels {

@@ -151,7 +151,7 @@ mod tests {
     const ROOM: &str = "presence-room";
 
     fn app() -> Arc<App> {
-        Arc::new(App::new(AppConfig::new("a", "k", "s"), Arc::new(LocalBroker::new())))
+        Arc::new(App::new(AppConfig::new("a", "k", "s"), Arc::new(LocalBroker::new()), &Metrics::default()))
     }
 
     fn on(node: &str, user_id: &str) -> NodeMember {

@@ -55,7 +55,7 @@ impl Session {
                 socket_id: self.handle.socket_id.to_string(),
                 user_id,
             };
-            self.app.webhooks.emit(event, &self.state.metrics);
+            self.app.webhooks.emit(event);
         }
     }
 }
