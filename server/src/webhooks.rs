@@ -35,7 +35,6 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tracing::{debug, warn};
 
-use crate::config::AppConfig;
 use crate::metrics::Counter;
 
 /// Events waiting per app (coalesced, or for the endpoint) at most; beyond
@@ -192,6 +191,28 @@ pub fn validate(config: &WebhookConfig) -> Result<(), WebhookConfigError> {
     Ok(())
 }
 
+/// Whose webhooks these are: the app's id (for logs), key and secret (the
+/// request's headers and signature).
+#[derive(Debug, Clone)]
+pub struct Sender {
+    /// App id.
+    pub app_id: String,
+    /// App key (`X-Pusher-Key`).
+    pub key: String,
+    /// App secret (signs the body).
+    pub secret: String,
+}
+
+/// How an app's webhooks are delivered (its config's `webhook_batching`
+/// and `webhook_retry_secs`).
+#[derive(Debug, Clone, Copy)]
+pub struct Delivery {
+    /// Several events per request.
+    pub batching: bool,
+    /// How long a failing request is retried.
+    pub retry_for: Duration,
+}
+
 /// The sending side: cheap to clone, never blocks.
 #[derive(Debug, Clone)]
 pub struct Webhooks {
@@ -208,27 +229,29 @@ impl Webhooks {
         Webhooks { tx: None, wanted: 0, dropped: Arc::default() }
     }
 
-    /// Starts the delivery tasks for an app's endpoints (needs a tokio
-    /// runtime); `metrics` counts what is dropped.
-    pub fn start(app: &AppConfig, dropped: Arc<Counter>) -> Webhooks {
-        if app.webhooks.is_empty() {
+    /// Starts the delivery tasks for `app`'s endpoints (needs a tokio
+    /// runtime); `dropped` counts what is dropped.
+    pub fn start(
+        app: Sender,
+        endpoints: &[WebhookConfig],
+        delivery: Delivery,
+        dropped: Arc<Counter>,
+    ) -> Webhooks {
+        if endpoints.is_empty() {
             return Webhooks::disabled();
         }
-        let wanted = app.webhooks.iter().fold(0, |mask, e| mask | EventType::mask_of(e));
+        let wanted = endpoints.iter().fold(0, |mask, e| mask | EventType::mask_of(e));
         let (tx, rx) = mpsc::channel(INBOX_CAPACITY);
         let (batches_tx, batches) = mpsc::channel(BATCHES_IN_FLIGHT);
-        let batch_max = if app.webhook_batching { BATCH_MAX } else { 1 };
+        let batch_max = if delivery.batching { BATCH_MAX } else { 1 };
         tokio::spawn(coalesce(rx, batches_tx, batch_max));
-        let policy = Retry { give_up_after: Duration::from_secs(app.webhook_retry_secs) };
-        let endpoints = app
-            .webhooks
+        let policy = Retry { give_up_after: delivery.retry_for };
+        let endpoints = endpoints
             .iter()
             .map(|endpoint| {
                 let (tx, batches) = mpsc::channel(ENDPOINT_BACKLOG);
                 let sender = Endpoint {
-                    app_id: app.id.clone(),
-                    key: app.key.clone(),
-                    secret: app.secret.clone(),
+                    app: app.clone(),
                     url: endpoint.url.clone(),
                     mask: EventType::mask_of(endpoint),
                     policy,
@@ -377,9 +400,7 @@ impl Retry {
 /// One endpoint's delivery: its batches in order, each POSTed until it is
 /// accepted or the retry policy gives up.
 struct Endpoint {
-    app_id: String,
-    key: String,
-    secret: String,
+    app: Sender,
     url: String,
     mask: u8,
     policy: Retry,
@@ -401,26 +422,26 @@ impl Endpoint {
         let count = events.len();
         let time_ms = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis());
         let body = json!({"time_ms": time_ms, "events": events}).to_string();
-        let signature = auth::hmac_hex(&self.secret, body.as_bytes());
+        let signature = auth::hmac_hex(&self.app.secret, body.as_bytes());
         let started = Instant::now();
         let mut attempt = 0;
         loop {
-            let outcome = post(&self.url, &self.key, &signature, &body).await;
+            let outcome = post(&self.url, &self.app.key, &signature, &body).await;
             if let Ok(status) = outcome
                 && (200..300).contains(&status)
             {
-                debug!(app = %self.app_id, events = count, "webhook delivered");
+                debug!(app = %self.app.app_id, events = count, "webhook delivered");
                 return;
             }
             let delay = Retry::delay(attempt);
             if started.elapsed() + delay > self.policy.give_up_after {
-                warn!(app = %self.app_id, url = %self.url, ?outcome, events = count, attempts = attempt + 1,
+                warn!(app = %self.app.app_id, url = %self.url, ?outcome, events = count, attempts = attempt + 1,
                     "webhook dropped after retrying for {:?}", started.elapsed());
                 self.dropped.add(count as u64);
                 return;
             }
             if attempt == 0 {
-                warn!(app = %self.app_id, url = %self.url, ?outcome, "webhook failed; retrying");
+                warn!(app = %self.app.app_id, url = %self.url, ?outcome, "webhook failed; retrying");
             }
             attempt += 1;
             tokio::time::sleep(delay).await;

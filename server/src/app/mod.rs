@@ -36,7 +36,7 @@ pub use crate::app::replica::{LocalMember, NodeCount, NodeEntries, NodeMember};
 use crate::config::AppConfig;
 use crate::jwt::TokenVerifier;
 use crate::metrics::Metrics;
-use crate::webhooks::{HookEvent, Webhooks};
+use crate::webhooks::{self, HookEvent, Webhooks};
 use crate::ws::outbound::Fanout;
 pub use crate::ws::outbound::{CloseRequest, ConnHandle};
 
@@ -71,7 +71,16 @@ impl App {
     pub fn new(config: AppConfig, bus: Arc<dyn Broker>, metrics: &Metrics) -> App {
         let tokens = TokenVerifier::from_config(&config.jwt_keys)
             .expect("jwt keys were validated when the config loaded");
-        let webhooks = Webhooks::start(&config, metrics.webhooks_dropped.clone());
+        let sender = webhooks::Sender {
+            app_id: config.id.clone(),
+            key: config.key.clone(),
+            secret: config.secret.clone(),
+        };
+        let delivery = webhooks::Delivery {
+            batching: config.webhook_batching,
+            retry_for: std::time::Duration::from_secs(config.webhook_retry_secs),
+        };
+        let webhooks = Webhooks::start(sender, &config.webhooks, delivery, metrics.webhooks_dropped.clone());
         let registry = RwLock::new(Registry::new(&config));
         App { config, tokens, webhooks, bus, registry }
     }
