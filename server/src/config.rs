@@ -204,6 +204,11 @@ pub struct AppConfig {
     /// Webhook endpoints.
     #[serde(default)]
     pub webhooks: Vec<crate::webhooks::WebhookConfig>,
+    /// Pusher's "authorized connections": when not 0, a connection must
+    /// sign in (`pusher:signin`) within this many seconds, else it is
+    /// closed with 4009. 0 (the default): sign-in is optional.
+    #[serde(default)]
+    pub require_signin_secs: u64,
     /// Several events per webhook request (up to 50, gathered for up to
     /// 100 ms). Off by default, as in Pusher: one event per request.
     #[serde(default)]
@@ -303,6 +308,7 @@ impl AppConfig {
             max_channels: default_max_channels(),
             jwt_keys: Vec::new(),
             webhooks: Vec::new(),
+            require_signin_secs: 0,
             webhook_batching: false,
             webhook_retry_secs: default_webhook_retry_secs(),
         }

@@ -20,6 +20,7 @@ pub mod logging;
 pub mod memory;
 pub mod metrics;
 pub mod state;
+pub mod time;
 pub mod webhooks;
 pub mod ws;
 

@@ -341,7 +341,7 @@ async fn coalesce(
                 Some(event) => event,
                 None => return,
             },
-            () = sleep_until(wake) => continue,
+            () = crate::time::sleep_until(wake) => continue,
         };
         match event {
             HookEvent::MemberRemoved { channel, user_id } => {
@@ -356,13 +356,6 @@ async fn coalesce(
                 if held.remove(&(channel.clone(), user_id.clone())).is_some() => {}
             event => ready.push_back(event),
         }
-    }
-}
-
-async fn sleep_until(at: Option<Instant>) {
-    match at {
-        Some(at) => tokio::time::sleep_until(at).await,
-        None => std::future::pending().await,
     }
 }
 

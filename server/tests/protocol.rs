@@ -191,3 +191,18 @@ async fn a_signed_in_user_receives_events_sent_to_them_on_every_connection() {
     tabs[0].send(json!({"event": "client-x", "channel": "#server-to-user-ann", "data": {}})).await;
     tabs[0].expect_event("pusher:error").await;
 }
+
+/// Pusher's "authorized connections": with `require_signin_secs`, a
+/// connection that has not signed in by then is closed with 4009; one that
+/// did stays.
+#[tokio::test]
+async fn with_required_sign_in_an_anonymous_connection_is_closed_with_4009() {
+    let server = Server::start("", "require_signin_secs = 2");
+    let mut signed = server.client().await;
+    sign_in(&mut signed, "ann").await;
+    let mut anonymous = server.client().await;
+    assert_eq!(anonymous.expect_close().await, Some(4009));
+    // The signed-in connection is still served.
+    signed.send(json!({"event": "pusher:ping", "data": {}})).await;
+    signed.expect_event("pusher:pong").await;
+}

@@ -184,10 +184,24 @@ impl Session {
         let (activity_timeout, pong_timeout) =
             (self.state.config.activity_timeout, self.state.config.pong_timeout);
         let mut pinged = false;
+        // Authorized connections: signed in by then, or closed with 4009.
+        let mut signin_deadline = Some(self.app.config.require_signin_secs)
+            .filter(|secs| *secs > 0)
+            .map(|secs| tokio::time::Instant::now() + std::time::Duration::from_secs(secs));
         loop {
             let wait = if pinged { pong_timeout } else { activity_timeout };
             let message = tokio::select! {
                 _ = close.changed() => return,
+                // (The read is cancellation safe: what it received stays
+                // in the reader's buffer.)
+                () = crate::time::sleep_until(signin_deadline) => {
+                    signin_deadline = None;
+                    if self.app.signed_in_user(&self.handle.socket_id).is_none() {
+                        self.handle.close(codes::UNAUTHORIZED, "connection not authorized within timeout");
+                        return;
+                    }
+                    continue;
+                }
                 message = tokio::time::timeout(wait, reader.read(read)) => message,
             };
             let message = match message {
