@@ -70,6 +70,12 @@ pub struct ServerConfig {
     pub worker_threads: usize,
     /// How log lines look: text (colour only on a terminal) or JSON.
     pub log_format: LogFormat,
+    /// Bind with `SO_REUSEPORT` (Unix): a new process can listen on the
+    /// port while the old one still runs, so a restart is "start the new
+    /// one, then SIGTERM the old" and clients told 4200 reconnect to the
+    /// new one at once. Off by default: two servers started on one port by
+    /// mistake would otherwise share it silently.
+    pub reuse_port: bool,
     /// Frames queued per connection before it counts as a slow consumer and
     /// is closed with 4100.
     pub max_outbound_queue: usize,
@@ -326,6 +332,7 @@ struct FileConfig {
     pong_timeout: Option<u64>,
     worker_threads: Option<usize>,
     log_format: Option<String>,
+    reuse_port: Option<bool>,
     max_outbound_queue: Option<usize>,
     max_frame_bytes: Option<usize>,
     max_outbound_bytes: Option<usize>,
@@ -433,6 +440,16 @@ impl ServerConfig {
                 }
                 (None, None, Some(text)) => text.parse().map_err(ConfigError::Invalid)?,
                 (None, None, None) => LogFormat::default(),
+            },
+            reuse_port: match env("SEALCAST_REUSE_PORT").as_deref() {
+                Some("1" | "true") => true,
+                Some("0" | "false") => false,
+                Some(other) => {
+                    return Err(ConfigError::Invalid(format!(
+                        "SEALCAST_REUSE_PORT={other:?}: expected true or false"
+                    )));
+                }
+                None => file.reuse_port.unwrap_or(false),
             },
             max_outbound_queue: file.max_outbound_queue.unwrap_or(1024),
             max_frame_bytes: file.max_frame_bytes.unwrap_or(256 * 1024),

@@ -188,3 +188,37 @@ async fn shutdown_stops_listening_before_it_drains() {
     assert!(server.child.try_wait().unwrap().is_none(), "refused only because the process had exited");
     drop(lingering);
 }
+
+/// `reuse_port`: a new process can listen on the port of one still
+/// running (start the new, then SIGTERM the old: clients told 4200 land on
+/// the new one at once); without it a second server on a port fails to
+/// start, as a mistaken double start should.
+#[tokio::test]
+async fn with_reuse_port_a_second_process_takes_the_port_while_the_first_runs() {
+    let port = common::free_port();
+    let (first_dir, second_dir) = (common::TempDir::new("reuse-a"), common::TempDir::new("reuse-b"));
+    let mut first = Server::start_in_on(&first_dir.0, port, "reuse_port = true", "", &[]);
+    let mut second = Server::start_in_on(&second_dir.0, port, "reuse_port = true", "", &[]);
+    assert_eq!((first.port, second.port), (port, port));
+    // The old one goes (SIGTERM); the new one serves on the same port.
+    let pid = first.child.id().to_string();
+    assert!(std::process::Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    let status = tokio::task::spawn_blocking(move || first.child.wait().unwrap()).await.unwrap();
+    assert!(status.success(), "{status}");
+    let mut client = second.client().await;
+    client.join("news", None).await;
+
+    // Without it, the port is taken.
+    let third_dir = common::TempDir::new("reuse-c");
+    std::fs::write(third_dir.0.join("sealcast.toml"), "[[apps]]\nid = \"a\"\nkey = \"k\"\nsecret = \"s\"\n")
+        .unwrap();
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_sealcast"))
+        .args(["serve", "--port", &port.to_string(), "--config"])
+        .arg(third_dir.0.join("sealcast.toml"))
+        .arg("--data-dir")
+        .arg(third_dir.0.join("data"))
+        .output()
+        .unwrap();
+    assert!(!output.status.success(), "a second server without reuse_port started");
+    second.child.kill().unwrap();
+}

@@ -56,7 +56,7 @@ pub fn run(args: ServeArgs) -> Result<(), CliError> {
         // announcing the address, so a bad data directory fails fast.
         let state = crate::boot::start(config).await?;
         let config = &state.config;
-        let listener = tokio::net::TcpListener::bind((config.host.as_str(), config.port)).await?;
+        let listener = bind(&config.host, config.port, config.reuse_port).await?;
         let address = listener.local_addr()?;
         // Tests and scripts read this line to find the port when --port 0.
         println!("sealcast listening on {address}");
@@ -74,6 +74,32 @@ pub fn run(args: ServeArgs) -> Result<(), CliError> {
         Ok::<(), CliError>(())
     })?;
     Ok(())
+}
+
+/// The listening socket, with `SO_REUSEPORT` when asked (see
+/// `ServerConfig::reuse_port`).
+async fn bind(host: &str, port: u16, reuse_port: bool) -> std::io::Result<tokio::net::TcpListener> {
+    let mut last = None;
+    for address in tokio::net::lookup_host((host, port)).await? {
+        let socket = if address.is_ipv4() {
+            tokio::net::TcpSocket::new_v4()?
+        } else {
+            tokio::net::TcpSocket::new_v6()?
+        };
+        socket.set_reuseaddr(true)?;
+        #[cfg(unix)]
+        if reuse_port {
+            socket.set_reuseport(true)?;
+        }
+        #[cfg(not(unix))]
+        let _ = reuse_port;
+        match socket.bind(address) {
+            Ok(()) => return socket.listen(1024),
+            Err(err) => last = Some(err),
+        }
+    }
+    Err(last
+        .unwrap_or_else(|| std::io::Error::new(std::io::ErrorKind::AddrNotAvailable, "no address to bind")))
 }
 
 /// Resolves on SIGINT or SIGTERM.
