@@ -219,6 +219,10 @@ pub struct AppConfig {
     /// 100 ms). Off by default, as in Pusher: one event per request.
     #[serde(default)]
     pub webhook_batching: bool,
+    /// PEM certificates trusted for `https://` webhook endpoints besides
+    /// the public (webpki) roots: a private CA.
+    #[serde(default)]
+    pub webhook_ca_file: Option<PathBuf>,
     /// How long a webhook request is retried (exponential backoff from
     /// 0.5 s, at most 30 s apart) before it is dropped and counted: a
     /// receiver down this long (a deploy, a restart) loses nothing.
@@ -316,6 +320,7 @@ impl AppConfig {
             webhooks: Vec::new(),
             require_signin_secs: 0,
             webhook_batching: false,
+            webhook_ca_file: None,
             webhook_retry_secs: default_webhook_retry_secs(),
         }
     }
@@ -556,6 +561,9 @@ impl ServerConfig {
                 return Err(ConfigError::JwtKey { app: app.id.clone(), source });
             }
             if let Some(source) = app.webhooks.iter().find_map(|hook| crate::webhooks::validate(hook).err()) {
+                return Err(ConfigError::Webhook { app: app.id.clone(), source });
+            }
+            if let Err(source) = crate::webhooks::tls_config(app.webhook_ca_file.as_deref()) {
                 return Err(ConfigError::Webhook { app: app.id.clone(), source });
             }
         }

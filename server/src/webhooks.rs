@@ -14,8 +14,8 @@
 //! 50 gathered for up to 100 ms, and is retried with exponential backoff
 //! (0.5 s doubling, at most 30 s apart) for `webhook_retry_secs` (5 min by
 //! default) before it is dropped, logged and counted; events keep their
-//! order per endpoint. Only `http://` endpoints (put TLS in front with a
-//! local proxy). The relay
+//! order per endpoint. `http://` and `https://` endpoints (TLS with
+//! rustls, the webpki roots plus the app's `webhook_ca_file`). The relay
 //! never logs event data; `client_event` hooks carry it to the app's server,
 //! which is the party that owns it.
 
@@ -58,7 +58,7 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct WebhookConfig {
-    /// `http://host:port/path`.
+    /// `http://host[:port]/path` or `https://host[:port]/path`.
     pub url: String,
     /// Which events to send: `channel_occupied`, `channel_vacated`,
     /// `member_added`, `member_removed`, `client_event`. Empty: all but
@@ -172,12 +172,51 @@ impl HookEvent {
 /// operator's config).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum WebhookConfigError {
-    /// The URL is not `http://HOST:PORT/PATH`.
-    #[error("webhook url {0:?} must be http://HOST:PORT/PATH")]
+    /// The URL is not `http(s)://HOST[:PORT]/PATH`.
+    #[error("webhook url {0:?} must be http://HOST[:PORT]/PATH or https://HOST[:PORT]/PATH")]
     BadUrl(String),
+    /// The CA file for https endpoints does not hold a usable PEM
+    /// certificate (caused by: the operator's config).
+    #[error("webhook_ca_file {path}: {why}")]
+    CaFile {
+        /// The file.
+        path: String,
+        /// What is wrong.
+        why: String,
+    },
     /// An event type Pusher does not define.
     #[error("unknown webhook event type {0:?}")]
     UnknownEventType(String),
+}
+
+/// The TLS configuration of an app's https endpoints: the webpki roots,
+/// plus the certificates in `ca_file` (PEM) when given.
+pub fn tls_config(
+    ca_file: Option<&std::path::Path>,
+) -> Result<Arc<rustls::ClientConfig>, WebhookConfigError> {
+    use rustls::pki_types::{CertificateDer, pem::PemObject};
+    let mut roots = rustls::RootCertStore::empty();
+    roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+    if let Some(path) = ca_file {
+        let bad = |why: String| WebhookConfigError::CaFile { path: path.display().to_string(), why };
+        let certificates: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(path)
+            .map_err(|err| bad(err.to_string()))?
+            .collect::<Result<_, _>>()
+            .map_err(|err| bad(err.to_string()))?;
+        if certificates.is_empty() {
+            return Err(bad("no PEM certificate in it".into()));
+        }
+        for certificate in certificates {
+            roots.add(certificate).map_err(|err| bad(err.to_string()))?;
+        }
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|err| WebhookConfigError::CaFile { path: "(TLS setup)".into(), why: err.to_string() })?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(Arc::new(config))
 }
 
 /// Checks a webhook's configuration.
@@ -203,14 +242,16 @@ pub struct Sender {
     pub secret: String,
 }
 
-/// How an app's webhooks are delivered (its config's `webhook_batching`
-/// and `webhook_retry_secs`).
-#[derive(Debug, Clone, Copy)]
+/// How an app's webhooks are delivered (its config's `webhook_batching`,
+/// `webhook_retry_secs` and `webhook_ca_file`).
+#[derive(Debug, Clone)]
 pub struct Delivery {
     /// Several events per request.
     pub batching: bool,
     /// How long a failing request is retried.
     pub retry_for: Duration,
+    /// Whom https endpoints are trusted by ([`tls_config`]).
+    pub tls: Arc<rustls::ClientConfig>,
 }
 
 /// The sending side: cheap to clone, never blocks.
@@ -253,6 +294,7 @@ impl Webhooks {
                 let sender = Endpoint {
                     app: app.clone(),
                     url: endpoint.url.clone(),
+                    tls: delivery.tls.clone(),
                     mask: EventType::mask_of(endpoint),
                     policy,
                     dropped: dropped.clone(),
@@ -395,6 +437,7 @@ impl Retry {
 struct Endpoint {
     app: Sender,
     url: String,
+    tls: Arc<rustls::ClientConfig>,
     mask: u8,
     policy: Retry,
     dropped: Arc<Counter>,
@@ -419,7 +462,7 @@ impl Endpoint {
         let started = Instant::now();
         let mut attempt = 0;
         loop {
-            let outcome = post(&self.url, &self.app.key, &signature, &body).await;
+            let outcome = post(&self.url, &self.tls, &self.app.key, &signature, &body).await;
             if let Ok(status) = outcome
                 && (200..300).contains(&status)
             {
@@ -452,6 +495,9 @@ enum PostError {
     /// The receiver could not be reached.
     #[error("connect: {0}")]
     Connect(std::io::Error),
+    /// TLS with an https receiver failed (certificate, name, handshake).
+    #[error("tls: {0}")]
+    Tls(std::io::Error),
     /// The request could not be built.
     #[error("request: {0}")]
     Request(hyper::http::Error),
@@ -464,38 +510,86 @@ enum PostError {
 }
 
 /// POSTs one batch; returns the HTTP status.
-async fn post(url: &str, key: &str, signature: &str, body: &str) -> Result<u16, PostError> {
-    let (authority, path) = parse_url(url).ok_or(PostError::BadUrl)?;
+async fn post(
+    url: &str,
+    tls: &Arc<rustls::ClientConfig>,
+    key: &str,
+    signature: &str,
+    body: &str,
+) -> Result<u16, PostError> {
+    let target = parse_url(url).ok_or(PostError::BadUrl)?;
+    let request = Request::builder()
+        .method("POST")
+        .uri(target.path)
+        .header(header::HOST, target.authority())
+        .header(header::CONTENT_TYPE, "application/json")
+        .header("X-Pusher-Key", key)
+        .header("X-Pusher-Signature", signature)
+        .body(Full::new(Bytes::from(body.to_owned())))
+        .map_err(PostError::Request)?;
     let attempt = async {
-        let stream = TcpStream::connect(authority).await.map_err(PostError::Connect)?;
-        let (mut sender, conn) =
-            hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.map_err(PostError::Http)?;
-        tokio::spawn(async move {
-            let _ = conn.await;
-        });
-        let request = Request::builder()
-            .method("POST")
-            .uri(path)
-            .header(header::HOST, authority)
-            .header(header::CONTENT_TYPE, "application/json")
-            .header("X-Pusher-Key", key)
-            .header("X-Pusher-Signature", signature)
-            .body(Full::new(Bytes::from(body.to_owned())))
-            .map_err(PostError::Request)?;
-        let response = sender.send_request(request).await.map_err(PostError::Http)?;
-        Ok(response.status().as_u16())
+        let stream = TcpStream::connect((target.host, target.port)).await.map_err(PostError::Connect)?;
+        if !target.tls {
+            return exchange(stream, request).await;
+        }
+        let name = rustls::pki_types::ServerName::try_from(target.host.to_owned())
+            .map_err(|err| PostError::Tls(std::io::Error::new(std::io::ErrorKind::InvalidInput, err)))?;
+        let stream = tokio_rustls::TlsConnector::from(tls.clone())
+            .connect(name, stream)
+            .await
+            .map_err(PostError::Tls)?;
+        exchange(stream, request).await
     };
     tokio::time::timeout(REQUEST_TIMEOUT, attempt).await.map_err(|_| PostError::TimedOut)?
 }
 
-/// `http://host[:port]/path` → (`host:port`, `/path`).
-fn parse_url(url: &str) -> Option<(&str, &str)> {
-    let rest = url.strip_prefix("http://")?;
+/// One HTTP/1.1 request over `stream`; the status.
+async fn exchange<S>(stream: S, request: Request<Full<Bytes>>) -> Result<u16, PostError>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let (mut sender, conn) =
+        hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.map_err(PostError::Http)?;
+    tokio::spawn(async move {
+        let _ = conn.await;
+    });
+    let response = sender.send_request(request).await.map_err(PostError::Http)?;
+    Ok(response.status().as_u16())
+}
+
+/// Where a webhook goes.
+#[derive(Debug, PartialEq, Eq)]
+struct Target<'a> {
+    tls: bool,
+    host: &'a str,
+    port: u16,
+    path: &'a str,
+}
+
+impl Target<'_> {
+    /// `host:port`, for the Host header.
+    fn authority(&self) -> String {
+        format!("{}:{}", self.host, self.port)
+    }
+}
+
+/// `http(s)://host[:port][/path]` (ports 80 and 443 by default; no IPv6
+/// literals, no user info).
+fn parse_url(url: &str) -> Option<Target<'_>> {
+    let (tls, rest) = match url.strip_prefix("https://") {
+        Some(rest) => (true, rest),
+        None => (false, url.strip_prefix("http://")?),
+    };
     let (authority, path) = match rest.find('/') {
         Some(i) => (&rest[..i], &rest[i..]),
         None => (rest, "/"),
     };
-    (!authority.is_empty() && authority.contains(':')).then_some((authority, path))
+    let (host, port) = match authority.rsplit_once(':') {
+        Some((host, port)) => (host, port.parse().ok()?),
+        None => (authority, if tls { 443 } else { 80 }),
+    };
+    let plain = |b: u8| b.is_ascii_alphanumeric() || b == b'-' || b == b'.';
+    (!host.is_empty() && host.bytes().all(plain) && port > 0).then_some(Target { tls, host, port, path })
 }
 
 #[cfg(test)]
@@ -504,10 +598,19 @@ mod tests {
 
     #[test]
     fn urls() {
-        assert_eq!(parse_url("http://127.0.0.1:8080/hooks"), Some(("127.0.0.1:8080", "/hooks")));
-        assert_eq!(parse_url("http://localhost:80"), Some(("localhost:80", "/")));
-        assert_eq!(parse_url("https://x:1/"), None);
-        assert_eq!(parse_url("http:///x"), None);
+        let target = |tls, host, port, path| Some(Target { tls, host, port, path });
+        assert_eq!(parse_url("http://127.0.0.1:8080/hooks"), target(false, "127.0.0.1", 8080, "/hooks"));
+        assert_eq!(parse_url("http://localhost"), target(false, "localhost", 80, "/"));
+        assert_eq!(
+            parse_url("https://hooks.example.com/p?q=1"),
+            target(true, "hooks.example.com", 443, "/p?q=1")
+        );
+        assert_eq!(parse_url("https://x:8443/"), target(true, "x", 8443, "/"));
+        for bad in
+            ["http:///x", "ftp://x/", "http://user@x/", "http://[::1]:80/", "http://x:0/", "http://x:99999/"]
+        {
+            assert_eq!(parse_url(bad), None, "{bad}");
+        }
         assert!(
             validate(&WebhookConfig { url: "http://h:1/".into(), event_types: vec!["nope".into()] }).is_err()
         );

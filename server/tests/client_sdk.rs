@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::{APP_KEY, APP_SECRET, Server, SessionKeys, TempDir, free_port};
+use common::{APP_KEY, APP_SECRET, Server, SessionKeys, TempDir, free_port, tls_front};
 use sealcast_core::client::ChannelAuth;
 use sealcast_core::client::{DocOptions, Document};
 use sealcast_core::crypto::{Key, Scope};
@@ -428,38 +428,6 @@ async fn joiners_of_a_new_document_share_one_session_key_recorded_across_a_resta
     let hint = asked[0].key_hint.clone().expect("the server names the recorded session");
     assert!(minted.contains(&hint));
     assert_eq!(app_server.issued().len(), minted.len(), "no new session");
-}
-
-/// A TLS terminator in front of the server: a self-signed certificate for
-/// `localhost`, forwarding every connection to `backend`. Returns its port
-/// and the certificate (DER).
-async fn tls_front(backend: u16) -> (u16, Vec<u8>) {
-    let certified = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
-    let cert = certified.cert.der().to_vec();
-    let key = rustls::pki_types::PrivateKeyDer::Pkcs8(certified.signing_key.serialize_der().into());
-    let config =
-        rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-            .with_safe_default_protocol_versions()
-            .unwrap()
-            .with_no_client_auth()
-            .with_single_cert(vec![rustls::pki_types::CertificateDer::from(cert.clone())], key)
-            .unwrap();
-    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
-    tokio::spawn(async move {
-        while let Ok((tcp, _)) = listener.accept().await {
-            let acceptor = acceptor.clone();
-            tokio::spawn(async move {
-                let Ok(mut tls) = acceptor.accept(tcp).await else { return };
-                let Ok(mut plain) = tokio::net::TcpStream::connect(("127.0.0.1", backend)).await else {
-                    return;
-                };
-                let _ = tokio::io::copy_bidirectional(&mut tls, &mut plain).await;
-            });
-        }
-    });
-    (port, cert)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -254,3 +254,40 @@ async fn a_receiver_down_for_a_while_receives_everything_when_it_is_back() {
 fn receiver_on(port: u16) -> mpsc::Receiver<(String, String, String)> {
     serve_receiver(TcpListener::bind(("127.0.0.1", port)).unwrap(), 0, Duration::ZERO)
 }
+
+/// `https://` endpoints: TLS with the webpki roots plus the app's
+/// `webhook_ca_file` (here the receiver's self-signed certificate).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn https_receivers_are_reached_through_tls_with_the_apps_ca() {
+    use base64::Engine;
+    let (plain, rx) = receiver(0);
+    let (port, cert) = common::tls_front(plain).await;
+    let dir = common::TempDir::new("webhook-ca");
+    let pem = base64::engine::general_purpose::STANDARD.encode(&cert);
+    let ca = dir.0.join("ca.pem");
+    std::fs::write(&ca, format!("-----BEGIN CERTIFICATE-----\n{pem}\n-----END CERTIFICATE-----\n")).unwrap();
+    let app = format!(
+        "webhook_ca_file = {:?}\n[[apps.webhooks]]\nurl = \"https://localhost:{port}/hooks\"\n",
+        ca.display().to_string()
+    );
+    let server = Server::start("", &app);
+    let mut a = server.client().await;
+    a.join("over-tls", None).await;
+    let events = collect(&server, &rx, |e| !e.is_empty());
+    assert_eq!(events[0], json!({"name": "channel_occupied", "channel": "over-tls"}));
+
+    // A CA file without a certificate is refused at start, naming it.
+    std::fs::write(&ca, "not a certificate").unwrap();
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_sealcast"))
+        .args(["serve", "--port", "0", "--config"])
+        .arg({
+            let config = dir.0.join("bad.toml");
+            std::fs::write(&config, format!("[[apps]]\nid = \"a\"\nkey = \"k\"\nsecret = \"s\"\n{app}"))
+                .unwrap();
+            config
+        })
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("webhook_ca_file"), "{output:?}");
+}

@@ -79,6 +79,8 @@ impl App {
         let delivery = webhooks::Delivery {
             batching: config.webhook_batching,
             retry_for: std::time::Duration::from_secs(config.webhook_retry_secs),
+            tls: webhooks::tls_config(config.webhook_ca_file.as_deref())
+                .expect("the webhook CA file was validated when the config loaded"),
         };
         let webhooks = Webhooks::start(sender, &config.webhooks, delivery, metrics.webhooks_dropped.clone());
         let registry = RwLock::new(Registry::new(&config));
