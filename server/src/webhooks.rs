@@ -250,8 +250,9 @@ pub struct Delivery {
     pub batching: bool,
     /// How long a failing request is retried.
     pub retry_for: Duration,
-    /// Whom https endpoints are trusted by ([`tls_config`]).
-    pub tls: Arc<rustls::ClientConfig>,
+    /// Whom https endpoints are trusted by ([`tls_config`]); `None`: no
+    /// TLS setup could be made, https deliveries fail (logged, counted).
+    pub tls: Option<Arc<rustls::ClientConfig>>,
 }
 
 /// The sending side: cheap to clone, never blocks.
@@ -437,7 +438,7 @@ impl Retry {
 struct Endpoint {
     app: Sender,
     url: String,
-    tls: Arc<rustls::ClientConfig>,
+    tls: Option<Arc<rustls::ClientConfig>>,
     mask: u8,
     policy: Retry,
     dropped: Arc<Counter>,
@@ -462,7 +463,7 @@ impl Endpoint {
         let started = Instant::now();
         let mut attempt = 0;
         loop {
-            let outcome = post(&self.url, &self.tls, &self.app.key, &signature, &body).await;
+            let outcome = post(&self.url, self.tls.as_ref(), &self.app.key, &signature, &body).await;
             if let Ok(status) = outcome
                 && (200..300).contains(&status)
             {
@@ -512,7 +513,7 @@ enum PostError {
 /// POSTs one batch; returns the HTTP status.
 async fn post(
     url: &str,
-    tls: &Arc<rustls::ClientConfig>,
+    tls: Option<&Arc<rustls::ClientConfig>>,
     key: &str,
     signature: &str,
     body: &str,
@@ -532,6 +533,7 @@ async fn post(
         if !target.tls {
             return exchange(stream, request).await;
         }
+        let tls = tls.ok_or_else(|| PostError::Tls(std::io::Error::other("no TLS configuration")))?;
         let name = rustls::pki_types::ServerName::try_from(target.host.to_owned())
             .map_err(|err| PostError::Tls(std::io::Error::new(std::io::ErrorKind::InvalidInput, err)))?;
         let stream = tokio_rustls::TlsConnector::from(tls.clone())
