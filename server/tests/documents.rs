@@ -431,3 +431,33 @@ async fn document_plaintext_never_reaches_the_server() {
         assert!(!bytes.windows(canary.len()).any(|w| w == canary.as_bytes()), "plaintext in {path:?}");
     }
 }
+
+/// Issue 27: a late joiner's page names each op's author, as the live
+/// broadcast did (stored ops were served with `user_id: null`); an op
+/// submitted anonymously has none in both.
+#[tokio::test]
+async fn a_late_joiner_sees_the_author_the_broadcast_named() {
+    let server = Server::start("", "");
+    let channel = "presence-doc-authors";
+    let mut ann = server.client().await;
+    ann.join(channel, Some(r#"{"user_id":"ann"}"#)).await;
+    let mut bob = server.client().await;
+    bob.join(channel, Some(r#"{"user_id":"bob"}"#)).await;
+    submit(&mut ann, channel, 0, "ann-1", "CIPHERTEXT-1").await;
+    assert_eq!(data_of(&mut bob, "sealcast_internal:doc-op").await["user_id"], "ann");
+    let anonymous = "private-doc-authors";
+    let mut anon = server.client().await;
+    anon.join(anonymous, None).await;
+    submit(&mut anon, anonymous, 0, "x-1", "CIPHERTEXT-2").await;
+    data_of(&mut anon, "sealcast_internal:doc-ack").await;
+
+    let mut carl = server.client().await;
+    carl.join(channel, Some(r#"{"user_id":"carl"}"#)).await;
+    carl.send(json!({"event": "sealcast:doc-join", "channel": channel, "data": {}})).await;
+    let state = data_of(&mut carl, "sealcast_internal:doc-state").await;
+    assert_eq!(state["ops"][0]["user_id"], "ann", "{state}");
+    carl.join(anonymous, None).await;
+    carl.send(json!({"event": "sealcast:doc-join", "channel": anonymous, "data": {}})).await;
+    let state = data_of(&mut carl, "sealcast_internal:doc-state").await;
+    assert_eq!(state["ops"][0]["user_id"], Value::Null, "{state}");
+}

@@ -35,6 +35,12 @@ pub fn conformance(store: &dyn DocStore) {
     assert!(matches!(store.append(&ann, 1, "a-1", "anon", None), Err(StoreError::Conflict { seq: 1 })));
     assert_eq!(store.append(&ann, 0, "a-1", "p1", Some("bob")).unwrap(), AppendOutcome::Duplicate(1));
     assert_eq!(store.head(&ann).unwrap(), 1, "nothing was stored twice");
+    // A page carries each op's author, as the live broadcast did; one
+    // submitted anonymously has none.
+    assert_eq!(store.append(&ann, 1, "anon-1", "p2", None).unwrap(), AppendOutcome::Appended(2));
+    let page = store.ops_since(&ann, 0, count(5)).unwrap();
+    let authors: Vec<Option<&str>> = page.iter().map(|op| op.author.as_deref()).collect();
+    assert_eq!(authors, [Some("ann"), None]);
     assert_eq!(store.head(&doc).unwrap(), 3);
     // Documents and apps are separate sequences.
     assert_eq!(store.append(&other, 0, "c1-1", "x", None).unwrap(), AppendOutcome::Appended(1));

@@ -47,7 +47,7 @@ impl JoinState {
                     base: op.base,
                     op_id: op.op_id,
                     payload: op.payload,
-                    user_id: None,
+                    user_id: op.author,
                 })
                 .collect(),
             op_seq: self.op_seq,

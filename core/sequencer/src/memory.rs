@@ -12,7 +12,7 @@ use crate::store::{AppendOutcome, DocId, DocLimits, DocStore, Page, Snapshot, St
 #[derive(Debug, Default)]
 struct MemoryDoc {
     /// Retained ops with their authors.
-    ops: Vec<(StoredOp, Option<String>)>,
+    ops: Vec<StoredOp>,
     /// Op ids of compacted ops, with their sequence numbers and authors.
     compacted: HashMap<String, (u64, Option<String>)>,
     head: u64,
@@ -75,8 +75,8 @@ impl DocStore for MemoryStore {
         let limit = self.limits.max_document_bytes;
         self.check_quota(id)?;
         self.with_doc(id, |doc| {
-            let existing = match doc.ops.iter().find(|(op, _)| op.op_id == op_id) {
-                Some((op, by)) => Some((op.seq, by.as_deref(), op.base == base && op.payload == payload)),
+            let existing = match doc.ops.iter().find(|op| op.op_id == op_id) {
+                Some(op) => Some((op.seq, op.author.as_deref(), op.base == base && op.payload == payload)),
                 None => doc.compacted.get(op_id).map(|(seq, by)| (*seq, by.as_deref(), false)),
             };
             if let Some((seq, by, same_bytes)) = existing {
@@ -87,15 +87,20 @@ impl DocStore for MemoryStore {
                 };
             }
             check_base(base, doc.floor, doc.head)?;
-            let total: u64 = doc.ops.iter().map(|(op, _)| op_cost(&op.op_id, &op.payload)).sum();
+            let total: u64 = doc.ops.iter().map(|op| op_cost(&op.op_id, &op.payload)).sum();
             if total + op_cost(op_id, payload) > limit {
                 return Err(StoreError::TooLarge(
                     "document history over its size limit: compact with a snapshot",
                 ));
             }
             doc.head += 1;
-            let op = StoredOp { seq: doc.head, base, op_id: op_id.to_owned(), payload: payload.to_owned() };
-            doc.ops.push((op, author.map(str::to_owned)));
+            doc.ops.push(StoredOp {
+                seq: doc.head,
+                base,
+                op_id: op_id.to_owned(),
+                payload: payload.to_owned(),
+                author: author.map(str::to_owned),
+            });
             Ok(AppendOutcome::Appended(doc.head))
         })
     }
@@ -107,7 +112,7 @@ impl DocStore for MemoryStore {
     fn ops_since(&self, id: &DocId, since: u64, page: Page) -> Result<Vec<StoredOp>, StoreError> {
         Ok(self.with_doc(id, |doc| {
             let mut fill = page.fill();
-            for (op, _) in doc.ops.iter().filter(|(op, _)| op.seq > since) {
+            for op in doc.ops.iter().filter(|op| op.seq > since) {
                 if !fill.push(op.clone()) {
                     break;
                 }
@@ -127,7 +132,7 @@ impl DocStore for MemoryStore {
             }
             let kept: Vec<(String, u64)> = doc.snapshots.iter().map(|(u, s)| (u.clone(), s.seq)).collect();
             let Some(displaced) = place_snapshot(&kept, uploader, snapshot.seq) else { return Ok(()) };
-            if doc.ops.iter().any(|(op, _)| op.seq > snapshot.seq && op.base < snapshot.seq) {
+            if doc.ops.iter().any(|op| op.seq > snapshot.seq && op.base < snapshot.seq) {
                 return Err(StoreError::SnapshotStale { seq: snapshot.seq });
             }
             doc.snapshots.retain(|(u, _)| !displaced.contains(u));
@@ -147,7 +152,7 @@ impl DocStore for MemoryStore {
 
     fn find_op(&self, id: &DocId, op_id: &str) -> Result<Option<u64>, StoreError> {
         Ok(self.with_doc(id, |doc| {
-            let retained = doc.ops.iter().find(|(op, _)| op.op_id == op_id).map(|(op, _)| op.seq);
+            let retained = doc.ops.iter().find(|op| op.op_id == op_id).map(|op| op.seq);
             retained.or(doc.compacted.get(op_id).map(|(seq, _)| *seq))
         }))
     }
@@ -155,11 +160,10 @@ impl DocStore for MemoryStore {
     fn compact(&self, id: &DocId, upto: u64) -> Result<u64, StoreError> {
         Ok(self.with_doc(id, |doc| {
             let before = doc.ops.len();
-            let (dropped, kept) =
-                std::mem::take(&mut doc.ops).into_iter().partition(|(op, _)| op.seq <= upto);
+            let (dropped, kept): (Vec<StoredOp>, Vec<StoredOp>) =
+                std::mem::take(&mut doc.ops).into_iter().partition(|op| op.seq <= upto);
             doc.ops = kept;
-            let dropped: Vec<(StoredOp, Option<String>)> = dropped;
-            doc.compacted.extend(dropped.into_iter().map(|(op, by)| (op.op_id, (op.seq, by))));
+            doc.compacted.extend(dropped.into_iter().map(|op| (op.op_id, (op.seq, op.author))));
             let forget = upto.saturating_sub(TOMBSTONES_KEPT);
             doc.compacted.retain(|_, (seq, _)| *seq > forget);
             doc.floor = doc.floor.max(upto.min(doc.head));

@@ -31,6 +31,10 @@ pub struct StoredOp {
     pub op_id: String,
     /// The opaque, encrypted op.
     pub payload: String,
+    /// The user who submitted it, when the server knew them (their
+    /// presence or sign-in identity): joins carry it as the op's `user_id`,
+    /// as the live broadcast did.
+    pub author: Option<String>,
 }
 
 /// The bound on one page of history (a join's answer): at most `ops` ops

@@ -262,13 +262,22 @@ impl RedisStore {
     }
 }
 
-/// `base|len(op_id)|op_id payload` (the op id's length makes any op id safe).
+/// `base|len(op_id)|op_id payload` (the op id's length makes any op id
+/// safe); the author is read from the op ids' hash ([`author_of`]).
 fn parse_op(seq: u64, stored: &str) -> Option<StoredOp> {
     let (base, rest) = stored.split_once('|')?;
     let (id_len, rest) = rest.split_once('|')?;
     let id_len: usize = id_len.parse().ok()?;
     let (op_id, payload) = (rest.get(..id_len)?, rest.get(id_len..)?);
-    Some(StoredOp { seq, base: base.parse().ok()?, op_id: op_id.to_owned(), payload: payload.to_owned() })
+    let (op_id, payload) = (op_id.to_owned(), payload.to_owned());
+    Some(StoredOp { seq, base: base.parse().ok()?, op_id, payload, author: None })
+}
+
+/// The author in an op ids' hash entry (`seq|author`; empty: unknown).
+fn author_of(entry: Option<String>) -> Option<String> {
+    let entry = entry?;
+    let (_, author) = entry.split_once('|')?;
+    (!author.is_empty()).then(|| author.to_owned())
 }
 
 impl DocStore for RedisStore {
@@ -333,7 +342,7 @@ impl DocStore for RedisStore {
 
     fn ops_since(&self, id: &DocId, since: u64, page: Page) -> Result<Vec<StoredOp>, StoreError> {
         let head = self.head(id)?;
-        let [_, ops, ..] = keys(id);
+        let [_, ops, ids, ..] = keys(id);
         let mut fill = page.fill();
         let mut next = since.saturating_add(1);
         // Compacted ops are gone: read in chunks until the page is full or
@@ -345,10 +354,19 @@ impl DocStore for RedisStore {
             let seqs: Vec<u64> = (next..=last).collect();
             let values: Vec<Option<String>> =
                 self.with_conn(|conn| redis::cmd("HMGET").arg(&ops).arg(&seqs).query(conn))?;
-            for (seq, value) in seqs.iter().zip(values) {
-                if let Some(op) = value.and_then(|v| parse_op(*seq, &v))
-                    && !fill.push(op)
-                {
+            let mut read: Vec<StoredOp> =
+                seqs.iter().zip(values).filter_map(|(seq, value)| parse_op(*seq, &value?)).collect();
+            // Their authors, in one more round trip per chunk.
+            if !read.is_empty() {
+                let op_ids: Vec<&str> = read.iter().map(|op| op.op_id.as_str()).collect();
+                let entries: Vec<Option<String>> =
+                    self.with_conn(|conn| redis::cmd("HMGET").arg(&ids).arg(&op_ids).query(conn))?;
+                for (op, entry) in read.iter_mut().zip(entries) {
+                    op.author = author_of(entry);
+                }
+            }
+            for op in read {
+                if !fill.push(op) {
                     break 'read;
                 }
             }

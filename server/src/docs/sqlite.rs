@@ -285,7 +285,7 @@ impl DocStore for SqliteStore {
         let conn = self.read();
         let mut statement = conn
             .prepare_cached(
-                "SELECT seq, base, op_id, payload FROM ops WHERE app = ?1 AND doc = ?2 AND seq > ?3 AND payload != '' ORDER BY seq LIMIT ?4",
+                "SELECT seq, base, op_id, payload, author FROM ops WHERE app = ?1 AND doc = ?2 AND seq > ?3 AND payload != '' ORDER BY seq LIMIT ?4",
             )
             .map_err(|e| backend(&e))?;
         let limit = i64::try_from(page.ops).unwrap_or(i64::MAX);
@@ -296,6 +296,7 @@ impl DocStore for SqliteStore {
                     base: get_u64(r, 1)?,
                     op_id: r.get(2)?,
                     payload: r.get(3)?,
+                    author: r.get(4)?,
                 })
             })
             .map_err(|e| backend(&e))?;
