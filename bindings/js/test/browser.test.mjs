@@ -16,7 +16,7 @@ import path from "node:path";
 import { createRequire } from "node:module";
 import { chromium } from "playwright-core";
 
-import { root, sleep, start, startAuthServer, stopAll, target, until } from "./support.mjs";
+import { root, seededRandom, sleep, start, startAuthServer, stopAll, target, until } from "./support.mjs";
 
 const require = createRequire(import.meta.url);
 const Pusher = require(path.join(root, "tests", "interop", "node_modules", "pusher-js"));
@@ -168,9 +168,9 @@ test("documents: three pages type concurrently, one reloads, a fourth joins late
   const docId = `d${process.pid}`;
   const pages = await openDoc(docId, "ann", "bob", "cat");
 
-  let seed = Number(process.env.WEB_DOC_SEED || Date.now() % 1000000);
+  const seed = Number(process.env.WEB_DOC_SEED || Date.now() % 1000000);
   console.log(`WEB_DOC_SEED=${seed}`);
-  const random = () => (seed = (seed * 1103515245 + 12345) % 2147483648) / 2147483648;
+  const random = seededRandom(seed);
   const pieces = ["abc ", "é", "👋", "🇫🇷", "中文", "xyz"];
 
   /** One user action: type, delete, toggle bold at a random spot, or undo. */

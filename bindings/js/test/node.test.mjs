@@ -12,7 +12,7 @@ import { createRequire } from "node:module";
 import path from "node:path";
 
 import { channelAuthorizer, loadSealcast, SealcastClient, SealcastError } from "../dist/index.js";
-import { examples, keyProvider as keysFrom, root, start, startAuthServer, stopAll, until, wasmFile } from "./support.mjs";
+import { examples, keyProvider as keysFrom, root, seededRandom, start, startAuthServer, stopAll, until, wasmFile } from "./support.mjs";
 
 const require = createRequire(import.meta.url);
 const harness = require(path.join(root, "tests", "interop", "harness.js"));
@@ -180,9 +180,9 @@ test("documents: three JS clients and the Rust client type concurrently (emoji, 
   );
 
   const pieces = ["a", "é", "👋", "🇫🇷", "中", " "];
-  let seed = Number(process.env.WEB_DOC_SEED || Date.now() % 100000);
+  const seed = Number(process.env.WEB_DOC_SEED || Date.now() % 100000);
   console.log(`WEB_DOC_SEED=${seed}`);
-  const random = () => ((seed = (seed * 1103515245 + 12345) % 2147483648) / 2147483648);
+  const random = seededRandom(seed);
   const refusals = [];
   for (let round = 0; round < 60; round++) {
     for (const editor of editors) {

@@ -10,13 +10,16 @@ import assert from "node:assert/strict";
 import { createRequire } from "node:module";
 
 import { cutsPair, replacedSpan, shown, toDocument, undoingLine } from "../dist/quill-mapping.js";
+import { seededRandom } from "./support.mjs";
 
 const require = createRequire(import.meta.url);
 const Delta = require("quill-delta");
 
-let seed = Number(process.env.QUILL_MAP_SEED || Date.now() % 1000000);
+const seed = Number(process.env.QUILL_MAP_SEED || Date.now() % 1000000);
 console.log(`QUILL_MAP_SEED=${seed}`);
-const random = () => (seed = (seed * 1103515245 + 12345) % 2147483648) / 2147483648;
+// (With the floating-point LCG used before, seed 178086 drew no edit that
+// cuts a pair in 3,000.)
+const random = seededRandom(seed);
 const pick = (list) => list[Math.floor(random() * list.length)];
 const PIECES = ["a", "xyz ", "é", "👋", "😀", "🇫🇷", "🇷", "🇫", "中文", "\n"];
 const FORMATS = [null, { bold: true }, { italic: true }];

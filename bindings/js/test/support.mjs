@@ -90,3 +90,20 @@ export function keyProvider(auth) {
     return getJson(`/keys?kid=${encodeURIComponent(request.kid)}${kv}`);
   };
 }
+
+/**
+ * A seeded generator of numbers in [0, 1) (mulberry32, in 32-bit integer
+ * arithmetic): the same seed, the same run. (A floating-point LCG these
+ * tests used multiplied past 2^53 and fell into short cycles for some
+ * seeds.)
+ */
+export function seededRandom(seed) {
+  let state = seed >>> 0;
+  return () => {
+    state = (state + 0x6d2b79f5) >>> 0;
+    let t = state;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
