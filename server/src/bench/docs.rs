@@ -59,31 +59,31 @@ pub struct JoinArgs {
 }
 
 /// A unique suffix so repeated runs against one server use fresh documents.
-fn run_id() -> String {
+pub(super) fn run_id() -> String {
     let nanos =
         std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
     format!("{:x}", nanos & 0xffff_ffff_ffff)
 }
 
-fn percentile(sorted: &[f64], p: f64) -> f64 {
+pub(super) fn percentile(sorted: &[f64], p: f64) -> f64 {
     if sorted.is_empty() {
         return f64::NAN;
     }
     sorted[((sorted.len() - 1) as f64 * p).round() as usize]
 }
 
-fn submit_frame(channel: &str, base: u64, op_id: &str, payload: &str) -> String {
+pub(super) fn submit_frame(channel: &str, base: u64, op_id: &str, payload: &str) -> String {
     DocRequest::Submit(doc::Submit { base, op_id: op_id.to_owned(), payload: payload.to_owned() })
         .encode(channel)
 }
 
 /// A server frame as a document reply (`None`: any other frame).
-fn doc_reply(frame: &Value) -> Option<DocReply> {
+pub(super) fn doc_reply(frame: &Value) -> Option<DocReply> {
     DocReply::parse(frame["event"].as_str()?, &frame["data"]).ok()
 }
 
 /// A document error, as a bench error.
-fn doc_error(error: &doc::DocError) -> CliError {
+pub(super) fn doc_error(error: &doc::DocError) -> CliError {
     CliError::Bench(format!("server refused a document event: {} ({})", error.code, error.message))
 }
 

@@ -12,6 +12,7 @@
 
 mod client;
 mod connections;
+mod doc_opens;
 mod docs;
 mod fanout;
 mod proc_stats;
@@ -30,6 +31,8 @@ pub enum BenchCommand {
     DocSequencer(docs::SequencerArgs),
     /// Time to join a document with a long history via its snapshot.
     DocJoin(docs::JoinArgs),
+    /// Many clients opening documents at once.
+    DocOpens(doc_opens::OpensArgs),
 }
 
 /// Where the server under test is.
@@ -70,6 +73,7 @@ pub fn run(command: BenchCommand) -> Result<(), CliError> {
             BenchCommand::Connections(args) => connections::run(args).await,
             BenchCommand::DocSequencer(args) => docs::sequencer(args).await,
             BenchCommand::DocJoin(args) => docs::join(args).await,
+            BenchCommand::DocOpens(args) => doc_opens::run(args).await,
         }
     })
 }
