@@ -177,7 +177,10 @@ impl Keys {
         {
             return Asked::Refused;
         }
-        if request.doc_id.is_none() && self.asked.len() >= self.policy.max_asked {
+        // (Counted when needed: asking is rare, and at most `max_asked` of
+        // the app's questions plus one per open document are out.)
+        let apps_out = || self.asked.keys().filter(|r| r.doc_id.is_none()).count();
+        if request.doc_id.is_none() && apps_out() >= self.policy.max_asked {
             return Asked::Full;
         }
         self.asked.insert(request.clone(), self.now);
@@ -387,6 +390,12 @@ mod tests {
         assert_eq!(keys.ask(app("b", Some(1))), Asked::Waiting);
         assert_eq!(keys.ask(app("c", Some(1))), Asked::Full);
         assert_eq!(keys.for_doc("d").ask("c", None, Some("hint".into())), Asked::Waiting);
+        // A document's questions do not use up the app's.
+        let mut keys = Keys::new(POLICY, ClientRng::Os);
+        keys.for_doc("d").ask("k", Some(1), None);
+        keys.for_doc("e").ask("k", Some(1), None);
+        assert_eq!(keys.ask(app("a", Some(1))), Asked::Waiting);
+        assert_eq!(keys.ask(app("b", Some(1))), Asked::Waiting);
     }
 
     #[test]
