@@ -711,16 +711,15 @@ async fn sum_pairs(tasks: Vec<tokio::task::JoinHandle<(usize, usize)>>) -> (usiz
 
 /// The document store is shared by every app: one app's connections all
 /// joining a large history at once (each at the default join rate, never
-/// closed for it) are held to `max_concurrent_requests_per_app` (the rest
-/// wait in line, and beyond `max_queued_requests_per_app` — 4 here — get
-/// `rate_limited` and retry), so another app's op acks keep their latency.
+/// closed for it) are held to
+/// `max_concurrent_requests_per_app` (the rest get `rate_limited` and
+/// retry), so another app's op acks keep their latency.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_apps_joins_do_not_hold_the_document_store() {
     let _serial = SERIAL.lock().await;
     let root = tmpfs_root("store");
     let extra = format!("doc_ops_per_second = 1000\nrate_limit_strikes = 100000\n{VICTIM}");
-    let top = "[documents]\nmax_queued_requests_per_app = 4";
-    let server = Server::start_in(&root.0, top, &extra, &[("TEST_RUST_LOG", "info")]);
+    let server = Server::start_in(&root.0, "", &extra, &[("TEST_RUST_LOG", "info")]);
     let doc = "private-doc-shared-big";
     let _author = build_history(&server, doc, 60).await;
     let mut victim = DocVictim::connect(&server).await;

@@ -461,34 +461,3 @@ async fn a_late_joiner_sees_the_author_the_broadcast_named() {
     let state = data_of(&mut carl, "sealcast_internal:doc-state").await;
     assert_eq!(state["ops"][0]["user_id"], Value::Null, "{state}");
 }
-
-/// Issue 27: more joins than `max_concurrent_requests_per_app` at once
-/// wait in line and are all answered, none refused (they used to get
-/// `rate_limited` and a client retry delay each).
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn joins_beyond_the_concurrency_bound_wait_in_line_and_are_all_answered() {
-    let server = Server::start("", "");
-    let channel = "private-doc-crowd";
-    let mut author = server.client().await;
-    author.join(channel, None).await;
-    for n in 0..20 {
-        submit(&mut author, channel, n, &format!("a-{n}"), "CIPHERTEXT").await;
-        data_of(&mut author, "sealcast_internal:doc-ack").await;
-    }
-    let mut joiners = Vec::new();
-    for _ in 0..24 {
-        let mut client = server.client().await;
-        client.join(channel, None).await;
-        joiners.push(client);
-    }
-    // All at once.
-    for client in &mut joiners {
-        client.send(json!({"event": "sealcast:doc-join", "channel": channel, "data": {}})).await;
-    }
-    for client in &mut joiners {
-        let answer =
-            client.expect_event_any(&["sealcast_internal:doc-state", "sealcast_internal:doc-error"]).await;
-        assert_eq!(answer["event"], "sealcast_internal:doc-state", "{answer}");
-        assert_eq!(answer["data"]["head"], 20);
-    }
-}

@@ -131,12 +131,9 @@ pub struct DocLimits {
     pub max_join_page_bytes: usize,
     /// Joins and snapshot uploads one app may have in progress at once, all
     /// its connections together: the store is shared by every app, so one
-    /// app's burst of large joins cannot hold it for the others.
+    /// app's burst of large joins cannot hold it for the others (beyond
+    /// it: `rate_limited`, retried by clients).
     pub max_concurrent_requests_per_app: usize,
-    /// Requests of one app waiting for one of those places, first come
-    /// first served (a connection has at most one: it waits for its
-    /// answer); beyond it `rate_limited`, retried by clients.
-    pub max_queued_requests_per_app: usize,
 }
 
 impl Default for DocLimits {
@@ -148,7 +145,6 @@ impl Default for DocLimits {
             max_documents_per_app: 100_000,
             max_join_page_bytes: 1024 * 1024,
             max_concurrent_requests_per_app: 2,
-            max_queued_requests_per_app: 256,
         }
     }
 }

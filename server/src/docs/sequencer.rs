@@ -35,30 +35,27 @@ pub struct Sequencer {
     /// Joins: bulk reads, on low-priority threads.
     bulk: BulkPool,
     page_bytes: usize,
-    /// Per app: the places for joins and snapshot uploads in progress
-    /// (FIFO), and how many wait for one.
-    requests: Mutex<HashMap<String, AppRequests>>,
+    /// Per app: joins and snapshot uploads in progress.
+    requests: Mutex<HashMap<String, usize>>,
     max_requests: usize,
-    max_queued: usize,
     locks: Mutex<HashMap<DocId, Arc<tokio::sync::Mutex<()>>>>,
 }
 
-/// One app's request places.
-#[derive(Debug)]
-struct AppRequests {
-    places: Arc<tokio::sync::Semaphore>,
-    waiting: Arc<std::sync::atomic::AtomicUsize>,
+/// One of an app's in-progress request slots, given back on drop.
+struct RequestSlot<'a> {
+    sequencer: &'a Sequencer,
+    app: String,
 }
 
-/// One of an app's in-progress request places, given back on drop.
-type RequestSlot = tokio::sync::OwnedSemaphorePermit;
-
-/// Counts a request waiting for a place while it lives.
-struct Waiting(Arc<std::sync::atomic::AtomicUsize>);
-
-impl Drop for Waiting {
+impl Drop for RequestSlot<'_> {
     fn drop(&mut self) {
-        self.0.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+        let mut requests = self.sequencer.requests.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(count) = requests.get_mut(&self.app) {
+            *count -= 1;
+            if *count == 0 {
+                requests.remove(&self.app);
+            }
+        }
     }
 }
 
@@ -77,33 +74,19 @@ impl Sequencer {
             page_bytes: limits.max_join_page_bytes,
             requests: Mutex::default(),
             max_requests: limits.max_concurrent_requests_per_app.max(1),
-            max_queued: limits.max_queued_requests_per_app,
             locks: Mutex::default(),
         }
     }
 
-    /// Takes one of `app`'s request places, waiting in line (first come,
-    /// first served) while `max_queued_requests_per_app` others wait; with
-    /// the line full, refuses with `Busy` (`rate_limited`).
-    async fn request_slot(&self, app: &str) -> Result<RequestSlot, StoreError> {
-        use std::sync::atomic::Ordering;
-        let (places, waiting) = {
-            let mut requests = self.requests.lock().unwrap_or_else(|p| p.into_inner());
-            let entry = requests.entry(app.to_owned()).or_insert_with(|| AppRequests {
-                places: Arc::new(tokio::sync::Semaphore::new(self.max_requests)),
-                waiting: Arc::default(),
-            });
-            (entry.places.clone(), entry.waiting.clone())
-        };
-        if let Ok(slot) = places.clone().try_acquire_owned() {
-            return Ok(slot);
+    /// Takes one of `app`'s request slots, or refuses with `Busy`.
+    fn request_slot(&self, app: &str) -> Result<RequestSlot<'_>, StoreError> {
+        let mut requests = self.requests.lock().unwrap_or_else(|p| p.into_inner());
+        let count = requests.entry(app.to_owned()).or_default();
+        if *count >= self.max_requests {
+            return Err(StoreError::Busy(*count));
         }
-        if waiting.fetch_add(1, Ordering::Relaxed) >= self.max_queued {
-            waiting.fetch_sub(1, Ordering::Relaxed);
-            return Err(StoreError::Busy(self.max_requests));
-        }
-        let _in_line = Waiting(waiting);
-        places.acquire_owned().await.map_err(|_| StoreError::Backend("request places closed".into()))
+        *count += 1;
+        Ok(RequestSlot { sequencer: self, app: app.to_owned() })
     }
 
     /// A sequencer over the SQLite database in `data_dir`.
@@ -156,7 +139,7 @@ impl Sequencer {
         join: Join,
         encode: impl FnOnce(JoinState) -> T + Send + 'static,
     ) -> Result<T, StoreError> {
-        let _slot = self.request_slot(&id.app).await?;
+        let _slot = self.request_slot(&id.app)?;
         let (store, page_bytes) = (self.store.clone(), self.page_bytes);
         let read = self.bulk.run(move || {
             let state = read_join(&*store, &id, (&join).into(), page_bytes)?;
@@ -171,7 +154,7 @@ impl Sequencer {
     /// snapshot can still be joined from (the server cannot tell which
     /// ones open).
     pub async fn snapshot(&self, id: DocId, snapshot: Snapshot, uploader: String) -> Result<(), StoreError> {
-        let _slot = self.request_slot(&id.app).await?;
+        let _slot = self.request_slot(&id.app)?;
         let store = self.store.clone();
         tokio::task::spawn_blocking(move || {
             store.put_snapshot(&id, &snapshot, &uploader)?;
