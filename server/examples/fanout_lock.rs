@@ -61,6 +61,7 @@ fn run(threads: usize, same: bool, subscribers: usize, events: usize, repeats: u
     let app = Arc::new(App::new(
         AppConfig::new("bench", "key", "secret"),
         Arc::new(LocalBroker::new()),
+        Arc::new(sealcast_server::history::History::in_memory()),
         &sealcast_server::metrics::Metrics::default(),
     ));
     let metrics = Arc::new(Metrics::default());

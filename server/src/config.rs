@@ -120,6 +120,9 @@ pub struct ServerConfig {
     pub cluster: Option<String>,
     /// Storage limits of documents (`[documents]`).
     pub documents: crate::docs::DocLimits,
+    /// Where channel history is kept and its page size (`[history]`; which
+    /// channels keep it is each app's `[[apps.history]]`).
+    pub history: crate::history::HistorySettings,
 }
 
 /// One app: its credentials and limits.
@@ -228,6 +231,22 @@ pub struct AppConfig {
     /// receiver down this long (a deploy, a restart) loses nothing.
     #[serde(default = "default_webhook_retry_secs")]
     pub webhook_retry_secs: u64,
+    /// Channels that keep history, and how much (`[[apps.history]]`; the
+    /// first rule matching a channel applies). None by default.
+    #[serde(default)]
+    pub history: Vec<crate::history::HistoryRule>,
+    /// Most bytes of history kept for the app over all its channels (the
+    /// app's oldest events are dropped first).
+    #[serde(default = "default_history_max_bytes")]
+    pub history_max_bytes: usize,
+    /// History reads (`sealcast:history`) per connection per second.
+    #[serde(default = "default_history_reads")]
+    pub history_reads_per_second: u32,
+    /// History reads per second for the whole app, WebSocket and HTTP API
+    /// together (bursts of this many): one client cannot keep the store
+    /// busy for the others.
+    #[serde(default = "default_app_history_reads")]
+    pub app_history_reads_per_second: u32,
 }
 
 fn yes() -> bool {
@@ -287,6 +306,15 @@ fn default_max_channels() -> usize {
 fn default_webhook_retry_secs() -> u64 {
     300
 }
+fn default_history_max_bytes() -> usize {
+    64 * 1024 * 1024
+}
+fn default_history_reads() -> u32 {
+    10
+}
+fn default_app_history_reads() -> u32 {
+    200
+}
 
 impl AppConfig {
     /// An app with the given credentials and default limits.
@@ -322,6 +350,10 @@ impl AppConfig {
             webhook_batching: false,
             webhook_ca_file: None,
             webhook_retry_secs: default_webhook_retry_secs(),
+            history: Vec::new(),
+            history_max_bytes: default_history_max_bytes(),
+            history_reads_per_second: default_history_reads(),
+            app_history_reads_per_second: default_app_history_reads(),
         }
     }
 }
@@ -353,6 +385,8 @@ struct FileConfig {
     cluster: Option<String>,
     #[serde(default)]
     documents: crate::docs::DocLimits,
+    #[serde(default)]
+    history: crate::history::HistorySettings,
     #[serde(default)]
     apps: Vec<AppConfig>,
 }
@@ -472,6 +506,7 @@ impl ServerConfig {
             demo_app,
             cluster,
             documents: file.documents,
+            history: file.history,
         };
         config.validate()?;
         Ok(config)
@@ -525,6 +560,11 @@ impl ServerConfig {
         {
             return invalid("[documents] limits must be positive".into());
         }
+        if self.history.max_page_bytes == 0 || self.history.max_page_bytes > self.max_outbound_bytes / 2 {
+            return invalid(
+                "[history] max_page_bytes must be positive and at most half of max_outbound_bytes".into(),
+            );
+        }
         let (mut ids, mut keys) = (HashSet::new(), HashSet::new());
         for app in &self.apps {
             if app.id.is_empty() || app.key.is_empty() || app.secret.is_empty() {
@@ -549,6 +589,8 @@ impl ServerConfig {
                 app.doc_digests_per_second,
                 app.doc_snapshots_per_second,
                 app.other_frames_per_second,
+                app.history_reads_per_second,
+                app.app_history_reads_per_second,
             ];
             if app.max_event_payload_bytes == 0
                 || rates.contains(&0)
@@ -565,6 +607,20 @@ impl ServerConfig {
             }
             if let Err(source) = crate::webhooks::tls_config(app.webhook_ca_file.as_deref()) {
                 return Err(ConfigError::Webhook { app: app.id.clone(), source });
+            }
+            if let Some(problem) = app.history.iter().find_map(|rule| rule.problem()) {
+                return invalid(format!("app {:?}: {problem}", app.id));
+            }
+            if !app.history.is_empty() && self.cluster.is_some() {
+                // Per-node stores would give one channel several offset
+                // sequences; a shared (Redis) history store is not built yet.
+                return invalid(format!(
+                    "app {:?}: channel history is not available in cluster mode yet (docs/history.md)",
+                    app.id
+                ));
+            }
+            if app.history_max_bytes == 0 {
+                return invalid(format!("app {:?}: history_max_bytes must be positive", app.id));
             }
         }
         Ok(())

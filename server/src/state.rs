@@ -8,6 +8,7 @@ use crate::app::App;
 use crate::app::bus::{Broker, LocalBroker};
 use crate::config::ServerConfig;
 use crate::docs::{RedisStore, Sequencer, StoreError};
+use crate::history::History;
 use crate::metrics::Metrics;
 
 /// Apps, configuration and metrics of one server process.
@@ -21,6 +22,7 @@ pub struct ServerState {
     pub sequencer: Sequencer,
     /// Carries events and presence to the other nodes (a no-op alone).
     pub bus: Arc<dyn Broker>,
+
     by_key: HashMap<String, Arc<App>>,
     by_id: HashMap<String, Arc<App>>,
     // Socket ids are "{process prefix}.{counter}": unique per process, and
@@ -46,9 +48,17 @@ impl ServerState {
             Some(url) => Sequencer::new(Arc::new(RedisStore::open(url, config.documents)?), config.documents),
             None => Sequencer::open(&config.data_dir, config.documents)?,
         };
+        let history = Arc::new(
+            History::open(config.history, &config.data_dir)
+                .map_err(|err| StoreError::Backend(err.to_string()))?,
+        );
         let metrics = Metrics::default();
-        let apps: Vec<Arc<App>> =
-            config.apps.iter().cloned().map(|app| Arc::new(App::new(app, bus.clone(), &metrics))).collect();
+        let apps: Vec<Arc<App>> = config
+            .apps
+            .iter()
+            .cloned()
+            .map(|app| Arc::new(App::new(app, bus.clone(), history.clone(), &metrics)))
+            .collect();
         let by_key = apps.iter().map(|app| (app.config.key.clone(), app.clone())).collect();
         let by_id = apps.iter().map(|app| (app.config.id.clone(), app.clone())).collect();
         let mut seed = [0u8; 4];

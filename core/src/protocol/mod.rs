@@ -6,7 +6,8 @@
 //! signatures ([`auth`]), the protocol's error codes ([`codes`]), the
 //! handshake path ([`handshake`]) and
 //! sealcast's document extension ([`doc`]: every document message, typed,
-//! both directions). It leaves
+//! both directions) and its history extension ([`history`]: stream
+//! positions, reads and their answers). It leaves
 //! sockets and state to the server and the client session. Event `data` is
 //! carried as raw JSON text end to end: the relay routes events without
 //! parsing their payloads. Reference: `docs/protocol.md`.
@@ -19,6 +20,7 @@ pub mod doc;
 pub mod event;
 mod frame;
 pub mod handshake;
+pub mod history;
 pub mod server;
 
 pub use channel::{ChannelKind, ChannelName, MAX_CHANNEL_NAME_LEN, SERVER_TO_USER_PREFIX};

@@ -9,6 +9,8 @@
 use serde::Serialize;
 use serde_json::value::RawValue;
 
+use super::history::Position;
+
 /// `pusher:connection_established`.
 pub fn connection_established(socket_id: &str, activity_timeout_secs: u64) -> String {
     #[derive(Serialize)]
@@ -130,6 +132,19 @@ pub fn event_with_string_data(event: &str, channel: Option<&str>, data: &str) ->
 /// (`data` verbatim, plus the sender's `user_id` on presence channels), or
 /// an HTTP API publish (`data` a JSON string literal, as given).
 pub fn channel_event(event: &str, channel: &str, data: Option<&RawValue>, user_id: Option<&str>) -> String {
+    channel_event_at(event, channel, data, user_id, None)
+}
+
+/// A channel event on a channel with history: [`channel_event`] plus its
+/// stream position as two additive fields, `offset` and `epoch`
+/// (docs/history.md), which Pusher clients ignore.
+pub fn channel_event_at(
+    event: &str,
+    channel: &str,
+    data: Option<&RawValue>,
+    user_id: Option<&str>,
+    position: Option<&Position>,
+) -> String {
     #[derive(Serialize)]
     struct Frame<'a> {
         event: &'a str,
@@ -138,8 +153,16 @@ pub fn channel_event(event: &str, channel: &str, data: Option<&RawValue>, user_i
         data: Option<&'a RawValue>,
         #[serde(skip_serializing_if = "Option::is_none")]
         user_id: Option<&'a str>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        offset: Option<u64>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        epoch: Option<&'a str>,
     }
-    to_json(&Frame { event, channel, data, user_id })
+    let (offset, epoch) = match position {
+        Some(position) => (Some(position.offset), Some(position.epoch.as_str())),
+        None => (None, None),
+    };
+    to_json(&Frame { event, channel, data, user_id, offset, epoch })
 }
 
 fn to_json<T: Serialize>(value: &T) -> String {

@@ -23,9 +23,10 @@ pub mod bus;
 pub mod registry;
 pub mod replica;
 
-use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use bytes::Bytes;
+use sealcast_core::protocol::history::{HistoryPage, Position, Read};
 use sealcast_core::protocol::{ChannelName, PresenceMember, codes, server as frames};
 use serde_json::value::RawValue;
 
@@ -34,8 +35,10 @@ pub use crate::app::registry::{ChannelInfo, SubscribeError};
 use crate::app::registry::{Registry, Transition};
 pub use crate::app::replica::{LocalMember, NodeCount, NodeEntries, NodeMember};
 use crate::config::AppConfig;
+use crate::history::{History, HistoryStoreError, NewEvent, StreamLimits};
 use crate::jwt::TokenVerifier;
 use crate::metrics::Metrics;
+use crate::rate::TokenBucket;
 use crate::webhooks::{self, HookEvent, Webhooks};
 use crate::ws::outbound::Fanout;
 pub use crate::ws::outbound::{CloseRequest, ConnHandle};
@@ -51,24 +54,82 @@ pub struct App {
     pub webhooks: Webhooks,
     bus: Arc<dyn Broker>,
     registry: RwLock<Registry>,
+    /// Kept events of the channels the app's history rules name.
+    history: Arc<History>,
+    /// The app's history reads, WebSocket and HTTP together.
+    history_reads: Mutex<TokenBucket>,
 }
 
-/// One frame for one channel's subscribers (see [`App::publish_all`]).
+/// An event on a channel, before it is encoded.
+#[derive(Debug, Clone, Copy)]
+pub struct ChannelEvent<'a> {
+    /// The channel.
+    pub channel: &'a str,
+    /// The event name.
+    pub event: &'a str,
+    /// Its data, raw JSON text (a JSON string for HTTP API publishes).
+    pub data: Option<&'a RawValue>,
+    /// The sender's user id (presence client events).
+    pub user_id: Option<&'a str>,
+}
+
+impl ChannelEvent<'_> {
+    /// Its frame, with its stream position where the channel keeps history.
+    fn frame(&self, position: Option<&Position>) -> Bytes {
+        Bytes::from(frames::channel_event_at(self.event, self.channel, self.data, self.user_id, position))
+    }
+}
+
+/// One event for one channel's subscribers (see [`App::publish_all`]).
 #[derive(Debug, Clone)]
 pub struct Publish {
     /// The channel.
     pub channel: String,
-    /// The encoded frame.
-    pub frame: Bytes,
+    /// The event name.
+    pub event: String,
+    /// Its data, raw JSON text.
+    pub data: Box<RawValue>,
     /// A socket id not to deliver to.
     pub except: Option<String>,
+}
+
+impl Publish {
+    fn event(&self) -> ChannelEvent<'_> {
+        ChannelEvent { channel: &self.channel, event: &self.event, data: Some(&self.data), user_id: None }
+    }
+}
+
+/// Why a publish was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PublishError {
+    /// The cluster bus could not take it: nothing was sent.
+    #[error(transparent)]
+    Bus(#[from] BusBusy),
+    /// The history store could not keep it: it was not sent (a kept
+    /// channel's subscribers would otherwise see a gap in its offsets).
+    #[error(transparent)]
+    History(#[from] HistoryStoreError),
+}
+
+/// Why a history read was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum HistoryReadError {
+    /// No history rule of the app names the channel.
+    #[error("this channel keeps no history (no history rule of the app names it)")]
+    Off,
+    /// The app is over its read rate.
+    #[error("the app's history read rate is exceeded; retry")]
+    RateLimited,
+    /// The store failed, or the read is past the stream's head.
+    #[error(transparent)]
+    Store(#[from] HistoryStoreError),
 }
 
 impl App {
     /// An app with no connections. `config` must have passed
     /// [`crate::config::ServerConfig::load`]'s validation.
     /// `metrics` counts its dropped webhooks.
-    pub fn new(config: AppConfig, bus: Arc<dyn Broker>, metrics: &Metrics) -> App {
+    pub fn new(config: AppConfig, bus: Arc<dyn Broker>, history: Arc<History>, metrics: &Metrics) -> App {
         let tokens = TokenVerifier::from_config(&config.jwt_keys)
             .expect("jwt keys were validated when the config loaded");
         let sender = webhooks::Sender {
@@ -91,7 +152,9 @@ impl App {
         };
         let webhooks = Webhooks::start(sender, &config.webhooks, delivery, metrics.webhooks_dropped.clone());
         let registry = RwLock::new(Registry::new(&config));
-        App { config, tokens, webhooks, bus, registry }
+        let reads = f64::from(config.app_history_reads_per_second);
+        let history_reads = Mutex::new(TokenBucket::new(reads, reads));
+        App { config, tokens, webhooks, bus, registry, history, history_reads }
     }
 
     // A panic while holding the lock would be a bug; the registry stays
@@ -245,24 +308,77 @@ impl App {
         Ok(self.deliver(channel, frame, except, metrics))
     }
 
-    /// Publishes several frames: all of them or, when the cluster bus
-    /// cannot take them all, none.
-    pub fn publish_all(&self, publishes: Vec<Publish>, metrics: &Metrics) -> Result<(), BusBusy> {
+    /// Publishes an event on its channel (keeping it first where the
+    /// channel has history: see [`App::publish_event`]'s order), to every
+    /// subscriber except `except`, on every node. Returns the number of
+    /// connections on this node it was queued for.
+    pub fn publish_event(
+        &self,
+        event: ChannelEvent<'_>,
+        except: Option<&str>,
+        metrics: &Metrics,
+    ) -> Result<usize, PublishError> {
+        let Some(limits) = self.history_limits(event.channel) else {
+            return Ok(self.publish(event.channel, &event.frame(None), except, metrics)?);
+        };
+        let kept = NewEvent { event: event.event, data: event.data, user_id: event.user_id };
+        // Delivered under the stream's order lock: this node's subscribers
+        // see its offsets in increasing order.
+        let sent = self.history.append_then(&self.config.id, event.channel, kept, &limits, |position| {
+            self.publish(event.channel, &event.frame(Some(position)), except, metrics)
+        })?;
+        Ok(sent?)
+    }
+
+    /// Publishes several events: all of them or, when the cluster bus
+    /// cannot take them all, none. Events on channels with history are
+    /// kept and sent one by one (history runs on a single node), so a
+    /// failing store stops the batch at that event.
+    pub fn publish_all(&self, publishes: Vec<Publish>, metrics: &Metrics) -> Result<(), PublishError> {
+        if publishes.iter().any(|p| self.history_limits(&p.channel).is_some()) {
+            for publish in &publishes {
+                self.publish_event(publish.event(), publish.except.as_deref(), metrics)?;
+            }
+            return Ok(());
+        }
+        let frames: Vec<Bytes> = publishes.iter().map(|p| p.event().frame(None)).collect();
         if self.bus.is_clustered() {
             let messages = publishes
                 .iter()
-                .map(|p| BusMessage::Event {
+                .zip(&frames)
+                .map(|(p, frame)| BusMessage::Event {
                     channel: p.channel.clone(),
-                    frame: String::from_utf8_lossy(&p.frame).into_owned(),
+                    frame: String::from_utf8_lossy(frame).into_owned(),
                     except: p.except.clone(),
                 })
                 .collect();
             self.bus.forward(&self.config.id, messages)?;
         }
-        for publish in &publishes {
-            self.deliver(&publish.channel, &publish.frame, publish.except.as_deref(), metrics);
+        for (publish, frame) in publishes.iter().zip(&frames) {
+            self.deliver(&publish.channel, frame, publish.except.as_deref(), metrics);
         }
         Ok(())
+    }
+
+    /// The bounds of `channel`'s stream, when a history rule names it.
+    pub fn history_limits(&self, channel: &str) -> Option<StreamLimits> {
+        let rule = self.config.history.iter().find(|rule| rule.matches(channel))?;
+        Some(StreamLimits::of(rule, self.config.history_max_bytes))
+    }
+
+    /// Reads `channel`'s history, within the app's read rate (the caller
+    /// checked the reader may see the channel).
+    pub fn read_history(&self, channel: &str, read: &Read) -> Result<HistoryPage, HistoryReadError> {
+        let limits = self.history_limits(channel).ok_or(HistoryReadError::Off)?;
+        let allowed = self
+            .history_reads
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .allow(std::time::Instant::now());
+        if !allowed {
+            return Err(HistoryReadError::RateLimited);
+        }
+        Ok(self.history.read(&self.config.id, channel, read, &limits)?)
     }
 
     /// False while a clustered node cannot reach the others: publishes
@@ -404,6 +520,7 @@ mod tests {
         let app = Arc::new(App::new(
             AppConfig::new("a", "k", "s"),
             Arc::new(LocalBroker::new()),
+            Arc::new(History::in_memory()),
             &Metrics::default(),
         ));
         let metrics = Metrics::default();

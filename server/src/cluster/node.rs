@@ -151,7 +151,12 @@ mod tests {
     const ROOM: &str = "presence-room";
 
     fn app() -> Arc<App> {
-        Arc::new(App::new(AppConfig::new("a", "k", "s"), Arc::new(LocalBroker::new()), &Metrics::default()))
+        Arc::new(App::new(
+            AppConfig::new("a", "k", "s"),
+            Arc::new(LocalBroker::new()),
+            Arc::new(crate::history::History::in_memory()),
+            &Metrics::default(),
+        ))
     }
 
     fn on(node: &str, user_id: &str) -> NodeMember {

@@ -12,9 +12,10 @@
 
 use std::time::{Duration, Instant};
 
-use sealcast_core::protocol::{client, doc};
+use sealcast_core::protocol::{client, doc, history};
 
 use crate::config::AppConfig;
+pub use crate::rate::TokenBucket;
 
 /// The window strikes are counted over.
 pub const STRIKE_WINDOW: Duration = Duration::from_secs(10);
@@ -38,6 +39,8 @@ pub enum FrameKind {
     DocDigest,
     /// `sealcast:doc-snapshot`.
     DocSnapshot,
+    /// `sealcast:history`.
+    History,
     /// Anything else: pongs, binary, malformed or unknown frames.
     Other,
 }
@@ -53,6 +56,7 @@ impl FrameKind {
             doc::JOIN => FrameKind::DocJoin,
             doc::DIGEST => FrameKind::DocDigest,
             doc::SNAPSHOT => FrameKind::DocSnapshot,
+            history::READ => FrameKind::History,
             event if event.starts_with(client::CLIENT_EVENT_PREFIX) => FrameKind::ClientEvent,
             _ => FrameKind::Other,
         }
@@ -69,39 +73,8 @@ impl FrameKind {
             FrameKind::DocJoin => "document join",
             FrameKind::DocDigest => "document digest",
             FrameKind::DocSnapshot => "document snapshot",
+            FrameKind::History => "history read",
             FrameKind::Other => "other frame",
-        }
-    }
-}
-
-/// A token bucket: `rate` per second, bursts up to `burst`.
-#[derive(Debug, Clone)]
-pub struct TokenBucket {
-    rate: f64,
-    burst: f64,
-    tokens: f64,
-    last: Option<Instant>,
-}
-
-impl TokenBucket {
-    /// A full bucket.
-    pub fn new(per_second: f64, burst: f64) -> TokenBucket {
-        let burst = burst.max(1.0);
-        TokenBucket { rate: per_second.max(f64::MIN_POSITIVE), burst, tokens: burst, last: None }
-    }
-
-    /// Takes a token if one is left.
-    pub fn allow(&mut self, now: Instant) -> bool {
-        if let Some(last) = self.last {
-            let refill = now.saturating_duration_since(last).as_secs_f64() * self.rate;
-            self.tokens = (self.tokens + refill).min(self.burst);
-        }
-        self.last = Some(now);
-        if self.tokens >= 1.0 {
-            self.tokens -= 1.0;
-            true
-        } else {
-            false
         }
     }
 }
@@ -129,6 +102,7 @@ pub struct FrameLimits {
     doc_join: TokenBucket,
     doc_digest: TokenBucket,
     doc_snapshot: TokenBucket,
+    history: TokenBucket,
     other: TokenBucket,
     /// Presence member changes (each a broadcast to every member).
     presence: TokenBucket,
@@ -155,6 +129,7 @@ impl FrameLimits {
             doc_join: per_second(limits.doc_joins_per_second, 1),
             doc_digest: per_second(limits.doc_digests_per_second, 1),
             doc_snapshot: per_second(limits.doc_snapshots_per_second, 1),
+            history: per_second(limits.history_reads_per_second, 1),
             other: per_second(limits.other_frames_per_second, 1),
             presence: per_second(limits.presence_changes_per_second, 1),
             strikes: TokenBucket::new(strikes / STRIKE_WINDOW.as_secs_f64(), strikes),
@@ -178,6 +153,7 @@ impl FrameLimits {
             FrameKind::DocJoin => &mut self.doc_join,
             FrameKind::DocDigest => &mut self.doc_digest,
             FrameKind::DocSnapshot => &mut self.doc_snapshot,
+            FrameKind::History => &mut self.history,
             FrameKind::Other => &mut self.other,
         };
         let allowed = bucket.allow(now);
@@ -213,16 +189,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn bucket_allows_bursts_then_refills() {
-        let mut bucket = TokenBucket::new(3.0, 3.0);
-        let t0 = Instant::now();
-        assert!(bucket.allow(t0) && bucket.allow(t0) && bucket.allow(t0));
-        assert!(!bucket.allow(t0));
-        assert!(bucket.allow(t0 + Duration::from_millis(340)));
-        assert!(!bucket.allow(t0 + Duration::from_millis(341)));
-    }
-
-    #[test]
     fn refusals_turn_into_a_close_after_the_strikes() {
         let mut limits = AppConfig::new("a", "k", "s");
         (limits.doc_digests_per_second, limits.rate_limit_strikes) = (2, 3);
@@ -243,6 +209,7 @@ mod tests {
         assert_eq!(FrameKind::of_event("pusher:unsubscribe"), FrameKind::Subscribe);
         assert_eq!(FrameKind::of_event("client-typing"), FrameKind::ClientEvent);
         assert_eq!(FrameKind::of_event("sealcast:doc-snapshot"), FrameKind::DocSnapshot);
+        assert_eq!(FrameKind::of_event("sealcast:history"), FrameKind::History);
         assert_eq!(FrameKind::of_event("pusher:pong"), FrameKind::Other);
         assert_eq!(FrameKind::of_event("anything"), FrameKind::Other);
     }

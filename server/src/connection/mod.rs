@@ -310,6 +310,7 @@ impl Session {
             FrameKind::DocSubmit | FrameKind::DocJoin | FrameKind::DocDigest | FrameKind::DocSnapshot => {
                 self.document(&frame).await
             }
+            FrameKind::History => self.history(&frame),
             FrameKind::Ping | FrameKind::Other => {
                 if frame.event != client::PONG {
                     debug!(event = %frame.event, "ignoring unknown event");
@@ -328,6 +329,9 @@ impl Session {
             FrameKind::DocSubmit | FrameKind::DocJoin | FrameKind::DocDigest | FrameKind::DocSnapshot
         ) {
             return self.doc_rate_limited(frame, kind);
+        }
+        if kind == FrameKind::History {
+            return self.history_rate_limited(frame);
         }
         self.error(&ServerError::RateLimited(kind));
     }

@@ -15,12 +15,14 @@ use bytes::Bytes;
 use http_body_util::Full;
 use hyper::{Method, Response, StatusCode};
 use md5::{Digest, Md5};
-use sealcast_core::protocol::{ChannelKind, ChannelName, auth, server as frames};
+use sealcast_core::protocol::history::Read;
+use sealcast_core::protocol::{ChannelKind, ChannelName, auth};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use serde_json::{Map, Value, json};
 
-use crate::app::{App, Publish};
+use crate::app::{App, HistoryReadError, Publish, PublishError};
+use crate::history::HistoryStoreError;
 use crate::state::ServerState;
 
 /// A response with a status and a JSON or text body.
@@ -82,6 +84,7 @@ pub fn handle(state: &ServerState, request: Authenticated, method: &Method, body
         }
         (&Method::GET, ["channels", name]) => channel(&app, name, param("info").unwrap_or("")),
         (&Method::GET, ["channels", name, "users"]) => users(&app, name),
+        (&Method::GET, ["channels", name, "history"]) => history(&app, name, &param),
         (&Method::POST, ["users", user_id, "terminate_connections"]) => {
             let closed = app.terminate_user(user_id, &state.metrics);
             tracing::info!(app = %app.config.id, closed, "terminated a user's connections");
@@ -247,19 +250,76 @@ fn send_events(state: &ServerState, app: &App, events: &[EventRequest]) -> Resul
             RawValue::from_string(quoted).map_err(|_| Refused::bad_request("event data is not JSON"))?
         };
         for channel in channels {
-            let frame = Bytes::from(frames::channel_event(&event.name, channel.as_str(), Some(&data), None));
             publishes.push(Publish {
                 channel: channel.as_str().to_owned(),
-                frame,
+                event: event.name.clone(),
+                data: data.clone(),
                 except: event.socket_id.clone(),
             });
         }
     }
-    app.publish_all(publishes, &state.metrics).map_err(|busy| {
-        Refused(StatusCode::SERVICE_UNAVAILABLE, format!("{busy}: nothing was published; retry"))
+    app.publish_all(publishes, &state.metrics).map_err(|err| match err {
+        PublishError::Bus(busy) => {
+            Refused(StatusCode::SERVICE_UNAVAILABLE, format!("{busy}: nothing was published; retry"))
+        }
+        PublishError::History(err) => {
+            tracing::error!(app = %app.config.id, error = %err, "history store failed: a publish was refused");
+            Refused(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "history store unavailable: this event and the batch's later ones were not published; retry".into(),
+            )
+        }
     })?;
     state.metrics.fanout_latency.observe(started.elapsed());
     Ok(())
+}
+
+/// `GET /channels/{name}/history?limit=&since=&epoch=&before=`: a page
+/// of the channel's history, as the WebSocket read answers it
+/// (docs/history.md), within the app's read rate.
+fn history<'a>(app: &App, name: &str, param: &impl Fn(&str) -> Option<&'a str>) -> HttpResponse {
+    if ChannelName::parse(name).is_err() {
+        return text(StatusCode::BAD_REQUEST, "invalid channel name");
+    }
+    let number = |key: &str| -> Result<Option<u64>, String> {
+        param(key).map(|v| v.parse().map_err(|_| format!("`{key}` must be a number"))).transpose()
+    };
+    let read = (|| {
+        let limit = number("limit")?.map(|n| u32::try_from(n).unwrap_or(u32::MAX));
+        let epoch = param("epoch").map(str::to_owned);
+        Ok::<_, String>(Read {
+            request_id: None,
+            since: number("since")?,
+            epoch,
+            before: number("before")?,
+            limit,
+        })
+    })();
+    let read = match read {
+        Ok(read) => read,
+        Err(message) => return text(StatusCode::BAD_REQUEST, &message),
+    };
+    if let Err(err) = read.check() {
+        return text(StatusCode::BAD_REQUEST, &err.to_string());
+    }
+    match app.read_history(name, &read) {
+        Ok(page) => match serde_json::to_value(&page) {
+            Ok(body) => ok(body),
+            Err(_) => text(StatusCode::INTERNAL_SERVER_ERROR, "could not encode the page"),
+        },
+        Err(err) => {
+            let status = match &err {
+                HistoryReadError::Off => StatusCode::NOT_FOUND,
+                HistoryReadError::RateLimited => StatusCode::TOO_MANY_REQUESTS,
+                HistoryReadError::Store(HistoryStoreError::PastHead) => StatusCode::BAD_REQUEST,
+                HistoryReadError::Store(HistoryStoreError::Backend(_)) => {
+                    tracing::error!(app = %app.config.id, error = %err, "history store failed on a read");
+                    StatusCode::SERVICE_UNAVAILABLE
+                }
+            };
+            text(status, &err.to_string())
+        }
+    }
 }
 
 /// Largest `/channels` answer: a longer list is refused (narrow it with

@@ -3,10 +3,10 @@
 
 use std::time::Instant;
 
-use bytes::Bytes;
-use sealcast_core::protocol::{ClientFrame, server as frames};
+use sealcast_core::protocol::ClientFrame;
 
 use super::super::{ServerError, Session};
+use crate::app::{ChannelEvent, PublishError};
 use crate::webhooks::HookEvent;
 
 /// Longest client event name (Pusher's limit).
@@ -36,15 +36,22 @@ impl Session {
         let Some(user_id) = self.app.subscription(&self.handle.socket_id, channel.as_str()) else {
             return self.error(&rejected("not subscribed to this channel"));
         };
-        let out =
-            frames::channel_event(&frame.event, channel.as_str(), frame.data.as_deref(), user_id.as_deref());
-        if self
-            .app
-            .publish(channel.as_str(), &Bytes::from(out), Some(&self.handle.socket_id), &self.state.metrics)
-            .is_err()
-        {
-            return self
-                .error(&rejected("cluster broker unreachable or busy: the event was not sent; retry"));
+        let event = ChannelEvent {
+            channel: channel.as_str(),
+            event: &frame.event,
+            data: frame.data.as_deref(),
+            user_id: user_id.as_deref(),
+        };
+        match self.app.publish_event(event, Some(&self.handle.socket_id), &self.state.metrics) {
+            Ok(_) => {}
+            Err(PublishError::Bus(_)) => {
+                return self
+                    .error(&rejected("cluster broker unreachable or busy: the event was not sent; retry"));
+            }
+            Err(PublishError::History(err)) => {
+                tracing::error!(error = %err, "history store failed: a client event was refused");
+                return self.error(&rejected("history store unavailable: the event was not sent; retry"));
+            }
         }
         self.state.metrics.fanout_latency.observe(started.elapsed());
         if self.app.webhooks.wants(crate::webhooks::EventType::ClientEvent) {

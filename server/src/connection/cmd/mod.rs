@@ -1,8 +1,9 @@
 //! One file per client command, each an `impl Session` block owning the
 //! command's checks: `subscribe` (and unsubscribe, authorization),
-//! `signin`, `client_event`, `document`.
+//! `signin`, `client_event`, `document`, `history`.
 
 mod client_event;
 mod document;
+mod history;
 mod signin;
 mod subscribe;
