@@ -4,7 +4,9 @@
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use sealcast_core::client::{ChannelAuth, ClientMachine, ConnectionState as CoreState, Member};
+use sealcast_core::client::{
+    CatchUpOutcome, ChannelAuth, ClientMachine, ConnectionState as CoreState, Member,
+};
 use sealcast_core::crypto::Scope;
 use sealcast_net::{self as net, ClientConfig, Event};
 use serde_json::Value;
@@ -163,6 +165,55 @@ pub trait ClientListener: Send + Sync {
     fn on_error(&self, code: Option<u16>, message: String);
     /// Something happened to open document `doc_id`.
     fn on_document(&self, doc_id: String, event: DocumentEvent);
+    /// A channel with history caught up after a reconnect or a gap
+    /// (docs/history.md): the missed events were delivered before this,
+    /// once and in order, or the outcome says what was lost.
+    fn on_catch_up(&self, channel: String, outcome: CatchUp);
+}
+
+/// How a channel with history caught up.
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Enum)]
+pub enum CatchUp {
+    /// Every missed event was delivered, in order, once.
+    Complete {
+        /// How many.
+        events: u64,
+    },
+    /// Events were lost to this client (`gap`: `position_expired` or
+    /// `epoch_changed`); reload the channel's state from your source. The
+    /// kept events after the gap were delivered.
+    Gap {
+        /// Why.
+        gap: String,
+        /// How many kept events were delivered.
+        events: u64,
+    },
+    /// The missed events could not be read (`code`: the server's refusal,
+    /// `no_answer` or `too_many_held`); reload from your source.
+    Failed {
+        /// Why, as a code.
+        code: String,
+        /// Why, for people.
+        message: String,
+        /// How many missed events were delivered before it failed.
+        events: u64,
+    },
+}
+
+impl From<CatchUpOutcome> for CatchUp {
+    fn from(outcome: CatchUpOutcome) -> CatchUp {
+        match outcome {
+            CatchUpOutcome::Complete { events } => CatchUp::Complete { events: events as u64 },
+            CatchUpOutcome::Gap { gap, events } => {
+                CatchUp::Gap { gap: gap.as_str().to_owned(), events: events as u64 }
+            }
+            CatchUpOutcome::Failed { reason, events } => CatchUp::Failed {
+                code: reason.code().to_owned(),
+                message: reason.to_string(),
+                events: events as u64,
+            },
+        }
+    }
 }
 
 struct AuthorizerAdapter(Arc<dyn Authorizer>);
@@ -400,6 +451,7 @@ fn deliver(listener: &dyn ClientListener, event: Event) {
             }
         }
         Event::Document { doc_id, event } => listener.on_document(doc_id, document_event(event)),
+        Event::CatchUp { channel, outcome } => listener.on_catch_up(channel, outcome.into()),
         // Requests: the driver (sealcast_net::Client) answers them through
         // the app's Authorizer and KeyProvider and never passes them on.
         Event::NeedAuthorization { .. } | Event::NeedKey(_) => {}

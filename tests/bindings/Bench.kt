@@ -41,6 +41,7 @@ class Receiver(private val count: Int) : ClientListener {
     override fun onMemberRemoved(channel: String, member: PresenceMember) {}
     override fun onError(code: UShort?, message: String) {}
     override fun onDocument(docId: String, event: DocumentEvent) {}
+    override fun onCatchUp(channel: String, outcome: CatchUp) {}
 }
 
 fun main(args: Array<String>) {

@@ -53,6 +53,7 @@ class Inbox : ClientListener {
     override fun onMemberRemoved(channel: String, member: PresenceMember) = add("member_removed", channel, member.userId)
     override fun onError(code: UShort?, message: String) = add("error", code, message)
     override fun onDocument(docId: String, event: DocumentEvent) = add("doc", docId, event)
+    override fun onCatchUp(channel: String, outcome: CatchUp) = add("catchUp", channel, outcome)
 
     fun expect(what: String, timeoutMs: Long = 10_000, match: (List<Any?>) -> Boolean): List<Any?> {
         val deadline = System.currentTimeMillis() + timeoutMs

@@ -49,6 +49,7 @@ class Receiver(s.ClientListener):
     def on_member_removed(self, channel, member): pass
     def on_error(self, code, message): pass
     def on_document(self, doc_id, event): pass
+    def on_catch_up(self, channel, outcome): pass
 
 
 receiver = Receiver()

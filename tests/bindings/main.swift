@@ -86,6 +86,7 @@ final class Inbox: ClientListener, @unchecked Sendable {
     func onMemberRemoved(channel: String, member: PresenceMember) { add(["member_removed", channel, member.userId]) }
     func onError(code: UInt16?, message: String) { add(["error", code, message]) }
     func onDocument(docId: String, event: DocumentEvent) { add(["doc", docId, event]) }
+    func onCatchUp(channel: String, outcome: CatchUp) { add(["catchUp", channel, outcome]) }
 
     func expect(_ what: String, timeout: TimeInterval = 10, _ match: ([Any?]) -> Bool) throws -> [Any?] {
         let deadline = Date().addingTimeInterval(timeout)

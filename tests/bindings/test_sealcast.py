@@ -87,6 +87,9 @@ class Inbox(s.ClientListener):
     def on_document(self, doc_id, event):
         self._add("doc", doc_id, event)
 
+    def on_catch_up(self, channel, outcome):
+        self._add("catch_up", channel, outcome)
+
     def expect(self, match, what, timeout=10.0):
         deadline = time.monotonic() + timeout
         with self.cond:
@@ -248,6 +251,7 @@ class Busy(s.ClientListener):
     def on_member_removed(self, channel, member): pass
     def on_error(self, code, message): pass
     def on_document(self, doc_id, event): pass
+    def on_catch_up(self, channel, outcome): pass
 
 a_in, b_in = Busy(), Busy()
 a = s.SealcastClient(URL, KEY, Auth(), Keys(), a_in)

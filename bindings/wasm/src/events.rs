@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use sealcast_core::client::{ConnectionState, Event, KeyRequest, Member, Transmit};
+use sealcast_core::client::{CatchUpOutcome, ConnectionState, Event, KeyRequest, Member, Transmit};
 use sealcast_core::doc::DocClientEvent;
 use sealcast_core::ot::Delta;
 use serde_json::{Value, json};
@@ -90,10 +90,23 @@ pub(crate) fn event(event: Event) -> Value {
         Event::Document { doc_id, event } => {
             json!({"type": "document", "docId": doc_id, "event": document(event)})
         }
+        Event::CatchUp { channel, outcome } => {
+            json!({"type": "catchUp", "channel": channel, "outcome": catch_up(outcome)})
+        }
         Event::NeedAuthorization { socket_id, channel } => {
             json!({"type": "needAuthorization", "socketId": socket_id, "channel": channel})
         }
         Event::NeedKey(request) => json!({"type": "needKey", "request": key_request(&request)}),
+    }
+}
+
+fn catch_up(outcome: CatchUpOutcome) -> Value {
+    match outcome {
+        CatchUpOutcome::Complete { events } => json!({"type": "complete", "events": events}),
+        CatchUpOutcome::Gap { gap, events } => json!({"type": "gap", "gap": gap.as_str(), "events": events}),
+        CatchUpOutcome::Failed { reason, events } => {
+            json!({"type": "failed", "code": reason.code(), "message": reason.to_string(), "events": events})
+        }
     }
 }
 

@@ -11,6 +11,7 @@ use std::collections::VecDeque;
 use serde_json::Value;
 
 use crate::crypto::Scope;
+use crate::protocol::history::Position;
 
 /// A received event on its way to the app.
 #[derive(Debug, Clone)]
@@ -19,6 +20,8 @@ pub(crate) struct Inbound {
     pub(crate) event: String,
     pub(crate) data: Value,
     pub(crate) user_id: Option<String>,
+    /// Its place in the channel's stream, on a channel with history.
+    pub(crate) position: Option<Position>,
 }
 
 /// An event to send that waits: sealed ones for the key to seal with,

@@ -17,6 +17,7 @@ mod machine;
 mod presence;
 pub mod sealed;
 mod session;
+mod streams;
 
 pub use crate::keys::{KeyGrant, KeyRefusal, KeyRequest};
 pub use auth::{AuthRefusal, ChannelAuth};
@@ -28,3 +29,4 @@ pub use machine::{
 };
 pub use presence::{Member, Roster};
 pub use session::{Action, ClientError, ClientEvent, ClientSession, ConnectionState, SessionConfig};
+pub use streams::{CatchUpFailure, CatchUpOutcome};

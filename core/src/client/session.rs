@@ -17,6 +17,7 @@ use super::backoff::{Backoff, CloseClass};
 use super::presence::{Member, Roster};
 use crate::protocol::client::{CLIENT_EVENT_PREFIX, Command};
 use crate::protocol::event::ServerEvent;
+use crate::protocol::history::Position;
 use crate::protocol::{ChannelKind, ChannelName, SubscribeData, UnsubscribeData};
 
 /// Tuning of a [`ClientSession`].
@@ -101,6 +102,8 @@ pub enum ClientEvent {
     Subscribed {
         /// The channel.
         channel: String,
+        /// Where the channel's stream stands, on a channel with history.
+        position: Option<Position>,
     },
     /// A subscription was refused (authorizer error or server refusal).
     SubscriptionFailed {
@@ -121,6 +124,8 @@ pub enum ClientEvent {
         data: Value,
         /// The sender, for client events on presence channels.
         user_id: Option<String>,
+        /// Its place in the channel's stream, on a channel with history.
+        position: Option<Position>,
     },
     /// A member joined a presence channel.
     MemberAdded {
@@ -372,7 +377,9 @@ impl ClientSession {
             ServerEvent::Error { code, message } => {
                 self.events.push_back(ClientEvent::Error { code, message })
             }
-            ServerEvent::SubscriptionSucceeded { channel, data } => self.subscribed(channel, &data),
+            ServerEvent::SubscriptionSucceeded { channel, data, position } => {
+                self.subscribed(channel, &data, position)
+            }
             ServerEvent::SubscriptionError { channel, status, message } => {
                 self.subscriptions.remove(&channel);
                 self.events.push_back(ClientEvent::SubscriptionFailed { channel, status, message });
@@ -390,8 +397,8 @@ impl ClientSession {
                     self.events.push_back(ClientEvent::MemberRemoved { channel, member });
                 }
             }
-            ServerEvent::Message { event, channel, data, user_id } => {
-                self.events.push_back(ClientEvent::Message { channel, event, data, user_id });
+            ServerEvent::Message { event, channel, data, user_id, position } => {
+                self.events.push_back(ClientEvent::Message { channel, event, data, user_id, position });
             }
         }
     }
@@ -542,7 +549,7 @@ impl ClientSession {
         }
     }
 
-    fn subscribed(&mut self, channel: String, data: &Value) {
+    fn subscribed(&mut self, channel: String, data: &Value, position: Option<Position>) {
         if !self.subscriptions.contains_key(&channel) {
             return;
         }
@@ -554,7 +561,7 @@ impl ClientSession {
             }
             self.rosters.insert(channel.clone(), roster);
         }
-        self.events.push_back(ClientEvent::Subscribed { channel });
+        self.events.push_back(ClientEvent::Subscribed { channel, position });
     }
 
     fn ping(&mut self, now: Instant) {

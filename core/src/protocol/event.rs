@@ -5,6 +5,7 @@
 use serde_json::Value;
 
 use super::WireError;
+use super::history::Position;
 
 /// `pusher:connection_established`.
 pub const ESTABLISHED: &str = "pusher:connection_established";
@@ -49,6 +50,9 @@ pub enum ServerEvent {
         channel: String,
         /// Its data, parsed.
         data: Value,
+        /// Where the channel's stream stands, on a channel with history
+        /// (docs/history.md).
+        position: Option<Position>,
     },
     /// A subscription was refused.
     SubscriptionError {
@@ -84,6 +88,8 @@ pub enum ServerEvent {
         data: Value,
         /// The sender's user id (client events on presence channels).
         user_id: Option<String>,
+        /// Its place in the channel's stream, on a channel with history.
+        position: Option<Position>,
     },
 }
 
@@ -110,12 +116,19 @@ impl<'a> FrameView<'a> {
 
 /// A frame's `data`, taken out of the parsed frame: Pusher sends JSON as
 /// a string (parsed here); a relayed client event's object is used as is.
-fn parse_data(data: Option<Value>) -> Value {
+pub fn parse_data(data: Option<Value>) -> Value {
     match data {
         Some(Value::String(text)) => serde_json::from_str(&text).unwrap_or(Value::String(text)),
         Some(other) => other,
         None => Value::Null,
     }
+}
+
+/// A frame's stream position (`offset` and `epoch`), if it has one.
+fn position_of(frame: &Value) -> Option<Position> {
+    let offset = frame.get("offset")?.as_u64()?;
+    let epoch = frame.get("epoch")?.as_str()?;
+    Some(Position { offset, epoch: epoch.to_owned() })
 }
 
 impl ServerEvent {
@@ -143,9 +156,11 @@ impl ServerEvent {
             }
             super::client::PING => ServerEvent::Ping,
             super::client::PONG => ServerEvent::Pong,
-            SUBSCRIPTION_SUCCEEDED => {
-                ServerEvent::SubscriptionSucceeded { channel: channel.ok_or_else(needs_channel)?, data }
-            }
+            SUBSCRIPTION_SUCCEEDED => ServerEvent::SubscriptionSucceeded {
+                channel: channel.ok_or_else(needs_channel)?,
+                data,
+                position: position_of(&frame),
+            },
             SUBSCRIPTION_ERROR => ServerEvent::SubscriptionError {
                 channel: channel.ok_or_else(needs_channel)?,
                 status: number("status"),
@@ -158,7 +173,7 @@ impl ServerEvent {
             },
             _ => {
                 let user_id = frame.get("user_id").and_then(Value::as_str).map(str::to_owned);
-                ServerEvent::Message { event, channel, data, user_id }
+                ServerEvent::Message { event, channel, data, user_id, position: position_of(&frame) }
             }
         })
     }
@@ -184,7 +199,11 @@ mod tests {
         assert_eq!(parse(encode::pong()), ServerEvent::Pong);
         assert_eq!(
             parse(encode::subscription_succeeded("news")),
-            ServerEvent::SubscriptionSucceeded { channel: "news".into(), data: serde_json::json!({}) }
+            ServerEvent::SubscriptionSucceeded {
+                channel: "news".into(),
+                data: serde_json::json!({}),
+                position: None
+            }
         );
         assert_eq!(
             parse(encode::subscription_error("private-a", "AuthError", "bad", 401)),
@@ -210,7 +229,15 @@ mod tests {
                 channel: Some("presence-a".into()),
                 data: serde_json::json!({"x": 1}),
                 user_id: Some("ann".into()),
+                position: None,
             }
+        );
+        let at = Position { offset: 3, epoch: "e".into() };
+        let kept = parse(encode::channel_event_at("m", "c", None, None, Some(&at)));
+        assert!(matches!(kept, ServerEvent::Message { position: Some(p), .. } if p == at));
+        let subscribed = parse(encode::with_position(encode::subscription_succeeded("c"), &at));
+        assert!(
+            matches!(subscribed, ServerEvent::SubscriptionSucceeded { position: Some(p), .. } if p == at)
         );
         assert!(ServerEvent::parse("[1]").is_err());
         assert!(ServerEvent::parse(r#"{"event":"pusher:connection_established","data":"{}"}"#).is_err());

@@ -165,6 +165,17 @@ pub fn channel_event_at(
     to_json(&Frame { event, channel, data, user_id, offset, epoch })
 }
 
+/// `frame` (a JSON object, e.g. `subscription_succeeded`) with a stream
+/// position added as `offset` and `epoch` (docs/history.md: a subscriber
+/// of a channel with history learns where the stream stands).
+pub fn with_position(mut frame: String, position: &Position) -> String {
+    if frame.ends_with('}') {
+        frame.pop();
+        frame.push_str(&format!(",\"offset\":{},\"epoch\":{}}}", position.offset, to_json(&position.epoch)));
+    }
+    frame
+}
+
 fn to_json<T: Serialize>(value: &T) -> String {
     serde_json::to_string(value).expect("frames are plain structs of strings and numbers")
 }
@@ -194,6 +205,17 @@ mod tests {
         assert_eq!(data["presence"]["count"], 2);
         assert_eq!(data["presence"]["ids"], serde_json::json!(["u1", "u2"]));
         assert_eq!(data["presence"]["hash"]["u1"]["name"], "A");
+    }
+
+    #[test]
+    fn positions_are_additive_fields() {
+        let position = Position { offset: 7, epoch: "ab".into() };
+        let frame: Value =
+            serde_json::from_str(&with_position(subscription_succeeded("c"), &position)).unwrap();
+        assert_eq!((frame["offset"].clone(), frame["epoch"].clone()), (7.into(), "ab".into()));
+        assert_eq!(frame["data"], "{}");
+        let frame = channel_event_at("e", "c", None, None, Some(&position));
+        assert_eq!(frame, r#"{"event":"e","channel":"c","offset":7,"epoch":"ab"}"#);
     }
 
     #[test]

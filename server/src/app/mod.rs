@@ -266,10 +266,23 @@ impl App {
         member: Option<PresenceMember>,
         metrics: &Metrics,
     ) -> Result<(), SubscribeError> {
+        // Read before subscribing (not under the lock): an event kept in
+        // between reaches the subscriber live after this position, which
+        // its client sees as a gap and reads (docs/history.md).
+        let head = self.history_limits(channel.as_str()).and_then(|limits| {
+            self.history
+                .head(&self.config.id, channel.as_str(), &limits)
+                .map_err(|err| tracing::error!(error = %err, "history store failed: subscribed without a position"))
+                .ok()
+        });
         self.change(metrics, |registry, fanout| match registry.subscribe(socket_id, channel, member) {
             Err(err) => (Vec::new(), Err(err)),
             Ok(subscribed) => {
                 if let Some(reply) = subscribed.reply {
+                    let reply = match &head {
+                        Some(head) => frames::with_position(reply, head),
+                        None => reply,
+                    };
                     fanout.push(&subscribed.handle, Bytes::from(reply), metrics);
                 }
                 (subscribed.transitions, Ok(()))

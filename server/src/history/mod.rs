@@ -200,6 +200,20 @@ impl History {
         self.store.read(app, channel, read, limits, bounds, now_ms())
     }
 
+    /// Where `channel`'s stream stands now (offset 0 in the empty epoch
+    /// when nothing is kept).
+    pub fn head(
+        &self,
+        app: &str,
+        channel: &str,
+        limits: &StreamLimits,
+    ) -> Result<Position, HistoryStoreError> {
+        let newest = Read { limit: Some(1), ..Read::default() };
+        let page =
+            self.store.read(app, channel, &newest, limits, PageBounds { events: 1, bytes: 1 }, now_ms())?;
+        Ok(Position { offset: page.head, epoch: page.epoch })
+    }
+
     /// Bytes kept for `app`.
     pub fn app_bytes(&self, app: &str) -> usize {
         self.store.app_bytes(app)

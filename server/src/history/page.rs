@@ -43,7 +43,10 @@ pub fn plan(read: &Read, stream: &StreamState) -> Result<(Window, Option<Gap>), 
         return Ok((Window::Before(before), None));
     };
     let oldest = stream.first.unwrap_or(stream.head.saturating_add(1));
-    if read.epoch.as_ref().is_some_and(|epoch| *epoch != stream.epoch) {
+    // The empty epoch at offset 0 is "nothing seen yet" (a subscriber told
+    // the stream was empty): whatever stream exists now continues it.
+    let from_nothing = since == 0 && read.epoch.as_deref() == Some("");
+    if read.epoch.as_ref().is_some_and(|epoch| *epoch != stream.epoch) && !from_nothing {
         return Ok((Window::After(oldest.saturating_sub(1)), Some(Gap::EpochChanged)));
     }
     if since > stream.head {
@@ -114,6 +117,9 @@ mod tests {
         let none = StreamState::default();
         assert_eq!(plan(&since(0, None), &none), Ok((Window::After(0), None)));
         assert_eq!(plan(&since(4, Some("e")), &none), Ok((Window::After(0), Some(Gap::EpochChanged))));
+        // Told "empty" at subscribe: a stream started since is all new.
+        assert_eq!(plan(&since(0, Some("")), &kept), Ok((Window::After(3), Some(Gap::PositionExpired))));
+        assert_eq!(plan(&since(0, Some("")), &stream(10, Some(1))), Ok((Window::After(0), None)));
     }
 
     #[test]

@@ -8,6 +8,7 @@ use serde_json::Value;
 
 use crate::client::presence::Member;
 use crate::client::session::{ClientError, ConnectionState, SessionConfig};
+use crate::client::streams::CatchUpOutcome;
 use crate::crypto::{CryptoError, Scope};
 use crate::doc::{DocClientError, DocClientEvent, DocConfig};
 use crate::keys::{KeyRefusal, KeyRequest};
@@ -35,6 +36,11 @@ pub struct MachineConfig {
     /// **Tests only**: the same seed under the same key repeats AES-GCM
     /// nonces.
     pub test_rng_seed: Option<u64>,
+    /// Longest wait for the server's answer to a history read of a
+    /// catch-up (default 10 s); then the catch-up fails
+    /// ([`CatchUpFailure::NoAnswer`](crate::client::CatchUpFailure)) and
+    /// the live events it held are delivered.
+    pub catch_up_timeout: Duration,
 }
 
 impl Default for MachineConfig {
@@ -45,6 +51,7 @@ impl Default for MachineConfig {
             key_timeout: Duration::from_secs(30),
             key_retry_after: Duration::from_secs(10),
             test_rng_seed: None,
+            catch_up_timeout: Duration::from_secs(10),
         }
     }
 }
@@ -128,6 +135,15 @@ pub enum Event {
         request: KeyRequest,
         /// Why.
         error: KeyError,
+    },
+    /// A channel with history caught up after a resubscription or a gap
+    /// (docs/history.md): every missed event was delivered before this,
+    /// once and in order, or the outcome says what could not be.
+    CatchUp {
+        /// The channel.
+        channel: String,
+        /// How it ended.
+        outcome: CatchUpOutcome,
     },
     /// A sealed event that waited for its key was not sent.
     NotSent {

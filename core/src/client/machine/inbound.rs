@@ -11,6 +11,7 @@ use crate::crypto::CryptoError;
 use crate::doc::DocSync;
 use crate::keys::{Asked, DocKeys, KeyRequest};
 use crate::protocol::doc::{self, DocReply};
+use crate::protocol::history;
 use crate::time::Instant;
 
 impl ClientMachine {
@@ -34,6 +35,19 @@ impl ClientMachine {
                 return;
             }
         }
+        if message.event == history::PAGE || message.event == history::ERROR {
+            return self.on_history_reply(message);
+        }
+        if message.position.is_some() {
+            // A channel with history: in stream order, once (see streams).
+            return self.streams.live(message, self.now);
+        }
+        self.deliver(message);
+    }
+
+    /// Delivers `message` after the held events of its channel (opened,
+    /// or held while its key may come).
+    pub(super) fn deliver(&mut self, message: Inbound) {
         // Behind a held event of the same channel: wait too (order).
         if self.inbound.iter().any(|held| held.channel == message.channel) {
             return self.hold(message);
@@ -58,7 +72,7 @@ impl ClientMachine {
     pub(super) fn try_open(&mut self, mut message: Inbound, give_up: bool) -> Option<Inbound> {
         let event = match open_event(&mut message.data, self.keys.app_ring()) {
             Ok(scope) => {
-                let Inbound { channel, event, data, user_id } = message;
+                let Inbound { channel, event, data, user_id, .. } = message;
                 Event::Message { channel, event, data, user_id, scope }
             }
             Err(error) => {
@@ -96,5 +110,6 @@ impl ClientMachine {
                 self.inbound.put_back(at, message);
             }
         }
+        self.flush_outcomes();
     }
 }

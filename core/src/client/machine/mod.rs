@@ -5,6 +5,7 @@
 
 mod documents;
 mod event;
+mod history;
 mod inbound;
 mod key_answers;
 mod sends;
@@ -21,9 +22,11 @@ use super::held::{Held, Inbound, PendingSend};
 use super::link::{ExternalLink, Link, Transmit};
 use super::presence::Member;
 use super::session::{ClientEvent, ClientSession, ConnectionState};
+use super::streams::{CatchUpOutcome, Streams};
 use crate::crypto::{ClientRng, Key};
 use crate::doc::DocSync;
 use crate::keys::{KeyGrant, KeyPolicy, KeyRefusal, KeyRequest, Keys};
+use crate::protocol::history::Position;
 use crate::time::Instant;
 
 /// The event carrying sealed presence state
@@ -75,6 +78,10 @@ pub struct ClientMachine {
     inbound: Held<Inbound>,
     /// Sealed events waiting for the key to seal with.
     sends: Held<PendingSend>,
+    /// Channels with history: positions and catch-ups.
+    streams: Streams,
+    /// Catch-up outcomes waiting for their channel's held events.
+    outcomes: Vec<(String, CatchUpOutcome)>,
     events: VecDeque<Event>,
     transmits: VecDeque<Transmit>,
     /// The newest time passed in.
@@ -114,6 +121,8 @@ impl ClientMachine {
         let mut machine = ClientMachine {
             inbound: Held::new(config.max_held),
             sends: Held::new(config.max_held),
+            streams: Streams::new(config.max_held, config.catch_up_timeout),
+            outcomes: Vec::new(),
             config,
             link,
             keys: Keys::new(policy, rng),
@@ -198,7 +207,7 @@ impl ClientMachine {
     pub fn handle_subscribed(&mut self, now: Instant, channel: &str) {
         self.tick(now);
         if self.link.external_subscribed(channel) {
-            self.on_subscribed(channel.to_owned());
+            self.on_subscribed(channel.to_owned(), None);
         }
     }
 
@@ -219,11 +228,25 @@ impl ClientMachine {
         data: Value,
         user_id: Option<String>,
     ) {
+        self.handle_channel_event_at(now, channel, event, data, user_id, None);
+    }
+
+    /// [`ClientMachine::handle_channel_event`] with the event's stream
+    /// position (its frame's `offset` and `epoch`, on a channel with
+    /// history), so missed events are caught up (docs/history.md).
+    pub fn handle_channel_event_at(
+        &mut self,
+        now: Instant,
+        channel: &str,
+        event: &str,
+        data: Value,
+        user_id: Option<String>,
+        position: Option<Position>,
+    ) {
         self.tick(now);
         if let Link::External(_) = self.link {
-            let message =
-                Inbound { channel: Some(channel.to_owned()), event: event.to_owned(), data, user_id };
-            self.on_inbound(message);
+            let channel = Some(channel.to_owned());
+            self.on_inbound(Inbound { channel, event: event.to_owned(), data, user_id, position });
         }
     }
 
@@ -236,6 +259,7 @@ impl ClientMachine {
         if let Link::Own(session) = &mut self.link {
             session.handle_timeout(now);
         }
+        self.streams.handle_timeout(now);
         let Self { docs, keys, .. } = self;
         for (doc_id, doc) in docs.iter_mut() {
             doc.handle_timeout(&mut keys.for_doc(doc_id), now);
@@ -336,6 +360,7 @@ impl ClientMachine {
     /// Leaves a channel.
     pub fn unsubscribe(&mut self, channel: &str) {
         self.link.unsubscribe(channel);
+        self.streams.unsubscribed(channel);
     }
 
     /// Adds a key version (e.g. after the app rotated `kid`); sealing uses
@@ -372,7 +397,8 @@ impl ClientMachine {
         let timeout = self.config.key_timeout;
         let held = [self.inbound.oldest(), self.sends.oldest()].into_iter().flatten().map(|at| at + timeout);
         let questions = self.keys.next_expiry();
-        link.into_iter().chain(docs).chain(held).chain(questions).min()
+        let streams = self.streams.poll_timeout();
+        link.into_iter().chain(docs).chain(held).chain(questions).chain(streams).min()
     }
 
     // ---- inside ----
@@ -381,11 +407,13 @@ impl ClientMachine {
     /// events (routing channel events to documents or opening them),
     /// documents' messages and events, then the link's transmits.
     fn pump(&mut self) {
+        self.drive_streams();
         while let Some(event) = match &mut self.link {
             Link::Own(session) => session.poll_event(),
             Link::External(_) => None,
         } {
             self.on_link_event(event);
+            self.drive_streams();
         }
         let Self { docs, link, events, keys, .. } = self;
         for (doc_id, doc) in docs.iter_mut() {
@@ -415,9 +443,9 @@ impl ClientMachine {
 
     fn on_link_event(&mut self, event: ClientEvent) {
         let event = match event {
-            ClientEvent::Subscribed { channel } => return self.on_subscribed(channel),
-            ClientEvent::Message { channel, event, data, user_id } => {
-                return self.on_inbound(Inbound { channel, event, data, user_id });
+            ClientEvent::Subscribed { channel, position } => return self.on_subscribed(channel, position),
+            ClientEvent::Message { channel, event, data, user_id, position } => {
+                return self.on_inbound(Inbound { channel, event, data, user_id, position });
             }
             ClientEvent::State(state) => Event::State(state),
             ClientEvent::SubscriptionFailed { channel, status, message } => {
@@ -430,11 +458,12 @@ impl ClientMachine {
         self.events.push_back(event);
     }
 
-    fn on_subscribed(&mut self, channel: String) {
+    fn on_subscribed(&mut self, channel: String, head: Option<Position>) {
         if let Some((doc, keys)) = self.doc_on(&channel) {
             doc.join(&keys);
         }
-        self.events.push_back(Event::Subscribed { channel });
+        self.events.push_back(Event::Subscribed { channel: channel.clone() });
+        self.streams.subscribed(&channel, head, self.now);
     }
 }
 

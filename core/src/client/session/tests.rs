@@ -156,7 +156,7 @@ fn presence_rosters_and_events_reach_the_app() {
         t0,
     );
     let got = events(&mut s);
-    assert!(matches!(&got[0], ClientEvent::Subscribed { channel } if channel == "presence-team"));
+    assert!(matches!(&got[0], ClientEvent::Subscribed { channel, .. } if channel == "presence-team"));
     assert!(matches!(&got[1], ClientEvent::MemberAdded { member, .. } if member.user_id == "cy"));
     assert!(matches!(&got[2], ClientEvent::MemberRemoved { member, .. } if member.user_id == "bob"));
     assert_eq!(
@@ -165,7 +165,8 @@ fn presence_rosters_and_events_reach_the_app() {
             channel: Some("presence-team".into()),
             event: "client-typing".into(),
             data: json!({"on": true}),
-            user_id: Some("cy".into())
+            user_id: Some("cy".into()),
+            position: None,
         }
     );
     assert_eq!(
