@@ -179,3 +179,35 @@ async fn history_reads_over_the_connection_or_app_rate_are_refused_with_a_code()
     assert_eq!(server.publish("private-chat-1", "msg", "1").0, 200);
     assert_eq!(other.expect_event("msg").await["offset"], 1);
 }
+
+#[tokio::test]
+async fn kept_history_holds_envelopes_never_plaintext() {
+    use sealcast_core::client::sealed::seal_event;
+    use sealcast_core::crypto::{Key, KeyRing, Scope};
+    let canary = "CANARY-history-7c41e2";
+    let root = TempDir::new("history-canary");
+    let server = Server::start_in(&root.0, "[history]\nstore = \"sqlite\"\n", RULE, &[]);
+    let mut ring = KeyRing::new();
+    ring.insert("room", 1, Key::from_bytes(&[3; 32])).unwrap();
+    let mut data = json!({"body": canary});
+    seal_event(&mut data, &["/body"], &mut ring, "room", &Scope::chat("c", "m1").unwrap()).unwrap();
+    let mut client = server.client().await;
+    client.join("private-chat-1", None).await;
+    assert_eq!(server.publish("private-chat-1", "kept-event-name", &data.to_string()).0, 200);
+    let mut sealed = json!({"body": canary});
+    seal_event(&mut sealed, &["/body"], &mut ring, "room", &Scope::chat("c", "m2").unwrap()).unwrap();
+    client.send(json!({"event": "client-kept", "channel": "private-chat-1", "data": sealed})).await;
+    let page = read(&mut client, "private-chat-1", json!({})).await;
+    assert_eq!(offsets(&page["data"]), vec![1, 2]);
+    assert!(!page.to_string().contains(canary), "plaintext in a history page");
+    let logs = server.stderr();
+    assert!(logs.contains("DEBUG"), "verbose logging was on");
+    assert!(!logs.contains(canary), "plaintext in the server logs");
+    let mut stored = Vec::new();
+    for entry in std::fs::read_dir(root.0.join("data")).unwrap() {
+        stored.extend(std::fs::read(entry.unwrap().path()).unwrap());
+    }
+    let has = |needle: &str| stored.windows(needle.len()).any(|w| w == needle.as_bytes());
+    assert!(has("kept-event-name"), "the history store's files were read");
+    assert!(!has(canary), "plaintext in the history store's files");
+}
