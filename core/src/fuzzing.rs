@@ -60,6 +60,23 @@ pub fn frame_decode(data: &[u8]) {
     }
 }
 
+/// Untrusted bytes as a client's `sealcast:history` frame (the relay's
+/// parser) and as a server's history page or refusal (the client's): a
+/// read that parses is within the protocol's bounds.
+pub fn history_read(data: &[u8]) {
+    use crate::protocol::ClientFrame;
+    use crate::protocol::history::{HistoryError, HistoryPage, MAX_PAGE_EVENTS, MAX_REQUEST_ID_BYTES, Read};
+    if let Ok(frame) = ClientFrame::parse(data)
+        && let Ok(read) = Read::parse(&frame)
+    {
+        assert!((1..=MAX_PAGE_EVENTS).contains(&read.limit()));
+        assert!(read.request_id.as_ref().is_none_or(|id| id.len() <= MAX_REQUEST_ID_BYTES));
+        assert!(!(read.since.is_some() && read.before.is_some()));
+    }
+    let _ = serde_json::from_slice::<HistoryPage>(data);
+    let _ = serde_json::from_slice::<HistoryError>(data);
+}
+
 /// Untrusted bytes as `[document, change, other change]` deltas: parse,
 /// apply, compose, transform, invert. Errors are expected; panics are bugs,
 /// and every successful result must hold OT's invariants.
@@ -222,6 +239,7 @@ pub fn client_machine(data: &[u8]) {
     use crate::crypto::find_envelopes;
     use crate::doc::{DocConfig, payload};
     use crate::ot::Delta;
+    use crate::protocol::history::{self, Position};
     use crate::protocol::{doc as wire, server};
 
     const CHANNELS: [&str; 5] =
@@ -262,7 +280,10 @@ pub fn client_machine(data: &[u8]) {
         let pick = |n: Option<u8>, len: usize| n.unwrap_or(0) as usize % len;
         let channel = CHANNELS[pick(next(), CHANNELS.len())];
         let small = u64::from(next().unwrap_or(0));
-        match op % 11 {
+        // Some events and subscriptions carry a stream position.
+        let position = (small % 3 == 0)
+            .then(|| Position { offset: small % 7, epoch: ["e", "f"][small as usize % 2].into() });
+        match op % 12 {
             0 => {
                 let len = next().unwrap_or(0) as usize;
                 let text: Vec<u8> = (0..len).filter_map(|_| next()).collect();
@@ -301,9 +322,17 @@ pub fn client_machine(data: &[u8]) {
                 let raw = serde_json::value::RawValue::from_string(data.to_string()).expect("JSON");
                 let user = (small % 2 == 0).then_some("u1");
                 if external {
-                    machine.handle_channel_event(now, channel, event, data, user.map(str::to_owned));
+                    machine.handle_channel_event_at(
+                        now,
+                        channel,
+                        event,
+                        data,
+                        user.map(str::to_owned),
+                        position,
+                    );
                 } else {
-                    machine.handle_frame(now, &server::channel_event(event, channel, Some(&raw), user));
+                    let frame = server::channel_event_at(event, channel, Some(&raw), user, position.as_ref());
+                    machine.handle_frame(now, &frame);
                 }
             }
             3 => {
@@ -346,7 +375,12 @@ pub fn client_machine(data: &[u8]) {
                         machine.handle_unsubscribed(now, Some(channel).filter(|_| small % 3 == 0));
                     }
                 } else {
-                    machine.handle_frame(now, &server::subscription_succeeded(channel));
+                    let frame = server::subscription_succeeded(channel);
+                    let frame = match &position {
+                        Some(position) => server::with_position(frame, position),
+                        None => frame,
+                    };
+                    machine.handle_frame(now, &frame);
                 }
             }
             8 => {
@@ -365,6 +399,30 @@ pub fn client_machine(data: &[u8]) {
                         Ok(())
                     }
                 };
+            }
+            11 => {
+                // A history page (catch-up ids are `catch-up-N`) or refusal.
+                let first = small % 5;
+                let events: Vec<Value> = (first..first + small % 4)
+                    .map(|offset| serde_json::json!({"offset": offset, "event": "client-chat", "data": {"n": offset}, "time_ms": 0}))
+                    .collect();
+                let (event, data) = if small % 4 == 3 {
+                    let code = ["rate_limited", "history_off", "unavailable", "new_code"][small as usize % 4];
+                    (
+                        history::ERROR,
+                        serde_json::json!({"request_id": format!("catch-up-{}", small % 3), "code": code, "message": "m"}),
+                    )
+                } else {
+                    let gap = [None, Some("position_expired"), Some("epoch_changed")][small as usize % 3];
+                    let epoch = ["e", "f"][small as usize % 2];
+                    let id = format!("catch-up-{}", small % 3);
+                    let more = small % 2 == 0;
+                    let page = serde_json::json!({"request_id": id, "epoch": epoch, "head": first + 4,
+                        "events": events, "more": more, "gap": gap});
+                    (history::PAGE, page)
+                };
+                let raw = serde_json::value::RawValue::from_string(data.to_string()).expect("JSON");
+                machine.handle_frame(now, &server::channel_event(event, channel, Some(&raw), None));
             }
             9 => {
                 let options = DocOptions {
@@ -435,6 +493,7 @@ mod tests {
             ("ot_apply", super::ot_apply),
             ("doc_client", super::doc_client),
             ("client_machine", super::client_machine),
+            ("history_read", super::history_read),
         ] {
             // Only the committed seeds: a local fuzzing run may be rewriting the rest.
             for entry in std::fs::read_dir(root.join(target)).expect("corpus directory") {
