@@ -3,6 +3,8 @@
 //! channel (half through the HTTP API, half as another client's client
 //! events) gets all 500 after it reconnects, exactly once, in stream
 //! order, opened; and is told the catch-up was complete (docs/history.md).
+//! Also: a key version rotated in during the gap, a gap longer than what is
+//! kept, and a server restart with each store.
 
 mod common;
 
@@ -37,12 +39,21 @@ impl Authorizer for Hmac {
     }
 }
 
-struct OneKey;
+/// `room` v1 (the newest unless `rotated`) and v2; records what it was
+/// asked.
+#[derive(Default)]
+struct OneKey {
+    asked: Mutex<Vec<Option<u32>>>,
+}
+
+const KEY_V2: [u8; 32] = [8; 32];
 
 impl KeyProvider for OneKey {
     fn key(&self, request: &KeyRequest) -> Result<KeyGrant, KeyRefusal> {
+        self.asked.lock().unwrap().push(request.kv);
         match (request.kid.as_str(), request.kv) {
             ("room", None | Some(1)) => Ok(KeyGrant::new(1, Key::from_bytes(&KEY))),
+            ("room", Some(2)) => Ok(KeyGrant::new(2, Key::from_bytes(&KEY_V2))),
             _ => Err(KeyRefusal::Refused("no such key".into())),
         }
     }
@@ -89,8 +100,12 @@ impl Proxy {
 }
 
 fn start(port: u16) -> (Client, UnboundedReceiver<Event>) {
+    start_with(port, Arc::new(OneKey::default()))
+}
+
+fn start_with(port: u16, keys: Arc<OneKey>) -> (Client, UnboundedReceiver<Event>) {
     let config = ClientConfig::new(&format!("ws://127.0.0.1:{port}"), APP_KEY);
-    Client::start(config, Arc::new(Hmac), Arc::new(OneKey), &tokio::runtime::Handle::current()).unwrap()
+    Client::start(config, Arc::new(Hmac), keys, &tokio::runtime::Handle::current()).unwrap()
 }
 
 async fn until<T>(
@@ -211,4 +226,121 @@ async fn a_reader_cut_off_while_500_sealed_events_are_published_gets_all_of_them
     assert_eq!(sorted, (0..500).collect::<Vec<i64>>());
     reader.close();
     writer.close();
+}
+
+/// An HTTP publish of `{"n": n, "body": …}` with the body sealed under
+/// `room` version `kv`.
+fn publish_sealed(server: &Server, kv: u32, n: i64) {
+    let mut ring = KeyRing::new();
+    ring.insert("room", kv, Key::from_bytes(if kv == 1 { &KEY } else { &KEY_V2 })).unwrap();
+    let scope = Scope::chat("chat-1", format!("m{n}")).unwrap();
+    let mut data = json!({"n": n, "body": format!("message {n}")});
+    seal_event(&mut data, &["/body"], &mut ring, "room", &scope).unwrap();
+    assert_eq!(server.publish(CHANNEL, "chat", &data.to_string()).0, 200);
+}
+
+/// Messages until the catch-up outcome: their `n`s, and the outcome.
+async fn catch_up(rx: &mut UnboundedReceiver<Event>) -> (Vec<i64>, CatchUpOutcome) {
+    let mut seen = Vec::new();
+    let outcome = until(rx, "the catch-up", |event| match event {
+        Event::Message { data, .. } => {
+            assert!(data["body"].is_string(), "opened: {data}");
+            seen.push(data["n"].as_i64().unwrap());
+            None
+        }
+        Event::Undecryptable { error, .. } => panic!("undecryptable: {error}"),
+        Event::CatchUp { outcome, .. } => Some(outcome),
+        _ => None,
+    })
+    .await;
+    (seen, outcome)
+}
+
+async fn dropped(rx: &mut UnboundedReceiver<Event>) {
+    until(rx, "the drop", |e| {
+        matches!(e, Event::State(ref s) if !matches!(s, sealcast_core::client::ConnectionState::Connected { .. }))
+            .then_some(())
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_rotated_during_the_gap_is_asked_for_and_a_gap_longer_than_what_is_kept_is_said() {
+    let rule = "[[apps.history]]\nchannels = [\"private-chat-*\"]\nmax_events = 20\n";
+    let server = Server::start("", rule);
+    let proxy = Proxy::start(server.port).await;
+    let keys = Arc::new(OneKey::default());
+    let (reader, mut rx) = start_with(proxy.port, keys.clone());
+    subscribed(&reader, &mut rx).await;
+    publish_sealed(&server, 1, 0);
+    assert_eq!(catch_up_or_live(&mut rx).await, 0);
+
+    // The app rotates to v2 while the reader is away.
+    proxy.cut();
+    dropped(&mut rx).await;
+    for n in 1..=10 {
+        publish_sealed(&server, 2, n);
+    }
+    proxy.restore();
+    reader.with_machine(|m| m.network_changed(tokio::time::Instant::now().into_std()));
+    let (seen, outcome) = catch_up(&mut rx).await;
+    assert_eq!((seen, outcome), ((1..=10).collect(), CatchUpOutcome::Complete { events: 10 }));
+    assert_eq!(*keys.asked.lock().unwrap(), [Some(1), Some(2)], "each version asked once");
+
+    // Away for 30 events where 20 are kept: the 20 arrive and the gap is said.
+    proxy.cut();
+    dropped(&mut rx).await;
+    for n in 11..=40 {
+        publish_sealed(&server, 2, n);
+    }
+    proxy.restore();
+    reader.with_machine(|m| m.network_changed(tokio::time::Instant::now().into_std()));
+    let (seen, outcome) = catch_up(&mut rx).await;
+    let gap = CatchUpOutcome::Gap { gap: sealcast_core::protocol::history::Gap::PositionExpired, events: 20 };
+    assert_eq!((seen, outcome), ((21..=40).collect(), gap));
+    reader.close();
+}
+
+/// The first message's `n`.
+async fn catch_up_or_live(rx: &mut UnboundedReceiver<Event>) -> i64 {
+    until(rx, "a message", |event| match event {
+        Event::Message { data, .. } => data["n"].as_i64(),
+        _ => None,
+    })
+    .await
+}
+
+/// A reader cut off while the server restarts on its data directory and
+/// five events are published: what the reader is told.
+async fn across_a_restart(store: &str) -> (Vec<i64>, CatchUpOutcome) {
+    let root = common::TempDir::new("history-sdk-restart");
+    let port = common::free_port();
+    let top = format!("[history]\nstore = \"{store}\"\n");
+    let rule = "[[apps.history]]\nchannels = [\"private-chat-*\"]\n";
+    let mut server = Server::start_in_on(&root.0, port, &top, rule, &[]);
+    let proxy = Proxy::start(port).await;
+    let (reader, mut rx) = start(proxy.port);
+    subscribed(&reader, &mut rx).await;
+    publish_sealed(&server, 1, 0);
+    assert_eq!(catch_up_or_live(&mut rx).await, 0);
+    proxy.cut();
+    dropped(&mut rx).await;
+    server.child.kill().unwrap();
+    let _ = server.child.wait();
+    let server = Server::start_in_on(&root.0, port, &top, rule, &[]);
+    for n in 1..=5 {
+        publish_sealed(&server, 1, n);
+    }
+    proxy.restore();
+    reader.with_machine(|m| m.network_changed(tokio::time::Instant::now().into_std()));
+    let result = catch_up(&mut rx).await;
+    reader.close();
+    result
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn across_a_server_restart_sqlite_recovers_and_memory_says_the_epoch_changed() {
+    assert_eq!(across_a_restart("sqlite").await, ((1..=5).collect(), CatchUpOutcome::Complete { events: 5 }));
+    let changed = CatchUpOutcome::Gap { gap: sealcast_core::protocol::history::Gap::EpochChanged, events: 5 };
+    assert_eq!(across_a_restart("memory").await, ((1..=5).collect(), changed));
 }
