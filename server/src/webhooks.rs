@@ -80,15 +80,18 @@ pub enum EventType {
     MemberRemoved,
     /// `client_event`
     ClientEvent,
+    /// `cache_miss`
+    CacheMiss,
 }
 
 impl EventType {
-    const ALL: [EventType; 5] = [
+    const ALL: [EventType; 6] = [
         EventType::ChannelOccupied,
         EventType::ChannelVacated,
         EventType::MemberAdded,
         EventType::MemberRemoved,
         EventType::ClientEvent,
+        EventType::CacheMiss,
     ];
 
     /// The name in configs and webhook bodies.
@@ -99,6 +102,7 @@ impl EventType {
             EventType::MemberAdded => "member_added",
             EventType::MemberRemoved => "member_removed",
             EventType::ClientEvent => "client_event",
+            EventType::CacheMiss => "cache_miss",
         }
     }
 
@@ -131,6 +135,8 @@ pub enum HookEvent {
     MemberRemoved { channel: String, user_id: String },
     /// A client event was relayed.
     ClientEvent { channel: String, event: String, data: String, socket_id: String, user_id: Option<String> },
+    /// A cache channel had no event for a new subscriber.
+    CacheMiss { channel: String },
 }
 
 impl HookEvent {
@@ -142,6 +148,7 @@ impl HookEvent {
             HookEvent::MemberAdded { .. } => EventType::MemberAdded,
             HookEvent::MemberRemoved { .. } => EventType::MemberRemoved,
             HookEvent::ClientEvent { .. } => EventType::ClientEvent,
+            HookEvent::CacheMiss { .. } => EventType::CacheMiss,
         }
     }
 
@@ -151,7 +158,9 @@ impl HookEvent {
 
     fn to_json(&self) -> Value {
         match self {
-            HookEvent::ChannelOccupied { channel } | HookEvent::ChannelVacated { channel } => {
+            HookEvent::ChannelOccupied { channel }
+            | HookEvent::ChannelVacated { channel }
+            | HookEvent::CacheMiss { channel } => {
                 json!({"name": self.name(), "channel": channel})
             }
             HookEvent::MemberAdded { channel, user_id } | HookEvent::MemberRemoved { channel, user_id } => {

@@ -211,3 +211,44 @@ async fn kept_history_holds_envelopes_never_plaintext() {
     assert!(has("kept-event-name"), "the history store's files were read");
     assert!(!has(canary), "plaintext in the history store's files");
 }
+
+#[tokio::test]
+async fn a_cache_channel_sends_its_last_event_or_cache_miss_right_after_subscribing() {
+    let server = Server::start("", "");
+    let mut first = server.client().await;
+    first.send(json!({"event": "pusher:subscribe", "data": {"channel": "cache-score"}})).await;
+    let succeeded = first.expect_event("pusher_internal:subscription_succeeded").await;
+    assert_eq!(
+        (succeeded["offset"].clone(), succeeded["epoch"].clone()),
+        (json!(0), json!("")),
+        "an empty stream"
+    );
+    let miss = first.next().await;
+    assert!(
+        matches!(&miss, Seen::Frame(f) if f["event"] == "pusher:cache_miss" && f["channel"] == "cache-score"),
+        "{miss:?}"
+    );
+    for n in 1..=3 {
+        assert_eq!(server.publish("cache-score", "score", &n.to_string()).0, 200);
+    }
+    let mut late = server.client().await;
+    late.send(json!({"event": "pusher:subscribe", "data": {"channel": "cache-score"}})).await;
+    let succeeded = late.expect_event("pusher_internal:subscription_succeeded").await;
+    // The subscriber stands just before the event it is sent.
+    assert_eq!(succeeded["offset"], 2);
+    let Seen::Frame(cached) = late.next().await else { panic!("closed") };
+    assert_eq!(
+        (cached["event"].clone(), cached["data"].clone(), cached["offset"].clone()),
+        (json!("score"), json!("3"), json!(3))
+    );
+    assert_eq!(cached["epoch"], succeeded["epoch"]);
+    // A private cache channel keeps client events too.
+    let mut a = server.client().await;
+    a.join("private-cache-room", None).await;
+    assert!(matches!(a.next().await, Seen::Frame(f) if f["event"] == "pusher:cache_miss"));
+    a.send(json!({"event": "client-move", "channel": "private-cache-room", "data": {"x": 1}})).await;
+    let mut b = server.client().await;
+    b.join("private-cache-room", None).await;
+    let moved = b.expect_event("client-move").await;
+    assert_eq!(moved["data"], json!({"x": 1}));
+}

@@ -291,3 +291,17 @@ async fn https_receivers_are_reached_through_tls_with_the_apps_ca() {
     assert!(!output.status.success());
     assert!(String::from_utf8_lossy(&output.stderr).contains("webhook_ca_file"), "{output:?}");
 }
+
+/// Pusher's `cache_miss` webhook: a cache channel had nothing for a new
+/// subscriber (the app may publish the state then).
+#[tokio::test]
+async fn a_cache_miss_is_a_webhook() {
+    let (port, rx) = receiver(0);
+    let hook =
+        format!("[[apps.webhooks]]\nurl = \"http://127.0.0.1:{port}/\"\nevent_types = [\"cache_miss\"]\n");
+    let server = Server::start("", &hook);
+    let mut a = server.client().await;
+    a.join("cache-weather", None).await;
+    let events = collect(&server, &rx, |e| !e.is_empty());
+    assert_eq!(events, [json!({"name": "cache_miss", "channel": "cache-weather"})]);
+}

@@ -30,6 +30,13 @@ pub enum ChannelKind {
     ServerToUser,
 }
 
+/// Whether `name` is a cache channel's (see [`ChannelName::is_cache`]).
+pub fn is_cache(name: &str) -> bool {
+    ["cache-", "private-cache-", "private-encrypted-cache-", "presence-cache-"]
+        .iter()
+        .any(|prefix| name.starts_with(prefix))
+}
+
 impl ChannelKind {
     /// The kind a channel name's prefix gives it (the name itself is not
     /// validated: see [`ChannelName::parse`]).
@@ -100,6 +107,13 @@ impl ChannelName {
     /// The user of a user's own channel (`#server-to-user-{user_id}`).
     pub fn user_id(&self) -> Option<&str> {
         self.0.strip_prefix(SERVER_TO_USER_PREFIX)
+    }
+
+    /// True for Pusher's cache channels (`cache-`, `private-cache-`,
+    /// `private-encrypted-cache-`, `presence-cache-`): a new subscriber gets
+    /// the last event, or `pusher:cache_miss`.
+    pub fn is_cache(&self) -> bool {
+        is_cache(&self.0)
     }
 
     /// True when clients may publish `client-` events on it.

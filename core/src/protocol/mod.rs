@@ -23,7 +23,7 @@ pub mod handshake;
 pub mod history;
 pub mod server;
 
-pub use channel::{ChannelKind, ChannelName, MAX_CHANNEL_NAME_LEN, SERVER_TO_USER_PREFIX};
+pub use channel::{ChannelKind, ChannelName, MAX_CHANNEL_NAME_LEN, SERVER_TO_USER_PREFIX, is_cache};
 pub use frame::{
     ClientFrame, MAX_USER_ID_BYTES, PresenceMember, SigninData, SubscribeData, UnsubscribeData, WireError,
 };

@@ -102,6 +102,17 @@ pub fn member_removed(channel: &str, user_id: &str) -> String {
     event_with_string_data("pusher_internal:member_removed", Some(channel), &to_json(&Data { user_id }))
 }
 
+/// `pusher:cache_miss`: a cache channel had no event for its new
+/// subscriber.
+pub fn cache_miss(channel: &str) -> String {
+    #[derive(Serialize)]
+    struct Frame<'a> {
+        event: &'static str,
+        channel: &'a str,
+    }
+    to_json(&Frame { event: "pusher:cache_miss", channel })
+}
+
 /// `pusher:signin_success`.
 pub fn signin_success(user_data: &str) -> String {
     #[derive(Serialize)]

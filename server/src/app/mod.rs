@@ -26,8 +26,8 @@ pub mod replica;
 use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use bytes::Bytes;
-use sealcast_core::protocol::history::{HistoryPage, Position, Read};
-use sealcast_core::protocol::{ChannelName, PresenceMember, codes, server as frames};
+use sealcast_core::protocol::history::{HistoryEvent, HistoryPage, Position, Read};
+use sealcast_core::protocol::{ChannelName, PresenceMember, codes, is_cache, server as frames};
 use serde_json::value::RawValue;
 
 use crate::app::bus::{Broker, BusBusy, BusMessage};
@@ -266,28 +266,79 @@ impl App {
         member: Option<PresenceMember>,
         metrics: &Metrics,
     ) -> Result<(), SubscribeError> {
-        // Read before subscribing (not under the lock): an event kept in
-        // between reaches the subscriber live after this position, which
-        // its client sees as a gap and reads (docs/history.md).
-        let head = self.history_limits(channel.as_str()).and_then(|limits| {
-            self.history
-                .head(&self.config.id, channel.as_str(), &limits)
+        let name = channel.as_str();
+        let Some(limits) = self.history_limits(name) else {
+            return self.subscribe_at(socket_id, channel, member, None, metrics);
+        };
+        // Under the stream's order: the subscriber joins between two kept
+        // events, so the position it is told (and a cache channel's last
+        // event) is exactly where its live events continue.
+        self.history.ordered(&self.config.id, name, || {
+            let newest = self
+                .history
+                .newest(&self.config.id, name, &limits)
                 .map_err(|err| tracing::error!(error = %err, "history store failed: subscribed without a position"))
-                .ok()
-        });
-        self.change(metrics, |registry, fanout| match registry.subscribe(socket_id, channel, member) {
-            Err(err) => (Vec::new(), Err(err)),
-            Ok(subscribed) => {
-                if let Some(reply) = subscribed.reply {
-                    let reply = match &head {
-                        Some(head) => frames::with_position(reply, head),
-                        None => reply,
-                    };
-                    fanout.push(&subscribed.handle, Bytes::from(reply), metrics);
-                }
-                (subscribed.transitions, Ok(()))
-            }
+                .ok();
+            self.subscribe_at(socket_id, channel, member, newest, metrics)
         })
+    }
+
+    /// Subscribes, telling the subscriber where the channel's stream
+    /// stands (`newest`: its head and newest event, on a channel with
+    /// history) and, on a cache channel, sending that event or
+    /// `pusher:cache_miss` right after `subscription_succeeded`.
+    fn subscribe_at(
+        &self,
+        socket_id: &str,
+        channel: &ChannelName,
+        member: Option<PresenceMember>,
+        newest: Option<(Position, Option<HistoryEvent>)>,
+        metrics: &Metrics,
+    ) -> Result<(), SubscribeError> {
+        let name = channel.as_str();
+        let cache = channel.is_cache();
+        let missed =
+            self.change(metrics, |registry, fanout| match registry.subscribe(socket_id, channel, member) {
+                Err(err) => (Vec::new(), Err(err)),
+                Ok(subscribed) => {
+                    let Some(reply) = subscribed.reply else { return (subscribed.transitions, Ok(false)) };
+                    let Some((head, event)) = newest else {
+                        fanout.push(&subscribed.handle, Bytes::from(reply), metrics);
+                        return (subscribed.transitions, Ok(false));
+                    };
+                    let cached = event.filter(|_| cache);
+                    // A cache channel's subscriber stands just before the event
+                    // it is sent, so its client takes that event as the next.
+                    let at = match &cached {
+                        Some(event) => Position { offset: event.offset - 1, epoch: head.epoch.clone() },
+                        None => head.clone(),
+                    };
+                    fanout.push(&subscribed.handle, Bytes::from(frames::with_position(reply, &at)), metrics);
+                    if !cache {
+                        return (subscribed.transitions, Ok(false));
+                    }
+                    let frame = match &cached {
+                        Some(event) => {
+                            let position = Position { offset: event.offset, epoch: head.epoch };
+                            let user_id = event.user_id.as_deref();
+                            frames::channel_event_at(
+                                &event.event,
+                                name,
+                                Some(&event.data),
+                                user_id,
+                                Some(&position),
+                            )
+                        }
+                        None => frames::cache_miss(name),
+                    };
+                    fanout.push(&subscribed.handle, Bytes::from(frame), metrics);
+                    (subscribed.transitions, Ok(cached.is_none()))
+                }
+            })?;
+        if missed {
+            self.webhooks.emit(HookEvent::CacheMiss { channel: name.to_owned() });
+        }
+        Ok(())
     }
 
     /// Unsubscribes a connection from a channel.
@@ -373,10 +424,18 @@ impl App {
         Ok(())
     }
 
-    /// The bounds of `channel`'s stream, when a history rule names it.
+    /// The bounds of `channel`'s stream, when a history rule names it or
+    /// it is a cache channel (its last event; single node only: in cluster
+    /// mode each node's memory would hold another stream).
     pub fn history_limits(&self, channel: &str) -> Option<StreamLimits> {
-        let rule = self.config.history.iter().find(|rule| rule.matches(channel))?;
-        Some(StreamLimits::of(rule, self.config.history_max_bytes))
+        let app_max = self.config.history_max_bytes;
+        match self.config.history.iter().find(|rule| rule.matches(channel)) {
+            Some(rule) => Some(StreamLimits::of(rule, app_max)),
+            None if is_cache(channel) && !self.bus.is_clustered() => {
+                Some(StreamLimits::cache(self.config.max_event_payload_bytes, app_max))
+            }
+            None => None,
+        }
     }
 
     /// Reads `channel`'s history, within the app's read rate (the caller

@@ -22,7 +22,7 @@ use std::hash::{Hash, Hasher};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use sealcast_core::protocol::history::{HistoryPage, Position, Read};
+use sealcast_core::protocol::history::{HistoryEvent, HistoryPage, Position, Read};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
@@ -179,13 +179,22 @@ impl History {
         limits: &StreamLimits,
         deliver: impl FnOnce(&Position) -> T,
     ) -> Result<T, HistoryStoreError> {
+        self.ordered(app, channel, || {
+            let position = self.store.append(app, channel, event, limits, now_ms())?;
+            Ok(deliver(&position))
+        })
+    }
+
+    /// Runs `f` while no event of `channel` is kept and delivered (a
+    /// subscription reads where the stream stands and joins in between
+    /// two events, never inside one).
+    pub fn ordered<T>(&self, app: &str, channel: &str, f: impl FnOnce() -> T) -> T {
         let mut hasher = std::collections::hash_map::DefaultHasher::new();
         (app, channel).hash(&mut hasher);
         let stripe = &self.order[(hasher.finish() % ORDER_STRIPES as u64) as usize];
-        // A panic while delivering leaves nothing half-done in the store.
+        // A panic inside leaves nothing half-done in the store.
         let _order = stripe.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        let position = self.store.append(app, channel, event, limits, now_ms())?;
-        Ok(deliver(&position))
+        f()
     }
 
     /// Answers a read of `channel`'s history.
@@ -201,17 +210,17 @@ impl History {
     }
 
     /// Where `channel`'s stream stands now (offset 0 in the empty epoch
-    /// when nothing is kept).
-    pub fn head(
+    /// when nothing is kept), and its newest kept event.
+    pub fn newest(
         &self,
         app: &str,
         channel: &str,
         limits: &StreamLimits,
-    ) -> Result<Position, HistoryStoreError> {
+    ) -> Result<(Position, Option<HistoryEvent>), HistoryStoreError> {
         let newest = Read { limit: Some(1), ..Read::default() };
-        let page =
-            self.store.read(app, channel, &newest, limits, PageBounds { events: 1, bytes: 1 }, now_ms())?;
-        Ok(Position { offset: page.head, epoch: page.epoch })
+        let bounds = PageBounds { events: 1, bytes: 1 };
+        let page = self.store.read(app, channel, &newest, limits, bounds, now_ms())?;
+        Ok((Position { offset: page.head, epoch: page.epoch }, page.events.into_iter().next()))
     }
 
     /// Bytes kept for `app`.

@@ -77,7 +77,22 @@ pub struct StreamLimits {
     pub app_max_bytes: usize,
 }
 
+/// How long a cache channel keeps its last event (Pusher's 30 minutes).
+pub const CACHE_TTL: Duration = Duration::from_secs(30 * 60);
+
 impl StreamLimits {
+    /// A cache channel's stream no rule names: its last event, for
+    /// [`CACHE_TTL`], of up to `max_event_bytes` of data.
+    pub fn cache(max_event_bytes: usize, app_max_bytes: usize) -> StreamLimits {
+        StreamLimits {
+            max_events: 1,
+            // The event's name (≤ 200), user id (≤ 256) and overhead too.
+            max_bytes: max_event_bytes + 1024,
+            ttl: CACHE_TTL,
+            app_max_bytes,
+        }
+    }
+
     /// The limits of a stream under `rule` in an app capped at
     /// `app_max_bytes`.
     pub fn of(rule: &HistoryRule, app_max_bytes: usize) -> StreamLimits {
