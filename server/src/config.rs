@@ -611,14 +611,6 @@ impl ServerConfig {
             if let Some(problem) = app.history.iter().find_map(|rule| rule.problem()) {
                 return invalid(format!("app {:?}: {problem}", app.id));
             }
-            if !app.history.is_empty() && self.cluster.is_some() {
-                // Per-node stores would give one channel several offset
-                // sequences; a shared (Redis) history store is not built yet.
-                return invalid(format!(
-                    "app {:?}: channel history is not available in cluster mode yet (docs/history.md)",
-                    app.id
-                ));
-            }
             if app.history_max_bytes == 0 {
                 return invalid(format!("app {:?}: history_max_bytes must be positive", app.id));
             }

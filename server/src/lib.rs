@@ -21,6 +21,7 @@ pub mod logging;
 pub mod memory;
 pub mod metrics;
 pub mod rate;
+pub mod redis_sync;
 pub mod state;
 pub mod time;
 pub mod webhooks;

@@ -49,7 +49,7 @@ impl ServerState {
             None => Sequencer::open(&config.data_dir, config.documents)?,
         };
         let history = Arc::new(
-            History::open(config.history, &config.data_dir)
+            History::open(config.history, &config.data_dir, config.cluster.as_deref())
                 .map_err(|err| StoreError::Backend(err.to_string()))?,
         );
         let metrics = Metrics::default();

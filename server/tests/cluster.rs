@@ -667,3 +667,74 @@ async fn the_presence_cap_is_cluster_wide() {
     let mut ann_again = b.client().await;
     ann_again.join(channel, Some(&presence("ann"))).await;
 }
+
+/// History in cluster mode lives in Redis: one stream per channel, one
+/// epoch and one offset sequence whichever node publishes or reads, and a
+/// client that comes back on another node continues where it was.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn history_is_one_stream_across_nodes() {
+    let Some(redis) = redis() else { return };
+    let dir = TempDir::new("cluster-history");
+    let rule = "[[apps.history]]\nchannels = [\"private-chat-*\"]\nmax_events = 1000\n";
+    let start = |name: &str| {
+        let root = dir.0.join(name);
+        std::fs::create_dir_all(&root).unwrap();
+        Server::start_in(&root, &format!("cluster = \"{}\"", redis.url()), rule, &[("RUST_LOG", "info")])
+    };
+    let (a, b) = (start("a"), start("b"));
+    let mut on_a = a.client().await;
+    on_a.join("private-chat-1", None).await;
+    let mut on_b = b.client().await;
+    on_b.join("private-chat-1", None).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    for n in 0..30 {
+        let node = if n % 2 == 0 { &a } else { &b };
+        assert_eq!(node.publish("private-chat-1", "msg", &n.to_string()).0, 200);
+    }
+    let mut epochs = std::collections::HashSet::new();
+    for client in [&mut on_a, &mut on_b] {
+        let mut offsets = Vec::new();
+        for _ in 0..30 {
+            let frame = expect(client, Duration::from_secs(10), |f| f["event"] == "msg").await;
+            offsets.push(frame["offset"].as_u64().unwrap());
+            epochs.insert(frame["epoch"].as_str().unwrap().to_owned());
+        }
+        offsets.sort_unstable();
+        assert_eq!(offsets, (1..=30).collect::<Vec<u64>>(), "one offset sequence, each once");
+    }
+    assert_eq!(epochs.len(), 1, "one epoch: {epochs:?}");
+    let path = format!("/apps/{}/channels/private-chat-1/history", common::APP_ID);
+    let page_of = |node: &Server| -> Value {
+        let (status, body) = node.api("GET", &path, &[("since", "0"), ("limit", "1000")], "");
+        assert_eq!(status, 200, "{body}");
+        serde_json::from_str(&body).unwrap()
+    };
+    let (from_a, from_b) = (page_of(&a), page_of(&b));
+    assert_eq!(from_a, from_b, "both nodes read the same stream");
+    let data: Vec<String> =
+        from_a["events"].as_array().unwrap().iter().map(|e| e["data"].as_str().unwrap().to_owned()).collect();
+    assert_eq!(data, (0..30).map(|n| n.to_string()).collect::<Vec<_>>(), "in the order they were published");
+    let epoch = from_a["epoch"].as_str().unwrap().to_owned();
+
+    // A client that saw everything on A is away while B takes 5 more, then
+    // comes back on B: told where the stream stands, it reads what it missed.
+    drop(on_a);
+    for n in 30..35 {
+        assert_eq!(b.publish("private-chat-1", "msg", &n.to_string()).0, 200);
+    }
+    let mut back = b.client().await;
+    let succeeded = back.join("private-chat-1", None).await;
+    assert_eq!((succeeded["offset"].clone(), succeeded["epoch"].clone()), (json!(35), json!(epoch)));
+    back.send(json!({"event": "sealcast:history", "channel": "private-chat-1", "data": {"since": 30, "epoch": epoch}})).await;
+    let page = expect(&mut back, Duration::from_secs(5), |f| f["event"] == "sealcast_internal:history").await;
+    let offsets: Vec<u64> =
+        page["data"]["events"].as_array().unwrap().iter().map(|e| e["offset"].as_u64().unwrap()).collect();
+    assert_eq!((offsets, page["data"].get("gap").cloned()), ((31..=35).collect(), None));
+
+    // Cache channels too: a subscriber on B gets what was published on A.
+    assert_eq!(a.publish("cache-score", "score", "7").0, 200);
+    let mut late = b.client().await;
+    late.join("cache-score", None).await;
+    let cached = expect(&mut late, Duration::from_secs(5), |f| f["event"] == "score").await;
+    assert_eq!(cached["data"], "7");
+}

@@ -8,11 +8,10 @@
 
 mod common;
 
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::{APP_ID, APP_KEY, APP_SECRET, Server};
+use common::{APP_ID, APP_KEY, APP_SECRET, Proxy, Server};
 use sealcast_core::client::sealed::seal_event;
 use sealcast_core::client::{CatchUpOutcome, ChannelAuth};
 use sealcast_core::crypto::{Key, KeyRing, Scope};
@@ -21,9 +20,7 @@ use sealcast_net::{
     AuthRefusal, Authorizer, Client, ClientConfig, Event, KeyGrant, KeyProvider, KeyRefusal, KeyRequest,
 };
 use serde_json::{Value, json};
-use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc::UnboundedReceiver;
-use tokio::task::JoinHandle;
 
 const CHANNEL: &str = "private-chat-1";
 const KEY: [u8; 32] = [7; 32];
@@ -56,46 +53,6 @@ impl KeyProvider for OneKey {
             ("room", Some(2)) => Ok(KeyGrant::new(2, Key::from_bytes(&KEY_V2))),
             _ => Err(KeyRefusal::Refused("no such key".into())),
         }
-    }
-}
-
-/// A TCP proxy to `backend` that can be cut (every connection closed, new
-/// ones refused) and restored.
-struct Proxy {
-    port: u16,
-    open: Arc<AtomicBool>,
-    links: Arc<Mutex<Vec<JoinHandle<()>>>>,
-}
-
-impl Proxy {
-    async fn start(backend: u16) -> Proxy {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let (open, links) = (Arc::new(AtomicBool::new(true)), Arc::new(Mutex::new(Vec::new())));
-        let (accept_open, accept_links) = (open.clone(), links.clone());
-        tokio::spawn(async move {
-            while let Ok((mut client, _)) = listener.accept().await {
-                if !accept_open.load(Ordering::SeqCst) {
-                    continue; // dropped: refused
-                }
-                let link = tokio::spawn(async move {
-                    if let Ok(mut server) = TcpStream::connect(("127.0.0.1", backend)).await {
-                        let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
-                    }
-                });
-                accept_links.lock().unwrap().push(link);
-            }
-        });
-        Proxy { port, open, links }
-    }
-
-    fn cut(&self) {
-        self.open.store(false, Ordering::SeqCst);
-        self.links.lock().unwrap().drain(..).for_each(|link| link.abort());
-    }
-
-    fn restore(&self) {
-        self.open.store(true, Ordering::SeqCst);
     }
 }
 

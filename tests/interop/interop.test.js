@@ -190,15 +190,12 @@ test('user channels: sendToUser from the pusher library reaches every signed-in 
   assert.equal(otherGot, false);
 });
 
-test('cache channels: pusher-js gets pusher:cache_miss, then a late subscriber the last event; history through the pusher library', async (t) => {
-  if (server.clustered) {
-    t.skip('cache channels keep their last event on a single node only (docs/history.md)');
-    return;
-  }
+test('cache channels: pusher-js gets pusher:cache_miss, then a late subscriber the last event; history through the pusher library', async () => {
   for (const name of ['cache-score', 'private-cache-score', 'presence-cache-score']) {
     const first = newClient(() => ({ user_id: 'first' }));
     const miss = first.subscribe(name);
     await once(miss, 'pusher:cache_miss');
+    await settle();
     assert.equal((await lib.trigger(name, 'score', { home: 1 })).status, 200);
     assert.equal((await lib.trigger(name, 'score', { home: 2 })).status, 200);
     const late = newClient(() => ({ user_id: 'late' }));

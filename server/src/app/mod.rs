@@ -385,6 +385,12 @@ impl App {
         let Some(limits) = self.history_limits(event.channel) else {
             return Ok(self.publish(event.channel, &event.frame(None), except, metrics)?);
         };
+        // Kept events must reach the bus: refuse before keeping one the
+        // other nodes would not get (a full outbox can still refuse it
+        // after; its subscribers elsewhere then see the gap and read it).
+        if !self.can_publish() {
+            return Err(PublishError::Bus(BusBusy::Unreachable));
+        }
         let kept = NewEvent { event: event.event, data: event.data, user_id: event.user_id };
         // Delivered under the stream's order lock: this node's subscribers
         // see its offsets in increasing order.
@@ -396,8 +402,8 @@ impl App {
 
     /// Publishes several events: all of them or, when the cluster bus
     /// cannot take them all, none. Events on channels with history are
-    /// kept and sent one by one (history runs on a single node), so a
-    /// failing store stops the batch at that event.
+    /// kept and sent one by one, so a failing store (or a busy bus) stops
+    /// the batch at that event.
     pub fn publish_all(&self, publishes: Vec<Publish>, metrics: &Metrics) -> Result<(), PublishError> {
         if publishes.iter().any(|p| self.history_limits(&p.channel).is_some()) {
             for publish in &publishes {
@@ -425,13 +431,12 @@ impl App {
     }
 
     /// The bounds of `channel`'s stream, when a history rule names it or
-    /// it is a cache channel (its last event; single node only: in cluster
-    /// mode each node's memory would hold another stream).
+    /// it is a cache channel (its last event).
     pub fn history_limits(&self, channel: &str) -> Option<StreamLimits> {
         let app_max = self.config.history_max_bytes;
         match self.config.history.iter().find(|rule| rule.matches(channel)) {
             Some(rule) => Some(StreamLimits::of(rule, app_max)),
-            None if is_cache(channel) && !self.bus.is_clustered() => {
+            None if is_cache(channel) => {
                 Some(StreamLimits::cache(self.config.max_event_payload_bytes, app_max))
             }
             None => None,

@@ -24,10 +24,10 @@
 //! `appendfsync always` to match the SQLite store's "fsynced before the
 //! ack"); see docs/scaling.md.
 
-use std::sync::{Mutex, MutexGuard};
-
 use redis::{Connection, Script};
 use sealcast_core::protocol::doc::DocErrorCode;
+
+use crate::redis_sync::SyncRedis;
 
 use super::{AppendOutcome, DocId, DocLimits, DocStore, Page, Snapshot, StoreError, StoredOp};
 use sealcast_sequencer::policy::{
@@ -166,9 +166,8 @@ return dropped
 
 /// Documents in Redis.
 pub struct RedisStore {
-    client: redis::Client,
+    redis: SyncRedis,
     limits: DocLimits,
-    conn: Mutex<Option<Connection>>,
     append: Script,
     snapshot: Script,
     compact: Script,
@@ -195,11 +194,9 @@ fn backend(err: &redis::RedisError) -> StoreError {
 impl RedisStore {
     /// A store on the Redis at `url` (connects lazily, reconnects after errors).
     pub fn open(url: &str, limits: DocLimits) -> Result<RedisStore, StoreError> {
-        let client = redis::Client::open(url).map_err(|e| backend(&e))?;
         Ok(RedisStore {
-            client,
+            redis: SyncRedis::open(url).map_err(|e| backend(&e))?,
             limits,
-            conn: Mutex::new(None),
             append: Script::new(APPEND),
             snapshot: Script::new(SNAPSHOT),
             compact: Script::new(COMPACT),
@@ -238,27 +235,12 @@ impl RedisStore {
         self.with_conn(|conn| redis::cmd("SADD").arg(&app_docs).arg(&id.doc).query::<()>(conn))
     }
 
-    /// Runs `f` on the connection; a failed call drops it so the next call
-    /// reconnects.
+    /// Runs `f` on the connection (see [`SyncRedis::with_conn`]).
     fn with_conn<T>(
         &self,
         f: impl FnOnce(&mut Connection) -> redis::RedisResult<T>,
     ) -> Result<T, StoreError> {
-        let mut guard: MutexGuard<'_, Option<Connection>> =
-            self.conn.lock().unwrap_or_else(|p| p.into_inner());
-        if guard.is_none() {
-            let conn = self
-                .client
-                .get_connection_with_timeout(std::time::Duration::from_secs(2))
-                .map_err(|e| backend(&e))?;
-            let _ = conn.set_read_timeout(Some(std::time::Duration::from_secs(5)));
-            *guard = Some(conn);
-        }
-        let result = f(guard.as_mut().expect("connected above"));
-        if result.is_err() {
-            *guard = None;
-        }
-        result.map_err(|e| backend(&e))
+        self.redis.with_conn(f).map_err(|e| backend(&e))
     }
 }
 

@@ -9,11 +9,14 @@
 //! every subscriber of this node sees offsets in increasing order.
 //!
 //! Stores ([`HistoryStore`]): [`MemoryHistory`] (the default; a restart is
-//! a new epoch) and [`SqliteHistory`] (the data directory; survives
-//! restarts). Both answer reads with the one page rule in [`page`].
+//! a new epoch), [`SqliteHistory`] (the data directory; survives
+//! restarts) and, in cluster mode, [`RedisHistory`] (one stream per
+//! channel for every node). All answer reads with the one page rule in
+//! [`page`].
 
 mod memory;
 mod page;
+mod redis;
 mod rules;
 mod sqlite;
 
@@ -28,6 +31,7 @@ use serde_json::value::RawValue;
 
 pub use memory::MemoryHistory;
 pub use page::{PageBounds, StreamState};
+pub use redis::RedisHistory;
 pub use rules::{HistoryRule, StreamLimits};
 pub use sqlite::SqliteHistory;
 
@@ -149,11 +153,17 @@ pub struct History {
 
 impl History {
     /// History in `settings.store` (SQLite: `history.sqlite3` under
-    /// `data_dir`).
-    pub fn open(settings: HistorySettings, data_dir: &std::path::Path) -> Result<History, HistoryStoreError> {
-        let store: Arc<dyn HistoryStore> = match settings.store {
-            StoreKind::Memory => Arc::new(MemoryHistory::default()),
-            StoreKind::Sqlite => Arc::new(SqliteHistory::open(&data_dir.join("history.sqlite3"))?),
+    /// `data_dir`), or in cluster mode in the cluster's Redis (`cluster`:
+    /// its URL), which every node shares.
+    pub fn open(
+        settings: HistorySettings,
+        data_dir: &std::path::Path,
+        cluster: Option<&str>,
+    ) -> Result<History, HistoryStoreError> {
+        let store: Arc<dyn HistoryStore> = match (cluster, settings.store) {
+            (Some(url), _) => Arc::new(RedisHistory::open(url)?),
+            (None, StoreKind::Memory) => Arc::new(MemoryHistory::default()),
+            (None, StoreKind::Sqlite) => Arc::new(SqliteHistory::open(&data_dir.join("history.sqlite3"))?),
         };
         Ok(History::with_store(settings, store))
     }

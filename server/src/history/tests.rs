@@ -27,10 +27,50 @@ fn since(offset: u64, epoch: &str) -> Read {
     Read { since: Some(offset), epoch: Some(epoch.into()), ..Read::default() }
 }
 
-fn stores() -> Vec<(Box<dyn HistoryStore>, Option<sealcast_tests::TempDir>)> {
+/// What a store needs kept alive while it is tested.
+enum Guard {
+    None,
+    Dir(#[allow(dead_code)] sealcast_tests::TempDir),
+    Redis(std::process::Child),
+}
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        if let Guard::Redis(child) = self {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// A throwaway redis-server (`None` when none is installed; scripts/test.sh
+/// installs it).
+fn redis_server() -> Option<(String, Guard)> {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let child = std::process::Command::new("redis-server")
+        .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .map_err(|_| eprintln!("redis-server is not installed: the Redis store is skipped"))
+        .ok()?;
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(std::time::Instant::now() < deadline, "redis-server did not start");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Some((format!("redis://127.0.0.1:{port}/0"), Guard::Redis(child)))
+}
+
+/// Every store, each with what keeps it alive.
+fn stores() -> Vec<(Box<dyn HistoryStore>, Guard)> {
     let dir = sealcast_tests::TempDir::new("history");
     let sqlite = SqliteHistory::open(&dir.0.join("h.sqlite3")).unwrap();
-    vec![(Box::new(MemoryHistory::default()), None), (Box::new(sqlite), Some(dir))]
+    let mut stores: Vec<(Box<dyn HistoryStore>, Guard)> =
+        vec![(Box::new(MemoryHistory::default()), Guard::None), (Box::new(sqlite), Guard::Dir(dir))];
+    if let Some((url, guard)) = redis_server() {
+        stores.push((Box::new(RedisHistory::open(&url).unwrap()), guard));
+    }
+    stores
 }
 
 #[test]

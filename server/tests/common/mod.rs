@@ -7,13 +7,15 @@
 use std::io::{Read, Write};
 use std::net::TcpStream as StdTcpStream;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU16, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use futures_util::{SinkExt, StreamExt};
 use sealcast_core::protocol::auth;
 use serde_json::{Value, json};
-use tokio::net::TcpStream;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::task::JoinHandle;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
@@ -376,6 +378,57 @@ impl Client {
             });
         self.subscribe(channel, auth.as_deref(), channel_data).await;
         self.expect_event("pusher_internal:subscription_succeeded").await
+    }
+}
+
+/// A TCP proxy to a backend port that can be cut (every connection closed,
+/// new ones refused), pointed elsewhere, and restored.
+pub struct Proxy {
+    pub port: u16,
+    open: Arc<AtomicBool>,
+    backend: Arc<AtomicU16>,
+    links: Arc<Mutex<Vec<JoinHandle<()>>>>,
+}
+
+impl Proxy {
+    pub async fn start(backend: u16) -> Proxy {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let (open, links) = (Arc::new(AtomicBool::new(true)), Arc::new(Mutex::new(Vec::new())));
+        let backend = Arc::new(AtomicU16::new(backend));
+        let (accept_open, accept_links, accept_backend) = (open.clone(), links.clone(), backend.clone());
+        tokio::spawn(async move {
+            while let Ok((mut client, _)) = listener.accept().await {
+                if !accept_open.load(Ordering::SeqCst) {
+                    continue; // dropped: refused
+                }
+                let backend = accept_backend.load(Ordering::SeqCst);
+                let link = tokio::spawn(async move {
+                    if let Ok(mut server) = TcpStream::connect(("127.0.0.1", backend)).await {
+                        let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+                    }
+                });
+                accept_links.lock().unwrap().push(link);
+            }
+        });
+        Proxy { port, open, backend, links }
+    }
+
+    /// Closes every connection; new ones are refused until `restore`.
+    pub fn cut(&self) {
+        self.open.store(false, Ordering::SeqCst);
+        self.links.lock().unwrap().drain(..).for_each(|link| link.abort());
+    }
+
+    /// Accepts connections again, to `backend` from now on.
+    pub fn restore_to(&self, backend: u16) {
+        self.backend.store(backend, Ordering::SeqCst);
+        self.restore();
+    }
+
+    /// Accepts connections again.
+    pub fn restore(&self) {
+        self.open.store(true, Ordering::SeqCst);
     }
 }
 
