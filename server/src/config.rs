@@ -446,7 +446,16 @@ impl ServerConfig {
         let cluster = overrides.cluster.clone().or_else(|| env("SEALCAST_CLUSTER")).or(file.cluster);
         let mut apps = file.apps;
         match (env("SEALCAST_APP_ID"), env("SEALCAST_APP_KEY"), env("SEALCAST_APP_SECRET")) {
-            (Some(id), Some(key), Some(secret)) => apps.push(AppConfig::new(id, key, secret)),
+            (Some(id), Some(key), Some(secret)) => {
+                let mut app = AppConfig::new(id, key, secret);
+                // Channels that keep history, comma-separated patterns (one
+                // rule with the default bounds; docs/history.md).
+                if let Some(patterns) = env("SEALCAST_APP_HISTORY") {
+                    let patterns: Vec<&str> = patterns.split(',').map(str::trim).collect();
+                    app.history.push(crate::history::HistoryRule::new(&patterns));
+                }
+                apps.push(app);
+            }
             (None, None, None) => {}
             _ => {
                 return Err(ConfigError::Invalid(
@@ -658,10 +667,15 @@ mod tests {
             ("SEALCAST_APP_SECRET", "s1"),
             ("SEALCAST_PORT", "7000"),
             ("SEALCAST_HOST", "0.0.0.0"),
+            ("SEALCAST_APP_HISTORY", "private-chat-*, cache-x"),
         ]);
         let config = ServerConfig::load(&Overrides::default(), env).unwrap();
         assert!(!config.demo_app);
         assert_eq!((config.apps[0].id.as_str(), config.apps[0].key.as_str()), ("a1", "k1"));
+        assert_eq!(
+            config.apps[0].history,
+            [crate::history::HistoryRule::new(&["private-chat-*", "cache-x"])]
+        );
         assert_eq!((config.host.as_str(), config.port), ("0.0.0.0", 7000));
         // Flags win.
         let flags = Overrides { port: Some(7001), ..Overrides::default() };

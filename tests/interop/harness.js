@@ -78,13 +78,14 @@ async function startRedis() {
  * nodes sharing a throwaway Redis. Resolves to { port, ports, clustered,
  * stop() }: clients spread over `ports`, the HTTP API talks to the last.
  */
-async function startServer() {
+async function startServer(extraEnv = {}) {
   if (process.env.SEALCAST_INTEROP_CLUSTER !== '1') {
-    const node = await startNode();
+    const node = await startNode(extraEnv);
     return { port: node.port, ports: [node.port], clustered: false, stop: node.stop };
   }
   const redis = await startRedis();
-  const nodes = [await startNode({ SEALCAST_CLUSTER: redis.url }), await startNode({ SEALCAST_CLUSTER: redis.url })];
+  const env = { ...extraEnv, SEALCAST_CLUSTER: redis.url };
+  const nodes = [await startNode(env), await startNode(env)];
   return {
     port: nodes[1].port,
     ports: nodes.map((n) => n.port),

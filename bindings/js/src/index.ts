@@ -9,6 +9,7 @@
 
 import initWasm, { documentChannel, initSync, Machine } from "./wasm/sealcast_wasm.js";
 import type {
+  CatchUpOutcome,
   ChannelEvent,
   DocumentEvent,
   DocumentOptions,
@@ -19,6 +20,12 @@ import type {
   MessageMeta,
   PusherLike,
 } from "./types.js";
+
+/** pusher-js's transport connection: its `message` events are the raw frames. */
+interface FrameSource {
+  bind(event: "message", callback: (frame: { data?: unknown }) => void): unknown;
+  unbind(event: "message", callback: (frame: { data?: unknown }) => void): unknown;
+}
 
 export * from "./types.js";
 export {
@@ -177,10 +184,17 @@ export class SealcastClient {
   private readonly onMessage = (message: { event: string; channel?: string; data?: unknown; user_id?: string }) =>
     this.handleMessage(message);
   private readonly onStateChange = (states: { current: string }) => {
-    if (states.current !== "connected") {
+    if (states.current === "connected") {
+      this.tapFrames();
+    } else {
       this.machine.handleUnsubscribed(undefined);
       this.pump();
     }
+  };
+  /** pusher-js's socket of the current connection, when its frames are tapped. */
+  private tapped: FrameSource | undefined;
+  private readonly onFrame = (frame: { data?: unknown }) => {
+    if (typeof frame.data === "string") this.handleFrame(frame.data);
   };
 
   /** Call `loadSealcast()` first. */
@@ -195,6 +209,7 @@ export class SealcastClient {
     this.machine = call(() => new Machine(JSON.stringify(config)));
     pusher.connection.bind("message", this.onMessage);
     pusher.connection.bind("state_change", this.onStateChange);
+    this.tapFrames();
   }
 
   /** The channel `name` (subscribing through pusher-js on first use). */
@@ -232,6 +247,7 @@ export class SealcastClient {
     clearTimeout(this.timer);
     this.pusher.connection.unbind("message", this.onMessage);
     this.pusher.connection.unbind("state_change", this.onStateChange);
+    this.tapped?.unbind("message", this.onFrame);
     for (const name of this.channels.keys()) this.pusher.unsubscribe(name);
     this.channels.clear();
     this.documents.clear();
@@ -260,17 +276,66 @@ export class SealcastClient {
     this.pump();
   }
 
+  /**
+   * Reads the frames of pusher-js's current connection as the server sent
+   * them: pusher-js drops the stream positions (`offset`, `epoch`) of
+   * channels with history, which catching up needs. pusher-js has already
+   * handled each frame when it arrives here. Without access to its
+   * transport (another pusher-js), events come through `message` as
+   * before, without positions (no catch-up).
+   */
+  private tapFrames(): void {
+    const source = (this.pusher.connection as { connection?: { transport?: FrameSource } | null }).connection
+      ?.transport;
+    if (!source || typeof source.bind !== "function" || source === this.tapped) return;
+    this.tapped?.unbind("message", this.onFrame);
+    this.tapped = source;
+    source.bind("message", this.onFrame);
+  }
+
+  private handleFrame(text: string): void {
+    let frame: { event?: unknown; channel?: unknown; data?: unknown; user_id?: unknown; offset?: unknown; epoch?: unknown };
+    try {
+      frame = JSON.parse(text);
+    } catch {
+      return; // pusher-js reports frames it cannot read
+    }
+    if (typeof frame.event !== "string" || typeof frame.channel !== "string") return;
+    let data = frame.data;
+    if (typeof data === "string") {
+      try {
+        data = JSON.parse(data);
+      } catch {
+        // a plain string, as pusher-js passes it on
+      }
+    }
+    const userId = typeof frame.user_id === "string" ? frame.user_id : undefined;
+    const offset = typeof frame.offset === "number" ? frame.offset : undefined;
+    const epoch = typeof frame.epoch === "string" ? frame.epoch : undefined;
+    this.handleEvent({ event: frame.event, channel: frame.channel, data, user_id: userId }, offset, epoch);
+  }
+
   private handleMessage(message: { event: string; channel?: string; data?: unknown; user_id?: string }): void {
+    // With the frames tapped, events arrive through `handleFrame` (with
+    // their positions) and the decoded copy is not needed.
+    if (this.tapped === undefined) this.handleEvent(message, undefined, undefined);
+  }
+
+  private handleEvent(
+    message: { event: string; channel?: string; data?: unknown; user_id?: string },
+    offset: number | undefined,
+    epoch: string | undefined,
+  ): void {
     const name = message.channel;
     if (this.closed || name === undefined || !this.tracks(name)) return;
     const event = message.event;
     if (event === "pusher_internal:subscription_succeeded") {
-      this.machine.handleSubscribed(name);
+      this.machine.handleSubscribed(name, offset, epoch);
     } else if (event === "pusher:subscription_error") {
       this.channels.get(name)?.emitFailure(message.data);
     } else if (!event.startsWith("pusher:") && !event.startsWith("pusher_internal:")) {
       const data = typeof message.data === "string" ? message.data : JSON.stringify(message.data ?? null);
-      this.machine.handleChannelEvent(name, event, data, message.user_id);
+      this.machine.handleChannelEvent(name, event, data, message.user_id, offset, epoch);
     } else {
       return;
     }
@@ -358,6 +423,9 @@ export class SealcastClient {
         break;
       case "document":
         this.documents.get(e.docId)?.deliver(e.event);
+        break;
+      case "catchUp":
+        this.channels.get(e.channel)?.emitCatchUp(e.outcome);
         break;
       case "needKey":
         this.fetchKey(e.request);
@@ -448,6 +516,17 @@ export class SealedChannel {
     return this;
   }
 
+  /**
+   * On a channel with history (docs/history.md): calls `callback` after
+   * each catch-up — after a reconnect or a gap, once the missed events were
+   * delivered (in order, once) — with how it went. On `gap` or `failed`,
+   * reload the channel's state from your own source.
+   */
+  bindCatchUp(callback: (outcome: CatchUpOutcome) => void): this {
+    this.listeners.on("catchUp", (e) => callback(e as unknown as CatchUpOutcome));
+    return this;
+  }
+
   /** A plaintext `client-` event. */
   trigger(event: string, data: unknown): void {
     this.client.run((m) => m.trigger(this.name, event, JSON.stringify(data)));
@@ -497,6 +576,11 @@ export class SealedChannel {
   /** @internal */
   emitFailure(error: unknown): void {
     this.listeners.emit("failure", error as ChannelEvent);
+  }
+
+  /** @internal */
+  emitCatchUp(outcome: CatchUpOutcome): void {
+    this.listeners.emit("catchUp", outcome as unknown as ChannelEvent);
   }
 }
 

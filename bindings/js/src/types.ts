@@ -97,7 +97,21 @@ export type MachineEvent =
   | { type: "error"; code: number | null; message: string }
   | { type: "document"; docId: string; event: DocumentEvent }
   | { type: "needAuthorization"; socketId: string; channel: string }
-  | { type: "needKey"; request: KeyRequest };
+  | { type: "needKey"; request: KeyRequest }
+  | { type: "catchUp"; channel: string; outcome: CatchUpOutcome };
+
+/**
+ * How a channel with history caught up after a reconnect or a gap
+ * (docs/history.md): the missed events were delivered before it, once and
+ * in order (`complete`), or some were lost (`gap`: `position_expired` or
+ * `epoch_changed`) or could not be read (`failed`) — reload the channel's
+ * state from your own source then. `events`: how many missed events were
+ * delivered.
+ */
+export type CatchUpOutcome =
+  | { type: "complete"; events: number }
+  | { type: "gap"; gap: "position_expired" | "epoch_changed"; events: number }
+  | { type: "failed"; code: string; message: string; events: number };
 
 /** @internal */
 export type MachineTransmit =

@@ -11,6 +11,7 @@ use sealcast_core::client::{
 use sealcast_core::crypto::{Key, Scope};
 use sealcast_core::doc::{DocClientError, DocConfig};
 use sealcast_core::ot::Delta;
+use sealcast_core::protocol::history::Position;
 use sealcast_core::time::Instant;
 use serde_json::Value;
 use wasm_bindgen::prelude::*;
@@ -79,10 +80,12 @@ impl Machine {
 
     // ---- input from pusher-js ----
 
-    /// pusher-js subscribed `channel` (`pusher:subscription_succeeded`).
+    /// pusher-js subscribed `channel` (`pusher:subscription_succeeded`);
+    /// `offset` and `epoch`: the frame's stream position, on a channel with
+    /// history.
     #[wasm_bindgen(js_name = handleSubscribed)]
-    pub fn handle_subscribed(&mut self, channel: &str) {
-        self.inner.handle_subscribed(Instant::now(), channel);
+    pub fn handle_subscribed(&mut self, channel: &str, offset: Option<f64>, epoch: Option<String>) {
+        self.inner.handle_subscribed_at(Instant::now(), channel, position(offset, epoch));
     }
 
     /// pusher-js lost `channel`, or every channel (`undefined`: the
@@ -94,7 +97,8 @@ impl Machine {
 
     /// An event pusher-js delivered on `channel`: `data_json` is its data
     /// as JSON text (`JSON.stringify` of what pusher-js parsed), `user_id`
-    /// the sender on presence channels.
+    /// the sender on presence channels, `offset` and `epoch` its stream
+    /// position on a channel with history.
     #[wasm_bindgen(js_name = handleChannelEvent)]
     pub fn handle_channel_event(
         &mut self,
@@ -102,11 +106,14 @@ impl Machine {
         event: &str,
         data_json: &str,
         user_id: Option<String>,
+        offset: Option<f64>,
+        epoch: Option<String>,
     ) {
         // Data that is not JSON text is passed on as a string, as the wire
         // carried it.
         let data = serde_json::from_str(data_json).unwrap_or_else(|_| Value::String(data_json.to_owned()));
-        self.inner.handle_channel_event(Instant::now(), channel, event, data, user_id);
+        let position = position(offset, epoch);
+        self.inner.handle_channel_event_at(Instant::now(), channel, event, data, user_id, position);
     }
 
     /// Time passed: call when the delay from [`Machine::poll_timeout`] is over.
@@ -356,4 +363,14 @@ fn key_request(json: &str) -> Result<KeyRequest, JsError> {
     let request =
         KeyRequest { kid, kv, doc_id: field_str(&value, "docId")?, key_hint: field_str(&value, "keyHint")? };
     Ok(request)
+}
+
+/// A stream position from JavaScript (offsets are exact up to 2^53).
+fn position(offset: Option<f64>, epoch: Option<String>) -> Option<Position> {
+    match (offset, epoch) {
+        (Some(offset), Some(epoch)) if offset >= 0.0 && offset.fract() == 0.0 && offset < 9.0e15 => {
+            Some(Position { offset: offset as u64, epoch })
+        }
+        _ => None,
+    }
 }

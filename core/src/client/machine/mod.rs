@@ -205,9 +205,16 @@ impl ClientMachine {
     /// The app's library subscribed `channel` (pusher-js:
     /// `pusher:subscription_succeeded`).
     pub fn handle_subscribed(&mut self, now: Instant, channel: &str) {
+        self.handle_subscribed_at(now, channel, None);
+    }
+
+    /// [`ClientMachine::handle_subscribed`] with where the channel's stream
+    /// stood (the `offset` and `epoch` of `subscription_succeeded`, on a
+    /// channel with history: docs/history.md).
+    pub fn handle_subscribed_at(&mut self, now: Instant, channel: &str, head: Option<Position>) {
         self.tick(now);
         if self.link.external_subscribed(channel) {
-            self.on_subscribed(channel.to_owned(), None);
+            self.on_subscribed(channel.to_owned(), head);
         }
     }
 
