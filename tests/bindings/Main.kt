@@ -135,6 +135,25 @@ fun main(args: Array<String>) {
         }
         check(keys.calls.count { it == ("room" to 2u) } == 1) { "provider calls ${keys.calls}" }
     }
+    test("missed events are caught up after a reconnect") {
+        val channel = "private-history-kt-$RUN"
+        val carlIn = Inbox()
+        val carl = SealcastClient(url, APP_KEY, Auth("carl"), keys, carlIn)
+        for ((client, inbox) in listOf(ann to annIn, bob to bobIn, carl to carlIn)) subscribe(client, inbox, channel)
+        fun n(event: List<Any?>) = Regex("\"n\":(\\d+)").find(event[3] as String)!!.groupValues[1].toInt()
+        bob.sendChat(channel, "room", "h-0", """{"body":"before","n":0}""")
+        check(n(message(annIn, "client-chat")) == 0) { "first" }
+        ann.disconnect()
+        for (i in 1..5) bob.sendChat(channel, "room", "h-$i", """{"body":"missed $i","n":$i}""")
+        check((0..5).map { n(message(carlIn, "client-chat")) } == (0..5).toList()) { "all kept" }
+        ann.connect()
+        val got = (1..5).map { message(annIn, "client-chat") }
+        check(got.map(::n) == (1..5).toList()) { "order ${got.map(::n)}" }
+        check(got.all { (it[3] as String).contains("missed ") }) { "opened" }
+        val outcome = annIn.expect("the catch-up report") { it[0] == "catchUp" && it[1] == channel }[2]
+        check(outcome is CatchUp.Complete && outcome.events in 1uL..5uL) { "outcome $outcome" }
+        carl.shutdown()
+    }
     test("document edited by two clients converges") {
         val doc = "kt-doc-$RUN"
         val dkeys = Keys(mapOf(("doc" to 1u) to key(5)))

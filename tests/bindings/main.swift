@@ -190,6 +190,33 @@ test("key rotation mid-conversation") {
     try check(keys.count("room/2") == 1, "provider calls \(keys.calls)")
 }
 
+test("missed events are caught up after a reconnect") {
+    let channel = "private-history-swift-\(run)"
+    let carlIn = Inbox()
+    let carl = try SealcastClient(url: url, appKey: appKey, authorizer: Auth("carl"), keyProvider: keys, listener: carlIn)
+    for (client, inbox) in [(ann!, annIn), (bob!, bobIn), (carl, carlIn)] { try subscribe(client, inbox, channel) }
+    func n(_ event: [Any?]) -> Int {
+        let json = try? JSONSerialization.jsonObject(with: Data(text(event[3]).utf8)) as? [String: Any]
+        return (json?["n"] as? Int) ?? -1
+    }
+    try bob!.sendChat(channel: channel, room: "room", messageId: "h-0", dataJson: "{\"body\":\"before\",\"n\":0}")
+    try check(n(try message(annIn, "client-chat")) == 0, "first")
+    ann!.disconnect()
+    for i in 1...5 {
+        try bob!.sendChat(channel: channel, room: "room", messageId: "h-\(i)", dataJson: "{\"body\":\"missed \(i)\",\"n\":\(i)}")
+    }
+    try check(try (0...5).map { _ in n(try message(carlIn, "client-chat")) } == Array(0...5), "all kept")
+    ann!.connect()
+    let got = try (1...5).map { _ in try message(annIn, "client-chat") }
+    try check(got.map(n) == Array(1...5), "order \(got.map(n))")
+    try check(got.allSatisfy { text($0[3]).contains("missed ") }, "opened")
+    let outcome = try annIn.expect("the catch-up report") { text($0[0]) == "catchUp" && text($0[1]) == channel }[2]
+    guard case .complete(let events)? = outcome as? CatchUp, (1...5).contains(events) else {
+        throw Failure(description: "outcome \(String(describing: outcome))")
+    }
+    carl.shutdown()
+}
+
 test("document edited by two clients converges") {
     let doc = "swift-doc-\(run)"
     let dkeys = Keys([("doc", 1, 5)])

@@ -288,6 +288,27 @@ def process_exit_never_aborts():
             assert done.returncode == 0 and "FATAL" not in done.stderr, (mode, attempt, done.returncode, done.stderr[-2000:])
 
 
+def missed_events():
+    """A client that drops gets what it missed once, in order, opened, then a catch-up report."""
+    channel = f"private-history-{RUN}"
+    carl, carl_in = client("carl", keys)
+    for c, inbox in [(ann, ann_in), (bob, bob_in), (carl, carl_in)]:
+        subscribe(c, inbox, channel)
+    bob.send_chat(channel, "room", "h-0", json.dumps({"body": "before", "n": 0}))
+    assert message(ann_in, "client-chat")[3]["n"] == 0
+    ann.disconnect()
+    for n in range(1, 6):
+        bob.send_chat(channel, "room", f"h-{n}", json.dumps({"body": f"missed {n}", "n": n}))
+    assert [message(carl_in, "client-chat")[3]["n"] for _ in range(6)] == [0, 1, 2, 3, 4, 5]  # all kept
+    ann.connect()
+    got = [message(ann_in, "client-chat")[3] for _ in range(5)]
+    assert [m["n"] for m in got] == [1, 2, 3, 4, 5], got
+    assert all(m["body"] == f"missed {m['n']}" for m in got), got
+    outcome = ann_in.expect(lambda e: e[0] == "catch_up" and e[1] == channel, "the catch-up report")[2]
+    assert outcome.is_complete() and 1 <= outcome.events <= 5, outcome
+    carl.close()
+
+
 def pure_helpers():
     assert json.loads(s.delta_compose('[{"insert":"ab"}]', '[{"retain":1},{"delete":1}]')) == {"ops": [{"insert": "a"}]}
     assert s.delta_transform_position('[{"insert":"xx"}]', 1, False) == 3
@@ -301,6 +322,7 @@ for name, test in [
     ("presence roster", presence_roster),
     ("call signaling offer/answer", call_signaling),
     ("key rotation mid-conversation", key_rotation),
+    ("missed events are caught up after a reconnect", missed_events),
     ("document edited by two clients converges", document_converges),
     ("bad key gives a typed error", bad_key_is_typed),
     ("pure helpers (delta, keys)", pure_helpers),
