@@ -766,6 +766,66 @@ async fn one_apps_joins_do_not_hold_the_document_store() {
     assert!(answered > 0 && busy > 0, "{answered} answered, {busy} refused");
 }
 
+/// History reads are answered from the store in pages of up to 256 KiB:
+/// one app's connections reading as fast as their budgets allow (8
+/// connections at the default 10 reads/s each, under the app's 200/s)
+/// leave another app's client events on time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_apps_history_reads_do_not_hold_the_server() {
+    let _serial = SERIAL.lock().await;
+    let root = tmpfs_root("history");
+    let extra = format!(
+        "rate_limit_strikes = 100000\n[[apps.history]]\nchannels = [\"private-chat-*\"]\nmax_events = 1000\nmax_bytes = 16777216\n{VICTIM}"
+    );
+    let server =
+        Server::start_in(&root.0, "[history]\nstore = \"sqlite\"\n", &extra, &[("TEST_RUST_LOG", "info")]);
+    let channel = "private-chat-big";
+    let data = "h".repeat(8000);
+    for _ in 0..300 {
+        assert_eq!(server.publish(channel, "kept", &data).0, 200);
+    }
+    let mut victim = Victim::connect(&server).await;
+    let port = server.port;
+    let (answered, limited) = under_attack("history reads from 8 connections", &mut victim, async move {
+        let mut tasks = Vec::new();
+        for _ in 0..8 {
+            tasks.push(tokio::spawn(async move {
+                let (mut raw, socket_id) = Raw::established(port).await;
+                let auth = auth::channel_auth(APP_KEY, APP_SECRET, &socket_id, channel, None);
+                let subscribe = json!({"event": "pusher:subscribe", "data": {"channel": channel, "auth": auth}});
+                raw.send(&frame(true, 0x1, subscribe.to_string().as_bytes(), true)).await;
+                let read = json!({"event": "sealcast:history", "channel": channel, "data": {"since": 0, "limit": 1000}});
+                let read = frame(true, 0x1, read.to_string().as_bytes(), true);
+                let (mut answered, mut limited) = (0, 0);
+                let deadline = Instant::now() + Duration::from_secs(6);
+                raw.send(&read).await;
+                while Instant::now() < deadline {
+                    let Some((_, payload)) = raw.next().await else { break };
+                    let head = String::from_utf8_lossy(&payload[..payload.len().min(64)]).into_owned();
+                    if head.contains("sealcast_internal:history-error") || head.contains("pusher:error") {
+                        // Over the connection's read rate (or, past it, its
+                        // frame rate): as a client does, retry after a wait.
+                        limited += 1;
+                        tokio::time::sleep(Duration::from_millis(20)).await;
+                    } else if head.contains("sealcast_internal:history") {
+                        answered += 1;
+                    } else {
+                        continue;
+                    }
+                    raw.send(&read).await;
+                }
+                (answered, limited)
+            }));
+        }
+        sum_pairs(tasks).await
+    })
+    .await;
+    println!(
+        "history reads: {answered} pages (up to 256 KiB each) answered, {limited} refused as over the rate"
+    );
+    assert!(answered > 0 && limited > 0, "{answered} answered, {limited} refused");
+}
+
 /// Every join may claim a new document's session key hint, and a claim
 /// that creates a document is a write to the shared store: one app's
 /// connections claiming new documents as fast as they are allowed (each

@@ -123,35 +123,27 @@ fn uint(n: i64) -> u64 {
 }
 
 fn stream_row(tx: &Connection, app: &str, channel: &str) -> rusqlite::Result<Option<StreamRow>> {
-    tx.query_row(
-        "SELECT epoch, head, kept, bytes FROM streams WHERE app = ?1 AND channel = ?2",
-        params![app, channel],
-        |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?)),
-    )
+    tx.prepare_cached("SELECT epoch, head, kept, bytes FROM streams WHERE app = ?1 AND channel = ?2")?
+        .query_row(params![app, channel], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?)))
+        .optional()
+}
+
+/// The stream's oldest kept event: (row id, time, cost).
+fn oldest(tx: &Connection, app: &str, channel: &str) -> rusqlite::Result<Option<(i64, i64, i64)>> {
+    tx.prepare_cached(
+        "SELECT id, time_ms, cost FROM events WHERE app = ?1 AND channel = ?2 ORDER BY pos LIMIT 1",
+    )?
+    .query_row(params![app, channel], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))
     .optional()
 }
 
-/// Deletes the events `sql` selects (returning their costs) from `channel`'s
-/// counters; the bytes freed.
-fn delete_counted(
-    tx: &Connection,
-    app: &str,
-    channel: &str,
-    sql: &str,
-    args: &[&dyn rusqlite::ToSql],
-) -> rusqlite::Result<i64> {
-    let costs: Vec<i64> = tx.prepare(sql)?.query_map(args, |row| row.get(0))?.collect::<Result<_, _>>()?;
-    if !costs.is_empty() {
-        let freed: i64 = costs.iter().sum();
-        tx.execute(
-            "UPDATE streams SET kept = kept - ?3, bytes = bytes - ?4 WHERE app = ?1 AND channel = ?2",
-            params![app, channel, int(costs.len()), freed],
-        )?;
-        return Ok(freed);
-    }
-    Ok(0)
+fn delete_event(tx: &Connection, id: i64) -> rusqlite::Result<()> {
+    tx.prepare_cached("DELETE FROM events WHERE id = ?1")?.execute([id]).map(drop)
 }
 
+/// Keeps `event` as the stream's next offset and trims (each step an
+/// index seek: events are dropped oldest first, one at a time, while the
+/// stream's counters are kept here and written once).
 fn append_in(
     tx: &Connection,
     app: &str,
@@ -161,51 +153,49 @@ fn append_in(
     now_ms: u64,
     app_bytes: usize,
 ) -> rusqlite::Result<(Position, usize)> {
-    let mut freed = delete_counted(
-        tx,
-        app,
-        channel,
-        "DELETE FROM events WHERE app = ?1 AND channel = ?2 AND time_ms < ?3 RETURNING cost",
-        &[&app, &channel, &int(now_ms.saturating_sub(ttl_ms(limits.ttl)))],
-    )?;
-    let epoch = match stream_row(tx, app, channel)? {
-        Some((epoch, ..)) => epoch,
+    let (epoch, mut head, mut kept, mut bytes) = match stream_row(tx, app, channel)? {
+        Some(row) => row,
         None => {
             let epoch = new_epoch();
-            tx.execute(
+            tx.prepare_cached(
                 "INSERT INTO streams (app, channel, epoch, head, kept, bytes) VALUES (?1, ?2, ?3, 0, 0, 0)",
-                params![app, channel, epoch],
-            )?;
-            epoch
+            )?
+            .execute(params![app, channel, epoch])?;
+            (epoch, 0, 0, 0)
         }
     };
+    let mut freed = 0;
+    let cutoff = int(now_ms.saturating_sub(ttl_ms(limits.ttl)));
+    while let Some((id, time, cost)) = oldest(tx, app, channel)?
+        && time < cutoff
+    {
+        delete_event(tx, id)?;
+        (kept, bytes, freed) = (kept - 1, bytes - cost, freed + cost);
+    }
     let cost = int(event.cost());
-    let head: i64 = tx.query_row(
-        "UPDATE streams SET head = head + 1, kept = kept + 1, bytes = bytes + ?3
-         WHERE app = ?1 AND channel = ?2 RETURNING head",
-        params![app, channel, cost],
-        |row| row.get(0),
-    )?;
-    tx.execute(
+    head += 1;
+    tx.prepare_cached(
         "INSERT INTO events (app, channel, pos, time_ms, event, data, user_id, cost)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-        params![
-            app,
-            channel,
-            head,
-            int(now_ms),
-            event.event,
-            event.data.map_or("null", RawValue::get),
-            event.user_id,
-            cost
-        ],
-    )?;
-    let oldest = "DELETE FROM events WHERE id = (SELECT id FROM events WHERE app = ?1 AND channel = ?2 ORDER BY pos LIMIT 1) RETURNING cost";
-    while let Some((_, _, kept, bytes)) = stream_row(tx, app, channel)?
-        && (uint(kept) as usize > limits.max_events || uint(bytes) as usize > limits.max_bytes)
-    {
-        freed += delete_counted(tx, app, channel, oldest, &[&app, &channel])?;
+    )?
+    .execute(params![
+        app,
+        channel,
+        head,
+        int(now_ms),
+        event.event,
+        event.data.map_or("null", RawValue::get),
+        event.user_id,
+        cost
+    ])?;
+    (kept, bytes) = (kept + 1, bytes + cost);
+    while uint(kept) as usize > limits.max_events || uint(bytes) as usize > limits.max_bytes {
+        let Some((id, _, cost)) = oldest(tx, app, channel)? else { break };
+        delete_event(tx, id)?;
+        (kept, bytes, freed) = (kept - 1, bytes - cost, freed + cost);
     }
+    tx.prepare_cached("UPDATE streams SET head = ?3, kept = ?4, bytes = ?5 WHERE app = ?1 AND channel = ?2")?
+        .execute(params![app, channel, head, kept, bytes])?;
     let mut total = (int(app_bytes) + cost - freed).max(0);
     while uint(total) as usize > limits.app_max_bytes {
         let victim: Option<(String, i64)> = tx
@@ -281,10 +271,11 @@ impl HistoryStore for SqliteHistory {
             Some((epoch, head, ..)) => {
                 let first: Option<i64> = tx
                     .query_row(
-                        "SELECT MIN(pos) FROM events WHERE app = ?1 AND channel = ?2 AND time_ms >= ?3",
+                        "SELECT pos FROM events WHERE app = ?1 AND channel = ?2 AND time_ms >= ?3 ORDER BY pos LIMIT 1",
                         params![app, channel, oldest_ms],
                         |row| row.get(0),
                     )
+                    .optional()
                     .map_err(|e| backend(&e))?;
                 StreamState { epoch, head: uint(head), first: first.map(uint) }
             }
