@@ -440,6 +440,7 @@ async fn flood(client: &mut Client, frame: &Value, count: usize) -> (usize, Opti
             Some(Seen::Frame(f)) => {
                 let limited = f["event"] == "pusher:error" && f["data"]["code"] == 4301
                     || f["event"] == "sealcast_internal:doc-error" && f["data"]["code"] == "rate_limited"
+                    || f["event"] == "sealcast_internal:history-error" && f["data"]["code"] == "rate_limited"
                     || f["event"] == "pusher:subscription_error";
                 refused += usize::from(limited);
             }
@@ -476,6 +477,7 @@ async fn every_frame_kind_is_rate_limited() {
             ("doc-join", json!({"event": "sealcast:doc-join", "channel": doc, "data": {}})),
             ("doc-snapshot", json!({"event": "sealcast:doc-snapshot", "channel": doc, "data": {"seq": 0, "payload": "p"}})),
             ("doc-submit", json!({"event": "sealcast:doc-submit", "channel": doc, "data": {"base": 0, "op_id": "o", "payload": "p"}})),
+            ("history read", json!({"event": "sealcast:history", "channel": "private-flood", "data": {"limit": 1000}})),
             ("unknown", json!({"event": "whatever", "data": {}})),
         ];
         let mut results = Vec::new();
