@@ -14,6 +14,7 @@
 use std::io::BufRead;
 use std::sync::Arc;
 
+use sealcast_core::client::CatchUpOutcome;
 use sealcast_examples::backend::Backend;
 use sealcast_net::{Client, ClientConfig, Event};
 use serde_json::json;
@@ -48,6 +49,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                     println!("! a message from {} did not open: {error}", user_id.unwrap_or_default())
                 }
                 Event::SubscriptionFailed { message, .. } => println!("! subscription refused: {message}"),
+                // The server keeps the chat's history (the demo app does):
+                // after a reconnect the missed messages were printed above.
+                Event::CatchUp { outcome: CatchUpOutcome::Complete { events }, .. } if events > 0 => {
+                    println!("* caught up: {events} message(s) sent while you were away")
+                }
+                Event::CatchUp { outcome: CatchUpOutcome::Complete { .. }, .. } => {}
+                Event::CatchUp { .. } => println!("! some messages sent while you were away were lost"),
                 Event::Error { message, .. } => println!("! {message}"),
                 _ => {}
             }

@@ -20,7 +20,7 @@ scripts/web-site.sh "$site"
 
 data=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null; rm -rf "$data"' EXIT
-SEALCAST_APP_ID=$app_id SEALCAST_APP_KEY=$app_key SEALCAST_APP_SECRET=$app_secret \
+SEALCAST_APP_ID=$app_id SEALCAST_APP_KEY=$app_key SEALCAST_APP_SECRET=$app_secret SEALCAST_APP_HISTORY='presence-chat-*' \
     target/debug/sealcast serve --port "$ws_port" --data-dir "$data" &
 target/debug/examples/auth_server --app-id "$app_id" --app-key "$app_key" --app-secret "$app_secret" \
     --port "$web_port" --site "$site" \

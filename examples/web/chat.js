@@ -31,6 +31,15 @@ channel.bindSubscribed(() => {
   input.focus();
 });
 channel.bindFailure(() => (status.textContent = "the server refused this channel"));
+// After a reconnect the messages sent meanwhile arrive first (the server
+// keeps the chat's history), then this says whether any were lost.
+channel.bindCatchUp((outcome) => {
+  if (outcome.type === "complete") {
+    if (outcome.events > 0) show(`caught up: ${outcome.events} message(s) sent while you were away`, "sealcast", "notice");
+  } else {
+    show("some messages sent while you were away could not be recovered: reload the page", "sealcast", "notice");
+  }
+});
 
 let sent = 0;
 input.addEventListener("keydown", (event) => {

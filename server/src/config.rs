@@ -465,7 +465,11 @@ impl ServerConfig {
         }
         let demo_app = apps.is_empty();
         if demo_app {
-            apps.push(AppConfig::new("demo", random_hex(10), random_hex(16)));
+            let mut demo = AppConfig::new("demo", random_hex(10), random_hex(16));
+            // The demo's chats remember what was said while a client was
+            // away (docs/history.md).
+            demo.history.push(crate::history::HistoryRule::new(&["presence-chat-*", "private-chat-*"]));
+            apps.push(demo);
         }
         let config = ServerConfig {
             host,

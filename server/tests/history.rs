@@ -252,3 +252,35 @@ async fn a_cache_channel_sends_its_last_event_or_cache_miss_right_after_subscrib
     let moved = b.expect_event("client-move").await;
     assert_eq!(moved["data"], json!({"x": 1}));
 }
+
+#[tokio::test]
+async fn a_connection_is_told_the_positions_it_is_not_sent() {
+    let server = Server::start("", RULE);
+    let mut sender = server.client().await;
+    let mut other = server.client().await;
+    sender.join("private-chat-1", None).await;
+    other.join("private-chat-1", None).await;
+    sender.send(json!({"event": "client-msg", "channel": "private-chat-1", "data": {"n": 1}})).await;
+    let notice = sender.expect_event("pusher_internal:sealcast_excluded").await;
+    let relayed = other.expect_event("client-msg").await;
+    assert_eq!(
+        (notice["offset"].clone(), notice["epoch"].clone()),
+        (relayed["offset"].clone(), relayed["epoch"].clone())
+    );
+    // An HTTP publish excluding a socket (Laravel Echo's `toOthers()`).
+    let body =
+        json!({"name": "msg", "channel": "private-chat-1", "data": "{}", "socket_id": other.socket_id})
+            .to_string();
+    assert_eq!(server.api("POST", &format!("/apps/{APP_ID}/events"), &[], &body).0, 200);
+    assert_eq!(other.expect_event("pusher_internal:sealcast_excluded").await["offset"], 2);
+    assert_eq!(sender.expect_event("msg").await["offset"], 2);
+    // Channels without history get no notice.
+    sender.join("private-other", None).await;
+    other.join("private-other", None).await;
+    sender.send(json!({"event": "client-msg", "channel": "private-other", "data": {}})).await;
+    other.expect_event("client-msg").await;
+    assert!(
+        sender.next_within(std::time::Duration::from_millis(300)).await.is_none(),
+        "nothing for the sender"
+    );
+}

@@ -21,6 +21,9 @@ import type {
   PusherLike,
 } from "./types.js";
 
+/** On a channel with history: the position of an event this connection was not sent (docs/history.md). */
+const EXCLUDED_EVENT = "pusher_internal:sealcast_excluded";
+
 /** pusher-js's transport connection: its `message` events are the raw frames. */
 interface FrameSource {
   bind(event: "message", callback: (frame: { data?: unknown }) => void): unknown;
@@ -333,6 +336,10 @@ export class SealcastClient {
       this.machine.handleSubscribed(name, offset, epoch);
     } else if (event === "pusher:subscription_error") {
       this.channels.get(name)?.emitFailure(message.data);
+    } else if (event === EXCLUDED_EVENT) {
+      // A position this connection skips (its own client event): counted
+      // by the machine, never shown to the app.
+      this.machine.handleChannelEvent(name, event, "{}", undefined, offset, epoch);
     } else if (!event.startsWith("pusher:") && !event.startsWith("pusher_internal:")) {
       const data = typeof message.data === "string" ? message.data : JSON.stringify(message.data ?? null);
       this.machine.handleChannelEvent(name, event, data, message.user_id, offset, epoch);

@@ -46,6 +46,7 @@ before(async () => {
         SEALCAST_APP_ID: APP.id,
         SEALCAST_APP_KEY: APP.key,
         SEALCAST_APP_SECRET: APP.secret,
+        SEALCAST_APP_HISTORY: "presence-chat-*",
         RUST_LOG: "trace",
       },
     },
@@ -74,7 +75,8 @@ after(async () => {
   for (const spy of spies) spy.disconnect();
   stopAll();
   fs.rmSync(dataDir, { recursive: true, force: true });
-  fs.rmSync(logFile, { force: true });
+  // KEEP_LOG=1 keeps the server's log (trace) for a failure's post-mortem.
+  if (!process.env.KEEP_LOG) fs.rmSync(logFile, { force: true });
 });
 
 /** A page of the demo; browser console errors fail the test. */
@@ -83,7 +85,9 @@ async function open(pathAndQuery) {
   const page = await context.newPage();
   page.errors = [];
   page.on("pageerror", (err) => page.errors.push(String(err)));
+  page.logs = [];
   page.on("console", (msg) => {
+    page.logs.push(msg.text());
     if (msg.type() === "error") page.errors.push(msg.text());
   });
   await page.goto(`${base}${pathAndQuery}`);
@@ -162,6 +166,33 @@ test("chat: two pages, sealed end to end; a plain pusher-js client sees only env
     assert.ok(!JSON.stringify(data).includes(CANARY), "no plaintext on the wire");
   }
   for (const page of [ann, bob]) assert.deepEqual(page.errors, []);
+});
+
+test("chat: a page whose connection drops (a laptop lid, a tunnel) shows every message sent meanwhile once it is back, once each, in order", async () => {
+  const room = `away${process.pid}`;
+  const ann = await open(`/chat.html?room=${room}&user=ann`);
+  const bob = await open(`/chat.html?room=${room}&user=bob`);
+  const carl = await open(`/chat.html?room=${room}&user=carl`); // sees what the server relayed
+  for (const page of [ann, bob, carl]) await page.locator("#message:not([disabled])").waitFor({ timeout: 15000 });
+  const texts = (page) => page.$$eval("#messages li", (items) => items.map((li) => li.textContent));
+  await bob.fill("#message", "before");
+  await bob.press("#message", "Enter");
+  await until(async () => (await texts(ann)).length === 1, 10000, "ann seeing the first message");
+
+  await ann.evaluate(() => globalThis.Pusher.instances[0].disconnect());
+  const missed = ["while you were away 1", "while you were away 2 é", "while you were away 3 🎉"];
+  for (const line of missed) {
+    await bob.fill("#message", line);
+    await bob.press("#message", "Enter");
+  }
+  // Relayed (so kept) before ann is back.
+  await until(async () => (await texts(carl)).length === 4, 10000, "carl seeing bob's messages");
+  await ann.evaluate(() => globalThis.Pusher.instances[0].connect());
+  await until(async () => (await texts(ann)).length === 5, 15000, "ann's page catching up").catch(async (err) => {
+    throw new Error(`${err.message}; ann's page shows ${JSON.stringify(await texts(ann))}, console ${JSON.stringify(ann.logs)}`);
+  });
+  assert.deepEqual(await texts(ann), ["before", ...missed, "caught up: 3 message(s) sent while you were away"]);
+  for (const page of [ann, bob, carl]) assert.deepEqual(page.errors, []);
 });
 
 test("documents: three pages type concurrently, one reloads, a fourth joins late; all editors end identical", async () => {

@@ -10,7 +10,7 @@
 //! said ([`CatchUpOutcome`]), never a silent gap. Sans-IO like the rest:
 //! the machine feeds it and carries out what [`Streams::poll`] returns.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::time::Duration;
 
 use serde_json::Value;
@@ -20,6 +20,7 @@ use crate::protocol::event::parse_data;
 use crate::protocol::history::{
     Gap, HistoryError, HistoryErrorCode, HistoryEvent, HistoryPage, MAX_PAGE_EVENTS, Position, Read,
 };
+use crate::protocol::server::EXCLUDED;
 use crate::time::Instant;
 
 /// How a catch-up ended, per channel.
@@ -115,6 +116,9 @@ struct CatchUp {
     id: String,
     /// Live events that arrived meanwhile, in arrival order.
     held: Vec<Inbound>,
+    /// Offsets this connection was told it skips (its own client events,
+    /// publishes that excluded it): not delivered when a page has them.
+    excluded: BTreeSet<u64>,
     /// Missed events delivered so far.
     delivered: usize,
     gap: Option<Gap>,
@@ -223,16 +227,28 @@ impl Streams {
 
     /// A live event with a position.
     pub(crate) fn live(&mut self, message: Inbound, now: Instant) {
+        // A position this connection skips: its own client event, or a
+        // publish that excluded it. It counts, but is not delivered.
+        let excluded = message.event == EXCLUDED;
         let (Some(channel), Some(position)) = (message.channel.clone(), message.position.clone()) else {
-            return self.output.push_back(StreamOutput::Deliver(message));
+            if !excluded {
+                self.output.push_back(StreamOutput::Deliver(message));
+            }
+            return;
         };
         let Some(followed) = self.followed.get_mut(&channel) else {
             // The first event seen (an external transport does not say
             // where the stream stood at subscribe): follow from it.
             self.followed.insert(channel, Followed { last: position, catch_up: None });
-            return self.output.push_back(StreamOutput::Deliver(message));
+            if !excluded {
+                self.output.push_back(StreamOutput::Deliver(message));
+            }
+            return;
         };
         if let Some(catch_up) = &mut followed.catch_up {
+            if excluded && position.epoch == followed.last.epoch {
+                catch_up.excluded.insert(position.offset);
+            }
             catch_up.held.push(message);
             if catch_up.held.len() > self.max_held {
                 self.fail(&channel, CatchUpFailure::TooManyHeld, now);
@@ -243,11 +259,16 @@ impl Streams {
             Relation::Seen => {}
             Relation::Next => {
                 followed.last = position;
-                self.output.push_back(StreamOutput::Deliver(message));
+                if !excluded {
+                    self.output.push_back(StreamOutput::Deliver(message));
+                }
             }
             Relation::Ahead => {
                 self.start(&channel, now);
                 if let Some(catch_up) = self.followed.get_mut(&channel).and_then(|f| f.catch_up.as_mut()) {
+                    if excluded {
+                        catch_up.excluded.insert(position.offset);
+                    }
                     catch_up.held.push(message);
                 }
             }
@@ -273,8 +294,10 @@ impl Streams {
         for event in page.events {
             if event.offset > followed.last.offset {
                 followed.last.offset = event.offset;
-                catch_up.delivered += 1;
-                self.output.push_back(StreamOutput::Deliver(inbound(channel, event, &page.epoch)));
+                if !catch_up.excluded.contains(&event.offset) {
+                    catch_up.delivered += 1;
+                    self.output.push_back(StreamOutput::Deliver(inbound(channel, event, &page.epoch)));
+                }
             }
         }
         catch_up.attempts = 0;
@@ -340,13 +363,14 @@ impl Streams {
         let Some(followed) = self.followed.get_mut(channel) else { return };
         self.next_id += 1;
         let id = format!("catch-up-{}", self.next_id);
-        let (held, delivered, gap) = match followed.catch_up.take() {
-            Some(old) => (old.held, old.delivered, old.gap),
-            None => (Vec::new(), 0, None),
+        let (held, excluded, delivered, gap) = match followed.catch_up.take() {
+            Some(old) => (old.held, old.excluded, old.delivered, old.gap),
+            None => (Vec::new(), BTreeSet::new(), 0, None),
         };
         let read = Self::read(&id, &followed.last);
         let deadline = now + self.timeout;
-        followed.catch_up = Some(CatchUp { id, held, delivered, gap, attempts: 0, retry_at: None, deadline });
+        followed.catch_up =
+            Some(CatchUp { id, held, excluded, delivered, gap, attempts: 0, retry_at: None, deadline });
         self.output.push_back(StreamOutput::Read { channel: channel.to_owned(), read });
     }
 

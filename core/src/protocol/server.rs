@@ -102,6 +102,18 @@ pub fn member_removed(channel: &str, user_id: &str) -> String {
     event_with_string_data("pusher_internal:member_removed", Some(channel), &to_json(&Data { user_id }))
 }
 
+/// `pusher_internal:sealcast_excluded`: on a channel with history, the
+/// position of an event this connection was not sent (its own client
+/// event, or a publish that excluded its socket id), so its client sees no
+/// gap in the stream (docs/history.md). pusher-js passes no
+/// `pusher_internal:` event on to the app.
+pub fn excluded_at(channel: &str, position: &Position) -> String {
+    with_position(event_with_string_data(EXCLUDED, Some(channel), "{}"), position)
+}
+
+/// The event name of [`excluded_at`].
+pub const EXCLUDED: &str = "pusher_internal:sealcast_excluded";
+
 /// `pusher:cache_miss`: a cache channel had no event for its new
 /// subscriber.
 pub fn cache_miss(channel: &str) -> String {

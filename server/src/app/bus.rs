@@ -24,6 +24,10 @@ pub enum BusMessage {
         /// A socket not to deliver to (its author, or the HTTP API's
         /// `socket_id`), which may be on any node.
         except: Option<String>,
+        /// What that socket gets instead, on a channel with history (the
+        /// position it skips).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        notice: Option<String>,
     },
     /// The first connection of `user_id` on the sending node joined a
     /// presence channel.

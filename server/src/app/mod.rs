@@ -32,7 +32,7 @@ use serde_json::value::RawValue;
 
 use crate::app::bus::{Broker, BusBusy, BusMessage};
 pub use crate::app::registry::{ChannelInfo, SubscribeError};
-use crate::app::registry::{Registry, Transition};
+use crate::app::registry::{Except, Registry, Transition};
 pub use crate::app::replica::{LocalMember, NodeCount, NodeEntries, NodeMember};
 use crate::config::AppConfig;
 use crate::history::{History, HistoryStoreError, NewEvent, StreamLimits};
@@ -203,14 +203,14 @@ impl App {
                 | Transition::LeftHere { .. } => {}
                 Transition::MemberAdded { channel, user_id, info, except, here } => {
                     let frame = Bytes::from(frames::member_added(&channel, &user_id, info.as_deref()));
-                    registry.deliver(&channel, &frame, except.as_deref(), fanout, metrics);
+                    registry.deliver(&channel, &frame, Except::socket(except.as_deref()), fanout, metrics);
                     if here {
                         self.webhooks.emit(HookEvent::MemberAdded { channel, user_id });
                     }
                 }
                 Transition::MemberRemoved { channel, user_id, here } => {
                     let frame = Bytes::from(frames::member_removed(&channel, &user_id));
-                    registry.deliver(&channel, &frame, None, fanout, metrics);
+                    registry.deliver(&channel, &frame, Except::default(), fanout, metrics);
                     if here {
                         self.webhooks.emit(HookEvent::MemberRemoved { channel, user_id });
                     }
@@ -238,7 +238,7 @@ impl App {
 
     /// Queues `frame` for this node's subscribers of `channel` (except
     /// `except`) under the read lock, then writes; how many it was queued for.
-    fn deliver(&self, channel: &str, frame: &Bytes, except: Option<&str>, metrics: &Metrics) -> usize {
+    fn deliver(&self, channel: &str, frame: &Bytes, except: Except<'_>, metrics: &Metrics) -> usize {
         let mut fanout = Fanout::default();
         let sent = self.read().deliver(channel, frame, except, &mut fanout, metrics);
         fanout.write();
@@ -363,10 +363,24 @@ impl App {
         except: Option<&str>,
         metrics: &Metrics,
     ) -> Result<usize, BusBusy> {
+        self.publish_except(channel, frame, Except::socket(except), metrics)
+    }
+
+    /// [`App::publish`] with what the excepted socket gets instead.
+    fn publish_except(
+        &self,
+        channel: &str,
+        frame: &Bytes,
+        except: Except<'_>,
+        metrics: &Metrics,
+    ) -> Result<usize, BusBusy> {
         if self.bus.is_clustered() {
-            let frame = String::from_utf8_lossy(frame).into_owned();
-            let message =
-                BusMessage::Event { channel: channel.to_owned(), frame, except: except.map(str::to_owned) };
+            let message = BusMessage::Event {
+                channel: channel.to_owned(),
+                frame: String::from_utf8_lossy(frame).into_owned(),
+                except: except.socket_id.map(str::to_owned),
+                notice: except.notice.map(|notice| String::from_utf8_lossy(notice).into_owned()),
+            };
             self.bus.forward(&self.config.id, vec![message])?;
         }
         Ok(self.deliver(channel, frame, except, metrics))
@@ -395,7 +409,11 @@ impl App {
         // Delivered under the stream's order lock: this node's subscribers
         // see its offsets in increasing order.
         let sent = self.history.append_then(&self.config.id, event.channel, kept, &limits, |position| {
-            self.publish(event.channel, &event.frame(Some(position)), except, metrics)
+            // The excepted socket (the sender, or the publisher's
+            // `socket_id`) is told the position it skips.
+            let notice = except.map(|_| Bytes::from(frames::excluded_at(event.channel, position)));
+            let except = Except { socket_id: except, notice: notice.as_ref() };
+            self.publish_except(event.channel, &event.frame(Some(position)), except, metrics)
         })?;
         Ok(sent?)
     }
@@ -420,12 +438,13 @@ impl App {
                     channel: p.channel.clone(),
                     frame: String::from_utf8_lossy(frame).into_owned(),
                     except: p.except.clone(),
+                    notice: None,
                 })
                 .collect();
             self.bus.forward(&self.config.id, messages)?;
         }
         for (publish, frame) in publishes.iter().zip(&frames) {
-            self.deliver(&publish.channel, frame, publish.except.as_deref(), metrics);
+            self.deliver(&publish.channel, frame, Except::socket(publish.except.as_deref()), metrics);
         }
         Ok(())
     }
@@ -529,8 +548,10 @@ impl App {
                 self.terminate_local(&user_id);
                 return;
             }
-            BusMessage::Event { channel, frame, except } => {
-                self.deliver(&channel, &Bytes::from(frame), except.as_deref(), metrics);
+            BusMessage::Event { channel, frame, except, notice } => {
+                let notice = notice.map(Bytes::from);
+                let except = Except { socket_id: except.as_deref(), notice: notice.as_ref() };
+                self.deliver(&channel, &Bytes::from(frame), except, metrics);
                 return;
             }
             _ => {}

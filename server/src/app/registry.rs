@@ -63,6 +63,25 @@ pub enum SubscribeError {
     NotConnected,
 }
 
+/// Who does not get a frame, and what it gets instead.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Except<'a> {
+    /// The socket not to deliver to (a client event's sender, or the HTTP
+    /// API's `socket_id`).
+    pub socket_id: Option<&'a str>,
+    /// On a channel with history, what that socket gets instead: the
+    /// position it skips (`pusher_internal:sealcast_excluded`), so its
+    /// client sees no gap in the stream.
+    pub notice: Option<&'a Bytes>,
+}
+
+impl<'a> Except<'a> {
+    /// Everyone but `socket_id`, with no notice.
+    pub fn socket(socket_id: Option<&'a str>) -> Except<'a> {
+        Except { socket_id, notice: None }
+    }
+}
+
 /// A subscription made: what it caused, and the reply for the subscriber.
 #[derive(Debug)]
 pub struct Subscribed {
@@ -306,7 +325,7 @@ impl Registry {
         &self,
         channel: &str,
         frame: &Bytes,
-        except: Option<&str>,
+        except: Except<'_>,
         fanout: &mut Fanout,
         metrics: &Metrics,
     ) -> usize {
@@ -315,7 +334,11 @@ impl Registry {
         let _order = entry.order.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         let mut sent = 0;
         for (socket_id, (handle, _)) in &entry.subscribers {
-            if Some(&**socket_id) != except && fanout.push(handle, frame.clone(), metrics) {
+            if Some(&**socket_id) == except.socket_id {
+                if let Some(notice) = except.notice {
+                    fanout.push(handle, notice.clone(), metrics);
+                }
+            } else if fanout.push(handle, frame.clone(), metrics) {
                 sent += 1;
             }
         }

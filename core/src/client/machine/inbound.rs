@@ -11,7 +11,7 @@ use crate::crypto::CryptoError;
 use crate::doc::DocSync;
 use crate::keys::{Asked, DocKeys, KeyRequest};
 use crate::protocol::doc::{self, DocReply};
-use crate::protocol::history;
+use crate::protocol::{history, server};
 use crate::time::Instant;
 
 impl ClientMachine {
@@ -38,7 +38,7 @@ impl ClientMachine {
         if message.event == history::PAGE || message.event == history::ERROR {
             return self.on_history_reply(message);
         }
-        if message.position.is_some() {
+        if message.position.is_some() || message.event == server::EXCLUDED {
             // A channel with history: in stream order, once (see streams).
             return self.streams.live(message, self.now);
         }

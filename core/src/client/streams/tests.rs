@@ -4,6 +4,7 @@ use serde_json::json;
 use serde_json::value::RawValue;
 
 use super::*;
+use crate::protocol::server::EXCLUDED;
 
 const CH: &str = "private-chat";
 
@@ -213,4 +214,32 @@ fn no_answer_in_time_fails_the_catch_up_and_too_many_held_does_too() {
         drain(&mut s),
         [Out::Read("catch-up-1".into(), 3), Out::Done(failed), Out::Got(6), Out::Got(7), Out::Got(8)]
     );
+}
+
+fn excluded(offset: u64) -> Inbound {
+    Inbound { event: EXCLUDED.into(), data: json!({}), ..live(offset, "e") }
+}
+
+#[test]
+fn positions_this_connection_skips_count_but_are_never_delivered() {
+    let mut s = following_from(3);
+    // Its own client event (4) between two others.
+    s.live(excluded(4), t(0));
+    s.live(live(5, "e"), t(0));
+    assert_eq!(drain(&mut s), [Out::Got(5)], "no gap, no read");
+    // Away: 6 was someone else's, 7 its own (told before the drop), 8 live.
+    s.live(excluded(7), t(1));
+    assert_eq!(drain(&mut s), [Out::Read("catch-up-1".into(), 5)]);
+    s.live(live(8, "e"), t(1));
+    s.page(CH, page("catch-up-1", "e", 8, 6..=8, false, None), t(2));
+    assert_eq!(
+        drain(&mut s),
+        [Out::Got(6), Out::Got(8), Out::Done(CatchUpOutcome::Complete { events: 2 })],
+        "its own event is not handed back, the held 8 not twice"
+    );
+    // Never a message for the app, even first thing on a channel.
+    let mut fresh = Streams::new(10, Duration::from_secs(10));
+    fresh.live(excluded(1), t(0));
+    fresh.live(live(2, "e"), t(0));
+    assert_eq!(drain(&mut fresh), [Out::Got(2)]);
 }
