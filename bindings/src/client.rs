@@ -5,9 +5,10 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use sealcast_core::client::{
-    CatchUpOutcome, ChannelAuth, ClientMachine, ConnectionState as CoreState, Member,
+    CatchUpOutcome, ChannelAuth, ClientMachine, ConnectionState as CoreState, HistoryRead, Member,
 };
 use sealcast_core::crypto::Scope;
+use sealcast_core::protocol::history::HistoryError;
 use sealcast_net::{self as net, ClientConfig, Event};
 use serde_json::Value;
 
@@ -169,6 +170,88 @@ pub trait ClientListener: Send + Sync {
     /// (docs/history.md): the missed events were delivered before this,
     /// once and in order, or the outcome says what was lost.
     fn on_catch_up(&self, channel: String, outcome: CatchUp);
+    /// The answer to `read_history` (`request_id` as it returned).
+    fn on_history(&self, channel: String, request_id: String, result: HistoryResult);
+}
+
+/// One event of a history page: opened (`data_json`, `scope`) or, when its
+/// sealed fields did not open, `error_code` and `error_message` — never
+/// ciphertext.
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct HistoryEntry {
+    /// Its offset in the stream (read `before` the first one for the page before).
+    pub offset: u64,
+    /// Event name.
+    pub event: String,
+    /// The sender, where there was one.
+    pub user_id: Option<String>,
+    /// When the server took it, ms since the Unix epoch.
+    pub time_ms: u64,
+    /// Its data, opened, as JSON text.
+    pub data_json: Option<String>,
+    /// The scope its sealed fields were bound to.
+    pub scope: Option<String>,
+    /// Why it did not open.
+    pub error_code: Option<String>,
+    /// Why it did not open, for people.
+    pub error_message: Option<String>,
+}
+
+/// A history page, or the server's refusal (`code`: `rate_limited`,
+/// `history_off`, `not_subscribed`, …).
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Enum)]
+pub enum HistoryResult {
+    /// Events, oldest first; `more`: older ones are kept.
+    Page {
+        /// The events.
+        entries: Vec<HistoryEntry>,
+        /// Older events are kept.
+        more: bool,
+    },
+    /// No page.
+    Refused {
+        /// Why, as a code.
+        code: String,
+        /// Why, for people.
+        message: String,
+    },
+}
+
+impl From<Result<HistoryRead, HistoryError>> for HistoryResult {
+    fn from(result: Result<HistoryRead, HistoryError>) -> HistoryResult {
+        match result {
+            Err(error) => {
+                HistoryResult::Refused { code: error.code.as_str().to_owned(), message: error.message }
+            }
+            Ok(read) => HistoryResult::Page {
+                entries: read
+                    .items
+                    .into_iter()
+                    .map(|item| {
+                        let (data_json, scope, error_code, error_message) = match item.content {
+                            Ok((data, scope)) => {
+                                (Some(data.to_string()), scope.map(|s| s.to_string()), None, None)
+                            }
+                            Err(error) => {
+                                (None, None, Some(error.code().to_owned()), Some(error.to_string()))
+                            }
+                        };
+                        HistoryEntry {
+                            offset: item.offset,
+                            event: item.event,
+                            user_id: item.user_id,
+                            time_ms: item.time_ms,
+                            data_json,
+                            scope,
+                            error_code,
+                            error_message,
+                        }
+                    })
+                    .collect(),
+                more: read.more,
+            },
+        }
+    }
 }
 
 /// How a channel with history caught up.
@@ -394,6 +477,19 @@ impl SealcastClient {
         Ok(self.client.with_machine(|m| m.send_presence_state(&channel, &kid, state))?)
     }
 
+    /// Asks for a page of `channel`'s history, scrolling back (docs/history.md):
+    /// the newest `limit` events (1–1,000) before offset `before` (none:
+    /// the newest). The answer arrives at `on_history` with the returned
+    /// request id.
+    pub fn read_history(
+        &self,
+        channel: String,
+        before: Option<u64>,
+        limit: u32,
+    ) -> Result<String, SealcastError> {
+        Ok(self.client.with_machine(|m| m.read_history(&channel, before, limit))?)
+    }
+
     /// The members of a subscribed presence channel.
     pub fn members(&self, channel: String) -> Vec<PresenceMember> {
         self.client.with_machine(|m| m.members(&channel)).into_iter().map(PresenceMember::from).collect()
@@ -452,6 +548,9 @@ fn deliver(listener: &dyn ClientListener, event: Event) {
         }
         Event::Document { doc_id, event } => listener.on_document(doc_id, document_event(event)),
         Event::CatchUp { channel, outcome } => listener.on_catch_up(channel, outcome.into()),
+        Event::History { channel, request_id, result } => {
+            listener.on_history(channel, request_id, result.into())
+        }
         // Requests: the driver (sealcast_net::Client) answers them through
         // the app's Authorizer and KeyProvider and never passes them on.
         Event::NeedAuthorization { .. } | Event::NeedKey(_) => {}

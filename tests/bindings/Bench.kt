@@ -42,6 +42,7 @@ class Receiver(private val count: Int) : ClientListener {
     override fun onError(code: UShort?, message: String) {}
     override fun onDocument(docId: String, event: DocumentEvent) {}
     override fun onCatchUp(channel: String, outcome: CatchUp) {}
+    override fun onHistory(channel: String, requestId: String, result: HistoryResult) {}
 }
 
 fun main(args: Array<String>) {

@@ -54,6 +54,7 @@ class Inbox : ClientListener {
     override fun onError(code: UShort?, message: String) = add("error", code, message)
     override fun onDocument(docId: String, event: DocumentEvent) = add("doc", docId, event)
     override fun onCatchUp(channel: String, outcome: CatchUp) = add("catchUp", channel, outcome)
+    override fun onHistory(channel: String, requestId: String, result: HistoryResult) = add("history", requestId, result)
 
     fun expect(what: String, timeoutMs: Long = 10_000, match: (List<Any?>) -> Boolean): List<Any?> {
         val deadline = System.currentTimeMillis() + timeoutMs
@@ -152,6 +153,9 @@ fun main(args: Array<String>) {
         check(got.all { (it[3] as String).contains("missed ") }) { "opened" }
         val outcome = annIn.expect("the catch-up report") { it[0] == "catchUp" && it[1] == channel }[2]
         check(outcome is CatchUp.Complete && outcome.events in 1uL..5uL) { "outcome $outcome" }
+        val asked = ann.readHistory(channel, null, 3u)
+        val page = annIn.expect("a history page") { it[0] == "history" && it[1] == asked }[2]
+        check(page is HistoryResult.Page && page.entries.map { it.dataJson!!.contains("missed ") } == listOf(true, true, true) && page.more) { "page $page" }
         carl.shutdown()
     }
     test("document edited by two clients converges") {

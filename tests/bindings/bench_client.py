@@ -50,6 +50,7 @@ class Receiver(s.ClientListener):
     def on_error(self, code, message): pass
     def on_document(self, doc_id, event): pass
     def on_catch_up(self, channel, outcome): pass
+    def on_history(self, channel, request_id, result): pass
 
 
 receiver = Receiver()

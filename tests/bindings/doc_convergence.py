@@ -103,6 +103,7 @@ class Editor(s.ClientListener):
     def on_member_removed(self, channel, member): pass
     def on_error(self, code, message): pass
     def on_catch_up(self, channel, outcome): pass
+    def on_history(self, channel, request_id, result): pass
 
     # documents
     def on_document(self, doc_id, event):

@@ -87,6 +87,7 @@ final class Inbox: ClientListener, @unchecked Sendable {
     func onError(code: UInt16?, message: String) { add(["error", code, message]) }
     func onDocument(docId: String, event: DocumentEvent) { add(["doc", docId, event]) }
     func onCatchUp(channel: String, outcome: CatchUp) { add(["catchUp", channel, outcome]) }
+    func onHistory(channel: String, requestId: String, result: HistoryResult) { add(["history", requestId, result]) }
 
     func expect(_ what: String, timeout: TimeInterval = 10, _ match: ([Any?]) -> Bool) throws -> [Any?] {
         let deadline = Date().addingTimeInterval(timeout)
@@ -213,6 +214,12 @@ test("missed events are caught up after a reconnect") {
     let outcome = try annIn.expect("the catch-up report") { text($0[0]) == "catchUp" && text($0[1]) == channel }[2]
     guard case .complete(let events)? = outcome as? CatchUp, (1...5).contains(events) else {
         throw Failure(description: "outcome \(String(describing: outcome))")
+    }
+    let asked = try ann!.readHistory(channel: channel, before: nil, limit: 3)
+    let page = try annIn.expect("a history page") { text($0[0]) == "history" && text($0[1]) == asked }[2]
+    guard case .page(let entries, let more)? = page as? HistoryResult, more,
+        entries.map({ ($0.dataJson ?? "").contains("missed ") }) == [true, true, true] else {
+        throw Failure(description: "page \(String(describing: page))")
     }
     carl.shutdown()
 }

@@ -90,6 +90,9 @@ class Inbox(s.ClientListener):
     def on_catch_up(self, channel, outcome):
         self._add("catch_up", channel, outcome)
 
+    def on_history(self, channel, request_id, result):
+        self._add("history", request_id, result)
+
     def expect(self, match, what, timeout=10.0):
         deadline = time.monotonic() + timeout
         with self.cond:
@@ -252,6 +255,7 @@ class Busy(s.ClientListener):
     def on_error(self, code, message): pass
     def on_document(self, doc_id, event): pass
     def on_catch_up(self, channel, outcome): pass
+    def on_history(self, channel, request_id, result): pass
 
 a_in, b_in = Busy(), Busy()
 a = s.SealcastClient(URL, KEY, Auth(), Keys(), a_in)
@@ -306,6 +310,15 @@ def missed_events():
     assert all(m["body"] == f"missed {m['n']}" for m in got), got
     outcome = ann_in.expect(lambda e: e[0] == "catch_up" and e[1] == channel, "the catch-up report")[2]
     assert outcome.is_complete() and 1 <= outcome.events <= 5, outcome
+    # Scrolling back: the newest three, opened, then the page before them.
+    asked = ann.read_history(channel, None, 3)
+    page = ann_in.expect(lambda e: e[0] == "history" and e[1] == asked, "a history page")[2]
+    assert page.is_page() and page.more, page
+    assert [json.loads(x.data_json)["n"] for x in page.entries] == [3, 4, 5], page
+    asked = ann.read_history(channel, page.entries[0].offset, 10)
+    page = ann_in.expect(lambda e: e[0] == "history" and e[1] == asked, "the page before")[2]
+    assert [json.loads(x.data_json)["body"] for x in page.entries] == ["before", "missed 1", "missed 2"], page
+    assert not page.more
     carl.close()
 
 

@@ -11,6 +11,7 @@ import initWasm, { documentChannel, initSync, Machine } from "./wasm/sealcast_wa
 import type {
   CatchUpOutcome,
   ChannelEvent,
+  HistoryPage,
   DocumentEvent,
   DocumentOptions,
   KeyGrant,
@@ -179,6 +180,8 @@ export class SealcastClient {
   private readonly options: SealcastOptions;
   private readonly channels = new Map<string, SealedChannel>();
   private readonly documents = new Map<string, SealedDocument>();
+  /** The app's history reads waiting for their page, by request id. */
+  private readonly historyReads = new Map<string, { resolve: (page: HistoryPage) => void; reject: (err: Error) => void }>();
   private pumping = false;
   private pumpAgain = false;
   private pumpQueued = false;
@@ -251,10 +254,18 @@ export class SealcastClient {
     this.pusher.connection.unbind("message", this.onMessage);
     this.pusher.connection.unbind("state_change", this.onStateChange);
     this.tapped?.unbind("message", this.onFrame);
+    for (const read of this.historyReads.values()) read.reject(new SealcastError("closed", "the client was closed"));
+    this.historyReads.clear();
     for (const name of this.channels.keys()) this.pusher.unsubscribe(name);
     this.channels.clear();
     this.documents.clear();
     this.machine.free();
+  }
+
+  /** @internal */
+  readHistory(name: string, before: number | undefined, limit: number): Promise<HistoryPage> {
+    const requestId = this.run((m) => m.readHistory(name, before, limit));
+    return new Promise((resolve, reject) => this.historyReads.set(requestId, { resolve, reject }));
   }
 
   /** @internal A command on the machine; outputs are carried out right after the caller's code. */
@@ -434,6 +445,13 @@ export class SealcastClient {
       case "catchUp":
         this.channels.get(e.channel)?.emitCatchUp(e.outcome);
         break;
+      case "history": {
+        const read = this.historyReads.get(e.requestId);
+        this.historyReads.delete(e.requestId);
+        if (e.result.type === "page") read?.resolve({ events: e.result.events, more: e.result.more });
+        else read?.reject(new SealcastError(e.result.code, e.result.message));
+        break;
+      }
       case "needKey":
         this.fetchKey(e.request);
         break;
@@ -532,6 +550,17 @@ export class SealedChannel {
   bindCatchUp(callback: (outcome: CatchUpOutcome) => void): this {
     this.listeners.on("catchUp", (e) => callback(e as unknown as CatchUpOutcome));
     return this;
+  }
+
+  /**
+   * A page of this channel's history (docs/history.md), scrolling back:
+   * the newest `limit` events (default 50, at most 1,000) before offset
+   * `before` (default: the newest), opened. Rejects with a `SealcastError`
+   * (`history_off`, `rate_limited`, `not_subscribed`, …) when the server
+   * refuses it.
+   */
+  history(options: { before?: number; limit?: number } = {}): Promise<HistoryPage> {
+    return this.client.readHistory(this.name, options.before, options.limit ?? 50);
   }
 
   /** A plaintext `client-` event. */

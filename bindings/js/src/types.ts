@@ -98,7 +98,35 @@ export type MachineEvent =
   | { type: "document"; docId: string; event: DocumentEvent }
   | { type: "needAuthorization"; socketId: string; channel: string }
   | { type: "needKey"; request: KeyRequest }
-  | { type: "catchUp"; channel: string; outcome: CatchUpOutcome };
+  | { type: "catchUp"; channel: string; outcome: CatchUpOutcome }
+  | {
+      type: "history";
+      channel: string;
+      requestId: string;
+      result: { type: "page"; events: HistoryEvent[]; more: boolean } | { type: "refused"; code: string; message: string };
+    };
+
+/**
+ * One event of a history page (`channel.history()`): its data opened, or —
+ * when its sealed fields did not open — `undecryptable`, never ciphertext.
+ */
+export interface HistoryEvent {
+  /** Its offset in the channel's stream (ask `before` the first one for the page before). */
+  offset: number;
+  event: string;
+  userId: string | null;
+  /** When the server took it, ms since the Unix epoch. */
+  timeMs: number;
+  data?: unknown;
+  scope?: string | null;
+  undecryptable?: { code: string; message: string };
+}
+
+/** A page of a channel's history, oldest first; `more`: older events are kept. */
+export interface HistoryPage {
+  events: HistoryEvent[];
+  more: boolean;
+}
 
 /**
  * How a channel with history caught up after a reconnect or a gap

@@ -288,4 +288,19 @@ test("history: a pusher-js + wasm client that drops gets the events it missed (s
   await until(() => seen.length === 12, 5000, "the next live event");
   await harness.sleep(100);
   assert.deepEqual(seen.slice(-1), [11]);
+
+  // Scrolling back: the newest three, opened (the sealed ones too), then
+  // the page before them; a channel without history is refused.
+  const newest = await annChannel.history({ limit: 3 });
+  assert.deepEqual(newest.events.map((e) => e.data.n), [...order.slice(-2), 11]);
+  assert.equal(newest.more, true);
+  const before = await annChannel.history({ before: newest.events[0].offset, limit: 100 });
+  assert.deepEqual(before.events.map((e) => e.data.n), [0, ...order.slice(0, -2)]);
+  assert.ok(before.events.every((e) => e.undecryptable === undefined));
+  assert.equal(before.more, false);
+  const plain = ann.client.channel(`private-plain-${process.pid}`);
+  let plainSubscribed = false;
+  plain.bindSubscribed(() => (plainSubscribed = true));
+  await until(() => plainSubscribed, 5000, "a channel without history");
+  await assert.rejects(plain.history(), (err) => err.code === "history_off");
 });

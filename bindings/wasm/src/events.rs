@@ -4,9 +4,12 @@
 
 use std::time::Duration;
 
-use sealcast_core::client::{CatchUpOutcome, ConnectionState, Event, KeyRequest, Member, Transmit};
+use sealcast_core::client::{
+    CatchUpOutcome, ConnectionState, Event, HistoryRead, KeyRequest, Member, Transmit,
+};
 use sealcast_core::doc::DocClientEvent;
 use sealcast_core::ot::Delta;
+use sealcast_core::protocol::history::HistoryError;
 use serde_json::{Value, json};
 
 pub(crate) fn transmit(transmit: Transmit) -> Value {
@@ -93,10 +96,37 @@ pub(crate) fn event(event: Event) -> Value {
         Event::CatchUp { channel, outcome } => {
             json!({"type": "catchUp", "channel": channel, "outcome": catch_up(outcome)})
         }
+        Event::History { channel, request_id, result } => {
+            json!({"type": "history", "channel": channel, "requestId": request_id, "result": history(result)})
+        }
         Event::NeedAuthorization { socket_id, channel } => {
             json!({"type": "needAuthorization", "socketId": socket_id, "channel": channel})
         }
         Event::NeedKey(request) => json!({"type": "needKey", "request": key_request(&request)}),
+    }
+}
+
+fn history(result: Result<HistoryRead, HistoryError>) -> Value {
+    match result {
+        Err(error) => json!({"type": "refused", "code": error.code.as_str(), "message": error.message}),
+        Ok(read) => {
+            let events: Vec<Value> = read
+                .items
+                .into_iter()
+                .map(|item| {
+                    let mut value = json!({"offset": item.offset, "event": item.event, "userId": item.user_id, "timeMs": item.time_ms});
+                    match item.content {
+                        Ok((data, scope)) => {
+                            value["data"] = data;
+                            value["scope"] = json!(scope.map(|s| s.to_string()));
+                        }
+                        Err(error) => value["undecryptable"] = json!({"code": error.code(), "message": error.to_string()}),
+                    }
+                    value
+                })
+                .collect();
+            json!({"type": "page", "events": events, "more": read.more})
+        }
     }
 }
 

@@ -230,6 +230,20 @@ impl Machine {
         self.inner.send_presence_state(channel, kid, parse(state_json)?).map_err(error::command)
     }
 
+    /// Asks for a page of `channel`'s history, scrolling back: the newest
+    /// `limit` events before offset `before` (none: the newest). Returns
+    /// the request id its `history` event carries.
+    #[wasm_bindgen(js_name = readHistory)]
+    pub fn read_history(
+        &mut self,
+        channel: &str,
+        before: Option<f64>,
+        limit: u32,
+    ) -> Result<String, JsError> {
+        let before = before.filter(|b| *b >= 0.0 && b.fract() == 0.0).map(|b| b as u64);
+        self.inner.read_history(channel, before, limit).map_err(error::command)
+    }
+
     /// Adds a key version (base64url); held events it opens are delivered.
     #[wasm_bindgen(js_name = addKey)]
     pub fn add_key(&mut self, kid: &str, kv: u32, key: &str) -> Result<(), JsError> {

@@ -24,8 +24,8 @@ pub use auth::{AuthRefusal, ChannelAuth};
 pub use backoff::{Backoff, CloseClass};
 pub use link::Transmit;
 pub use machine::{
-    CHAT_EVENT, ClientMachine, CommandError, DocOptions, Document, Event, KeyError, MachineConfig,
-    NotSentReason, PRESENCE_STATE_EVENT,
+    CHAT_EVENT, ClientMachine, CommandError, DocOptions, Document, Event, HistoryItem, HistoryRead, KeyError,
+    MachineConfig, NotSentReason, PRESENCE_STATE_EVENT,
 };
 pub use presence::{Member, Roster};
 pub use session::{Action, ClientError, ClientEvent, ClientSession, ConnectionState, SessionConfig};

@@ -9,6 +9,9 @@ use serde_json::Value;
 use crate::client::presence::Member;
 use crate::client::session::{ClientError, ConnectionState, SessionConfig};
 use crate::client::streams::CatchUpOutcome;
+use crate::protocol::history::HistoryError;
+
+use super::scroll_back::HistoryRead;
 use crate::crypto::{CryptoError, Scope};
 use crate::doc::{DocClientError, DocClientEvent, DocConfig};
 use crate::keys::{KeyRefusal, KeyRequest};
@@ -144,6 +147,16 @@ pub enum Event {
         channel: String,
         /// How it ended.
         outcome: CatchUpOutcome,
+    },
+    /// The answer to [`ClientMachine::read_history`](super::ClientMachine::read_history):
+    /// a page of the channel's history, opened, or the server's refusal.
+    History {
+        /// The channel.
+        channel: String,
+        /// The id `read_history` returned.
+        request_id: String,
+        /// The page, or why there is none.
+        result: Result<HistoryRead, HistoryError>,
     },
     /// A sealed event that waited for its key was not sent.
     NotSent {

@@ -2,6 +2,7 @@
 //! (deliveries through the key-aware inbound path, reads on the link,
 //! outcomes to the app) and routes the server's history replies to them.
 
+use super::scroll_back::is_app_read;
 use super::{ClientMachine, Event};
 use crate::client::held::Inbound;
 use crate::client::streams::StreamOutput;
@@ -12,12 +13,24 @@ impl ClientMachine {
     pub(super) fn on_history_reply(&mut self, message: Inbound) {
         let Some(channel) = message.channel else { return };
         let now = self.now;
+        // The app's own reads (scrolling back) and the catch-ups' have
+        // their own request ids.
         let parsed = if message.event == history::PAGE {
-            serde_json::from_value::<HistoryPage>(message.data)
-                .map(|page| self.streams.page(&channel, page, now))
+            serde_json::from_value::<HistoryPage>(message.data).map(|page| {
+                if is_app_read(page.request_id.as_deref()) {
+                    self.on_app_page(channel.clone(), Ok(page));
+                } else {
+                    self.streams.page(&channel, page, now);
+                }
+            })
         } else {
-            serde_json::from_value::<HistoryError>(message.data)
-                .map(|error| self.streams.refused(&channel, error, now))
+            serde_json::from_value::<HistoryError>(message.data).map(|error| {
+                if is_app_read(error.request_id.as_deref()) {
+                    self.on_app_page(channel.clone(), Err(error));
+                } else {
+                    self.streams.refused(&channel, error, now);
+                }
+            })
         };
         if parsed.is_err() {
             let message = format!("a history reply on {channel} that does not parse");

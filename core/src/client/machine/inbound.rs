@@ -110,6 +110,7 @@ impl ClientMachine {
                 self.inbound.put_back(at, message);
             }
         }
+        self.release_pages(give_up_before);
         self.flush_outcomes();
     }
 }

@@ -8,6 +8,7 @@ mod event;
 mod history;
 mod inbound;
 mod key_answers;
+mod scroll_back;
 mod sends;
 
 use std::collections::{BTreeMap, VecDeque};
@@ -16,6 +17,7 @@ use serde_json::Value;
 
 pub use documents::Document;
 pub use event::{CommandError, DocOptions, Event, KeyError, MachineConfig, NotSentReason};
+pub use scroll_back::{HistoryItem, HistoryRead};
 
 use super::auth::{AuthRefusal, ChannelAuth};
 use super::held::{Held, Inbound, PendingSend};
@@ -82,6 +84,10 @@ pub struct ClientMachine {
     streams: Streams,
     /// Catch-up outcomes waiting for their channel's held events.
     outcomes: Vec<(String, CatchUpOutcome)>,
+    /// Pages the app asked for, waiting for keys.
+    waiting_pages: VecDeque<scroll_back::WaitingPage>,
+    /// The app's history reads so far (their request ids).
+    history_reads: u64,
     events: VecDeque<Event>,
     transmits: VecDeque<Transmit>,
     /// The newest time passed in.
@@ -123,6 +129,8 @@ impl ClientMachine {
             sends: Held::new(config.max_held),
             streams: Streams::new(config.max_held, config.catch_up_timeout),
             outcomes: Vec::new(),
+            waiting_pages: VecDeque::new(),
+            history_reads: 0,
             config,
             link,
             keys: Keys::new(policy, rng),
@@ -402,7 +410,10 @@ impl ClientMachine {
         };
         let docs = self.docs.values().filter_map(|doc| doc.poll_timeout());
         let timeout = self.config.key_timeout;
-        let held = [self.inbound.oldest(), self.sends.oldest()].into_iter().flatten().map(|at| at + timeout);
+        let held = [self.inbound.oldest(), self.sends.oldest(), self.oldest_waiting_page()]
+            .into_iter()
+            .flatten()
+            .map(|at| at + timeout);
         let questions = self.keys.next_expiry();
         let streams = self.streams.poll_timeout();
         link.into_iter().chain(docs).chain(held).chain(questions).chain(streams).min()

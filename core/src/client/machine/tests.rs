@@ -585,3 +585,95 @@ fn a_seeded_machine_reproduces_every_byte_it_sends() {
     assert_ne!(seeded, recorded_session([Some(11), Some(13)]));
     assert_ne!(recorded_session([None, None]), recorded_session([None, None]));
 }
+
+#[test]
+fn scrolling_back_opens_a_page_after_its_missing_key_and_refusals_reach_the_app() {
+    use crate::client::sealed::seal_event;
+    use crate::crypto::{Key, KeyRing};
+    use crate::protocol::history::{self, HistoryErrorCode};
+
+    let t0 = Instant::now();
+    let channel = "private-chat";
+    let mut m = ClientMachine::external(MachineConfig::default(), t0);
+    m.subscribe(channel).unwrap();
+    while m.poll_transmit().is_some() {}
+    m.handle_subscribed(t0, channel);
+    while m.poll_event().is_some() {}
+    assert!(m.read_history("private-other", None, 10).is_err(), "not subscribed");
+
+    let id = m.read_history(channel, Some(3), 50).unwrap();
+    match m.poll_transmit() {
+        Some(Transmit::Trigger { channel: c, event, data }) => {
+            assert_eq!((c.as_str(), event.as_str()), (channel, history::READ));
+            assert_eq!(data, json!({"request_id": id, "before": 3, "limit": 50}));
+        }
+        other => panic!("{other:?}"),
+    }
+    // An old message sealed under a version the ring lacks, and a plain one.
+    let mut ring = KeyRing::single("room", 2, crate::crypto::Key::from_bytes(&[2; 32])).unwrap();
+    let mut sealed = json!({"body": "old news"});
+    seal_event(&mut sealed, &["/body"], &mut ring, "room", &Scope::chat("r", "m").unwrap()).unwrap();
+    let page = json!({"request_id": id, "epoch": "e", "head": 9, "more": true, "events": [
+        {"offset": 1, "event": "client-chat", "data": sealed, "user_id": "ann", "time_ms": 5},
+        {"offset": 2, "event": "news", "data": "{\"x\":1}", "time_ms": 6},
+    ]});
+    m.handle_channel_event(t0, channel, history::PAGE, page, None);
+    let request = match m.poll_event() {
+        Some(Event::NeedKey(request)) => request,
+        other => panic!("the page waits for its key first: {other:?}"),
+    };
+    assert_eq!((request.kid.as_str(), request.kv), ("room", Some(2)));
+    assert!(m.poll_event().is_none());
+    m.handle_key(t0, &request, Ok(KeyGrant::new(2, Key::from_bytes(&[2; 32]))));
+    match m.poll_event() {
+        Some(Event::History { channel: c, request_id, result: Ok(read) }) => {
+            assert_eq!((c.as_str(), request_id.as_str(), read.more), (channel, id.as_str(), true));
+            let opened: Vec<_> = read
+                .items
+                .iter()
+                .map(|item| (item.offset, item.content.as_ref().map(|(data, _)| data.clone()).unwrap()))
+                .collect();
+            assert_eq!(opened[0].0, 1);
+            assert_eq!(opened[0].1["body"], "old news");
+            assert_eq!(opened[1], (2, json!({"x": 1})));
+            assert_eq!(read.items[0].user_id.as_deref(), Some("ann"));
+        }
+        other => panic!("{other:?}"),
+    }
+
+    // A refusal is the app's too; a page under a refused version is
+    // delivered with that event undecryptable, never ciphertext.
+    let id = m.read_history(channel, None, 10).unwrap();
+    let refusal = json!({"request_id": id, "code": "rate_limited", "message": "slow"});
+    m.handle_channel_event(t0, channel, history::ERROR, refusal, None);
+    while m.poll_transmit().is_some() {}
+    match m.poll_event() {
+        Some(Event::History { result: Err(error), .. }) => {
+            assert_eq!(error.code, HistoryErrorCode::RateLimited)
+        }
+        other => panic!("{other:?}"),
+    }
+    let id = m.read_history(channel, None, 10).unwrap();
+    let mut v9 = KeyRing::single("room", 9, Key::from_bytes(&[9; 32])).unwrap();
+    let mut sealed = json!({"body": "secret"});
+    seal_event(&mut sealed, &["/body"], &mut v9, "room", &Scope::chat("r", "n").unwrap()).unwrap();
+    let page = json!({"request_id": id, "epoch": "e", "head": 9, "more": false, "events": [
+        {"offset": 7, "event": "client-chat", "data": sealed, "time_ms": 5},
+    ]});
+    m.handle_channel_event(t0, channel, history::PAGE, page, None);
+    let Some(Event::NeedKey(request)) = m.poll_event() else { panic!("asks for v9") };
+    m.handle_key(t0, &request, Err(KeyRefusal::Refused("no".into())));
+    let events: Vec<Event> = std::iter::from_fn(|| m.poll_event()).collect();
+    let read = events
+        .iter()
+        .find_map(|e| match e {
+            Event::History { result: Ok(read), .. } => Some(read),
+            _ => None,
+        })
+        .expect("the page");
+    assert!(
+        matches!(&read.items[0].content, Err(error) if error.code() == "unknown_key"),
+        "{:?}",
+        read.items[0].content
+    );
+}
