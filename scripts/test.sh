@@ -55,7 +55,8 @@ install_prerequisites() {
         log "npm ci (typescript, pusher-js, quill, quill-cursors, playwright-core) in bindings/js"
         (cd bindings/js && npm ci --no-audit --no-fund)
     fi
-    if [ ! -d tests/interop/node_modules/pusher-js ] || [ ! -d tests/interop/node_modules/pusher ]; then
+    if [ ! -d tests/interop/node_modules/pusher-js ] || [ ! -d tests/interop/node_modules/pusher ] \
+        || [ ! -d tests/interop/node_modules/laravel-echo ]; then
         log "npm ci (pusher-js, pusher) in tests/interop"
         (cd tests/interop && npm ci --no-audit --no-fund)
     fi

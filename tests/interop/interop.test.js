@@ -1,4 +1,4 @@
-// pusher-js (the real browser/Node client) and `pusher` (the real Node
+// pusher-js (the real browser/Node client, and Laravel Echo over it) and `pusher` (the real Node
 // server library) against a real `sealcast serve`.
 'use strict';
 const { test, before, after } = require('node:test');
@@ -18,6 +18,14 @@ function newClient(userFor = () => ({ user_id: 'anon' })) {
 // In a cluster, give a subscription a moment to reach the other node
 // before asking that node about it.
 const settle = () => (server.clustered ? sleep(150) : Promise.resolve());
+// Polls `check` every 20 ms until it is true, for at most `ms`.
+async function until(check, ms) {
+  const deadline = Date.now() + ms;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms`);
+    await sleep(20);
+  }
+}
 
 before(async () => {
   server = await startServer();
@@ -211,4 +219,41 @@ test('cache channels: pusher-js gets pusher:cache_miss, then a late subscriber t
   const page = await res.json();
   assert.deepEqual(page.events.map((e) => JSON.parse(e.data)), [{ home: 2 }]);
   assert.equal(page.head, 2);
+});
+
+test('Laravel Echo over pusher-js: events carrying stream positions reach its listeners unchanged (cache channel, private cache channel, whispers)', async () => {
+  const { default: Echo } = await import('laravel-echo'); // ESM only in practice
+  const echoFor = (user) => new Echo({ broadcaster: 'pusher', key: 'unused', client: newClient(() => ({ user_id: user })) });
+  const first = echoFor('echo-a');
+  // Echo's own names: `.name` for an event published as is, `private()` adds `private-`.
+  const got = [];
+  const publicChannel = first.channel('cache-echo-news');
+  publicChannel.listen('.headline', (data) => got.push(data));
+  const privateChannel = first.private('cache-echo-room');
+  const whispers = [];
+  privateChannel.listenForWhisper('typing', (data) => whispers.push(data));
+  await until(() => first.connector.pusher.channel('private-cache-echo-room')?.subscribed
+    && first.connector.pusher.channel('cache-echo-news')?.subscribed, 5000);
+  await settle();
+  assert.equal((await lib.trigger('cache-echo-news', 'headline', { title: 'kept' })).status, 200);
+  await until(() => got.length === 1, 5000);
+  assert.deepEqual(got, [{ title: 'kept' }]);
+  // A late Echo subscriber gets the cached event, its data unchanged.
+  const late = echoFor('echo-b');
+  const lateGot = [];
+  late.channel('cache-echo-news').listen('.headline', (data) => lateGot.push(data));
+  await until(() => lateGot.length === 1, 5000);
+  assert.deepEqual(lateGot, [{ title: 'kept' }]);
+  // A whisper (client event) on a channel that keeps it: the sender gets
+  // nothing of its own back, the other Echo client the data as sent.
+  const other = late.private('cache-echo-room');
+  const otherWhispers = [];
+  other.listenForWhisper('typing', (data) => otherWhispers.push(data));
+  await until(() => late.connector.pusher.channel('private-cache-echo-room')?.subscribed, 5000);
+  await settle();
+  privateChannel.whisper('typing', { name: 'a' });
+  await until(() => otherWhispers.length === 1, 5000);
+  await sleep(200);
+  assert.deepEqual(otherWhispers, [{ name: 'a' }]);
+  assert.deepEqual(whispers, [], 'no echo of its own whisper, nor the position notice');
 });
