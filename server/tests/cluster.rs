@@ -731,6 +731,32 @@ async fn history_is_one_stream_across_nodes() {
         page["data"]["events"].as_array().unwrap().iter().map(|e| e["offset"].as_u64().unwrap()).collect();
     assert_eq!((offsets, page["data"].get("gap").cloned()), ((31..=35).collect(), None));
 
+    // The Redis keys hold envelopes, never a sealed field's plaintext.
+    let canary = "CANARY-cluster-history-4b1f";
+    let mut ring = KeyRing::single("room", 1, sealcast_core::crypto::Key::from_bytes(&[4; 32])).unwrap();
+    let mut sealed = json!({"body": canary});
+    let scope = sealcast_core::crypto::Scope::chat("c", "m").unwrap();
+    sealcast_core::client::sealed::seal_event(&mut sealed, &["/body"], &mut ring, "room", &scope).unwrap();
+    assert_eq!(a.publish("private-chat-1", "kept-canary-event", &sealed.to_string()).0, 200);
+    let mut conn = redis::Client::open(redis.url()).unwrap().get_connection().unwrap();
+    let keys: Vec<String> = redis::cmd("KEYS").arg("sealcast:hist:*").query(&mut conn).unwrap();
+    let mut stored = String::new();
+    for key in &keys {
+        let kind: String = redis::cmd("TYPE").arg(key).query(&mut conn).unwrap();
+        let values: Vec<String> = match kind.as_str() {
+            "list" => redis::cmd("LRANGE").arg(key).arg(0).arg(-1).query(&mut conn).unwrap(),
+            "hash" => redis::cmd("HGETALL").arg(key).query(&mut conn).unwrap(),
+            "zset" => redis::cmd("ZRANGE").arg(key).arg(0).arg(-1).query(&mut conn).unwrap(),
+            other => panic!("unexpected {other} at {key}"),
+        };
+        stored.push_str(&values.join("\n"));
+    }
+    assert!(stored.contains("kept-canary-event"), "the history keys were read: {keys:?}");
+    assert!(!stored.contains(canary), "plaintext in Redis");
+    for node in [&a, &b] {
+        assert!(!node.stderr().contains(canary), "plaintext in a node's log");
+    }
+
     // Cache channels too: a subscriber on B gets what was published on A.
     assert_eq!(a.publish("cache-score", "score", "7").0, 200);
     let mut late = b.client().await;
