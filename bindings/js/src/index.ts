@@ -347,11 +347,9 @@ export class SealcastClient {
       this.machine.handleSubscribed(name, offset, epoch);
     } else if (event === "pusher:subscription_error") {
       this.channels.get(name)?.emitFailure(message.data);
-    } else if (event === EXCLUDED_EVENT) {
-      // A position this connection skips (its own client event): counted
-      // by the machine, never shown to the app.
-      this.machine.handleChannelEvent(name, event, "{}", undefined, offset, epoch);
-    } else if (!event.startsWith("pusher:") && !event.startsWith("pusher_internal:")) {
+    } else if (event === EXCLUDED_EVENT || (!event.startsWith("pusher:") && !event.startsWith("pusher_internal:"))) {
+      // (EXCLUDED_EVENT: a position this connection skips — its own client
+      // event — counted by the machine, never shown to the app.)
       const data = typeof message.data === "string" ? message.data : JSON.stringify(message.data ?? null);
       this.machine.handleChannelEvent(name, event, data, message.user_id, offset, epoch);
     } else {

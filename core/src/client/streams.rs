@@ -16,6 +16,7 @@ use std::time::Duration;
 use serde_json::Value;
 
 use super::held::Inbound;
+use crate::protocol::client::CLIENT_EVENT_PREFIX;
 use crate::protocol::event::parse_data;
 use crate::protocol::history::{
     Gap, HistoryError, HistoryErrorCode, HistoryEvent, HistoryPage, MAX_PAGE_EVENTS, Position, Read,
@@ -136,6 +137,24 @@ struct Followed {
     /// when nothing was delivered yet).
     last: Position,
     catch_up: Option<CatchUp>,
+    /// Fingerprints of this client's own client events on the channel
+    /// whose notice (`sealcast_excluded`, own) has not come yet, oldest
+    /// first: a catch-up page holding one (its notice lost in a drop)
+    /// does not hand it back.
+    unconfirmed: VecDeque<u64>,
+}
+
+/// Most own events remembered per channel before their notices.
+const MAX_UNCONFIRMED: usize = 256;
+
+/// A client event's fingerprint: its name and its data as JSON text (the
+/// relay carries client event data byte for byte).
+fn fingerprint(event: &str, data: &Value) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    event.hash(&mut hasher);
+    data.to_string().hash(&mut hasher);
+    hasher.finish()
 }
 
 /// The streams of the channels with history the machine follows.
@@ -210,13 +229,26 @@ impl Streams {
     pub(crate) fn subscribed(&mut self, channel: &str, head: Option<Position>, now: Instant) {
         match (self.followed.get_mut(channel), head) {
             (None, Some(head)) => {
-                self.followed.insert(channel.to_owned(), Followed { last: head, catch_up: None });
+                self.followed.insert(
+                    channel.to_owned(),
+                    Followed { last: head, catch_up: None, unconfirmed: VecDeque::new() },
+                );
             }
             (None, None) => {}
             // Nothing published since what was delivered.
             (Some(followed), Some(head)) if followed.last == head && followed.catch_up.is_none() => {}
             // Missed something, or cannot tell (an external transport): read.
             (Some(_), _) => self.start(channel, now),
+        }
+    }
+
+    /// This client sent `event` with `data` (as sent: sealed) on `channel`.
+    pub(crate) fn sent(&mut self, channel: &str, event: &str, data: &Value) {
+        if let Some(followed) = self.followed.get_mut(channel) {
+            followed.unconfirmed.push_back(fingerprint(event, data));
+            if followed.unconfirmed.len() > MAX_UNCONFIRMED {
+                followed.unconfirmed.pop_front();
+            }
         }
     }
 
@@ -239,13 +271,16 @@ impl Streams {
         let Some(followed) = self.followed.get_mut(&channel) else {
             // The first event seen (an external transport does not say
             // where the stream stood at subscribe): follow from it.
-            self.followed.insert(channel, Followed { last: position, catch_up: None });
+            self.followed
+                .insert(channel, Followed { last: position, catch_up: None, unconfirmed: VecDeque::new() });
             if !excluded {
                 self.output.push_back(StreamOutput::Deliver(message));
             }
             return;
         };
         if let Some(catch_up) = &mut followed.catch_up {
+            // (An own notice confirms its event when it is passed on again
+            // after the catch-up.)
             if excluded && position.epoch == followed.last.epoch {
                 catch_up.excluded.insert(position.offset);
             }
@@ -254,6 +289,9 @@ impl Streams {
                 self.fail(&channel, CatchUpFailure::TooManyHeld, now);
             }
             return;
+        }
+        if excluded && message.data.get("own") == Some(&Value::Bool(true)) {
+            followed.unconfirmed.pop_front();
         }
         match relation(&followed.last, &position) {
             Relation::Seen => {}
@@ -294,10 +332,22 @@ impl Streams {
         for event in page.events {
             if event.offset > followed.last.offset {
                 followed.last.offset = event.offset;
-                if !catch_up.excluded.contains(&event.offset) {
-                    catch_up.delivered += 1;
-                    self.output.push_back(StreamOutput::Deliver(inbound(channel, event, &page.epoch)));
+                if catch_up.excluded.contains(&event.offset) {
+                    continue;
                 }
+                let message = inbound(channel, event, &page.epoch);
+                // Its own event, whose notice the drop took: not handed back.
+                let own = message
+                    .event
+                    .starts_with(CLIENT_EVENT_PREFIX)
+                    .then(|| fingerprint(&message.event, &message.data))
+                    .and_then(|print| followed.unconfirmed.iter().position(|p| *p == print));
+                if let Some(index) = own {
+                    followed.unconfirmed.remove(index);
+                    continue;
+                }
+                catch_up.delivered += 1;
+                self.output.push_back(StreamOutput::Deliver(message));
             }
         }
         catch_up.attempts = 0;

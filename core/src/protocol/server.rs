@@ -103,12 +103,13 @@ pub fn member_removed(channel: &str, user_id: &str) -> String {
 }
 
 /// `pusher_internal:sealcast_excluded`: on a channel with history, the
-/// position of an event this connection was not sent (its own client
-/// event, or a publish that excluded its socket id), so its client sees no
-/// gap in the stream (docs/history.md). pusher-js passes no
-/// `pusher_internal:` event on to the app.
-pub fn excluded_at(channel: &str, position: &Position) -> String {
-    with_position(event_with_string_data(EXCLUDED, Some(channel), "{}"), position)
+/// position of an event this connection was not sent — its own client
+/// event (`own`: data `{"own":true}`), or a publish that excluded its
+/// socket id — so its client sees no gap in the stream (docs/history.md).
+/// pusher-js passes no `pusher_internal:` event on to the app.
+pub fn excluded_at(channel: &str, position: &Position, own: bool) -> String {
+    let data = if own { r#"{"own":true}"# } else { "{}" };
+    with_position(event_with_string_data(EXCLUDED, Some(channel), data), position)
 }
 
 /// The event name of [`excluded_at`].

@@ -80,6 +80,24 @@ impl ChannelEvent<'_> {
     }
 }
 
+/// Who an event is not sent to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NotTo<'a> {
+    /// The connection that sent it (a client event).
+    Sender(&'a str),
+    /// A socket the publisher excluded (the HTTP API's `socket_id`).
+    Socket(&'a str),
+}
+
+impl<'a> NotTo<'a> {
+    /// The socket id.
+    pub fn socket_id(self) -> &'a str {
+        match self {
+            NotTo::Sender(socket_id) | NotTo::Socket(socket_id) => socket_id,
+        }
+    }
+}
+
 /// One event for one channel's subscribers (see [`App::publish_all`]).
 #[derive(Debug, Clone)]
 pub struct Publish {
@@ -393,9 +411,10 @@ impl App {
     pub fn publish_event(
         &self,
         event: ChannelEvent<'_>,
-        except: Option<&str>,
+        not_to: Option<NotTo<'_>>,
         metrics: &Metrics,
     ) -> Result<usize, PublishError> {
+        let except = not_to.map(NotTo::socket_id);
         let Some(limits) = self.history_limits(event.channel) else {
             return Ok(self.publish(event.channel, &event.frame(None), except, metrics)?);
         };
@@ -411,7 +430,8 @@ impl App {
         let sent = self.history.append_then(&self.config.id, event.channel, kept, &limits, |position| {
             // The excepted socket (the sender, or the publisher's
             // `socket_id`) is told the position it skips.
-            let notice = except.map(|_| Bytes::from(frames::excluded_at(event.channel, position)));
+            let own = matches!(not_to, Some(NotTo::Sender(_)));
+            let notice = except.map(|_| Bytes::from(frames::excluded_at(event.channel, position, own)));
             let except = Except { socket_id: except, notice: notice.as_ref() };
             self.publish_except(event.channel, &event.frame(Some(position)), except, metrics)
         })?;
@@ -425,7 +445,7 @@ impl App {
     pub fn publish_all(&self, publishes: Vec<Publish>, metrics: &Metrics) -> Result<(), PublishError> {
         if publishes.iter().any(|p| self.history_limits(&p.channel).is_some()) {
             for publish in &publishes {
-                self.publish_event(publish.event(), publish.except.as_deref(), metrics)?;
+                self.publish_event(publish.event(), publish.except.as_deref().map(NotTo::Socket), metrics)?;
             }
             return Ok(());
         }

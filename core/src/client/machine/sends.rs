@@ -144,6 +144,7 @@ impl ClientMachine {
             let (ring, rng) = self.keys.app_sealing();
             seal_event_with_rng(&mut send.data, &paths, ring, &seal.kid, &seal.scope, rng)?;
         }
+        self.streams.sent(&send.channel, &send.event, &send.data);
         Ok(self.link.send(&send.channel, &send.event, send.data)?)
     }
 

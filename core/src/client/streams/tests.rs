@@ -243,3 +243,25 @@ fn positions_this_connection_skips_count_but_are_never_delivered() {
     fresh.live(live(2, "e"), t(0));
     assert_eq!(drain(&mut fresh), [Out::Got(2)]);
 }
+
+#[test]
+fn its_own_event_whose_notice_a_drop_took_is_not_handed_back() {
+    let mut s = following_from(3);
+    let own = json!({"n": 4, "body": "mine"});
+    s.sent(CH, "client-chat", &own);
+    // Confirmed by its notice: nothing is remembered any more.
+    let mut notice = excluded(4);
+    notice.data = json!({"own": true});
+    s.live(notice, t(0));
+    assert_eq!(drain(&mut s), []);
+    // Sent just before a drop: the notice never came.
+    let lost = json!({"n": 5, "body": "mine too"});
+    s.sent(CH, "client-chat", &lost);
+    s.subscribed(CH, Some(at(6, "e")), t(1));
+    assert_eq!(drain(&mut s), [Out::Read("catch-up-1".into(), 4)]);
+    let mut page = page("catch-up-1", "e", 6, 5..=6, false, None);
+    page.events[0].event = "client-chat".into();
+    page.events[0].data = RawValue::from_string(lost.to_string()).unwrap();
+    s.page(CH, page, t(2));
+    assert_eq!(drain(&mut s), [Out::Got(6), Out::Done(CatchUpOutcome::Complete { events: 1 })]);
+}

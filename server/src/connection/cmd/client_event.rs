@@ -6,7 +6,7 @@ use std::time::Instant;
 use sealcast_core::protocol::ClientFrame;
 
 use super::super::{ServerError, Session};
-use crate::app::{ChannelEvent, PublishError};
+use crate::app::{ChannelEvent, NotTo, PublishError};
 use crate::webhooks::HookEvent;
 
 /// Longest client event name (Pusher's limit).
@@ -42,7 +42,8 @@ impl Session {
             data: frame.data.as_deref(),
             user_id: user_id.as_deref(),
         };
-        match self.app.publish_event(event, Some(&self.handle.socket_id), &self.state.metrics) {
+        match self.app.publish_event(event, Some(NotTo::Sender(&self.handle.socket_id)), &self.state.metrics)
+        {
             Ok(_) => {}
             Err(PublishError::Bus(_)) => {
                 return self
