@@ -267,12 +267,14 @@ async fn a_connection_is_told_the_positions_it_is_not_sent() {
         (notice["offset"].clone(), notice["epoch"].clone()),
         (relayed["offset"].clone(), relayed["epoch"].clone())
     );
+    assert_eq!(notice["data"], r#"{"own":true}"#, "its own client event");
     // An HTTP publish excluding a socket (Laravel Echo's `toOthers()`).
     let body =
         json!({"name": "msg", "channel": "private-chat-1", "data": "{}", "socket_id": other.socket_id})
             .to_string();
     assert_eq!(server.api("POST", &format!("/apps/{APP_ID}/events"), &[], &body).0, 200);
-    assert_eq!(other.expect_event("pusher_internal:sealcast_excluded").await["offset"], 2);
+    let excluded = other.expect_event("pusher_internal:sealcast_excluded").await;
+    assert_eq!((excluded["offset"].clone(), excluded["data"].clone()), (json!(2), json!("{}")));
     assert_eq!(sender.expect_event("msg").await["offset"], 2);
     // Channels without history get no notice.
     sender.join("private-other", None).await;
