@@ -112,6 +112,9 @@ log "interop: pusher-js and the pusher server library against sealcast serve"
 log "interop again against a 2-node cluster (own redis-server; clients alternate nodes)"
 (cd tests/interop && SEALCAST_INTEROP_CLUSTER=1 SEALCAST_BIN="$PWD/../../target/debug/sealcast" node --test)
 
+log "interop again with every channel keeping history (positions on every event, docs/history.md)"
+(cd tests/interop && SEALCAST_APP_HISTORY='*' SEALCAST_BIN="$PWD/../../target/debug/sealcast" node --test)
+
 log "browser package: wasm + TypeScript build, Node test, headless Chromium test"
 scripts/build-web.sh
 for example in auth_server chat doc_peer; do

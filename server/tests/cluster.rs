@@ -7,59 +7,14 @@
 
 mod common;
 
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{Client, Seen, Server, SessionKeys, TempDir, free_port, http, pump_doc, pump_doc_with};
+use common::{Client, Redis, Seen, Server, SessionKeys, TempDir, http, pump_doc, pump_doc_with, redis};
 use sealcast_core::crypto::KeyRing;
 use sealcast_core::doc::{DocClient, DocConfig};
 use sealcast_core::ot::Delta;
 use serde_json::{Value, json};
-
-struct Redis {
-    child: Child,
-    port: u16,
-}
-
-impl Redis {
-    fn start_on(port: u16) -> Option<Redis> {
-        let child = Command::new("redis-server")
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .ok()?;
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "redis-server did not start");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        Some(Redis { child, port })
-    }
-
-    fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}/0", self.port)
-    }
-
-    fn kill(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Redis {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
-
-fn redis() -> Option<Redis> {
-    if Command::new("redis-server").arg("--version").output().is_err() {
-        eprintln!("redis-server is not installed: skipping (scripts/test.sh installs it)");
-        return None;
-    }
-    Redis::start_on(free_port())
-}
 
 /// A node of the cluster, with its own data directory.
 fn node(redis: &Redis, dir: &TempDir, name: &str) -> Server {

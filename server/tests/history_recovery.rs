@@ -143,18 +143,7 @@ async fn a_reader_cut_off_while_500_sealed_events_are_published_gets_all_of_them
 
     proxy.restore();
     reader.with_machine(|m| m.network_changed(tokio::time::Instant::now().into_std()));
-    let mut seen = Vec::new();
-    let outcome = until(&mut reader_rx, "the catch-up", |event| match event {
-        Event::Message { data, .. } => {
-            assert!(data["body"].is_string(), "opened: {data}");
-            seen.push(data["n"].as_i64().unwrap());
-            None
-        }
-        Event::Undecryptable { error, .. } => panic!("undecryptable: {error}"),
-        Event::CatchUp { outcome, .. } => Some(outcome),
-        _ => None,
-    })
-    .await;
+    let (seen, outcome) = catch_up(&mut reader_rx).await;
     assert_eq!(outcome, CatchUpOutcome::Complete { events: 500 });
     // Stream order is the order the server took them in: the HTTP and
     // client events interleave as they arrived, each exactly once.
@@ -300,4 +289,34 @@ async fn across_a_server_restart_sqlite_recovers_and_memory_says_the_epoch_chang
     assert_eq!(across_a_restart("sqlite").await, ((1..=5).collect(), CatchUpOutcome::Complete { events: 5 }));
     let changed = CatchUpOutcome::Gap { gap: sealcast_core::protocol::history::Gap::EpochChanged, events: 5 };
     assert_eq!(across_a_restart("memory").await, ((1..=5).collect(), changed));
+}
+
+/// In cluster mode: a reader cut off from node A comes back on node B
+/// (the proxy now points there) and catches up from the one stream.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reader_that_comes_back_on_another_node_catches_up_from_the_one_stream() {
+    let Some(redis) = common::redis() else { return };
+    let dir = common::TempDir::new("history-cluster");
+    let rule = "[[apps.history]]\nchannels = [\"private-chat-*\"]\n";
+    let node = |name: &str| {
+        let root = dir.0.join(name);
+        std::fs::create_dir_all(&root).unwrap();
+        Server::start_in(&root, &format!("cluster = \"{}\"", redis.url()), rule, &[("RUST_LOG", "info")])
+    };
+    let (a, b) = (node("a"), node("b"));
+    let proxy = Proxy::start(a.port).await;
+    let (reader, mut rx) = start(proxy.port);
+    subscribed(&reader, &mut rx).await;
+    publish_sealed(&a, 1, 0);
+    assert_eq!(catch_up_or_live(&mut rx).await, 0);
+    proxy.cut();
+    dropped(&mut rx).await;
+    for n in 1..=20 {
+        publish_sealed(if n % 2 == 0 { &a } else { &b }, 1, n);
+    }
+    proxy.restore_to(b.port);
+    reader.with_machine(|m| m.network_changed(tokio::time::Instant::now().into_std()));
+    let (seen, outcome) = catch_up(&mut rx).await;
+    assert_eq!((seen, outcome), ((1..=20).collect(), CatchUpOutcome::Complete { events: 20 }));
+    reader.close();
 }

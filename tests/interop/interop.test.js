@@ -217,7 +217,8 @@ test('cache channels: pusher-js gets pusher:cache_miss, then a late subscriber t
   const res = await lib.get({ path: '/channels/cache-score/history', params: { limit: 10 } });
   assert.equal(res.status, 200);
   const page = await res.json();
-  assert.deepEqual(page.events.map((e) => JSON.parse(e.data)), [{ home: 2 }]);
+  // The last event (a cache channel keeps one; a history rule naming it, more).
+  assert.deepEqual(JSON.parse(page.events.at(-1).data), { home: 2 });
   assert.equal(page.head, 2);
 });
 

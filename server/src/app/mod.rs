@@ -26,7 +26,7 @@ pub mod replica;
 use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use bytes::Bytes;
-use sealcast_core::protocol::history::{HistoryEvent, HistoryPage, Position, Read};
+use sealcast_core::protocol::history::{HistoryErrorCode, HistoryEvent, HistoryPage, Position, Read};
 use sealcast_core::protocol::{ChannelName, PresenceMember, codes, is_cache, server as frames};
 use serde_json::value::RawValue;
 
@@ -141,6 +141,19 @@ pub enum HistoryReadError {
     /// The store failed, or the read is past the stream's head.
     #[error(transparent)]
     Store(#[from] HistoryStoreError),
+}
+
+impl HistoryReadError {
+    /// Its wire code (`sealcast_internal:history-error`; the HTTP API maps
+    /// it to a status).
+    pub fn code(&self) -> HistoryErrorCode {
+        match self {
+            HistoryReadError::Off => HistoryErrorCode::HistoryOff,
+            HistoryReadError::RateLimited => HistoryErrorCode::RateLimited,
+            HistoryReadError::Store(HistoryStoreError::PastHead) => HistoryErrorCode::Invalid,
+            HistoryReadError::Store(HistoryStoreError::Backend(_)) => HistoryErrorCode::Unavailable,
+        }
+    }
 }
 
 impl App {

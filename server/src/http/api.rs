@@ -15,14 +15,13 @@ use bytes::Bytes;
 use http_body_util::Full;
 use hyper::{Method, Response, StatusCode};
 use md5::{Digest, Md5};
-use sealcast_core::protocol::history::Read;
+use sealcast_core::protocol::history::{HistoryErrorCode, Read};
 use sealcast_core::protocol::{ChannelKind, ChannelName, auth};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use serde_json::{Map, Value, json};
 
-use crate::app::{App, HistoryReadError, Publish, PublishError};
-use crate::history::HistoryStoreError;
+use crate::app::{App, Publish, PublishError};
 use crate::state::ServerState;
 
 /// A response with a status and a JSON or text body.
@@ -308,14 +307,14 @@ fn history<'a>(app: &App, name: &str, param: &impl Fn(&str) -> Option<&'a str>) 
             Err(_) => text(StatusCode::INTERNAL_SERVER_ERROR, "could not encode the page"),
         },
         Err(err) => {
-            let status = match &err {
-                HistoryReadError::Off => StatusCode::NOT_FOUND,
-                HistoryReadError::RateLimited => StatusCode::TOO_MANY_REQUESTS,
-                HistoryReadError::Store(HistoryStoreError::PastHead) => StatusCode::BAD_REQUEST,
-                HistoryReadError::Store(HistoryStoreError::Backend(_)) => {
+            let status = match err.code() {
+                HistoryErrorCode::HistoryOff => StatusCode::NOT_FOUND,
+                HistoryErrorCode::RateLimited => StatusCode::TOO_MANY_REQUESTS,
+                HistoryErrorCode::Unavailable => {
                     tracing::error!(app = %app.config.id, error = %err, "history store failed on a read");
                     StatusCode::SERVICE_UNAVAILABLE
                 }
+                _ => StatusCode::BAD_REQUEST,
             };
             text(status, &err.to_string())
         }

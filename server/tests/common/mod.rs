@@ -463,3 +463,52 @@ pub async fn tls_front(backend: u16) -> (u16, Vec<u8>) {
     });
     (port, cert)
 }
+
+/// A throwaway `redis-server` on a loopback port (never a shared one);
+/// killed on drop.
+pub struct Redis {
+    child: std::process::Child,
+    pub port: u16,
+}
+
+impl Redis {
+    pub fn start_on(port: u16) -> Option<Redis> {
+        let child = std::process::Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .ok()?;
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "redis-server did not start");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Some(Redis { child, port })
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/0", self.port)
+    }
+
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// A fresh Redis, or `None` (with a message) where redis-server is not
+/// installed (scripts/test.sh installs it).
+pub fn redis() -> Option<Redis> {
+    if std::process::Command::new("redis-server").arg("--version").output().is_err() {
+        eprintln!("redis-server is not installed: skipping (scripts/test.sh installs it)");
+        return None;
+    }
+    Redis::start_on(free_port())
+}

@@ -26,16 +26,10 @@ impl Session {
         match self.app.read_history(&channel, &read) {
             Ok(page) => self.send(history::encode_page(&channel, &page)),
             Err(err) => {
-                let code = match &err {
-                    HistoryReadError::Off => HistoryErrorCode::HistoryOff,
-                    HistoryReadError::RateLimited => HistoryErrorCode::RateLimited,
-                    HistoryReadError::Store(HistoryStoreError::PastHead) => HistoryErrorCode::Invalid,
-                    HistoryReadError::Store(HistoryStoreError::Backend(_)) => {
-                        tracing::error!(error = %err, "history store failed on a read");
-                        HistoryErrorCode::Unavailable
-                    }
-                };
-                self.history_error(&channel, id, code, &err.to_string());
+                if let HistoryReadError::Store(HistoryStoreError::Backend(_)) = err {
+                    tracing::error!(error = %err, "history store failed on a read");
+                }
+                self.history_error(&channel, id, err.code(), &err.to_string());
             }
         }
     }
