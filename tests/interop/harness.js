@@ -95,8 +95,8 @@ async function startServer(extraEnv = {}) {
 }
 
 /** A `pusher` server library instance pointed at the local server. */
-function serverLib(port, secret = APP.secret) {
-  return new PusherServer({ appId: APP.id, key: APP.key, secret, host: '127.0.0.1', port: String(port), useTLS: false });
+function serverLib(port, secret = APP.secret, extra = {}) {
+  return new PusherServer({ appId: APP.id, key: APP.key, secret, host: '127.0.0.1', port: String(port), useTLS: false, ...extra });
 }
 
 /**

@@ -258,3 +258,22 @@ test('Laravel Echo over pusher-js: events carrying stream positions reach its li
   assert.deepEqual(otherWhispers, [{ name: 'a' }]);
   assert.deepEqual(whispers, [], 'no echo of its own whisper, nor the position notice');
 });
+
+test("cache channels, Pusher's encrypted variant: the late subscriber's pusher-js decrypts the cached event (end-to-end encrypted by the pusher library)", async () => {
+  const masterKey = Buffer.alloc(32, 7).toString('base64');
+  const encLib = serverLib(server.port, undefined, { encryptionMasterKeyBase64: masterKey });
+  const name = 'private-encrypted-cache-vault';
+  const first = client(server.ports[0], encLib, () => ({ user_id: 'enc-a' }));
+  clients.push(first);
+  await once(first.subscribe(name), 'pusher:cache_miss');
+  await settle();
+  assert.equal((await encLib.trigger(name, 'secret', { code: 42 })).status, 200);
+  const late = client(server.ports[server.ports.length - 1], encLib, () => ({ user_id: 'enc-b' }));
+  clients.push(late);
+  const { data } = await once(late.subscribe(name), 'secret');
+  assert.deepEqual(data, { code: 42 });
+  // What the relay kept is the library's ciphertext.
+  const res = await lib.get({ path: `/channels/${name}/history`, params: { limit: 1 } });
+  const kept = (await res.json()).events[0].data;
+  assert.ok(JSON.parse(kept).ciphertext && JSON.parse(kept).nonce && !kept.includes('code'), `kept: ${kept}`);
+});
