@@ -108,8 +108,13 @@ pub fn member_removed(channel: &str, user_id: &str) -> String {
 /// socket id — so its client sees no gap in the stream (docs/history.md).
 /// pusher-js passes no `pusher_internal:` event on to the app.
 pub fn excluded_at(channel: &str, position: &Position, own: bool) -> String {
+    with_position(excluded(channel, own), position)
+}
+
+/// [`excluded_at`] before its position is known.
+pub fn excluded(channel: &str, own: bool) -> String {
     let data = if own { r#"{"own":true}"# } else { "{}" };
-    with_position(event_with_string_data(EXCLUDED, Some(channel), data), position)
+    event_with_string_data(EXCLUDED, Some(channel), data)
 }
 
 /// The event name of [`excluded_at`].

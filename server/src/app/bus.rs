@@ -10,7 +10,8 @@ use std::fmt::Debug;
 
 use serde::{Deserialize, Serialize};
 
-/// What nodes tell each other.
+/// What nodes tell each other (kept events: what the history store
+/// publishes for every node, see [`BusMessage::Kept`]).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "t", rename_all = "snake_case")]
 pub enum BusMessage {
@@ -26,6 +27,22 @@ pub enum BusMessage {
         except: Option<String>,
         /// What that socket gets instead, on a channel with history (the
         /// position it skips).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        notice: Option<String>,
+    },
+    /// A kept event (a channel with history, cluster mode), published by
+    /// the history store's script in the order it kept events: every node,
+    /// the sending one too, delivers it from the bus, so every subscriber
+    /// sees one order. Fields as [`BusMessage::Event`].
+    Kept {
+        /// Channel name.
+        channel: String,
+        /// The frame, with its position.
+        frame: String,
+        /// A socket not to deliver to.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        except: Option<String>,
+        /// What that socket gets instead.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         notice: Option<String>,
     },
@@ -102,6 +119,11 @@ pub trait Broker: Send + Sync + Debug {
     /// dropped because this node fell behind.
     fn losses(&self) -> (usize, usize) {
         (0, 0)
+    }
+    /// The pub/sub channel `app`'s messages travel on, for a store that
+    /// publishes kept events itself (`None`: a single node).
+    fn bus_channel(&self, _app: &str) -> Option<String> {
+        None
     }
 }
 

@@ -35,7 +35,7 @@ pub use crate::app::registry::{ChannelInfo, SubscribeError};
 use crate::app::registry::{Except, Registry, Transition};
 pub use crate::app::replica::{LocalMember, NodeCount, NodeEntries, NodeMember};
 use crate::config::AppConfig;
-use crate::history::{History, HistoryStoreError, NewEvent, StreamLimits};
+use crate::history::{Broadcast, History, HistoryStoreError, NewEvent, StreamLimits};
 use crate::jwt::TokenVerifier;
 use crate::metrics::Metrics;
 use crate::rate::TokenBucket;
@@ -431,19 +431,34 @@ impl App {
         let Some(limits) = self.history_limits(event.channel) else {
             return Ok(self.publish(event.channel, &event.frame(None), except, metrics)?);
         };
-        // Kept events must reach the bus: refuse before keeping one the
-        // other nodes would not get (a full outbox can still refuse it
-        // after; its subscribers elsewhere then see the gap and read it).
+        // Kept events must reach the other nodes: refuse before keeping
+        // one they would not get.
         if !self.can_publish() {
             return Err(PublishError::Bus(BusBusy::Unreachable));
         }
         let kept = NewEvent { event: event.event, data: event.data, user_id: event.user_id };
-        // Delivered under the stream's order lock: this node's subscribers
-        // see its offsets in increasing order.
+        // The excepted socket (the sender, or the publisher's `socket_id`)
+        // is told the position it skips.
+        let own = matches!(not_to, Some(NotTo::Sender(_)));
+        if let Some(bus_channel) = self.bus.bus_channel(&self.config.id) {
+            // Cluster mode: the shared store keeps the event and publishes
+            // it on the bus in the order kept; every node, this one too,
+            // delivers it from there, so every subscriber sees one order.
+            let frame = event.frame(None);
+            let notice = except.map(|socket| (socket, frames::excluded(event.channel, own)));
+            let broadcast = Broadcast {
+                bus_channel: &bus_channel,
+                node: self.bus.node_id(),
+                app: &self.config.id,
+                frame: &String::from_utf8_lossy(&frame),
+                except: notice.as_ref().map(|(socket, notice)| (*socket, notice.as_str())),
+            };
+            self.history.append_broadcast(&self.config.id, event.channel, kept, &limits, &broadcast)?;
+            return Ok(0);
+        }
+        // One node: delivered under the stream's order lock, so its
+        // subscribers see offsets in increasing order.
         let sent = self.history.append_then(&self.config.id, event.channel, kept, &limits, |position| {
-            // The excepted socket (the sender, or the publisher's
-            // `socket_id`) is told the position it skips.
-            let own = matches!(not_to, Some(NotTo::Sender(_)));
             let notice = except.map(|_| Bytes::from(frames::excluded_at(event.channel, position, own)));
             let except = Except { socket_id: except, notice: notice.as_ref() };
             self.publish_except(event.channel, &event.frame(Some(position)), except, metrics)
@@ -581,7 +596,8 @@ impl App {
                 self.terminate_local(&user_id);
                 return;
             }
-            BusMessage::Event { channel, frame, except, notice } => {
+            BusMessage::Event { channel, frame, except, notice }
+            | BusMessage::Kept { channel, frame, except, notice } => {
                 let notice = notice.map(Bytes::from);
                 let except = Except { socket_id: except.as_deref(), notice: notice.as_ref() };
                 self.deliver(&channel, &Bytes::from(frame), except, metrics);
@@ -600,7 +616,7 @@ impl App {
                     registry.remote_occupancy(node, &channel, subscriptions);
                     None
                 }
-                BusMessage::Terminate { .. } | BusMessage::Event { .. } => None,
+                BusMessage::Terminate { .. } | BusMessage::Event { .. } | BusMessage::Kept { .. } => None,
             };
             (transition.into_iter().collect(), ())
         });

@@ -4,7 +4,9 @@
 //! - `sealcast:bus:{app}` — pub/sub; each node publishes through one
 //!   connection (so its messages keep their order) and pattern-subscribes
 //!   to `sealcast:bus:*` on one other connection (RESP3, resubscribed
-//!   automatically after a reconnect).
+//!   automatically after a reconnect). Kept events (channels with history)
+//!   are published by the history store's script instead, and come back
+//!   to the node that sent them too (`crate::history`).
 //! - `sealcast:node:{node}` — a heartbeat key, set every
 //!   [`HEARTBEAT_EVERY`] with a [`NODE_TTL`] expiry: a node whose key is gone
 //!   is dead.
@@ -86,6 +88,11 @@ fn occupancy_key(app: &str, channel: &str) -> String {
     format!("sealcast:occupancy:{app}:{channel}")
 }
 
+/// The pub/sub channel of `app`'s messages.
+fn bus_channel(app: &str) -> String {
+    format!("sealcast:bus:{app}")
+}
+
 fn node_key(node: &str) -> String {
     format!("sealcast:node:{node}")
 }
@@ -161,13 +168,19 @@ impl RedisBroker {
                     PushKind::PMessage => {
                         let Some(Value::BulkString(payload)) = push.data.get(2) else { continue };
                         match serde_json::from_slice::<RoutedMessage>(payload) {
-                            Ok(routed) if routed.node != me => match inbox.try_send(routed) {
-                                Ok(()) => {}
-                                Err(mpsc::error::TrySendError::Full(_)) => {
-                                    inbox_dropped.fetch_add(1, Ordering::Relaxed);
+                            // Kept events come back to their own node too
+                            // (it delivers them in the bus's order).
+                            Ok(routed)
+                                if routed.node != me || matches!(routed.message, BusMessage::Kept { .. }) =>
+                            {
+                                match inbox.try_send(routed) {
+                                    Ok(()) => {}
+                                    Err(mpsc::error::TrySendError::Full(_)) => {
+                                        inbox_dropped.fetch_add(1, Ordering::Relaxed);
+                                    }
+                                    Err(mpsc::error::TrySendError::Closed(_)) => return,
                                 }
-                                Err(mpsc::error::TrySendError::Closed(_)) => return,
-                            },
+                            }
                             Ok(_) => {}
                             Err(err) => warn_throttled!(error = %err, "undecodable cluster message"),
                         }
@@ -413,7 +426,7 @@ fn pipeline(batch: &[RoutedMessage]) -> redis::Pipeline {
         }
         // Serializing plain strings and integers cannot fail.
         let payload = serde_json::to_string(routed).unwrap_or_default();
-        pipe.publish(format!("sealcast:bus:{}", routed.app), payload).ignore();
+        pipe.publish(bus_channel(&routed.app), payload).ignore();
     }
     pipe
 }
@@ -466,5 +479,9 @@ impl Broker for RedisBroker {
 
     fn losses(&self) -> (usize, usize) {
         (self.lost.load(Ordering::Relaxed), self.dropped.load(Ordering::Relaxed))
+    }
+
+    fn bus_channel(&self, app: &str) -> Option<String> {
+        Some(bus_channel(app))
     }
 }

@@ -101,6 +101,40 @@ pub trait HistoryStore: Send + Sync + Debug {
 
     /// Bytes kept for `app` (its total is bounded by `history_max_bytes`).
     fn app_bytes(&self, app: &str) -> usize;
+
+    /// Keeps `event` like [`HistoryStore::append`] and, in the same step,
+    /// publishes its frame with its position on the cluster bus, so every
+    /// node gets kept events in the order they were kept. Only a store
+    /// every node shares can; the others refuse.
+    fn append_broadcast(
+        &self,
+        _app: &str,
+        _channel: &str,
+        _event: NewEvent<'_>,
+        _limits: &StreamLimits,
+        _now_ms: u64,
+        _broadcast: &Broadcast<'_>,
+    ) -> Result<Position, HistoryStoreError> {
+        Err(HistoryStoreError::Backend("this store cannot publish to the cluster bus".into()))
+    }
+}
+
+/// A kept event's publication on the cluster bus (see
+/// [`HistoryStore::append_broadcast`]): frames are JSON objects to which
+/// the store adds `offset` and `epoch`.
+#[derive(Debug, Clone, Copy)]
+pub struct Broadcast<'a> {
+    /// The bus's pub/sub channel of the app.
+    pub bus_channel: &'a str,
+    /// This node's id.
+    pub node: &'a str,
+    /// The app.
+    pub app: &'a str,
+    /// The event's frame, without its position.
+    pub frame: &'a str,
+    /// A socket not to deliver to, and what it gets instead (without its
+    /// position).
+    pub except: Option<(&'a str, &'a str)>,
 }
 
 /// Which store keeps history (`[history] store`).
@@ -205,6 +239,19 @@ impl History {
         // A panic inside leaves nothing half-done in the store.
         let _order = stripe.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         f()
+    }
+
+    /// Keeps `event` and publishes it on the cluster bus in the order kept
+    /// (cluster mode; see [`HistoryStore::append_broadcast`]).
+    pub fn append_broadcast(
+        &self,
+        app: &str,
+        channel: &str,
+        event: NewEvent<'_>,
+        limits: &StreamLimits,
+        broadcast: &Broadcast<'_>,
+    ) -> Result<Position, HistoryStoreError> {
+        self.store.append_broadcast(app, channel, event, limits, now_ms(), broadcast)
     }
 
     /// Answers a read of `channel`'s history.

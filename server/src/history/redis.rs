@@ -23,7 +23,7 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 
 use super::page::{self, PageBounds, StreamState, Window};
-use super::{HistoryStore, HistoryStoreError, NewEvent, StreamLimits, new_epoch, ttl_ms};
+use super::{Broadcast, HistoryStore, HistoryStoreError, NewEvent, StreamLimits, new_epoch, ttl_ms};
 use crate::redis_sync::SyncRedis;
 
 /// Shared by the scripts: key names and dropping a stream's oldest event
@@ -54,9 +54,11 @@ end
 ";
 
 /// ARGV: prefix, channel, event, data, user ('' none), now, cost,
-/// max_events, max_bytes, ttl_ms, app_max_bytes, new epoch.
-/// Returns {epoch, offset}.
-const APPEND: &str = r"
+/// max_events, max_bytes, ttl_ms, app_max_bytes, new epoch; then, to
+/// publish the kept event on the cluster bus ('' not to): bus channel,
+/// node, app, frame without its closing brace, except socket ('' none),
+/// its notice without its closing brace. Returns {epoch, offset}.
+const APPEND: &str = r#"
 local channel = ARGV[2]
 local meta, list = meta_of(channel), list_of(channel)
 local now = tonumber(ARGV[6])
@@ -89,8 +91,19 @@ while tonumber(redis.call('HGET', appk, 'bytes') or '0') > tonumber(ARGV[11]) do
   -- A stream left with nothing is forgotten (its next event starts a new epoch).
   if redis.call('LLEN', list_of(victim)) == 0 then redis.call('DEL', meta_of(victim)) end
 end
+if ARGV[13] and ARGV[13] ~= '' then
+  -- Published here, in the order kept: every node delivers kept events
+  -- in one order (the frames end with their position).
+  local position = ',"offset":' .. head .. ',"epoch":"' .. epoch .. '"}'
+  local message = {t = 'kept', channel = channel, frame = ARGV[16] .. position}
+  if ARGV[17] ~= '' then
+    message.except = ARGV[17]
+    message.notice = ARGV[18] .. position
+  end
+  redis.call('PUBLISH', ARGV[13], cjson.encode({node = ARGV[14], app = ARGV[15], message = message}))
+end
 return {epoch, head}
-";
+"#;
 
 /// ARGV: prefix, channel, cutoff. Drops events older than the cutoff;
 /// returns {epoch or '', head, offset of the oldest kept (0: none)}.
@@ -153,6 +166,56 @@ impl RedisHistory {
         Ok(StreamState { epoch, head, first: (oldest > 0).then_some(oldest) })
     }
 
+    /// Runs the append script (publishing the kept event when told to).
+    fn keep(
+        &self,
+        app: &str,
+        channel: &str,
+        event: NewEvent<'_>,
+        limits: &StreamLimits,
+        now_ms: u64,
+        broadcast: Option<&Broadcast<'_>>,
+    ) -> Result<Position, HistoryStoreError> {
+        let open = |frame: &'_ str| frame.strip_suffix('}').unwrap_or(frame).to_owned();
+        let (bus, node, bus_app, frame, except, notice) = match broadcast {
+            None => Default::default(),
+            Some(b) => (
+                b.bus_channel.to_owned(),
+                b.node.to_owned(),
+                b.app.to_owned(),
+                open(b.frame),
+                b.except.map_or_else(String::new, |(socket, _)| socket.to_owned()),
+                b.except.map_or_else(String::new, |(_, notice)| open(notice)),
+            ),
+        };
+        let (epoch, offset): (String, u64) = self
+            .redis
+            .with_conn(|conn| {
+                self.append
+                    .arg(prefix(app))
+                    .arg(channel)
+                    .arg(event.event)
+                    .arg(event.data.map_or("null", RawValue::get))
+                    .arg(event.user_id.unwrap_or(""))
+                    .arg(now_ms)
+                    .arg(event.cost())
+                    .arg(limits.max_events)
+                    .arg(limits.max_bytes)
+                    .arg(ttl_ms(limits.ttl))
+                    .arg(limits.app_max_bytes)
+                    .arg(new_epoch())
+                    .arg(&bus)
+                    .arg(&node)
+                    .arg(&bus_app)
+                    .arg(&frame)
+                    .arg(&except)
+                    .arg(&notice)
+                    .invoke(conn)
+            })
+            .map_err(|e| backend(&e))?;
+        Ok(Position { offset, epoch })
+    }
+
     /// The kept events at list indexes `start..=stop`, with their costs.
     fn range(
         &self,
@@ -188,26 +251,19 @@ impl HistoryStore for RedisHistory {
         limits: &StreamLimits,
         now_ms: u64,
     ) -> Result<Position, HistoryStoreError> {
-        let (epoch, offset): (String, u64) = self
-            .redis
-            .with_conn(|conn| {
-                self.append
-                    .arg(prefix(app))
-                    .arg(channel)
-                    .arg(event.event)
-                    .arg(event.data.map_or("null", RawValue::get))
-                    .arg(event.user_id.unwrap_or(""))
-                    .arg(now_ms)
-                    .arg(event.cost())
-                    .arg(limits.max_events)
-                    .arg(limits.max_bytes)
-                    .arg(ttl_ms(limits.ttl))
-                    .arg(limits.app_max_bytes)
-                    .arg(new_epoch())
-                    .invoke(conn)
-            })
-            .map_err(|e| backend(&e))?;
-        Ok(Position { offset, epoch })
+        self.keep(app, channel, event, limits, now_ms, None)
+    }
+
+    fn append_broadcast(
+        &self,
+        app: &str,
+        channel: &str,
+        event: NewEvent<'_>,
+        limits: &StreamLimits,
+        now_ms: u64,
+        broadcast: &Broadcast<'_>,
+    ) -> Result<Position, HistoryStoreError> {
+        self.keep(app, channel, event, limits, now_ms, Some(broadcast))
     }
 
     fn read(
