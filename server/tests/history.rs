@@ -186,7 +186,7 @@ async fn kept_history_holds_envelopes_never_plaintext() {
     use sealcast_core::crypto::{Key, KeyRing, Scope};
     let canary = "CANARY-history-7c41e2";
     let root = TempDir::new("history-canary");
-    let server = Server::start_in(&root.0, "[history]\nstore = \"sqlite\"\n", RULE, &[]);
+    let server = Server::start_in(&root.0, "[history]\nstore = \"sqlite\"\n", RULE, &[("RUST_LOG", "debug")]);
     let mut ring = KeyRing::new();
     ring.insert("room", 1, Key::from_bytes(&[3; 32])).unwrap();
     let mut data = json!({"body": canary});
@@ -200,6 +200,12 @@ async fn kept_history_holds_envelopes_never_plaintext() {
     let page = read(&mut client, "private-chat-1", json!({})).await;
     assert_eq!(offsets(&page["data"]), vec![1, 2]);
     assert!(!page.to_string().contains(canary), "plaintext in a history page");
+    // The log is read by another thread: wait (bounded) until it has the
+    // verbose lines of this test's requests.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !server.stderr().contains("DEBUG") && std::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
     let logs = server.stderr();
     assert!(logs.contains("DEBUG"), "verbose logging was on");
     assert!(!logs.contains(canary), "plaintext in the server logs");
