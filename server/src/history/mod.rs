@@ -4,9 +4,12 @@
 //! The relay keeps what it already relays — the event name, its data as
 //! raw JSON text (sealed envelopes for sealed fields), the sender's user id
 //! — never reading it. Each channel is a stream with consecutive offsets
-//! within an epoch ([`Position`]); [`History`] owns the order: appending an
-//! event and delivering its frame happen under one per-channel lock, so
-//! every subscriber of this node sees offsets in increasing order.
+//! within an epoch ([`Position`]); [`History`] owns the order: on one
+//! node, appending an event and delivering its frame happen under one
+//! per-channel lock, so every subscriber sees offsets in increasing order;
+//! in cluster mode the Redis store's script keeps the event and publishes
+//! it on the bus in the order kept ([`HistoryStore::append_broadcast`]),
+//! and every node delivers from there.
 //!
 //! Stores ([`HistoryStore`]): [`MemoryHistory`] (the default; a restart is
 //! a new epoch), [`SqliteHistory`] (the data directory; survives
