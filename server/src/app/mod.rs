@@ -341,7 +341,9 @@ impl App {
                     // A cache channel's subscriber stands just before the event
                     // it is sent, so its client takes that event as the next.
                     let at = match &cached {
-                        Some(event) => Position { offset: event.offset - 1, epoch: head.epoch.clone() },
+                        Some(event) => {
+                            Position { offset: event.offset.saturating_sub(1), epoch: head.epoch.clone() }
+                        }
                         None => head.clone(),
                     };
                     fanout.push(&subscribed.handle, Bytes::from(frames::with_position(reply, &at)), metrics);
