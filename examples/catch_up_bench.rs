@@ -11,7 +11,6 @@
 //! messages (client events) on the channel; a witness counts them (so all
 //! are kept); the reader connects again.
 
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -46,29 +45,6 @@ impl KeyProvider for OneKey {
             Some(_) => Err(KeyRefusal::Refused("one version".into())),
         }
     }
-}
-
-fn start_server(bin: &str, port: u16, dir: &std::path::Path) -> Child {
-    let mut child = Command::new(bin)
-        .args(["serve", "--port", &port.to_string(), "--config"])
-        .arg(dir.join("bench.toml"))
-        .arg("--data-dir")
-        .arg(dir.join("data"))
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start sealcast serve");
-    let mut out = std::io::BufReader::new(child.stdout.take().expect("stdout"));
-    let mut line = String::new();
-    while !line.starts_with("sealcast listening on") {
-        line.clear();
-        if std::io::BufRead::read_line(&mut out, &mut line).unwrap_or(0) == 0 {
-            panic!("the server exited before listening");
-        }
-    }
-    std::thread::spawn(move || std::io::copy(&mut out, &mut std::io::sink()));
-    child
 }
 
 fn client(port: u16) -> (Client, UnboundedReceiver<Event>) {
@@ -121,7 +97,7 @@ async fn main() {
     )
     .expect("config");
     let port = std::net::TcpListener::bind("127.0.0.1:0").expect("port").local_addr().expect("port").port();
-    let mut server = start_server(&bin, port, &dir);
+    let mut server = sealcast_examples::start_server(&bin, port, &dir);
     let (reader, mut reader_rx) = client(port);
     let (writer, mut writer_rx) = client(port);
     let (witness, mut witness_rx) = client(port);

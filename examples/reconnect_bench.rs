@@ -10,8 +10,6 @@
 //! ```
 
 use std::collections::HashSet;
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -39,29 +37,6 @@ impl KeyProvider for NoKeys {
     fn key(&self, _: &KeyRequest) -> Result<KeyGrant, KeyRefusal> {
         Err(KeyRefusal::Refused("no keys in this benchmark".into()))
     }
-}
-
-fn start_server(bin: &str, port: u16, dir: &std::path::Path) -> Child {
-    let mut child = Command::new(bin)
-        .args(["serve", "--port", &port.to_string(), "--config"])
-        .arg(dir.join("bench.toml"))
-        .arg("--data-dir")
-        .arg(dir.join("data"))
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start sealcast serve");
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    loop {
-        match lines.next() {
-            Some(Ok(line)) if line.starts_with("sealcast listening on") => break,
-            Some(_) => {}
-            None => panic!("the server exited before listening"),
-        }
-    }
-    std::thread::spawn(move || for _ in lines {});
-    child
 }
 
 /// Waits until `count` distinct sessions report `Subscribed`.
@@ -93,7 +68,7 @@ async fn main() {
     )
     .unwrap();
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let mut server = start_server(&bin, port, &dir);
+    let mut server = sealcast_examples::start_server(&bin, port, &dir);
 
     let (subscribed_tx, mut subscribed) = mpsc::unbounded_channel();
     let mut sessions = Vec::new();
@@ -122,7 +97,7 @@ async fn main() {
         server.kill().unwrap();
         server.wait().unwrap();
         let down = Instant::now();
-        server = start_server(&bin, port, &dir);
+        server = sealcast_examples::start_server(&bin, port, &dir);
         let restart = down.elapsed();
         let restored = all_subscribed(&mut subscribed, clients).await;
         println!(

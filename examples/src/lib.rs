@@ -26,3 +26,30 @@ pub fn args() -> std::collections::HashMap<String, String> {
     }
     args
 }
+
+/// Starts `sealcast serve` (the binary `bin`) on `port` with the config
+/// `dir/bench.toml` and its data under `dir/data`, for the benchmarks;
+/// returns once it listens (its further output is drained).
+pub fn start_server(bin: &str, port: u16, dir: &std::path::Path) -> std::process::Child {
+    use std::io::BufRead;
+    let mut child = std::process::Command::new(bin)
+        .args(["serve", "--port", &port.to_string(), "--config"])
+        .arg(dir.join("bench.toml"))
+        .arg("--data-dir")
+        .arg(dir.join("data"))
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start sealcast serve");
+    let mut lines = std::io::BufReader::new(child.stdout.take().expect("piped stdout")).lines();
+    loop {
+        match lines.next() {
+            Some(Ok(line)) if line.starts_with("sealcast listening on") => break,
+            Some(_) => {}
+            None => panic!("the server exited before listening"),
+        }
+    }
+    std::thread::spawn(move || for _ in lines {});
+    child
+}

@@ -10,7 +10,9 @@ mod common;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{Client, Redis, Seen, Server, SessionKeys, TempDir, http, pump_doc, pump_doc_with, redis};
+use common::{
+    Client, Redis, Seen, Server, SessionKeys, TempDir, cluster_node, http, pump_doc, pump_doc_with, redis,
+};
 use sealcast_core::crypto::KeyRing;
 use sealcast_core::doc::{DocClient, DocConfig};
 use sealcast_core::ot::Delta;
@@ -18,10 +20,7 @@ use serde_json::{Value, json};
 
 /// A node of the cluster, with its own data directory.
 fn node(redis: &Redis, dir: &TempDir, name: &str) -> Server {
-    let root = dir.0.join(name);
-    std::fs::create_dir_all(&root).unwrap();
-    let app = "client_events_per_second = 10000\ndoc_ops_per_second = 10000";
-    Server::start_in(&root, &format!("cluster = \"{}\"", redis.url()), app, &[("RUST_LOG", "info")])
+    cluster_node(redis, dir, name, "", "client_events_per_second = 10000\ndoc_ops_per_second = 10000")
 }
 
 /// Frames until one matching `want`, within `wait`.
@@ -328,13 +327,10 @@ fn redis_command(redis: &Redis, args: &[&str]) -> String {
 
 /// A node with a second app (`other`) and a fast resync.
 fn node_with_other_app(redis: &Redis, dir: &TempDir, name: &str) -> Server {
-    let root = dir.0.join(name);
-    std::fs::create_dir_all(&root).unwrap();
     // A small outbox per app, so a flood meets it.
-    let top =
-        format!("cluster = \"{}\"\ncluster_resync_interval = 1\ncluster_outbox_per_app = 20", redis.url());
+    let top = "cluster_resync_interval = 1\ncluster_outbox_per_app = 20";
     let apps = "\n[[apps]]\nid = \"other\"\nkey = \"other-key\"\nsecret = \"other-secret\"\n";
-    Server::start_in(&root, &top, apps, &[("RUST_LOG", "info")])
+    cluster_node(redis, dir, name, top, apps)
 }
 
 fn publish_other(server: &Server, channel: &str, n: usize) -> u16 {
@@ -632,12 +628,7 @@ async fn history_is_one_stream_across_nodes() {
     let Some(redis) = redis() else { return };
     let dir = TempDir::new("cluster-history");
     let rule = "[[apps.history]]\nchannels = [\"private-chat-*\"]\nmax_events = 1000\n";
-    let start = |name: &str| {
-        let root = dir.0.join(name);
-        std::fs::create_dir_all(&root).unwrap();
-        Server::start_in(&root, &format!("cluster = \"{}\"", redis.url()), rule, &[("RUST_LOG", "info")])
-    };
-    let (a, b) = (start("a"), start("b"));
+    let (a, b) = (cluster_node(&redis, &dir, "a", "", rule), cluster_node(&redis, &dir, "b", "", rule));
     let mut on_a = a.client().await;
     on_a.join("private-chat-1", None).await;
     let mut on_b = b.client().await;

@@ -298,12 +298,10 @@ async fn a_reader_that_comes_back_on_another_node_catches_up_from_the_one_stream
     let Some(redis) = common::redis() else { return };
     let dir = common::TempDir::new("history-cluster");
     let rule = "[[apps.history]]\nchannels = [\"private-chat-*\"]\n";
-    let node = |name: &str| {
-        let root = dir.0.join(name);
-        std::fs::create_dir_all(&root).unwrap();
-        Server::start_in(&root, &format!("cluster = \"{}\"", redis.url()), rule, &[("RUST_LOG", "info")])
-    };
-    let (a, b) = (node("a"), node("b"));
+    let (a, b) = (
+        common::cluster_node(&redis, &dir, "a", "", rule),
+        common::cluster_node(&redis, &dir, "b", "", rule),
+    );
     let proxy = Proxy::start(a.port).await;
     let (reader, mut rx) = start(proxy.port);
     subscribed(&reader, &mut rx).await;

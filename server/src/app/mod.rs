@@ -58,6 +58,9 @@ pub struct App {
     history: Arc<History>,
     /// The app's history reads, WebSocket and HTTP together.
     history_reads: Mutex<TokenBucket>,
+    /// Cluster mode: the bus channel the history store publishes kept
+    /// events on (`None`: a single node).
+    kept_bus: Option<String>,
 }
 
 /// An event on a channel, before it is encoded.
@@ -76,7 +79,11 @@ pub struct ChannelEvent<'a> {
 impl ChannelEvent<'_> {
     /// Its frame, with its stream position where the channel keeps history.
     fn frame(&self, position: Option<&Position>) -> Bytes {
-        Bytes::from(frames::channel_event_at(self.event, self.channel, self.data, self.user_id, position))
+        Bytes::from(self.text(position))
+    }
+
+    fn text(&self, position: Option<&Position>) -> String {
+        frames::channel_event_at(self.event, self.channel, self.data, self.user_id, position)
     }
 }
 
@@ -185,7 +192,8 @@ impl App {
         let registry = RwLock::new(Registry::new(&config));
         let reads = f64::from(config.app_history_reads_per_second);
         let history_reads = Mutex::new(TokenBucket::new(reads, reads));
-        App { config, tokens, webhooks, bus, registry, history, history_reads }
+        let kept_bus = bus.bus_channel(&config.id);
+        App { config, tokens, webhooks, bus, registry, history, history_reads, kept_bus }
     }
 
     // A panic while holding the lock would be a bug; the registry stays
@@ -442,17 +450,16 @@ impl App {
         // The excepted socket (the sender, or the publisher's `socket_id`)
         // is told the position it skips.
         let own = matches!(not_to, Some(NotTo::Sender(_)));
-        if let Some(bus_channel) = self.bus.bus_channel(&self.config.id) {
+        if let Some(bus_channel) = &self.kept_bus {
             // Cluster mode: the shared store keeps the event and publishes
             // it on the bus in the order kept; every node, this one too,
             // delivers it from there, so every subscriber sees one order.
-            let frame = event.frame(None);
             let notice = except.map(|socket| (socket, frames::excluded(event.channel, own)));
             let broadcast = Broadcast {
-                bus_channel: &bus_channel,
+                bus_channel,
                 node: self.bus.node_id(),
                 app: &self.config.id,
-                frame: &String::from_utf8_lossy(&frame),
+                frame: &event.text(None),
                 except: notice.as_ref().map(|(socket, notice)| (*socket, notice.as_str())),
             };
             self.history.append_broadcast(&self.config.id, event.channel, kept, &limits, &broadcast)?;

@@ -512,3 +512,12 @@ pub fn redis() -> Option<Redis> {
     }
     Redis::start_on(free_port())
 }
+
+/// A node of a cluster on `redis`, its data under `dir/name`, the test app
+/// with `app_extra` (top-level keys must come in `top`).
+pub fn cluster_node(redis: &Redis, dir: &TempDir, name: &str, top: &str, app_extra: &str) -> Server {
+    let root = dir.0.join(name);
+    std::fs::create_dir_all(&root).unwrap();
+    let top = format!("cluster = \"{}\"\n{top}", redis.url());
+    Server::start_in(&root, &top, app_extra, &[("RUST_LOG", "info")])
+}
