@@ -42,6 +42,9 @@ pub enum ConfigError {
         /// What is wrong with the key.
         source: crate::jwt::JwtKeyError,
     },
+    /// The listener's TLS certificate or key is unusable.
+    #[error("invalid configuration: tls: {0}")]
+    Tls(#[from] crate::tls::TlsError),
     /// An app's webhook is unusable.
     #[error("invalid configuration: app {app:?}: {source}")]
     Webhook {
@@ -111,6 +114,12 @@ pub struct ServerConfig {
     pub cluster_resync_interval: Duration,
     /// Allowed clock skew for HTTP API `auth_timestamp`.
     pub http_timestamp_window: Duration,
+    /// TLS on the listener (`wss://` and `https://` on `port`): the
+    /// certificate chain and key files (`None`: plain `ws://`/`http://`).
+    pub tls: Option<crate::tls::TlsFiles>,
+    /// How often the TLS files are checked for a change on disk (a changed
+    /// pair is loaded without a restart; SIGHUP loads it at once).
+    pub tls_watch_interval: Duration,
     /// The apps served.
     pub apps: Vec<AppConfig>,
     /// True when `apps` holds the generated demo app.
@@ -126,7 +135,7 @@ pub struct ServerConfig {
 }
 
 /// One app: its credentials and limits.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AppConfig {
     /// App id (HTTP API paths: `/apps/{id}/…`).
@@ -382,6 +391,9 @@ struct FileConfig {
     cluster_outbox_per_app: Option<usize>,
     cluster_resync_interval: Option<u64>,
     http_timestamp_window: Option<u64>,
+    tls_cert: Option<PathBuf>,
+    tls_key: Option<PathBuf>,
+    tls_watch_secs: Option<u64>,
     cluster: Option<String>,
     #[serde(default)]
     documents: crate::docs::DocLimits,
@@ -406,6 +418,10 @@ pub struct Overrides {
     pub cluster: Option<String>,
     /// `--log-format`
     pub log_format: Option<LogFormat>,
+    /// `--tls-cert`
+    pub tls_cert: Option<PathBuf>,
+    /// `--tls-key`
+    pub tls_key: Option<PathBuf>,
 }
 
 impl ServerConfig {
@@ -444,6 +460,21 @@ impl ServerConfig {
             .unwrap_or_else(|| PathBuf::from("sealcast-data"));
 
         let cluster = overrides.cluster.clone().or_else(|| env("SEALCAST_CLUSTER")).or(file.cluster);
+        let path_of = |flag: &Option<PathBuf>, name: &str, file: Option<PathBuf>| {
+            flag.clone().or_else(|| env(name).map(PathBuf::from)).or(file)
+        };
+        let tls = match (
+            path_of(&overrides.tls_cert, "SEALCAST_TLS_CERT", file.tls_cert),
+            path_of(&overrides.tls_key, "SEALCAST_TLS_KEY", file.tls_key),
+        ) {
+            (Some(cert), Some(key)) => Some(crate::tls::TlsFiles { cert, key }),
+            (None, None) => None,
+            _ => {
+                return Err(ConfigError::Invalid(
+                    "tls_cert and tls_key must be given together (--tls-cert, --tls-key)".into(),
+                ));
+            }
+        };
         let mut apps = file.apps;
         match (env("SEALCAST_APP_ID"), env("SEALCAST_APP_KEY"), env("SEALCAST_APP_SECRET")) {
             (Some(id), Some(key), Some(secret)) => {
@@ -515,6 +546,8 @@ impl ServerConfig {
             cluster_outbox_per_app: file.cluster_outbox_per_app.unwrap_or(10_000),
             cluster_resync_interval: Duration::from_secs(file.cluster_resync_interval.unwrap_or(15)),
             http_timestamp_window: Duration::from_secs(file.http_timestamp_window.unwrap_or(600)),
+            tls,
+            tls_watch_interval: Duration::from_secs(file.tls_watch_secs.unwrap_or(10)),
             apps,
             demo_app,
             cluster,
@@ -562,6 +595,12 @@ impl ServerConfig {
         }
         if self.http_header_timeout.is_zero() || self.http_body_timeout.is_zero() {
             return invalid("http_header_timeout and http_body_timeout must be at least 1 second".into());
+        }
+        if self.tls_watch_interval.is_zero() {
+            return invalid("tls_watch_secs must be at least 1 second".into());
+        }
+        if let Some(files) = &self.tls {
+            files.load()?;
         }
         let docs = &self.documents;
         if docs.max_payload_bytes == 0

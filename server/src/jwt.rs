@@ -21,7 +21,7 @@ pub const MAX_TOKEN_BYTES: usize = 8 * 1024;
 pub const LEEWAY_SECS: u64 = 30;
 
 /// A public key as configured (JWK-style members, base64url).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct JwtKeyConfig {
     /// Key id, matched against the token header's `kid` when present.

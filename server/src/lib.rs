@@ -24,6 +24,7 @@ pub mod rate;
 pub mod redis_sync;
 pub mod state;
 pub mod time;
+pub mod tls;
 pub mod webhooks;
 pub mod ws;
 

@@ -1,12 +1,13 @@
 //! [`ServerState`]: what every connection and request shares.
 
-use std::collections::HashMap;
-use std::sync::Arc;
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, RwLock, RwLockReadGuard};
+
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::app::App;
 use crate::app::bus::{Broker, LocalBroker};
-use crate::config::ServerConfig;
+use crate::config::{AppConfig, ServerConfig};
 use crate::docs::{RedisStore, Sequencer, StoreError};
 use crate::history::History;
 use crate::metrics::Metrics;
@@ -23,8 +24,9 @@ pub struct ServerState {
     /// Carries events and presence to the other nodes (a no-op alone).
     pub bus: Arc<dyn Broker>,
 
-    by_key: HashMap<String, Arc<App>>,
-    by_id: HashMap<String, Arc<App>>,
+    /// The apps served (a config reload swaps them: [`ServerState::reload_apps`]).
+    apps: RwLock<Apps>,
+    history: Arc<History>,
     // Socket ids are "{process prefix}.{counter}": unique per process, and
     // unguessable enough that one client cannot name another's socket id
     // in an auth request by accident.
@@ -59,8 +61,7 @@ impl ServerState {
             .cloned()
             .map(|app| Arc::new(App::new(app, bus.clone(), history.clone(), &metrics)))
             .collect();
-        let by_key = apps.iter().map(|app| (app.config.key.clone(), app.clone())).collect();
-        let by_id = apps.iter().map(|app| (app.config.id.clone(), app.clone())).collect();
+        let apps = RwLock::new(Apps::of(apps));
         let mut seed = [0u8; 4];
         // A fixed prefix only makes socket ids guessable, not unsafe: auth
         // signatures still bind them.
@@ -70,30 +71,101 @@ impl ServerState {
             metrics,
             sequencer,
             bus,
-            by_key,
-            by_id,
+            apps,
+            history,
             socket_prefix: u32::from_le_bytes(seed) % 1_000_000_000,
             socket_counter: AtomicU64::new(1),
         })
     }
 
+    fn index(&self) -> RwLockReadGuard<'_, Apps> {
+        self.apps.read().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
     /// The app with WebSocket key `key`.
     pub fn app_by_key(&self, key: &str) -> Option<Arc<App>> {
-        self.by_key.get(key).cloned()
+        self.index().by_key.get(key).cloned()
     }
 
     /// The app with HTTP API id `id`.
     pub fn app_by_id(&self, id: &str) -> Option<Arc<App>> {
-        self.by_id.get(id).cloned()
+        self.index().by_id.get(id).cloned()
     }
 
-    /// Every app.
-    pub fn apps(&self) -> impl Iterator<Item = &Arc<App>> {
-        self.by_id.values()
+    /// Every app, as they are now.
+    pub fn apps(&self) -> Vec<Arc<App>> {
+        self.index().by_id.values().cloned().collect()
+    }
+
+    /// Serves `apps` from now on (a config reload; they passed the
+    /// config's validation): a new id is a new app, a known id with a
+    /// changed config is reconfigured in place (its connections stay:
+    /// [`App::reconfigure`]), a missing id is removed and its connections
+    /// are closed with 4001 (the Pusher code for an unknown app; clients do
+    /// not retry it).
+    pub fn reload_apps(&self, apps: Vec<AppConfig>) -> AppsReloaded {
+        let mut outcome = AppsReloaded::default();
+        let mut index = self.apps.write().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut next = Vec::with_capacity(apps.len());
+        for config in apps {
+            match index.by_id.get(&config.id) {
+                Some(app) if *app.config() == config => next.push(app.clone()),
+                Some(app) => {
+                    app.reconfigure(config, &self.metrics);
+                    outcome.changed.push(app.id.clone());
+                    next.push(app.clone());
+                }
+                None => {
+                    outcome.added.push(config.id.clone());
+                    next.push(Arc::new(App::new(
+                        config,
+                        self.bus.clone(),
+                        self.history.clone(),
+                        &self.metrics,
+                    )));
+                }
+            }
+        }
+        let kept: HashSet<&str> = next.iter().map(|app| app.id.as_str()).collect();
+        let removed: Vec<Arc<App>> =
+            index.by_id.values().filter(|app| !kept.contains(app.id.as_str())).cloned().collect();
+        *index = Apps::of(next);
+        drop(index);
+        for app in removed {
+            app.retire();
+            outcome.removed.push(app.id.clone());
+        }
+        outcome
     }
 
     /// A fresh socket id.
     pub fn next_socket_id(&self) -> String {
         format!("{}.{}", self.socket_prefix, self.socket_counter.fetch_add(1, Ordering::Relaxed))
     }
+}
+
+/// The apps by WebSocket key and by HTTP API id.
+#[derive(Debug, Default)]
+struct Apps {
+    by_key: HashMap<String, Arc<App>>,
+    by_id: HashMap<String, Arc<App>>,
+}
+
+impl Apps {
+    fn of(apps: Vec<Arc<App>>) -> Apps {
+        let by_key = apps.iter().map(|app| (app.config().key.clone(), app.clone())).collect();
+        let by_id = apps.into_iter().map(|app| (app.id.clone(), app)).collect();
+        Apps { by_key, by_id }
+    }
+}
+
+/// What a [`ServerState::reload_apps`] did, by app id.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct AppsReloaded {
+    /// New apps.
+    pub added: Vec<String>,
+    /// Apps whose configuration changed.
+    pub changed: Vec<String>,
+    /// Apps no longer served (their connections closed with 4001).
+    pub removed: Vec<String>,
 }

@@ -55,7 +55,7 @@ const ENDPOINT_BACKLOG: usize = 256;
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// One configured endpoint.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct WebhookConfig {
     /// `http://host[:port]/path` or `https://host[:port]/path`.

@@ -46,12 +46,10 @@ pub use crate::ws::outbound::{CloseRequest, ConnHandle};
 /// One app's state.
 #[derive(Debug)]
 pub struct App {
-    /// Its configuration.
-    pub config: AppConfig,
-    /// Its JWT public keys (empty when it uses HMAC auth only).
-    pub tokens: TokenVerifier,
-    /// Its webhook queue.
-    pub webhooks: Webhooks,
+    /// Its id (fixed: an app whose id changes is another app).
+    pub id: String,
+    /// What its configuration sets up, swapped whole by [`App::reconfigure`].
+    settings: RwLock<Settings>,
     bus: Arc<dyn Broker>,
     registry: RwLock<Registry>,
     /// Kept events of the channels the app's history rules name.
@@ -61,6 +59,17 @@ pub struct App {
     /// Cluster mode: the bus channel the history store publishes kept
     /// events on (`None`: a single node).
     kept_bus: Option<String>,
+    /// Removed from the configuration: connections are refused.
+    retired: std::sync::atomic::AtomicBool,
+}
+
+/// Why a connection was not registered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConnectRefused {
+    /// The app is at its `max_connections`.
+    OverQuota,
+    /// The app was removed from the configuration meanwhile.
+    AppRemoved,
 }
 
 /// An event on a channel, before it is encoded.
@@ -163,19 +172,56 @@ impl HistoryReadError {
     }
 }
 
-impl App {
-    /// An app with no connections. `config` must have passed
-    /// [`crate::config::ServerConfig::load`]'s validation.
-    /// `metrics` counts its dropped webhooks.
-    pub fn new(config: AppConfig, bus: Arc<dyn Broker>, history: Arc<History>, metrics: &Metrics) -> App {
-        let tokens = TokenVerifier::from_config(&config.jwt_keys)
-            .expect("jwt keys were validated when the config loaded");
-        let sender = webhooks::Sender {
-            app_id: config.id.clone(),
-            key: config.key.clone(),
-            secret: config.secret.clone(),
+/// An app's configuration and what is built from it.
+#[derive(Debug, Clone)]
+struct Settings {
+    config: Arc<AppConfig>,
+    tokens: Arc<TokenVerifier>,
+    webhooks: Arc<Webhooks>,
+}
+
+impl Settings {
+    /// `config` must have passed [`crate::config::ServerConfig::load`]'s
+    /// validation. Webhooks are started anew only when their settings
+    /// changed from `previous` (a queue being retried is not cut short).
+    fn new(config: AppConfig, previous: Option<&Settings>, metrics: &Metrics) -> Settings {
+        let tokens = match previous {
+            Some(previous) if previous.config.jwt_keys == config.jwt_keys => previous.tokens.clone(),
+            // Validated when the config loaded (a key that does not parse
+            // is refused there); should it fail here, JWTs are refused.
+            _ => Arc::new(TokenVerifier::from_config(&config.jwt_keys).unwrap_or_else(|err| {
+                tracing::error!(app = %config.id, error = %err, "jwt keys unusable: JWT auth refused");
+                TokenVerifier::default()
+            })),
         };
-        let delivery = webhooks::Delivery {
+        let webhooks = match previous {
+            Some(previous) if webhooks_unchanged(&previous.config, &config) => previous.webhooks.clone(),
+            _ => Arc::new(start_webhooks(&config, metrics)),
+        };
+        Settings { config: Arc::new(config), tokens, webhooks }
+    }
+}
+
+/// True when `old` and `new` deliver webhooks alike.
+fn webhooks_unchanged(old: &AppConfig, new: &AppConfig) -> bool {
+    (&old.key, &old.secret, &old.webhooks, old.webhook_batching, &old.webhook_ca_file, old.webhook_retry_secs)
+        == (
+            &new.key,
+            &new.secret,
+            &new.webhooks,
+            new.webhook_batching,
+            &new.webhook_ca_file,
+            new.webhook_retry_secs,
+        )
+}
+
+fn start_webhooks(config: &AppConfig, metrics: &Metrics) -> Webhooks {
+    let sender = webhooks::Sender {
+        app_id: config.id.clone(),
+        key: config.key.clone(),
+        secret: config.secret.clone(),
+    };
+    let delivery = webhooks::Delivery {
             batching: config.webhook_batching,
             retry_for: std::time::Duration::from_secs(config.webhook_retry_secs),
             // Validated when the config loaded; should the file have gone
@@ -188,12 +234,56 @@ impl App {
                 })
                 .ok(),
         };
-        let webhooks = Webhooks::start(sender, &config.webhooks, delivery, metrics.webhooks_dropped.clone());
+    Webhooks::start(sender, &config.webhooks, delivery, metrics.webhooks_dropped.clone())
+}
+
+impl App {
+    /// An app with no connections. `config` must have passed
+    /// [`crate::config::ServerConfig::load`]'s validation.
+    /// `metrics` counts its dropped webhooks.
+    pub fn new(config: AppConfig, bus: Arc<dyn Broker>, history: Arc<History>, metrics: &Metrics) -> App {
         let registry = RwLock::new(Registry::new(&config));
         let reads = f64::from(config.app_history_reads_per_second);
         let history_reads = Mutex::new(TokenBucket::new(reads, reads));
         let kept_bus = bus.bus_channel(&config.id);
-        App { config, tokens, webhooks, bus, registry, history, history_reads, kept_bus }
+        let id = config.id.clone();
+        let settings = RwLock::new(Settings::new(config, None, metrics));
+        App { id, settings, bus, registry, history, history_reads, kept_bus, retired: Default::default() }
+    }
+
+    /// Its configuration as it is now (a reload may swap it: read what
+    /// one decision needs from one copy).
+    pub fn config(&self) -> Arc<AppConfig> {
+        self.settings().config.clone()
+    }
+
+    /// Its JWT public keys (none when it uses HMAC auth only).
+    pub fn tokens(&self) -> Arc<TokenVerifier> {
+        self.settings().tokens.clone()
+    }
+
+    /// Its webhook queue.
+    pub fn webhooks(&self) -> Arc<Webhooks> {
+        self.settings().webhooks.clone()
+    }
+
+    fn settings(&self) -> std::sync::RwLockReadGuard<'_, Settings> {
+        self.settings.read().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Applies a changed configuration of this app (a config reload):
+    /// keys, secret, JWT keys, webhooks and history rules at once; the
+    /// registry's limits for what comes next (connections and channels
+    /// over a lowered limit stay); connections opened from now on get the
+    /// new per-connection rates. `config.id` must be this app's.
+    pub fn reconfigure(&self, config: AppConfig, metrics: &Metrics) {
+        debug_assert_eq!(config.id, self.id);
+        self.write().set_limits(&config);
+        let reads = f64::from(config.app_history_reads_per_second);
+        *self.history_reads.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) =
+            TokenBucket::new(reads, reads);
+        let mut settings = self.settings.write().unwrap_or_else(|poisoned| poisoned.into_inner());
+        *settings = Settings::new(config, Some(&settings), metrics);
     }
 
     // A panic while holding the lock would be a bug; the registry stays
@@ -222,11 +312,11 @@ impl App {
                 Transition::Unsubscribed => metrics.subscriptions.dec(),
                 Transition::Occupied { channel } => {
                     tracing::debug!(%channel, "channel occupied");
-                    self.webhooks.emit(HookEvent::ChannelOccupied { channel });
+                    self.webhooks().emit(HookEvent::ChannelOccupied { channel });
                 }
                 Transition::Vacated { channel } => {
                     tracing::debug!(%channel, "channel vacated");
-                    self.webhooks.emit(HookEvent::ChannelVacated { channel });
+                    self.webhooks().emit(HookEvent::ChannelVacated { channel });
                 }
                 Transition::Occupancy { channel, subscriptions } if clustered => {
                     self.tell_cluster(BusMessage::Occupancy { channel, subscriptions }, metrics);
@@ -244,14 +334,14 @@ impl App {
                     let frame = Bytes::from(frames::member_added(&channel, &user_id, info.as_deref()));
                     registry.deliver(&channel, &frame, Except::socket(except.as_deref()), fanout, metrics);
                     if here {
-                        self.webhooks.emit(HookEvent::MemberAdded { channel, user_id });
+                        self.webhooks().emit(HookEvent::MemberAdded { channel, user_id });
                     }
                 }
                 Transition::MemberRemoved { channel, user_id, here } => {
                     let frame = Bytes::from(frames::member_removed(&channel, &user_id));
                     registry.deliver(&channel, &frame, Except::default(), fanout, metrics);
                     if here {
-                        self.webhooks.emit(HookEvent::MemberRemoved { channel, user_id });
+                        self.webhooks().emit(HookEvent::MemberRemoved { channel, user_id });
                     }
                 }
             }
@@ -284,9 +374,22 @@ impl App {
         sent
     }
 
-    /// Registers a connection; false when the app is at its connection limit.
-    pub fn connect(&self, handle: ConnHandle) -> bool {
-        self.write().connect(handle)
+    /// Registers a connection.
+    pub fn connect(&self, handle: ConnHandle) -> Result<(), ConnectRefused> {
+        let mut registry = self.write();
+        // Checked under the lock [`App::retire`] closes connections under:
+        // a connection is either refused here or closed there.
+        if self.retired.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(ConnectRefused::AppRemoved);
+        }
+        registry.connect(handle).then_some(()).ok_or(ConnectRefused::OverQuota)
+    }
+
+    /// Stops serving the app (removed from the configuration): closes its
+    /// connections with 4001 and refuses new ones.
+    pub fn retire(&self) {
+        self.retired.store(true, std::sync::atomic::Ordering::SeqCst);
+        self.close_all(codes::APP_DOES_NOT_EXIST, "app removed from the server's configuration");
     }
 
     /// Removes a connection from every channel (sending member_removed where
@@ -312,10 +415,10 @@ impl App {
         // Under the stream's order: the subscriber joins between two kept
         // events, so the position it is told (and a cache channel's last
         // event) is exactly where its live events continue.
-        self.history.ordered(&self.config.id, name, || {
+        self.history.ordered(&self.id, name, || {
             let newest = self
                 .history
-                .newest(&self.config.id, name, &limits)
+                .newest(&self.id, name, &limits)
                 .map_err(|err| tracing::error!(error = %err, "history store failed: subscribed without a position"))
                 .ok();
             self.subscribe_at(socket_id, channel, member, newest, metrics)
@@ -377,7 +480,7 @@ impl App {
                 }
             })?;
         if missed {
-            self.webhooks.emit(HookEvent::CacheMiss { channel: name.to_owned() });
+            self.webhooks().emit(HookEvent::CacheMiss { channel: name.to_owned() });
         }
         Ok(())
     }
@@ -422,7 +525,7 @@ impl App {
                 except: except.socket_id.map(str::to_owned),
                 notice: except.notice.map(|notice| String::from_utf8_lossy(notice).into_owned()),
             };
-            self.bus.forward(&self.config.id, vec![message])?;
+            self.bus.forward(&self.id, vec![message])?;
         }
         Ok(self.deliver(channel, frame, except, metrics))
     }
@@ -458,16 +561,16 @@ impl App {
             let broadcast = Broadcast {
                 bus_channel,
                 node: self.bus.node_id(),
-                app: &self.config.id,
+                app: &self.id,
                 frame: &event.text(None),
                 except: notice.as_ref().map(|(socket, notice)| (*socket, notice.as_str())),
             };
-            self.history.append_broadcast(&self.config.id, event.channel, kept, &limits, &broadcast)?;
+            self.history.append_broadcast(&self.id, event.channel, kept, &limits, &broadcast)?;
             return Ok(0);
         }
         // One node: delivered under the stream's order lock, so its
         // subscribers see offsets in increasing order.
-        let sent = self.history.append_then(&self.config.id, event.channel, kept, &limits, |position| {
+        let sent = self.history.append_then(&self.id, event.channel, kept, &limits, |position| {
             let notice = except.map(|_| Bytes::from(frames::excluded_at(event.channel, position, own)));
             let except = Except { socket_id: except, notice: notice.as_ref() };
             self.publish_except(event.channel, &event.frame(Some(position)), except, metrics)
@@ -498,7 +601,7 @@ impl App {
                     notice: None,
                 })
                 .collect();
-            self.bus.forward(&self.config.id, messages)?;
+            self.bus.forward(&self.id, messages)?;
         }
         for (publish, frame) in publishes.iter().zip(&frames) {
             self.deliver(&publish.channel, frame, Except::socket(publish.except.as_deref()), metrics);
@@ -509,12 +612,11 @@ impl App {
     /// The bounds of `channel`'s stream, when a history rule names it or
     /// it is a cache channel (its last event).
     pub fn history_limits(&self, channel: &str) -> Option<StreamLimits> {
-        let app_max = self.config.history_max_bytes;
-        match self.config.history.iter().find(|rule| rule.matches(channel)) {
+        let config = self.config();
+        let app_max = config.history_max_bytes;
+        match config.history.iter().find(|rule| rule.matches(channel)) {
             Some(rule) => Some(StreamLimits::of(rule, app_max)),
-            None if is_cache(channel) => {
-                Some(StreamLimits::cache(self.config.max_event_payload_bytes, app_max))
-            }
+            None if is_cache(channel) => Some(StreamLimits::cache(config.max_event_payload_bytes, app_max)),
             None => None,
         }
     }
@@ -531,7 +633,7 @@ impl App {
         if !allowed {
             return Err(HistoryReadError::RateLimited);
         }
-        Ok(self.history.read(&self.config.id, channel, read, &limits)?)
+        Ok(self.history.read(&self.id, channel, read, &limits)?)
     }
 
     /// False while a clustered node cannot reach the others: publishes
@@ -544,7 +646,7 @@ impl App {
     /// If the bus cannot take it, the periodic resync (docs/scaling.md)
     /// repairs the other nodes' view; the loss is counted.
     fn tell_cluster(&self, message: BusMessage, metrics: &Metrics) {
-        if self.bus.forward(&self.config.id, vec![message]).is_err() {
+        if self.bus.forward(&self.id, vec![message]).is_err() {
             metrics.cluster_deferred.inc();
         }
     }
@@ -687,7 +789,7 @@ mod tests {
                 let socket_id: Arc<str> = format!("{channel}.{s}").into();
                 let (handle, _) =
                     ConnHandle::new(socket_id.clone(), None, QueueLimits { frames, bytes: 1 << 30 });
-                assert!(app.connect(handle.clone()));
+                assert!(app.connect(handle.clone()).is_ok());
                 app.subscribe(&socket_id, &name, None, &metrics).unwrap();
                 handle.discard_queued(); // subscription_succeeded
                 handles.push(handle);

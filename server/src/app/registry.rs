@@ -112,6 +112,17 @@ struct Limits {
     presence_members: usize,
 }
 
+impl Limits {
+    fn of(config: &AppConfig) -> Limits {
+        Limits {
+            connections: config.max_connections,
+            subscriptions_per_connection: config.max_subscriptions_per_connection,
+            channels: config.max_channels,
+            presence_members: config.max_presence_members,
+        }
+    }
+}
+
 /// One app's registry (kept behind the app's read-write lock: fan-out
 /// reads, every change writes).
 #[derive(Debug)]
@@ -156,16 +167,17 @@ impl Registry {
     /// An empty registry with `config`'s limits.
     pub fn new(config: &AppConfig) -> Registry {
         Registry {
-            limits: Limits {
-                connections: config.max_connections,
-                subscriptions_per_connection: config.max_subscriptions_per_connection,
-                channels: config.max_channels,
-                presence_members: config.max_presence_members,
-            },
+            limits: Limits::of(config),
             connections: HashMap::new(),
             channels: HashMap::new(),
             replica: Replica::default(),
         }
+    }
+
+    /// Enforces `config`'s limits from now on (what is already over a
+    /// lowered limit stays; only what comes next is refused).
+    pub fn set_limits(&mut self, config: &AppConfig) {
+        self.limits = Limits::of(config);
     }
 
     /// Registers a connection; false when the app is at its connection limit.

@@ -40,20 +40,19 @@ pub async fn run<P: PresenceStore>(
             }
         }
     });
-    // The apps are fixed at start.
-    let apps: Arc<[Arc<App>]> = state.apps().cloned().collect();
-    let reaper = (state.clone(), store.clone(), apps.clone());
+    // The apps as they are at each pass (a config reload may change them).
+    let reaper = (state.clone(), store.clone());
     tokio::spawn(async move {
-        let (state, store, apps) = reaper;
+        let (state, store) = reaper;
         loop {
             tokio::time::sleep(HEARTBEAT_EVERY).await;
-            reap(&apps, store.as_ref(), &state.metrics).await;
+            reap(&state.apps(), store.as_ref(), &state.metrics).await;
         }
     });
     tokio::spawn(async move {
         loop {
             tokio::time::sleep(state.config.cluster_resync_interval).await;
-            resync(&apps, store.as_ref(), &state.metrics).await;
+            resync(&state.apps(), store.as_ref(), &state.metrics).await;
         }
     });
     Ok(())
@@ -89,9 +88,9 @@ pub async fn reap<P: PresenceStore>(apps: &[Arc<App>], store: &P, metrics: &Metr
         let Ok(alive) = store.alive(&nodes).await else { continue };
         for (node, alive) in nodes.iter().zip(alive) {
             if !alive {
-                tracing::info!(%node, app = %app.config.id, "node gone: removing its presence");
+                tracing::info!(%node, app = %app.id, "node gone: removing its presence");
                 let entries = app.node_gone(node, metrics);
-                if let Err(err) = store.forget(&app.config.id, node, &entries).await {
+                if let Err(err) = store.forget(&app.id, node, &entries).await {
                     tracing::warn!(error = %err, "could not delete a dead node's presence");
                 }
             }
@@ -107,8 +106,8 @@ pub async fn resync<P: PresenceStore>(apps: &[Arc<App>], store: &P, metrics: &Me
     // right.
     for app in apps {
         let (members, occupancy) = app.local_entries();
-        if let Err(err) = store.rewrite_own(&app.config.id, &members, &occupancy).await {
-            tracing::warn!(error = %err, app = %app.config.id, "resync: could not rewrite this node's entries");
+        if let Err(err) = store.rewrite_own(&app.id, &members, &occupancy).await {
+            tracing::warn!(error = %err, app = %app.id, "resync: could not rewrite this node's entries");
         }
     }
     let (presence, counts) = match (store.members().await, store.counts().await) {
@@ -120,7 +119,7 @@ pub async fn resync<P: PresenceStore>(apps: &[Arc<App>], store: &P, metrics: &Me
     };
     let me = store.node_id();
     for app in apps {
-        let id = &app.config.id;
+        let id = &app.id;
         let members: Vec<NodeMember> = presence
             .iter()
             .filter(|entry| entry.app == *id && entry.member.node != me)
@@ -167,7 +166,7 @@ mod tests {
     fn join_here(app: &App, socket_id: &str, user_id: &str) {
         let (handle, _) =
             ConnHandle::new(socket_id.into(), None, QueueLimits { frames: 100, bytes: 1 << 20 });
-        assert!(app.connect(handle));
+        assert!(app.connect(handle).is_ok());
         let member = PresenceMember { user_id: user_id.into(), user_info: None };
         app.subscribe(socket_id, &ChannelName::parse(ROOM).unwrap(), Some(member), &Metrics::default())
             .unwrap();

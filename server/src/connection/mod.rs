@@ -25,18 +25,18 @@ use bytes::Bytes;
 use fastwebsockets::upgrade::UpgradeFut;
 use hyper_util::rt::TokioIo;
 use sealcast_core::protocol::{ClientFrame, client, codes, server as frames};
+use tokio::io::AsyncRead;
 use tokio::net::TcpStream;
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::sync::watch;
 use tracing::{Instrument, debug, info_span};
 
 pub use self::error::ServerError;
 use self::limits::{FrameKind, FrameLimits, Verdict};
-use crate::app::App;
+use crate::app::{App, ConnectRefused};
 use crate::state::ServerState;
 use crate::warn_throttled;
 use crate::ws::frame;
-use crate::ws::outbound::{self, CloseRequest, ConnHandle, Outbound, QueueLimits};
+use crate::ws::outbound::{self, CloseRequest, ConnHandle, Outbound, QueueLimits, Socket};
 use crate::ws::reader::{Message, MessageReader, ReadError};
 
 /// Why the WebSocket is refused before any protocol exchange (sent as
@@ -60,20 +60,39 @@ pub async fn run(state: Arc<ServerState>, app: Result<Arc<App>, Refusal>, upgrad
     };
     // The library did the handshake; reading and writing frames are ours
     // (`reader`, `outbound`), so the budgets hold across fragments, and on
-    // the TCP socket itself, so the fan-out can write into it directly.
-    let parts = match ws.into_inner().into_inner().downcast::<TokioIo<TcpStream>>() {
-        Ok(parts) => parts,
-        Err(_) => {
-            tracing::error!("upgraded connection is not a TCP stream");
-            return;
+    // the TCP socket itself, so the fan-out can write into it directly (on
+    // TLS, through rustls: `outbound::Socket`).
+    let upgraded = ws.into_inner().into_inner();
+    let upgraded = match upgraded.downcast::<TokioIo<TcpStream>>() {
+        Ok(parts) => {
+            let (read, write) = parts.io.into_inner().into_split();
+            return serve(state, app, read, Socket::Tcp(write), &parts.read_buf).await;
         }
+        Err(upgraded) => upgraded,
     };
-    let (mut read_stream, write_stream) = parts.io.into_inner().into_split();
+    match upgraded.downcast::<TokioIo<tokio_rustls::server::TlsStream<TcpStream>>>() {
+        Ok(parts) => {
+            let (read, write) = tokio::io::split(parts.io.into_inner());
+            let write = Socket::Tls(tokio::sync::Mutex::new(write));
+            serve(state, app, read, write, &parts.read_buf).await
+        }
+        Err(_) => tracing::error!("upgraded connection is neither TCP nor TLS over TCP"),
+    }
+}
+
+/// Serves an upgraded connection: `read` its input, `write_stream` where
+/// its frames go, `early` what the client sent right after its upgrade
+/// request.
+async fn serve<R: AsyncRead + Unpin>(
+    state: Arc<ServerState>,
+    app: Result<Arc<App>, Refusal>,
+    mut read_stream: R,
+    write_stream: Socket,
+    early: &[u8],
+) {
     let mut reader = MessageReader::new(state.config.max_frame_bytes);
-    // Bytes the client sent right after its upgrade request (copied: the
-    // HTTP read buffer they sit in is freed).
-    reader.push(&parts.read_buf);
-    drop(parts.read_buf);
+    // Copied: the HTTP read buffer they sit in is freed with the upgrade.
+    reader.push(early);
     let app = match app {
         Ok(app) => app,
         Err(refusal) => {
@@ -83,16 +102,19 @@ pub async fn run(state: Arc<ServerState>, app: Result<Arc<App>, Refusal>, upgrad
         }
     };
     let socket_id: Arc<str> = state.next_socket_id().into();
-    let span = info_span!("conn", app = %app.config.id, socket_id = %socket_id);
+    let span = info_span!("conn", app = %app.id, socket_id = %socket_id);
     async move {
         let limits =
             QueueLimits { frames: state.config.max_outbound_queue, bytes: state.config.max_outbound_bytes };
         let (handle, close_rx) = ConnHandle::new(socket_id.clone(), Some(write_stream), limits);
-        if !app.connect(handle.clone()) {
-            let code = codes::OVER_CONNECTION_QUOTA;
+        if let Err(refused) = app.connect(handle.clone()) {
+            let (code, message) = match refused {
+                ConnectRefused::OverQuota => (codes::OVER_CONNECTION_QUOTA, "over connection quota"),
+                ConnectRefused::AppRemoved => (codes::APP_DOES_NOT_EXIST, "app does not exist"),
+            };
             state.metrics.error(code);
-            handle.send(Bytes::from(frames::error(Some(code), "over connection quota")), &state.metrics);
-            handle.close(code, "over connection quota");
+            handle.send(Bytes::from(frames::error(Some(code), message)), &state.metrics);
+            handle.close(code, message);
             outbound::write_loop(handle, close_rx).await;
             return;
         }
@@ -104,7 +126,7 @@ pub async fn run(state: Arc<ServerState>, app: Result<Arc<App>, Refusal>, upgrad
 
         let writer = tokio::spawn(outbound::write_loop(handle.clone(), close_rx.clone()));
         let mut session = Session {
-            limits: FrameLimits::new(&app.config),
+            limits: FrameLimits::new(&app.config()),
             state: state.clone(),
             app: app.clone(),
             handle: handle.clone(),
@@ -127,12 +149,12 @@ pub async fn run(state: Arc<ServerState>, app: Result<Arc<App>, Refusal>, upgrad
 }
 
 /// Sends `pusher:error` and a close frame with the refusal's code.
-async fn refuse(write: &OwnedWriteHalf, refusal: Refusal) {
+async fn refuse(write: &Socket, refusal: Refusal) {
     let mut out = Vec::new();
     frame::encode_text(&mut out, frames::error(Some(refusal.code), refusal.message).as_bytes());
     frame::encode_close(&mut out, refusal.code, refusal.message);
     let _ = tokio::time::timeout(REFUSAL_WRITE_TIMEOUT, outbound::write_all(write, &out)).await;
-    outbound::shutdown_write(write);
+    outbound::shutdown_write(write).await;
 }
 
 /// How long a refusal may take to write.
@@ -140,7 +162,7 @@ const REFUSAL_WRITE_TIMEOUT: std::time::Duration = std::time::Duration::from_sec
 
 /// Reads and drops input until the client closes, for at most `time` and
 /// `bytes` (`close_linger_ms`, `close_linger_bytes`).
-async fn linger(read: &mut OwnedReadHalf, time: std::time::Duration, bytes: usize) {
+async fn linger<R: AsyncRead + Unpin>(read: &mut R, time: std::time::Duration, bytes: usize) {
     use tokio::io::AsyncReadExt;
     // On the heap, and only now: a buffer in the future itself would make
     // every connection's task that much larger for its whole life.
@@ -175,17 +197,17 @@ struct Session {
 }
 
 impl Session {
-    async fn read_loop(
+    async fn read_loop<R: AsyncRead + Unpin>(
         &mut self,
         reader: &mut MessageReader,
-        read: &mut OwnedReadHalf,
+        read: &mut R,
         mut close: watch::Receiver<CloseRequest>,
     ) {
         let (activity_timeout, pong_timeout) =
             (self.state.config.activity_timeout, self.state.config.pong_timeout);
         let mut pinged = false;
         // Authorized connections: signed in by then, or closed with 4009.
-        let mut signin_deadline = Some(self.app.config.require_signin_secs)
+        let mut signin_deadline = Some(self.app.config().require_signin_secs)
             .filter(|secs| *secs > 0)
             .map(|secs| tokio::time::Instant::now() + std::time::Duration::from_secs(secs));
         loop {

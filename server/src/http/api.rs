@@ -86,7 +86,7 @@ pub fn handle(state: &ServerState, request: Authenticated, method: &Method, body
         (&Method::GET, ["channels", name, "history"]) => history(&app, name, &param),
         (&Method::POST, ["users", user_id, "terminate_connections"]) => {
             let closed = app.terminate_user(user_id, &state.metrics);
-            tracing::info!(app = %app.config.id, closed, "terminated a user's connections");
+            tracing::info!(app = %app.id, closed, "terminated a user's connections");
             // Pusher answers `{}`; the count (connections on this node: in
             // cluster mode the other nodes close theirs too) is additive.
             ok(json!({"connections_closed": closed}))
@@ -137,7 +137,7 @@ fn verify_signature(
 ) -> Result<(), &'static str> {
     let get = |name: &str| params.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str());
     let signature = get("auth_signature").ok_or("missing auth_signature")?;
-    if get("auth_key") != Some(app.config.key.as_str()) {
+    if get("auth_key") != Some(app.config().key.as_str()) {
         return Err("auth_key does not name this app");
     }
     if get("auth_version") != Some("1.0") {
@@ -153,7 +153,7 @@ fn verify_signature(
     signed.sort();
     let query_string = signed.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join("&");
     let to_sign = format!("{method}\n{path}\n{query_string}");
-    let expected = auth::hmac_hex(&app.config.secret, to_sign.as_bytes());
+    let expected = auth::hmac_hex(&app.config().secret, to_sign.as_bytes());
     if !auth::signatures_equal(signature, &expected) {
         return Err("invalid auth_signature");
     }
@@ -205,7 +205,7 @@ fn batch(state: &ServerState, app: &App, body: &[u8]) -> HttpResponse {
         Ok(batch) => batch.batch,
         Err(err) => return text(StatusCode::BAD_REQUEST, &format!("invalid batch body: {}", classify(&err))),
     };
-    if batch.len() > app.config.max_batch_size {
+    if batch.len() > app.config().max_batch_size {
         return text(StatusCode::BAD_REQUEST, "too many events in the batch");
     }
     match send_events(state, app, &batch) {
@@ -219,13 +219,13 @@ fn validate_event(app: &App, event: &EventRequest) -> Result<Vec<ChannelName>, R
     if names.is_empty() {
         return Err(Refused::bad_request("an event needs `channels` or `channel`"));
     }
-    if names.len() > app.config.max_event_channels {
+    if names.len() > app.config().max_event_channels {
         return Err(Refused::bad_request("too many channels in one event"));
     }
     if event.name.is_empty() || event.name.len() > 200 {
         return Err(Refused::bad_request("event names are 1 to 200 characters"));
     }
-    if event.data.get().len() > app.config.max_event_payload_bytes {
+    if event.data.get().len() > app.config().max_event_payload_bytes {
         return Err(Refused(StatusCode::PAYLOAD_TOO_LARGE, "event data over the payload limit".into()));
     }
     names
@@ -262,10 +262,11 @@ fn send_events(state: &ServerState, app: &App, events: &[EventRequest]) -> Resul
             Refused(StatusCode::SERVICE_UNAVAILABLE, format!("{busy}: nothing was published; retry"))
         }
         PublishError::History(err) => {
-            tracing::error!(app = %app.config.id, error = %err, "history store failed: a publish was refused");
+            tracing::error!(app = %app.id, error = %err, "history store failed: a publish was refused");
             Refused(
                 StatusCode::SERVICE_UNAVAILABLE,
-                "history store unavailable: this event and the batch's later ones were not published; retry".into(),
+                "history store unavailable: this event and the batch's later ones were not published; retry"
+                    .into(),
             )
         }
     })?;
@@ -311,7 +312,7 @@ fn history<'a>(app: &App, name: &str, param: &impl Fn(&str) -> Option<&'a str>) 
                 HistoryErrorCode::HistoryOff => StatusCode::NOT_FOUND,
                 HistoryErrorCode::RateLimited => StatusCode::TOO_MANY_REQUESTS,
                 HistoryErrorCode::Unavailable => {
-                    tracing::error!(app = %app.config.id, error = %err, "history store failed on a read");
+                    tracing::error!(app = %app.id, error = %err, "history store failed on a read");
                     StatusCode::SERVICE_UNAVAILABLE
                 }
                 _ => StatusCode::BAD_REQUEST,

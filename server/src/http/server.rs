@@ -1,6 +1,7 @@
 //! The listener: accepts TCP connections, serves HTTP/1.1 with hyper, routes
 //! WebSocket upgrades on `/app/{key}` to [`crate::ws`] and
-//! everything else to the HTTP API, health and metrics endpoints; shuts down
+//! everything else to the HTTP API, health and metrics endpoints (over TLS
+//! when configured, [`crate::tls`]); shuts down
 //! gracefully (every client gets close code 4200, then the process drains).
 
 use std::convert::Infallible;
@@ -18,22 +19,31 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use sealcast_core::protocol::{codes, handshake};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
+use tokio_rustls::TlsAcceptor;
 use tracing::{debug, info};
 
 use crate::connection::{self, Refusal};
 use crate::http::api::{self, HttpResponse, text};
 use crate::state::ServerState;
+use crate::tls::Certificates;
 
 /// How long shutdown waits for connections to finish closing.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Serves until `shutdown` resolves, then stops listening, closes every
-/// connection with 4200 and waits (bounded) for them to drain.
+/// connection with 4200 and waits (bounded) for them to drain. With `tls`,
+/// every connection is TLS (`wss://`, `https://`), its handshake bounded by
+/// `http_header_timeout`.
 pub async fn serve(
     state: Arc<ServerState>,
     listener: TcpListener,
+    tls: Option<Arc<Certificates>>,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> std::io::Result<()> {
+    let tls = match tls.map(|certificates| certificates.server_config()).transpose() {
+        Ok(config) => config.map(TlsAcceptor::from),
+        Err(err) => return Err(std::io::Error::other(err)),
+    };
     let (stop_tx, stop_rx) = watch::channel(false);
     let open = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let max_connections = crate::memory::connection_cap(state.config.max_connections);
@@ -68,16 +78,20 @@ pub async fn serve(
         };
         let _ = stream.set_nodelay(true);
         let state = state.clone();
-        let mut stop = stop_rx.clone();
+        let stop = stop_rx.clone();
         let http = http.clone();
+        let tls = tls.clone();
         tokio::spawn(async move {
             let _slot = slot;
-            let service = service_fn(move |request| route(state.clone(), peer, request));
-            let conn = http.serve_connection(TokioIo::new(stream), service).with_upgrades();
-            tokio::pin!(conn);
-            tokio::select! {
-                result = conn.as_mut() => if let Err(err) = result { debug!(error = %err, "http connection ended") },
-                _ = stop.changed() => conn.as_mut().graceful_shutdown(),
+            let Some(tls) = tls else {
+                return serve_connection(state, peer, http, stream, stop).await;
+            };
+            // A client that never finishes its handshake holds a slot no
+            // longer than one that never sends its request head.
+            match tokio::time::timeout(state.config.http_header_timeout, tls.accept(stream)).await {
+                Ok(Ok(stream)) => serve_connection(state, peer, http, stream, stop).await,
+                Ok(Err(err)) => debug!(%peer, error = %err, "TLS handshake failed"),
+                Err(_) => debug!(%peer, "TLS handshake not finished in time"),
             }
         });
     }
@@ -97,6 +111,26 @@ pub async fn serve(
     }
     info!(remaining = state.metrics.connections.get(), "shutdown complete");
     Ok(())
+}
+
+/// HTTP/1.1 (and WebSocket upgrades) on one accepted connection, plain or
+/// TLS, until it ends or the server stops.
+async fn serve_connection<Io>(
+    state: Arc<ServerState>,
+    peer: SocketAddr,
+    http: http1::Builder,
+    stream: Io,
+    mut stop: watch::Receiver<bool>,
+) where
+    Io: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let service = service_fn(move |request| route(state.clone(), peer, request));
+    let conn = http.serve_connection(TokioIo::new(stream), service).with_upgrades();
+    tokio::pin!(conn);
+    tokio::select! {
+        result = conn.as_mut() => if let Err(err) = result { debug!(error = %err, "http connection ended") },
+        _ = stop.changed() => conn.as_mut().graceful_shutdown(),
+    }
 }
 
 /// One place under the server's connection cap, given back on drop.

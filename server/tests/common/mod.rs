@@ -287,6 +287,15 @@ impl Client {
         Some(Client { ws, socket_id: String::new() })
     }
 
+    /// Connects over TLS (`wss://`), trusting only `roots` (DER).
+    pub async fn connect_tls(url: &str, roots: &[Vec<u8>]) -> Result<Client, String> {
+        let connector = tokio_tungstenite::Connector::Rustls(tls_client(roots));
+        let (ws, _) = tokio_tungstenite::connect_async_tls_with_config(url, None, true, Some(connector))
+            .await
+            .map_err(|err| err.to_string())?;
+        Ok(Client { ws, socket_id: String::new() })
+    }
+
     pub async fn send(&mut self, frame: Value) {
         self.ws.send(Message::Text(frame.to_string().into())).await.unwrap();
     }
@@ -430,6 +439,52 @@ impl Proxy {
     pub fn restore(&self) {
         self.open.store(true, Ordering::SeqCst);
     }
+}
+
+/// A rustls client configuration trusting only `roots` (DER).
+pub fn tls_client(roots: &[Vec<u8>]) -> Arc<rustls::ClientConfig> {
+    let mut store = rustls::RootCertStore::empty();
+    for root in roots {
+        store.add(rustls::pki_types::CertificateDer::from(root.clone())).unwrap();
+    }
+    let config =
+        rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(store)
+            .with_no_client_auth();
+    Arc::new(config)
+}
+
+/// One HTTP/1.1 request over TLS to `localhost:port`, trusting only
+/// `roots`; (status, body) or why the connection failed.
+pub async fn https(
+    port: u16,
+    roots: &[Vec<u8>],
+    method: &str,
+    target: &str,
+    body: &str,
+) -> Result<(u16, String), String> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let tcp = TcpStream::connect(("127.0.0.1", port)).await.map_err(|err| err.to_string())?;
+    let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+    let mut tls = tokio_rustls::TlsConnector::from(tls_client(roots))
+        .connect(name, tcp)
+        .await
+        .map_err(|err| err.to_string())?;
+    let request = format!(
+        "{method} {target} HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    tls.write_all(request.as_bytes()).await.map_err(|err| err.to_string())?;
+    let mut response = Vec::new();
+    // A close_notify-less end is fine here: the body has been read.
+    let _ = tls.read_to_end(&mut response).await;
+    let text = String::from_utf8_lossy(&response).into_owned();
+    let status =
+        text.split(' ').nth(1).and_then(|s| s.parse().ok()).ok_or(format!("no status line in {text:?}"))?;
+    let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default();
+    Ok((status, body))
 }
 
 /// A TLS terminator in front of a local service: a self-signed certificate

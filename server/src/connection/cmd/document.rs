@@ -34,7 +34,7 @@ impl Session {
         // The whole channel name is the document: `private-doc-x` and
         // `presence-doc-x` are two documents, each behind its own channel
         // authorization (docs/protocol.md).
-        let id = DocId::new(self.app.config.id.clone(), name.as_str());
+        let id = DocId::new(self.app.id.clone(), name.as_str());
         let author = presence_user.or_else(|| self.app.signed_in_user(&self.handle.socket_id));
         match DocRequest::parse(frame) {
             Err(err) => self.doc_error(&name, &frame.event, DocErrorCode::Invalid, &err.to_string(), None),

@@ -9,7 +9,7 @@ use super::super::{Flow, ServerError, Session};
 impl Session {
     pub(in crate::connection) fn signin(&mut self, frame: &ClientFrame, now: Instant) -> Flow {
         let Some(data) = self.data_or_refuse::<SigninData>(frame) else { return Flow::Continue };
-        let config = &self.app.config;
+        let config = self.app.config();
         let verified = auth::verify_user_auth(
             &config.key,
             &config.secret,

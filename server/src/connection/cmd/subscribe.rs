@@ -62,7 +62,7 @@ impl Session {
                 self.unauthorized(&channel, "missing `auth` for a private or presence channel");
                 return self.strike(now);
             };
-            let authorized = if jwt::looks_like_jwt(auth_value) && self.app.tokens.is_enabled() {
+            let authorized = if jwt::looks_like_jwt(auth_value) && self.app.tokens().is_enabled() {
                 self.authorize_token(&channel, auth_value)
             } else {
                 self.authorize_signature(&channel, auth_value, data.channel_data.as_deref())
@@ -107,7 +107,7 @@ impl Session {
         auth_value: &str,
         channel_data: Option<&str>,
     ) -> Result<Option<PresenceMember>, AuthRefusal> {
-        let config = &self.app.config;
+        let config = self.app.config();
         let presence = channel.kind() == ChannelKind::Presence;
         let channel_data = presence.then(|| channel_data.unwrap_or(""));
         auth::verify_channel_auth(
@@ -138,13 +138,13 @@ impl Session {
         let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
         let grant = self
             .app
-            .tokens
-            .verify(token, &self.app.config.id, &self.handle.socket_id, channel.as_str(), presence, now)
+            .tokens()
+            .verify(token, &self.app.id, &self.handle.socket_id, channel.as_str(), presence, now)
             .map_err(|err| AuthRefusal::Unauthorized(err.to_string()))?;
         match (presence, grant.user_id) {
             (true, Some(user_id)) => {
                 let info_size = grant.user_info.as_ref().map_or(0, |i| i.get().len());
-                if info_size > self.app.config.max_presence_data_bytes {
+                if info_size > self.app.config().max_presence_data_bytes {
                     return Err(AuthRefusal::BadPresenceData("user_info too large".into()));
                 }
                 Ok(Some(PresenceMember { user_id, user_info: grant.user_info }))

@@ -28,6 +28,10 @@ impl Fanout {
                 self.writers.push(handle.clone());
                 true
             }
+            Enqueued::Wake => {
+                handle.wake_writer_task();
+                true
+            }
         }
     }
 

@@ -17,6 +17,10 @@
 //! to drain. The fan-out queues under the registry's lock and the channel's
 //! order lock (the order) and writes after them ([`Fanout`]), splitting
 //! large fan-outs across worker threads.
+//!
+//! A TLS connection ([`Socket::Tls`]) is written by its writer task alone:
+//! frames go through rustls, which encrypts them into its own buffer, so a
+//! sender only queues and wakes the task.
 
 use std::collections::VecDeque;
 use std::io::{self, IoSlice};
@@ -38,6 +42,19 @@ mod writer;
 use batch::{Batch, Via};
 pub use fanout::Fanout;
 pub use writer::{shutdown_write, write_all, write_loop};
+
+/// Where a connection's frames are written.
+#[derive(Debug)]
+pub enum Socket {
+    /// Plain TCP: senders write into it from their own threads.
+    Tcp(OwnedWriteHalf),
+    /// TLS: the writer task writes through rustls (locked by it alone, and
+    /// at the close).
+    Tls(tokio::sync::Mutex<TlsWriter>),
+}
+
+/// The write half of a TLS connection.
+pub type TlsWriter = tokio::io::WriteHalf<tokio_rustls::server::TlsStream<tokio::net::TcpStream>>;
 
 /// A request to close a connection: WebSocket close code and reason.
 pub type CloseRequest = Option<(u16, &'static str)>;
@@ -112,6 +129,17 @@ struct Queue {
     closing: bool,
 }
 
+impl Queue {
+    /// Nothing left to write: the next sender becomes the writer, and the
+    /// slots a burst needed are freed.
+    fn idle(&mut self) {
+        self.writer = Writer::Idle;
+        if self.frames.capacity() > KEEP_SLOTS {
+            self.frames.shrink_to(KEEP_SLOTS);
+        }
+    }
+}
+
 /// In declaration order (`repr(C)`): what every delivery touches first, so
 /// a fan-out over cold connections misses as few cache lines as it can.
 #[derive(Debug)]
@@ -124,7 +152,7 @@ struct Shared {
     #[cfg(unix)]
     fd: std::os::fd::RawFd,
     /// None for a handle without a socket (tests): frames stay queued.
-    socket: Option<OwnedWriteHalf>,
+    socket: Option<Socket>,
     /// Wakes the writer task when the writing is handed to it.
     handoff: Notify,
     close: watch::Sender<CloseRequest>,
@@ -149,6 +177,9 @@ enum Enqueued {
     /// Queued, and the caller is now the writer: it must call
     /// [`ConnHandle::write_now`].
     Write,
+    /// Queued, and the writer task is now the writer: the caller must
+    /// wake it.
+    Wake,
 }
 
 /// Largest batch of frames written with one `writev`.
@@ -187,7 +218,7 @@ impl ConnHandle {
     /// (the reader's and the writer task's).
     pub fn new(
         socket_id: Arc<str>,
-        socket: Option<OwnedWriteHalf>,
+        socket: Option<Socket>,
         limits: QueueLimits,
     ) -> (ConnHandle, watch::Receiver<CloseRequest>) {
         let (close, close_rx) = watch::channel(None);
@@ -199,10 +230,13 @@ impl ConnHandle {
             closing: false,
         };
         #[cfg(unix)]
-        let fd = socket.as_ref().map_or(-1, |socket| {
-            use std::os::fd::AsRawFd;
-            AsRef::<tokio::net::TcpStream>::as_ref(socket).as_raw_fd()
-        });
+        let fd = match &socket {
+            Some(Socket::Tcp(socket)) => {
+                use std::os::fd::AsRawFd;
+                AsRef::<tokio::net::TcpStream>::as_ref(socket).as_raw_fd()
+            }
+            Some(Socket::Tls(_)) | None => -1,
+        };
         let shared = Arc::new(Shared {
             queue: Mutex::new(queue),
             limits,
@@ -229,6 +263,10 @@ impl ConnHandle {
             Enqueued::Queued => true,
             Enqueued::Write => {
                 self.write_now();
+                true
+            }
+            Enqueued::Wake => {
+                self.wake_writer_task();
                 true
             }
         }
@@ -260,9 +298,18 @@ impl ConnHandle {
         }
         queue.frames.push_back(entry);
         queue.bytes += len;
-        if queue.writer == Writer::Idle && !queue.closing && self.shared.socket.is_some() {
-            queue.writer = Writer::Sender;
-            return Enqueued::Write;
+        if queue.writer == Writer::Idle && !queue.closing {
+            match self.shared.socket {
+                Some(Socket::Tcp(_)) => {
+                    queue.writer = Writer::Sender;
+                    return Enqueued::Write;
+                }
+                Some(Socket::Tls(_)) => {
+                    queue.writer = Writer::Task;
+                    return Enqueued::Wake;
+                }
+                None => {}
+            }
         }
         Enqueued::Queued
     }
@@ -274,6 +321,10 @@ impl ConnHandle {
         if matches!(self.write_turn(Via::System), Turn::Blocked | Turn::Yield) {
             self.hand_to_task();
         }
+    }
+
+    fn wake_writer_task(&self) {
+        self.shared.handoff.notify_one();
     }
 
     fn hand_to_task(&self) {
@@ -288,7 +339,7 @@ impl ConnHandle {
     /// Writes batches with non-blocking `writev`s while frames are queued;
     /// the caller is the writer.
     fn write_turn(&self, via: Via) -> Turn {
-        let Some(socket) = &self.shared.socket else { return Turn::Blocked };
+        let Some(Socket::Tcp(socket)) = &self.shared.socket else { return Turn::Blocked };
         let mut queue = self.lock();
         let mut turn_bytes = 0;
         loop {
@@ -300,10 +351,7 @@ impl ConnHandle {
                 return Turn::Closing;
             }
             if queue.frames.is_empty() {
-                queue.writer = Writer::Idle;
-                if queue.frames.capacity() > KEEP_SLOTS {
-                    queue.frames.shrink_to(KEEP_SLOTS);
-                }
+                queue.idle();
                 return Turn::Drained;
             }
             let mut batch = Batch::default();

@@ -6,6 +6,7 @@ use tokio::net::{TcpListener, TcpStream};
 use super::fanout::FANOUT_CHUNK;
 use super::*;
 use crate::ws::frame::{CLOSE, encode_close};
+use std::time::Duration;
 
 fn limits(frames: usize, bytes: usize) -> QueueLimits {
     QueueLimits { frames, bytes }
@@ -17,12 +18,48 @@ async fn connected(limits: QueueLimits) -> (ConnHandle, watch::Receiver<CloseReq
     let peer = TcpStream::connect(listener.local_addr().unwrap()).await.unwrap();
     let (server, _) = listener.accept().await.unwrap();
     let (_read, write) = server.into_split();
-    let (handle, close) = ConnHandle::new("1.1".into(), Some(write), limits);
+    let (handle, close) = ConnHandle::new("1.1".into(), Some(Socket::Tcp(write)), limits);
     (handle, close, peer)
 }
 
+/// A handle writing into a TLS connection over loopback, and the TLS
+/// client on the other end.
+async fn connected_tls(
+    limits: QueueLimits,
+) -> (ConnHandle, watch::Receiver<CloseRequest>, tokio_rustls::client::TlsStream<TcpStream>) {
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+    let pair = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
+    let cert = CertificateDer::from(pair.cert.der().to_vec());
+    let key = PrivateKeyDer::Pkcs8(pair.signing_key.serialize_der().into());
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let server_config = rustls::ServerConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(vec![cert.clone()], key)
+        .unwrap();
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(cert).unwrap();
+    let client_config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let tcp = TcpStream::connect(listener.local_addr().unwrap()).await.unwrap();
+    let (server, _) = listener.accept().await.unwrap();
+    let connector = tokio_rustls::TlsConnector::from(std::sync::Arc::new(client_config));
+    let acceptor = tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(server_config));
+    let name = ServerName::try_from("localhost").unwrap();
+    let (client, server) = tokio::join!(connector.connect(name, tcp), acceptor.accept(server));
+    let (_read, write) = tokio::io::split(server.unwrap());
+    let socket = Socket::Tls(tokio::sync::Mutex::new(write));
+    let (handle, close) = ConnHandle::new("1.1".into(), Some(socket), limits);
+    (handle, close, client.unwrap())
+}
+
 /// Reads one server frame: (opcode, payload).
-async fn read_frame(peer: &mut TcpStream) -> (u8, Vec<u8>) {
+async fn read_frame<S: tokio::io::AsyncRead + Unpin>(peer: &mut S) -> (u8, Vec<u8>) {
     let mut head = [0u8; 2];
     peer.read_exact(&mut head).await.unwrap();
     let len = match head[1] {
@@ -194,4 +231,71 @@ fn close_reasons_fit_a_control_frame() {
     encode_close(&mut out, 4100, &"é".repeat(100));
     assert!(out.len() <= 2 + 125 && out[1] as usize == out.len() - 2);
     assert!(std::str::from_utf8(&out[4..]).is_ok());
+}
+
+#[tokio::test]
+async fn over_tls_the_writer_task_writes_everything_in_order_then_closes() {
+    let metrics = Metrics::default();
+    let (conn, close, mut peer) = connected_tls(limits(100_000, 64 << 20)).await;
+    let writer = tokio::spawn(write_loop(conn.clone(), close));
+    // Far more than the socket and rustls's buffer hold while the peer
+    // does not read: the writer waits, senders only queue.
+    let mut fanout = Fanout::default();
+    for n in 0..3000u32 {
+        let mut frame = format!("{n}:").into_bytes();
+        frame.resize(500 + (n as usize * 7) % 300, b'x');
+        if n % 2 == 0 {
+            assert!(conn.send(Bytes::from(frame), &metrics));
+        } else {
+            assert!(fanout.push(&conn, Bytes::from(frame), &metrics));
+        }
+    }
+    fanout.write();
+    assert!(conn.queue(Outbound::Pong(Bytes::from_static(b"p")), &metrics));
+    for n in 0..3000u32 {
+        let (opcode, payload) = read_frame(&mut peer).await;
+        assert_eq!(opcode, TEXT);
+        assert!(payload.starts_with(format!("{n}:").as_bytes()), "frame {n} out of order or cut");
+    }
+    assert_eq!(read_frame(&mut peer).await, (PONG, b"p".to_vec()));
+    conn.close(4009, "bye");
+    let (opcode, payload) = read_frame(&mut peer).await;
+    assert_eq!((opcode, &payload[..2]), (CLOSE, &4009u16.to_be_bytes()[..]));
+    writer.await.unwrap();
+    // close_notify, then the end of the stream.
+    assert_eq!(peer.read(&mut [0u8; 16]).await.unwrap(), 0);
+    assert_eq!(conn.queued_bytes(), 0);
+}
+
+#[tokio::test]
+async fn over_tls_a_close_while_the_peer_does_not_read_cuts_no_frame() {
+    let metrics = Metrics::default();
+    let (conn, close, mut peer) = connected_tls(limits(100_000, 64 << 20)).await;
+    let writer = tokio::spawn(write_loop(conn.clone(), close));
+    for n in 0..20_000u32 {
+        let mut frame = format!("{n}:").into_bytes();
+        frame.resize(1000, b'y');
+        assert!(conn.send(Bytes::from(frame), &metrics));
+    }
+    // Let the writer fill the socket and wait, then ask it to close.
+    while conn.queued_bytes() == 20_000 * 1000 {
+        tokio::task::yield_now().await;
+    }
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    conn.close(4100, "slow");
+    // Every frame the peer gets is whole and in order, then the close.
+    let mut next = 0u32;
+    loop {
+        let (opcode, payload) = read_frame(&mut peer).await;
+        if opcode == CLOSE {
+            assert_eq!(&payload[..2], &4100u16.to_be_bytes()[..]);
+            break;
+        }
+        assert_eq!(opcode, TEXT);
+        assert!(payload.starts_with(format!("{next}:").as_bytes()), "frame {next} out of order or cut");
+        assert_eq!(payload.len(), 1000);
+        next += 1;
+    }
+    assert!(next < 20_000, "the close came after the whole queue: the socket never filled");
+    writer.await.unwrap();
 }

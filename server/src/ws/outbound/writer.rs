@@ -1,26 +1,52 @@
 //! The connection's writer task, and writing or shutting down a socket
 //! outside the queue.
 
-use std::io;
+use std::io::{self, IoSlice};
 
+use tokio::io::AsyncWriteExt;
 use tokio::net::tcp::OwnedWriteHalf;
 use tokio::sync::watch;
 
-use super::batch::Via;
-use super::{CLOSE_WRITE_TIMEOUT, CloseRequest, ConnHandle, MAX_BATCH_BYTES, Turn, Writer};
+use super::batch::{Batch, Via};
+use super::{
+    CLOSE_WRITE_TIMEOUT, CloseRequest, ConnHandle, MAX_BATCH_BYTES, MAX_BATCH_FRAMES, Socket, TlsWriter,
+    Turn, Writer,
+};
 use crate::ws::frame::{encode_close, encode_frame};
 
 /// The connection's writer task: writes when a sender found the socket
-/// full, and closes the connection when asked: what is queued goes first
-/// (up to one batch: typically the error that explains the close), then
-/// the close frame, then the write side is shut down (FIN). A peer that
-/// does not read gets [`CLOSE_WRITE_TIMEOUT`], not forever.
+/// full (on TLS: whenever frames are queued), and closes the connection
+/// when asked: what is queued goes first (up to one batch: typically the
+/// error that explains the close), then the close frame, then the write
+/// side is shut down (FIN; on TLS after close_notify). A peer that does
+/// not read gets [`CLOSE_WRITE_TIMEOUT`], not forever.
 pub async fn write_loop(handle: ConnHandle, mut close: watch::Receiver<CloseRequest>) {
     let Some(socket) = &handle.shared.socket else { return };
-    'serve: loop {
+    let served = match socket {
+        Socket::Tcp(tcp) => serve_tcp(&handle, tcp, &mut close).await,
+        Socket::Tls(tls) => serve_tls(&handle, &mut *tls.lock().await, &mut close).await,
+    };
+    if served.is_err() {
+        return;
+    }
+    let (code, reason) = close.borrow().unwrap_or((1000, ""));
+    let _ = tokio::time::timeout(CLOSE_WRITE_TIMEOUT, close_socket(&handle, socket, code, reason)).await;
+    shutdown_write(socket).await;
+}
+
+/// The socket failed: nobody writes again.
+struct Failed;
+
+/// Writes what senders hand over until a close is asked for.
+async fn serve_tcp(
+    handle: &ConnHandle,
+    socket: &OwnedWriteHalf,
+    close: &mut watch::Receiver<CloseRequest>,
+) -> Result<(), Failed> {
+    loop {
         tokio::select! {
             biased;
-            _ = close.changed() => break 'serve,
+            _ = close.changed() => return Ok(()),
             () = handle.shared.handoff.notified() => {
                 if handle.lock().writer != Writer::Task {
                     continue;
@@ -28,15 +54,15 @@ pub async fn write_loop(handle: ConnHandle, mut close: watch::Receiver<CloseRequ
                 loop {
                     match handle.write_turn(Via::Tokio) {
                         Turn::Drained => break,
-                        Turn::Failed => return,
-                        Turn::Closing => break 'serve,
+                        Turn::Failed => return Err(Failed),
+                        Turn::Closing => return Ok(()),
                         Turn::Yield => tokio::task::yield_now().await,
                         Turn::Blocked => tokio::select! {
                             biased;
-                            _ = close.changed() => break 'serve,
+                            _ = close.changed() => return Ok(()),
                             ready = socket.writable() => if ready.is_err() {
                                 handle.fail();
-                                return;
+                                return Err(Failed);
                             },
                         },
                     }
@@ -44,14 +70,71 @@ pub async fn write_loop(handle: ConnHandle, mut close: watch::Receiver<CloseRequ
             }
         }
     }
-    let (code, reason) = close.borrow().unwrap_or((1000, ""));
-    let _ = tokio::time::timeout(CLOSE_WRITE_TIMEOUT, close_socket(&handle, socket, code, reason)).await;
-    shutdown_write(socket);
+}
+
+/// Writes every queued frame through rustls until a close is asked for.
+/// A write rustls accepts part of is counted as written (it is in rustls's
+/// buffer, in order), so a write cut short by a close loses no byte and
+/// repeats none.
+async fn serve_tls(
+    handle: &ConnHandle,
+    stream: &mut TlsWriter,
+    close: &mut watch::Receiver<CloseRequest>,
+) -> Result<(), Failed> {
+    loop {
+        tokio::select! {
+            biased;
+            _ = close.changed() => return Ok(()),
+            () = handle.shared.handoff.notified() => {}
+        }
+        while let Some(batch) = next_batch(handle) {
+            let mut slices = [IoSlice::new(&[]); 2 * MAX_BATCH_FRAMES];
+            let count = batch.slices(&mut slices);
+            let written = tokio::select! {
+                biased;
+                _ = close.changed() => return Ok(()),
+                written = stream.write_vectored(&slices[..count]) => written,
+            };
+            match written {
+                Ok(written) if written > 0 => batch.written(&mut handle.lock(), written),
+                _ => {
+                    handle.fail();
+                    return Err(Failed);
+                }
+            }
+        }
+        // Out of rustls's buffer onto the wire before waiting for more.
+        let flushed = tokio::select! {
+            biased;
+            _ = close.changed() => return Ok(()),
+            flushed = stream.flush() => flushed,
+        };
+        if flushed.is_err() {
+            handle.fail();
+            return Err(Failed);
+        }
+    }
+}
+
+/// The next frames to write as the writer task, or `None` (the writer is
+/// idle again) when the queue is empty.
+fn next_batch(handle: &ConnHandle) -> Option<Batch> {
+    let mut queue = handle.lock();
+    if queue.writer != Writer::Task {
+        return None;
+    }
+    if queue.frames.is_empty() {
+        queue.idle();
+        return None;
+    }
+    let mut batch = Batch::default();
+    batch.take(&queue);
+    Some(batch)
 }
 
 /// Becomes the writer for good, then writes the rest of a cut frame, up to
 /// one batch of queued frames, and the close frame.
-async fn close_socket(handle: &ConnHandle, socket: &OwnedWriteHalf, code: u16, reason: &str) {
+async fn close_socket(handle: &ConnHandle, socket: &Socket, code: u16, reason: &str) {
     loop {
         {
             let mut queue = handle.lock();
@@ -86,8 +169,20 @@ async fn close_socket(handle: &ConnHandle, socket: &OwnedWriteHalf, code: u16, r
     let _ = write_all(socket, &out).await;
 }
 
-/// Writes all of `bytes`, waiting for the socket to take them.
-pub async fn write_all(socket: &OwnedWriteHalf, mut bytes: &[u8]) -> io::Result<()> {
+/// Writes all of `bytes`, waiting for the socket to take them (outside
+/// the queue: the writer task is done, or never started).
+pub async fn write_all(socket: &Socket, bytes: &[u8]) -> io::Result<()> {
+    match socket {
+        Socket::Tcp(tcp) => write_all_tcp(tcp, bytes).await,
+        Socket::Tls(tls) => {
+            let mut stream = tls.lock().await;
+            stream.write_all(bytes).await?;
+            stream.flush().await
+        }
+    }
+}
+
+async fn write_all_tcp(socket: &OwnedWriteHalf, mut bytes: &[u8]) -> io::Result<()> {
     while !bytes.is_empty() {
         socket.writable().await?;
         match socket.try_write(bytes) {
@@ -99,9 +194,18 @@ pub async fn write_all(socket: &OwnedWriteHalf, mut bytes: &[u8]) -> io::Result<
     Ok(())
 }
 
-/// Sends FIN: the peer reads everything written, then the end of the
-/// stream, while the socket stays open for its own close.
-pub fn shutdown_write(socket: &OwnedWriteHalf) {
+/// Sends FIN (on TLS after close_notify): the peer reads everything
+/// written, then the end of the stream, while the socket stays open for
+/// its own close.
+pub async fn shutdown_write(socket: &Socket) {
+    let socket = match socket {
+        Socket::Tcp(tcp) => tcp,
+        Socket::Tls(tls) => {
+            let mut stream = tls.lock().await;
+            let _ = tokio::time::timeout(CLOSE_WRITE_TIMEOUT, stream.shutdown()).await;
+            return;
+        }
+    };
     #[cfg(unix)]
     {
         use std::os::fd::AsRawFd;
