@@ -47,6 +47,8 @@ install_prerequisites() {
     command -v java >/dev/null || apt_install default-jdk-headless
     [ -f /usr/share/java/jna.jar ] || apt_install libjna-java
     command -v redis-server >/dev/null || apt_install redis-server
+    # scripts/test-ca.sh makes the throwaway CA of the TLS interop run.
+    command -v openssl >/dev/null || apt_install openssl
     # The browser tests drive Debian's Chromium with playwright-core (no
     # browser download); scripts/build-web.sh adds the wasm32 target and
     # cargo-installs wasm-bindgen-cli at the crate's exact version.
@@ -114,6 +116,13 @@ log "interop again against a 2-node cluster (own redis-server; clients alternate
 
 log "interop again with every channel keeping history (positions on every event, docs/history.md)"
 (cd tests/interop && SEALCAST_APP_HISTORY='*' SEALCAST_BIN="$PWD/../../target/debug/sealcast" node --test)
+
+log "interop again over TLS (wss:// and https:// on the server's port, a throwaway CA; docs/configuration.md)"
+tls_dir=$(mktemp -d)
+scripts/test-ca.sh "$tls_dir"
+(cd tests/interop && SEALCAST_INTEROP_TLS="$tls_dir" NODE_EXTRA_CA_CERTS="$tls_dir/ca.pem" \
+    SEALCAST_BIN="$PWD/../../target/debug/sealcast" node --test)
+rm -rf "$tls_dir"
 
 log "browser package: wasm + TypeScript build, Node test, headless Chromium test"
 scripts/build-web.sh

@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::{APP_KEY, APP_SECRET, Server, SessionKeys, TempDir, free_port, tls_front};
+use common::{APP_KEY, APP_SECRET, Server, SessionKeys, TempDir, free_port};
 use sealcast_core::client::ChannelAuth;
 use sealcast_core::client::{DocOptions, Document};
 use sealcast_core::crypto::{Key, Scope};
@@ -432,8 +432,18 @@ async fn joiners_of_a_new_document_share_one_session_key_recorded_across_a_resta
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn wss_through_rustls_with_a_private_root() {
-    let server = Server::start("", "");
-    let (port, cert) = tls_front(server.port).await;
+    // The server's own TLS (tls_cert/tls_key), a certificate made here.
+    let dir = TempDir::new("sdk-tls");
+    let pair = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
+    std::fs::write(dir.0.join("tls.crt"), pair.cert.pem()).unwrap();
+    std::fs::write(dir.0.join("tls.key"), pair.signing_key.serialize_pem()).unwrap();
+    let top = format!(
+        "tls_cert = {:?}\ntls_key = {:?}\n",
+        dir.0.join("tls.crt").display().to_string(),
+        dir.0.join("tls.key").display().to_string()
+    );
+    let server = Server::start(&top, "");
+    let (port, cert) = (server.port, pair.cert.der().to_vec());
     let keys = Keys::with(&[("room-1", 1, 1)]);
     let url = format!("wss://localhost:{port}");
     let runtime = tokio::runtime::Handle::current();
@@ -446,7 +456,7 @@ async fn wss_through_rustls_with_a_private_root() {
 
     // Trusting the private root: a full sealed exchange over TLS.
     let (ann, mut ann_rx) = connect(vec![cert.clone()], "ann");
-    let (bob, mut bob_rx) = start(server.port, "bob", keys.clone());
+    let (bob, mut bob_rx) = connect(vec![cert.clone()], "bob");
     for (client, rx) in [(&ann, &mut ann_rx), (&bob, &mut bob_rx)] {
         client.with_machine(|m| m.subscribe("private-tls")).unwrap();
         subscribed(rx, "private-tls").await;

@@ -10,6 +10,15 @@ const PusherServer = require('pusher');
 
 const APP = { id: 'interop-app', key: 'interop-key', secret: 'interop-secret' };
 const BIN = process.env.SEALCAST_BIN || path.join(__dirname, '..', '..', 'target', 'debug', 'sealcast');
+// SEALCAST_INTEROP_TLS=DIR (from scripts/test-ca.sh DIR): the server serves
+// wss:// and https:// with DIR's certificate, pusher-js connects with
+// forceTLS and the `pusher` library with useTLS; Node trusts the test CA
+// through NODE_EXTRA_CA_CERTS=DIR/ca.pem (set by the caller: Node reads it
+// at start).
+const TLS_DIR = process.env.SEALCAST_INTEROP_TLS;
+const TLS_ENV = TLS_DIR
+  ? { SEALCAST_TLS_CERT: path.join(TLS_DIR, 'server.pem'), SEALCAST_TLS_KEY: path.join(TLS_DIR, 'server.key') }
+  : {};
 
 /** Starts one node; resolves to { port, stop() } once it listens. */
 function startNode(extraEnv = {}) {
@@ -22,6 +31,7 @@ function startNode(extraEnv = {}) {
         SEALCAST_APP_KEY: APP.key,
         SEALCAST_APP_SECRET: APP.secret,
         RUST_LOG: process.env.RUST_LOG || 'warn',
+        ...TLS_ENV,
         ...extraEnv,
       },
       stdio: ['ignore', 'pipe', 'inherit'],
@@ -96,7 +106,7 @@ async function startServer(extraEnv = {}) {
 
 /** A `pusher` server library instance pointed at the local server. */
 function serverLib(port, secret = APP.secret, extra = {}) {
-  return new PusherServer({ appId: APP.id, key: APP.key, secret, host: '127.0.0.1', port: String(port), useTLS: false, ...extra });
+  return new PusherServer({ appId: APP.id, key: APP.key, secret, host: '127.0.0.1', port: String(port), useTLS: Boolean(TLS_DIR), ...extra });
 }
 
 /**
@@ -108,7 +118,8 @@ function client(port, lib, userFor) {
   return new Pusher(APP.key, {
     wsHost: '127.0.0.1',
     wsPort: port,
-    forceTLS: false,
+    wssPort: port,
+    forceTLS: Boolean(TLS_DIR),
     enabledTransports: ['ws'],
     disableStats: true,
     cluster: 'local',
