@@ -18,6 +18,11 @@
 //! rustls, the webpki roots plus the app's `webhook_ca_file`). The relay
 //! never logs event data; `client_event` hooks carry it to the app's server,
 //! which is the party that owns it.
+//!
+//! In a cluster every node sees its own channel and member changes; which
+//! node sends the cluster's webhook is decided by [`HookClaims`] (on Redis:
+//! the node whose change made the channel or the user appear or vanish
+//! cluster-wide), so each lifecycle webhook is sent once.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
@@ -139,7 +144,65 @@ pub enum HookEvent {
     CacheMiss { channel: String },
 }
 
+/// What a lifecycle event changes cluster-wide: a channel's or a
+/// presence member's set of nodes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClaimSubject<'a> {
+    /// The nodes where the channel has subscribers.
+    Channel(&'a str),
+    /// The nodes where the user is in the presence channel.
+    Member {
+        /// The channel.
+        channel: &'a str,
+        /// The user.
+        user_id: &'a str,
+    },
+}
+
+/// Decides, in cluster mode, whether this node sends each lifecycle event:
+/// a node joining a subject's set sends the "appeared" event only when it
+/// is the first node in it, a node leaving sends the "vanished" event only
+/// when it was the last (one atomic step per event, so two nodes never
+/// both send, nor both skip).
+pub trait HookClaims: Send + Sync + std::fmt::Debug {
+    /// One answer per event of `events`, in order (events with no
+    /// [`HookEvent::claim`] are always this node's). When the claims cannot
+    /// be asked, every answer is true: a webhook twice rather than never.
+    fn claim<'a>(
+        &'a self,
+        app: &'a str,
+        events: &'a [HookEvent],
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Vec<bool>> + Send + 'a>>;
+}
+
 impl HookEvent {
+    /// Its cluster-wide claim: the subject and whether this node joins it
+    /// (true) or leaves it; `None` for events that happen on one node only
+    /// (client events, cache misses).
+    pub fn claim(&self) -> Option<(ClaimSubject<'_>, bool)> {
+        match self {
+            HookEvent::ChannelOccupied { channel } => Some((ClaimSubject::Channel(channel), true)),
+            HookEvent::ChannelVacated { channel } => Some((ClaimSubject::Channel(channel), false)),
+            HookEvent::MemberAdded { channel, user_id } => {
+                Some((ClaimSubject::Member { channel, user_id }, true))
+            }
+            HookEvent::MemberRemoved { channel, user_id } => {
+                Some((ClaimSubject::Member { channel, user_id }, false))
+            }
+            HookEvent::ClientEvent { .. } | HookEvent::CacheMiss { .. } => None,
+        }
+    }
+
+    /// The event a vanished subject gives (a dead node's leftovers).
+    pub fn vanished(subject: ClaimSubject<'_>) -> HookEvent {
+        match subject {
+            ClaimSubject::Channel(channel) => HookEvent::ChannelVacated { channel: channel.to_owned() },
+            ClaimSubject::Member { channel, user_id } => {
+                HookEvent::MemberRemoved { channel: channel.to_owned(), user_id: user_id.to_owned() }
+            }
+        }
+    }
+
     /// Its type.
     pub fn kind(&self) -> EventType {
         match self {
@@ -262,12 +325,24 @@ pub struct Delivery {
     /// Whom https endpoints are trusted by ([`tls_config`]); `None`: no
     /// TLS setup could be made, https deliveries fail (logged, counted).
     pub tls: Option<Arc<rustls::ClientConfig>>,
+    /// Cluster mode: which node sends each lifecycle event (`None`: this
+    /// node sends all it sees).
+    pub claims: Option<Arc<dyn HookClaims>>,
+}
+
+/// An event on its way to the endpoints.
+#[derive(Debug)]
+struct Queued {
+    event: HookEvent,
+    /// The cluster already chose this node to send it (a dead node's
+    /// leftovers, [`Webhooks::emit_decided`]): it is not claimed again.
+    decided: bool,
 }
 
 /// The sending side: cheap to clone, never blocks.
 #[derive(Debug, Clone)]
 pub struct Webhooks {
-    tx: Option<mpsc::Sender<HookEvent>>,
+    tx: Option<mpsc::Sender<Queued>>,
     /// The event types some endpoint wants: others are never queued.
     wanted: u8,
     /// Events dropped (`sealcast_webhooks_dropped_total`).
@@ -313,7 +388,8 @@ impl Webhooks {
                 (EventType::mask_of(endpoint), tx)
             })
             .collect();
-        tokio::spawn(distribute(batches, endpoints, dropped.clone()));
+        let claims = delivery.claims.map(|claims| (app.app_id.clone(), claims));
+        tokio::spawn(distribute(batches, claims, endpoints, dropped.clone()));
         Webhooks { tx: Some(tx), wanted, dropped }
     }
 
@@ -326,9 +402,19 @@ impl Webhooks {
     /// Queues an event some endpoint wants; drops it (counted in
     /// `sealcast_webhooks_dropped_total`) when the queue is full.
     pub fn emit(&self, event: HookEvent) {
+        self.queue(Queued { event, decided: false });
+    }
+
+    /// Queues an event the cluster already chose this node to send (see
+    /// [`HookClaims`]): a dead node's channels and members that vanished.
+    pub fn emit_decided(&self, event: HookEvent) {
+        self.queue(Queued { event, decided: true });
+    }
+
+    fn queue(&self, queued: Queued) {
         if let Some(tx) = &self.tx
-            && self.wants(event.kind())
-            && tx.try_send(event).is_err()
+            && self.wants(queued.event.kind())
+            && tx.try_send(queued).is_err()
         {
             self.dropped.inc();
         }
@@ -346,12 +432,8 @@ pub const MEMBER_REMOVED_DELAY: Duration = Duration::from_secs(3);
 /// Reads events as they come, cancels join/leave churn, and hands batches
 /// of up to `batch_max` to the senders once [`BATCH_WINDOW`] has passed.
 /// What waits here is bounded by [`QUEUE_CAPACITY`] (beyond it, dropped).
-async fn coalesce(
-    mut rx: mpsc::Receiver<HookEvent>,
-    batches: mpsc::Sender<Vec<HookEvent>>,
-    batch_max: usize,
-) {
-    let mut ready: VecDeque<HookEvent> = VecDeque::new();
+async fn coalesce(mut rx: mpsc::Receiver<Queued>, batches: mpsc::Sender<Vec<Queued>>, batch_max: usize) {
+    let mut ready: VecDeque<Queued> = VecDeque::new();
     // Held removals by (channel, user), and their deadlines in order (the
     // delay is constant, so arrival order is deadline order); an entry
     // whose removal was cancelled or re-held is skipped when it comes due.
@@ -365,7 +447,10 @@ async fn coalesce(
             if held.get(&key) == Some(&at) {
                 held.remove(&key);
                 let (channel, user_id) = key;
-                ready.push_back(HookEvent::MemberRemoved { channel, user_id });
+                ready.push_back(Queued {
+                    event: HookEvent::MemberRemoved { channel, user_id },
+                    decided: false,
+                });
             }
         }
         if !ready.is_empty() && window_ends.is_none() {
@@ -388,15 +473,17 @@ async fn coalesce(
         // A full backlog stops reading: the queue then fills and `emit`
         // counts what it drops.
         let room = ready.len() + held.len() < QUEUE_CAPACITY;
-        let event = tokio::select! {
-            event = rx.recv(), if room => match event {
-                Some(event) => event,
+        let queued = tokio::select! {
+            queued = rx.recv(), if room => match queued {
+                Some(queued) => queued,
                 None => return,
             },
             () = crate::time::sleep_until(wake) => continue,
         };
-        match event {
-            HookEvent::MemberRemoved { channel, user_id } => {
+        // Churn on this node: a leave held, and cancelled by a join of
+        // the same user. (A decided event goes as it is.)
+        match queued {
+            Queued { event: HookEvent::MemberRemoved { channel, user_id }, decided: false } => {
                 let key = (channel, user_id);
                 if !held.contains_key(&key) {
                     let at = Instant::now() + MEMBER_REMOVED_DELAY;
@@ -404,9 +491,9 @@ async fn coalesce(
                     deadlines.push_back((at, key));
                 }
             }
-            HookEvent::MemberAdded { channel, user_id }
+            Queued { event: HookEvent::MemberAdded { channel, user_id }, decided: false }
                 if held.remove(&(channel.clone(), user_id.clone())).is_some() => {}
-            event => ready.push_back(event),
+            queued => ready.push_back(queued),
         }
     }
 }
@@ -414,11 +501,19 @@ async fn coalesce(
 /// Hands every batch to each endpoint that wants some of it; an endpoint
 /// whose backlog is full (down for long) loses the batch, counted.
 async fn distribute(
-    mut batches: mpsc::Receiver<Vec<HookEvent>>,
+    mut batches: mpsc::Receiver<Vec<Queued>>,
+    claims: Option<(String, Arc<dyn HookClaims>)>,
     endpoints: Vec<(u8, mpsc::Sender<Arc<Vec<HookEvent>>>)>,
     dropped: Arc<Counter>,
 ) {
     while let Some(batch) = batches.recv().await {
+        let batch = match &claims {
+            Some((app, claims)) => claimed(app, claims.as_ref(), batch).await,
+            None => batch.into_iter().map(|queued| queued.event).collect(),
+        };
+        if batch.is_empty() {
+            continue;
+        }
         let batch = Arc::new(batch);
         for (mask, endpoint) in &endpoints {
             let wanted = batch.iter().filter(|e| mask & e.kind().bit() != 0).count();
@@ -427,6 +522,32 @@ async fn distribute(
             }
         }
     }
+}
+
+/// The events of `batch` this node sends: the decided ones, and those its
+/// claims give it.
+async fn claimed(app: &str, claims: &dyn HookClaims, batch: Vec<Queued>) -> Vec<HookEvent> {
+    // In the batch's order: a decided event where it was, each undecided
+    // one where it was if it is this node's.
+    let mut slots = Vec::with_capacity(batch.len());
+    let mut undecided = Vec::new();
+    for queued in batch {
+        if queued.decided {
+            slots.push(Some(queued.event));
+        } else {
+            undecided.push(queued.event);
+            slots.push(None);
+        }
+    }
+    let verdicts = claims.claim(app, &undecided).await;
+    let mut answered = undecided.into_iter().zip(verdicts.into_iter().chain(std::iter::repeat(true)));
+    slots
+        .into_iter()
+        .filter_map(|slot| match slot {
+            Some(event) => Some(event),
+            None => answered.next().and_then(|(event, mine)| mine.then_some(event)),
+        })
+        .collect()
 }
 
 /// How long a request is retried.
@@ -636,7 +757,8 @@ mod tests {
             let (batches_tx, mut batches) = mpsc::channel(16);
             let task = tokio::spawn(coalesce(rx, batches_tx, batch_max));
             for n in 0..5 {
-                tx.send(HookEvent::ChannelOccupied { channel: format!("c{n}") }).await.unwrap();
+                let event = HookEvent::ChannelOccupied { channel: format!("c{n}") };
+                tx.send(Queued { event, decided: false }).await.unwrap();
             }
             let mut sizes = Vec::new();
             while sizes.iter().sum::<usize>() < 5 {

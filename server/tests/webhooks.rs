@@ -238,9 +238,9 @@ async fn a_receiver_down_for_a_while_receives_everything_when_it_is_back() {
     for channel in ["early-1", "early-2"] {
         a.join(channel, None).await;
     }
-    // Nothing listens for 10 s — longer than the 7.5 s of retries before
-    // issue 26, which dropped the batch: connection refused, retried.
-    tokio::time::sleep(Duration::from_secs(10)).await;
+    // Nothing listens for 30 s (a deploy) — the 7.5 s of retries before
+    // issue 26 dropped the batch: connection refused, retried.
+    tokio::time::sleep(Duration::from_secs(30)).await;
     let rx = receiver_on(port);
     let bodies = bodies(&server, &rx, 2);
     let channels: Vec<&str> = bodies.iter().flatten().map(|e| e["channel"].as_str().unwrap()).collect();
@@ -304,4 +304,91 @@ async fn a_cache_miss_is_a_webhook() {
     a.join("cache-weather", None).await;
     let events = collect(&server, &rx, |e| !e.is_empty());
     assert_eq!(events, [json!({"name": "cache_miss", "channel": "cache-weather"})]);
+}
+
+/// What a receiver got within `quiet` after the last event: its events'
+/// names with their channel and user.
+fn names_until_quiet(rx: &mpsc::Receiver<(String, String, String)>, quiet: Duration) -> Vec<String> {
+    let mut names = Vec::new();
+    while let Ok((_, _, body)) = rx.recv_timeout(quiet) {
+        let batch: Value = serde_json::from_str(&body).unwrap();
+        for event in batch["events"].as_array().unwrap() {
+            let user = event["user_id"].as_str().map(|u| format!(" {u}")).unwrap_or_default();
+            names.push(format!(
+                "{} {}{user}",
+                event["name"].as_str().unwrap(),
+                event["channel"].as_str().unwrap()
+            ));
+        }
+    }
+    names.sort();
+    names
+}
+
+/// Two nodes, one receiver: each lifecycle webhook comes once, from the
+/// node whose change made the channel or the user appear or vanish in the
+/// cluster (Redis claims, docs/scaling.md); a killed node's channel and
+/// member are reported by the survivor.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn in_a_cluster_each_lifecycle_webhook_is_sent_by_one_node() {
+    let Some(redis) = common::redis() else { return };
+    let (port, rx) = receiver(0);
+    let hook = format!(
+        "[[apps.webhooks]]\nurl = \"http://127.0.0.1:{port}/\"\nevent_types = [\"channel_occupied\", \"channel_vacated\", \"member_added\", \"member_removed\"]\n"
+    );
+    let dir = common::TempDir::new("cluster-hooks");
+    let a = common::cluster_node(&redis, &dir, "a", "", &hook);
+    let mut b = common::cluster_node(&redis, &dir, "b", "", &hook);
+
+    // ann on both nodes (two tabs), bob on b; then everyone leaves.
+    let mut ann_a = a.client().await;
+    ann_a.join("presence-w", Some(r#"{"user_id":"ann"}"#)).await;
+    let mut ann_b = b.client().await;
+    ann_b.join("presence-w", Some(r#"{"user_id":"ann"}"#)).await;
+    let mut bob_b = b.client().await;
+    bob_b.join("presence-w", Some(r#"{"user_id":"bob"}"#)).await;
+    drop((ann_a, ann_b, bob_b));
+    // member_removed is held 3 s on each node (churn); then 3 s of quiet.
+    let names = names_until_quiet(&rx, Duration::from_secs(6));
+    assert_eq!(
+        names,
+        [
+            "channel_occupied presence-w",
+            "channel_vacated presence-w",
+            "member_added presence-w ann",
+            "member_added presence-w bob",
+            "member_removed presence-w ann",
+            "member_removed presence-w bob",
+        ],
+        "server logs:\n{}\n{}",
+        a.stderr(),
+        b.stderr()
+    );
+
+    // carl only on b, which dies: a reports what b cannot.
+    let mut carl = b.client().await;
+    carl.join("presence-d", Some(r#"{"user_id":"carl"}"#)).await;
+    let joined = names_until_quiet(&rx, Duration::from_secs(2));
+    assert_eq!(joined, ["channel_occupied presence-d", "member_added presence-d carl"]);
+    for _ in 0..100 {
+        let users = a.api("GET", &format!("/apps/{}/channels/presence-d/users", common::APP_ID), &[], "").1;
+        if users.contains("carl") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    b.child.kill().unwrap();
+    // The heartbeat expires after 10 s; the reaper looks every 2 s.
+    let mut gone = Vec::new();
+    while gone.len() < 2 {
+        let Ok((_, _, body)) = rx.recv_timeout(Duration::from_secs(30)) else {
+            panic!("no webhook for the dead node's channel; log of a:\n{}", a.stderr());
+        };
+        let batch: Value = serde_json::from_str(&body).unwrap();
+        gone.extend(
+            batch["events"].as_array().unwrap().iter().map(|e| e["name"].as_str().unwrap().to_owned()),
+        );
+    }
+    gone.sort();
+    assert_eq!(gone, ["channel_vacated", "member_removed"]);
 }

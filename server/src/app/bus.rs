@@ -125,6 +125,11 @@ pub trait Broker: Send + Sync + Debug {
     fn bus_channel(&self, _app: &str) -> Option<String> {
         None
     }
+    /// Which node sends each lifecycle webhook (`None`: a single node sends
+    /// what it sees).
+    fn hook_claims(&self) -> Option<std::sync::Arc<dyn crate::webhooks::HookClaims>> {
+        None
+    }
 }
 
 /// The single-node broker: there is nobody to tell.

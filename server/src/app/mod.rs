@@ -184,7 +184,7 @@ impl Settings {
     /// `config` must have passed [`crate::config::ServerConfig::load`]'s
     /// validation. Webhooks are started anew only when their settings
     /// changed from `previous` (a queue being retried is not cut short).
-    fn new(config: AppConfig, previous: Option<&Settings>, metrics: &Metrics) -> Settings {
+    fn new(config: AppConfig, previous: Option<&Settings>, bus: &dyn Broker, metrics: &Metrics) -> Settings {
         let tokens = match previous {
             Some(previous) if previous.config.jwt_keys == config.jwt_keys => previous.tokens.clone(),
             // Validated when the config loaded (a key that does not parse
@@ -196,7 +196,7 @@ impl Settings {
         };
         let webhooks = match previous {
             Some(previous) if webhooks_unchanged(&previous.config, &config) => previous.webhooks.clone(),
-            _ => Arc::new(start_webhooks(&config, metrics)),
+            _ => Arc::new(start_webhooks(&config, bus.hook_claims(), metrics)),
         };
         Settings { config: Arc::new(config), tokens, webhooks }
     }
@@ -215,7 +215,11 @@ fn webhooks_unchanged(old: &AppConfig, new: &AppConfig) -> bool {
         )
 }
 
-fn start_webhooks(config: &AppConfig, metrics: &Metrics) -> Webhooks {
+fn start_webhooks(
+    config: &AppConfig,
+    claims: Option<Arc<dyn webhooks::HookClaims>>,
+    metrics: &Metrics,
+) -> Webhooks {
     let sender = webhooks::Sender {
         app_id: config.id.clone(),
         key: config.key.clone(),
@@ -233,6 +237,7 @@ fn start_webhooks(config: &AppConfig, metrics: &Metrics) -> Webhooks {
                     webhooks::tls_config(None)
                 })
                 .ok(),
+            claims,
         };
     Webhooks::start(sender, &config.webhooks, delivery, metrics.webhooks_dropped.clone())
 }
@@ -247,7 +252,7 @@ impl App {
         let history_reads = Mutex::new(TokenBucket::new(reads, reads));
         let kept_bus = bus.bus_channel(&config.id);
         let id = config.id.clone();
-        let settings = RwLock::new(Settings::new(config, None, metrics));
+        let settings = RwLock::new(Settings::new(config, None, bus.as_ref(), metrics));
         App { id, settings, bus, registry, history, history_reads, kept_bus, retired: Default::default() }
     }
 
@@ -283,7 +288,7 @@ impl App {
         *self.history_reads.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) =
             TokenBucket::new(reads, reads);
         let mut settings = self.settings.write().unwrap_or_else(|poisoned| poisoned.into_inner());
-        *settings = Settings::new(config, Some(&settings), metrics);
+        *settings = Settings::new(config, Some(&settings), self.bus.as_ref(), metrics);
     }
 
     // A panic while holding the lock would be a bug; the registry stays
@@ -321,28 +326,32 @@ impl App {
                 Transition::Occupancy { channel, subscriptions } if clustered => {
                     self.tell_cluster(BusMessage::Occupancy { channel, subscriptions }, metrics);
                 }
-                Transition::JoinedHere { channel, user_id, info } if clustered => {
-                    self.tell_cluster(BusMessage::MemberJoined { channel, user_id, info }, metrics);
+                Transition::Occupancy { .. } => {}
+                // Member webhooks follow this node's members; in a cluster
+                // the webhook claims pick the node whose change made the
+                // user appear or vanish cluster-wide (webhooks::HookClaims).
+                Transition::JoinedHere { channel, user_id, info } => {
+                    let event = HookEvent::MemberAdded { channel: channel.clone(), user_id: user_id.clone() };
+                    self.webhooks().emit(event);
+                    if clustered {
+                        self.tell_cluster(BusMessage::MemberJoined { channel, user_id, info }, metrics);
+                    }
                 }
-                Transition::LeftHere { channel, user_id } if clustered => {
-                    self.tell_cluster(BusMessage::MemberLeft { channel, user_id }, metrics);
+                Transition::LeftHere { channel, user_id } => {
+                    let event =
+                        HookEvent::MemberRemoved { channel: channel.clone(), user_id: user_id.clone() };
+                    self.webhooks().emit(event);
+                    if clustered {
+                        self.tell_cluster(BusMessage::MemberLeft { channel, user_id }, metrics);
+                    }
                 }
-                Transition::Occupancy { .. }
-                | Transition::JoinedHere { .. }
-                | Transition::LeftHere { .. } => {}
-                Transition::MemberAdded { channel, user_id, info, except, here } => {
+                Transition::MemberAdded { channel, user_id, info, except, .. } => {
                     let frame = Bytes::from(frames::member_added(&channel, &user_id, info.as_deref()));
                     registry.deliver(&channel, &frame, Except::socket(except.as_deref()), fanout, metrics);
-                    if here {
-                        self.webhooks().emit(HookEvent::MemberAdded { channel, user_id });
-                    }
                 }
-                Transition::MemberRemoved { channel, user_id, here } => {
+                Transition::MemberRemoved { channel, user_id, .. } => {
                     let frame = Bytes::from(frames::member_removed(&channel, &user_id));
                     registry.deliver(&channel, &frame, Except::default(), fanout, metrics);
-                    if here {
-                        self.webhooks().emit(HookEvent::MemberRemoved { channel, user_id });
-                    }
                 }
             }
         }

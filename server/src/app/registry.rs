@@ -38,7 +38,8 @@ pub enum Transition {
     LeftHere { channel: String, user_id: String },
     /// The user is now in the channel and was nowhere in the cluster: tell
     /// this node's subscribers (except `except`). `here`: it happened on
-    /// this node (which then sends the webhook).
+    /// this node. (Webhooks follow `JoinedHere`/`LeftHere`: in a cluster the
+    /// webhook claims pick the one node that sends them.)
     MemberAdded {
         channel: String,
         user_id: String,

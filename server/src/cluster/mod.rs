@@ -9,6 +9,7 @@
 //! event reaches each subscriber exactly once, and one node's events keep
 //! their order (one publishing connection per node).
 
+pub mod hooks;
 pub mod node;
 pub mod presence;
 mod redis;
@@ -38,4 +39,18 @@ pub enum ClusterError {
     /// A Redis command failed (caused by: environment).
     #[error("redis: {0}")]
     Redis(#[from] ::redis::RedisError),
+}
+
+/// Every key matching `pattern` (SCAN: never blocks Redis like KEYS).
+async fn scan(
+    conn: &mut ::redis::aio::ConnectionManager,
+    pattern: &str,
+) -> Result<Vec<String>, ClusterError> {
+    use ::redis::AsyncCommands;
+    let mut iter = conn.scan_match::<_, String>(pattern).await?;
+    let mut keys = Vec::new();
+    while let Some(key) = iter.next_item().await {
+        keys.push(key?);
+    }
+    Ok(keys)
 }

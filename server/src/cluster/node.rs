@@ -93,6 +93,10 @@ pub async fn reap<P: PresenceStore>(apps: &[Arc<App>], store: &P, metrics: &Metr
                 if let Err(err) = store.forget(&app.id, node, &entries).await {
                     tracing::warn!(error = %err, "could not delete a dead node's presence");
                 }
+                match store.forget_hooks(&app.id, node).await {
+                    Ok(vanished) => vanished.into_iter().for_each(|event| app.webhooks().emit_decided(event)),
+                    Err(err) => tracing::warn!(error = %err, "could not clear a dead node's webhook claims"),
+                }
             }
         }
     }

@@ -58,6 +58,17 @@ pub trait PresenceStore: Send + Sync + 'static {
         counts: &[(String, usize)],
     ) -> impl Future<Output = Result<(), ClusterError>> + Send;
 
+    /// Takes dead `node` out of `app`'s webhook claims: the webhooks its
+    /// channels and members that vanished with it owe, for this node to
+    /// send (see [`crate::cluster::hooks`]; none by default).
+    fn forget_hooks(
+        &self,
+        _app: &str,
+        _node: &str,
+    ) -> impl Future<Output = Result<Vec<crate::webhooks::HookEvent>, ClusterError>> + Send {
+        async { Ok(Vec::new()) }
+    }
+
     /// Deletes what dead `node` left behind in `app`.
     fn forget(
         &self,

@@ -28,11 +28,13 @@ use redis::{AsyncCommands, PushKind, Value};
 use tokio::sync::{Notify, mpsc};
 use tracing::{debug, warn};
 
-use super::ClusterError;
+use super::{ClusterError, scan};
+use super::hooks::RedisClaims;
 use super::presence::{AppCount, AppMember, PresenceStore};
 use crate::app::bus::{Broker, BusBusy, BusMessage, RoutedMessage, new_node_id};
 use crate::app::replica::{LocalMember, NodeCount, NodeEntries, NodeMember};
 use crate::warn_throttled;
+use crate::webhooks::HookEvent;
 
 /// How often a node refreshes its heartbeat key.
 pub const HEARTBEAT_EVERY: Duration = Duration::from_secs(2);
@@ -68,6 +70,8 @@ pub struct RedisBroker {
     lost: AtomicUsize,
     /// Messages from other nodes dropped because this node fell behind.
     dropped: Arc<AtomicUsize>,
+    /// Which node sends each lifecycle webhook.
+    claims: Arc<RedisClaims>,
 }
 
 /// `url` with any password replaced by `***` (for logs and errors).
@@ -152,6 +156,7 @@ impl RedisBroker {
             occupancy: Mutex::default(),
             wake: Notify::new(),
             healthy: healthy.clone(),
+            claims: Arc::new(RedisClaims::new(commands.clone(), &node_id)),
             commands,
             lost: AtomicUsize::new(0),
             dropped,
@@ -278,6 +283,10 @@ impl PresenceStore for RedisBroker {
         &self.node_id
     }
 
+    async fn forget_hooks(&self, app: &str, node: &str) -> Result<Vec<HookEvent>, ClusterError> {
+        self.claims.forget_node(app, node).await
+    }
+
     /// Which of `nodes` still have a heartbeat key.
     async fn alive(&self, nodes: &[String]) -> Result<Vec<bool>, ClusterError> {
         let mut conn = self.commands.clone();
@@ -389,15 +398,6 @@ impl PresenceStore for RedisBroker {
 }
 
 /// Keys matching `pattern`.
-async fn scan(conn: &mut ConnectionManager, pattern: &str) -> Result<Vec<String>, ClusterError> {
-    let mut iter = conn.scan_match::<_, String>(pattern).await?;
-    let mut keys = Vec::new();
-    while let Some(key) = iter.next_item().await {
-        keys.push(key?);
-    }
-    Ok(keys)
-}
-
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
@@ -475,6 +475,10 @@ impl Broker for RedisBroker {
 
     fn is_clustered(&self) -> bool {
         true
+    }
+
+    fn hook_claims(&self) -> Option<Arc<dyn crate::webhooks::HookClaims>> {
+        Some(self.claims.clone())
     }
 
     fn losses(&self) -> (usize, usize) {
