@@ -240,6 +240,12 @@ pub struct AppConfig {
     /// receiver down this long (a deploy, a restart) loses nothing.
     #[serde(default = "default_webhook_retry_secs")]
     pub webhook_retry_secs: u64,
+    /// Bytes of webhook events the app may have waiting (gathered, or
+    /// queued for an endpoint that is down: an event counts once per
+    /// endpoint holding it); beyond it new events are dropped and counted
+    /// (`sealcast_webhooks_dropped_total`).
+    #[serde(default = "default_webhook_queue_bytes")]
+    pub webhook_max_queue_bytes: usize,
     /// Channels that keep history, and how much (`[[apps.history]]`; the
     /// first rule matching a channel applies). None by default.
     #[serde(default)]
@@ -315,6 +321,9 @@ fn default_max_channels() -> usize {
 fn default_webhook_retry_secs() -> u64 {
     300
 }
+fn default_webhook_queue_bytes() -> usize {
+    16 * 1024 * 1024
+}
 fn default_history_max_bytes() -> usize {
     64 * 1024 * 1024
 }
@@ -359,6 +368,7 @@ impl AppConfig {
             webhook_batching: false,
             webhook_ca_file: None,
             webhook_retry_secs: default_webhook_retry_secs(),
+            webhook_max_queue_bytes: default_webhook_queue_bytes(),
             history: Vec::new(),
             history_max_bytes: default_history_max_bytes(),
             history_reads_per_second: default_history_reads(),
@@ -662,6 +672,14 @@ impl ServerConfig {
             }
             if let Some(problem) = app.history.iter().find_map(|rule| rule.problem()) {
                 return invalid(format!("app {:?}: {problem}", app.id));
+            }
+            // Below one largest event (a client event's data) some events
+            // could never be queued.
+            if !app.webhooks.is_empty() && app.webhook_max_queue_bytes < app.max_event_payload_bytes + 1024 {
+                return invalid(format!(
+                    "app {:?}: webhook_max_queue_bytes must hold one event (max_event_payload_bytes + 1 KiB)",
+                    app.id
+                ));
             }
             if app.history_max_bytes == 0 {
                 return invalid(format!("app {:?}: history_max_bytes must be positive", app.id));

@@ -193,6 +193,26 @@ impl HookEvent {
         }
     }
 
+    /// Roughly what it costs to hold: its strings and a fixed overhead.
+    fn size(&self) -> usize {
+        const OVERHEAD: usize = 64;
+        OVERHEAD
+            + match self {
+                HookEvent::ChannelOccupied { channel }
+                | HookEvent::ChannelVacated { channel }
+                | HookEvent::CacheMiss { channel } => channel.len(),
+                HookEvent::MemberAdded { channel, user_id }
+                | HookEvent::MemberRemoved { channel, user_id } => channel.len() + user_id.len(),
+                HookEvent::ClientEvent { channel, event, data, socket_id, user_id } => {
+                    channel.len()
+                        + event.len()
+                        + data.len()
+                        + socket_id.len()
+                        + user_id.as_ref().map_or(0, String::len)
+                }
+            }
+    }
+
     /// The event a vanished subject gives (a dead node's leftovers).
     pub fn vanished(subject: ClaimSubject<'_>) -> HookEvent {
         match subject {
@@ -328,6 +348,42 @@ pub struct Delivery {
     /// Cluster mode: which node sends each lifecycle event (`None`: this
     /// node sends all it sees).
     pub claims: Option<Arc<dyn HookClaims>>,
+    /// Bytes of events waiting at most (`webhook_max_queue_bytes`).
+    pub max_queue_bytes: usize,
+}
+
+/// The bytes of events an app has waiting, against its budget: taken when
+/// an event is queued and for each endpoint copy of a batch, given back
+/// when a copy is delivered or dropped.
+#[derive(Debug, Default)]
+struct QueueBytes {
+    used: std::sync::atomic::AtomicUsize,
+    max: usize,
+}
+
+impl QueueBytes {
+    fn take(&self, bytes: usize) -> bool {
+        use std::sync::atomic::Ordering;
+        if self.used.fetch_add(bytes, Ordering::Relaxed) + bytes > self.max {
+            self.used.fetch_sub(bytes, Ordering::Relaxed);
+            return false;
+        }
+        true
+    }
+
+    /// Taken whatever the budget says (a batch's copy for one more
+    /// endpoint: its events were already admitted).
+    fn add(&self, bytes: usize) {
+        self.used.fetch_add(bytes, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    fn give_back(&self, bytes: usize) {
+        self.used.fetch_sub(bytes, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+fn bytes_of(events: &[HookEvent]) -> usize {
+    events.iter().map(HookEvent::size).sum()
 }
 
 /// An event on its way to the endpoints.
@@ -347,12 +403,13 @@ pub struct Webhooks {
     wanted: u8,
     /// Events dropped (`sealcast_webhooks_dropped_total`).
     dropped: Arc<Counter>,
+    bytes: Arc<QueueBytes>,
 }
 
 impl Webhooks {
     /// No webhooks configured.
     pub fn disabled() -> Webhooks {
-        Webhooks { tx: None, wanted: 0, dropped: Arc::default() }
+        Webhooks { tx: None, wanted: 0, dropped: Arc::default(), bytes: Arc::default() }
     }
 
     /// Starts the delivery tasks for `app`'s endpoints (needs a tokio
@@ -370,7 +427,8 @@ impl Webhooks {
         let (tx, rx) = mpsc::channel(INBOX_CAPACITY);
         let (batches_tx, batches) = mpsc::channel(BATCHES_IN_FLIGHT);
         let batch_max = if delivery.batching { BATCH_MAX } else { 1 };
-        tokio::spawn(coalesce(rx, batches_tx, batch_max));
+        let bytes = Arc::new(QueueBytes { max: delivery.max_queue_bytes, ..QueueBytes::default() });
+        tokio::spawn(coalesce(rx, batches_tx, batch_max, bytes.clone()));
         let policy = Retry { give_up_after: delivery.retry_for };
         let endpoints = endpoints
             .iter()
@@ -383,14 +441,15 @@ impl Webhooks {
                     mask: EventType::mask_of(endpoint),
                     policy,
                     dropped: dropped.clone(),
+                    bytes: bytes.clone(),
                 };
                 tokio::spawn(sender.run(batches));
                 (EventType::mask_of(endpoint), tx)
             })
             .collect();
         let claims = delivery.claims.map(|claims| (app.app_id.clone(), claims));
-        tokio::spawn(distribute(batches, claims, endpoints, dropped.clone()));
-        Webhooks { tx: Some(tx), wanted, dropped }
+        tokio::spawn(distribute(batches, claims, endpoints, dropped.clone(), bytes.clone()));
+        Webhooks { tx: Some(tx), wanted, dropped, bytes }
     }
 
     /// True when some endpoint wants events of `kind` (callers skip
@@ -412,10 +471,18 @@ impl Webhooks {
     }
 
     fn queue(&self, queued: Queued) {
-        if let Some(tx) = &self.tx
-            && self.wants(queued.event.kind())
-            && tx.try_send(queued).is_err()
-        {
+        let Some(tx) = &self.tx else { return };
+        if !self.wants(queued.event.kind()) {
+            return;
+        }
+        let size = queued.event.size();
+        if !self.bytes.take(size) {
+            self.dropped.inc();
+            crate::warn_throttled!("webhook queue at webhook_max_queue_bytes: event dropped");
+            return;
+        }
+        if tx.try_send(queued).is_err() {
+            self.bytes.give_back(size);
             self.dropped.inc();
         }
     }
@@ -432,7 +499,12 @@ pub const MEMBER_REMOVED_DELAY: Duration = Duration::from_secs(3);
 /// Reads events as they come, cancels join/leave churn, and hands batches
 /// of up to `batch_max` to the senders once [`BATCH_WINDOW`] has passed.
 /// What waits here is bounded by [`QUEUE_CAPACITY`] (beyond it, dropped).
-async fn coalesce(mut rx: mpsc::Receiver<Queued>, batches: mpsc::Sender<Vec<Queued>>, batch_max: usize) {
+async fn coalesce(
+    mut rx: mpsc::Receiver<Queued>,
+    batches: mpsc::Sender<Vec<Queued>>,
+    batch_max: usize,
+    bytes: Arc<QueueBytes>,
+) {
     let mut ready: VecDeque<Queued> = VecDeque::new();
     // Held removals by (channel, user), and their deadlines in order (the
     // delay is constant, so arrival order is deadline order); an entry
@@ -491,8 +563,17 @@ async fn coalesce(mut rx: mpsc::Receiver<Queued>, batches: mpsc::Sender<Vec<Queu
                     deadlines.push_back((at, key));
                 }
             }
-            Queued { event: HookEvent::MemberAdded { channel, user_id }, decided: false }
-                if held.remove(&(channel.clone(), user_id.clone())).is_some() => {}
+            Queued { event: HookEvent::MemberAdded { channel, user_id }, decided: false } => {
+                let event = HookEvent::MemberAdded { channel, user_id };
+                if let HookEvent::MemberAdded { channel, user_id } = &event
+                    && held.remove(&(channel.clone(), user_id.clone())).is_some()
+                {
+                    // The held removal and this join cancel out (same size).
+                    bytes.give_back(2 * event.size());
+                } else {
+                    ready.push_back(Queued { event, decided: false });
+                }
+            }
             queued => ready.push_back(queued),
         }
     }
@@ -505,22 +586,33 @@ async fn distribute(
     claims: Option<(String, Arc<dyn HookClaims>)>,
     endpoints: Vec<(u8, mpsc::Sender<Arc<Vec<HookEvent>>>)>,
     dropped: Arc<Counter>,
+    bytes: Arc<QueueBytes>,
 ) {
     while let Some(batch) = batches.recv().await {
+        let admitted: usize = batch.iter().map(|queued| queued.event.size()).sum();
         let batch = match &claims {
             Some((app, claims)) => claimed(app, claims.as_ref(), batch).await,
             None => batch.into_iter().map(|queued| queued.event).collect(),
         };
+        let size = bytes_of(&batch);
+        // What another node sends is no longer held here.
+        bytes.give_back(admitted - size);
         if batch.is_empty() {
             continue;
         }
         let batch = Arc::new(batch);
         for (mask, endpoint) in &endpoints {
             let wanted = batch.iter().filter(|e| mask & e.kind().bit() != 0).count();
-            if wanted > 0 && endpoint.try_send(batch.clone()).is_err() {
+            if wanted == 0 {
+                continue;
+            }
+            bytes.add(size);
+            if endpoint.try_send(batch.clone()).is_err() {
+                bytes.give_back(size);
                 dropped.add(wanted as u64);
             }
         }
+        bytes.give_back(size);
     }
 }
 
@@ -572,6 +664,7 @@ struct Endpoint {
     mask: u8,
     policy: Retry,
     dropped: Arc<Counter>,
+    bytes: Arc<QueueBytes>,
 }
 
 impl Endpoint {
@@ -582,6 +675,8 @@ impl Endpoint {
             if !wanted.is_empty() {
                 self.post_until_accepted(wanted).await;
             }
+            // Delivered or dropped: this endpoint's copy is gone.
+            self.bytes.give_back(bytes_of(&batch));
         }
     }
 
@@ -755,7 +850,7 @@ mod tests {
         for (batch_max, expected) in [(BATCH_MAX, vec![5]), (1, vec![1, 1, 1, 1, 1])] {
             let (tx, rx) = mpsc::channel(16);
             let (batches_tx, mut batches) = mpsc::channel(16);
-            let task = tokio::spawn(coalesce(rx, batches_tx, batch_max));
+            let task = tokio::spawn(coalesce(rx, batches_tx, batch_max, Arc::default()));
             for n in 0..5 {
                 let event = HookEvent::ChannelOccupied { channel: format!("c{n}") };
                 tx.send(Queued { event, decided: false }).await.unwrap();

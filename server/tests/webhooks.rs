@@ -392,3 +392,50 @@ async fn in_a_cluster_each_lifecycle_webhook_is_sent_by_one_node() {
     gone.sort();
     assert_eq!(gone, ["channel_vacated", "member_removed"]);
 }
+
+/// A receiver that is down while the app sends more than its webhook
+/// queue may hold: what is over `webhook_max_queue_bytes` is refused and
+/// counted (memory stays bounded), what was queued arrives in order once
+/// the receiver is back, and the freed budget takes new events.
+#[tokio::test]
+async fn the_webhook_queue_is_bounded_in_bytes() {
+    let port = common::free_port();
+    let hook = format!(
+        "client_events_per_second = 1000\nwebhook_max_queue_bytes = 16384\n[[apps.webhooks]]\nurl = \"http://127.0.0.1:{port}/\"\nevent_types = [\"client_event\"]\n"
+    );
+    let server = Server::start("", &hook);
+    let mut a = server.client().await;
+    a.join("private-q", None).await;
+    let filler = "x".repeat(2000);
+    for n in 0..20 {
+        a.send(json!({"event": "client-n", "channel": "private-q", "data": {"n": n, "filler": filler}}))
+            .await;
+    }
+    let dropped = || -> u64 {
+        let metrics = common::http(server.port, "GET", "/metrics", "").1;
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix("sealcast_webhooks_dropped_total ")?.parse().ok())
+            .unwrap()
+    };
+    // The connection's frames are handled in order: once the pong is
+    // back, each of the 20 was queued or refused.
+    a.send(json!({"event": "pusher:ping", "data": {}})).await;
+    a.expect_event("pusher:pong").await;
+    let refused = dropped();
+    assert!((10..20).contains(&refused), "{refused} of 20 refused");
+
+    let rx = receiver_on(port);
+    let queued = 20 - refused as usize;
+    let delivered = bodies(&server, &rx, queued);
+    let numbers: Vec<u64> = delivered
+        .iter()
+        .flatten()
+        .map(|e| serde_json::from_str::<Value>(e["data"].as_str().unwrap()).unwrap()["n"].as_u64().unwrap())
+        .collect();
+    assert_eq!(numbers, (0..queued as u64).collect::<Vec<_>>(), "the first ones, in order");
+    a.send(json!({"event": "client-n", "channel": "private-q", "data": {"n": 99}})).await;
+    let after = bodies(&server, &rx, 1);
+    assert!(after[0][0]["data"].as_str().unwrap().contains("99"));
+    assert_eq!(dropped(), refused);
+}

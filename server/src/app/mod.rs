@@ -238,6 +238,7 @@ fn start_webhooks(
                 })
                 .ok(),
             claims,
+            max_queue_bytes: config.webhook_max_queue_bytes,
         };
     Webhooks::start(sender, &config.webhooks, delivery, metrics.webhooks_dropped.clone())
 }

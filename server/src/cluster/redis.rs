@@ -28,9 +28,9 @@ use redis::{AsyncCommands, PushKind, Value};
 use tokio::sync::{Notify, mpsc};
 use tracing::{debug, warn};
 
-use super::{ClusterError, scan};
 use super::hooks::RedisClaims;
 use super::presence::{AppCount, AppMember, PresenceStore};
+use super::{ClusterError, scan};
 use crate::app::bus::{Broker, BusBusy, BusMessage, RoutedMessage, new_node_id};
 use crate::app::replica::{LocalMember, NodeCount, NodeEntries, NodeMember};
 use crate::warn_throttled;
