@@ -121,9 +121,10 @@ impl From<CommandError> for SealcastError {
 impl From<NetError> for SealcastError {
     fn from(err: NetError) -> SealcastError {
         match err {
-            NetError::BadUrl { .. } | NetError::BadRootCertificate { .. } | NetError::Tls(_) => {
-                SealcastError::Config { detail: err.to_string() }
-            }
+            NetError::BadUrl { .. }
+            | NetError::BadRootCertificate { .. }
+            | NetError::Tls(_)
+            | NetError::PlatformTrust(_) => SealcastError::Config { detail: err.to_string() },
         }
     }
 }

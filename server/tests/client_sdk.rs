@@ -18,6 +18,7 @@ use sealcast_core::ot::Delta;
 use sealcast_core::protocol::auth;
 use sealcast_net::{
     AuthRefusal, Authorizer, Client, ClientConfig, Event, KeyGrant, KeyProvider, KeyRefusal, KeyRequest,
+    TrustRoots,
 };
 use serde_json::{Value, json};
 use tokio::sync::mpsc::UnboundedReceiver;
@@ -447,16 +448,19 @@ async fn wss_through_rustls_with_a_private_root() {
     let keys = Keys::with(&[("room-1", 1, 1)]);
     let url = format!("wss://localhost:{port}");
     let runtime = tokio::runtime::Handle::current();
-    let connect = |roots: Vec<Vec<u8>>, user: &str| {
+    let connect_with = |trust: TrustRoots, roots: Vec<Vec<u8>>, user: &str| {
         let mut config = ClientConfig::new(&url, APP_KEY);
+        config.trust = trust;
         config.extra_roots = roots;
         let authorizer = Arc::new(HmacAuthorizer { user_id: user.to_owned() });
         Client::start(config, authorizer, keys.clone(), &runtime).unwrap()
     };
+    let connect = |roots: Vec<Vec<u8>>, user: &str| connect_with(TrustRoots::Platform, roots, user);
 
     // Trusting the private root: a full sealed exchange over TLS.
     let (ann, mut ann_rx) = connect(vec![cert.clone()], "ann");
-    let (bob, mut bob_rx) = connect(vec![cert.clone()], "bob");
+    // The platform's store plus the root (ann), the bundled roots plus it (bob).
+    let (bob, mut bob_rx) = connect_with(TrustRoots::Bundled, vec![cert.clone()], "bob");
     for (client, rx) in [(&ann, &mut ann_rx), (&bob, &mut bob_rx)] {
         client.with_machine(|m| m.subscribe("private-tls")).unwrap();
         subscribed(rx, "private-tls").await;
@@ -488,4 +492,67 @@ async fn wss_through_rustls_with_a_private_root() {
     })
     .await;
     assert!(matches!(state, sealcast_core::client::ConnectionState::Unavailable { attempt: 1, .. }));
+}
+
+/// The platform's trust store is honoured: a CA installed on the machine
+/// (pointed at with `SSL_CERT_FILE`, as OpenSSL-style stores are) is
+/// trusted with no `extra_roots`; the bundled roots do not know it. Each
+/// case runs in a child process (the trust store is read from the
+/// process's environment).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_platform_trust_store_is_honoured() {
+    let dir = TempDir::new("sdk-platform-trust");
+    let pair = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
+    std::fs::write(dir.0.join("tls.crt"), pair.cert.pem()).unwrap();
+    std::fs::write(dir.0.join("tls.key"), pair.signing_key.serialize_pem()).unwrap();
+    let top = format!(
+        "tls_cert = {:?}\ntls_key = {:?}\n",
+        dir.0.join("tls.crt").display().to_string(),
+        dir.0.join("tls.key").display().to_string()
+    );
+    let server = Server::start(&top, "");
+    let url = format!("wss://localhost:{}", server.port);
+    let child = |trust: &str, store: Option<&std::path::Path>| {
+        let mut command = std::process::Command::new(std::env::current_exe().unwrap());
+        command
+            .args(["--ignored", "--exact", "platform_trust_child", "--test-threads=1"])
+            .env("SEALCAST_CHILD_URL", &url)
+            .env("SEALCAST_CHILD_TRUST", trust);
+        match store {
+            Some(path) => command.env("SSL_CERT_FILE", path),
+            None => command.env_remove("SSL_CERT_FILE"),
+        };
+        command.output().unwrap().status.success()
+    };
+    let store = dir.0.join("tls.crt");
+    assert!(child("platform", Some(&store)), "the machine's CA is trusted");
+    assert!(!child("bundled", Some(&store)), "the bundled roots ignore the machine's store");
+    assert!(!child("platform", None), "a certificate the machine does not trust is refused");
+}
+
+/// Run by [`the_platform_trust_store_is_honoured`]: connects to
+/// `SEALCAST_CHILD_URL` with `SEALCAST_CHILD_TRUST` and no extra roots;
+/// passes only when connected.
+#[tokio::test]
+#[ignore = "a child process of the_platform_trust_store_is_honoured"]
+async fn platform_trust_child() {
+    let Ok(url) = std::env::var("SEALCAST_CHILD_URL") else { return };
+    let mut config = ClientConfig::new(&url, APP_KEY);
+    config.trust = match std::env::var("SEALCAST_CHILD_TRUST").as_deref() {
+        Ok("bundled") => TrustRoots::Bundled,
+        _ => TrustRoots::Platform,
+    };
+    let authorizer = Arc::new(HmacAuthorizer { user_id: "child".to_owned() });
+    let Ok((_client, mut rx)) =
+        Client::start(config, authorizer, Keys::with(&[]), &tokio::runtime::Handle::current())
+    else {
+        panic!("no TLS setup (no platform trust store)");
+    };
+    let connected = expect(&mut rx, "connected or refused", |e| match e {
+        Event::State(sealcast_core::client::ConnectionState::Connected { .. }) => Some(true),
+        Event::State(sealcast_core::client::ConnectionState::Unavailable { .. }) => Some(false),
+        _ => None,
+    })
+    .await;
+    assert!(connected, "the server's certificate was not trusted");
 }

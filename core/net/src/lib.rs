@@ -52,7 +52,10 @@ pub struct ClientConfig {
     pub app_key: String,
     /// Pings, timeouts, backoff, bounds on what waits for keys.
     pub machine: MachineConfig,
-    /// Extra trusted root certificates (DER) for `wss://`.
+    /// Whom `wss://` trusts (the platform's trust store by default).
+    pub trust: TrustRoots,
+    /// Extra trusted root certificates (DER) for `wss://`, whatever `trust`
+    /// says (a private CA).
     pub extra_roots: Vec<Vec<u8>>,
     /// Longest time to open a socket.
     pub connect_timeout: Duration,
@@ -65,10 +68,26 @@ impl ClientConfig {
             url: url.to_owned(),
             app_key: app_key.to_owned(),
             machine: MachineConfig::default(),
+            trust: TrustRoots::default(),
             extra_roots: Vec::new(),
             connect_timeout: Duration::from_secs(10),
         }
     }
+}
+
+/// The certificate authorities a `wss://` server is verified against
+/// (plus [`ClientConfig::extra_roots`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum TrustRoots {
+    /// The platform's verifier (`rustls-platform-verifier`): the system's
+    /// trust store, so CAs an enterprise or the user installed are trusted,
+    /// with the platform's revocation checks on Apple, Android and Windows;
+    /// on Linux the system bundle (`SSL_CERT_FILE`/`SSL_CERT_DIR` honoured).
+    #[default]
+    Platform,
+    /// The Mozilla roots bundled in the SDK (`webpki-roots`): the same
+    /// trust on every machine, whatever its store holds.
+    Bundled,
 }
 
 /// Why a client could not start.
@@ -96,6 +115,11 @@ pub enum NetError {
     /// environment).
     #[error("TLS: {0}")]
     Tls(rustls::Error),
+    /// The platform's trust store could not be used, e.g. a system with
+    /// no CA certificates and no extra roots (caused by: environment; use
+    /// [`TrustRoots::Bundled`] or install the system's CA bundle).
+    #[error("platform trust store: {0}")]
+    PlatformTrust(rustls::Error),
 }
 
 struct Shared {
@@ -132,7 +156,7 @@ impl Client {
         runtime: &tokio::runtime::Handle,
     ) -> Result<(Client, mpsc::UnboundedReceiver<Event>), NetError> {
         let endpoint = Endpoint::parse(&config.url)?;
-        let tls = socket::tls_config(&config.extra_roots)?;
+        let transport = socket::Transport::for_endpoint(&endpoint, config.trust, &config.extra_roots)?;
         let (events, receiver) = mpsc::unbounded_channel();
         let mut machine = ClientMachine::new(config.machine, Instant::now());
         machine.connect();
@@ -148,7 +172,7 @@ impl Client {
             shared: shared.clone(),
             endpoint,
             app_key: config.app_key,
-            tls,
+            transport,
             connect_timeout: config.connect_timeout,
             writer: None,
             reader: None,
@@ -223,7 +247,7 @@ struct Driver {
     shared: Arc<Shared>,
     endpoint: Endpoint,
     app_key: String,
-    tls: Arc<rustls::ClientConfig>,
+    transport: socket::Transport,
     connect_timeout: Duration,
     writer: Option<Writer>,
     reader: Option<mpsc::UnboundedReceiver<Incoming>>,
@@ -359,7 +383,9 @@ impl Driver {
             Transmit::Connect => {
                 self.drop_socket();
                 let (tx, rx) = mpsc::unbounded_channel();
-                match socket::open(&self.endpoint, &self.app_key, &self.tls, tx, self.connect_timeout).await {
+                match socket::open(&self.endpoint, &self.app_key, &self.transport, tx, self.connect_timeout)
+                    .await
+                {
                     Ok(writer) => {
                         self.writer = Some(writer);
                         self.reader = Some(rx);

@@ -13,7 +13,7 @@ use hyper::upgrade::Upgraded;
 use hyper_util::rt::TokioIo;
 use tokio::io::WriteHalf;
 
-use crate::NetError;
+use crate::{NetError, TrustRoots};
 use sealcast_core::protocol::handshake::path as handshake_path;
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
@@ -155,12 +155,36 @@ pub enum OpenError {
     TimedOut(Duration),
 }
 
+/// How the socket is secured: plain for `ws://`, TLS with its trust for
+/// `wss://` (built once per client: [`Transport::for_endpoint`]).
+#[derive(Debug, Clone)]
+pub enum Transport {
+    /// `ws://`.
+    Plain,
+    /// `wss://`, verified by this configuration.
+    Tls(Arc<rustls::ClientConfig>),
+}
+
+impl Transport {
+    /// The transport `endpoint` needs, trusting `trust` plus `extra_roots`.
+    pub fn for_endpoint(
+        endpoint: &Endpoint,
+        trust: TrustRoots,
+        extra_roots: &[Vec<u8>],
+    ) -> Result<Transport, NetError> {
+        if !endpoint.tls {
+            return Ok(Transport::Plain);
+        }
+        Ok(Transport::Tls(tls_config(trust, extra_roots)?))
+    }
+}
+
 /// Opens the socket for app `key` and starts a reader task sending to
-/// `incoming`. `tls` holds the root certificates for `wss://`.
+/// `incoming`.
 pub async fn open(
     endpoint: &Endpoint,
     key: &str,
-    tls: &Arc<rustls::ClientConfig>,
+    transport: &Transport,
     incoming: mpsc::UnboundedSender<Incoming>,
     timeout: Duration,
 ) -> Result<Writer, OpenError> {
@@ -181,16 +205,17 @@ pub async fn open(
             .header("Sec-WebSocket-Version", "13")
             .body(Empty::<Bytes>::new())
             .map_err(OpenError::Request)?;
-        let ws = if endpoint.tls {
-            let name = rustls::pki_types::ServerName::try_from(endpoint.host.clone())
-                .map_err(|_| OpenError::TlsName(endpoint.host.clone()))?;
-            let stream = tokio_rustls::TlsConnector::from(tls.clone())
-                .connect(name, tcp)
-                .await
-                .map_err(|source| OpenError::Tls { authority: authority.clone(), source })?;
-            handshake::client(&SpawnExecutor, request, stream).await
-        } else {
-            handshake::client(&SpawnExecutor, request, tcp).await
+        let ws = match transport {
+            Transport::Tls(tls) => {
+                let name = rustls::pki_types::ServerName::try_from(endpoint.host.clone())
+                    .map_err(|_| OpenError::TlsName(endpoint.host.clone()))?;
+                let stream = tokio_rustls::TlsConnector::from(tls.clone())
+                    .connect(name, tcp)
+                    .await
+                    .map_err(|source| OpenError::Tls { authority: authority.clone(), source })?;
+                handshake::client(&SpawnExecutor, request, stream).await
+            }
+            Transport::Plain => handshake::client(&SpawnExecutor, request, tcp).await,
         }
         .map_err(|source| OpenError::Handshake { authority: authority.clone(), source })?;
         Ok::<_, OpenError>(ws.0)
@@ -232,22 +257,38 @@ pub async fn open(
     Ok(Writer { inner: writer })
 }
 
-/// A rustls configuration trusting the webpki roots plus `extra_roots`
-/// (DER certificates, e.g. a private CA).
-pub fn tls_config(extra_roots: &[Vec<u8>]) -> Result<Arc<rustls::ClientConfig>, NetError> {
-    let mut roots = rustls::RootCertStore::empty();
-    roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
-    for (index, der) in extra_roots.iter().enumerate() {
-        roots
-            .add(rustls::pki_types::CertificateDer::from(der.clone()))
+/// A rustls configuration trusting `trust` plus `extra_roots` (DER
+/// certificates, e.g. a private CA).
+pub fn tls_config(trust: TrustRoots, extra_roots: &[Vec<u8>]) -> Result<Arc<rustls::ClientConfig>, NetError> {
+    let extra = |index: usize| rustls::pki_types::CertificateDer::from(extra_roots[index].clone());
+    // Checked one by one first, so a bad one is named whatever the trust.
+    for index in 0..extra_roots.len() {
+        rustls::RootCertStore::empty()
+            .add(extra(index))
             .map_err(|source| NetError::BadRootCertificate { index, source })?;
     }
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = rustls::ClientConfig::builder_with_provider(provider)
+    let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
-        .map_err(NetError::Tls)?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
+        .map_err(NetError::Tls)?;
+    let config = match trust {
+        TrustRoots::Platform => {
+            let verifier = rustls_platform_verifier::Verifier::new_with_extra_roots(
+                (0..extra_roots.len()).map(extra),
+                provider,
+            )
+            .map_err(NetError::PlatformTrust)?;
+            builder.dangerous().with_custom_certificate_verifier(Arc::new(verifier)).with_no_client_auth()
+        }
+        TrustRoots::Bundled => {
+            let mut roots = rustls::RootCertStore::empty();
+            roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+            for index in 0..extra_roots.len() {
+                roots.add(extra(index)).map_err(|source| NetError::BadRootCertificate { index, source })?;
+            }
+            builder.with_root_certificates(roots).with_no_client_auth()
+        }
+    };
     Ok(Arc::new(config))
 }
 
