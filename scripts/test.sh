@@ -66,6 +66,10 @@ install_prerequisites() {
         log "npm ci (quill-delta) in tests/ot-diff"
         (cd tests/ot-diff && npm ci --no-audit --no-fund)
     fi
+    if ! python3 -c 'import pusher' 2>/dev/null; then
+        log "pip install pusher (the Python server library, for the interop suite)"
+        python3 -m pip install --quiet 'pusher>=3.3' || python3 -m pip install --quiet --break-system-packages 'pusher>=3.3'
+    fi
     if ! python3 -c 'import cryptography' 2>/dev/null; then
         log "pip install cryptography"
         python3 -m pip install --quiet 'cryptography>=41' || python3 -m pip install --quiet --break-system-packages 'cryptography>=41'

@@ -1,14 +1,15 @@
 // Starts a real `sealcast serve` on a free loopback port and builds real
 // pusher-js clients and a real `pusher` server-library client against it.
 'use strict';
-const { spawn } = require('node:child_process');
+const { spawn, spawnSync } = require('node:child_process');
 const fs = require('node:fs');
 const os = require('node:os');
 const path = require('node:path');
 const Pusher = require('pusher-js');
 const PusherServer = require('pusher');
 
-const APP = { id: 'interop-app', key: 'interop-key', secret: 'interop-secret' };
+// Numeric, as Pusher's are: the Python library refuses any other app id.
+const APP = { id: '4242', key: 'interop-key', secret: 'interop-secret' };
 const BIN = process.env.SEALCAST_BIN || path.join(__dirname, '..', '..', 'target', 'debug', 'sealcast');
 // SEALCAST_INTEROP_TLS=DIR (from scripts/test-ca.sh DIR): the server serves
 // wss:// and https:// with DIR's certificate, pusher-js connects with
@@ -110,6 +111,28 @@ function serverLib(port, secret = APP.secret, extra = {}) {
 }
 
 /**
+ * `send_to_user` through the Python `pusher` library (pip), as an app
+ * server written in Python calls it; returns its answer (throws on an
+ * HTTP error). Over TLS it trusts the test CA.
+ */
+function pythonSendToUser(port, user, event, data) {
+  const script = [
+    'import json, sys, pusher',
+    'p = pusher.Pusher(app_id=sys.argv[1], key=sys.argv[2], secret=sys.argv[3], host="127.0.0.1",',
+    '                  port=int(sys.argv[4]), ssl=sys.argv[5] == "1")',
+    // The library pins its own CA bundle for https; an app trusting a
+    // private CA points it at that CA the same way.
+    'if p._pusher_client.ssl: p._pusher_client.http.options["verify"] = sys.argv[9]',
+    'print(json.dumps(p.send_to_user(sys.argv[6], sys.argv[7], json.loads(sys.argv[8]))))',
+  ].join('\n');
+  const ca = TLS_DIR ? path.join(TLS_DIR, 'ca.pem') : '';
+  const args = [APP.id, APP.key, APP.secret, String(port), TLS_DIR ? '1' : '0', user, event, JSON.stringify(data), ca];
+  const run = spawnSync('python3', ['-c', script, ...args], { encoding: 'utf8', timeout: 30000 });
+  if (run.status !== 0) throw new Error(`python pusher library: ${run.stderr || run.error}`);
+  return JSON.parse(run.stdout);
+}
+
+/**
  * A pusher-js client whose channel authorizer and user authenticator
  * (`signin()`, as `userFor().user_id`) sign with `lib`, as an app's auth
  * endpoints would.
@@ -168,5 +191,5 @@ function connected(pusher) {
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
-module.exports = { APP, startServer, serverLib, client, once, connected, sleep };
+module.exports = { APP, startServer, serverLib, pythonSendToUser, client, once, connected, sleep };
 

@@ -3,7 +3,7 @@
 'use strict';
 const { test, before, after } = require('node:test');
 const assert = require('node:assert/strict');
-const { startServer, serverLib, client, once, connected, sleep } = require('./harness');
+const { startServer, serverLib, pythonSendToUser, client, once, connected, sleep } = require('./harness');
 
 let server;
 let lib;
@@ -167,7 +167,7 @@ test('a request signed with the wrong secret is refused with 401', async () => {
   await assert.rejects(wrong.trigger('news', 'x', {}), (err) => err.status === 401);
 });
 
-test('user channels: sendToUser from the pusher library reaches every signed-in connection of that user, only theirs', async () => {
+test('user channels: sendToUser from the Node and the Python pusher libraries reaches every signed-in connection of that user, only theirs', async () => {
   const user = `ann-${process.pid}`;
   const tabs = [newClient(() => ({ user_id: user })), newClient(() => ({ user_id: user }))];
   const other = newClient(() => ({ user_id: `bob-${process.pid}` }));
@@ -188,12 +188,19 @@ test('user channels: sendToUser from the pusher library reaches every signed-in 
   }
   assert.ok([...tabs, other].every((c) => c.user.serverToUserChannel?.subscribed), 'user channels subscribed');
   await settle();
-  const got = tabs.map((c) => once(c.user, 'note'));
   let otherGot = false;
   other.user.bind('note', () => { otherGot = true; });
-  const res = await lib.sendToUser(user, 'note', { text: 'for ann' });
-  assert.equal(res.status, 200);
-  for (const { data } of await Promise.all(got)) assert.deepEqual(data, { text: 'for ann' });
+  // The Node library (POST /users/{id}/events) and the Python one (an
+  // event on #server-to-user-{id}); in a cluster the two tabs are on two nodes.
+  const senders = [
+    ['node', async (data) => assert.equal((await lib.sendToUser(user, 'note', data)).status, 200)],
+    ['python', async (data) => pythonSendToUser(server.port, user, 'note', data)],
+  ];
+  for (const [name, send] of senders) {
+    const got = tabs.map((c) => once(c.user, 'note'));
+    await send({ text: `for ann from ${name}` });
+    for (const { data } of await Promise.all(got)) assert.deepEqual(data, { text: `for ann from ${name}` });
+  }
   await sleep(200);
   assert.equal(otherGot, false);
 });
