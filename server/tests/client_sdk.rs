@@ -435,16 +435,9 @@ async fn joiners_of_a_new_document_share_one_session_key_recorded_across_a_resta
 async fn wss_through_rustls_with_a_private_root() {
     // The server's own TLS (tls_cert/tls_key), a certificate made here.
     let dir = TempDir::new("sdk-tls");
-    let pair = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
-    std::fs::write(dir.0.join("tls.crt"), pair.cert.pem()).unwrap();
-    std::fs::write(dir.0.join("tls.key"), pair.signing_key.serialize_pem()).unwrap();
-    let top = format!(
-        "tls_cert = {:?}\ntls_key = {:?}\n",
-        dir.0.join("tls.crt").display().to_string(),
-        dir.0.join("tls.key").display().to_string()
-    );
+    let (top, cert) = common::with_self_signed_tls(&dir.0);
     let server = Server::start(&top, "");
-    let (port, cert) = (server.port, pair.cert.der().to_vec());
+    let port = server.port;
     let keys = Keys::with(&[("room-1", 1, 1)]);
     let url = format!("wss://localhost:{port}");
     let runtime = tokio::runtime::Handle::current();
@@ -502,14 +495,7 @@ async fn wss_through_rustls_with_a_private_root() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_platform_trust_store_is_honoured() {
     let dir = TempDir::new("sdk-platform-trust");
-    let pair = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
-    std::fs::write(dir.0.join("tls.crt"), pair.cert.pem()).unwrap();
-    std::fs::write(dir.0.join("tls.key"), pair.signing_key.serialize_pem()).unwrap();
-    let top = format!(
-        "tls_cert = {:?}\ntls_key = {:?}\n",
-        dir.0.join("tls.crt").display().to_string(),
-        dir.0.join("tls.key").display().to_string()
-    );
+    let (top, _) = common::with_self_signed_tls(&dir.0);
     let server = Server::start(&top, "");
     let url = format!("wss://localhost:{}", server.port);
     let child = |trust: &str, store: Option<&std::path::Path>| {

@@ -109,34 +109,21 @@ async fn payloads_never_reach_the_logs() {
         let (status, _) =
             server.api("POST", &format!("/apps/{APP_ID}/events"), &[], &format!("{{\"name\":\"{canary}\"")); // invalid JSON
         assert_eq!(status, 400);
-        let logs = logs_with(&server, "subscribed").await;
+        let logs = common::logged(&server, "subscribed", 1).await;
         assert!(!logs.contains(canary), "payload leaked into the {format} logs:\n{logs}");
     }
-}
-
-/// The server's stderr once it holds `wanted` (bounded wait: the log is
-/// read by a thread).
-async fn logs_with(server: &Server, wanted: &str) -> String {
-    for _ in 0..200 {
-        let logs = server.stderr();
-        if logs.contains(wanted) {
-            return logs;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    panic!("no {wanted:?} in the logs:\n{}", server.stderr());
 }
 
 #[tokio::test]
 async fn logs_to_a_pipe_have_no_colour_and_json_logs_are_one_object_a_line() {
     let text = Server::start_with_env("", "", &[("RUST_LOG", "info")]);
-    let logs = logs_with(&text, "serving").await;
+    let logs = common::logged(&text, "serving", 1).await;
     assert!(!logs.contains('\u{1b}'), "ANSI escapes in a piped log:\n{logs}");
 
     let json = Server::start_with_env("", "", &[("RUST_LOG", "debug"), ("SEALCAST_LOG_FORMAT", "json")]);
     let mut client = json.client().await;
     client.join("news", None).await;
-    let logs = logs_with(&json, "subscribed").await;
+    let logs = common::logged(&json, "subscribed", 1).await;
     let lines: Vec<Value> = logs
         .lines()
         .filter(|line| !line.is_empty())

@@ -5,9 +5,7 @@
 
 mod common;
 
-use std::time::Duration;
-
-use common::{APP_ID, APP_KEY, APP_SECRET, Client, Server, TempDir, now};
+use common::{APP_ID, APP_KEY, APP_SECRET, Client, Server, TempDir, logged, now};
 use serde_json::json;
 
 fn app(id: &str, key: &str, secret: &str, extra: &str) -> String {
@@ -16,17 +14,6 @@ fn app(id: &str, key: &str, secret: &str, extra: &str) -> String {
 
 fn hangup(server: &Server) {
     assert!(unsafe { libc::kill(server.child.id() as i32, libc::SIGHUP) } == 0);
-}
-
-/// Waits (bounded) until the log has `wanted` `times` times.
-async fn logged(server: &Server, wanted: &str, times: usize) {
-    for _ in 0..200 {
-        if server.stderr().matches(wanted).count() >= times {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    panic!("{wanted:?} not logged {times} times:\n{}", server.stderr());
 }
 
 async fn client_of(server: &Server, key: &str) -> Client {

@@ -7,14 +7,10 @@ mod common;
 use std::path::Path;
 use std::time::Duration;
 
-use common::{APP_ID, APP_KEY, APP_SECRET, Client, Server, TempDir, https, now, signed_query};
+use common::{APP_ID, APP_KEY, APP_SECRET, Client, Server, TempDir, https, logged, now, signed_query};
 use serde_json::json;
 
-/// A self-signed certificate for `localhost`: (certificate PEM, key PEM, certificate DER).
-fn certificate() -> (String, String, Vec<u8>) {
-    let pair = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
-    (pair.cert.pem(), pair.signing_key.serialize_pem(), pair.cert.der().to_vec())
-}
+use common::self_signed as certificate;
 
 /// Writes a pair where the server's config points (`tls.crt`, `tls.key`).
 fn install(dir: &Path, (cert, key, _): &(String, String, Vec<u8>)) {
@@ -27,11 +23,7 @@ fn install(dir: &Path, (cert, key, _): &(String, String, Vec<u8>)) {
 }
 
 fn tls_top(dir: &Path, extra: &str) -> String {
-    format!(
-        "tls_cert = {:?}\ntls_key = {:?}\n{extra}",
-        dir.join("tls.crt").display().to_string(),
-        dir.join("tls.key").display().to_string()
-    )
+    common::tls_config_lines(dir) + extra
 }
 
 fn wss(server: &Server) -> String {
@@ -103,7 +95,7 @@ async fn a_certificate_swapped_on_sighup_keeps_live_connections() {
     hangup(&server);
     assert!(presents(&server, &new.2).await, "new handshakes present the new certificate");
     assert!(https(server.port, std::slice::from_ref(&old.2), "GET", "/health", "").await.is_err());
-    assert!(server.stderr().contains("TLS certificate reloaded"));
+    logged(&server, "TLS certificate reloaded", 1).await;
 
     // The connection made under the old certificate is still served.
     assert_eq!(publish(&server, std::slice::from_ref(&new.2), "news", "after the swap").await, 200);
@@ -126,13 +118,7 @@ async fn a_changed_file_is_loaded_without_a_signal_and_a_bad_one_is_refused() {
     let third = certificate();
     install(&dir.0, &(third.0.clone(), first.1.clone(), third.2.clone()));
     hangup(&server);
-    for _ in 0..100 {
-        if server.stderr().contains("TLS certificate not reloaded") {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    assert!(server.stderr().contains("is not the private key"), "{}", server.stderr());
+    logged(&server, "is not the private key", 1).await;
     assert!(https(server.port, std::slice::from_ref(&second.2), "GET", "/health", "").await.is_ok());
     assert_eq!(publish(&server, std::slice::from_ref(&second.2), "news", "still here").await, 200);
     assert_eq!(live.expect_event("news").await["data"], "still here");

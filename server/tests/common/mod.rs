@@ -129,6 +129,20 @@ impl Server {
     }
 }
 
+/// The server's stderr once it holds `wanted` at least `times` times
+/// (bounded wait: the log is read by a thread); panics with the log
+/// otherwise.
+pub async fn logged(server: &Server, wanted: &str, times: usize) -> String {
+    for _ in 0..200 {
+        let logs = server.stderr();
+        if logs.matches(wanted).count() >= times {
+            return logs;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("{wanted:?} not logged {times} times:\n{}", server.stderr());
+}
+
 pub fn now() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs()
 }
@@ -439,6 +453,32 @@ impl Proxy {
     pub fn restore(&self) {
         self.open.store(true, Ordering::SeqCst);
     }
+}
+
+/// A self-signed certificate for `localhost`: (certificate PEM, key PEM,
+/// certificate DER).
+pub fn self_signed() -> (String, String, Vec<u8>) {
+    let pair = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
+    (pair.cert.pem(), pair.signing_key.serialize_pem(), pair.cert.der().to_vec())
+}
+
+/// The config lines that give a server the TLS pair `dir/tls.crt`,
+/// `dir/tls.key` (top-level keys: before any `[[apps]]`).
+pub fn tls_config_lines(dir: &std::path::Path) -> String {
+    format!(
+        "tls_cert = {:?}\ntls_key = {:?}\n",
+        dir.join("tls.crt").display().to_string(),
+        dir.join("tls.key").display().to_string()
+    )
+}
+
+/// Writes a new self-signed pair into `dir` (see [`tls_config_lines`]);
+/// returns the config lines and the certificate (DER) to trust.
+pub fn with_self_signed_tls(dir: &std::path::Path) -> (String, Vec<u8>) {
+    let (cert, key, der) = self_signed();
+    std::fs::write(dir.join("tls.crt"), cert).unwrap();
+    std::fs::write(dir.join("tls.key"), key).unwrap();
+    (tls_config_lines(dir), der)
 }
 
 /// A rustls client configuration trusting only `roots` (DER).
