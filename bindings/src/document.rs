@@ -61,6 +61,7 @@ impl SealcastClient {
         let config = DocConfig {
             snapshot_every: or_default(options.snapshot_every, defaults.snapshot_every),
             digest_every: or_default(options.digest_every, defaults.digest_every),
+            ..defaults
         };
         let options =
             DocOptions { presence: options.presence, kid: options.kid, key_hint: options.key_hint, config };

@@ -132,7 +132,7 @@ pub fn doc_client(data: &[u8]) {
         wire::CURSOR,
     ];
     let Ok(Value::Array(steps)) = serde_json::from_slice::<Value>(data) else { return };
-    let config = DocConfig { snapshot_every: 3, digest_every: 2 };
+    let config = DocConfig { snapshot_every: 3, digest_every: 2, ..DocConfig::default() };
     // Half the scripts start without a key (the session key is asked for
     // after the join and settled against the recorded hint).
     let start_ring = if steps.len() % 2 == 1 { KeyRing::new() } else { ring() };
@@ -429,7 +429,7 @@ pub fn client_machine(data: &[u8]) {
                     presence: true,
                     kid: "room-42".into(),
                     key_hint: None,
-                    config: DocConfig { snapshot_every: 3, digest_every: 2 },
+                    config: DocConfig { snapshot_every: 3, digest_every: 2, ..DocConfig::default() },
                 };
                 match small % 3 {
                     0 => {

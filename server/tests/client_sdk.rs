@@ -264,7 +264,7 @@ async fn two_clients_edit_a_document_and_survive_a_server_restart() {
     let keys = Keys::with(&[("doc-key", 1, 4)]);
     let (ann, mut ann_rx) = start(port, "ann", keys.clone());
     let (bob, mut bob_rx) = start(port, "bob", keys.clone());
-    let config = DocConfig { snapshot_every: 5, digest_every: 2 };
+    let config = DocConfig { snapshot_every: 5, digest_every: 2, ..DocConfig::default() };
     ann.with_machine(|m| {
         m.open_document("notes", DocOptions { presence: true, kid: "doc-key".into(), key_hint: None, config })
     })
@@ -344,7 +344,7 @@ async fn an_op_under_a_key_version_the_provider_refuses_does_not_stop_the_docume
     let root = TempDir::new("sdk-refused-key");
     let port = free_port();
     let _server = Server::start_in_on(&root.0, port, "", "", &[]);
-    let config = DocConfig { snapshot_every: 5, digest_every: 2 };
+    let config = DocConfig { snapshot_every: 5, digest_every: 2, ..DocConfig::default() };
     let options = || DocOptions { presence: true, kid: "doc-key".into(), key_hint: None, config };
     let honest = Keys::with(&[("doc-key", 1, 4)]);
     let (ann, mut ann_rx) = start(port, "ann", honest.clone());

@@ -257,7 +257,7 @@ async fn a_document_edited_through_three_nodes_converges() {
     for (i, server) in nodes.iter().enumerate() {
         let mut client = server.client().await;
         client.join(channel, None).await;
-        let config = DocConfig { snapshot_every: 25, digest_every: 5 };
+        let config = DocConfig { snapshot_every: 25, digest_every: 5, ..DocConfig::default() };
         let mut doc =
             DocClient::new("shared", false, KeyRing::new(), "k", None, &format!("n{i}"), config).unwrap();
         doc.join();

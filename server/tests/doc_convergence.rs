@@ -65,7 +65,7 @@ fn ring(seed: u64) -> KeyRing {
 }
 
 fn config() -> DocConfig {
-    DocConfig { snapshot_every: 200, digest_every: 25 }
+    DocConfig { snapshot_every: 200, digest_every: 25, ..DocConfig::default() }
 }
 
 /// A random edit of `view` (text with astral characters, an embed,

@@ -308,7 +308,7 @@ async fn a_garbage_snapshot_does_not_destroy_history() {
     let server = Server::start("", "doc_ops_per_second = 10000");
     let channel = "presence-doc-snapshots";
     let key = || KeyRing::single("k", 1, Key::from_bytes(&[6; 32])).unwrap();
-    let config = DocConfig { snapshot_every: 50, digest_every: 10 };
+    let config = DocConfig { snapshot_every: 50, digest_every: 10, ..DocConfig::default() };
     let mut wire = String::new();
     let mut ann_client = server.client().await;
     ann_client.join(channel, Some(r#"{"user_id":"ann"}"#)).await;
@@ -381,7 +381,7 @@ async fn document_plaintext_never_reaches_the_server() {
     let server = Server::start_in(&root.0, "", "", &[("RUST_LOG", "trace")]);
     let channel = "presence-doc-secret";
     let key = || KeyRing::single("k", 1, Key::from_bytes(&[9; 32])).unwrap();
-    let config = DocConfig { snapshot_every: 3, digest_every: 2 };
+    let config = DocConfig { snapshot_every: 3, digest_every: 2, ..DocConfig::default() };
     let mut wire = String::new();
     let mut clients = Vec::new();
     for user in ["ann", "bob"] {

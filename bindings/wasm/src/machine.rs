@@ -261,6 +261,7 @@ impl Machine {
         let config = DocConfig {
             snapshot_every: field_u64(&options, "snapshotEvery")?.unwrap_or(defaults.snapshot_every),
             digest_every: field_u64(&options, "digestEvery")?.unwrap_or(defaults.digest_every),
+            ..defaults
         };
         let presence = match options.get("presence") {
             None | Some(Value::Null) => false,
@@ -365,6 +366,8 @@ impl Machine {
         doc_id: &str,
         f: impl FnOnce(Document<'_>) -> Result<T, DocClientError>,
     ) -> Result<T, JsError> {
+        // The time first: an edit is paced from now (DocConfig::submit_interval).
+        self.inner.handle_timeout(Instant::now());
         let doc = self.inner.document(doc_id).map_err(error::command)?;
         f(doc).map_err(error::document)
     }

@@ -184,9 +184,13 @@ impl Client {
     /// Runs `f` on the client's machine — any getter or command of
     /// [`ClientMachine`], documents included (`m.document(id)?.edit(…)`) —
     /// then wakes the driver to carry out what it produced. One lock; `f`
-    /// must not block.
+    /// must not block. The machine is told the time first, so what `f`
+    /// does is timed from now (a document paces its submissions from it).
     pub fn with_machine<T>(&self, f: impl FnOnce(&mut ClientMachine) -> T) -> T {
-        let result = f(&mut self.shared.lock());
+        let mut machine = self.shared.lock();
+        machine.handle_timeout(Instant::now());
+        let result = f(&mut machine);
+        drop(machine);
         self.shared.wake.notify_one();
         result
     }

@@ -19,11 +19,22 @@ pub struct DocConfig {
     /// Every client computes a digest at multiples of this; the author of
     /// that op publishes it and the others compare.
     pub digest_every: u64,
+    /// After an op is submitted the next waits at least this long; what
+    /// the user types meanwhile is composed into it (one op). Keeps a fast
+    /// typist (60 keystrokes/s) under the server's per-connection op rate
+    /// (`doc_ops_per_second`, 50) instead of meeting its refusals, at the
+    /// cost of up to this much latency for a keystroke typed right after
+    /// another. Zero: each op as soon as the previous one is acknowledged.
+    pub submit_interval: std::time::Duration,
 }
+
+/// [`DocConfig::submit_interval`]'s default: at most 40 ops per second
+/// per document.
+pub const SUBMIT_INTERVAL: std::time::Duration = std::time::Duration::from_millis(25);
 
 impl Default for DocConfig {
     fn default() -> DocConfig {
-        DocConfig { snapshot_every: 500, digest_every: 100 }
+        DocConfig { snapshot_every: 500, digest_every: 100, submit_interval: SUBMIT_INTERVAL }
     }
 }
 

@@ -13,8 +13,14 @@ fn ring() -> KeyRing {
     KeyRing::single("k", 1, Key::from_bytes(&[3; 32])).unwrap()
 }
 
+/// A client submitting each op as soon as the previous one is acknowledged
+/// (pacing has its own test).
 fn client(prefix: &str) -> DocClient {
-    let config = DocConfig { snapshot_every: 4, digest_every: 2 };
+    paced_client(prefix, std::time::Duration::ZERO)
+}
+
+fn paced_client(prefix: &str, submit_interval: std::time::Duration) -> DocClient {
+    let config = DocConfig { snapshot_every: 4, digest_every: 2, submit_interval };
     DocClient::new("d", false, ring(), "k", Some("hint".into()), prefix, config).unwrap()
 }
 
@@ -47,7 +53,10 @@ fn hinted(head: u64, ops: Vec<Value>, key_hint: &str) -> Value {
 }
 
 fn joined(prefix: &str) -> DocClient {
-    let mut c = client(prefix);
+    join(client(prefix))
+}
+
+fn join(mut c: DocClient) -> DocClient {
     c.join();
     assert_eq!(frames(&mut c)[0]["event"], "sealcast:doc-join");
     c.handle_event("sealcast_internal:doc-state", &state(0, vec![]), None, Instant::now()).unwrap();
@@ -669,4 +678,59 @@ fn a_key_the_app_named_for_another_session_is_replaced_by_the_recorded_one() {
     let recorded = hinted(0, vec![], "someone's");
     fixed.handle_event("sealcast_internal:doc-state", &recorded, None, Instant::now()).unwrap();
     assert!(fixed.is_ready());
+}
+
+/// A fast typist: keystrokes 16 ms apart (60/s), each acknowledged 3 ms
+/// after it is sent. With a 25 ms submit interval the ops go out at most
+/// every 25 ms, the keystrokes typed meanwhile composed into them, and
+/// the document is what was typed; without pacing every keystroke is its
+/// own op (what met the server's 50 ops/s limit).
+#[test]
+fn a_fast_typist_is_paced_into_fewer_ops() {
+    let interval = std::time::Duration::from_millis(25);
+    // 63 keystrokes (every 16 ms for 1 s): paced, at most one op per 25 ms.
+    for (submit_interval, most_ops) in [(interval, 41), (std::time::Duration::ZERO, 63)] {
+        let mut c = join(paced_client("a", submit_interval));
+        let t0 = Instant::now();
+        let ms = |n: u64| t0 + std::time::Duration::from_millis(n);
+        let mut sent: Vec<(u64, String)> = Vec::new();
+        let mut seq = 0;
+        let mut typed = String::new();
+        // One second of typing, on a 1 ms clock: time is handed to the
+        // client as a driver would (before an edit, and when it asked).
+        for now in 0..=1100u64 {
+            if now % 16 == 0 && now < 1000 {
+                c.handle_timeout(ms(now));
+                let letter = char::from(b'a' + (now / 16 % 26) as u8);
+                let mut edit = Delta::new();
+                edit.retain(typed.chars().count(), None);
+                edit.insert_text(&letter.to_string(), None);
+                c.local_edit(edit).unwrap();
+                typed.push(letter);
+            }
+            if c.poll_timeout().is_some_and(|at| at <= ms(now)) {
+                c.handle_timeout(ms(now));
+            }
+            for op_id in submitted(&mut c) {
+                sent.push((now, op_id));
+            }
+            // The ack of the oldest unacknowledged op, 3 ms after it went.
+            if let Some((at, op_id)) = sent.get(seq as usize).cloned()
+                && now >= at + 3
+            {
+                seq += 1;
+                let ack = json!({"op_id": op_id, "seq": seq});
+                c.handle_event("sealcast_internal:doc-ack", &ack, None, ms(now)).unwrap();
+            }
+        }
+        assert!(sent.len() <= most_ops, "{} ops for 63 keystrokes ({submit_interval:?})", sent.len());
+        if submit_interval.is_zero() {
+            assert_eq!(sent.len(), 63, "unpaced: an op per keystroke");
+        } else {
+            let gaps = sent.windows(2).map(|w| w[1].0 - w[0].0);
+            assert!(gaps.clone().all(|gap| gap >= 25), "ops closer than the interval: {sent:?}");
+        }
+        assert!(!c.has_pending());
+        assert_eq!(c.view().unwrap(), text(&typed));
+    }
 }

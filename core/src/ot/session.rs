@@ -162,6 +162,9 @@ pub struct DocSession {
     history_limit: usize,
     in_flight: Option<InFlight>,
     buffer: Option<Delta>,
+    /// Local changes wait in the buffer even with nothing in flight (the
+    /// client paces its submissions: [`DocSession::hold`]).
+    held: bool,
     next_op_id: u64,
     outbox: VecDeque<Submission>,
     events: VecDeque<DocEvent>,
@@ -183,6 +186,7 @@ impl DocSession {
             history_limit: DEFAULT_HISTORY,
             in_flight: None,
             buffer: None,
+            held: false,
             next_op_id: first_op_id,
             outbox: VecDeque::new(),
             events: VecDeque::new(),
@@ -269,7 +273,7 @@ impl DocSession {
         // is sent rather than sequenced as a no-op.
         view.apply(&change)?;
         let inverse = change.invert(&view)?;
-        if self.in_flight.is_none() {
+        if self.in_flight.is_none() && !self.held {
             self.send(change);
         } else {
             self.buffer = Some(match self.buffer.take() {
@@ -364,7 +368,9 @@ impl DocSession {
                 return Ok(Integrated::SkippedOwn { error, unsent });
             }
         }
-        if let Some(buffer) = self.buffer.take() {
+        if !self.held
+            && let Some(buffer) = self.buffer.take()
+        {
             self.send(buffer);
         }
         Ok(Integrated::Applied)
@@ -441,6 +447,23 @@ impl DocSession {
                 base: self.seq,
                 op: in_flight.op.clone(),
             });
+        }
+    }
+
+    /// Keeps local changes in the buffer (composed into one op) until
+    /// [`DocSession::release`], even when nothing is in flight.
+    pub fn hold(&mut self) {
+        self.held = true;
+    }
+
+    /// Ends a [`DocSession::hold`]: the buffer is submitted now if nothing
+    /// is in flight, else when the in-flight op is acknowledged.
+    pub fn release(&mut self) {
+        self.held = false;
+        if self.in_flight.is_none()
+            && let Some(buffer) = self.buffer.take()
+        {
+            self.send(buffer);
         }
     }
 

@@ -285,7 +285,7 @@ fn open(world: &mut World, node: usize) {
         presence: true,
         kid: "doc".into(),
         key_hint: None,
-        config: DocConfig { snapshot_every: 20, digest_every: 5 },
+        config: DocConfig { snapshot_every: 20, digest_every: 5, ..DocConfig::default() },
     };
     world.nodes[node].machine.open_document(DOC, options).unwrap();
 }

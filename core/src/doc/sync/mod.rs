@@ -114,6 +114,11 @@ pub struct DocSync {
     /// Refusals of the in-flight op in a row, and when to resubmit it.
     retries: u32,
     retry_at: Option<Instant>,
+    /// The newest time this client was handed (events, timeouts): when a
+    /// submission was sent, for pacing.
+    now: Option<Instant>,
+    /// Submissions are held until then ([`DocConfig::submit_interval`]).
+    release_at: Option<Instant>,
     outgoing: VecDeque<DocMessage>,
     events: VecDeque<DocClientEvent>,
 }
@@ -167,6 +172,8 @@ impl DocSync {
             conflicted: None,
             retries: 0,
             retry_at: None,
+            now: None,
+            release_at: None,
             outgoing: VecDeque::new(),
             events: VecDeque::new(),
         })
@@ -295,14 +302,21 @@ impl DocSync {
 
     /// When [`DocSync::handle_timeout`] wants to run next.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        self.retry_at
+        match (self.retry_at, self.release_at) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
-    /// Time passed: resubmits a refused op whose wait is over.
+    /// Time passed: resubmits a refused op whose wait is over, submits
+    /// edits held for pacing. (A driver may call it any time, e.g. right
+    /// before an edit so that the edit is paced from the right time.)
     pub fn handle_timeout(&mut self, keys: &mut DocKeys<'_>, now: Instant) {
+        self.now = Some(now);
         if self.retry_at.is_some_and(|at| at <= now) {
             self.resubmit(keys);
         }
+        self.release_if_due(keys);
     }
 
     /// A frame sharing this user's selection, as a presence client event.
@@ -362,6 +376,7 @@ impl DocSync {
         user_id: Option<&str>,
         now: Instant,
     ) -> Result<(), DocClientError> {
+        self.now = Some(now);
         let incoming = match event {
             doc::CURSOR => {
                 let cursor = doc::CursorUpdate::parse(data).map_err(|e| match e {
@@ -404,6 +419,7 @@ impl DocSync {
         }
         self.inbox.push_back(incoming);
         self.process(keys);
+        self.release_if_due(keys);
         Ok(())
     }
 

@@ -159,12 +159,22 @@ impl DocSync {
     }
 
     /// Seals and queues the session's submissions (only when joined: a
-    /// rejoin resubmits with a current base).
+    /// rejoin resubmits with a current base). Paced: after a submission the
+    /// session holds what is typed next until `submit_interval` has passed
+    /// ([`DocSync::release_if_due`]).
     pub(super) fn flush_submissions(&mut self, keys: &mut DocKeys<'_>) {
         if !self.phase.is_ready() {
             return;
         }
+        if self.release_at.is_none()
+            && let Some(session) = self.phase.session_mut()
+        {
+            // No pacing wait running (a new session, or it is over).
+            session.release();
+        }
+        let mut sent = false;
         while let Some(submission) = self.phase.session_mut().and_then(DocSession::poll_transmit) {
+            sent = true;
             let op_id = self.op_id(submission.op_id);
             let (ring, rng) = keys.sealing();
             match payload::seal_op_with_rng(
@@ -182,6 +192,26 @@ impl DocSync {
                 }
                 Err(err) => return self.diverge(DivergeReason::CannotSeal(err.to_string())),
             }
+        }
+        let interval = self.config.submit_interval;
+        if sent
+            && !interval.is_zero()
+            && let Some(now) = self.now
+            && let Some(session) = self.phase.session_mut()
+        {
+            session.hold();
+            self.release_at = Some(now + interval);
+        }
+    }
+
+    /// Ends a pacing wait that is over: what was typed meanwhile is
+    /// submitted (as one op) once the op in flight is acknowledged.
+    pub(super) fn release_if_due(&mut self, keys: &mut DocKeys<'_>) {
+        if let (Some(at), Some(now)) = (self.release_at, self.now)
+            && at <= now
+        {
+            self.release_at = None;
+            self.flush_submissions(keys);
         }
     }
 
