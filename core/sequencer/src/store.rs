@@ -131,9 +131,13 @@ pub struct DocLimits {
     pub max_join_page_bytes: usize,
     /// Joins and snapshot uploads one app may have in progress at once, all
     /// its connections together: the store is shared by every app, so one
-    /// app's burst of large joins cannot hold it for the others (beyond
-    /// it: `rate_limited`, retried by clients).
+    /// app's burst of large joins cannot hold it for the others. Beyond
+    /// it a join waits in the app's line (served round robin over
+    /// connections), a snapshot upload is refused with `rate_limited`.
     pub max_concurrent_requests_per_app: usize,
+    /// Joins one app may have waiting in its line (at most 16 per
+    /// connection); beyond it `rate_limited`, retried by clients.
+    pub max_waiting_joins_per_app: usize,
 }
 
 impl Default for DocLimits {
@@ -145,6 +149,7 @@ impl Default for DocLimits {
             max_documents_per_app: 100_000,
             max_join_page_bytes: 1024 * 1024,
             max_concurrent_requests_per_app: 2,
+            max_waiting_joins_per_app: 1000,
         }
     }
 }

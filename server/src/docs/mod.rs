@@ -10,6 +10,7 @@
 mod bulk;
 mod redis_store;
 mod sequencer;
+mod slots;
 mod sqlite;
 
 pub use redis_store::RedisStore;

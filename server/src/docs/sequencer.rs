@@ -13,6 +13,7 @@ use std::sync::{Arc, Mutex};
 use sealcast_core::protocol::doc;
 
 use super::bulk::BulkPool;
+use super::slots::Slots;
 use sealcast_core::protocol::doc::Join;
 use sealcast_sequencer::{JoinState, read_join};
 
@@ -35,28 +36,9 @@ pub struct Sequencer {
     /// Joins: bulk reads, on low-priority threads.
     bulk: BulkPool,
     page_bytes: usize,
-    /// Per app: joins and snapshot uploads in progress.
-    requests: Mutex<HashMap<String, usize>>,
-    max_requests: usize,
+    /// Per app: joins and snapshot uploads in progress, and joins waiting.
+    slots: Arc<Slots>,
     locks: Mutex<HashMap<DocId, Arc<tokio::sync::Mutex<()>>>>,
-}
-
-/// One of an app's in-progress request slots, given back on drop.
-struct RequestSlot<'a> {
-    sequencer: &'a Sequencer,
-    app: String,
-}
-
-impl Drop for RequestSlot<'_> {
-    fn drop(&mut self) {
-        let mut requests = self.sequencer.requests.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(count) = requests.get_mut(&self.app) {
-            *count -= 1;
-            if *count == 0 {
-                requests.remove(&self.app);
-            }
-        }
-    }
 }
 
 impl std::fmt::Debug for Sequencer {
@@ -72,21 +54,9 @@ impl Sequencer {
             store,
             bulk: BulkPool::new(BULK_THREADS),
             page_bytes: limits.max_join_page_bytes,
-            requests: Mutex::default(),
-            max_requests: limits.max_concurrent_requests_per_app.max(1),
+            slots: Slots::new(limits.max_concurrent_requests_per_app, limits.max_waiting_joins_per_app),
             locks: Mutex::default(),
         }
-    }
-
-    /// Takes one of `app`'s request slots, or refuses with `Busy`.
-    fn request_slot(&self, app: &str) -> Result<RequestSlot<'_>, StoreError> {
-        let mut requests = self.requests.lock().unwrap_or_else(|p| p.into_inner());
-        let count = requests.entry(app.to_owned()).or_default();
-        if *count >= self.max_requests {
-            return Err(StoreError::Busy(*count));
-        }
-        *count += 1;
-        Ok(RequestSlot { sequencer: self, app: app.to_owned() })
     }
 
     /// A sequencer over the SQLite database in `data_dir`.
@@ -131,15 +101,18 @@ impl Sequencer {
     /// snapshot, and the session key hint, recording the join's claim),
     /// handed to `encode` on the same thread: a
     /// low-priority bulk thread (a page is up to a megabyte of JSON; reads
-    /// use the store's read side, so no write waits on them). Counts as one of the app's requests in progress
-    /// ([`StoreError::Busy`] beyond them).
+    /// use the store's read side, so no write waits on them). Takes one of
+    /// the app's request slots, waiting for it in the app's line in
+    /// connection `socket_id`'s turn ([`StoreError::Busy`] when the line is
+    /// full). Await it outside a connection's read loop.
     pub async fn join<T: Send + 'static>(
         &self,
         id: DocId,
+        socket_id: &str,
         join: Join,
         encode: impl FnOnce(JoinState) -> T + Send + 'static,
     ) -> Result<T, StoreError> {
-        let _slot = self.request_slot(&id.app)?;
+        let _slot = self.slots.take_in_turn(&id.app, socket_id).await?;
         let (store, page_bytes) = (self.store.clone(), self.page_bytes);
         let read = self.bulk.run(move || {
             let state = read_join(&*store, &id, (&join).into(), page_bytes)?;
@@ -154,7 +127,7 @@ impl Sequencer {
     /// snapshot can still be joined from (the server cannot tell which
     /// ones open).
     pub async fn snapshot(&self, id: DocId, snapshot: Snapshot, uploader: String) -> Result<(), StoreError> {
-        let _slot = self.request_slot(&id.app)?;
+        let _slot = self.slots.try_take(&id.app)?;
         let store = self.store.clone();
         tokio::task::spawn_blocking(move || {
             store.put_snapshot(&id, &snapshot, &uploader)?;

@@ -38,7 +38,7 @@ impl Session {
         let author = presence_user.or_else(|| self.app.signed_in_user(&self.handle.socket_id));
         match DocRequest::parse(frame) {
             Err(err) => self.doc_error(&name, &frame.event, DocErrorCode::Invalid, &err.to_string(), None),
-            Ok(DocRequest::Join(join)) => self.doc_join(join, &name, id).await,
+            Ok(DocRequest::Join(join)) => self.doc_join(join, &name, id),
             Ok(DocRequest::Submit(submit)) => self.doc_submit(submit, &name, id, author).await,
             Ok(DocRequest::Digest(digest)) => {
                 // Relayed, not stored: every client compares it with its own
@@ -59,13 +59,22 @@ impl Session {
         }
     }
 
-    async fn doc_join(&mut self, join: Join, name: &str, id: DocId) {
-        let channel = name.to_owned();
-        let encode = move |state: JoinState| DocReply::State(state.into_wire()).encode(&channel);
-        match self.state.sequencer.join(id, join, encode).await {
-            Ok(frame) => self.send(frame),
-            Err(err) => self.doc_store_error(name, doc::JOIN, &err, None),
-        }
+    /// Answered by a task of its own: the join may wait in the app's line
+    /// (docs::slots), and this connection's other frames — its ops, acks,
+    /// pings — go on meanwhile. Its answer is queued like any frame.
+    fn doc_join(&mut self, join: Join, name: &str, id: DocId) {
+        use tracing::Instrument;
+        let (state, handle, channel) = (self.state.clone(), self.handle.clone(), name.to_owned());
+        let task = async move {
+            let encoding = channel.clone();
+            let encode = move |joined: JoinState| DocReply::State(joined.into_wire()).encode(&encoding);
+            let frame = match state.sequencer.join(id, &handle.socket_id, join, encode).await {
+                Ok(frame) => frame,
+                Err(err) => store_error_frame(&channel, doc::JOIN, &err, None),
+            };
+            handle.send(Bytes::from(frame), &state.metrics);
+        };
+        tokio::spawn(task.instrument(tracing::Span::current()));
     }
 
     async fn doc_submit(&mut self, submit: Submit, name: &str, id: DocId, author: Option<String>) {
@@ -133,11 +142,7 @@ impl Session {
     }
 
     fn doc_store_error(&mut self, channel: &str, request: &str, err: &StoreError, op_id: Option<&str>) {
-        let code = err.code();
-        if let StoreError::Backend(_) = err {
-            tracing::error!(channel, error = %err, "document store failed");
-        }
-        self.doc_error(channel, request, code, &err.to_string(), op_id);
+        self.send(store_error_frame(channel, request, err, op_id));
     }
 
     /// Refuses `request` (its event name) with `code`.
@@ -149,12 +154,31 @@ impl Session {
         message: &str,
         op_id: Option<&str>,
     ) {
-        let error = DocError {
-            code,
-            message: message.to_owned(),
-            op_id: op_id.map(str::to_owned),
-            request: Some(request.to_owned()),
-        };
-        self.send(DocReply::Error(error).encode(channel));
+        self.send(error_frame(channel, request, code, message, op_id));
     }
+}
+
+/// The refusal of `request` (its event name) with `code`.
+fn error_frame(
+    channel: &str,
+    request: &str,
+    code: DocErrorCode,
+    message: &str,
+    op_id: Option<&str>,
+) -> String {
+    let error = DocError {
+        code,
+        message: message.to_owned(),
+        op_id: op_id.map(str::to_owned),
+        request: Some(request.to_owned()),
+    };
+    DocReply::Error(error).encode(channel)
+}
+
+/// The refusal for a store failure (logged when the store itself failed).
+fn store_error_frame(channel: &str, request: &str, err: &StoreError, op_id: Option<&str>) -> String {
+    if let StoreError::Backend(_) = err {
+        tracing::error!(channel, error = %err, "document store failed");
+    }
+    error_frame(channel, request, err.code(), &err.to_string(), op_id)
 }
