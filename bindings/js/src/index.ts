@@ -31,6 +31,12 @@ interface FrameSource {
   unbind(event: "message", callback: (frame: { data?: unknown }) => void): unknown;
 }
 
+/** pusher-js's transport connection, for sending: its state and WebSocket. */
+interface FrameSink {
+  state?: unknown;
+  socket?: { send?: (data: string) => void } | null;
+}
+
 export * from "./types.js";
 export {
   deltaApply,
@@ -140,6 +146,15 @@ export interface SealcastOptions {
   keyRetryAfterMs?: number;
   /** Errors not tied to a channel or document (a failed key fetch, a server error…). */
   onError?: (error: { code: number | null; message: string }) => void;
+  /**
+   * Send the SDK's own requests (documents, history reads) straight on
+   * pusher-js's open WebSocket (default true). pusher-js defers every frame
+   * it sends with a zero-delay timer (≥ 1 ms, more in a busy tab); the SDK's
+   * requests need no ordering with the app's own pusher-js sends. Client
+   * events always go through pusher-js. False: everything through pusher-js
+   * (for comparison: docs/benchmarks.md).
+   */
+  directSend?: boolean;
 }
 
 type Listener<T> = (value: T) => void;
@@ -418,11 +433,25 @@ export class SealcastClient {
         if (t.event.startsWith("client-")) {
           const channel = this.pusher.channel(t.channel);
           if (channel) channel.trigger(t.event, t.data);
-        } else {
+        } else if (!this.sendDirect(t.event, t.data, t.channel)) {
           this.pusher.send_event(t.event, t.data, t.channel);
         }
         break;
     }
+  }
+
+  /**
+   * Writes one of the SDK's requests on pusher-js's open WebSocket now, as
+   * pusher-js would encode it (one JSON frame), skipping its per-frame
+   * timer; false when that is off or not possible (then pusher-js sends it).
+   */
+  private sendDirect(event: string, data: unknown, channel: string | null | undefined): boolean {
+    if (this.options.directSend === false) return false;
+    const sink = (this.pusher.connection as { connection?: { transport?: FrameSink } | null }).connection?.transport;
+    const socket = sink?.state === "open" ? sink.socket : null;
+    if (!socket || typeof socket.send !== "function") return false;
+    socket.send(JSON.stringify(channel ? { event, data, channel } : { event, data }));
+    return true;
   }
 
   private dispatch(e: MachineEvent): void {
