@@ -153,7 +153,11 @@ fn pump(docs: &mut [DocClient], editors: &mut [Editor], sequencer: &mut ToySeque
 
 fn main() {
     let ring = || KeyRing::single("doc", 1, Key::from_bytes(&[7; 32])).expect("a valid key");
-    let new_doc = |user| DocClient::new("notes", false, ring(), "doc", None, user, DocConfig::default());
+    // This toy driver has no clock: it never calls `handle_timeout`, so it
+    // turns pacing off (a real driver calls `handle_timeout` when
+    // `poll_timeout` is due; a paced edit waits for it: docs/ot.md).
+    let config = DocConfig { submit_interval: std::time::Duration::ZERO, ..DocConfig::default() };
+    let new_doc = |user| DocClient::new("notes", false, ring(), "doc", None, user, config);
     let mut docs = vec![new_doc("ann").expect("a client"), new_doc("bob").expect("a client")];
     let mut editors = vec![Editor::new(), Editor::new()];
     let mut sequencer = ToySequencer::default();

@@ -143,7 +143,9 @@ impl DocClient {
         self.drive(|sync, keys| sync.resubmit(keys));
     }
 
-    /// When [`DocClient::handle_timeout`] wants to run next.
+    /// When [`DocClient::handle_timeout`] wants to run next. A driver must
+    /// call it then: refused ops are resubmitted, and edits held by pacing
+    /// ([`DocConfig::submit_interval`]) are sent, only from there.
     pub fn poll_timeout(&self) -> Option<Instant> {
         self.sync.poll_timeout()
     }
