@@ -41,14 +41,27 @@ where
     }
 }
 
-/// A TCP connection to the target with Nagle off, and its `host:port`.
-async fn connect_tcp(target: &Target) -> Result<(TcpStream, String), CliError> {
+/// A byte stream to the server: TCP, or TLS over it.
+trait Io: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send {}
+impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send> Io for T {}
+
+/// A connection to the target with Nagle off (over TLS for `wss://`), and
+/// its `host:port`.
+async fn connect_tcp(target: &Target) -> Result<(Box<dyn Io>, String), CliError> {
     let authority = target.authority()?;
     let stream = TcpStream::connect(&authority)
         .await
         .map_err(|e| CliError::Bench(format!("connect {authority}: {e}")))?;
     stream.set_nodelay(true)?;
-    Ok((stream, authority))
+    let Some(tls) = target.tls()? else { return Ok((Box::new(stream), authority)) };
+    let host = authority.rsplit_once(':').map_or(authority.as_str(), |(host, _)| host).to_owned();
+    let name = rustls::pki_types::ServerName::try_from(host)
+        .map_err(|e| CliError::Bench(format!("TLS server name: {e}")))?;
+    let stream = tokio_rustls::TlsConnector::from(tls)
+        .connect(name, stream)
+        .await
+        .map_err(|e| CliError::Bench(format!("TLS with {authority}: {e}")))?;
+    Ok((Box::new(stream), authority))
 }
 
 impl Subscriber {

@@ -38,9 +38,13 @@ pub enum BenchCommand {
 /// Where the server under test is.
 #[derive(Args, Clone)]
 pub struct Target {
-    /// Server address: ws://HOST:PORT (the HTTP API is on the same port).
+    /// Server address: ws://HOST:PORT, or wss://HOST:PORT with --ca (the
+    /// HTTP API is on the same port, over TLS too).
     #[arg(long, default_value = "ws://127.0.0.1:6001")]
     url: String,
+    /// For wss://: the PEM certificate(s) to trust (the server's, or its CA).
+    #[arg(long)]
+    ca: Option<std::path::PathBuf>,
     /// App id (HTTP API).
     #[arg(long)]
     app_id: String,
@@ -58,10 +62,36 @@ pub struct Target {
 impl Target {
     /// `host:port` from the URL.
     fn authority(&self) -> Result<String, CliError> {
-        let rest = self.url.strip_prefix("ws://").ok_or_else(|| {
-            CliError::Bench("--url must be ws://HOST:PORT (the bench is for loopback use)".into())
-        })?;
+        let rest =
+            self.url.strip_prefix("ws://").or_else(|| self.url.strip_prefix("wss://")).ok_or_else(|| {
+                CliError::Bench(
+                    "--url must be ws://HOST:PORT or wss://HOST:PORT (the bench is for loopback use)".into(),
+                )
+            })?;
         Ok(rest.trim_end_matches('/').to_owned())
+    }
+
+    /// For `wss://`: the TLS setup trusting `--ca` (`None` for `ws://`).
+    fn tls(&self) -> Result<Option<std::sync::Arc<rustls::ClientConfig>>, CliError> {
+        use rustls::pki_types::{CertificateDer, pem::PemObject};
+        if !self.url.starts_with("wss://") {
+            return Ok(None);
+        }
+        let ca = self.ca.as_ref().ok_or_else(|| CliError::Bench("wss:// needs --ca FILE (PEM)".into()))?;
+        let mut roots = rustls::RootCertStore::empty();
+        for certificate in
+            CertificateDer::pem_file_iter(ca).map_err(|e| CliError::Bench(format!("--ca: {e}")))?
+        {
+            let certificate = certificate.map_err(|e| CliError::Bench(format!("--ca: {e}")))?;
+            roots.add(certificate).map_err(|e| CliError::Bench(format!("--ca: {e}")))?;
+        }
+        let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+        let config = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .map_err(|e| CliError::Bench(e.to_string()))?
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        Ok(Some(std::sync::Arc::new(config)))
     }
 }
 
