@@ -14,6 +14,8 @@
 //   cargo build --release -p sealcast-server --bin sealcast && cargo build -p sealcast-examples --example auth_server
 //   scripts/build-web.sh
 //   node scripts/bench/docs-vs-peers.mjs [ROUNDS] [SECONDS] [WRITERS] [READERS] [RATE]
+// SYSTEMS=sealcast (comma-separated) runs only those (e.g. under
+// `node --cpu-prof`); the ratios need all three.
 import { spawn } from "node:child_process";
 import net from "node:net";
 import { createRequire } from "node:module";
@@ -207,13 +209,14 @@ async function run(name, round) {
 const fmt = (x, digits = 2) => x.toFixed(digits);
 for (let round = 1; round <= rounds; round++) {
   const results = {};
-  for (const name of ["sealcast", "sharedb", "yjs"]) {
+  const names = (process.env.SYSTEMS || "sealcast,sharedb,yjs").split(",");
+  for (const name of names) {
     results[name] = await run(name, round);
     const r = results[name];
     console.log(`round ${round} ${name.padEnd(8)}: latency p50 ${fmt(r.p50)} ms, p99 ${fmt(r.p99)} ms; client CPU ${fmt(r.clientUs, 0)} µs/edit received; server CPU ${fmt(r.serverUs, 0)} µs/edit; converged ${r.converged}`);
     await sleep(500);
   }
-  for (const peer of ["sharedb", "yjs"]) {
+  for (const peer of ["sharedb", "yjs"].filter((p) => results[p] && results.sealcast)) {
     const [s, p] = [results.sealcast, results[peer]];
     console.log(`round ${round} sealcast ÷ ${peer}: latency p50 ${fmt(s.p50 / p.p50)}, p99 ${fmt(s.p99 / p.p99)}; client CPU ${fmt(s.clientUs / p.clientUs)}; server CPU ${fmt(s.serverUs / p.serverUs)}`);
   }
