@@ -204,15 +204,11 @@ impl Settings {
 
 /// True when `old` and `new` deliver webhooks alike.
 fn webhooks_unchanged(old: &AppConfig, new: &AppConfig) -> bool {
-    (&old.key, &old.secret, &old.webhooks, old.webhook_batching, &old.webhook_ca_file, old.webhook_retry_secs)
-        == (
-            &new.key,
-            &new.secret,
-            &new.webhooks,
-            new.webhook_batching,
-            &new.webhook_ca_file,
-            new.webhook_retry_secs,
-        )
+    let delivery = |c: &AppConfig| {
+        let settings = (c.webhook_batching, c.webhook_retry_secs, c.webhook_max_queue_bytes);
+        (c.key.clone(), c.secret.clone(), c.webhooks.clone(), c.webhook_ca_file.clone(), settings)
+    };
+    delivery(old) == delivery(new)
 }
 
 fn start_webhooks(

@@ -1,13 +1,12 @@
 //! `sealcast serve`: the realtime relay.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use clap::Args;
 use tracing::info;
 
 use super::CliError;
-use std::sync::Arc;
-
 use crate::config::{ConfigError, Overrides, ServerConfig};
 use crate::http::server;
 use crate::logging::{self, LogFormat};
@@ -71,6 +70,10 @@ pub fn run(args: ServeArgs) -> Result<(), CliError> {
         let state = crate::boot::start(config).await?;
         let config = &state.config;
         let listener = bind(&config.host, config.port, config.reuse_port).await?;
+        // SIGHUP is handled before the address is announced: an operator
+        // (or a test) who reloads right after start never kills the process
+        // with the signal's default action.
+        spawn_reloads(state.clone(), overrides, certificates.clone());
         let address = listener.local_addr()?;
         // Tests and scripts read this line to find the port when --port 0.
         println!("sealcast listening on {address}");
@@ -85,7 +88,6 @@ pub fn run(args: ServeArgs) -> Result<(), CliError> {
         }
         info!(%address, tls = certificates.is_some(), apps = config.apps.len(), data_dir = %config.data_dir.display(), "serving");
         crate::memory::spawn_trimmer(state.clone());
-        spawn_reloads(state.clone(), overrides, certificates.clone());
         server::serve(state.clone(), listener, certificates, shutdown_signal()).await?;
         Ok::<(), CliError>(())
     })?;
@@ -126,13 +128,14 @@ fn env(name: &str) -> Option<String> {
 /// files change (checked every `tls_watch_secs`).
 fn spawn_reloads(state: Arc<ServerState>, overrides: Overrides, certificates: Option<Arc<Certificates>>) {
     let watch_interval = state.config.tls_watch_interval;
+    // Registered now, not in the task: from here on SIGHUP reloads.
+    #[cfg(unix)]
+    let mut hangups = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        .inspect_err(|err| tracing::warn!(error = %err, "no SIGHUP handler: reload by restarting"))
+        .ok();
+    #[cfg(not(unix))]
+    let mut hangups = None::<()>;
     tokio::spawn(async move {
-        #[cfg(unix)]
-        let mut hangups = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
-            .inspect_err(|err| tracing::warn!(error = %err, "no SIGHUP handler: reload by restarting"))
-            .ok();
-        #[cfg(not(unix))]
-        let mut hangups = None::<()>;
         let mut watch = tokio::time::interval(watch_interval);
         watch.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
