@@ -14,27 +14,14 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use sealcast_core::client::{CatchUpOutcome, ChannelAuth};
+use sealcast_core::client::CatchUpOutcome;
 use sealcast_core::crypto::{Key, Scope};
-use sealcast_core::protocol::auth::channel_auth;
-use sealcast_net::{
-    AuthRefusal, Authorizer, Client, ClientConfig, Event, KeyGrant, KeyProvider, KeyRefusal, KeyRequest,
-};
+use sealcast_examples::BenchAuthorizer;
+use sealcast_net::{Client, ClientConfig, Event, KeyGrant, KeyProvider, KeyRefusal, KeyRequest};
 use serde_json::json;
 use tokio::sync::mpsc::UnboundedReceiver;
 
 const CHANNEL: &str = "private-history-bench";
-
-struct Hmac;
-
-impl Authorizer for Hmac {
-    fn authorize(&self, socket_id: &str, channel: &str) -> Result<ChannelAuth, AuthRefusal> {
-        Ok(ChannelAuth {
-            auth: channel_auth("bench-key", "bench-secret", socket_id, channel, None),
-            channel_data: None,
-        })
-    }
-}
 
 struct OneKey;
 
@@ -49,7 +36,7 @@ impl KeyProvider for OneKey {
 
 fn client(port: u16) -> (Client, UnboundedReceiver<Event>) {
     let config = ClientConfig::new(&format!("ws://127.0.0.1:{port}"), "bench-key");
-    Client::start(config, Arc::new(Hmac), Arc::new(OneKey), &tokio::runtime::Handle::current())
+    Client::start(config, Arc::new(BenchAuthorizer), Arc::new(OneKey), &tokio::runtime::Handle::current())
         .expect("client")
 }
 

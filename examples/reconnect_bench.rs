@@ -13,23 +13,9 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use sealcast_core::client::ChannelAuth;
-use sealcast_core::protocol::auth::channel_auth;
-use sealcast_net::{
-    AuthRefusal, Authorizer, Client, ClientConfig, Event, KeyGrant, KeyProvider, KeyRefusal, KeyRequest,
-};
+use sealcast_examples::BenchAuthorizer;
+use sealcast_net::{Client, ClientConfig, Event, KeyGrant, KeyProvider, KeyRefusal, KeyRequest};
 use tokio::sync::mpsc;
-
-struct Hmac;
-
-impl Authorizer for Hmac {
-    fn authorize(&self, socket_id: &str, channel: &str) -> Result<ChannelAuth, AuthRefusal> {
-        Ok(ChannelAuth {
-            auth: channel_auth("bench-key", "bench-secret", socket_id, channel, None),
-            channel_data: None,
-        })
-    }
-}
 
 struct NoKeys;
 
@@ -75,9 +61,13 @@ async fn main() {
     let started = Instant::now();
     for index in 0..clients {
         let config = ClientConfig::new(&format!("ws://127.0.0.1:{port}"), "bench-key");
-        let (client, mut events) =
-            Client::start(config, Arc::new(Hmac), Arc::new(NoKeys), &tokio::runtime::Handle::current())
-                .unwrap();
+        let (client, mut events) = Client::start(
+            config,
+            Arc::new(BenchAuthorizer),
+            Arc::new(NoKeys),
+            &tokio::runtime::Handle::current(),
+        )
+        .unwrap();
         client.with_machine(|m| m.subscribe(&format!("private-session-{index}"))).unwrap();
         let tx = subscribed_tx.clone();
         tokio::spawn(async move {

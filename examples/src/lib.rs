@@ -27,6 +27,27 @@ pub fn args() -> std::collections::HashMap<String, String> {
     args
 }
 
+/// The benchmarks' app: its key and secret (their configs name them).
+pub const BENCH_KEY: &str = "bench-key";
+/// See [`BENCH_KEY`].
+pub const BENCH_SECRET: &str = "bench-secret";
+
+/// The benchmarks' authorizer: signs every channel with [`BENCH_SECRET`],
+/// as the app's auth endpoint would (no presence data).
+pub struct BenchAuthorizer;
+
+impl sealcast_net::Authorizer for BenchAuthorizer {
+    fn authorize(
+        &self,
+        socket_id: &str,
+        channel: &str,
+    ) -> Result<sealcast_core::client::ChannelAuth, sealcast_net::AuthRefusal> {
+        let auth =
+            sealcast_core::protocol::auth::channel_auth(BENCH_KEY, BENCH_SECRET, socket_id, channel, None);
+        Ok(sealcast_core::client::ChannelAuth { auth, channel_data: None })
+    }
+}
+
 /// Starts `sealcast serve` (the binary `bin`) on `port` with the config
 /// `dir/bench.toml` and its data under `dir/data`, for the benchmarks;
 /// returns once it listens (its further output is drained).

@@ -692,7 +692,19 @@ impl ServerConfig {
 fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {
     let text =
         std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.into(), source })?;
-    toml::from_str(&text).map_err(|e| ConfigError::Parse { path: path.into(), message: e.to_string() })
+    toml::from_str(&text)
+        .map_err(|e| ConfigError::Parse { path: path.into(), message: parse_message(&text, &e) })
+}
+
+/// The parser's message with its line and column, without the quoted line
+/// of the file the parser adds (it may hold an app secret, and a refused
+/// reload is logged).
+fn parse_message(text: &str, error: &toml::de::Error) -> String {
+    let Some(span) = error.span() else { return error.message().to_owned() };
+    let before = text.get(..span.start).unwrap_or(text);
+    let line = before.matches('\n').count() + 1;
+    let column = before.chars().rev().take_while(|c| *c != '\n').count() + 1;
+    format!("line {line}, column {column}: {}", error.message())
 }
 
 fn random_hex(bytes: usize) -> String {
@@ -759,6 +771,21 @@ mod tests {
             ServerConfig::load(&Overrides::default(), env_of(&[("SEALCAST_WORKER_THREADS", "5000")]))
                 .unwrap_err();
         assert!(threads.to_string().contains("at most 1024"), "{threads}");
+    }
+
+    #[test]
+    fn a_file_that_does_not_parse_is_located_without_quoting_it() {
+        let dir = std::env::temp_dir().join(format!("sealcast-config-parse-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("bad.toml");
+        std::fs::write(&path, "[[apps]]\nid = \"a\"\nkey = \"k\"\nsecret = \"s3cr3t\n").unwrap();
+        let err =
+            ServerConfig::load(&Overrides { config_file: Some(path), ..Overrides::default() }, env_of(&[]))
+                .unwrap_err()
+                .to_string();
+        assert!(err.contains("line 4"), "{err}");
+        assert!(!err.contains("s3cr3t"), "the file's line was quoted: {err}");
+        std::fs::remove_dir_all(dir).unwrap();
     }
 
     #[test]

@@ -39,7 +39,7 @@ use crate::history::{Broadcast, History, HistoryStoreError, NewEvent, StreamLimi
 use crate::jwt::TokenVerifier;
 use crate::metrics::Metrics;
 use crate::rate::TokenBucket;
-use crate::webhooks::{self, HookEvent, Webhooks};
+use crate::webhooks::{self, EventType, HookEvent, Webhooks};
 use crate::ws::outbound::Fanout;
 pub use crate::ws::outbound::{CloseRequest, ConnHandle};
 
@@ -308,17 +308,18 @@ impl App {
         metrics: &Metrics,
     ) {
         let clustered = self.bus.is_clustered();
+        let webhooks = self.webhooks();
         for transition in transitions {
             match transition {
                 Transition::Subscribed => metrics.subscriptions.inc(),
                 Transition::Unsubscribed => metrics.subscriptions.dec(),
                 Transition::Occupied { channel } => {
                     tracing::debug!(%channel, "channel occupied");
-                    self.webhooks().emit(HookEvent::ChannelOccupied { channel });
+                    webhooks.emit(HookEvent::ChannelOccupied { channel });
                 }
                 Transition::Vacated { channel } => {
                     tracing::debug!(%channel, "channel vacated");
-                    self.webhooks().emit(HookEvent::ChannelVacated { channel });
+                    webhooks.emit(HookEvent::ChannelVacated { channel });
                 }
                 Transition::Occupancy { channel, subscriptions } if clustered => {
                     self.tell_cluster(BusMessage::Occupancy { channel, subscriptions }, metrics);
@@ -328,16 +329,23 @@ impl App {
                 // the webhook claims pick the node whose change made the
                 // user appear or vanish cluster-wide (webhooks::HookClaims).
                 Transition::JoinedHere { channel, user_id, info } => {
-                    let event = HookEvent::MemberAdded { channel: channel.clone(), user_id: user_id.clone() };
-                    self.webhooks().emit(event);
+                    if webhooks.wants(EventType::MemberAdded) {
+                        webhooks.emit(HookEvent::MemberAdded {
+                            channel: channel.clone(),
+                            user_id: user_id.clone(),
+                        });
+                    }
                     if clustered {
                         self.tell_cluster(BusMessage::MemberJoined { channel, user_id, info }, metrics);
                     }
                 }
                 Transition::LeftHere { channel, user_id } => {
-                    let event =
-                        HookEvent::MemberRemoved { channel: channel.clone(), user_id: user_id.clone() };
-                    self.webhooks().emit(event);
+                    if webhooks.wants(EventType::MemberRemoved) {
+                        webhooks.emit(HookEvent::MemberRemoved {
+                            channel: channel.clone(),
+                            user_id: user_id.clone(),
+                        });
+                    }
                     if clustered {
                         self.tell_cluster(BusMessage::MemberLeft { channel, user_id }, metrics);
                     }

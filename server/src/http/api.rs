@@ -136,8 +136,10 @@ fn verify_signature(
     params: &[(String, String)],
 ) -> Result<(), &'static str> {
     let get = |name: &str| params.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str());
+    // One copy: a reload swapping key and secret is never seen half-way.
+    let config = app.config();
     let signature = get("auth_signature").ok_or("missing auth_signature")?;
-    if get("auth_key") != Some(app.config().key.as_str()) {
+    if get("auth_key") != Some(config.key.as_str()) {
         return Err("auth_key does not name this app");
     }
     if get("auth_version") != Some("1.0") {
@@ -153,7 +155,7 @@ fn verify_signature(
     signed.sort();
     let query_string = signed.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join("&");
     let to_sign = format!("{method}\n{path}\n{query_string}");
-    let expected = auth::hmac_hex(&app.config().secret, to_sign.as_bytes());
+    let expected = auth::hmac_hex(&config.secret, to_sign.as_bytes());
     if !auth::signatures_equal(signature, &expected) {
         return Err("invalid auth_signature");
     }
@@ -219,13 +221,14 @@ fn validate_event(app: &App, event: &EventRequest) -> Result<Vec<ChannelName>, R
     if names.is_empty() {
         return Err(Refused::bad_request("an event needs `channels` or `channel`"));
     }
-    if names.len() > app.config().max_event_channels {
+    let config = app.config();
+    if names.len() > config.max_event_channels {
         return Err(Refused::bad_request("too many channels in one event"));
     }
     if event.name.is_empty() || event.name.len() > 200 {
         return Err(Refused::bad_request("event names are 1 to 200 characters"));
     }
-    if event.data.get().len() > app.config().max_event_payload_bytes {
+    if event.data.get().len() > config.max_event_payload_bytes {
         return Err(Refused(StatusCode::PAYLOAD_TOO_LARGE, "event data over the payload limit".into()));
     }
     names

@@ -20,7 +20,8 @@ impl Session {
             Err(err) => return self.error(&ServerError::ClientEventChannel(err.to_string())),
         };
         let rejected = |message| ServerError::ClientEventRejected(message);
-        if !self.app.config().enable_client_messages {
+        let config = self.app.config();
+        if !config.enable_client_messages {
             return self.error(&rejected("client events are disabled for this app"));
         }
         if !channel.allows_client_events() {
@@ -30,7 +31,7 @@ impl Session {
             return self.error(&rejected("event name longer than 200 characters"));
         }
         let size = frame.data.as_ref().map_or(0, |d| d.get().len());
-        if size > self.app.config().max_event_payload_bytes {
+        if size > config.max_event_payload_bytes {
             return self.error(&rejected("event data over the payload limit"));
         }
         let Some(user_id) = self.app.subscription(&self.handle.socket_id, channel.as_str()) else {
@@ -55,7 +56,8 @@ impl Session {
             }
         }
         self.state.metrics.fanout_latency.observe(started.elapsed());
-        if self.app.webhooks().wants(crate::webhooks::EventType::ClientEvent) {
+        let webhooks = self.app.webhooks();
+        if webhooks.wants(crate::webhooks::EventType::ClientEvent) {
             let event = HookEvent::ClientEvent {
                 channel: channel.as_str().to_owned(),
                 event: frame.event.clone(),
@@ -63,7 +65,7 @@ impl Session {
                 socket_id: self.handle.socket_id.to_string(),
                 user_id,
             };
-            self.app.webhooks().emit(event);
+            webhooks.emit(event);
         }
     }
 }
