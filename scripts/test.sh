@@ -78,6 +78,10 @@ install_prerequisites() {
 
 [ "${SEALCAST_TEST_SKIP_INSTALL:-0}" = 1 ] || install_prerequisites
 
+# A full run builds several GB (target/ and bindings/bindgen/target/); say
+# what the disk has, so "No space left on device" is explained at the top.
+log "disk: $(df -h --output=avail . | tail -1 | tr -d ' ') available"
+
 log "cargo fmt --check"
 cargo fmt --all --check
 
@@ -142,4 +146,4 @@ python3 scripts/verify_vectors.py docs/envelope-vectors.json
 log "bindings: Python, Kotlin and Swift against sealcast serve"
 scripts/bindings.sh
 
-log "all tests passed"
+log "all tests passed (target/: $(du -sh target | cut -f1))"
