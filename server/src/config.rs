@@ -262,6 +262,9 @@ pub struct AppConfig {
     /// busy for the others.
     #[serde(default = "default_app_history_reads")]
     pub app_history_reads_per_second: u32,
+    /// The key directory's budgets (`[apps.key_directory]`).
+    #[serde(default)]
+    pub key_directory: crate::directory::KeyDirectoryConfig,
 }
 
 fn yes() -> bool {
@@ -373,6 +376,7 @@ impl AppConfig {
             history_max_bytes: default_history_max_bytes(),
             history_reads_per_second: default_history_reads(),
             app_history_reads_per_second: default_app_history_reads(),
+            key_directory: crate::directory::KeyDirectoryConfig::default(),
         }
     }
 }
@@ -653,6 +657,7 @@ impl ServerConfig {
                 app.other_frames_per_second,
                 app.history_reads_per_second,
                 app.app_history_reads_per_second,
+                app.key_directory.requests_per_second,
             ];
             if app.max_event_payload_bytes == 0
                 || rates.contains(&0)
@@ -683,6 +688,18 @@ impl ServerConfig {
             }
             if app.history_max_bytes == 0 {
                 return invalid(format!("app {:?}: history_max_bytes must be positive", app.id));
+            }
+            let directory = &app.key_directory;
+            if directory.max_package_bytes == 0
+                || directory.max_packages_per_device == 0
+                || directory.max_devices_per_user == 0
+                || directory.max_bytes
+                    < directory.max_package_bytes + crate::directory::PACKAGE_OVERHEAD_BYTES
+            {
+                return invalid(format!(
+                    "app {:?}: key_directory limits must be positive and max_bytes must hold one package",
+                    app.id
+                ));
             }
         }
         Ok(())
@@ -785,6 +802,37 @@ mod tests {
                 .to_string();
         assert!(err.contains("line 4"), "{err}");
         assert!(!err.contains("s3cr3t"), "the file's line was quoted: {err}");
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn key_directory_budgets_parse_and_bad_ones_are_refused() {
+        let dir = std::env::temp_dir().join(format!("sealcast-config-kd-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("kd.toml");
+        let load = |table: &str| {
+            std::fs::write(
+                &path,
+                format!("[[apps]]\nid = \"a\"\nkey = \"k\"\nsecret = \"s\"\n[apps.key_directory]\n{table}"),
+            )
+            .unwrap();
+            ServerConfig::load(
+                &Overrides { config_file: Some(path.clone()), ..Overrides::default() },
+                env_of(&[]),
+            )
+        };
+        let config = load("max_packages_per_device = 3\n").unwrap();
+        let directory = config.apps[0].key_directory;
+        assert_eq!(directory.max_packages_per_device, 3);
+        assert_eq!(
+            directory.max_devices_per_user,
+            crate::directory::KeyDirectoryConfig::default().max_devices_per_user
+        );
+        for bad in
+            ["max_packages_per_device = 0\n", "requests_per_second = 0\n", "max_bytes = 100\n", "typo = 1\n"]
+        {
+            assert!(load(bad).is_err(), "{bad} was accepted");
+        }
         std::fs::remove_dir_all(dir).unwrap();
     }
 

@@ -61,7 +61,36 @@ fn command(message: Message, limits: &mut FrameLimits, now: Instant) {
         FrameKind::DocJoin | FrameKind::DocSubmit | FrameKind::DocDigest | FrameKind::DocSnapshot => {
             let _ = DocRequest::parse(&frame);
         }
+        FrameKind::KeyDirectory => {
+            let _ = sealcast_core::protocol::directory::Request::parse(&frame);
+        }
         _ => {}
+    }
+}
+
+/// Untrusted bytes as key directory requests (one frame per line, the
+/// first byte of a line choosing which of three signed-in users sends
+/// it) against a directory with small budgets: never a panic, and the
+/// app's bytes never over its budget.
+pub fn key_directory(data: &[u8]) {
+    use sealcast_core::protocol::directory::Request;
+
+    let directory = crate::directory::KeyDirectory::in_memory();
+    let limits = crate::directory::KeyDirectoryConfig {
+        max_package_bytes: 64,
+        max_packages_per_device: 4,
+        max_devices_per_user: 2,
+        max_bytes: 1024,
+        requests_per_second: 1,
+    };
+    for line in data.split(|b| *b == b'\n') {
+        let Some((&who, text)) = line.split_first() else { continue };
+        let Ok(frame) = ClientFrame::parse(text) else { continue };
+        let Ok(request) = Request::parse(&frame) else { continue };
+        let user = ["alice", "bob", "mallory"][usize::from(who) % 3];
+        let _ = directory.handle("app", user, &request, &limits);
+        let bytes = directory.app_bytes("app").expect("memory store");
+        assert!(bytes <= limits.max_bytes, "the app holds {bytes} bytes");
     }
 }
 
@@ -101,5 +130,7 @@ mod tests {
         assert!(jwt >= 3, "only {jwt} jwt seeds");
         let frames = replay("client_frames", super::client_frames);
         assert!(frames >= 8, "only {frames} frame seeds");
+        let directory = replay("key_directory", super::key_directory);
+        assert!(directory >= 3, "only {directory} key directory seeds");
     }
 }

@@ -12,6 +12,7 @@ pub mod cli;
 pub mod cluster;
 pub mod config;
 pub mod connection;
+pub mod directory;
 pub mod docs;
 pub mod history;
 pub mod http;

@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use crate::app::App;
 use crate::app::bus::{Broker, LocalBroker};
 use crate::config::{AppConfig, ServerConfig};
+use crate::directory::KeyDirectory;
 use crate::docs::{RedisStore, Sequencer, StoreError};
 use crate::history::History;
 use crate::metrics::Metrics;
@@ -23,6 +24,8 @@ pub struct ServerState {
     pub sequencer: Sequencer,
     /// Carries events and presence to the other nodes (a no-op alone).
     pub bus: Arc<dyn Broker>,
+    /// Devices' MLS key packages (docs/protocol.md, "Key directory").
+    pub key_directory: KeyDirectory,
 
     /// The apps served (a config reload swaps them: [`ServerState::reload_apps`]).
     apps: RwLock<Apps>,
@@ -54,6 +57,8 @@ impl ServerState {
             History::open(config.history, &config.data_dir, config.cluster.as_deref())
                 .map_err(|err| StoreError::Backend(err.to_string()))?,
         );
+        let key_directory = KeyDirectory::open(config.cluster.as_deref())
+            .map_err(|err| StoreError::Backend(err.to_string()))?;
         let metrics = Metrics::default();
         let apps: Vec<Arc<App>> = config
             .apps
@@ -71,6 +76,7 @@ impl ServerState {
             metrics,
             sequencer,
             bus,
+            key_directory,
             apps,
             history,
             socket_prefix: u32::from_le_bytes(seed) % 1_000_000_000,

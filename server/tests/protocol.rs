@@ -145,15 +145,6 @@ async fn client_events_only_where_allowed() {
     }
 }
 
-/// Signs `client` in as `user_id` (Pusher user authentication).
-async fn sign_in(client: &mut Client, user_id: &str) {
-    let user_data = json!({"id": user_id}).to_string();
-    let signature = auth::user_signature(APP_SECRET, &client.socket_id, &user_data);
-    let auth = format!("{APP_KEY}:{signature}");
-    client.send(json!({"event": "pusher:signin", "data": {"auth": auth, "user_data": user_data}})).await;
-    client.expect_event("pusher:signin_success").await;
-}
-
 /// Pusher's user channels: after `pusher:signin` a connection may join its
 /// own `#server-to-user-{id}` (no signature: the sign-in is the
 /// authorization) and the HTTP API's events reach every connection of that
@@ -164,12 +155,12 @@ async fn a_signed_in_user_receives_events_sent_to_them_on_every_connection() {
     let server = Server::start("", "");
     let mut tabs = [server.client().await, server.client().await];
     for tab in &mut tabs {
-        sign_in(tab, "ann").await;
+        tab.sign_in("ann").await;
         tab.send(json!({"event": "pusher:subscribe", "data": {"channel": "#server-to-user-ann"}})).await;
         tab.expect_event("pusher_internal:subscription_succeeded").await;
     }
     let mut bob = server.client().await;
-    sign_in(&mut bob, "bob").await;
+    bob.sign_in("bob").await;
     bob.send(json!({"event": "pusher:subscribe", "data": {"channel": "#server-to-user-ann"}})).await;
     let refused = bob.expect_event("pusher:subscription_error").await;
     assert_eq!(refused["data"]["status"], 401);
@@ -199,7 +190,7 @@ async fn a_signed_in_user_receives_events_sent_to_them_on_every_connection() {
 async fn with_required_sign_in_an_anonymous_connection_is_closed_with_4009() {
     let server = Server::start("", "require_signin_secs = 2");
     let mut signed = server.client().await;
-    sign_in(&mut signed, "ann").await;
+    signed.sign_in("ann").await;
     let mut anonymous = server.client().await;
     assert_eq!(anonymous.expect_close().await, Some(4009));
     // The signed-in connection is still served.

@@ -21,6 +21,9 @@ mod group;
 mod identity;
 mod wire;
 
+#[cfg(any(test, fuzzing))]
+pub mod fuzzing;
+
 #[cfg(test)]
 mod harness_tests;
 

@@ -6,8 +6,9 @@
 //! signatures ([`auth`]), the protocol's error codes ([`codes`]), the
 //! handshake path ([`handshake`]) and
 //! sealcast's document extension ([`doc`]: every document message, typed,
-//! both directions) and its history extension ([`history`]: stream
-//! positions, reads and their answers). It leaves
+//! both directions), its history extension ([`history`]: stream
+//! positions, reads and their answers) and its key directory
+//! ([`directory`]: devices' MLS key packages). It leaves
 //! sockets and state to the server and the client session. Event `data` is
 //! carried as raw JSON text end to end: the relay routes events without
 //! parsing their payloads. Reference: `docs/protocol.md`.
@@ -16,6 +17,7 @@ pub mod auth;
 mod channel;
 pub mod client;
 pub mod codes;
+pub mod directory;
 pub mod doc;
 pub mod event;
 mod frame;

@@ -12,7 +12,7 @@
 
 use std::time::{Duration, Instant};
 
-use sealcast_core::protocol::{client, doc, history};
+use sealcast_core::protocol::{client, directory, doc, history};
 
 use crate::config::AppConfig;
 pub use crate::rate::TokenBucket;
@@ -41,6 +41,8 @@ pub enum FrameKind {
     DocSnapshot,
     /// `sealcast:history`.
     History,
+    /// `sealcast:kp-*` (the key directory).
+    KeyDirectory,
     /// Anything else: pongs, binary, malformed or unknown frames.
     Other,
 }
@@ -57,6 +59,7 @@ impl FrameKind {
             doc::DIGEST => FrameKind::DocDigest,
             doc::SNAPSHOT => FrameKind::DocSnapshot,
             history::READ => FrameKind::History,
+            directory::PUBLISH | directory::FETCH | directory::CLEAR => FrameKind::KeyDirectory,
             event if event.starts_with(client::CLIENT_EVENT_PREFIX) => FrameKind::ClientEvent,
             _ => FrameKind::Other,
         }
@@ -74,6 +77,7 @@ impl FrameKind {
             FrameKind::DocDigest => "document digest",
             FrameKind::DocSnapshot => "document snapshot",
             FrameKind::History => "history read",
+            FrameKind::KeyDirectory => "key directory request",
             FrameKind::Other => "other frame",
         }
     }
@@ -103,6 +107,7 @@ pub struct FrameLimits {
     doc_digest: TokenBucket,
     doc_snapshot: TokenBucket,
     history: TokenBucket,
+    key_directory: TokenBucket,
     other: TokenBucket,
     /// Presence member changes (each a broadcast to every member).
     presence: TokenBucket,
@@ -130,6 +135,7 @@ impl FrameLimits {
             doc_digest: per_second(limits.doc_digests_per_second, 1),
             doc_snapshot: per_second(limits.doc_snapshots_per_second, 1),
             history: per_second(limits.history_reads_per_second, 1),
+            key_directory: per_second(limits.key_directory.requests_per_second, 1),
             other: per_second(limits.other_frames_per_second, 1),
             presence: per_second(limits.presence_changes_per_second, 1),
             strikes: TokenBucket::new(strikes / STRIKE_WINDOW.as_secs_f64(), strikes),
@@ -154,6 +160,7 @@ impl FrameLimits {
             FrameKind::DocDigest => &mut self.doc_digest,
             FrameKind::DocSnapshot => &mut self.doc_snapshot,
             FrameKind::History => &mut self.history,
+            FrameKind::KeyDirectory => &mut self.key_directory,
             FrameKind::Other => &mut self.other,
         };
         let allowed = bucket.allow(now);

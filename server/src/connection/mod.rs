@@ -333,6 +333,7 @@ impl Session {
                 self.document(&frame).await
             }
             FrameKind::History => self.history(&frame),
+            FrameKind::KeyDirectory => self.key_directory(&frame),
             FrameKind::Ping | FrameKind::Other => {
                 if frame.event != client::PONG {
                     debug!(event = %frame.event, "ignoring unknown event");
@@ -354,6 +355,9 @@ impl Session {
         }
         if kind == FrameKind::History {
             return self.history_rate_limited(frame);
+        }
+        if kind == FrameKind::KeyDirectory {
+            return self.key_directory_rate_limited(frame);
         }
         self.error(&ServerError::RateLimited(kind));
     }

@@ -378,6 +378,15 @@ impl Client {
         }
     }
 
+    /// Signs in as `user_id` (Pusher user authentication).
+    pub async fn sign_in(&mut self, user_id: &str) {
+        let user_data = json!({"id": user_id}).to_string();
+        let signature = auth::user_signature(APP_SECRET, &self.socket_id, &user_data);
+        let auth = format!("{APP_KEY}:{signature}");
+        self.send(json!({"event": "pusher:signin", "data": {"auth": auth, "user_data": user_data}})).await;
+        self.expect_event("pusher:signin_success").await;
+    }
+
     pub async fn subscribe(&mut self, channel: &str, auth: Option<&str>, channel_data: Option<&str>) {
         let mut data = json!({"channel": channel});
         if let Some(auth) = auth {
