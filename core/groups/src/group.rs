@@ -286,6 +286,19 @@ impl ChannelGroup {
         self.stage(device, adds, removals, roster).map(Some)
     }
 
+    /// A commit that changes no membership but gives the group a fresh
+    /// epoch from this device's new path secrets (post-compromise
+    /// security: rotate on a schedule and after a suspected compromise).
+    pub fn rotate(&mut self, device: &Device) -> Result<Vec<u8>, GroupError> {
+        if !self.is_member() {
+            return Err(GroupError::NotMember);
+        }
+        if self.in_flight.is_some() {
+            return Err(GroupError::CommitInFlight);
+        }
+        self.stage(device, Vec::new(), Vec::new(), None)
+    }
+
     /// Builds a commit of exactly these changes (no roster check: members
     /// check when it arrives) and keeps it in flight.
     fn stage(
