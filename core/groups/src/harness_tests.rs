@@ -239,12 +239,19 @@ fn five_devices_of_three_users_converge_through_adds_removes_races_and_garbage()
     w.assert_converged(&all, &all);
     let all_in = w.log.len() as u64;
 
-    // carol goes offline; 20 epochs pass (each a new roster, same devices).
-    for _ in 0..20 {
-        let roster = w.roster(&DEVICES);
+    // carol goes offline; 20 epochs pass (new rosters with the same
+    // devices, and rotations).
+    for round in 0..20 {
         let who = ["alice/phone", "bob/tablet", "alice/laptop"][w.rng.below(3)];
-        w.offer(&[who], &roster);
-        w.commit(who).unwrap();
+        if round % 2 == 0 {
+            let roster = w.roster(&DEVICES);
+            w.offer(&[who], &roster);
+            w.commit(who).unwrap();
+        } else {
+            let peer = w.peers.get_mut(who).unwrap();
+            let entry = peer.group.rotate(&peer.device).unwrap();
+            w.publish(entry);
+        }
         w.deliver_all(&["carol/phone"]);
     }
     let online: Vec<&str> = all.iter().copied().filter(|m| *m != "carol/phone").collect();
