@@ -4,7 +4,10 @@
 //! published envelope byte for byte; its AAD is rebuilt here from the spec
 //! (independently of the library) and checked against AES-GCM directly;
 //! every derivation is recomputed; every negative vector must fail with its
-//! published error code.
+//! published error code. Signed envelopes (format v2) likewise: re-sealed
+//! and re-signed byte for byte (Ed25519 is deterministic), the AAD and the
+//! signed bytes rebuilt from the spec, every signed negative failing with
+//! its code.
 //!
 //! Regenerate (only when the format deliberately changes):
 //! `SEALCAST_REGEN_VECTORS=1 cargo test -p sealcast-core --test vectors -- --test-threads=1`.
@@ -17,7 +20,10 @@ use aes_gcm::{Aes256Gcm, Nonce};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use rand_core::{TryCryptoRng, TryRng};
-use sealcast_core::crypto::{Envelope, JsonPointer, Key, KeyRing, Scope, derive_key, open_value, seal_value};
+use sealcast_core::crypto::{
+    Envelope, EnvelopeSigner, JsonPointer, Key, KeyRing, Scope, SignerId, SignerKeys, derive_key,
+    open_signed_value, open_value, seal_signed_value, seal_value,
+};
 use serde_json::{Value, json};
 
 /// An RNG that hands out exactly the given nonce: vectors need fixed nonces.
@@ -51,9 +57,31 @@ fn lp(out: &mut Vec<u8>, bytes: &[u8]) {
 
 /// The AAD exactly as docs/envelope.md writes it, built without the library.
 fn spec_aad(kid: &str, kv: u32, kind: &str, fields: &[String], path: &str) -> Vec<u8> {
+    spec_aad_v(1, kid, kv, kind, fields, path)
+}
+
+/// A signed envelope's AAD (§11): version 2, then lp(sdr) at the end.
+fn spec_aad_signed(kid: &str, kv: u32, kind: &str, fields: &[String], path: &str, sdr: &[u8]) -> Vec<u8> {
+    let mut aad = spec_aad_v(2, kid, kv, kind, fields, path);
+    lp(&mut aad, sdr);
+    aad
+}
+
+/// What a sender signs (§11), from the spec.
+fn spec_signed_bytes(aad: &[u8], iv: &[u8], ct: &[u8], kc: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    lp(&mut out, b"sealcast/envelope-signature");
+    lp(&mut out, aad);
+    out.extend_from_slice(iv);
+    lp(&mut out, ct);
+    out.extend_from_slice(kc);
+    out
+}
+
+fn spec_aad_v(version: u8, kid: &str, kv: u32, kind: &str, fields: &[String], path: &str) -> Vec<u8> {
     let mut aad = Vec::new();
     lp(&mut aad, b"sealcast/envelope");
-    aad.push(1);
+    aad.push(version);
     lp(&mut aad, b"A256GCM");
     lp(&mut aad, kid.as_bytes());
     aad.extend_from_slice(&kv.to_be_bytes());
@@ -299,7 +327,7 @@ fn generate() -> Value {
         ),
         (
             "unsupported version",
-            mutated("v", json!(2)),
+            mutated("v", json!(3)),
             "chat:room-42:msg-1",
             "/body",
             "room-42",
@@ -389,12 +417,142 @@ fn generate() -> Value {
         "error": "invalid_plaintext"
     }));
 
+    let (signed, signed_negative) = signed_vectors();
     json!({
-        "description": "sealcast envelope v1 test vectors. See docs/envelope.md. Keys and nonces are synthetic; never use them.",
+        "description": "sealcast envelope test vectors (v1, and v2 with sender signatures). See docs/envelope.md. Keys, seeds and nonces are synthetic; never use them.",
         "positive": positive,
         "derivations": derivations(),
         "negative": negative,
+        "signed": signed,
+        "signed_negative": signed_negative,
     })
+}
+
+/// Deterministic, obviously-synthetic Ed25519 seeds.
+fn test_seed(n: u8) -> [u8; 32] {
+    core::array::from_fn(|i| n.wrapping_mul(53).wrapping_add(i as u8))
+}
+
+/// Signers known to the signed vectors' opener: every signer's public key.
+struct Signers(Vec<[u8; 32]>, bool);
+
+impl SignerKeys for Signers {
+    fn signer_key(&self, _kid: &str, _kv: u32, signer: &SignerId) -> Option<[u8; 32]> {
+        self.0.iter().find(|key| SignerId::of(key) == *signer).copied()
+    }
+    fn requires_signature(&self, _kid: &str) -> bool {
+        self.1
+    }
+}
+
+fn signed_vectors() -> (Vec<Value>, Vec<Value>) {
+    let cases = [
+        (
+            "signed chat body",
+            1u8,
+            "room-42",
+            1u32,
+            "chat:room-42:msg-1",
+            "/body",
+            json!("Private message"),
+            1u8,
+        ),
+        (
+            "signed document op",
+            2,
+            "mls.AAECAwQFBgcICQoLDA0ODw",
+            7,
+            "doc:doc-1:op:42",
+            "",
+            json!({"op_id": "x", "delta": {"ops": [{"insert": "héllo 👋"}]}}),
+            2,
+        ),
+    ];
+    let mut signed = Vec::new();
+    for (n, (name, key_n, kid, kv, scope_text, path_text, plaintext, seed_n)) in cases.into_iter().enumerate()
+    {
+        let key = test_key(key_n);
+        let iv = test_iv(100 + n as u8);
+        let signer = EnvelopeSigner::from_seed(&test_seed(seed_n));
+        let scope: Scope = scope_text.parse().unwrap();
+        let path: JsonPointer = path_text.parse().unwrap();
+        let envelope =
+            seal_signed_value(&key, kid, kv, &scope, &path, &plaintext, &signer, &mut FixedRng(iv.clone()))
+                .unwrap();
+        let aad = spec_aad_signed(kid, kv, scope.kind(), &scope.fields(), path_text, &signer.id().0);
+        let message = spec_signed_bytes(&aad, &iv, &envelope.ct, &envelope.kc);
+        signed.push(json!({
+            "name": name, "key": key.to_base64url(), "kid": kid, "kv": kv, "scope": scope_text,
+            "scope_kind": scope.kind(), "scope_fields": scope.fields(), "path": path_text,
+            "plaintext": plaintext, "plaintext_utf8": serde_json::to_string(&plaintext).unwrap(),
+            "iv": B64.encode(&iv), "signer_seed": B64.encode(test_seed(seed_n)),
+            "signer_public": B64.encode(signer.public_key()), "sdr": signer.id().to_base64url(),
+            "aad_hex": hex(&aad), "signed_hex": hex(&message), "envelope": envelope.to_json(),
+        }));
+    }
+    let base = &signed[0];
+    let envelope = base["envelope"].clone();
+    let members: Vec<String> =
+        [1u8, 3].iter().map(|n| B64.encode(EnvelopeSigner::from_seed(&test_seed(*n)).public_key())).collect();
+    let mutated = |field: &str, value: Value| {
+        let mut e = envelope.clone();
+        e[field] = value;
+        e
+    };
+    let flip_first = |text: &str| {
+        let first = if text.starts_with('A') { 'B' } else { 'A' };
+        format!("{first}{}", &text[1..])
+    };
+    let text = |field: &str| envelope[field].as_str().unwrap().to_owned();
+    let stranger = {
+        let signer = EnvelopeSigner::from_seed(&test_seed(9));
+        let scope: Scope = "chat:room-42:msg-1".parse().unwrap();
+        let path: JsonPointer = "/body".parse().unwrap();
+        seal_signed_value(
+            &test_key(1),
+            "room-42",
+            1,
+            &scope,
+            &path,
+            &json!("hi"),
+            &signer,
+            &mut FixedRng(test_iv(120)),
+        )
+        .unwrap()
+        .to_json()
+    };
+    let mut stripped = envelope.clone();
+    stripped["v"] = json!(1);
+    stripped.as_object_mut().unwrap().remove("sdr");
+    stripped.as_object_mut().unwrap().remove("sig");
+    let mut no_sig = envelope.clone();
+    no_sig.as_object_mut().unwrap().remove("sig");
+    let other_member = SignerId::of(&EnvelopeSigner::from_seed(&test_seed(3)).public_key()).to_base64url();
+    let negative_cases: Vec<(&str, Value, bool, &str)> = vec![
+        (
+            "signature byte changed",
+            mutated("sig", json!(flip_first(&text("sig")))),
+            true,
+            "signature_invalid",
+        ),
+        ("ciphertext byte changed", mutated("ct", json!(flip_first(&text("ct")))), true, "signature_invalid"),
+        ("sender swapped to another member", mutated("sdr", json!(other_member)), true, "signature_invalid"),
+        ("signed by a key that is not a member's", stranger, true, "unknown_signer"),
+        ("signature stripped where signatures are required", stripped.clone(), true, "signature_required"),
+        ("signature stripped where they are optional", stripped, false, "decrypt_failed"),
+        ("v2 without sig", no_sig, true, "malformed_envelope"),
+    ];
+    let negative = negative_cases
+        .into_iter()
+        .map(|(name, envelope, required, error)| {
+            json!({
+                "name": name, "key": base["key"], "kid": "room-42", "kv": 1, "scope": "chat:room-42:msg-1",
+                "path": "/body", "signers": members, "signatures_required": required,
+                "envelope": envelope, "error": error,
+            })
+        })
+        .collect();
+    (signed, negative)
 }
 
 fn derivations() -> Vec<Value> {
@@ -494,6 +652,94 @@ fn positive_vectors_seal_and_open_exactly() {
         // 3. The published envelope opens to the plaintext.
         let parsed = Envelope::from_json(&v["envelope"]).unwrap();
         assert_eq!(open_value(&key, &scope, &path, &parsed).unwrap(), v["plaintext"], "{name}: open");
+    }
+}
+
+#[test]
+fn signed_vectors_seal_sign_and_open_exactly() {
+    let vectors = load();
+    let signed = vectors["signed"].as_array().unwrap();
+    assert!(signed.len() >= 2);
+    for v in signed {
+        let name = v["name"].as_str().unwrap();
+        let key = key_of(v["key"].as_str().unwrap());
+        let (kid, kv) = (v["kid"].as_str().unwrap(), u32::try_from(v["kv"].as_u64().unwrap()).unwrap());
+        let scope = scope_of(v);
+        let path: JsonPointer = v["path"].as_str().unwrap().parse().unwrap();
+        let iv = B64.decode(v["iv"].as_str().unwrap()).unwrap();
+        let seed: [u8; 32] = B64.decode(v["signer_seed"].as_str().unwrap()).unwrap().try_into().unwrap();
+        let signer = EnvelopeSigner::from_seed(&seed);
+        assert_eq!(
+            B64.encode(signer.public_key()),
+            v["signer_public"].as_str().unwrap(),
+            "{name}: public key"
+        );
+        let envelope = seal_signed_value(
+            &key,
+            kid,
+            kv,
+            &scope,
+            &path,
+            &v["plaintext"],
+            &signer,
+            &mut FixedRng(iv.clone()),
+        )
+        .unwrap();
+        assert_eq!(envelope.to_json(), v["envelope"], "{name}: envelope");
+        // The AAD and the signed bytes from the spec; the signature checks
+        // against them with a plain Ed25519 verifier.
+        let fields: Vec<String> =
+            v["scope_fields"].as_array().unwrap().iter().map(|f| f.as_str().unwrap().to_owned()).collect();
+        let sdr = B64.decode(v["sdr"].as_str().unwrap()).unwrap();
+        let aad = spec_aad_signed(
+            kid,
+            kv,
+            v["scope_kind"].as_str().unwrap(),
+            &fields,
+            v["path"].as_str().unwrap(),
+            &sdr,
+        );
+        assert_eq!(hex(&aad), v["aad_hex"].as_str().unwrap(), "{name}: aad");
+        let ct = B64.decode(v["envelope"]["ct"].as_str().unwrap()).unwrap();
+        let kc = B64.decode(v["envelope"]["kc"].as_str().unwrap()).unwrap();
+        let message = spec_signed_bytes(&aad, &iv, &ct, &kc);
+        assert_eq!(hex(&message), v["signed_hex"].as_str().unwrap(), "{name}: signed bytes");
+        let public = ed25519_dalek::VerifyingKey::from_bytes(&signer.public_key()).unwrap();
+        let sig: [u8; 64] = B64.decode(v["envelope"]["sig"].as_str().unwrap()).unwrap().try_into().unwrap();
+        public.verify_strict(&message, &ed25519_dalek::Signature::from_bytes(&sig)).expect(name);
+        let raw = Aes256Gcm::new_from_slice(key.expose_secret())
+            .unwrap()
+            .encrypt(
+                &Nonce::try_from(iv.as_slice()).unwrap(),
+                Payload { msg: v["plaintext_utf8"].as_str().unwrap().as_bytes(), aad: &aad },
+            )
+            .unwrap();
+        assert_eq!(raw, ct, "{name}: raw AES-GCM");
+        let parsed = Envelope::from_json(&v["envelope"]).unwrap();
+        let signers = Signers(vec![signer.public_key()], true);
+        let (value, by) = open_signed_value(&key, &scope, &path, &parsed, &signers).unwrap();
+        assert_eq!((value, by), (v["plaintext"].clone(), Some(signer.id())), "{name}: open");
+    }
+}
+
+#[test]
+fn signed_negative_vectors_fail_with_their_code() {
+    let vectors = load();
+    for v in vectors["signed_negative"].as_array().unwrap() {
+        let name = v["name"].as_str().unwrap();
+        let key = key_of(v["key"].as_str().unwrap());
+        let members = v["signers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|k| B64.decode(k.as_str().unwrap()).unwrap().try_into().unwrap())
+            .collect();
+        let signers = Signers(members, v["signatures_required"].as_bool().unwrap());
+        let path: JsonPointer = v["path"].as_str().unwrap().parse().unwrap();
+        let result = Envelope::from_json(&v["envelope"])
+            .and_then(|e| open_signed_value(&key, &scope_of(v), &path, &e, &signers));
+        let err = result.expect_err(name);
+        assert_eq!(err.code(), v["error"].as_str().unwrap(), "{name}: {err}");
     }
 }
 

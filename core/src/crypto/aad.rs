@@ -9,21 +9,27 @@
 //! lp("sealcast/envelope") || u8 version || lp(alg) || lp(kid) || u32be kv
 //!   || lp(scope kind) || u8 field count || lp(field 1) … lp(field n)
 //!   || lp(JSON pointer of the sealed field)
+//!   [ || lp(sdr) ]        version 2 only: the signer id
 //! ```
 
+use super::envelope::{ALG, SIGNED_VERSION, VERSION};
+use super::signature::SignerId;
 use super::{JsonPointer, Scope};
 
 const AAD_LABEL: &[u8] = b"sealcast/envelope";
 
+/// What the AAD takes from the envelope itself.
+pub(crate) struct Header<'a> {
+    pub kid: &'a str,
+    pub kv: u32,
+    /// A signed envelope's signer (format v2); `None`: v1.
+    pub signer: Option<&'a SignerId>,
+}
+
 /// Builds the AAD for one envelope.
-pub(crate) fn build(
-    version: u8,
-    alg: &str,
-    kid: &str,
-    kv: u32,
-    scope: &Scope,
-    path: &JsonPointer,
-) -> Vec<u8> {
+pub(crate) fn build(header: &Header<'_>, scope: &Scope, path: &JsonPointer) -> Vec<u8> {
+    let (kid, kv) = (header.kid, header.kv);
+    let (version, alg) = (if header.signer.is_some() { SIGNED_VERSION } else { VERSION }, ALG);
     let path = path.to_string();
     scope.with_fields(|fields| {
         let fields_len: usize = fields.iter().map(|f| f.len() + 4).sum();
@@ -40,6 +46,9 @@ pub(crate) fn build(
             push_prefixed(&mut out, field.as_bytes());
         }
         push_prefixed(&mut out, path.as_bytes());
+        if let Some(signer) = header.signer {
+            push_prefixed(&mut out, &signer.0);
+        }
         out
     })
 }
@@ -61,7 +70,7 @@ mod tests {
     fn layout_is_exact() {
         let scope = Scope::chat("r", "m").unwrap();
         let path: JsonPointer = "/body".parse().unwrap();
-        let aad = build(1, "A256GCM", "k", 7, &scope, &path);
+        let aad = build(&Header { kid: "k", kv: 7, signer: None }, &scope, &path);
         let mut expected = Vec::new();
         expected.extend_from_slice(b"\0\0\0\x11sealcast/envelope");
         expected.push(1);
@@ -79,8 +88,8 @@ mod tests {
     fn field_boundaries_are_unambiguous() {
         // ("ab","c") and ("a","bc") must not collide.
         let path: JsonPointer = "".parse().unwrap();
-        let a = build(1, "A256GCM", "k", 1, &Scope::chat("ab", "c").unwrap(), &path);
-        let b = build(1, "A256GCM", "k", 1, &Scope::chat("a", "bc").unwrap(), &path);
+        let a = build(&Header { kid: "k", kv: 1, signer: None }, &Scope::chat("ab", "c").unwrap(), &path);
+        let b = build(&Header { kid: "k", kv: 1, signer: None }, &Scope::chat("a", "bc").unwrap(), &path);
         assert_ne!(a, b);
     }
 }

@@ -10,7 +10,8 @@
 //! 128-bit tag appended, `kc` the key commitment ([`super::commit`]), all
 //! unpadded base64url. The plaintext is the compact JSON text of the sealed
 //! value. The AAD ([`super::aad`]) binds version, alg, kid, kv, scope and
-//! field path.
+//! field path. Version 2 adds the sender's signature (`sdr`, `sig`:
+//! [`super::signature`]); its AAD also binds `sdr`.
 
 use aes_gcm::Nonce;
 use aes_gcm::aead::AeadInOut;
@@ -18,10 +19,13 @@ use rand_core::TryCryptoRng;
 use serde_json::{Map, Value};
 
 use super::commit::{self, COMMIT_LEN, IV_LEN};
+use super::signature::{SIGNATURE_LEN, SIGNER_ID_LEN, SenderSignature, SignerId};
 use super::{CryptoError, JsonPointer, Key, Scope, aad, b64, plaintext, rng};
 
-/// The envelope format version this build writes and reads.
+/// The envelope format version of unsigned envelopes.
 pub const VERSION: u8 = 1;
+/// The envelope format version of envelopes with a sender signature.
+pub const SIGNED_VERSION: u8 = 2;
 /// The one algorithm of version 1.
 pub const ALG: &str = "A256GCM";
 /// Largest plaintext (the sealed value's JSON text) sealed or opened, in bytes.
@@ -30,7 +34,7 @@ pub const MAX_SEALED_BYTES: usize = 1 << 20;
 pub const MAX_KID_LEN: usize = 128;
 
 const TAG_LEN: usize = 16;
-const FIELDS: [&str; 7] = ["v", "alg", "kid", "kv", "iv", "ct", "kc"];
+const FIELDS: [&str; 9] = ["v", "alg", "kid", "kv", "iv", "ct", "kc", "sdr", "sig"];
 
 /// A parsed envelope. Holding one says nothing about authenticity: only
 /// [`open_value`] (or the ring and field helpers built on it) checks that.
@@ -46,24 +50,32 @@ pub struct Envelope {
     pub ct: Vec<u8>,
     /// Key commitment.
     pub kc: [u8; COMMIT_LEN],
+    /// The sender's signature (format v2), if signed.
+    pub signature: Option<SenderSignature>,
 }
 
 impl Envelope {
     /// The envelope as the JSON object that replaces the sealed field.
     pub fn to_json(&self) -> Value {
         let mut map = Map::with_capacity(FIELDS.len());
-        map.insert("v".into(), VERSION.into());
+        let version = if self.signature.is_some() { SIGNED_VERSION } else { VERSION };
+        map.insert("v".into(), version.into());
         map.insert("alg".into(), ALG.into());
         map.insert("kid".into(), self.kid.clone().into());
         map.insert("kv".into(), self.kv.into());
         map.insert("iv".into(), b64::encode(&self.iv).into());
         map.insert("ct".into(), b64::encode(&self.ct).into());
         map.insert("kc".into(), b64::encode(&self.kc).into());
+        if let Some(signature) = &self.signature {
+            map.insert("sdr".into(), b64::encode(&signature.signer.0).into());
+            map.insert("sig".into(), b64::encode(&signature.sig).into());
+        }
         Value::Object(map)
     }
 
-    /// Parses an envelope object strictly: exactly the seven fields, right
-    /// types, canonical base64url, version 1, alg `A256GCM`, sizes in bounds.
+    /// Parses an envelope object strictly: exactly the seven fields of
+    /// version 1 (or the nine of version 2), right types, canonical
+    /// base64url, alg `A256GCM`, sizes in bounds.
     pub fn from_json<'a>(value: &'a Value) -> Result<Envelope, CryptoError> {
         let malformed = |reason| CryptoError::MalformedEnvelope { reason };
         let map = value.as_object().ok_or(malformed("not a JSON object"))?;
@@ -71,13 +83,21 @@ impl Envelope {
         // be reported as "newer version", not as "malformed".
         let version = map.get("v").ok_or(malformed("missing `v`"))?;
         let version = version.as_u64().ok_or(malformed("`v` is not a non-negative integer"))?;
-        if version != u64::from(VERSION) {
-            return Err(CryptoError::UnsupportedVersion { version });
-        }
+        let signed = match version {
+            1 => false,
+            2 => true,
+            version => return Err(CryptoError::UnsupportedVersion { version }),
+        };
+        let fields_error = if signed {
+            malformed("fields must be exactly v, alg, kid, kv, iv, ct, kc, sdr, sig")
+        } else {
+            malformed("fields must be exactly v, alg, kid, kv, iv, ct, kc")
+        };
         // One pass over the entries (no per-field hashing); a JSON object
-        // has unique keys, so seven known keys and nothing else means exactly
-        // the seven fields.
+        // has unique keys, so the known keys and nothing else means exactly
+        // the version's fields.
         let (mut alg, mut kid, mut kv, mut iv, mut ct, mut kc) = (None, None, None, None, None, None);
+        let (mut sdr, mut sig) = (None, None);
         for (name, field) in map {
             let slot = match name.as_str() {
                 "v" => continue,
@@ -87,15 +107,19 @@ impl Envelope {
                 "iv" => &mut iv,
                 "ct" => &mut ct,
                 "kc" => &mut kc,
-                _ => return Err(malformed("fields must be exactly v, alg, kid, kv, iv, ct, kc")),
+                "sdr" if signed => &mut sdr,
+                "sig" if signed => &mut sig,
+                _ => return Err(fields_error),
             };
             *slot = Some(field);
         }
-        let missing = malformed("fields must be exactly v, alg, kid, kv, iv, ct, kc");
         let (Some(alg), Some(kid), Some(kv), Some(iv), Some(ct), Some(kc)) = (alg, kid, kv, iv, ct, kc)
         else {
-            return Err(missing);
+            return Err(fields_error);
         };
+        if signed && (sdr.is_none() || sig.is_none()) {
+            return Err(fields_error);
+        }
         let text = |field: &'a Value| field.as_str().ok_or(malformed("a field is not a string"));
         let alg = text(alg)?;
         if alg != ALG {
@@ -122,7 +146,28 @@ impl Envelope {
         if ct.len() < TAG_LEN {
             return Err(malformed("`ct` is shorter than the 16-byte tag"));
         }
-        Ok(Envelope { kid: kid.to_owned(), kv, iv, ct, kc })
+        let signature = match (sdr, sig) {
+            (Some(sdr), Some(sig)) => Some(SenderSignature {
+                signer: SignerId(b64::decode_array::<SIGNER_ID_LEN>(
+                    text(sdr)?,
+                    "sdr",
+                    malformed("`sdr` is not 16 bytes"),
+                )?),
+                sig: b64::decode_array::<SIGNATURE_LEN>(
+                    text(sig)?,
+                    "sig",
+                    malformed("`sig` is not 64 bytes"),
+                )?,
+            }),
+            _ => None,
+        };
+        Ok(Envelope { kid: kid.to_owned(), kv, iv, ct, kc, signature })
+    }
+
+    /// The AAD of this envelope for `scope` and `path` (v2's binds `sdr`).
+    fn aad(&self, scope: &Scope, path: &JsonPointer) -> Vec<u8> {
+        let signer = self.signature.as_ref().map(|s| &s.signer);
+        aad::build(&aad::Header { kid: &self.kid, kv: self.kv, signer }, scope, path)
     }
 
     /// True when `value` is shaped like an envelope (an object with the
@@ -138,7 +183,7 @@ impl Envelope {
 }
 
 /// Seals `value` under `key` (known as `kid`/`kv`) for `scope` and the
-/// field at `path`, with a fresh nonce from `rng`.
+/// field at `path`, with a fresh nonce from `rng` (format v1, unsigned).
 pub fn seal_value<R: TryCryptoRng + ?Sized>(
     key: &Key,
     kid: &str,
@@ -148,7 +193,40 @@ pub fn seal_value<R: TryCryptoRng + ?Sized>(
     value: &Value,
     rng: &mut R,
 ) -> Result<Envelope, CryptoError> {
-    validate_kid(kid)?;
+    seal(key, &aad::Header { kid, kv, signer: None }, scope, path, value, rng).map(|(envelope, _)| envelope)
+}
+
+/// Seals like [`seal_value`], then signs as `signer` (format v2).
+#[cfg(feature = "signatures")]
+#[allow(clippy::too_many_arguments)]
+pub fn seal_signed_value<R: TryCryptoRng + ?Sized>(
+    key: &Key,
+    kid: &str,
+    kv: u32,
+    scope: &Scope,
+    path: &JsonPointer,
+    value: &Value,
+    signer: &super::EnvelopeSigner,
+    rng: &mut R,
+) -> Result<Envelope, CryptoError> {
+    let id = signer.id();
+    let header = aad::Header { kid, kv, signer: Some(&id) };
+    let (mut envelope, aad) = seal(key, &header, scope, path, value, rng)?;
+    let message = super::signature::signed_bytes(&aad, &envelope.iv, &envelope.ct, &envelope.kc);
+    envelope.signature = Some(SenderSignature { signer: id, sig: signer.sign(&message) });
+    Ok(envelope)
+}
+
+/// Encrypts; the envelope (without a signature) and its AAD.
+fn seal<R: TryCryptoRng + ?Sized>(
+    key: &Key,
+    header: &aad::Header<'_>,
+    scope: &Scope,
+    path: &JsonPointer,
+    value: &Value,
+    rng: &mut R,
+) -> Result<(Envelope, Vec<u8>), CryptoError> {
+    validate_kid(header.kid)?;
     let mut ct = plaintext::encode(value)?;
     let oversize = CryptoError::Oversize { what: "sealed value", size: ct.len(), limit: MAX_SEALED_BYTES };
     if ct.len() > MAX_SEALED_BYTES {
@@ -156,28 +234,74 @@ pub fn seal_value<R: TryCryptoRng + ?Sized>(
     }
     let mut iv = [0u8; IV_LEN];
     rng::fill(rng, &mut iv)?;
-    let aad = aad::build(VERSION, ALG, kid, kv, scope, path);
+    let aad = aad::build(header, scope, path);
     // In place: the plaintext buffer becomes ciphertext || tag. AES-GCM only
     // fails for inputs beyond 2^36 bytes, far over MAX_SEALED_BYTES.
     key.cipher.encrypt_in_place(&Nonce::from(iv), &aad, &mut ct).map_err(|_| oversize)?;
     let kc = commit::commitment(key, &iv);
-    Ok(Envelope { kid: kid.to_owned(), kv, iv, ct, kc })
+    Ok((Envelope { kid: header.kid.to_owned(), kv: header.kv, iv, ct, kc, signature: None }, aad))
 }
 
 /// Opens `envelope` with `key` for `scope` and the field at `path`: checks
 /// the key commitment, then the GCM tag, then parses the JSON plaintext.
+/// A signed envelope (v2) is refused with `UnknownSigner`: its sender can
+/// only be checked where the signers are known ([`open_signed_value`]).
 pub fn open_value(
     key: &Key,
     scope: &Scope,
     path: &JsonPointer,
     envelope: &Envelope,
 ) -> Result<Value, CryptoError> {
+    if envelope.signature.is_some() {
+        return Err(CryptoError::UnknownSigner { kid: envelope.kid.clone(), kv: envelope.kv });
+    }
+    decrypt(key, scope, path, envelope)
+}
+
+/// Opens `envelope` like [`open_value`], checking a signed one's sender
+/// against `signers` before decrypting: an unknown signer is
+/// `UnknownSigner`, a bad signature `SignatureInvalid`, an unsigned
+/// envelope under a kid that requires signatures `SignatureRequired`.
+/// Returns the value and who signed it.
+#[cfg(feature = "signatures")]
+pub fn open_signed_value(
+    key: &Key,
+    scope: &Scope,
+    path: &JsonPointer,
+    envelope: &Envelope,
+    signers: &dyn super::SignerKeys,
+) -> Result<(Value, Option<SignerId>), CryptoError> {
+    let (kid, kv) = (envelope.kid.clone(), envelope.kv);
+    let Some(signature) = &envelope.signature else {
+        if signers.requires_signature(&envelope.kid) {
+            return Err(CryptoError::SignatureRequired { kid, kv });
+        }
+        return decrypt(key, scope, path, envelope).map(|value| (value, None));
+    };
+    if !commit::verify(key, &envelope.iv, &envelope.kc) {
+        return Err(CryptoError::CommitmentMismatch { kid, kv });
+    }
+    let public = signers
+        .signer_key(&envelope.kid, envelope.kv, &signature.signer)
+        .ok_or(CryptoError::UnknownSigner { kid: kid.clone(), kv })?;
+    let message =
+        super::signature::signed_bytes(&envelope.aad(scope, path), &envelope.iv, &envelope.ct, &envelope.kc);
+    if SignerId::of(&public) != signature.signer
+        || !super::signature::verify(&public, &message, &signature.sig)
+    {
+        return Err(CryptoError::SignatureInvalid { kid, kv });
+    }
+    decrypt(key, scope, path, envelope).map(|value| (value, Some(signature.signer)))
+}
+
+/// Commitment, then AES-GCM with the envelope's AAD, then JSON.
+fn decrypt(key: &Key, scope: &Scope, path: &JsonPointer, envelope: &Envelope) -> Result<Value, CryptoError> {
     // Commitment before decryption: a ciphertext built to open under two
     // keys never reaches AES-GCM under the wrong one.
     if !commit::verify(key, &envelope.iv, &envelope.kc) {
         return Err(CryptoError::CommitmentMismatch { kid: envelope.kid.clone(), kv: envelope.kv });
     }
-    let aad = aad::build(VERSION, ALG, &envelope.kid, envelope.kv, scope, path);
+    let aad = envelope.aad(scope, path);
     let mut buffer = envelope.ct.clone();
     key.cipher
         .decrypt_in_place(&Nonce::from(envelope.iv), &aad, &mut buffer)

@@ -27,7 +27,7 @@ pub enum CryptoError {
     },
     /// The envelope format version is not one this build understands
     /// (caused by: peer, or a newer sender).
-    #[error("unsupported envelope version {version} (this build reads version 1)")]
+    #[error("unsupported envelope version {version} (this build reads versions 1 and 2)")]
     UnsupportedVersion {
         /// The version found.
         version: u64,
@@ -54,6 +54,34 @@ pub enum CryptoError {
         "key commitment mismatch for key `{kid}` version {kv}: envelope was sealed under a different key"
     )]
     CommitmentMismatch {
+        /// Key id.
+        kid: String,
+        /// Key version.
+        kv: u32,
+    },
+    /// A signed envelope (v2) whose signer is not one who may seal under
+    /// its kid/kv (not a member of that group epoch), or opened where no
+    /// signers are known (caused by: peer, or a member list not up to date).
+    #[error("envelope signed by a sender unknown for key `{kid}` version {kv}")]
+    UnknownSigner {
+        /// Key id.
+        kid: String,
+        /// Key version.
+        kv: u32,
+    },
+    /// A signed envelope whose signature does not verify: someone wrote as
+    /// another member (caused by: peer).
+    #[error("envelope sender signature does not verify (key `{kid}` version {kv})")]
+    SignatureInvalid {
+        /// Key id.
+        kid: String,
+        /// Key version.
+        kv: u32,
+    },
+    /// An unsigned envelope under a key whose envelopes must be signed
+    /// (caused by: peer stripping the signature, or an old sender).
+    #[error("envelope under key `{kid}` version {kv} must carry a sender signature")]
+    SignatureRequired {
         /// Key id.
         kid: String,
         /// Key version.
@@ -192,6 +220,9 @@ impl CryptoError {
             CryptoError::NotSealed { .. } => "not_sealed",
             CryptoError::Field { source, .. } => source.code(),
             CryptoError::RandomnessUnavailable => "randomness_unavailable",
+            CryptoError::UnknownSigner { .. } => "unknown_signer",
+            CryptoError::SignatureInvalid { .. } => "signature_invalid",
+            CryptoError::SignatureRequired { .. } => "signature_required",
         }
     }
 

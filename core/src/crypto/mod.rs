@@ -22,8 +22,11 @@ mod replay;
 mod ring;
 pub(crate) mod rng;
 mod scope;
+mod signature;
 
-pub use envelope::{ALG, Envelope, MAX_SEALED_BYTES, VERSION, open_value, seal_value};
+pub use envelope::{ALG, Envelope, MAX_SEALED_BYTES, SIGNED_VERSION, VERSION, open_value, seal_value};
+#[cfg(feature = "signatures")]
+pub use envelope::{open_signed_value, seal_signed_value};
 pub use error::CryptoError;
 pub use fields::{
     find_envelopes, open_call_json, open_chat_json, open_custom_json, open_fields, open_fields_with_replay,
@@ -38,3 +41,6 @@ pub use replay::ReplayWindow;
 pub use ring::{KeyRing, SEAL_HARD_LIMIT, SEAL_SOFT_LIMIT};
 pub use rng::{ClientRng, OsRng, SeededRng};
 pub use scope::Scope;
+#[cfg(feature = "signatures")]
+pub use signature::{EnvelopeSigner, SignerKeys};
+pub use signature::{SIGNATURE_LEN, SIGNER_ID_LEN, SenderSignature, SignerId};

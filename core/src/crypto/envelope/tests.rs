@@ -116,7 +116,8 @@ fn strict_parsing() {
         json[field] = value;
         Envelope::from_json(&json).unwrap_err().code()
     };
-    assert_eq!(with("v", json!(2)), "unsupported_version");
+    assert_eq!(with("v", json!(3)), "unsupported_version");
+    assert_eq!(with("v", json!(2)), "malformed_envelope");
     assert_eq!(with("v", json!("1")), "malformed_envelope");
     assert_eq!(with("alg", json!("A128GCM")), "unsupported_algorithm");
     assert_eq!(with("kid", json!("")), "invalid_key_id");
@@ -280,6 +281,130 @@ proptest! {
     fn prop_parser_never_panics(text in ".{0,200}") {
         if let Ok(value) = serde_json::from_str::<Value>(&text) {
             let _ = Envelope::from_json(&value);
+        }
+    }
+}
+
+/// Sender signatures (format v2).
+#[cfg(feature = "signatures")]
+mod signed {
+    use std::collections::HashMap;
+
+    use super::*;
+    use crate::crypto::{EnvelopeSigner, SignerKeys};
+
+    /// Members of `room-42` version 1, and whether `room-42` requires signatures.
+    struct Members(HashMap<SignerId, [u8; 32]>, bool);
+
+    impl SignerKeys for Members {
+        fn signer_key(&self, kid: &str, kv: u32, signer: &SignerId) -> Option<[u8; 32]> {
+            (kid == "room-42" && kv == 1).then(|| self.0.get(signer).copied()).flatten()
+        }
+        fn requires_signature(&self, _kid: &str) -> bool {
+            self.1
+        }
+    }
+
+    fn alice() -> EnvelopeSigner {
+        EnvelopeSigner::from_seed(&[1; 32])
+    }
+
+    fn bob() -> EnvelopeSigner {
+        EnvelopeSigner::from_seed(&[2; 32])
+    }
+
+    fn members(required: bool) -> Members {
+        Members([alice(), bob()].iter().map(|s| (s.id(), s.public_key())).collect(), required)
+    }
+
+    fn signed(value: &Value, signer: &EnvelopeSigner) -> Envelope {
+        seal_signed_value(&key(), "room-42", 1, &scope(), &body(), value, signer, &mut crate::crypto::OsRng)
+            .unwrap()
+    }
+
+    fn open_signed(envelope: &Envelope, members: &Members) -> Result<(Value, Option<SignerId>), CryptoError> {
+        open_signed_value(&key(), &scope(), &body(), envelope, members)
+    }
+
+    #[test]
+    fn a_signed_envelope_round_trips_and_names_its_signer() {
+        let envelope = signed(&json!("hi"), &alice());
+        let json = envelope.to_json();
+        assert_eq!(json["v"], 2);
+        assert_eq!(json.as_object().unwrap().len(), 9);
+        let parsed = Envelope::from_json(&json).unwrap();
+        assert_eq!(parsed, envelope);
+        assert_eq!(open_signed(&parsed, &members(true)).unwrap(), (json!("hi"), Some(alice().id())));
+        // Where signers are not known it does not open (fail closed).
+        assert_eq!(open(&parsed).unwrap_err().code(), "unknown_signer");
+        // An unsigned envelope opens where signatures are optional, not where required.
+        let plain = sealed(&json!("x"));
+        assert_eq!(open_signed(&plain, &members(false)).unwrap(), (json!("x"), None));
+        assert_eq!(open_signed(&plain, &members(true)).unwrap_err().code(), "signature_required");
+    }
+
+    #[test]
+    fn a_member_cannot_write_as_another() {
+        let members = members(true);
+        // bob signs, then claims alice sent it: the AAD binds sdr (and the
+        // signature is bob's), so it fails.
+        let mut forged = signed(&json!("from alice, honest"), &bob());
+        forged.signature.as_mut().unwrap().signer = alice().id();
+        assert_eq!(open_signed(&forged, &members).unwrap_err().code(), "signature_invalid");
+        // A flipped signature bit, a stranger's key, a copied signature.
+        let mut flipped = signed(&json!(1), &alice());
+        flipped.signature.as_mut().unwrap().sig[0] ^= 1;
+        assert_eq!(open_signed(&flipped, &members).unwrap_err().code(), "signature_invalid");
+        let stranger = EnvelopeSigner::from_seed(&[3; 32]);
+        assert_eq!(
+            open_signed(&signed(&json!(1), &stranger), &members).unwrap_err().code(),
+            "unknown_signer"
+        );
+        let mut copied = signed(&json!("a"), &alice());
+        copied.signature = signed(&json!("b"), &alice()).signature;
+        assert_eq!(open_signed(&copied, &members).unwrap_err().code(), "signature_invalid");
+        // Stripping the signature (back to v1) breaks the GCM tag.
+        let mut stripped = signed(&json!("a"), &alice());
+        stripped.signature = None;
+        assert_eq!(open_signed(&stripped, &members).unwrap_err().code(), "signature_required");
+        assert_eq!(open(&stripped).unwrap_err().code(), "decrypt_failed");
+    }
+
+    #[test]
+    fn v2_fields_are_parsed_strictly() {
+        let json = signed(&json!(1), &alice()).to_json();
+        let mut missing = json.clone();
+        missing.as_object_mut().unwrap().remove("sig");
+        assert_eq!(Envelope::from_json(&missing).unwrap_err().code(), "malformed_envelope");
+        let mut v1_with_signer = json.clone();
+        v1_with_signer["v"] = json!(1);
+        assert_eq!(Envelope::from_json(&v1_with_signer).unwrap_err().code(), "malformed_envelope");
+        let mut short = json.clone();
+        short["sdr"] = json!("AAAA");
+        assert_eq!(Envelope::from_json(&short).unwrap_err().code(), "malformed_envelope");
+        let mut v3 = json;
+        v3["v"] = json!(3);
+        assert_eq!(Envelope::from_json(&v3).unwrap_err().code(), "unsupported_version");
+    }
+
+    proptest! {
+        #[test]
+        fn prop_any_changed_byte_of_a_signed_envelope_fails(value in arb_json(), at in any::<usize>(), bit in 0u8..8) {
+            let members = members(true);
+            let envelope = signed(&value, &alice());
+            let mut bytes = [envelope.iv.to_vec(), envelope.ct.clone(), envelope.kc.to_vec(), envelope.signature.unwrap().sig.to_vec()];
+            let total: usize = bytes.iter().map(Vec::len).sum();
+            let (mut at, flip) = (at % total, 1u8 << bit);
+            for part in bytes.iter_mut() {
+                if at < part.len() { part[at] ^= flip; break; }
+                at -= part.len();
+            }
+            let mut tampered = envelope.clone();
+            tampered.iv.copy_from_slice(&bytes[0]);
+            tampered.ct = bytes[1].clone();
+            tampered.kc.copy_from_slice(&bytes[2]);
+            tampered.signature.as_mut().unwrap().sig.copy_from_slice(&bytes[3]);
+            prop_assert!(open_signed(&tampered, &members).is_err());
         }
     }
 }
