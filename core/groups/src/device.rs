@@ -6,37 +6,81 @@ use openmls::prelude::tls_codec::Serialize as _;
 use openmls::prelude::*;
 use openmls_basic_credential::SignatureKeyPair;
 use openmls_rust_crypto::OpenMlsRustCrypto;
+use sealcast_core::crypto::EnvelopeSigner;
+use zeroize::Zeroizing;
 
 use crate::identity::{AppIdentity, DeviceCertificate};
 use crate::{CIPHERSUITE, GroupError};
+
+/// A device's Ed25519 key: one key signs its MLS messages and its
+/// envelopes (format v2). Generated on the device; only the public half
+/// leaves it (to be certified by the app).
+pub struct DeviceKey {
+    seed: Zeroizing<[u8; 32]>,
+    public: [u8; 32],
+}
+
+impl DeviceKey {
+    /// A new key from the OS's randomness.
+    pub fn generate() -> Result<DeviceKey, GroupError> {
+        let mut seed = Zeroizing::new([0u8; 32]);
+        getrandom::fill(seed.as_mut()).map_err(|_| GroupError::Mls("no randomness".into()))?;
+        Ok(DeviceKey::from_seed(seed))
+    }
+
+    /// The key of a stored seed (the app persists it; never the relay).
+    pub fn from_seed(seed: Zeroizing<[u8; 32]>) -> DeviceKey {
+        let public = EnvelopeSigner::from_seed(&seed).public_key();
+        DeviceKey { seed, public }
+    }
+
+    /// The seed, for the app to persist in the device's secure storage.
+    pub fn seed(&self) -> &[u8; 32] {
+        &self.seed
+    }
+
+    /// The public key (what the app certifies).
+    pub fn public(&self) -> &[u8; 32] {
+        &self.public
+    }
+}
 
 /// A device of an app user, with keys that never leave it.
 pub struct Device {
     pub(crate) provider: OpenMlsRustCrypto,
     pub(crate) signer: SignatureKeyPair,
+    pub(crate) envelope_signer: EnvelopeSigner,
     pub(crate) cert: DeviceCertificate,
     pub(crate) app: AppIdentity,
 }
 
 impl Device {
-    /// A fresh signature key pair; send [`Device::public_key`] of the result
-    /// to the app to be certified, then [`Device::new`].
-    pub fn generate_key() -> Result<SignatureKeyPair, GroupError> {
-        SignatureKeyPair::new(CIPHERSUITE.signature_algorithm()).map_err(GroupError::mls)
+    /// A fresh device key; send its [`DeviceKey::public`] to the app to be
+    /// certified, then [`Device::new`].
+    pub fn generate_key() -> Result<DeviceKey, GroupError> {
+        DeviceKey::generate()
     }
 
-    /// The device, once the app certified `signer`'s public key. Fails unless
-    /// the certificate is the app's and names this key.
-    pub fn new(
-        signer: SignatureKeyPair,
-        cert: DeviceCertificate,
-        app: AppIdentity,
-    ) -> Result<Self, GroupError> {
+    /// The device, once the app certified `key`. Fails unless the
+    /// certificate is the app's and names this key.
+    pub fn new(key: DeviceKey, cert: DeviceCertificate, app: AppIdentity) -> Result<Self, GroupError> {
         cert.verify(&app)?;
-        if cert.key() != signer.public() {
+        if cert.key() != key.public {
             return Err(GroupError::WrongKey);
         }
-        Ok(Self { provider: OpenMlsRustCrypto::default(), signer, cert, app })
+        let signer = SignatureKeyPair::from_raw(
+            CIPHERSUITE.signature_algorithm(),
+            key.seed.to_vec(),
+            key.public.to_vec(),
+        );
+        let envelope_signer = EnvelopeSigner::from_seed(&key.seed);
+        Ok(Self { provider: OpenMlsRustCrypto::default(), signer, envelope_signer, cert, app })
+    }
+
+    /// Signs this device's envelopes (format v2): what members check the
+    /// sender of an envelope against.
+    pub fn envelope_signer(&self) -> &EnvelopeSigner {
+        &self.envelope_signer
     }
 
     /// This device's certificate.

@@ -18,13 +18,13 @@
 //!   device that finds its welcome knows it joins the winning epoch; it
 //!   then reads the log again from just after that commit.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use openmls::prelude::tls_codec::Deserialize as _;
 use openmls::prelude::*;
-use sealcast_core::crypto::Key;
+use sealcast_core::crypto::{Key, SignerId, SignerKeys};
 
 use crate::device::Device;
 use crate::entry::{Entry, certificate_of, commit_aad, genesis_signed_bytes, read_commit_aad};
@@ -37,6 +37,14 @@ pub const MAX_EARLY_ENTRIES: usize = 4096;
 
 /// The MLS exporter label of the envelope key.
 const ENVELOPE_LABEL: &str = "sealcast/v1/envelope";
+
+/// Key ids of this mode's envelope keys start with this; their envelopes
+/// must be signed.
+pub const KID_PREFIX: &str = "mls.";
+
+/// Generations whose members are remembered for checking envelope
+/// signatures (the current one and the ones before it).
+const GENERATIONS_KEPT: usize = 4;
 
 /// What the driver does after an entry or a call.
 #[derive(Debug, PartialEq, Eq)]
@@ -105,6 +113,61 @@ pub struct ChannelGroup {
     wanted: Option<SignedRoster>,
     in_flight: Option<InFlight>,
     starting: Option<(Vec<u8>, Box<MlsGroup>)>,
+    senders: Senders,
+}
+
+/// Who was a member in which epochs, per generation (kid): what an
+/// envelope's sender signature is checked against.
+#[derive(Default)]
+struct Senders {
+    generations: VecDeque<(String, HashMap<SignerId, EnvelopeSender>)>,
+}
+
+/// One signing key and the epochs (inclusive ranges) its device was a member.
+struct EnvelopeSender {
+    key: [u8; 32],
+    epochs: Vec<(u32, u32)>,
+}
+
+impl Senders {
+    /// Records the members of epoch `kv` of generation `kid`.
+    fn record(&mut self, kid: &str, kv: u32, members: impl Iterator<Item = [u8; 32]>) {
+        if self.generations.back().is_none_or(|(k, _)| k != kid) {
+            self.generations.push_back((kid.to_owned(), HashMap::new()));
+            if self.generations.len() > GENERATIONS_KEPT {
+                self.generations.pop_front();
+            }
+        }
+        let Some((_, senders)) = self.generations.back_mut() else { return };
+        for key in members {
+            let sender =
+                senders.entry(SignerId::of(&key)).or_insert(EnvelopeSender { key, epochs: Vec::new() });
+            match sender.epochs.last_mut() {
+                Some((_, to)) if to.checked_add(1) == Some(kv) => *to = kv,
+                Some((_, to)) if *to == kv => {}
+                _ => sender.epochs.push((kv, kv)),
+            }
+        }
+    }
+
+    fn key(&self, kid: &str, kv: u32, signer: &SignerId) -> Option<[u8; 32]> {
+        let (_, senders) = self.generations.iter().find(|(k, _)| k == kid)?;
+        let sender = senders.get(signer)?;
+        sender.epochs.iter().any(|(from, to)| (*from..=*to).contains(&kv)).then_some(sender.key)
+    }
+}
+
+impl SignerKeys for ChannelGroup {
+    /// A member's key, if it was a member in epoch `kv` of the generation
+    /// `kid` names.
+    fn signer_key(&self, kid: &str, kv: u32, signer: &SignerId) -> Option<[u8; 32]> {
+        self.senders.key(kid, kv, signer)
+    }
+
+    /// Envelopes under this mode's keys must be signed.
+    fn requires_signature(&self, kid: &str) -> bool {
+        kid.starts_with(KID_PREFIX)
+    }
 }
 
 fn create_config() -> MlsGroupCreateConfig {
@@ -135,6 +198,7 @@ impl ChannelGroup {
             wanted: None,
             in_flight: None,
             starting: None,
+            senders: Senders::default(),
         }
     }
 
@@ -646,7 +710,7 @@ impl ChannelGroup {
         }
     }
 
-    fn push_epoch(&self, device: &Device, events: &mut Vec<GroupEvent>) {
+    fn push_epoch(&mut self, device: &Device, events: &mut Vec<GroupEvent>) {
         let (State::Member(group), Some(generation)) = (&self.state, &self.generation) else { return };
         let Ok(kv) = u32::try_from(group.epoch().as_u64()) else { return };
         let Ok(secret) =
@@ -655,7 +719,9 @@ impl ChannelGroup {
             return;
         };
         let Ok(key) = Key::from_slice(&secret) else { return };
-        let kid = format!("mls.{}", URL_SAFE_NO_PAD.encode(&generation.group_id));
+        let kid = format!("{KID_PREFIX}{}", URL_SAFE_NO_PAD.encode(&generation.group_id));
+        let members = group.members().filter_map(|m| <[u8; 32]>::try_from(m.signature_key.as_slice()).ok());
+        self.senders.record(&kid, kv, members);
         events.push(GroupEvent::Epoch { kid, kv, key: Box::new(key) });
     }
 }

@@ -6,6 +6,11 @@
 
 use std::collections::{BTreeMap, HashMap};
 
+use sealcast_core::crypto::{
+    Envelope, JsonPointer, Key, Scope, open_signed_value, seal_signed_value, seal_value,
+};
+use serde_json::json;
+
 use crate::group::GroupEvent;
 use crate::*;
 
@@ -32,6 +37,8 @@ struct Peer {
     cursor: usize,
     /// Keys learned: (kid, kv) → thumbprint.
     keys: BTreeMap<(String, u32), String>,
+    /// The keys themselves, for sealing in tests.
+    ring: BTreeMap<(String, u32), Key>,
     skipped: Vec<(u64, Skip)>,
     lost: usize,
 }
@@ -78,6 +85,7 @@ impl World {
             group: ChannelGroup::new(CHANNEL),
             cursor: 0,
             keys: BTreeMap::new(),
+            ring: BTreeMap::new(),
             skipped: Vec::new(),
             lost: 0,
         };
@@ -121,7 +129,8 @@ impl World {
                 for event in events {
                     match event {
                         GroupEvent::Epoch { kid, kv, key } => {
-                            peer.keys.insert((kid, kv), key.thumbprint());
+                            peer.keys.insert((kid.clone(), kv), key.thumbprint());
+                            peer.ring.insert((kid, kv), *key);
                         }
                         GroupEvent::Publish(entry) => publish.push(entry),
                         GroupEvent::Reread { from } => peer.cursor = from as usize,
@@ -352,4 +361,71 @@ fn an_add_the_roster_does_not_allow_is_skipped_by_every_member() {
     let forged = stranger.sign_roster(Roster::new(CHANNEL, 99).with("carol", "phone")).unwrap();
     let peer = w.peers.get_mut("alice/phone").unwrap();
     assert_eq!(peer.group.offer_roster(&peer.device, forged), Err(GroupError::BadSignature("roster")));
+}
+
+#[test]
+fn envelopes_carry_their_senders_signature_and_a_member_cannot_write_as_another() {
+    let mut w = World::new(seed(), &DEVICES);
+    let three = [DEVICES[0], DEVICES[1], DEVICES[2]];
+    let roster = w.roster(&three);
+    let genesis = {
+        let peer = w.peers.get_mut("alice/phone").unwrap();
+        peer.group.start(&peer.device, roster).unwrap()
+    };
+    w.publish(genesis);
+    w.deliver_all(&[]);
+    w.commit("alice/phone").unwrap();
+    w.deliver_all(&[]);
+    let members = ["alice/laptop", "alice/phone", "bob/phone"];
+    let (kid, kv) = w.assert_converged(&members, &members);
+    let (scope, path) = (Scope::chat("room", "m1").unwrap(), JsonPointer::root().child("body"));
+    let seal = |w: &World, who: &str, as_: &str, kv: u32| -> Envelope {
+        let key = &w.peer(who).ring[&(kid.clone(), kv)];
+        let signer = w.peer(as_).device.envelope_signer();
+        seal_signed_value(
+            key,
+            &kid,
+            kv,
+            &scope,
+            &path,
+            &json!("hello"),
+            signer,
+            &mut sealcast_core::crypto::OsRng,
+        )
+        .unwrap()
+    };
+    let open = |w: &World, who: &str, envelope: &Envelope| {
+        let peer = w.peer(who);
+        open_signed_value(&peer.ring[&(kid.clone(), envelope.kv)], &scope, &path, envelope, &peer.group)
+    };
+    let alice = w.peer("alice/phone").device.envelope_signer().id();
+    // A member's envelope opens at another member, naming its sender.
+    let (value, by) = open(&w, "bob/phone", &seal(&w, "alice/phone", "alice/phone", kv)).unwrap();
+    assert_eq!((value, by), (json!("hello"), Some(alice)));
+    // bob seals and claims alice sent it: refused, typed.
+    let mut forged = seal(&w, "bob/phone", "bob/phone", kv);
+    forged.signature.as_mut().unwrap().signer = alice;
+    assert_eq!(open(&w, "alice/laptop", &forged).unwrap_err().code(), "signature_invalid");
+    // An unsigned envelope under the group's key: refused.
+    let key = &w.peer("bob/phone").ring[&(kid.clone(), kv)];
+    let plain =
+        seal_value(key, &kid, kv, &scope, &path, &json!("x"), &mut sealcast_core::crypto::OsRng).unwrap();
+    assert_eq!(open(&w, "alice/phone", &plain).unwrap_err().code(), "signature_required");
+    // A device that is not a member (carol's phone) signing: unknown.
+    let stranger = seal(&w, "bob/phone", "carol/phone", kv);
+    assert_eq!(open(&w, "alice/phone", &stranger).unwrap_err().code(), "unknown_signer");
+
+    // alice's laptop is removed; what it signed before still verifies, an
+    // envelope it signs under the next epoch's key (which it cannot even
+    // have; built here with another member's) does not.
+    let before = seal(&w, "alice/laptop", "alice/laptop", kv);
+    let roster = w.roster(&[DEVICES[0], DEVICES[2]]);
+    w.offer(&["bob/phone"], &roster);
+    w.commit("bob/phone").unwrap();
+    w.deliver_all(&[]);
+    let rest = ["alice/phone", "bob/phone"];
+    let (_, next) = w.assert_converged(&rest, &rest);
+    assert_eq!(open(&w, "bob/phone", &before).unwrap().0, json!("hello"));
+    let after = seal(&w, "bob/phone", "alice/laptop", next);
+    assert_eq!(open(&w, "alice/phone", &after).unwrap_err().code(), "unknown_signer");
 }

@@ -27,7 +27,7 @@ pub mod fuzzing;
 #[cfg(test)]
 mod harness_tests;
 
-pub use device::Device;
+pub use device::{Device, DeviceKey};
 pub use entry::Entry;
 pub use error::{GroupError, Skip};
 pub use group::{ChannelGroup, GroupEvent};

@@ -12,24 +12,24 @@
 //!   [ || lp(sdr) ]        version 2 only: the signer id
 //! ```
 
-use super::envelope::{ALG, SIGNED_VERSION, VERSION};
-use super::signature::SignerId;
 use super::{JsonPointer, Scope};
 
 const AAD_LABEL: &[u8] = b"sealcast/envelope";
 
 /// What the AAD takes from the envelope itself.
 pub(crate) struct Header<'a> {
+    /// The format version (1, or 2 with a signer).
+    pub version: u8,
+    pub alg: &'a str,
     pub kid: &'a str,
     pub kv: u32,
-    /// A signed envelope's signer (format v2); `None`: v1.
-    pub signer: Option<&'a SignerId>,
+    /// A signed envelope's signer id (format v2); `None`: v1.
+    pub signer: Option<&'a [u8]>,
 }
 
 /// Builds the AAD for one envelope.
 pub(crate) fn build(header: &Header<'_>, scope: &Scope, path: &JsonPointer) -> Vec<u8> {
-    let (kid, kv) = (header.kid, header.kv);
-    let (version, alg) = (if header.signer.is_some() { SIGNED_VERSION } else { VERSION }, ALG);
+    let (version, alg, kid, kv) = (header.version, header.alg, header.kid, header.kv);
     let path = path.to_string();
     scope.with_fields(|fields| {
         let fields_len: usize = fields.iter().map(|f| f.len() + 4).sum();
@@ -47,7 +47,7 @@ pub(crate) fn build(header: &Header<'_>, scope: &Scope, path: &JsonPointer) -> V
         }
         push_prefixed(&mut out, path.as_bytes());
         if let Some(signer) = header.signer {
-            push_prefixed(&mut out, &signer.0);
+            push_prefixed(&mut out, signer);
         }
         out
     })
@@ -70,7 +70,7 @@ mod tests {
     fn layout_is_exact() {
         let scope = Scope::chat("r", "m").unwrap();
         let path: JsonPointer = "/body".parse().unwrap();
-        let aad = build(&Header { kid: "k", kv: 7, signer: None }, &scope, &path);
+        let aad = build(&Header { version: 1, alg: "A256GCM", kid: "k", kv: 7, signer: None }, &scope, &path);
         let mut expected = Vec::new();
         expected.extend_from_slice(b"\0\0\0\x11sealcast/envelope");
         expected.push(1);
@@ -88,8 +88,16 @@ mod tests {
     fn field_boundaries_are_unambiguous() {
         // ("ab","c") and ("a","bc") must not collide.
         let path: JsonPointer = "".parse().unwrap();
-        let a = build(&Header { kid: "k", kv: 1, signer: None }, &Scope::chat("ab", "c").unwrap(), &path);
-        let b = build(&Header { kid: "k", kv: 1, signer: None }, &Scope::chat("a", "bc").unwrap(), &path);
+        let a = build(
+            &Header { version: 1, alg: "A256GCM", kid: "k", kv: 1, signer: None },
+            &Scope::chat("ab", "c").unwrap(),
+            &path,
+        );
+        let b = build(
+            &Header { version: 1, alg: "A256GCM", kid: "k", kv: 1, signer: None },
+            &Scope::chat("a", "bc").unwrap(),
+            &path,
+        );
         assert_ne!(a, b);
     }
 }

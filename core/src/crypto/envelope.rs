@@ -167,7 +167,7 @@ impl Envelope {
     /// The AAD of this envelope for `scope` and `path` (v2's binds `sdr`).
     fn aad(&self, scope: &Scope, path: &JsonPointer) -> Vec<u8> {
         let signer = self.signature.as_ref().map(|s| &s.signer);
-        aad::build(&aad::Header { kid: &self.kid, kv: self.kv, signer }, scope, path)
+        aad::build(&header(&self.kid, self.kv, signer), scope, path)
     }
 
     /// True when `value` is shaped like an envelope (an object with the
@@ -193,7 +193,7 @@ pub fn seal_value<R: TryCryptoRng + ?Sized>(
     value: &Value,
     rng: &mut R,
 ) -> Result<Envelope, CryptoError> {
-    seal(key, &aad::Header { kid, kv, signer: None }, scope, path, value, rng).map(|(envelope, _)| envelope)
+    seal(key, &header(kid, kv, None), scope, path, value, rng).map(|(envelope, _)| envelope)
 }
 
 /// Seals like [`seal_value`], then signs as `signer` (format v2).
@@ -210,11 +210,16 @@ pub fn seal_signed_value<R: TryCryptoRng + ?Sized>(
     rng: &mut R,
 ) -> Result<Envelope, CryptoError> {
     let id = signer.id();
-    let header = aad::Header { kid, kv, signer: Some(&id) };
-    let (mut envelope, aad) = seal(key, &header, scope, path, value, rng)?;
+    let (mut envelope, aad) = seal(key, &header(kid, kv, Some(&id)), scope, path, value, rng)?;
     let message = super::signature::signed_bytes(&aad, &envelope.iv, &envelope.ct, &envelope.kc);
     envelope.signature = Some(SenderSignature { signer: id, sig: signer.sign(&message) });
     Ok(envelope)
+}
+
+/// The AAD header of an envelope: v1, or v2 with its signer.
+fn header<'a>(kid: &'a str, kv: u32, signer: Option<&'a SignerId>) -> aad::Header<'a> {
+    let version = if signer.is_some() { SIGNED_VERSION } else { VERSION };
+    aad::Header { version, alg: ALG, kid, kv, signer: signer.map(|id| id.0.as_slice()) }
 }
 
 /// Encrypts; the envelope (without a signature) and its AAD.
