@@ -109,6 +109,16 @@ impl Device {
         bundle.key_package().tls_serialize_detached().map_err(GroupError::mls)
     }
 
+    /// A last-resort key package: handed out when the directory has no
+    /// other package of this device, and usable for several adds.
+    pub fn last_resort_key_package(&self) -> Result<Vec<u8>, GroupError> {
+        let bundle = KeyPackage::builder()
+            .mark_as_last_resort()
+            .build(CIPHERSUITE, &self.provider, &self.signer, self.credential())
+            .map_err(GroupError::mls)?;
+        bundle.key_package().tls_serialize_detached().map_err(GroupError::mls)
+    }
+
     /// Signs `message` with the device's key (Ed25519).
     pub(crate) fn sign(&self, message: &[u8]) -> Result<Vec<u8>, GroupError> {
         use openmls_traits::signatures::Signer as _;

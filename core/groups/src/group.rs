@@ -235,6 +235,19 @@ impl ChannelGroup {
             .collect()
     }
 
+    /// The devices the roster (the offered one if any) lists that are not
+    /// in the group yet: whose key packages a commit needs.
+    pub fn missing(&self) -> Vec<(String, String)> {
+        let Some(target) = self.wanted.as_ref().or(self.roster.as_ref()) else { return Vec::new() };
+        let present: BTreeSet<(String, String)> = self.members().into_iter().collect();
+        target
+            .roster()
+            .iter()
+            .map(|(u, d)| (u.to_owned(), d.to_owned()))
+            .filter(|pair| self.is_member() && !present.contains(pair))
+            .collect()
+    }
+
     /// A genesis entry starting a new generation of the group with this
     /// device alone in it (epoch 0), on `roster`; publish it, then add the
     /// roster's other devices with [`Self::commit`] once it is back.

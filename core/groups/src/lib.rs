@@ -19,6 +19,7 @@ mod entry;
 mod error;
 mod group;
 mod identity;
+mod link;
 mod wire;
 
 #[cfg(any(test, fuzzing))]
@@ -32,6 +33,7 @@ pub use entry::Entry;
 pub use error::{GroupError, Skip};
 pub use group::{ChannelGroup, GroupEvent};
 pub use identity::{AppIdentity, AppSigner, DeviceCertificate, Roster, SignedRoster};
+pub use link::{GroupLink, LinkEvent};
 
 /// The longest user, device or channel id, in bytes.
 pub const MAX_ID_BYTES: usize = 200;
