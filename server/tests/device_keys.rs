@@ -59,7 +59,7 @@ async fn pump(peers: &mut [Peer], done: impl Fn(&[Peer]) -> bool) {
                 };
                 peer.link.handle(&peer.device, event, &data, sealcast_core::time::Instant::now());
             }
-            peer.link.handle_timeout(sealcast_core::time::Instant::now());
+            peer.link.handle_timeout(&peer.device, sealcast_core::time::Instant::now());
             while let Some(event) = peer.link.poll_event() {
                 match event {
                     LinkEvent::Group(GroupEvent::Epoch { kid, kv, key }) => peer.key = Some((kid, kv, *key)),
@@ -141,7 +141,7 @@ async fn three_devices_share_epochs_through_the_relay_and_a_removed_one_is_out()
     // The app drops bob's phone (a lost device); alice's laptop commits.
     let second = roster(&app, 2, &devices[..2]);
     let laptop = &mut peers[1];
-    laptop.link.offer_roster(&laptop.device, second).unwrap();
+    laptop.link.offer_roster(&laptop.device, second, sealcast_core::time::Instant::now()).unwrap();
     let rest = ["alice/phone", "alice/laptop"];
     pump(&mut peers, |p| settled(p, &rest) && p[2].outside).await;
     let (_, later, _) = peers[0].key.clone().unwrap();

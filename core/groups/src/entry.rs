@@ -32,7 +32,8 @@ pub enum Entry {
     /// An MLS commit (`MLSMessage`, a PrivateMessage).
     Commit(Vec<u8>),
     /// An MLS welcome for the devices the commit at `commit_seq` added,
-    /// with the roster that commit left the group on.
+    /// with the roster that commit left the group on, signed by the
+    /// committer (the welcome's sender).
     Welcome {
         /// The log position of the commit that added them.
         commit_seq: u64,
@@ -40,6 +41,11 @@ pub enum Entry {
         welcome: Vec<u8>,
         /// The group's roster after that commit (encoded, app-signed).
         roster: Vec<u8>,
+        /// The committer's certificate (encoded).
+        committer: Vec<u8>,
+        /// The committer's signature over the channel, group id,
+        /// `commit_seq`, welcome and roster.
+        signature: Vec<u8>,
     },
 }
 
@@ -52,8 +58,8 @@ impl Entry {
                 w.u8(GENESIS).bytes(group_id).bytes(creator).bytes(roster).bytes(signature)
             }
             Entry::Commit(message) => w.u8(COMMIT).bytes(message),
-            Entry::Welcome { commit_seq, welcome, roster } => {
-                w.u8(WELCOME).u64(*commit_seq).bytes(welcome).bytes(roster)
+            Entry::Welcome { commit_seq, welcome, roster, committer, signature } => {
+                w.u8(WELCOME).u64(*commit_seq).bytes(welcome).bytes(roster).bytes(committer).bytes(signature)
             }
         };
         w.finish()
@@ -74,6 +80,8 @@ impl Entry {
                 commit_seq: r.u64()?,
                 welcome: r.bytes(MAX_FIELD_BYTES)?.to_vec(),
                 roster: r.bytes(MAX_FIELD_BYTES)?.to_vec(),
+                committer: r.bytes(1024)?.to_vec(),
+                signature: r.bytes(64)?.to_vec(),
             },
             _ => return Err(GroupError::Malformed("group log entry")),
         };
@@ -82,9 +90,47 @@ impl Entry {
     }
 }
 
-/// The bytes a genesis signature covers.
-pub(crate) fn genesis_signed_bytes(channel: &str, group_id: &[u8]) -> Vec<u8> {
-    Writer::new().bytes(GENESIS_DOMAIN).bytes(channel.as_bytes()).bytes(group_id).finish()
+/// The bytes a genesis signature covers: the channel, the group id and
+/// the roster it starts from.
+pub(crate) fn genesis_signed_bytes(channel: &str, group_id: &[u8], roster: &[u8]) -> Vec<u8> {
+    Writer::new().bytes(GENESIS_DOMAIN).bytes(channel.as_bytes()).bytes(group_id).bytes(roster).finish()
+}
+
+/// The domain of a welcome signature.
+const WELCOME_DOMAIN: &[u8] = b"sealcast/welcome/v1";
+
+/// The bytes a welcome signature covers: the channel, the group id, the
+/// position of the commit it follows, the welcome and the roster.
+pub(crate) fn welcome_signed_bytes(
+    channel: &str,
+    group_id: &[u8],
+    commit_seq: u64,
+    welcome: &[u8],
+    roster: &[u8],
+) -> Vec<u8> {
+    Writer::new()
+        .bytes(WELCOME_DOMAIN)
+        .bytes(channel.as_bytes())
+        .bytes(group_id)
+        .u64(commit_seq)
+        .bytes(welcome)
+        .bytes(roster)
+        .finish()
+}
+
+/// Fails unless `signature` is the Ed25519 signature of `message` by the
+/// device key `key` (a certificate's key).
+pub(crate) fn verify_device_signature(
+    key: &[u8],
+    message: &[u8],
+    signature: &[u8],
+) -> Result<(), GroupError> {
+    let key: [u8; 32] = key.try_into().map_err(|_| GroupError::WrongKey)?;
+    let key = ed25519_dalek::VerifyingKey::from_bytes(&key).map_err(|_| GroupError::WrongKey)?;
+    let signature: [u8; 64] =
+        signature.try_into().map_err(|_| GroupError::BadSignature("device signature"))?;
+    key.verify_strict(message, &ed25519_dalek::Signature::from_bytes(&signature))
+        .map_err(|_| GroupError::BadSignature("device signature"))
 }
 
 /// A commit's authenticated data: the roster it moves the group to, if any.
@@ -137,7 +183,13 @@ mod tests {
                 signature: vec![4; 64],
             },
             Entry::Commit(vec![5; 100]),
-            Entry::Welcome { commit_seq: 7, welcome: vec![6; 50], roster: vec![7; 9] },
+            Entry::Welcome {
+                commit_seq: 7,
+                welcome: vec![6; 50],
+                roster: vec![7; 9],
+                committer: vec![9; 30],
+                signature: vec![8; 64],
+            },
         ];
         for entry in entries {
             let bytes = entry.encode();

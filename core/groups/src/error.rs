@@ -65,4 +65,11 @@ pub enum Skip {
     /// A message this device does not expect in its state (a welcome while a
     /// member, a commit before joining).
     Unexpected,
+    /// A copy of an entry already applied (a genesis seen before).
+    Replayed,
+    /// A member's commit whose update path this device cannot decrypt or
+    /// check (a committer that sent garbage to some members): the device
+    /// leaves the generation ([`crate::GroupEvent::Outside`]) rather than
+    /// stay on an epoch the others left.
+    CannotFollow,
 }

@@ -27,7 +27,10 @@ use openmls::prelude::*;
 use sealcast_core::crypto::{Key, SignerId, SignerKeys};
 
 use crate::device::Device;
-use crate::entry::{Entry, certificate_of, commit_aad, genesis_signed_bytes, read_commit_aad};
+use crate::entry::{
+    Entry, certificate_of, commit_aad, genesis_signed_bytes, read_commit_aad, verify_device_signature,
+    welcome_signed_bytes,
+};
 use crate::identity::{DeviceCertificate, SignedRoster};
 use crate::{GroupError, Skip};
 
@@ -39,8 +42,8 @@ pub const MAX_EARLY_ENTRIES: usize = 4096;
 const ENVELOPE_LABEL: &str = "sealcast/v1/envelope";
 
 /// Key ids of this mode's envelope keys start with this; their envelopes
-/// must be signed.
-pub const KID_PREFIX: &str = "mls.";
+/// must be signed (core refuses unsigned ones under it everywhere).
+pub const KID_PREFIX: &str = sealcast_core::crypto::SIGNED_KID_PREFIX;
 
 /// Generations whose members are remembered for checking envelope
 /// signatures (the current one and the ones before it).
@@ -84,6 +87,12 @@ pub enum GroupEvent {
     },
 }
 
+/// A welcome's signature and who made it.
+struct Signed<'a> {
+    committer: &'a [u8],
+    signature: &'a [u8],
+}
+
 /// The generation of the group: the genesis that started it.
 struct Generation {
     seq: u64,
@@ -114,7 +123,19 @@ pub struct ChannelGroup {
     in_flight: Option<InFlight>,
     starting: Option<(Vec<u8>, Box<MlsGroup>)>,
     senders: Senders,
+    /// Group ids of every valid genesis seen: a copy of one is skipped.
+    geneses: BTreeSet<Vec<u8>>,
+    /// The highest serial of any app-signed roster for this channel seen
+    /// anywhere in the log (geneses, commits' cleartext authenticated
+    /// data, welcomes) — the same for every reader, member or not.
+    newest_serial: u64,
+    /// Commits of the current generation seen while outside: position →
+    /// epoch, so a welcome can be checked against the commit it names.
+    outside_commits: BTreeMap<u64, u64>,
 }
+
+/// Commits remembered while outside (the newest).
+const OUTSIDE_COMMITS_KEPT: usize = 4096;
 
 /// Who was a member in which epochs, per generation (kid): what an
 /// envelope's sender signature is checked against.
@@ -199,6 +220,9 @@ impl ChannelGroup {
             in_flight: None,
             starting: None,
             senders: Senders::default(),
+            geneses: BTreeSet::new(),
+            newest_serial: 0,
+            outside_commits: BTreeMap::new(),
         }
     }
 
@@ -271,13 +295,10 @@ impl ChannelGroup {
         if let Some((_, mut old)) = self.starting.take() {
             let _ = old.delete(device.provider.storage());
         }
-        let signature = device.sign(&genesis_signed_bytes(&self.channel, &group_id))?;
-        let entry = Entry::Genesis {
-            group_id: group_id.clone(),
-            creator: device.cert.encode(),
-            roster: roster.encode(),
-            signature,
-        };
+        let roster = roster.encode();
+        let signature = device.sign(&genesis_signed_bytes(&self.channel, &group_id, &roster))?;
+        let entry =
+            Entry::Genesis { group_id: group_id.clone(), creator: device.cert.encode(), roster, signature };
         self.starting = Some((group_id, Box::new(group)));
         Ok(entry.encode())
     }
@@ -361,6 +382,19 @@ impl ChannelGroup {
         }
         let roster = self.wanted.clone();
         self.stage(device, adds, removals, roster).map(Some)
+    }
+
+    /// Gives up this device's commit or genesis in flight (the relay
+    /// refused it for good): the next [`Self::commit`] can build another.
+    pub fn abandon(&mut self, device: &Device) {
+        if self.in_flight.take().is_some()
+            && let State::Member(group) = &mut self.state
+        {
+            let _ = group.clear_pending_commit(device.provider.storage());
+        }
+        if let Some((_, mut group)) = self.starting.take() {
+            let _ = group.delete(device.provider.storage());
+        }
     }
 
     /// A commit that changes no membership but gives the group a fresh
@@ -457,8 +491,9 @@ impl ChannelGroup {
                 self.genesis(device, seq, group_id, &creator, &roster, &signature, events)
             }
             Ok(Entry::Commit(message)) => self.commit_entry(device, seq, &message, events),
-            Ok(Entry::Welcome { commit_seq, welcome, roster }) => {
-                self.welcome(device, seq, commit_seq, &welcome, &roster, events)
+            Ok(Entry::Welcome { commit_seq, welcome, roster, committer, signature }) => {
+                let signed = Signed { committer: &committer, signature: &signature };
+                self.welcome(device, seq, commit_seq, &welcome, &roster, signed, events)
             }
         };
         if let Err(why) = outcome {
@@ -477,9 +512,15 @@ impl ChannelGroup {
         signature: &[u8],
         events: &mut Vec<GroupEvent>,
     ) -> Result<(), Skip> {
+        if self.geneses.contains(&group_id) {
+            return Err(Skip::Replayed);
+        }
         let roster = self
             .check_genesis(device, &group_id, creator, roster, signature)
             .map_err(|_| Skip::BadGenesis)?;
+        self.geneses.insert(group_id.clone());
+        self.newest_serial = self.newest_serial.max(roster.roster().serial);
+        self.outside_commits.clear();
         self.generation = Some(Generation { seq, group_id: group_id.clone() });
         self.roster = Some(roster);
         self.drop_older_wanted();
@@ -515,19 +556,25 @@ impl ChannelGroup {
         }
         let cert = DeviceCertificate::decode(creator)?;
         cert.verify(&device.app)?;
+        let roster_bytes = roster;
         let roster = SignedRoster::decode(roster)?;
-        self.check_roster(device, &roster)?;
+        roster.verify(&device.app)?;
+        if roster.roster().channel != self.channel {
+            return Err(GroupError::Roster("for another channel"));
+        }
+        // Against what every reader of the log knows, not this device's
+        // own state: members and outsiders judge a genesis alike.
+        if roster.roster().serial < self.newest_serial {
+            return Err(GroupError::Roster("older than a roster already in the log"));
+        }
         if !roster.roster().lists(cert.user(), cert.device()) {
             return Err(GroupError::Roster("the creator is not listed"));
         }
-        let key: [u8; 32] = cert.key().try_into().map_err(|_| GroupError::WrongKey)?;
-        let key = ed25519_dalek::VerifyingKey::from_bytes(&key).map_err(|_| GroupError::WrongKey)?;
-        let signature: [u8; 64] = signature.try_into().map_err(|_| GroupError::BadSignature("genesis"))?;
-        key.verify_strict(
-            &genesis_signed_bytes(&self.channel, group_id),
-            &ed25519_dalek::Signature::from_bytes(&signature),
-        )
-        .map_err(|_| GroupError::BadSignature("genesis"))?;
+        verify_device_signature(
+            cert.key(),
+            &genesis_signed_bytes(&self.channel, group_id, roster_bytes),
+            signature,
+        )?;
         Ok(roster)
     }
 
@@ -538,27 +585,67 @@ impl ChannelGroup {
         message: &[u8],
         events: &mut Vec<GroupEvent>,
     ) -> Result<(), Skip> {
-        let Some(generation) = &self.generation else { return Err(Skip::Unexpected) };
-        let State::Member(group) = &mut self.state else { return Err(Skip::Unexpected) };
-        let protocol =
+        let (protocol, cleartext_aad) =
             match MlsMessageIn::tls_deserialize_exact(message).map_err(|_| Skip::Malformed)?.extract() {
-                MlsMessageBodyIn::PrivateMessage(m) => ProtocolMessage::from(m),
-                MlsMessageBodyIn::PublicMessage(m) => ProtocolMessage::from(m),
+                MlsMessageBodyIn::PrivateMessage(m) => {
+                    let aad = m.aad().to_vec();
+                    (ProtocolMessage::from(m), Some(aad))
+                }
+                MlsMessageBodyIn::PublicMessage(m) => (ProtocolMessage::from(m), None),
                 _ => return Err(Skip::Malformed),
             };
+        let Some(generation) = &self.generation else { return Err(Skip::Unexpected) };
         if protocol.group_id().as_slice() != generation.group_id {
             return Err(Skip::OtherGroup);
         }
         if protocol.content_type() != ContentType::Commit {
             return Err(Skip::Malformed);
         }
+        // Every reader counts an app-signed roster in a commit's cleartext
+        // authenticated data, valid commit or not (a genesis must not be
+        // older than any roster in the log).
+        if let Some(Ok(Some(roster))) = cleartext_aad.as_deref().map(read_commit_aad)
+            && roster.verify(&device.app).is_ok()
+            && roster.roster().channel == self.channel
+        {
+            self.newest_serial = self.newest_serial.max(roster.roster().serial);
+        }
+        let State::Member(group) = &mut self.state else {
+            // Outside: remember the commit's epoch for a welcome naming it.
+            self.outside_commits.insert(seq, protocol.epoch().as_u64());
+            while self.outside_commits.len() > OUTSIDE_COMMITS_KEPT {
+                self.outside_commits.pop_first();
+            }
+            return Err(Skip::Unexpected);
+        };
         if protocol.epoch() != group.epoch() {
             return Err(Skip::StaleEpoch);
         }
         if self.in_flight.as_ref().is_some_and(|f| f.commit == message) {
             return self.won(device, seq, events);
         }
-        let processed = group.process_message(&device.provider, protocol).map_err(|_| Skip::Invalid)?;
+        let processed = match group.process_message(&device.provider, protocol) {
+            Ok(processed) => processed,
+            // The commit is a member's (it decrypted and verified) but its
+            // path cannot be followed by this device: a committer who
+            // encrypted garbage to some members. Skipping would leave this
+            // device on another epoch than the others (a silent fork), so
+            // it leaves the generation instead and says so.
+            Err(ProcessMessageError::InvalidCommit(StageCommitError::UpdatePathError(
+                ApplyUpdatePathError::UnableToDecrypt
+                | ApplyUpdatePathError::PathMismatch
+                | ApplyUpdatePathError::MissingCiphertext,
+            ))) => {
+                if let State::Member(mut group) = std::mem::replace(&mut self.state, State::Outside) {
+                    let _ = group.delete(device.provider.storage());
+                }
+                self.in_flight = None;
+                events.push(GroupEvent::Skipped { seq, why: Skip::CannotFollow });
+                events.push(GroupEvent::Outside);
+                return Ok(());
+            }
+            Err(_) => return Err(Skip::Invalid),
+        };
         let aad = processed.aad().to_vec();
         let sender = processed.sender().clone();
         let ProcessedMessageContent::StagedCommitMessage(staged) = processed.into_content() else {
@@ -598,9 +685,18 @@ impl ChannelGroup {
             self.roster = Some(roster);
             self.drop_older_wanted();
         }
-        if let (Some(welcome), Some(roster)) = (flight.welcome, &self.roster) {
-            let entry = Entry::Welcome { commit_seq: seq, welcome, roster: roster.encode() };
-            events.push(GroupEvent::Publish(entry.encode()));
+        if let (Some(welcome), Some(roster), Some(generation)) =
+            (flight.welcome, &self.roster, &self.generation)
+        {
+            let roster = roster.encode();
+            let signed = welcome_signed_bytes(&self.channel, &generation.group_id, seq, &welcome, &roster);
+            // Signing only fails if the device's key is unusable; then the
+            // devices it added wait for another member's commit.
+            if let Ok(signature) = device.sign(&signed) {
+                let committer = device.cert.encode();
+                let entry = Entry::Welcome { commit_seq: seq, welcome, roster, committer, signature };
+                events.push(GroupEvent::Publish(entry.encode()));
+            }
         }
         self.push_epoch(device, events);
         Ok(())
@@ -666,13 +762,15 @@ impl ChannelGroup {
         Ok(carried)
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn welcome(
         &mut self,
         device: &Device,
         seq: u64,
         commit_seq: u64,
-        welcome: &[u8],
-        roster: &[u8],
+        welcome_bytes: &[u8],
+        roster_bytes: &[u8],
+        signed: Signed<'_>,
         events: &mut Vec<GroupEvent>,
     ) -> Result<(), Skip> {
         if self.is_member() {
@@ -682,13 +780,30 @@ impl ChannelGroup {
         if commit_seq <= generation.seq || commit_seq >= seq {
             return Err(Skip::Malformed);
         }
-        let roster = SignedRoster::decode(roster).map_err(|_| Skip::Malformed)?;
+        // The commit it names must be one this device saw, of this
+        // generation; the welcome must join the epoch after it.
+        let Some(&commit_epoch) = self.outside_commits.get(&commit_seq) else { return Err(Skip::Unexpected) };
+        let roster = SignedRoster::decode(roster_bytes).map_err(|_| Skip::Malformed)?;
         self.check_roster(device, &roster).map_err(|_| Skip::Unauthorized)?;
         if !roster.roster().lists(device.cert.user(), device.cert.device()) {
             return Err(Skip::NotForUs);
         }
+        // Signed by a device the app certified, over what the relay could
+        // otherwise change (the commit's position, the roster) — checked
+        // before the welcome is opened, which uses up the key package.
+        let committer = DeviceCertificate::decode(signed.committer).map_err(|_| Skip::Malformed)?;
+        committer.verify(&device.app).map_err(|_| Skip::Unauthorized)?;
+        let message = welcome_signed_bytes(
+            &self.channel,
+            &generation.group_id,
+            commit_seq,
+            welcome_bytes,
+            roster_bytes,
+        );
+        verify_device_signature(committer.key(), &message, signed.signature)
+            .map_err(|_| Skip::Unauthorized)?;
         let MlsMessageBodyIn::Welcome(welcome) =
-            MlsMessageIn::tls_deserialize_exact(welcome).map_err(|_| Skip::Malformed)?.extract()
+            MlsMessageIn::tls_deserialize_exact(welcome_bytes).map_err(|_| Skip::Malformed)?.extract()
         else {
             return Err(Skip::Malformed);
         };
@@ -699,6 +814,16 @@ impl ChannelGroup {
         };
         if staged.group_context().group_id().as_slice() != generation.group_id {
             return Err(Skip::OtherGroup);
+        }
+        if commit_epoch.checked_add(1) != Some(staged.group_context().epoch().as_u64()) {
+            return Err(Skip::Invalid);
+        }
+        // The signer is the member that sent the welcome.
+        let sender = staged.welcome_sender().map_err(|_| Skip::Invalid)?;
+        let sender = certificate_of(sender.credential(), sender.signature_key().as_slice(), &device.app)
+            .map_err(|_| Skip::Unauthorized)?;
+        if sender != committer {
+            return Err(Skip::Unauthorized);
         }
         for member in staged.members() {
             certificate_of(&member.credential, &member.signature_key, &device.app)

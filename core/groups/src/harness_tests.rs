@@ -281,6 +281,9 @@ fn five_devices_of_three_users_converge_through_adds_removes_races_and_garbage()
         signature: vec![0; 64],
     };
     w.publish(forged.encode());
+    // A copy of the genesis (anyone who can append could try to reset the group).
+    let genesis = w.log[0].clone();
+    w.publish(genesis);
     w.deliver_all(&["carol/phone"]);
     w.assert_converged(&online, &all);
 
@@ -301,7 +304,7 @@ fn five_devices_of_three_users_converge_through_adds_removes_races_and_garbage()
     for m in &all {
         assert_eq!(skipped(m), reference, "{m} skipped differently");
     }
-    for why in [Skip::StaleEpoch, Skip::Malformed, Skip::BadGenesis] {
+    for why in [Skip::StaleEpoch, Skip::Malformed, Skip::BadGenesis, Skip::Replayed] {
         assert!(reference.iter().any(|(_, w)| *w == why), "no {why:?} in {reference:?}");
     }
 
@@ -428,4 +431,45 @@ fn envelopes_carry_their_senders_signature_and_a_member_cannot_write_as_another(
     assert_eq!(open(&w, "bob/phone", &before).unwrap().0, json!("hello"));
     let after = seal(&w, "bob/phone", "alice/laptop", next);
     assert_eq!(open(&w, "alice/phone", &after).unwrap_err().code(), "unknown_signer");
+}
+
+#[test]
+fn a_welcome_the_relay_changed_is_skipped_and_the_real_one_still_works() {
+    let mut w = World::new(seed(), &DEVICES);
+    let two = [DEVICES[0], DEVICES[1]];
+    let roster = w.roster(&two);
+    let genesis = {
+        let peer = w.peers.get_mut("alice/phone").unwrap();
+        peer.group.start(&peer.device, roster).unwrap()
+    };
+    w.publish(genesis);
+    w.deliver_all(&[]);
+    w.commit("alice/phone").unwrap();
+    // alice sees her commit win and publishes the welcome; hold it back.
+    w.deliver("alice/phone");
+    let real = w.log.pop().unwrap();
+    let Ok(Entry::Welcome { commit_seq, welcome, roster, committer, signature }) = Entry::decode(&real)
+    else {
+        panic!("not a welcome")
+    };
+    // The relay moves the commit it names, or swaps in another roster the
+    // app did sign (a newer one, which the group is not on): the
+    // committer's signature no longer covers it.
+    let other = w.roster(&DEVICES);
+    let moved = Entry::Welcome {
+        commit_seq: commit_seq - 1,
+        welcome: welcome.clone(),
+        roster: roster.clone(),
+        committer: committer.clone(),
+        signature: signature.clone(),
+    };
+    let swapped = Entry::Welcome { commit_seq, welcome, roster: other.encode(), committer, signature };
+    let (at_moved, at_swapped) = (w.publish(moved.encode()), w.publish(swapped.encode()));
+    w.publish(real);
+    w.deliver_all(&[]);
+    let laptop = w.peer("alice/laptop");
+    assert!(laptop.skipped.iter().any(|(seq, _)| *seq == at_moved), "{:?}", laptop.skipped);
+    assert!(laptop.skipped.contains(&(at_swapped, Skip::Unauthorized)), "{:?}", laptop.skipped);
+    let members = ["alice/phone", "alice/laptop"];
+    w.assert_converged(&members, &members);
 }

@@ -35,8 +35,9 @@ pub use group::{ChannelGroup, GroupEvent};
 pub use identity::{AppIdentity, AppSigner, DeviceCertificate, Roster, SignedRoster};
 pub use link::{GroupLink, LinkEvent};
 
-/// The longest user, device or channel id, in bytes.
-pub const MAX_ID_BYTES: usize = 200;
+/// The longest user, device or channel id, in bytes (the relay's limit
+/// for user and device ids in the key directory).
+pub const MAX_ID_BYTES: usize = 128;
 
 /// The most devices a roster may list (and so a group may hold).
 pub const MAX_ROSTER_DEVICES: usize = 10_000;

@@ -26,6 +26,11 @@ use crate::{ChannelGroup, Device, GroupError, GroupEvent, SignedRoster};
 const RETRY_FIRST: Duration = Duration::from_millis(200);
 /// The longest wait between two tries.
 const RETRY_MAX: Duration = Duration::from_secs(5);
+/// Key package requests out at once (the directory's request rate is 10
+/// per second per connection by default).
+const FETCHES_OUT: usize = 4;
+/// How long before devices that had no key package are asked for again.
+const MISSING_RETRY: Duration = Duration::from_secs(10);
 
 /// What the app hears from the link besides the group's events.
 #[derive(Debug, PartialEq, Eq)]
@@ -64,6 +69,11 @@ pub struct GroupLink {
     /// Key packages asked for (request id → user, device) and the answers.
     asked: HashMap<String, (String, String)>,
     fetched: HashMap<(String, String), Option<Vec<u8>>>,
+    /// No fetches before this (a refused fetch's backoff).
+    fetch_after: Option<Instant>,
+    fetch_backoff: Duration,
+    /// When to try again to add devices that had no key package.
+    missing_retry_at: Option<Instant>,
     commit_wanted: bool,
     counter: u64,
     nonce: String,
@@ -83,6 +93,9 @@ impl GroupLink {
             submitted: BTreeMap::new(),
             asked: HashMap::new(),
             fetched: HashMap::new(),
+            fetch_after: None,
+            fetch_backoff: RETRY_FIRST,
+            missing_retry_at: None,
             commit_wanted: false,
             counter: 0,
             nonce: URL_SAFE_NO_PAD.encode(nonce),
@@ -99,10 +112,19 @@ impl GroupLink {
         &self.group
     }
 
-    /// Reads the log from where this device is (call once subscribed, and
-    /// after every reconnection).
+    /// Reads the log from where this device is, and sends again what was
+    /// not acknowledged (under the same op ids: the relay answers a copy
+    /// with its original sequence number). Call once subscribed, and after
+    /// every reconnection.
     pub fn join(&mut self) {
         self.join_since(self.group.next_seq());
+        let pending: Vec<(String, Vec<u8>)> =
+            self.submitted.iter().map(|(id, s)| (id.clone(), s.entry.clone())).collect();
+        for (op_id, entry) in pending {
+            self.send_submission(&op_id, &entry);
+        }
+        // Answers to questions asked on a lost connection never come.
+        self.asked.clear();
     }
 
     fn join_since(&mut self, since: u64) {
@@ -135,26 +157,34 @@ impl GroupLink {
 
     /// Takes a newer roster from the app and commits what it changes, once
     /// the key packages of the devices to add are fetched.
-    pub fn offer_roster(&mut self, device: &Device, roster: SignedRoster) -> Result<(), GroupError> {
+    pub fn offer_roster(
+        &mut self,
+        device: &Device,
+        roster: SignedRoster,
+        now: Instant,
+    ) -> Result<(), GroupError> {
         self.group.offer_roster(device, roster)?;
         self.commit_wanted = true;
-        self.try_commit(device);
+        self.try_commit(device, now);
         Ok(())
     }
 
-    /// Commits pending changes when every missing device's package is here.
-    fn try_commit(&mut self, device: &Device) {
+    /// Commits pending changes when every missing device's package is
+    /// here (or known to be unavailable), asking for a few at a time.
+    fn try_commit(&mut self, device: &Device, now: Instant) {
         if !self.commit_wanted || !self.group.is_member() {
             return;
         }
         let mut waiting = false;
+        let may_fetch = self.fetch_after.is_none_or(|after| after <= now);
         for (user, device_id) in self.group.missing() {
             let pair = (user.clone(), device_id.clone());
             if self.fetched.contains_key(&pair) {
                 continue;
             }
             waiting = true;
-            if !self.asked.values().any(|asked| *asked == pair) {
+            let asked = self.asked.values().any(|asked| *asked == pair);
+            if !asked && may_fetch && self.asked.len() < FETCHES_OUT {
                 let request_id = self.next_id();
                 let fetch = Fetch { request_id: Some(request_id.clone()), user, device: device_id };
                 self.out.push_back(frame(directory::FETCH, &fetch));
@@ -164,17 +194,22 @@ impl GroupLink {
         if waiting {
             return;
         }
+        let unavailable = self.fetched.values().any(Option::is_none);
         let fetched = &mut self.fetched;
-        match self
-            .group
-            .commit(device, |user, device| fetched.remove(&(user.into(), device.into())).flatten())
-        {
-            Ok(Some(entry)) => {
+        let result =
+            self.group.commit(device, |user, device| fetched.remove(&(user.into(), device.into())).flatten());
+        match result {
+            Ok(entry) => {
                 self.commit_wanted = false;
                 self.fetched.clear();
-                self.submit(entry);
+                if let Some(entry) = entry {
+                    self.submit(entry);
+                }
+                // Devices without a key package are asked for again later.
+                if unavailable {
+                    self.missing_retry_at = Some(now + MISSING_RETRY);
+                }
             }
-            Ok(None) => self.commit_wanted = false,
             // Ours is in flight: commit again if it loses.
             Err(GroupError::CommitInFlight) => {}
             Err(error) => {
@@ -215,6 +250,7 @@ impl GroupLink {
                 if asked.as_ref() == Some(&pair) {
                     let bytes = package.package.and_then(|p| URL_SAFE_NO_PAD.decode(p).ok());
                     self.fetched.insert(pair, bytes);
+                    self.fetch_backoff = RETRY_FIRST;
                 }
             }
         } else if event == directory::STORED {
@@ -222,18 +258,53 @@ impl GroupLink {
                 self.events.push_back(LinkEvent::PackagesStored { count: count as usize });
             }
         } else if event == directory::ERROR {
-            let code = data.get("code").and_then(Value::as_str).unwrap_or("unknown").to_owned();
-            self.events.push_back(LinkEvent::Refused { code });
+            self.directory_error(data, now);
         }
-        self.try_commit(device);
+        self.try_commit(device, now);
+    }
+
+    /// A refused fetch is asked again after a backoff when the refusal
+    /// passes (`rate_limited`, `storage`), else that device is left for a
+    /// later commit; a refused publish is the app's to hear.
+    fn directory_error(&mut self, data: &Value, now: Instant) {
+        let Ok(error) = serde_json::from_value::<directory::DirectoryError>(data.clone()) else { return };
+        let pair = error.request_id.as_ref().and_then(|id| self.asked.remove(id));
+        match pair {
+            Some(_) if error.code.is_transient() => {
+                self.fetch_after = Some(now + self.fetch_backoff);
+                self.fetch_backoff = (self.fetch_backoff * 2).min(RETRY_MAX);
+            }
+            Some(pair) => {
+                self.fetched.insert(pair, None);
+            }
+            None => {
+                let code = data.get("code").and_then(Value::as_str).unwrap_or("unknown").to_owned();
+                self.events.push_back(LinkEvent::Refused { code });
+            }
+        }
     }
 
     fn doc_reply(&mut self, device: &Device, reply: DocReply, now: Instant) {
+        if let DocReply::Error(error) = &reply
+            && !error.code.is_transient()
+            && let Some(op_id) = &error.op_id
+            && let Some(submission) = self.submitted.remove(op_id)
+        {
+            // A genesis or commit the relay will never take: give it up so
+            // another can be built (a welcome refused leaves its devices to
+            // a later commit of the roster).
+            if matches!(submission.entry.first(), Some(1 | 2)) {
+                self.group.abandon(device);
+                self.commit_wanted = true;
+            }
+            self.events.push_back(LinkEvent::Refused { code: error.code.as_str().to_owned() });
+            return;
+        }
         match reply {
             DocReply::State(state) => {
                 let last = state.ops.last().map(|op| op.seq);
                 for op in state.ops {
-                    self.feed(device, op.seq, &op.payload);
+                    self.feed_payload(device, op.seq, &op.payload);
                 }
                 // A page ends before the head: read on.
                 if let Some(last) = last
@@ -243,34 +314,35 @@ impl GroupLink {
                 }
                 self.head = self.head.max(state.head);
             }
-            DocReply::Op(op) => self.feed(device, op.seq, &op.payload),
+            DocReply::Op(op) => self.feed_payload(device, op.seq, &op.payload),
             DocReply::Ack(ack) => {
                 if let Some(submission) = self.submitted.remove(&ack.op_id) {
-                    let payload = URL_SAFE_NO_PAD.encode(&submission.entry);
-                    self.feed(device, ack.seq, &payload);
+                    self.feed(device, ack.seq, &submission.entry);
                 }
             }
+            // A passing refusal (final ones were handled above): again later.
             DocReply::Error(error) => {
-                let Some(op_id) = error.op_id.clone() else { return };
-                if error.code.is_transient() {
-                    if let Some(submission) = self.submitted.get_mut(&op_id) {
-                        submission.retry_at = Some(now + submission.backoff);
-                        submission.backoff = (submission.backoff * 2).min(RETRY_MAX);
-                    }
-                } else if self.submitted.remove(&op_id).is_some() {
-                    self.events.push_back(LinkEvent::Refused { code: error.code.as_str().to_owned() });
+                if let Some(submission) = error.op_id.as_ref().and_then(|id| self.submitted.get_mut(id)) {
+                    submission.retry_at = Some(now + submission.backoff);
+                    submission.backoff = (submission.backoff * 2).min(RETRY_MAX);
                 }
             }
             DocReply::Digest(_) | DocReply::SnapshotStored(_) => {}
         }
     }
 
+    /// Applies the op payload at document sequence number `seq` (one that
+    /// is not base64url is an empty, malformed entry: skipped by all).
+    fn feed_payload(&mut self, device: &Device, seq: u64, payload: &str) {
+        let bytes = URL_SAFE_NO_PAD.decode(payload).unwrap_or_default();
+        self.feed(device, seq, &bytes);
+    }
+
     /// Applies the entry at document sequence number `seq`.
-    fn feed(&mut self, device: &Device, seq: u64, payload: &str) {
+    fn feed(&mut self, device: &Device, seq: u64, bytes: &[u8]) {
         self.head = self.head.max(seq);
         let Some(position) = seq.checked_sub(1) else { return };
-        let bytes = URL_SAFE_NO_PAD.decode(payload).unwrap_or_default();
-        for event in self.group.handle_entry(device, position, &bytes) {
+        for event in self.group.handle_entry(device, position, bytes) {
             match event {
                 GroupEvent::Publish(entry) => self.submit(entry),
                 // Position `from` is sequence number from + 1: ops after `from`.
@@ -284,8 +356,13 @@ impl GroupLink {
         }
     }
 
-    /// Sends again what the relay refused for a passing reason.
-    pub fn handle_timeout(&mut self, now: Instant) {
+    /// Sends again what the relay refused for a passing reason, and asks
+    /// again for devices that had no key package.
+    pub fn handle_timeout(&mut self, device: &Device, now: Instant) {
+        if self.missing_retry_at.is_some_and(|at| at <= now) {
+            self.missing_retry_at = None;
+            self.commit_wanted = true;
+        }
         let due: Vec<(String, Vec<u8>)> = self
             .submitted
             .iter_mut()
@@ -298,11 +375,14 @@ impl GroupLink {
         for (op_id, entry) in due {
             self.send_submission(&op_id, &entry);
         }
+        self.try_commit(device, now);
     }
 
     /// When [`Self::handle_timeout`] wants to run next.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        self.submitted.values().filter_map(|s| s.retry_at).min()
+        let fetch_after = self.fetch_after.filter(|_| self.commit_wanted);
+        let waits = [fetch_after, self.missing_retry_at].into_iter().flatten();
+        self.submitted.values().filter_map(|s| s.retry_at).chain(waits).min()
     }
 
     /// The next frame to send.

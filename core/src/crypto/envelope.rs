@@ -250,15 +250,20 @@ fn seal<R: TryCryptoRng + ?Sized>(
 /// Opens `envelope` with `key` for `scope` and the field at `path`: checks
 /// the key commitment, then the GCM tag, then parses the JSON plaintext.
 /// A signed envelope (v2) is refused with `UnknownSigner`: its sender can
-/// only be checked where the signers are known ([`open_signed_value`]).
+/// only be checked where the signers are known ([`open_signed_value`]); so
+/// is an unsigned one under a device-keys kid (`mls.…`: `SignatureRequired`).
 pub fn open_value(
     key: &Key,
     scope: &Scope,
     path: &JsonPointer,
     envelope: &Envelope,
 ) -> Result<Value, CryptoError> {
+    let (kid, kv) = (envelope.kid.clone(), envelope.kv);
     if envelope.signature.is_some() {
-        return Err(CryptoError::UnknownSigner { kid: envelope.kid.clone(), kv: envelope.kv });
+        return Err(CryptoError::UnknownSigner { kid, kv });
+    }
+    if envelope.kid.starts_with(super::signature::SIGNED_KID_PREFIX) {
+        return Err(CryptoError::SignatureRequired { kid, kv });
     }
     decrypt(key, scope, path, envelope)
 }

@@ -43,4 +43,4 @@ pub use rng::{ClientRng, OsRng, SeededRng};
 pub use scope::Scope;
 #[cfg(feature = "signatures")]
 pub use signature::{EnvelopeSigner, SignerKeys};
-pub use signature::{SIGNATURE_LEN, SIGNER_ID_LEN, SenderSignature, SignerId};
+pub use signature::{SIGNATURE_LEN, SIGNED_KID_PREFIX, SIGNER_ID_LEN, SenderSignature, SignerId};

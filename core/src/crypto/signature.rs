@@ -17,6 +17,10 @@ use sha2::{Digest, Sha256};
 use super::aad::push_prefixed;
 use super::b64;
 
+/// Key ids of the device-keys mode's epoch keys start with this; an
+/// envelope under such a key must be signed, whichever API opens it.
+pub const SIGNED_KID_PREFIX: &str = "mls.";
+
 /// Bytes of a signer id.
 pub const SIGNER_ID_LEN: usize = 16;
 /// Bytes of an Ed25519 signature.

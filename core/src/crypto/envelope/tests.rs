@@ -109,6 +109,13 @@ fn wrong_key_fails_the_commitment() {
 }
 
 #[test]
+fn an_unsigned_envelope_under_a_device_keys_kid_does_not_open() {
+    let envelope =
+        seal_value(&key(), "mls.group", 3, &scope(), &body(), &json!(1), &mut crate::crypto::OsRng).unwrap();
+    assert_eq!(open(&envelope).unwrap_err().code(), "signature_required");
+}
+
+#[test]
 fn strict_parsing() {
     let good = sealed(&json!("x")).to_json();
     let with = |field: &str, value: Value| {
