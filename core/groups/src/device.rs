@@ -112,8 +112,12 @@ impl Device {
     /// A last-resort key package: handed out when the directory has no
     /// other package of this device, and usable for several adds.
     pub fn last_resort_key_package(&self) -> Result<Vec<u8>, GroupError> {
+        // Its leaf must say it understands the last-resort extension, or
+        // the package does not validate.
+        let capabilities = Capabilities::builder().extensions(vec![ExtensionType::LastResort]).build();
         let bundle = KeyPackage::builder()
             .mark_as_last_resort()
+            .leaf_node_capabilities(capabilities)
             .build(CIPHERSUITE, &self.provider, &self.signer, self.credential())
             .map_err(GroupError::mls)?;
         bundle.key_package().tls_serialize_detached().map_err(GroupError::mls)

@@ -399,3 +399,121 @@ impl GroupLink {
 fn frame<T: serde::Serialize>(event: &str, data: &T) -> String {
     serde_json::json!({"event": event, "data": data}).to_string()
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::{AppSigner, Roster};
+
+    fn device(app: &AppSigner, user: &str) -> Device {
+        let key = Device::generate_key().unwrap();
+        let cert = app.certify(user, "phone", key.public()).unwrap();
+        Device::new(key, cert, app.identity()).unwrap()
+    }
+
+    /// The frames the link wants sent, parsed.
+    fn sent(link: &mut GroupLink) -> Vec<Value> {
+        std::iter::from_fn(|| link.poll_frame()).map(|f| serde_json::from_str(&f).unwrap()).collect()
+    }
+
+    fn data_of(frame: &Value) -> Value {
+        match &frame["data"] {
+            Value::String(text) => serde_json::from_str(text).unwrap(),
+            data => data.clone(),
+        }
+    }
+
+    fn only(frames: &[Value], event: &str) -> Value {
+        let found: Vec<&Value> = frames.iter().filter(|f| f["event"] == event).collect();
+        assert_eq!(found.len(), 1, "{event} in {frames:?}");
+        data_of(found[0])
+    }
+
+    /// A started group whose genesis the relay acknowledged; the link now
+    /// asks for bob's key package. Returns the fetch's data.
+    fn started(app: &AppSigner, alice: &Device, link: &mut GroupLink, now: Instant) -> Value {
+        let roster =
+            app.sign_roster(Roster::new("private-r", 1).with("alice", "phone").with("bob", "phone")).unwrap();
+        link.start(alice, roster).unwrap();
+        let submit = only(&sent(link), doc::SUBMIT);
+        link.handle(alice, doc::ACK, &json!({"op_id": submit["op_id"], "seq": 1}), now);
+        assert!(link.group().is_member());
+        assert!(matches!(link.poll_event(), Some(LinkEvent::Group(GroupEvent::Epoch { kv: 0, .. }))));
+        only(&sent(link), directory::FETCH)
+    }
+
+    #[test]
+    fn refused_key_package_requests_are_retried_then_given_up_and_asked_again_later() {
+        let app = AppSigner::from_seed(&[4; 32]);
+        let (alice, bob) = (device(&app, "alice"), device(&app, "bob"));
+        let mut link = GroupLink::new("private-r").unwrap();
+        let t0 = Instant::now();
+        let fetch = started(&app, &alice, &mut link, t0);
+        assert_eq!((fetch["user"].as_str(), fetch["device"].as_str()), (Some("bob"), Some("phone")));
+
+        // Rate limited: nothing is asked again before the backoff.
+        let error = json!({"request_id": fetch["request_id"], "request": directory::FETCH, "code": "rate_limited", "message": ""});
+        link.handle(&alice, directory::ERROR, &error, t0);
+        assert!(sent(&mut link).is_empty());
+        let at = link.poll_timeout().expect("a retry is due");
+        assert!(at > t0 && at <= t0 + RETRY_FIRST);
+        link.handle_timeout(&alice, at);
+        let fetch = only(&sent(&mut link), directory::FETCH);
+
+        // Refused for good: the commit goes ahead without bob (nothing to
+        // do), and bob is asked for again after MISSING_RETRY.
+        let error = json!({"request_id": fetch["request_id"], "request": directory::FETCH, "code": "invalid", "message": ""});
+        link.handle(&alice, directory::ERROR, &error, at);
+        assert!(sent(&mut link).is_empty());
+        assert_eq!(link.poll_timeout(), Some(at + MISSING_RETRY));
+        link.handle_timeout(&alice, at + MISSING_RETRY);
+        let fetch = only(&sent(&mut link), directory::FETCH);
+
+        // This time bob has a package: the commit is submitted.
+        let package = URL_SAFE_NO_PAD.encode(bob.key_package().unwrap());
+        let answer = json!({"request_id": fetch["request_id"], "user": "bob", "device": "phone", "package": package, "last_resort": false});
+        link.handle(&alice, directory::PACKAGE, &answer, at + MISSING_RETRY);
+        let submit = only(&sent(&mut link), doc::SUBMIT);
+        assert_eq!(
+            URL_SAFE_NO_PAD.decode(submit["payload"].as_str().unwrap()).unwrap()[0],
+            2,
+            "a commit entry"
+        );
+    }
+
+    #[test]
+    fn a_commit_the_relay_refuses_for_good_is_abandoned_and_built_again() {
+        let app = AppSigner::from_seed(&[4; 32]);
+        let (alice, bob) = (device(&app, "alice"), device(&app, "bob"));
+        let mut link = GroupLink::new("private-r").unwrap();
+        let now = Instant::now();
+        let fetch = started(&app, &alice, &mut link, now);
+        let package = URL_SAFE_NO_PAD.encode(bob.last_resort_key_package().unwrap());
+        let answer = json!({"request_id": fetch["request_id"], "user": "bob", "device": "phone", "package": package, "last_resort": true});
+        link.handle(&alice, directory::PACKAGE, &answer, now);
+        let submit = only(&sent(&mut link), doc::SUBMIT);
+        // A passing refusal: the same op again after the backoff.
+        let busy =
+            json!({"code": "rate_limited", "message": "", "op_id": submit["op_id"], "request": doc::SUBMIT});
+        link.handle(&alice, doc::ERROR, &busy, now);
+        assert!(sent(&mut link).is_empty());
+        link.handle_timeout(&alice, now + RETRY_FIRST);
+        assert_eq!(only(&sent(&mut link), doc::SUBMIT)["op_id"], submit["op_id"]);
+        // A final refusal: reported, abandoned, and asked for again.
+        let refused =
+            json!({"code": "too_large", "message": "", "op_id": submit["op_id"], "request": doc::SUBMIT});
+        link.handle(&alice, doc::ERROR, &refused, now);
+        assert_eq!(link.poll_event(), Some(LinkEvent::Refused { code: "too_large".into() }));
+        let fetch = only(&sent(&mut link), directory::FETCH);
+        let answer = json!({"request_id": fetch["request_id"], "user": "bob", "device": "phone", "package": package, "last_resort": true});
+        link.handle(&alice, directory::PACKAGE, &answer, now);
+        assert_ne!(only(&sent(&mut link), doc::SUBMIT)["op_id"], submit["op_id"], "a new commit");
+        // After a reconnection, what is not acknowledged goes again under its op id.
+        link.join();
+        let frames = sent(&mut link);
+        assert!(frames.iter().any(|f| f["event"] == doc::JOIN));
+        assert_eq!(frames.iter().filter(|f| f["event"] == doc::SUBMIT).count(), 1);
+    }
+}
