@@ -2,7 +2,7 @@
 //! only under `--cfg fuzzing` and in tests, which replay the committed
 //! corpus). It must never panic on any input.
 
-use crate::{AppSigner, ChannelGroup, Device, GroupEvent, Roster};
+use crate::{AppSigner, ChannelGroup, Device, GroupEvent, GroupLink, Roster};
 
 fn device(app: &AppSigner, user: &str) -> Device {
     let signer = Device::generate_key().expect("key generation");
@@ -42,6 +42,29 @@ pub fn group_entries(data: &[u8]) {
     assert_eq!(groups[0].epoch(), groups[1].epoch(), "the members forked");
 }
 
+/// Untrusted bytes as frames from the relay (one JSON frame per line:
+/// document replies, key directory answers, anything) to a link whose
+/// device started a group and asked for a key package: the link must not
+/// panic, and what it sends stays bounded.
+pub fn group_link_frames(data: &[u8]) {
+    let app = AppSigner::from_seed(&[3; 32]);
+    let alice = device(&app, "alice");
+    let roster = app.sign_roster(Roster::new("private-f", 1).with("alice", "phone").with("bob", "phone"));
+    let mut link = GroupLink::new("private-f").expect("randomness");
+    link.start(&alice, roster.expect("static roster")).expect("start");
+    let t0 = sealcast_core::time::Instant::now();
+    for (n, line) in data.split(|b| *b == b'\n').enumerate() {
+        let Ok(frame) = serde_json::from_slice::<serde_json::Value>(line) else { continue };
+        let event = frame["event"].as_str().unwrap_or_default();
+        let now = t0 + std::time::Duration::from_millis(100 * n as u64);
+        link.handle(&alice, event, &frame["data"], now);
+        link.handle_timeout(&alice, now);
+        let sent = std::iter::from_fn(|| link.poll_frame()).count();
+        assert!(sent <= 64, "one frame made the link send {sent}");
+        while link.poll_event().is_some() {}
+    }
+}
+
 #[cfg(test)]
 mod tests {
     /// Replays the committed seed corpus (`seed-*`).
@@ -57,5 +80,20 @@ mod tests {
             }
         }
         assert!(replayed >= 4, "only {replayed} seeds");
+    }
+
+    /// Replays the committed seed corpus of the link target.
+    #[test]
+    fn link_corpus_replays_without_panics() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus/group_link_frames");
+        let mut replayed = 0;
+        for entry in std::fs::read_dir(dir).expect("corpus directory") {
+            let path = entry.expect("corpus entry").path();
+            if path.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with("seed-")) {
+                super::group_link_frames(&std::fs::read(&path).expect("corpus file"));
+                replayed += 1;
+            }
+        }
+        assert!(replayed >= 3, "only {replayed} seeds");
     }
 }
