@@ -94,6 +94,19 @@ fn spec_aad_v(version: u8, kid: &str, kv: u32, kind: &str, fields: &[String], pa
     aad
 }
 
+/// `envelope` with `field` set to `value`.
+fn mutated(envelope: &Value, field: &str, value: Value) -> Value {
+    let mut e = envelope.clone();
+    e[field] = value;
+    e
+}
+
+/// `text` with its first character changed (a base64url value that still decodes).
+fn flip_first(text: &str) -> String {
+    let first = if text.starts_with('A') { 'B' } else { 'A' };
+    format!("{first}{}", &text[1..])
+}
+
 fn scope_of(json: &Value) -> Scope {
     json["scope"].as_str().unwrap().parse().unwrap()
 }
@@ -262,15 +275,7 @@ fn generate() -> Value {
 
     let base = &positive[0];
     let envelope = base["envelope"].clone();
-    let mutated = |field: &str, value: Value| {
-        let mut e = envelope.clone();
-        e[field] = value;
-        e
-    };
-    let flip_first = |text: &str| {
-        let first = if text.starts_with('A') { 'B' } else { 'A' };
-        format!("{first}{}", &text[1..])
-    };
+    let mutated = |field: &str, value: Value| mutated(&envelope, field, value);
     let text = |field: &str| envelope[field].as_str().unwrap().to_owned();
     let mut without_kc = envelope.clone();
     without_kc.as_object_mut().unwrap().remove("kc");
@@ -494,15 +499,7 @@ fn signed_vectors() -> (Vec<Value>, Vec<Value>) {
     let envelope = base["envelope"].clone();
     let members: Vec<String> =
         [1u8, 3].iter().map(|n| B64.encode(EnvelopeSigner::from_seed(&test_seed(*n)).public_key())).collect();
-    let mutated = |field: &str, value: Value| {
-        let mut e = envelope.clone();
-        e[field] = value;
-        e
-    };
-    let flip_first = |text: &str| {
-        let first = if text.starts_with('A') { 'B' } else { 'A' };
-        format!("{first}{}", &text[1..])
-    };
+    let mutated = |field: &str, value: Value| mutated(&envelope, field, value);
     let text = |field: &str| envelope[field].as_str().unwrap().to_owned();
     let stranger = {
         let signer = EnvelopeSigner::from_seed(&test_seed(9));

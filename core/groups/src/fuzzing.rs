@@ -67,33 +67,25 @@ pub fn group_link_frames(data: &[u8]) {
 
 #[cfg(test)]
 mod tests {
-    /// Replays the committed seed corpus (`seed-*`).
-    #[test]
-    fn corpus_replays_without_panics() {
-        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus/group_entries");
+    /// Replays the committed seed corpus (`seed-*`) of `target`.
+    fn replay(target: &str, run: fn(&[u8])) -> usize {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus").join(target);
         let mut replayed = 0;
         for entry in std::fs::read_dir(dir).expect("corpus directory") {
             let path = entry.expect("corpus entry").path();
             if path.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with("seed-")) {
-                super::group_entries(&std::fs::read(&path).expect("corpus file"));
+                run(&std::fs::read(&path).expect("corpus file"));
                 replayed += 1;
             }
         }
-        assert!(replayed >= 4, "only {replayed} seeds");
+        replayed
     }
 
-    /// Replays the committed seed corpus of the link target.
     #[test]
-    fn link_corpus_replays_without_panics() {
-        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus/group_link_frames");
-        let mut replayed = 0;
-        for entry in std::fs::read_dir(dir).expect("corpus directory") {
-            let path = entry.expect("corpus entry").path();
-            if path.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with("seed-")) {
-                super::group_link_frames(&std::fs::read(&path).expect("corpus file"));
-                replayed += 1;
-            }
-        }
-        assert!(replayed >= 3, "only {replayed} seeds");
+    fn corpus_replays_without_panics() {
+        let entries = replay("group_entries", super::group_entries);
+        assert!(entries >= 4, "only {entries} group entry seeds");
+        let frames = replay("group_link_frames", super::group_link_frames);
+        assert!(frames >= 3, "only {frames} link frame seeds");
     }
 }

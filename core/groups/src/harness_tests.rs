@@ -186,6 +186,23 @@ impl World {
         }
     }
 
+    /// alice's phone starts the group on a roster of alice's two devices
+    /// and bob's phone, and adds the other two; returns them and the key.
+    fn three_members(&mut self) -> ([&'static str; 3], (String, u32)) {
+        let roster = self.roster(&DEVICES[..3]);
+        let genesis = {
+            let peer = self.peers.get_mut("alice/phone").unwrap();
+            peer.group.start(&peer.device, roster).unwrap()
+        };
+        self.publish(genesis);
+        self.deliver_all(&[]);
+        self.commit("alice/phone").unwrap();
+        self.deliver_all(&[]);
+        let members = ["alice/laptop", "alice/phone", "bob/phone"];
+        let key = self.assert_converged(&members, &members);
+        (members, key)
+    }
+
     fn peer(&self, who: &str) -> &Peer {
         &self.peers[who]
     }
@@ -229,18 +246,7 @@ fn five_devices_of_three_users_converge_through_adds_removes_races_and_garbage()
     let mut w = World::new(seed(), &DEVICES);
 
     // alice's phone starts the group; the roster lets three devices in.
-    let roster = w.roster(&DEVICES[..3]);
-    let genesis = {
-        let peer = w.peers.get_mut("alice/phone").unwrap();
-        peer.group.start(&peer.device, roster.clone()).unwrap()
-    };
-    w.publish(genesis);
-    w.deliver_all(&[]);
-    assert!(w.peer("alice/phone").group.is_member());
-    w.commit("alice/phone").expect("adds two devices");
-    w.deliver_all(&[]);
-    let three = ["alice/phone", "alice/laptop", "bob/phone"];
-    w.assert_converged(&three, &three);
+    w.three_members();
 
     // The app lets bob's tablet and carol in; two members commit at once.
     let roster = w.roster(&DEVICES);
@@ -338,18 +344,7 @@ fn five_devices_of_three_users_converge_through_adds_removes_races_and_garbage()
 #[test]
 fn an_add_the_roster_does_not_allow_is_skipped_by_every_member() {
     let mut w = World::new(seed(), &DEVICES);
-    let listed = [DEVICES[0], DEVICES[1], DEVICES[2]];
-    let roster = w.roster(&listed);
-    let genesis = {
-        let peer = w.peers.get_mut("alice/phone").unwrap();
-        peer.group.start(&peer.device, roster).unwrap()
-    };
-    w.publish(genesis);
-    w.deliver_all(&[]);
-    w.commit("alice/phone").unwrap();
-    w.deliver_all(&[]);
-    let members = ["alice/laptop", "alice/phone", "bob/phone"];
-    let (_, before) = w.assert_converged(&members, &members);
+    let (_, (_, before)) = w.three_members();
 
     // bob's phone, gone rogue, adds carol's phone, which the roster does not
     // list (its certificate is the app's: only the roster says no).
@@ -375,18 +370,7 @@ fn an_add_the_roster_does_not_allow_is_skipped_by_every_member() {
 #[test]
 fn envelopes_carry_their_senders_signature_and_a_member_cannot_write_as_another() {
     let mut w = World::new(seed(), &DEVICES);
-    let three = [DEVICES[0], DEVICES[1], DEVICES[2]];
-    let roster = w.roster(&three);
-    let genesis = {
-        let peer = w.peers.get_mut("alice/phone").unwrap();
-        peer.group.start(&peer.device, roster).unwrap()
-    };
-    w.publish(genesis);
-    w.deliver_all(&[]);
-    w.commit("alice/phone").unwrap();
-    w.deliver_all(&[]);
-    let members = ["alice/laptop", "alice/phone", "bob/phone"];
-    let (kid, kv) = w.assert_converged(&members, &members);
+    let (_, (kid, kv)) = w.three_members();
     let (scope, path) = (Scope::chat("room", "m1").unwrap(), JsonPointer::root().child("body"));
     let seal = |w: &World, who: &str, as_: &str, kv: u32| -> Envelope {
         let key = &w.peer(who).ring[&(kid.clone(), kv)];

@@ -288,33 +288,41 @@ pub fn open_signed_value(
         }
         return decrypt(key, scope, path, envelope).map(|value| (value, None));
     };
-    if !commit::verify(key, &envelope.iv, &envelope.kc) {
-        return Err(CryptoError::CommitmentMismatch { kid, kv });
-    }
+    check_commitment(key, envelope)?;
     let public = signers
         .signer_key(&envelope.kid, envelope.kv, &signature.signer)
         .ok_or(CryptoError::UnknownSigner { kid: kid.clone(), kv })?;
-    let message =
-        super::signature::signed_bytes(&envelope.aad(scope, path), &envelope.iv, &envelope.ct, &envelope.kc);
+    let aad = envelope.aad(scope, path);
+    let message = super::signature::signed_bytes(&aad, &envelope.iv, &envelope.ct, &envelope.kc);
     if SignerId::of(&public) != signature.signer
         || !super::signature::verify(&public, &message, &signature.sig)
     {
         return Err(CryptoError::SignatureInvalid { kid, kv });
     }
-    decrypt(key, scope, path, envelope).map(|value| (value, Some(signature.signer)))
+    open_checked(key, &aad, envelope).map(|value| (value, Some(signature.signer)))
 }
 
 /// Commitment, then AES-GCM with the envelope's AAD, then JSON.
 fn decrypt(key: &Key, scope: &Scope, path: &JsonPointer, envelope: &Envelope) -> Result<Value, CryptoError> {
-    // Commitment before decryption: a ciphertext built to open under two
-    // keys never reaches AES-GCM under the wrong one.
-    if !commit::verify(key, &envelope.iv, &envelope.kc) {
-        return Err(CryptoError::CommitmentMismatch { kid: envelope.kid.clone(), kv: envelope.kv });
+    check_commitment(key, envelope)?;
+    open_checked(key, &envelope.aad(scope, path), envelope)
+}
+
+/// The key commitment, checked before decryption: a ciphertext built to
+/// open under two keys never reaches AES-GCM under the wrong one.
+fn check_commitment(key: &Key, envelope: &Envelope) -> Result<(), CryptoError> {
+    if commit::verify(key, &envelope.iv, &envelope.kc) {
+        Ok(())
+    } else {
+        Err(CryptoError::CommitmentMismatch { kid: envelope.kid.clone(), kv: envelope.kv })
     }
-    let aad = envelope.aad(scope, path);
+}
+
+/// AES-GCM with `aad`, then JSON (the commitment already checked).
+fn open_checked(key: &Key, aad: &[u8], envelope: &Envelope) -> Result<Value, CryptoError> {
     let mut buffer = envelope.ct.clone();
     key.cipher
-        .decrypt_in_place(&Nonce::from(envelope.iv), &aad, &mut buffer)
+        .decrypt_in_place(&Nonce::from(envelope.iv), aad, &mut buffer)
         .map_err(|_| CryptoError::DecryptFailed)?;
     plaintext::decode(&buffer)
 }

@@ -3,7 +3,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
 
-use super::{DeviceState, DirectoryStore, DirectoryStoreError, KeyDirectoryConfig, Taken, cost};
+use super::{DeviceState, DirectoryStore, DirectoryStoreError, KeyDirectoryConfig, NewPackages, Taken, cost};
 
 /// Packages by app, user and device.
 #[derive(Debug, Default)]
@@ -44,12 +44,10 @@ impl DirectoryStore for MemoryDirectory {
     fn publish(
         &self,
         app: &str,
-        user: &str,
-        device: &str,
-        packages: &[String],
-        last_resort: Option<&str>,
+        new: &NewPackages<'_>,
         limits: &KeyDirectoryConfig,
     ) -> Result<DeviceState, DirectoryStoreError> {
+        let NewPackages { user, device, packages, last_resort } = *new;
         self.with_app(app, |app| {
             let devices = app.users.get(user);
             let existing = devices.and_then(|d| d.get(device));

@@ -93,18 +93,27 @@ pub struct Taken {
     pub last_resort: bool,
 }
 
+/// What a publish stores for one device.
+#[derive(Debug, Clone, Copy)]
+pub struct NewPackages<'a> {
+    /// The signed-in user.
+    pub user: &'a str,
+    /// The user's device.
+    pub device: &'a str,
+    /// Packages to add after the stored ones.
+    pub packages: &'a [String],
+    /// A last-resort package replacing the stored one.
+    pub last_resort: Option<&'a str>,
+}
+
 /// Where packages live. Each call is atomic: a publish stores all its
 /// packages or none.
 pub trait DirectoryStore: Send + Sync + Debug {
-    /// Adds `packages` (after the stored ones) and replaces the last-resort
-    /// package if one is given, within `limits`.
+    /// Stores `new` within `limits`.
     fn publish(
         &self,
         app: &str,
-        user: &str,
-        device: &str,
-        packages: &[String],
-        last_resort: Option<&str>,
+        new: &NewPackages<'_>,
         limits: &KeyDirectoryConfig,
     ) -> Result<DeviceState, DirectoryStoreError>;
 
@@ -167,16 +176,13 @@ impl KeyDirectory {
             Request::Publish(publish) => {
                 check_sizes(publish, limits)
                     .map_err(|message| refuse(DirectoryErrorCode::TooLarge, message))?;
-                self.store
-                    .publish(
-                        app,
-                        user,
-                        &publish.device,
-                        &publish.packages,
-                        publish.last_resort.as_deref(),
-                        limits,
-                    )
-                    .map(|state| stored(&publish.device, state))
+                let new = NewPackages {
+                    user,
+                    device: &publish.device,
+                    packages: &publish.packages,
+                    last_resort: publish.last_resort.as_deref(),
+                };
+                self.store.publish(app, &new, limits).map(|state| stored(&publish.device, state))
             }
             Request::Fetch(fetch) => self.store.fetch(app, &fetch.user, &fetch.device).map(|taken| {
                 directory::encode_package(&Package {

@@ -14,7 +14,8 @@
 use redis::Script;
 
 use super::{
-    DeviceState, DirectoryStore, DirectoryStoreError, KeyDirectoryConfig, PACKAGE_OVERHEAD_BYTES, Taken,
+    DeviceState, DirectoryStore, DirectoryStoreError, KeyDirectoryConfig, NewPackages,
+    PACKAGE_OVERHEAD_BYTES, Taken,
 };
 use crate::redis_sync::SyncRedis;
 
@@ -117,12 +118,10 @@ impl DirectoryStore for RedisDirectory {
     fn publish(
         &self,
         app: &str,
-        user: &str,
-        device: &str,
-        packages: &[String],
-        last_resort: Option<&str>,
+        new: &NewPackages<'_>,
         limits: &KeyDirectoryConfig,
     ) -> Result<DeviceState, DirectoryStoreError> {
+        let NewPackages { user, device, packages, last_resort } = *new;
         let (status, count, last): (u8, usize, u8) = self
             .redis
             .with_conn(|conn| {
