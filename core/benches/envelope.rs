@@ -8,7 +8,12 @@
 //! bytes with the same prepared key, nothing else. Same run, interleaved by
 //! criterion's group; compare the two as a ratio.
 //!
-//! Run: `cargo bench -p sealcast-core --bench envelope`
+//! `signed/{..}` (with the `signatures` feature): `seal_signed_value` then
+//! `open_signed_value` of the same value (format v2: plus one Ed25519
+//! signature and one verification), beside `unsigned` (`seal_value` +
+//! `open_value`, format v1) in the same group.
+//!
+//! Run: `cargo bench -p sealcast-core --features signatures --bench envelope`
 
 use aes_gcm::aead::{Aead, KeyInit, Payload};
 use aes_gcm::{Aes256Gcm, Nonce};
@@ -49,8 +54,51 @@ fn bench(c: &mut Criterion) {
                 cipher.decrypt(&nonce, Payload { msg: &ct, aad: &aad }).unwrap()
             })
         });
+        #[cfg(feature = "signatures")]
+        signed(&mut group, &key, &scope, size);
         group.finish();
     }
+}
+
+#[cfg(feature = "signatures")]
+fn signed(
+    group: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
+    key: &Key,
+    scope: &Scope,
+    size: usize,
+) {
+    use sealcast_core::crypto::{
+        EnvelopeSigner, JsonPointer, OsRng, SignerId, SignerKeys, open_signed_value, open_value,
+        seal_signed_value, seal_value,
+    };
+    struct One([u8; 32]);
+    impl SignerKeys for One {
+        fn signer_key(&self, _: &str, _: u32, _: &SignerId) -> Option<[u8; 32]> {
+            Some(self.0)
+        }
+        fn requires_signature(&self, _: &str) -> bool {
+            true
+        }
+    }
+    let signer = EnvelopeSigner::from_seed(&[5; 32]);
+    let signers = One(signer.public_key());
+    let path = JsonPointer::root().child("body");
+    let value = json!("x".repeat(size - 2));
+    group.bench_function("unsigned", |b| {
+        b.iter(|| {
+            let envelope =
+                seal_value(key, "room-42", 1, scope, &path, black_box(&value), &mut OsRng).unwrap();
+            open_value(key, scope, &path, &envelope).unwrap()
+        })
+    });
+    group.bench_function("signed", |b| {
+        b.iter(|| {
+            let envelope =
+                seal_signed_value(key, "room-42", 1, scope, &path, black_box(&value), &signer, &mut OsRng)
+                    .unwrap();
+            open_signed_value(key, scope, &path, &envelope, &signers).unwrap()
+        })
+    });
 }
 
 criterion_group!(benches, bench);
