@@ -12,7 +12,10 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::{Client, Seen, Server, TempDir};
-use sealcast_core::crypto::{JsonPointer, Key, Scope, open_signed_value, seal_signed_value};
+use sealcast_core::crypto::{
+    JsonPointer, Key, KeyRing, OsRng, Scope, open_fields_signed, open_signed_value,
+    seal_fields_signed_with_rng, seal_signed_value,
+};
 use sealcast_groups::{AppSigner, Device, GroupEvent, GroupLink, LinkEvent, Roster, SignedRoster};
 use serde_json::json;
 
@@ -126,17 +129,21 @@ async fn three_devices_share_epochs_through_the_relay_and_a_removed_one_is_out()
     let bob_key = peers[2].key.as_ref().unwrap().2.clone();
     let (value, by) = open_signed_value(&bob_key, &scope, &path, &envelope, peers[2].link.group()).unwrap();
     assert_eq!((value, by), (json!(canary), Some(signer_id)));
-    // Sent through the relay as a client event: the relay sees the envelope only.
+    // A whole event sealed field by field, signed, sent through the relay as
+    // a client event: the relay sees envelopes only; bob opens it and
+    // learns who sent it.
     peers[0].client.join(CHANNEL, None).await;
     peers[2].client.join(CHANNEL, None).await;
-    let event = json!({"event": "client-msg", "channel": CHANNEL, "data": {"body": envelope.to_json()}});
-    peers[0].client.send(event).await;
-    let got = peers[2].client.expect_event("client-msg").await;
-    let relayed = sealcast_core::crypto::Envelope::from_json(&got["data"]["body"]).unwrap();
-    assert_eq!(
-        open_signed_value(&bob_key, &scope, &path, &relayed, peers[2].link.group()).unwrap().0,
-        json!(canary)
-    );
+    let mut ring = KeyRing::single(&kid, kv, key.clone()).unwrap();
+    let mut data = json!({"body": canary, "to": "bob"});
+    let alice_signer = peers[0].device.envelope_signer();
+    seal_fields_signed_with_rng(&mut data, &["/body"], &mut ring, &kid, &scope, alice_signer, &mut OsRng)
+        .unwrap();
+    peers[0].client.send(json!({"event": "client-msg", "channel": CHANNEL, "data": data})).await;
+    let mut got = peers[2].client.expect_event("client-msg").await["data"].clone();
+    let bob_ring = KeyRing::single(&kid, kv, bob_key).unwrap();
+    let (_, by) = open_fields_signed(&mut got, &bob_ring, &scope, &["/body"], peers[2].link.group()).unwrap();
+    assert_eq!((got["body"].clone(), by), (json!(canary), Some(signer_id)));
 
     // The app drops bob's phone (a lost device); alice's laptop commits.
     let second = roster(&app, 2, &devices[..2]);

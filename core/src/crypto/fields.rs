@@ -34,6 +34,32 @@ pub fn seal_fields_with_rng<R: TryCryptoRng + ?Sized>(
     scope: &Scope,
     rng: &mut R,
 ) -> Result<(), CryptoError> {
+    seal_each(event, paths, |pointer, value| ring.seal_with_rng(kid, scope, pointer, value, rng))
+}
+
+/// Seals like [`seal_fields_with_rng`], every envelope signed by `signer`
+/// (format v2, docs/envelope.md §11).
+#[cfg(feature = "signatures")]
+pub fn seal_fields_signed_with_rng<R: TryCryptoRng + ?Sized>(
+    event: &mut Value,
+    paths: &[&str],
+    ring: &mut KeyRing,
+    kid: &str,
+    scope: &Scope,
+    signer: &super::EnvelopeSigner,
+    rng: &mut R,
+) -> Result<(), CryptoError> {
+    seal_each(event, paths, |pointer, value| {
+        ring.seal_signed_with_rng(kid, scope, pointer, value, signer, rng)
+    })
+}
+
+/// Seals the value at each of `paths` with `seal`; all or nothing.
+fn seal_each(
+    event: &mut Value,
+    paths: &[&str],
+    mut seal: impl FnMut(&JsonPointer, &Value) -> Result<Envelope, CryptoError>,
+) -> Result<(), CryptoError> {
     let pointers = parse_pointers(paths)?;
     for (i, outer) in pointers.iter().enumerate() {
         for inner in &pointers[i + 1..] {
@@ -53,7 +79,7 @@ pub fn seal_fields_with_rng<R: TryCryptoRng + ?Sized>(
         let value = pointer
             .resolve(event)
             .ok_or_else(|| CryptoError::PathNotFound { pointer: pointer.to_string() })?;
-        sealed.push(ring.seal_with_rng(kid, scope, pointer, value, rng)?.to_json());
+        sealed.push(seal(pointer, value)?.to_json());
     }
     for (pointer, envelope) in pointers.iter().zip(sealed) {
         // Paths do not overlap, so replacing one value never moves another.
@@ -72,8 +98,34 @@ pub fn open_fields(
     scope: &Scope,
     required: &[&str],
 ) -> Result<Vec<String>, CryptoError> {
-    let opened = open_all(event, ring, scope, required)?;
+    let opened = open_all(event, required, |pointer, envelope| ring.open(scope, pointer, envelope))?;
     Ok(write_back(event, opened))
+}
+
+/// Opens like [`open_fields`], checking every envelope's sender against
+/// `signers` (docs/envelope.md §11). All the envelopes of one event must
+/// name one signer (fields of two members' events spliced together fail
+/// with `SignatureInvalid`); returns the pointers opened and the signer.
+#[cfg(feature = "signatures")]
+pub fn open_fields_signed(
+    event: &mut Value,
+    ring: &KeyRing,
+    scope: &Scope,
+    required: &[&str],
+    signers: &dyn super::SignerKeys,
+) -> Result<(Vec<String>, Option<super::SignerId>), CryptoError> {
+    let mut signer: Option<Option<super::SignerId>> = None;
+    let opened = open_all(event, required, |pointer, envelope| {
+        let (value, by) = ring.open_signed(scope, pointer, envelope, signers)?;
+        match signer {
+            Some(first) if first != by => {
+                return Err(CryptoError::SignatureInvalid { kid: envelope.kid.clone(), kv: envelope.kv });
+            }
+            _ => signer = Some(by),
+        }
+        Ok(value)
+    })?;
+    Ok((write_back(event, opened), signer.flatten()))
 }
 
 /// [`open_fields`], also rejecting any envelope already opened in this
@@ -86,7 +138,7 @@ pub fn open_fields_with_replay(
     required: &[&str],
     window: &mut ReplayWindow,
 ) -> Result<Vec<String>, CryptoError> {
-    let opened = open_all(event, ring, scope, required)?;
+    let opened = open_all(event, required, |pointer, envelope| ring.open(scope, pointer, envelope))?;
     let ivs: Vec<_> = opened.iter().map(|field| field.iv).collect();
     window.check_and_record(scope, &ivs)?;
     Ok(write_back(event, opened))
@@ -171,11 +223,12 @@ struct Opened {
     value: Value,
 }
 
+/// Finds every envelope in `event` and opens each with `open`, checking
+/// that every pointer in `required` holds one; nothing is written back.
 fn open_all(
     event: &Value,
-    ring: &KeyRing,
-    scope: &Scope,
     required: &[&str],
+    mut open: impl FnMut(&JsonPointer, &Envelope) -> Result<Value, CryptoError>,
 ) -> Result<Vec<Opened>, CryptoError> {
     let mut found = Vec::new();
     walk(event, JsonPointer::root(), &mut found);
@@ -194,7 +247,7 @@ fn open_all(
                 |source| CryptoError::Field { pointer: pointer.to_string(), source: Box::new(source) };
             let node = pointer.resolve(event).expect("pointer was found by walking this event");
             let envelope = Envelope::from_json(node).map_err(at_field)?;
-            let value = ring.open(scope, &pointer, &envelope).map_err(at_field)?;
+            let value = open(&pointer, &envelope).map_err(at_field)?;
             Ok(Opened { pointer, iv: envelope.iv, value })
         })
         .collect()

@@ -32,6 +32,8 @@ pub use fields::{
     find_envelopes, open_call_json, open_chat_json, open_custom_json, open_fields, open_fields_with_replay,
     seal_call_json, seal_chat_json, seal_custom_json, seal_fields, seal_fields_with_rng,
 };
+#[cfg(feature = "signatures")]
+pub use fields::{open_fields_signed, seal_fields_signed_with_rng};
 pub use kdf::{DerivedKey, derive_document_key, derive_key};
 pub(crate) use key::keyed_mac;
 pub use key::{KEY_LEN, Key};

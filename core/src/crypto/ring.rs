@@ -182,6 +182,32 @@ impl KeyRing {
         value: &Value,
         rng: &mut R,
     ) -> Result<Envelope, CryptoError> {
+        self.seal_current(kid, |key, kv| seal_value(key, kid, kv, scope, path, value, rng))
+    }
+
+    /// Seals like [`KeyRing::seal_with_rng`], signed by `signer` (format v2).
+    #[cfg(feature = "signatures")]
+    pub fn seal_signed_with_rng<R: TryCryptoRng + ?Sized>(
+        &mut self,
+        kid: &str,
+        scope: &Scope,
+        path: &JsonPointer,
+        value: &Value,
+        signer: &super::EnvelopeSigner,
+        rng: &mut R,
+    ) -> Result<Envelope, CryptoError> {
+        self.seal_current(kid, |key, kv| {
+            super::seal_signed_value(key, kid, kv, scope, path, value, signer, rng)
+        })
+    }
+
+    /// Runs `seal` with the current version of `kid`, within the usage
+    /// limit, and counts the envelope.
+    fn seal_current(
+        &mut self,
+        kid: &str,
+        seal: impl FnOnce(&Key, u32) -> Result<Envelope, CryptoError>,
+    ) -> Result<Envelope, CryptoError> {
         let hard_limit = self.hard_limit;
         let (kv, slot) = self
             .kids
@@ -191,17 +217,32 @@ impl KeyRing {
         if slot.sealed >= hard_limit {
             return Err(CryptoError::KeyExhausted { kid: kid.to_owned(), kv: *kv, limit: hard_limit });
         }
-        let envelope = seal_value(&slot.key, kid, *kv, scope, path, value, rng)?;
+        let envelope = seal(&slot.key, *kv)?;
         slot.sealed += 1;
         Ok(envelope)
     }
 
     /// Opens `envelope` with the key it names (see [`open_value`]).
     pub fn open(&self, scope: &Scope, path: &JsonPointer, envelope: &Envelope) -> Result<Value, CryptoError> {
-        let key = self
-            .get(&envelope.kid, envelope.kv)
-            .ok_or_else(|| CryptoError::UnknownKey { kid: envelope.kid.clone(), kv: envelope.kv })?;
-        open_value(key, scope, path, envelope)
+        open_value(self.key_of(envelope)?, scope, path, envelope)
+    }
+
+    /// Opens `envelope` checking its sender against `signers` (see
+    /// [`super::open_signed_value`]); the value and who signed it.
+    #[cfg(feature = "signatures")]
+    pub fn open_signed(
+        &self,
+        scope: &Scope,
+        path: &JsonPointer,
+        envelope: &Envelope,
+        signers: &dyn super::SignerKeys,
+    ) -> Result<(Value, Option<super::SignerId>), CryptoError> {
+        super::open_signed_value(self.key_of(envelope)?, scope, path, envelope, signers)
+    }
+
+    fn key_of(&self, envelope: &Envelope) -> Result<&Key, CryptoError> {
+        self.get(&envelope.kid, envelope.kv)
+            .ok_or_else(|| CryptoError::UnknownKey { kid: envelope.kid.clone(), kv: envelope.kv })
     }
 }
 

@@ -182,3 +182,59 @@ proptest! {
         prop_assert_eq!(sealed, original);
     }
 }
+
+/// Signed fields (format v2).
+#[cfg(feature = "signatures")]
+mod signed {
+    use serde_json::json;
+
+    use crate::crypto::{
+        EnvelopeSigner, Key, KeyRing, OsRng, Scope, SignerId, SignerKeys, open_fields_signed,
+        seal_fields_signed_with_rng,
+    };
+
+    struct Members(Vec<[u8; 32]>);
+
+    impl SignerKeys for Members {
+        fn signer_key(&self, _kid: &str, _kv: u32, signer: &SignerId) -> Option<[u8; 32]> {
+            self.0.iter().find(|k| SignerId::of(k) == *signer).copied()
+        }
+        fn requires_signature(&self, _kid: &str) -> bool {
+            true
+        }
+    }
+
+    #[test]
+    fn an_event_opens_naming_its_one_signer_and_spliced_fields_fail() {
+        let (alice, bob) = (EnvelopeSigner::from_seed(&[1; 32]), EnvelopeSigner::from_seed(&[2; 32]));
+        let members = Members(vec![alice.public_key(), bob.public_key()]);
+        let mut ring = KeyRing::single("mls.g", 1, Key::from_bytes(&[3; 32])).unwrap();
+        let scope = Scope::chat("room", "m1").unwrap();
+        let seal = |ring: &mut KeyRing, signer: &EnvelopeSigner| {
+            let mut event = json!({"a": "secret a", "b": {"c": 2}, "to": "route"});
+            seal_fields_signed_with_rng(&mut event, &["/a", "/b"], ring, "mls.g", &scope, signer, &mut OsRng)
+                .unwrap();
+            event
+        };
+        let from_alice = seal(&mut ring, &alice);
+        assert_eq!(from_alice["a"]["v"], 2);
+        let mut opened = from_alice.clone();
+        let (paths, by) = open_fields_signed(&mut opened, &ring, &scope, &["/a"], &members).unwrap();
+        assert_eq!((paths.len(), by), (2, Some(alice.id())));
+        assert_eq!(opened, json!({"a": "secret a", "b": {"c": 2}, "to": "route"}));
+        // alice's first field with bob's second: refused, event unchanged.
+        let from_bob = seal(&mut ring, &bob);
+        let mut spliced = from_alice.clone();
+        spliced["b"] = from_bob["b"].clone();
+        let before = spliced.clone();
+        let err = open_fields_signed(&mut spliced, &ring, &scope, &[], &members).unwrap_err();
+        assert_eq!(err.code(), "signature_invalid");
+        assert_eq!(spliced, before);
+        // The v1 opener refuses the signed event.
+        let mut plain = from_alice;
+        assert_eq!(
+            crate::crypto::open_fields(&mut plain, &ring, &scope, &[]).unwrap_err().code(),
+            "unknown_signer"
+        );
+    }
+}
