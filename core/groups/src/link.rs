@@ -75,6 +75,8 @@ pub struct GroupLink {
     /// When to try again to add devices that had no key package.
     missing_retry_at: Option<Instant>,
     commit_wanted: bool,
+    /// A key package publish not yet answered (sent again on join).
+    publishing: Option<Publish>,
     counter: u64,
     nonce: String,
 }
@@ -97,6 +99,7 @@ impl GroupLink {
             fetch_backoff: RETRY_FIRST,
             missing_retry_at: None,
             commit_wanted: false,
+            publishing: None,
             counter: 0,
             nonce: URL_SAFE_NO_PAD.encode(nonce),
         })
@@ -125,6 +128,9 @@ impl GroupLink {
         }
         // Answers to questions asked on a lost connection never come.
         self.asked.clear();
+        if let Some(publish) = &self.publishing {
+            self.out.push_back(frame(directory::PUBLISH, publish));
+        }
     }
 
     fn join_since(&mut self, since: u64) {
@@ -136,12 +142,14 @@ impl GroupLink {
     pub fn publish_key_packages(&mut self, device: &Device, count: usize) -> Result<(), GroupError> {
         let packages = (0..count).map(|_| device.key_package()).collect::<Result<Vec<_>, _>>()?;
         let publish = Publish {
-            request_id: None,
+            request_id: Some(self.next_id()),
             device: device.certificate().device().to_owned(),
             packages: packages.iter().map(|p| URL_SAFE_NO_PAD.encode(p)).collect(),
             last_resort: Some(URL_SAFE_NO_PAD.encode(device.last_resort_key_package()?)),
         };
         self.out.push_back(frame(directory::PUBLISH, &publish));
+        // Kept until answered: a connection lost meanwhile sends it again.
+        self.publishing = Some(publish);
         Ok(())
     }
 
@@ -254,8 +262,15 @@ impl GroupLink {
                 }
             }
         } else if event == directory::STORED {
-            if let Some(count) = data.get("count").and_then(Value::as_u64) {
-                self.events.push_back(LinkEvent::PackagesStored { count: count as usize });
+            // Only the answer to this link's publish (several links may
+            // share a connection).
+            let id = data.get("request_id").and_then(Value::as_str);
+            let ours = self.publishing.as_ref().and_then(|p| p.request_id.as_deref());
+            if id.is_some() && id == ours {
+                self.publishing = None;
+                if let Some(count) = data.get("count").and_then(Value::as_u64) {
+                    self.events.push_back(LinkEvent::PackagesStored { count: count as usize });
+                }
             }
         } else if event == directory::ERROR {
             self.directory_error(data, now);
@@ -278,8 +293,12 @@ impl GroupLink {
                 self.fetched.insert(pair, None);
             }
             None => {
-                let code = data.get("code").and_then(Value::as_str).unwrap_or("unknown").to_owned();
-                self.events.push_back(LinkEvent::Refused { code });
+                let ours = self.publishing.as_ref().and_then(|p| p.request_id.as_ref());
+                if ours.is_some() && ours == error.request_id.as_ref() {
+                    self.publishing = None;
+                    let code = data.get("code").and_then(Value::as_str).unwrap_or("unknown").to_owned();
+                    self.events.push_back(LinkEvent::Refused { code });
+                }
             }
         }
     }
@@ -510,10 +529,23 @@ mod tests {
         let answer = json!({"request_id": fetch["request_id"], "user": "bob", "device": "phone", "package": package, "last_resort": true});
         link.handle(&alice, directory::PACKAGE, &answer, now);
         assert_ne!(only(&sent(&mut link), doc::SUBMIT)["op_id"], submit["op_id"], "a new commit");
-        // After a reconnection, what is not acknowledged goes again under its op id.
+        // After a reconnection, what is not acknowledged goes again: the
+        // entry under its op id, the key package publish.
+        link.publish_key_packages(&alice, 1).unwrap();
+        let publish = only(&sent(&mut link), directory::PUBLISH);
         link.join();
         let frames = sent(&mut link);
         assert!(frames.iter().any(|f| f["event"] == doc::JOIN));
         assert_eq!(frames.iter().filter(|f| f["event"] == doc::SUBMIT).count(), 1);
+        assert_eq!(only(&frames, directory::PUBLISH)["request_id"], publish["request_id"]);
+        // Another link's answer is not this one's; its own is.
+        let stored =
+            |id: &Value| json!({"request_id": id, "device": "phone", "count": 1, "last_resort": true});
+        link.handle(&alice, directory::STORED, &stored(&json!("someone-else")), now);
+        assert_eq!(link.poll_event(), None);
+        link.handle(&alice, directory::STORED, &stored(&publish["request_id"]), now);
+        assert_eq!(link.poll_event(), Some(LinkEvent::PackagesStored { count: 1 }));
+        link.join();
+        assert!(sent(&mut link).iter().all(|f| f["event"] != directory::PUBLISH));
     }
 }
