@@ -11,7 +11,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{Client, Seen, Server, TempDir};
+use common::{Client, Seen, Server, TempDir, cluster_node, redis};
 use sealcast_core::crypto::{
     JsonPointer, Key, KeyRing, OsRng, Scope, open_fields_signed, open_signed_value,
     seal_fields_signed_with_rng, seal_signed_value,
@@ -169,6 +169,34 @@ async fn three_devices_share_epochs_through_the_relay_and_a_removed_one_is_out()
         let text = String::from_utf8_lossy(&bytes);
         assert!(!text.contains(&canary), "the canary is in {}", entry.display());
     }
+}
+
+/// Cluster mode: devices on two nodes sharing one Redis — the group log
+/// (the documents' Redis store orders it) and the key directory (Redis
+/// too) are one for both nodes.
+#[tokio::test]
+async fn devices_on_two_cluster_nodes_share_one_group() {
+    let Some(redis) = redis() else { return };
+    let dir = TempDir::new("device-keys-cluster");
+    let nodes = [cluster_node(&redis, &dir, "a", "", ""), cluster_node(&redis, &dir, "b", "", "")];
+    let app = AppSigner::from_seed(&[12; 32]);
+    let devices = [("alice", "phone"), ("bob", "phone"), ("carol", "phone")];
+    let mut peers = Vec::new();
+    for (n, (user, device)) in devices.into_iter().enumerate() {
+        peers.push(peer(&nodes[n % 2], &app, user, device).await);
+    }
+    pump(&mut peers, |_| true).await;
+    let alice = &mut peers[0];
+    alice.link.start(&alice.device, roster(&app, 1, &devices)).unwrap();
+    let all = ["alice/phone", "bob/phone", "carol/phone"];
+    pump(&mut peers, |p| settled(p, &all)).await;
+    // A rotation from a device on the other node reaches everyone.
+    let bob = &mut peers[1];
+    let (_, before, _) = bob.key.clone().unwrap();
+    bob.link
+        .offer_roster(&bob.device, roster(&app, 2, &devices), sealcast_core::time::Instant::now())
+        .unwrap();
+    pump(&mut peers, |p| settled(p, &all) && p[0].key.as_ref().is_some_and(|(_, kv, _)| *kv > before)).await;
 }
 
 fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
