@@ -88,7 +88,7 @@ impl GroupLink {
         getrandom::fill(&mut nonce).map_err(|_| GroupError::Mls("no randomness".into()))?;
         Ok(GroupLink {
             group: ChannelGroup::new(channel),
-            log_channel: doc::channel_for(&format!("mls-{channel}"), false),
+            log_channel: doc::channel_for(&format!("{}{channel}", doc::GROUP_LOG_PREFIX), false),
             head: 0,
             out: VecDeque::new(),
             events: VecDeque::new(),

@@ -50,6 +50,11 @@ pub const MAX_KEY_HINT_BYTES: usize = 256;
 const PRIVATE_PREFIX: &str = "private-doc-";
 const PRESENCE_PREFIX: &str = "presence-doc-";
 
+/// Document ids with this prefix are reserved for the group logs of the
+/// device-keys mode (`private-doc-mls-{channel}`, docs/keys.md): a
+/// document opened under one would mix its ops into a group's log.
+pub const GROUP_LOG_PREFIX: &str = "mls-";
+
 /// The document id of a document channel: `x` for `private-doc-x` or
 /// `presence-doc-x`; `None` for any other channel.
 pub fn doc_id_of(channel: &str) -> Option<&str> {

@@ -14,6 +14,10 @@ impl ClientMachine {
     /// `NeedKey` once the join has learnt the session's key hint. Its
     /// events arrive as [`Event::Document`]. Opening it again restarts it.
     pub fn open_document(&mut self, doc_id: &str, options: DocOptions) -> Result<(), CommandError> {
+        if doc_id.starts_with(doc::GROUP_LOG_PREFIX) {
+            let reserved = "document ids starting with `mls-` are reserved for device-keys group logs";
+            return Err(CommandError::Document(DocClientError::Malformed(reserved)));
+        }
         let channel = doc::channel_for(doc_id, options.presence);
         self.close_document(doc_id);
         let doc = self.start_document(doc_id, &options)?;

@@ -290,6 +290,16 @@ fn open(world: &mut World, node: usize) {
     world.nodes[node].machine.open_document(DOC, options).unwrap();
 }
 
+#[test]
+fn a_document_id_reserved_for_group_logs_is_refused() {
+    let machine = &mut ClientMachine::new(MachineConfig::default(), Instant::now());
+    let options =
+        DocOptions { presence: false, kid: "doc".into(), key_hint: None, config: DocConfig::default() };
+    let refused = machine.open_document("mls-private-room", options).unwrap_err();
+    assert!(refused.to_string().contains("reserved"), "{refused}");
+    assert!(machine.document("mls-private-room").is_err());
+}
+
 fn view(world: &mut World, node: usize) -> Delta {
     world.nodes[node].machine.document(DOC).unwrap().view().unwrap()
 }
