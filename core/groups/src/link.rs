@@ -15,9 +15,10 @@ use std::time::Duration;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use sealcast_core::protocol::directory::{self, Fetch, Package, Publish};
+use sealcast_core::protocol::directory::{self, DirectoryError, Fetch, Package, Publish, Request, Stored};
 use sealcast_core::protocol::doc::{self, DocReply, DocRequest, Join, Submit};
 use sealcast_core::time::Instant;
+use serde::Deserialize as _;
 use serde_json::Value;
 
 use crate::{ChannelGroup, Device, GroupError, GroupEvent, SignedRoster};
@@ -57,6 +58,12 @@ struct Submission {
     backoff: Duration,
 }
 
+/// A key package publish until its answer: its request id and frame.
+struct Publishing {
+    request_id: String,
+    frame: String,
+}
+
 /// One device's view of one channel's group, over the relay.
 pub struct GroupLink {
     group: ChannelGroup,
@@ -76,7 +83,7 @@ pub struct GroupLink {
     missing_retry_at: Option<Instant>,
     commit_wanted: bool,
     /// A key package publish not yet answered (sent again on join).
-    publishing: Option<Publish>,
+    publishing: Option<Publishing>,
     counter: u64,
     nonce: String,
 }
@@ -128,8 +135,8 @@ impl GroupLink {
         }
         // Answers to questions asked on a lost connection never come.
         self.asked.clear();
-        if let Some(publish) = &self.publishing {
-            self.out.push_back(frame(directory::PUBLISH, publish));
+        if let Some(publishing) = &self.publishing {
+            self.out.push_back(publishing.frame.clone());
         }
     }
 
@@ -141,15 +148,17 @@ impl GroupLink {
     /// Publishes `count` key packages and a last-resort one for this device.
     pub fn publish_key_packages(&mut self, device: &Device, count: usize) -> Result<(), GroupError> {
         let packages = (0..count).map(|_| device.key_package()).collect::<Result<Vec<_>, _>>()?;
-        let publish = Publish {
-            request_id: Some(self.next_id()),
+        let request_id = self.next_id();
+        let frame = Request::Publish(Publish {
+            request_id: Some(request_id.clone()),
             device: device.certificate().device().to_owned(),
             packages: packages.iter().map(|p| URL_SAFE_NO_PAD.encode(p)).collect(),
             last_resort: Some(URL_SAFE_NO_PAD.encode(device.last_resort_key_package()?)),
-        };
-        self.out.push_back(frame(directory::PUBLISH, &publish));
+        })
+        .encode();
+        self.out.push_back(frame.clone());
         // Kept until answered: a connection lost meanwhile sends it again.
-        self.publishing = Some(publish);
+        self.publishing = Some(Publishing { request_id, frame });
         Ok(())
     }
 
@@ -195,7 +204,7 @@ impl GroupLink {
             if !asked && may_fetch && self.asked.len() < FETCHES_OUT {
                 let request_id = self.next_id();
                 let fetch = Fetch { request_id: Some(request_id.clone()), user, device: device_id };
-                self.out.push_back(frame(directory::FETCH, &fetch));
+                self.out.push_back(Request::Fetch(fetch).encode());
                 self.asked.insert(request_id, pair);
             }
         }
@@ -239,6 +248,11 @@ impl GroupLink {
         self.out.push_back(DocRequest::Submit(submit).encode(&self.log_channel));
     }
 
+    /// Whether `request_id` is this link's publish in flight.
+    fn is_publishing(&self, request_id: Option<&str>) -> bool {
+        request_id.is_some() && request_id == self.publishing.as_ref().map(|p| p.request_id.as_str())
+    }
+
     fn next_id(&mut self) -> String {
         self.counter += 1;
         format!("{}-{}", self.nonce, self.counter)
@@ -252,7 +266,7 @@ impl GroupLink {
                 self.doc_reply(device, reply, now);
             }
         } else if event == directory::PACKAGE {
-            if let Ok(package) = serde_json::from_value::<Package>(data.clone()) {
+            if let Ok(package) = Package::deserialize(data) {
                 let pair = (package.user, package.device);
                 let asked = package.request_id.and_then(|id| self.asked.remove(&id));
                 if asked.as_ref() == Some(&pair) {
@@ -264,13 +278,11 @@ impl GroupLink {
         } else if event == directory::STORED {
             // Only the answer to this link's publish (several links may
             // share a connection).
-            let id = data.get("request_id").and_then(Value::as_str);
-            let ours = self.publishing.as_ref().and_then(|p| p.request_id.as_deref());
-            if id.is_some() && id == ours {
+            if let Ok(stored) = Stored::deserialize(data)
+                && self.is_publishing(stored.request_id.as_deref())
+            {
                 self.publishing = None;
-                if let Some(count) = data.get("count").and_then(Value::as_u64) {
-                    self.events.push_back(LinkEvent::PackagesStored { count: count as usize });
-                }
+                self.events.push_back(LinkEvent::PackagesStored { count: stored.count });
             }
         } else if event == directory::ERROR {
             self.directory_error(data, now);
@@ -282,7 +294,7 @@ impl GroupLink {
     /// passes (`rate_limited`, `storage`), else that device is left for a
     /// later commit; a refused publish is the app's to hear.
     fn directory_error(&mut self, data: &Value, now: Instant) {
-        let Ok(error) = serde_json::from_value::<directory::DirectoryError>(data.clone()) else { return };
+        let Ok(error) = DirectoryError::deserialize(data) else { return };
         let pair = error.request_id.as_ref().and_then(|id| self.asked.remove(id));
         match pair {
             Some(_) if error.code.is_transient() => {
@@ -293,11 +305,9 @@ impl GroupLink {
                 self.fetched.insert(pair, None);
             }
             None => {
-                let ours = self.publishing.as_ref().and_then(|p| p.request_id.as_ref());
-                if ours.is_some() && ours == error.request_id.as_ref() {
+                if self.is_publishing(error.request_id.as_deref()) {
                     self.publishing = None;
-                    let code = data.get("code").and_then(Value::as_str).unwrap_or("unknown").to_owned();
-                    self.events.push_back(LinkEvent::Refused { code });
+                    self.events.push_back(LinkEvent::Refused { code: error.code.as_str().to_owned() });
                 }
             }
         }
@@ -413,10 +423,6 @@ impl GroupLink {
     pub fn poll_event(&mut self) -> Option<LinkEvent> {
         self.events.pop_front()
     }
-}
-
-fn frame<T: serde::Serialize>(event: &str, data: &T) -> String {
-    serde_json::json!({"event": event, "data": data}).to_string()
 }
 
 #[cfg(test)]

@@ -141,6 +141,24 @@ impl Request {
         Ok(())
     }
 
+    /// The request's event name.
+    pub fn event(&self) -> &'static str {
+        match self {
+            Request::Publish(_) => PUBLISH,
+            Request::Fetch(_) => FETCH,
+            Request::Clear(_) => CLEAR,
+        }
+    }
+
+    /// The request as a client frame.
+    pub fn encode(&self) -> String {
+        match self {
+            Request::Publish(publish) => encode(self.event(), publish),
+            Request::Fetch(fetch) => encode(self.event(), fetch),
+            Request::Clear(clear) => encode(self.event(), clear),
+        }
+    }
+
     /// The request's id, if it named one.
     pub fn request_id(&self) -> Option<&str> {
         match self {
@@ -209,6 +227,20 @@ pub enum DirectoryErrorCode {
 }
 
 impl DirectoryErrorCode {
+    /// The wire form.
+    pub fn as_str(&self) -> &str {
+        match self {
+            DirectoryErrorCode::Invalid => "invalid",
+            DirectoryErrorCode::NotSignedIn => "not_signed_in",
+            DirectoryErrorCode::TooLarge => "too_large",
+            DirectoryErrorCode::TooMany => "too_many",
+            DirectoryErrorCode::Quota => "quota",
+            DirectoryErrorCode::RateLimited => "rate_limited",
+            DirectoryErrorCode::Storage => "storage",
+            DirectoryErrorCode::Other(code) => code,
+        }
+    }
+
     /// Whether retrying the same request later may succeed.
     pub fn is_transient(&self) -> bool {
         matches!(self, DirectoryErrorCode::RateLimited | DirectoryErrorCode::Storage)
@@ -297,6 +329,19 @@ mod tests {
             ("sealcast:other", r#"{"device":"d"}"#.to_owned()),
         ] {
             assert!(Request::parse(&frame(event, &bad)).is_err(), "{event} {bad} was accepted");
+        }
+    }
+
+    #[test]
+    fn requests_encode_to_what_parses_back() {
+        let fetch =
+            Request::Fetch(Fetch { request_id: Some("r".into()), user: "u".into(), device: "d".into() });
+        let text = fetch.encode();
+        assert_eq!(Request::parse(&ClientFrame::parse(text.as_bytes()).unwrap()).unwrap(), fetch);
+        for code in
+            [DirectoryErrorCode::NotSignedIn, DirectoryErrorCode::TooMany, DirectoryErrorCode::Storage]
+        {
+            assert_eq!(serde_json::to_value(&code).unwrap(), code.as_str());
         }
     }
 

@@ -160,7 +160,7 @@ impl KeyDirectory {
         let request_id = request.request_id().map(str::to_owned);
         let refuse = |code, message: String| DirectoryError {
             request_id: request_id.clone(),
-            request: event_of(request).to_owned(),
+            request: request.event().to_owned(),
             code,
             message,
         };
@@ -223,17 +223,9 @@ impl KeyDirectory {
 pub fn rate_limited(request: &Request) -> DirectoryError {
     DirectoryError {
         request_id: request.request_id().map(str::to_owned),
-        request: event_of(request).to_owned(),
+        request: request.event().to_owned(),
         code: DirectoryErrorCode::RateLimited,
         message: "key directory request rate limit exceeded".to_owned(),
-    }
-}
-
-fn event_of(request: &Request) -> &'static str {
-    match request {
-        Request::Publish(_) => directory::PUBLISH,
-        Request::Fetch(_) => directory::FETCH,
-        Request::Clear(_) => directory::CLEAR,
     }
 }
 
