@@ -38,6 +38,10 @@ use crate::{GroupError, Skip};
 /// this the driver is asked to read the log again.
 pub const MAX_EARLY_ENTRIES: usize = 4096;
 
+/// Bytes of entries kept that arrived ahead (a relay sending large entries
+/// out of order cannot make a device hold more).
+pub const MAX_EARLY_BYTES: usize = 16 << 20;
+
 /// The MLS exporter label of the envelope key.
 const ENVELOPE_LABEL: &str = "sealcast/v1/envelope";
 
@@ -116,6 +120,7 @@ pub struct ChannelGroup {
     channel: String,
     next_seq: u64,
     early: BTreeMap<u64, Vec<u8>>,
+    early_bytes: usize,
     generation: Option<Generation>,
     state: State,
     roster: Option<SignedRoster>,
@@ -213,6 +218,7 @@ impl ChannelGroup {
             channel: channel.to_owned(),
             next_seq: 0,
             early: BTreeMap::new(),
+            early_bytes: 0,
             generation: None,
             state: State::Outside,
             roster: None,
@@ -467,7 +473,12 @@ impl ChannelGroup {
             return events;
         }
         if seq > self.next_seq {
-            if self.early.len() < MAX_EARLY_ENTRIES {
+            let room =
+                self.early.len() < MAX_EARLY_ENTRIES && self.early_bytes + bytes.len() <= MAX_EARLY_BYTES;
+            if self.early.contains_key(&seq) {
+                // A copy of an entry already kept.
+            } else if room {
+                self.early_bytes += bytes.len();
                 self.early.insert(seq, bytes.to_vec());
             } else {
                 events.push(GroupEvent::Reread { from: self.next_seq });
@@ -477,6 +488,7 @@ impl ChannelGroup {
         self.next_seq = seq + 1;
         self.apply(device, seq, bytes, &mut events);
         while let Some(bytes) = self.early.remove(&self.next_seq) {
+            self.early_bytes -= bytes.len();
             let seq = self.next_seq;
             self.next_seq = seq + 1;
             self.apply(device, seq, &bytes, &mut events);

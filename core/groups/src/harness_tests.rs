@@ -463,3 +463,25 @@ fn a_welcome_the_relay_changed_is_skipped_and_the_real_one_still_works() {
     let members = ["alice/phone", "alice/laptop"];
     w.assert_converged(&members, &members);
 }
+
+#[test]
+fn entries_that_come_early_are_kept_within_a_count_and_a_byte_budget() {
+    let w = World::new(seed(), &DEVICES[..1]);
+    let peer = w.peer("alice/phone");
+    let mut group = ChannelGroup::new(CHANNEL);
+    // Position 0 never comes; 1 MiB entries come after it.
+    let big = vec![0u8; 1 << 20];
+    let fits = crate::group::MAX_EARLY_BYTES / big.len();
+    for seq in 1..=fits as u64 {
+        assert!(group.handle_entry(&peer.device, seq, &big).is_empty(), "entry {seq} was kept");
+    }
+    // A copy of one kept costs nothing; one more does not fit: read again.
+    assert!(group.handle_entry(&peer.device, 1, &big).is_empty());
+    let over = group.handle_entry(&peer.device, fits as u64 + 1, &big);
+    assert_eq!(over, vec![GroupEvent::Reread { from: 0 }]);
+    // Once position 0 comes, the kept ones are applied (skipped as garbage) and freed.
+    let events = group.handle_entry(&peer.device, 0, b"x");
+    assert_eq!(events.len(), fits + 1);
+    assert_eq!(group.next_seq(), fits as u64 + 1);
+    assert!(group.handle_entry(&peer.device, fits as u64 + 2, &big).is_empty(), "room again");
+}
