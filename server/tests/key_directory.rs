@@ -156,3 +156,42 @@ async fn two_cluster_nodes_share_one_directory() {
     assert_eq!(cleared["data"]["count"], 0);
     assert_eq!(fetch(&mut bob, "alice", "phone").await["data"]["package"], Value::Null);
 }
+
+/// Another app on the same server keeps its own directory and budget: one
+/// app's directory full to its quota (and a client of it closed for its
+/// rate) leaves the other's working.
+#[tokio::test]
+async fn one_apps_full_directory_leaves_another_apps_working() {
+    let other = "[[apps]]\nid = \"other\"\nkey = \"other-key\"\nsecret = \"other-secret\"\n";
+    let budgets =
+        "[apps.key_directory]\nmax_package_bytes = 2048\nmax_bytes = 3000\nrequests_per_second = 2\n";
+    let server = Server::start("", &format!("{budgets}{other}"));
+    let mut full = server.client().await;
+    full.sign_in("alice").await;
+    let package = "p".repeat(2000);
+    publish(&mut full, "phone", &[&package], None).await;
+    assert_eq!(error_code(&publish(&mut full, "laptop", &[&package], None).await), "quota");
+    for _ in 0..60 {
+        if !full.try_send_raw(r#"{"event":"sealcast:kp-fetch","data":{"user":"a","device":"b"}}"#).await {
+            break;
+        }
+    }
+
+    let mut theirs = Client::connect(&server.ws_url("other-key", "protocol=7")).await;
+    let established = theirs.expect_event("pusher:connection_established").await;
+    let data: Value = serde_json::from_str(established["data"].as_str().unwrap()).unwrap();
+    let socket_id = data["socket_id"].as_str().unwrap().to_owned();
+    let user_data = json!({"id": "alice"}).to_string();
+    let signature = sealcast_core::protocol::auth::user_signature("other-secret", &socket_id, &user_data);
+    let auth = format!("other-key:{signature}");
+    theirs.send(json!({"event": "pusher:signin", "data": {"auth": auth, "user_data": user_data}})).await;
+    theirs.expect_event("pusher:signin_success").await;
+    // The same user and device ids, another app: stored, and only its own.
+    let own = "q".repeat(2000);
+    let stored = publish(&mut theirs, "phone", &[&own, &own], None).await;
+    assert_eq!(stored["data"]["count"], 2, "{stored}");
+    let taken = fetch(&mut theirs, "alice", "phone").await;
+    assert_eq!(taken["data"]["package"], own.as_str());
+    assert_eq!(fetch(&mut theirs, "alice", "phone").await["data"]["last_resort"], false);
+    assert_eq!(fetch(&mut theirs, "alice", "phone").await["data"]["package"], Value::Null);
+}
